@@ -1,0 +1,186 @@
+use super::{DeploymentStatus, Stage};
+use serde::{Deserialize, Serialize};
+
+/// What the grid knows about one environment of one app: its current deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellState {
+    pub version: String,
+    pub sha: Option<String>,
+    pub status: DeploymentStatus,
+    pub failed_stage: Option<Stage>,
+}
+
+impl CellState {
+    /// Two environments run the same thing when their SHAs agree (one may be abbreviated)
+    /// or, lacking SHAs, their versions are the same.
+    pub fn same_release_as(&self, other: &CellState) -> bool {
+        match (&self.sha, &other.sha) {
+            (Some(a), Some(b)) => a.starts_with(b.as_str()) || b.starts_with(a.as_str()),
+            _ => self.version == other.version,
+        }
+    }
+}
+
+/// Why an app needs someone's attention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Flag {
+    /// `environment` does not get deployments automatically and runs something other than
+    /// `behind` (the environment before it): a person has to deploy it.
+    ManualDeployment { environment: String, behind: String },
+    /// `environment` is continuously deployed but runs something other than `behind`
+    /// (a promotion in flight, or one that never happened).
+    NotInSync { environment: String, behind: String },
+    /// The current deployment in `environment` failed.
+    LastDeploymentFailed { environment: String, stage: Option<Stage> },
+}
+
+impl Flag {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Flag::ManualDeployment { .. } => "manual deployment",
+            Flag::NotInSync { .. } => "not in sync",
+            Flag::LastDeploymentFailed { .. } => "last deployment failed",
+        }
+    }
+
+    pub fn css_class(&self) -> &'static str {
+        match self {
+            Flag::ManualDeployment { .. } => "flag flag-manual",
+            Flag::NotInSync { .. } => "flag flag-sync",
+            Flag::LastDeploymentFailed { .. } => "flag flag-failed",
+        }
+    }
+
+    /// One sentence for people: why the app is flagged.
+    pub fn explain(&self) -> String {
+        match self {
+            Flag::ManualDeployment { environment, behind } => format!(
+                "{environment} is not continuously deployed and does not run what {behind} runs: someone needs to deploy it"
+            ),
+            Flag::NotInSync { environment, behind } => {
+                format!("{environment} runs something other than {behind}: a promotion is in flight or did not happen")
+            }
+            Flag::LastDeploymentFailed { environment, stage: Some(s) } => {
+                format!("the latest deployment to {environment} failed at {}", s.label())
+            }
+            Flag::LastDeploymentFailed { environment, stage: None } => {
+                format!("the latest deployment to {environment} failed")
+            }
+        }
+    }
+}
+
+/// The flag rules. `cells` and `continuous` are in pipeline order, one per environment.
+///
+/// - For each environment after the first that has something before it to compare with:
+///   if it differs from the nearest earlier environment that has a deployment (or has none
+///   at all), it is a "manual deployment" when it is not continuously deployed, else "not in
+///   sync".
+/// - "last deployment failed" for each environment whose current deployment failed.
+pub fn app_flags(names: &[&str], cells: &[Option<CellState>], continuous: &[bool]) -> Vec<Flag> {
+    let mut flags = Vec::new();
+    let mut earlier: Option<(usize, &CellState)> = None;
+    for (i, cell) in cells.iter().enumerate() {
+        if let Some((j, prev)) = earlier {
+            let differs = match cell {
+                Some(c) => !c.same_release_as(prev),
+                None => true,
+            };
+            // A failed deployment upstream is not promoted; "last deployment failed" says so.
+            if differs && prev.status != DeploymentStatus::Failed {
+                let (environment, behind) = (names[i].to_owned(), names[j].to_owned());
+                if continuous.get(i).copied().unwrap_or(true) {
+                    if cell.is_some() {
+                        flags.push(Flag::NotInSync { environment, behind });
+                    }
+                } else {
+                    flags.push(Flag::ManualDeployment { environment, behind });
+                }
+            }
+        }
+        if let Some(c) = cell {
+            if c.status == DeploymentStatus::Failed {
+                flags.push(Flag::LastDeploymentFailed { environment: names[i].to_owned(), stage: c.failed_stage });
+            }
+            earlier = Some((i, c));
+        }
+    }
+    flags
+}
+
+/// The Release app's own one-line status, kept for compatibility (see the contracts,
+/// section 6): production != staging, else any difference, else all match. Environments
+/// with no deployment are left out.
+pub fn release_app_status(names: &[&str], cells: &[Option<CellState>]) -> &'static str {
+    let find = |n: &str| names.iter().position(|x| *x == n).and_then(|i| cells.get(i)).and_then(|c| c.as_ref());
+    if let (Some(p), Some(s)) = (find("production"), find("staging")) {
+        if !p.same_release_as(s) {
+            return "production and staging not in sync";
+        }
+    }
+    let present: Vec<&CellState> = cells.iter().flatten().collect();
+    if present.windows(2).any(|w| !w[0].same_release_as(w[1])) {
+        return "undeployed changes in integration";
+    }
+    "all environments match"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENVS: [&str; 3] = ["integration", "staging", "production"];
+
+    fn cell(v: &str) -> Option<CellState> {
+        Some(CellState { version: v.into(), sha: None, status: DeploymentStatus::Succeeded, failed_stage: None })
+    }
+
+    #[test]
+    fn all_in_sync_has_no_flags() {
+        let cells = [cell("v2"), cell("v2"), cell("v2")];
+        assert!(app_flags(&ENVS, &cells, &[true, true, true]).is_empty());
+        assert_eq!(release_app_status(&ENVS, &cells), "all environments match");
+    }
+
+    #[test]
+    fn manual_production_behind() {
+        let cells = [cell("v3"), cell("v3"), cell("v2")];
+        let flags = app_flags(&ENVS, &cells, &[true, true, false]);
+        assert_eq!(flags, vec![Flag::ManualDeployment { environment: "production".into(), behind: "staging".into() }]);
+        assert_eq!(release_app_status(&ENVS, &cells), "production and staging not in sync");
+    }
+
+    #[test]
+    fn manual_environment_never_deployed() {
+        let cells = [cell("v3"), None, None];
+        let flags = app_flags(&ENVS, &cells, &[true, false, false]);
+        assert_eq!(flags, vec![Flag::ManualDeployment { environment: "staging".into(), behind: "integration".into() }]);
+    }
+
+    #[test]
+    fn continuous_but_behind_is_not_in_sync() {
+        let cells = [cell("v4"), cell("v3"), cell("v3")];
+        let flags = app_flags(&ENVS, &cells, &[true, true, true]);
+        assert_eq!(flags, vec![Flag::NotInSync { environment: "staging".into(), behind: "integration".into() }]);
+        assert_eq!(release_app_status(&ENVS, &cells), "undeployed changes in integration");
+    }
+
+    #[test]
+    fn failure_is_flagged_and_not_double_counted() {
+        let mut failed = cell("v5").unwrap();
+        failed.status = DeploymentStatus::Failed;
+        failed.failed_stage = Some(Stage::SmokeTests);
+        let cells = [Some(failed), cell("v4"), cell("v4")];
+        let flags = app_flags(&ENVS, &cells, &[true, true, true]);
+        assert_eq!(flags, vec![Flag::LastDeploymentFailed { environment: "integration".into(), stage: Some(Stage::SmokeTests) }]);
+        assert!(flags[0].explain().contains("smoke tests"));
+    }
+
+    #[test]
+    fn shas_compare_by_prefix() {
+        let a = CellState { version: "v1".into(), sha: Some("abcdef123456".into()), status: DeploymentStatus::Succeeded, failed_stage: None };
+        let b = CellState { version: "abcdef1".into(), sha: Some("abcdef1".into()), status: DeploymentStatus::Succeeded, failed_stage: None };
+        assert!(a.same_release_as(&b));
+    }
+}

@@ -1,0 +1,158 @@
+use super::InvalidInput;
+use serde::{Deserialize, Serialize};
+
+/// A GitHub repository, `owner/name`, as GitHub allows them: the owner 1 to 39 letters,
+/// digits or single hyphens; the name 1 to 100 letters, digits, `.`, `-` or `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RepoName {
+    full: String,
+    slash: usize,
+}
+
+impl RepoName {
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        let bad = |why: &str| Err(InvalidInput::new("repo", format!("{s:?} is not a GitHub repository \"owner/name\": {why}")));
+        let Some((owner, name)) = s.split_once('/') else {
+            return bad("there is no '/'");
+        };
+        let owner_ok = (1..=39).contains(&owner.len())
+            && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !owner.starts_with('-')
+            && !owner.ends_with('-')
+            && !owner.contains("--");
+        if !owner_ok {
+            return bad("the owner must be 1 to 39 letters, digits or single hyphens");
+        }
+        let name_ok = (1..=100).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && name != "."
+            && name != "..";
+        if !name_ok {
+            return bad("the name must be 1 to 100 letters, digits, '.', '-' or '_'");
+        }
+        Ok(Self { full: s.to_owned(), slash: owner.len() })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.full[..self.slash]
+    }
+
+    pub fn name(&self) -> &str {
+        &self.full[self.slash + 1..]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The shortname an application created on the fly gets: the repo's name, lowercased.
+    pub fn default_shortname(&self) -> Shortname {
+        Shortname::from_repo_name(self.name())
+    }
+}
+
+impl TryFrom<String> for RepoName {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<RepoName> for String {
+    fn from(r: RepoName) -> String {
+        r.full
+    }
+}
+
+impl std::fmt::Display for RepoName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// An application's URL slug: 1 to 100 lowercase letters, digits, `-` or `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Shortname(String);
+
+impl Shortname {
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        let ok = (1..=100).contains(&s.len())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidInput::new("shortname", format!("{s:?} is not a shortname (lowercase letters, digits, - and _)")))
+        }
+    }
+
+    fn from_repo_name(name: &str) -> Self {
+        let mut s: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else if c == '_' { '_' } else { '-' })
+            .collect();
+        s.truncate(100);
+        if s.is_empty() {
+            s.push('x');
+        }
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Shortname {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Shortname> for String {
+    fn from(s: Shortname) -> String {
+        s.0
+    }
+}
+
+impl std::fmt::Display for Shortname {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn repos() {
+        let r = RepoName::parse("alphagov/content-store").unwrap();
+        assert_eq!(r.owner(), "alphagov");
+        assert_eq!(r.name(), "content-store");
+        assert_eq!(r.default_shortname().as_str(), "content-store");
+        assert_eq!(RepoName::parse("trade-tariff/Tariff.API").unwrap().default_shortname().as_str(), "tariff-api");
+        for bad in ["", "noslash", "/x", "x/", "a/b/c", "-a/b", "a-/b", "a--b/c", "a/..", "a/.", "a/b c", "a b/c"] {
+            assert!(RepoName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn repo_parse_never_panics(s in "\\PC{0,60}") {
+            if let Ok(r) = RepoName::parse(&s) {
+                prop_assert_eq!(format!("{}/{}", r.owner(), r.name()), s.clone());
+                prop_assert!(Shortname::parse(r.default_shortname().as_str()).is_ok());
+            }
+        }
+
+        #[test]
+        fn valid_repos_parse(o in "[a-z0-9]{1,20}", n in "[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,30}") {
+            let s = format!("{o}/{n}");
+            prop_assert!(RepoName::parse(&s).is_ok());
+        }
+    }
+}

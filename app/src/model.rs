@@ -1,0 +1,140 @@
+//! What the pages show: plain data that crosses from the server to the browser.
+//! Built on the server from the store (see `store`), rendered by `pages`.
+
+use crate::domain::{DeploymentStatus, Flag, Stage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub environment: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub url: Option<String>,
+}
+
+/// One environment of one app in the grid: the current deployment there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub deployment_id: i64,
+    pub version: String,
+    pub sha: Option<String>,
+    pub deployed_by: Option<String>,
+    pub trigger: String,
+    pub status: DeploymentStatus,
+    pub failed_stage: Option<Stage>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppSummary {
+    pub name: String,
+    pub shortname: String,
+    pub repo: String,
+    pub team: String,
+    /// One per environment, in pipeline order.
+    pub cells: Vec<Option<Cell>>,
+    /// One per environment: whether deployments arrive there by themselves.
+    pub continuous: Vec<bool>,
+    pub flags: Vec<Flag>,
+    /// The Release app's one-line status ("all environments match"...).
+    pub release_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    pub environments: Vec<String>,
+    pub apps: Vec<AppSummary>,
+    /// Server time when the grid was read: "how long ago" is computed against it, so the
+    /// server's HTML and the hydrated page agree.
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub stage: Stage,
+    pub status: String,
+    pub message: Option<String>,
+    pub workflow: Option<Workflow>,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentView {
+    pub id: i64,
+    pub application: String,
+    pub shortname: String,
+    pub repo: String,
+    pub environment: String,
+    pub version: String,
+    pub sha: Option<String>,
+    pub trigger: String,
+    pub deployed_by: Option<String>,
+    pub status: DeploymentStatus,
+    pub failed_stage: Option<Stage>,
+    pub workflow: Option<Workflow>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentHistory {
+    pub environment: String,
+    pub continuous: bool,
+    pub deployments: Vec<DeploymentView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppDetail {
+    pub summary: AppSummary,
+    pub default_branch: String,
+    pub workflow_file: String,
+    pub notes: String,
+    pub history: Vec<EnvironmentHistory>,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub environments: Vec<String>,
+    pub filter: Option<String>,
+    pub deployments: Vec<DeploymentView>,
+    pub now_ms: i64,
+}
+
+/// "3 minutes ago", from two times in milliseconds.
+pub fn ago(now_ms: i64, then_ms: i64) -> String {
+    let s = (now_ms - then_ms).max(0) / 1000;
+    let (n, unit) = match s {
+        0..=59 => return "just now".to_string(),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86_399 => (s / 3600, "hour"),
+        86_400..=2_591_999 => (s / 86_400, "day"),
+        2_592_000..=31_535_999 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// The exact time, in UTC, for a tooltip.
+pub fn exact_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+pub fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn ago_words() {
+        assert_eq!(ago(10_000, 5_000), "just now");
+        assert_eq!(ago(120_000, 0), "2 minutes ago");
+        assert_eq!(ago(3_600_000, 0), "1 hour ago");
+        assert_eq!(ago(0, 10), "just now");
+    }
+}

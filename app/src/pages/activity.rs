@@ -1,0 +1,86 @@
+//! `/activity`: the latest deployments across all applications.
+
+use super::{tree_url, ErrorView, StatusBadge};
+use crate::model::{ago, exact_time, Activity};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+#[server(endpoint = "activity")]
+pub async fn get_activity(environment: Option<String>) -> Result<Activity, ServerFnError> {
+    let state = crate::state::app_state()?;
+    let env = match environment.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => Some(state.store.environments().parse(e).map_err(|e| ServerFnError::new(e.to_string()))?),
+        None => None,
+    };
+    state.store.activity(env.as_ref().map(|e| e.as_str())).await.map_err(crate::state::internal)
+}
+
+#[component]
+pub fn ActivityPage() -> impl IntoView {
+    let query = use_query_map();
+    let env = move || query.read().get("environment");
+    let activity = Resource::new(env, get_activity);
+    view! {
+        <Title text="Activity · Release"/>
+        <h1>"Activity"</h1>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
+                {move || Suspend::new(async move { activity.await.map(|a| view! { <ActivityView a/> }) })}
+            </ErrorBoundary>
+        </Suspense>
+    }
+}
+
+#[component]
+fn ActivityView(a: Activity) -> impl IntoView {
+    let now = a.now_ms;
+    let current = a.filter.clone();
+    let tabs = std::iter::once(None)
+        .chain(a.environments.iter().cloned().map(Some))
+        .map(|e| {
+            let href = match &e {
+                Some(e) => format!("/activity?environment={e}"),
+                None => "/activity".to_string(),
+            };
+            let selected = e == current;
+            let label = e.unwrap_or_else(|| "all environments".into());
+            view! { <a href=href class:selected=selected aria-current=selected.then_some("page")>{label}</a> }
+        })
+        .collect_view();
+    view! {
+        <nav class="tabs" aria-label="Filter by environment">{tabs}</nav>
+        {if a.deployments.is_empty() {
+            view! { <p class="muted">"No deployments yet."</p> }.into_any()
+        } else {
+            view! {
+                <table class="activity">
+                    <thead>
+                        <tr>
+                            <th scope="col">"When"</th>
+                            <th scope="col">"Application"</th>
+                            <th scope="col">"Environment"</th>
+                            <th scope="col">"Version"</th>
+                            <th scope="col">"Trigger"</th>
+                            <th scope="col">"Deployed by"</th>
+                            <th scope="col">"Status"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {a.deployments.into_iter().map(|d| view! {
+                            <tr>
+                                <td><time datetime=exact_time(d.created_at_ms) title=exact_time(d.created_at_ms)>{ago(now, d.created_at_ms)}</time></td>
+                                <td><a href=format!("/applications/{}#deployment-{}", d.shortname, d.id)>{d.application.clone()}</a></td>
+                                <td>{d.environment.clone()}</td>
+                                <td><a href=tree_url(&d.repo, &d.version)>{d.version.clone()}</a></td>
+                                <td>{d.trigger.clone()}</td>
+                                <td>{d.deployed_by.clone().unwrap_or_default()}</td>
+                                <td><StatusBadge status=d.status failed_stage=d.failed_stage/></td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
+    }
+}

@@ -1,0 +1,89 @@
+//! One module per page, each with the server functions it calls, plus the small pieces
+//! they share.
+
+pub mod activity;
+pub mod application;
+pub mod grid;
+
+use crate::domain::{DeploymentStatus, Flag, Stage};
+use crate::model::{ago, exact_time, short_sha, Cell};
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            resp.set_status(axum::http::StatusCode::NOT_FOUND);
+        }
+    }
+    view! {
+        <h1>"Not found"</h1>
+        <p>"There is no page here. " <a href="/">"Back to the applications"</a></p>
+    }
+}
+
+/// A deployment's status as a badge, naming the failed stage if there is one.
+#[component]
+pub fn StatusBadge(status: DeploymentStatus, failed_stage: Option<Stage>) -> impl IntoView {
+    let text = match (status, failed_stage) {
+        (DeploymentStatus::Failed, Some(stage)) => format!("{} failed", stage.label()),
+        _ => status.label().to_string(),
+    };
+    let class = format!("status status-{}", status.as_str());
+    view! { <span class=class>{text}</span> }
+}
+
+#[component]
+pub fn FlagBadge(flag: Flag) -> impl IntoView {
+    let text = match &flag {
+        Flag::LastDeploymentFailed { environment, .. } => format!("{}: {}", flag.label(), environment),
+        Flag::ManualDeployment { environment, .. } | Flag::NotInSync { environment, .. } => {
+            format!("{}: {}", flag.label(), environment)
+        }
+    };
+    view! { <span class=flag.css_class() title=flag.explain()>{text}</span> }
+}
+
+pub fn tree_url(repo: &str, git_ref: &str) -> String {
+    format!("https://github.com/{repo}/tree/{git_ref}")
+}
+
+/// The contents of one grid cell: version, SHA, when, who, status.
+#[component]
+pub fn CellView(repo: String, cell: Option<Cell>, now_ms: i64) -> impl IntoView {
+    match cell {
+        None => view! { <span class="muted">"not deployed"</span> }.into_any(),
+        Some(c) => {
+            let sha = c.sha.as_deref().filter(|s| *s != c.version).map(|s| short_sha(s).to_string());
+            view! {
+                <div class="cell">
+                    <a class="version" href=tree_url(&repo, &c.version)>{c.version.clone()}</a>
+                    {sha.map(|s| view! { <code class="sha">{s}</code> })}
+                    <div class="meta">
+                        <time datetime=exact_time(c.created_at_ms) title=exact_time(c.created_at_ms)>
+                            {ago(now_ms, c.created_at_ms)}
+                        </time>
+                        {c.deployed_by.map(|who| view! { <span class="who">" by " {who}</span> })}
+                    </div>
+                    <StatusBadge status=c.status failed_stage=c.failed_stage/>
+                </div>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[component]
+pub fn ErrorView(errors: ArcRwSignal<Errors>) -> impl IntoView {
+    view! {
+        <div class="error" role="alert">
+            <h2>"Something went wrong"</h2>
+            <ul>
+                {move || {
+                    errors.get().into_iter().map(|(_, e)| view! { <li>{e.to_string()}</li> }).collect_view()
+                }}
+            </ul>
+        </div>
+    }
+}

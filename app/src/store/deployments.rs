@@ -1,0 +1,293 @@
+//! Writing deployments and pipeline events.
+
+use super::{now_ms, Backend, Result, Store, StoreError};
+use crate::domain::{
+    status_from_events, DeploymentStatus, Environment, EventStatus, EventSummary, GitRef, RepoName, Sha, Stage, Trigger,
+};
+use crate::model::Workflow;
+use serde::{Deserialize, Serialize};
+
+/// A deployment notification (`POST /deployments`) or a request made from the dashboard.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    pub repo: RepoName,
+    pub environment: Environment,
+    pub version: GitRef,
+    pub sha: Option<Sha>,
+    pub deployed_by: Option<String>,
+    pub trigger: Trigger,
+    pub created_at_ms: Option<i64>,
+    /// The status it has until events say otherwise (see `status_from_events`).
+    pub base_status: DeploymentStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyOutcome {
+    pub application: String,
+    pub deployment_id: i64,
+    /// False when the notification attached to a deployment already recorded for that
+    /// version (by an earlier event, a dashboard request or a repeated notification).
+    pub created: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub repo: RepoName,
+    pub environment: Environment,
+    pub version: GitRef,
+    pub stage: Stage,
+    pub status: EventStatus,
+    pub message: Option<String>,
+    pub workflow: Option<Workflow>,
+    pub delivery_id: Option<String>,
+    pub at_ms: Option<i64>,
+}
+
+/// The answer to an event, stored with its delivery id so a repeat gets the same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventOutcome {
+    pub application: String,
+    pub deployment_id: i64,
+    pub event_id: i64,
+    pub deployment_status: DeploymentStatus,
+    pub created_deployment: bool,
+}
+
+type DeploymentKey = (i64, String, Option<String>, Option<String>);
+
+impl Store {
+    /// SQLite has one writer: taking this lock before a write transaction queues writers in
+    /// the process instead of failing them with SQLITE_BUSY. PostgreSQL needs no such lock.
+    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Records a deployment. A notification for the version already current in that
+    /// environment attaches to that deployment (filling in the SHA and deployer if they
+    /// were unknown) instead of adding a second row.
+    pub async fn record_deployment(&self, d: &NewDeployment) -> Result<NotifyOutcome> {
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        let app = Self::application_for_repo(&mut tx, &d.repo).await?;
+        let current: Option<DeploymentKey> = sqlx::query_as(
+            "SELECT d.id, d.version, d.sha, d.deployed_by FROM current_deployments c
+             JOIN deployments d ON d.id = c.deployment_id
+             WHERE c.application_id = $1 AND c.environment = $2",
+        )
+        .bind(app.id)
+        .bind(d.environment.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now = now_ms();
+        if let Some((id, version, _, _)) = current.filter(|c| c.1 == d.version.as_str()) {
+            let _ = version;
+            sqlx::query(
+                "UPDATE deployments SET sha = COALESCE(sha, $1), deployed_by = COALESCE(deployed_by, $2), updated_at = $3 WHERE id = $4",
+            )
+            .bind(d.sha.as_ref().map(|s| s.as_str().to_owned()))
+            .bind(d.deployed_by.clone())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(NotifyOutcome { application: app.shortname, deployment_id: id, created: false });
+        }
+        let created_at = d.created_at_ms.unwrap_or(now);
+        let sha = d.sha.as_ref().map(|s| s.as_str().to_owned()).or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
+        let id = insert_deployment(&mut tx, app.id, d.environment.as_str(), d.version.as_str(), sha, d.trigger, d.deployed_by.clone(), d.base_status, created_at).await?;
+        tx.commit().await?;
+        Ok(NotifyOutcome { application: app.shortname, deployment_id: id, created: true })
+    }
+
+    /// Records a pipeline event. It attaches to the latest deployment of that version in
+    /// that environment, creating one if the event came first. A delivery id seen before
+    /// changes nothing and gets the first answer again.
+    pub async fn record_event(&self, e: &NewEvent) -> Result<EventOutcome> {
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        if let Some(delivery) = &e.delivery_id {
+            // Claim the delivery id first: a concurrent duplicate on PostgreSQL waits here
+            // for this transaction and then finds the row.
+            let claimed: Option<String> = sqlx::query_scalar(
+                "INSERT INTO deliveries (delivery_id, response, created_at) VALUES ($1, '', $2)
+                 ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+            )
+            .bind(delivery)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if claimed.is_none() {
+                tx.rollback().await?;
+                let response: String = sqlx::query_scalar("SELECT response FROM deliveries WHERE delivery_id = $1")
+                    .bind(delivery)
+                    .fetch_one(&self.pool)
+                    .await?;
+                return serde_json::from_str(&response)
+                    .map_err(|err| StoreError::Conflict(format!("delivery {delivery:?} is being processed ({err})")));
+            }
+        }
+        let app = Self::application_for_repo(&mut tx, &e.repo).await?;
+        let now = now_ms();
+        let at = e.at_ms.unwrap_or(now);
+        let existing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, base_status FROM deployments WHERE application_id = $1 AND environment = $2 AND version = $3
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(app.id)
+        .bind(e.environment.as_str())
+        .bind(e.version.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (deployment_id, base, created_deployment) = match existing {
+            Some((id, base)) => (id, DeploymentStatus::parse(&base).unwrap_or(DeploymentStatus::InProgress), false),
+            None => {
+                let sha = e.version.as_sha().map(|s| s.as_str().to_owned());
+                let id = insert_deployment(&mut tx, app.id, e.environment.as_str(), e.version.as_str(), sha, Trigger::Continuous, None, DeploymentStatus::InProgress, at).await?;
+                (id, DeploymentStatus::InProgress, true)
+            }
+        };
+        let wf = e.workflow.clone().unwrap_or(Workflow { environment: None, namespace: None, name: None, url: None });
+        let event_id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (deployment_id, stage, status, message, workflow_environment, workflow_namespace, workflow_name, workflow_url, at, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(deployment_id)
+        .bind(e.stage.as_str())
+        .bind(e.status.as_str())
+        .bind(e.message.clone())
+        .bind(wf.environment.clone())
+        .bind(wf.namespace.clone())
+        .bind(wf.name.clone())
+        .bind(wf.url.clone())
+        .bind(at)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT stage, status, at FROM events WHERE deployment_id = $1 ORDER BY id")
+                .bind(deployment_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let summaries: Vec<EventSummary> = rows
+            .iter()
+            .filter_map(|(stage, status, at)| {
+                Some(EventSummary { stage: Stage::parse(stage).ok()?, status: EventStatus::parse(status).ok()?, at_ms: *at })
+            })
+            .collect();
+        let (status, failed_stage) = status_from_events(base, &summaries);
+        sqlx::query(
+            "UPDATE deployments SET status = $1, failed_stage = $2,
+               workflow_environment = COALESCE($3, workflow_environment), workflow_namespace = COALESCE($4, workflow_namespace),
+               workflow_name = COALESCE($5, workflow_name), workflow_url = COALESCE($6, workflow_url), updated_at = $7
+             WHERE id = $8",
+        )
+        .bind(status.as_str())
+        .bind(failed_stage.map(|s| s.as_str().to_owned()))
+        .bind(wf.environment)
+        .bind(wf.namespace)
+        .bind(wf.name)
+        .bind(wf.url)
+        .bind(now)
+        .bind(deployment_id)
+        .execute(&mut *tx)
+        .await?;
+        let outcome = EventOutcome {
+            application: app.shortname,
+            deployment_id,
+            event_id,
+            deployment_status: status,
+            created_deployment,
+        };
+        if let Some(delivery) = &e.delivery_id {
+            sqlx::query("UPDATE deliveries SET response = $1 WHERE delivery_id = $2")
+                .bind(serde_json::to_string(&outcome).unwrap_or_default())
+                .bind(delivery)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Inserts many deployments at once, for the benchmark and the demo: `rows` are
+    /// (application id, environment, version, created_at). Keeps `current_deployments` right.
+    pub async fn bulk_insert_deployments(&self, rows: &[(i64, String, String, i64)]) -> Result<()> {
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at) VALUES ",
+            );
+            for (i, _) in chunk.iter().enumerate() {
+                let b = i * 4;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, NULL, 'continuous', 'bench', 'succeeded', 'succeeded', ${}, ${})",
+                    b + 1, b + 2, b + 3, b + 4, b + 4
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for (app, env, version, at) in chunk {
+                q = q.bind(*app).bind(env.as_str()).bind(version.as_str()).bind(*at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at)
+             SELECT application_id, environment, MAX(id), MAX(created_at) FROM deployments GROUP BY application_id, environment
+             ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_deployment(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    application_id: i64,
+    environment: &str,
+    version: &str,
+    sha: Option<String>,
+    trigger: Trigger,
+    deployed_by: Option<String>,
+    base_status: DeploymentStatus,
+    created_at: i64,
+) -> Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $8) RETURNING id",
+    )
+    .bind(application_id)
+    .bind(environment)
+    .bind(version)
+    .bind(sha)
+    .bind(trigger.as_str())
+    .bind(deployed_by)
+    .bind(base_status.as_str())
+    .bind(created_at)
+    .fetch_one(&mut **tx)
+    .await?;
+    // The newest deployment (by its time) is the current one; an old notification sent
+    // late does not take the place of a newer one.
+    sqlx::query(
+        "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at
+         WHERE excluded.created_at >= current_deployments.created_at",
+    )
+    .bind(application_id)
+    .bind(environment)
+    .bind(id)
+    .bind(created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}

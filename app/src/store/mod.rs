@@ -1,0 +1,302 @@
+//! All the SQL. One `Store` over `sqlx::Any`, so the same queries run on SQLite (the
+//! embedded default) and PostgreSQL. Times are stored as milliseconds since the epoch
+//! because `sqlx::Any` has no chrono types.
+//!
+//! The grid reads `current_deployments` (one row per app and environment), never the
+//! history, so its cost does not grow with the number of deployments ever made.
+
+mod deployments;
+mod tokens;
+mod views;
+
+pub use deployments::{NewDeployment, NewEvent, EventOutcome, NotifyOutcome};
+pub use tokens::TokenInfo;
+
+use crate::domain::{Environments, RepoName, Shortname};
+use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    environments: Environments,
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// An application as declared in the configuration file.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ApplicationSpec {
+    pub name: String,
+    pub shortname: Shortname,
+    pub repo: RepoName,
+    pub default_branch: String,
+    pub workflow: String,
+    pub team: String,
+    pub notes: String,
+    /// Environments where continuous deployment is off.
+    pub manual_environments: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplicationRow {
+    pub id: i64,
+    pub shortname: String,
+    pub name: String,
+    pub repo: String,
+    pub default_branch: String,
+    pub workflow: String,
+    pub team: String,
+    pub notes: String,
+    pub manual_environments: Vec<String>,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database. `sqlite:path` or `postgres://...`.
+    pub async fn connect(url: &str, environments: Environments) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Conflict(format!(
+                "unsupported database URL (expected sqlite:PATH or postgres://...): {}",
+                redact_url(url)
+            )));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                if url.contains('?') { format!("{url}&mode=rwc") } else { format!("{url}?mode=rwc") }
+            }
+            _ => url.to_owned(),
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets the grid read while the API writes; NORMAL is durable
+                        // across application crashes, and busy_timeout queues writers.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool, backend, environments, write_lock: Default::default() })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn environments(&self) -> &Environments {
+        &self.environments
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Creates or updates the applications declared in configuration.
+    pub async fn sync_applications(&self, specs: &[ApplicationSpec]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for a in specs {
+            sqlx::query(
+                "INSERT INTO applications (shortname, name, repo, default_branch, workflow, team, notes, manual_environments, declared, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)
+                 ON CONFLICT (shortname) DO UPDATE SET name = excluded.name, repo = excluded.repo,
+                   default_branch = excluded.default_branch, workflow = excluded.workflow, team = excluded.team,
+                   notes = excluded.notes, manual_environments = excluded.manual_environments, declared = 1",
+            )
+            .bind(&a.name)
+            .bind(a.shortname.as_str())
+            .bind(a.repo.as_str())
+            .bind(&a.default_branch)
+            .bind(&a.workflow)
+            .bind(&a.team)
+            .bind(&a.notes)
+            .bind(a.manual_environments.join(","))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn application_count(&self) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applications").fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+
+    pub async fn deployment_count(&self) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments").fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+
+    pub async fn application(&self, shortname: &str) -> Result<Option<ApplicationRow>> {
+        let row = sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} WHERE shortname = $1"))
+            .bind(shortname)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(ApplicationRow::from))
+    }
+
+    pub async fn applications(&self) -> Result<Vec<ApplicationRow>> {
+        let rows = sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} ORDER BY name, shortname"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(ApplicationRow::from).collect())
+    }
+
+    /// The application a pipeline notification for `repo` belongs to: the one declared
+    /// with that repo, or a new one created on the fly (as the Release app does). More than
+    /// one application with that repo is a conflict the caller must resolve.
+    async fn application_for_repo<'c>(
+        tx: &mut sqlx::Transaction<'c, sqlx::Any>,
+        repo: &RepoName,
+    ) -> Result<ApplicationRow> {
+        let rows = sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} WHERE repo = $1 ORDER BY id"))
+            .bind(repo.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+        match rows.len() {
+            1 => return Ok(rows.into_iter().next().unwrap().into()),
+            0 => {}
+            n => {
+                let names: Vec<String> = rows.into_iter().map(|r| r.1).collect();
+                return Err(StoreError::Conflict(format!(
+                    "repo {repo} matches {n} applications ({}); it is ambiguous",
+                    names.join(", ")
+                )));
+            }
+        }
+        // Created on the fly: the repo's name as shortname, or owner-name if that is taken.
+        let base = repo.default_shortname();
+        let mut shortname = base.as_str().to_owned();
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM applications WHERE shortname = $1")
+            .bind(&shortname)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if taken.is_some() {
+            shortname = format!("{}-{}", repo.owner().to_ascii_lowercase(), base.as_str());
+            shortname.truncate(100);
+        }
+        let name = repo.name().replace(['-', '_'], " ");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO applications (shortname, name, repo, default_branch, workflow, team, notes, manual_environments, declared, created_at)
+             VALUES ($1, $2, $3, 'main', 'deploy.yml', '', '', '', 0, $4) RETURNING id",
+        )
+        .bind(&shortname)
+        .bind(&name)
+        .bind(repo.as_str())
+        .bind(now_ms())
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(ApplicationRow {
+            id,
+            shortname,
+            name,
+            repo: repo.as_str().to_owned(),
+            default_branch: "main".into(),
+            workflow: "deploy.yml".into(),
+            team: String::new(),
+            notes: String::new(),
+            manual_environments: vec![],
+        })
+    }
+}
+
+const APP_COLUMNS: &str =
+    "SELECT id, shortname, name, repo, default_branch, workflow, team, notes, manual_environments FROM applications";
+
+type AppTuple = (i64, String, String, String, String, String, String, String, String);
+
+impl From<AppTuple> for ApplicationRow {
+    fn from(t: AppTuple) -> Self {
+        Self {
+            id: t.0,
+            shortname: t.1,
+            name: t.2,
+            repo: t.3,
+            default_branch: t.4,
+            workflow: t.5,
+            team: t.6,
+            notes: t.7,
+            manual_environments: t.8.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// A database URL with any password replaced, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("sqlite:release.db"), "sqlite:release.db");
+    }
+}

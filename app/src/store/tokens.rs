@@ -1,0 +1,62 @@
+//! API tokens for the pipeline. Only a SHA-256 of each token is stored: tokens are 256
+//! random bits, so a fast hash is enough, and a stolen database yields no usable token.
+
+use super::{now_ms, Result, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl Store {
+    /// Stores a token's hash under a name; the name must be new.
+    pub async fn create_token(&self, name: &str, token_hash: &str) -> Result<()> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!("a token named {name:?} already exists; revoke it or pick another name")));
+        }
+        sqlx::query("INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(token_hash)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        let rows: Vec<(String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT name, created_at, revoked_at FROM api_tokens ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, created_at_ms, revoked_at_ms)| TokenInfo { name, created_at_ms, revoked_at_ms })
+            .collect())
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no active token named {name:?}")));
+        }
+        Ok(())
+    }
+
+    /// The name of the active token with this hash, if any.
+    pub async fn token_name(&self, token_hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}

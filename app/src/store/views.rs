@@ -1,0 +1,290 @@
+//! Reading what the pages and the API show.
+
+use super::{now_ms, ApplicationRow, Result, Store};
+use crate::domain::{app_flags, release_app_status, CellState, DeploymentStatus, Stage};
+use crate::model::{Activity, AppDetail, AppSummary, Cell, DeploymentView, EnvironmentHistory, EventView, Grid, Workflow};
+use std::collections::HashMap;
+
+/// How many deployments per environment the application page shows.
+pub const HISTORY_PER_ENVIRONMENT: i64 = 20;
+/// How many deployments the activity page shows.
+pub const ACTIVITY_LIMIT: i64 = 100;
+
+type GridRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A row of `DEPLOYMENT_COLUMNS`, read by name (it has more columns than sqlx's tuples).
+struct DeploymentRow(DeploymentView);
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for DeploymentRow {
+    fn from_row(r: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let status: String = r.try_get("status")?;
+        let failed: Option<String> = r.try_get("failed_stage")?;
+        Ok(Self(DeploymentView {
+            id: r.try_get("id")?,
+            application: r.try_get("app_name")?,
+            shortname: r.try_get("shortname")?,
+            repo: r.try_get("repo")?,
+            environment: r.try_get("environment")?,
+            version: r.try_get("version")?,
+            sha: r.try_get("sha")?,
+            trigger: r.try_get("trigger_kind")?,
+            deployed_by: r.try_get("deployed_by")?,
+            status: DeploymentStatus::parse(&status).unwrap_or(DeploymentStatus::InProgress),
+            failed_stage: failed.as_deref().and_then(|s| Stage::parse(s).ok()),
+            workflow: workflow(
+                r.try_get("workflow_environment")?,
+                r.try_get("workflow_namespace")?,
+                r.try_get("workflow_name")?,
+                r.try_get("workflow_url")?,
+            ),
+            created_at_ms: r.try_get("created_at")?,
+            updated_at_ms: r.try_get("updated_at")?,
+            events: vec![],
+        }))
+    }
+}
+
+const DEPLOYMENT_COLUMNS: &str = "d.id, a.name AS app_name, a.shortname, a.repo, d.environment, d.version, d.sha, d.trigger_kind, d.deployed_by, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name, d.workflow_url, d.created_at, d.updated_at";
+
+impl Store {
+    /// Every application with its current deployment in each environment and its flags.
+    /// One query over `current_deployments`: O(apps x environments) rows.
+    pub async fn grid(&self) -> Result<Grid> {
+        let rows: Vec<GridRow> = sqlx::query_as(
+            "SELECT a.id, a.shortname, a.name, a.repo, a.team, a.manual_environments, c.environment,
+                    d.id, d.version, d.sha, d.deployed_by, d.trigger_kind, d.status, d.failed_stage, d.created_at
+             FROM applications a
+             LEFT JOIN current_deployments c ON c.application_id = a.id
+             LEFT JOIN deployments d ON d.id = c.deployment_id
+             ORDER BY a.name, a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let names: Vec<&str> = self.environments.names();
+        let mut apps: Vec<AppSummary> = Vec::new();
+        let mut last_id = None;
+        for r in rows {
+            if last_id != Some(r.0) {
+                last_id = Some(r.0);
+                let manual: Vec<&str> = r.5.split(',').collect();
+                apps.push(AppSummary {
+                    name: r.2.clone(),
+                    shortname: r.1.clone(),
+                    repo: r.3.clone(),
+                    team: r.4.clone(),
+                    cells: vec![None; names.len()],
+                    continuous: names.iter().map(|n| !manual.contains(n)).collect(),
+                    flags: vec![],
+                    release_status: String::new(),
+                });
+            }
+            let app = apps.last_mut().expect("pushed above");
+            if let (Some(env), Some(id), Some(version), Some(trigger), Some(status), Some(at)) =
+                (r.6, r.7, r.8, r.11, r.12, r.14)
+            {
+                if let Some(i) = names.iter().position(|n| *n == env) {
+                    app.cells[i] = Some(Cell {
+                        deployment_id: id,
+                        version,
+                        sha: r.9,
+                        deployed_by: r.10,
+                        trigger,
+                        status: DeploymentStatus::parse(&status).unwrap_or(DeploymentStatus::InProgress),
+                        failed_stage: r.13.as_deref().and_then(|s| Stage::parse(s).ok()),
+                        created_at_ms: at,
+                    });
+                }
+            }
+        }
+        for app in &mut apps {
+            finish_summary(&names, app);
+        }
+        Ok(Grid { environments: names.iter().map(|s| s.to_string()).collect(), apps, now_ms: now_ms() })
+    }
+
+    /// One application: its current state, flags, and recent history per environment with
+    /// each deployment's pipeline timeline.
+    pub async fn app_detail(&self, shortname: &str) -> Result<Option<AppDetail>> {
+        let Some(app) = self.application(shortname).await? else {
+            return Ok(None);
+        };
+        let names: Vec<&str> = self.environments.names();
+        let mut history = Vec::with_capacity(names.len());
+        let mut all_ids = Vec::new();
+        for env in &names {
+            let rows: Vec<DeploymentRow> = sqlx::query_as(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
+                 WHERE d.application_id = $1 AND d.environment = $2 ORDER BY d.id DESC LIMIT {HISTORY_PER_ENVIRONMENT}"
+            ))
+            .bind(app.id)
+            .bind(*env)
+            .fetch_all(&self.pool)
+            .await?;
+            let deployments: Vec<DeploymentView> = rows.into_iter().map(deployment_view).collect();
+            all_ids.extend(deployments.iter().map(|d| d.id));
+            history.push(EnvironmentHistory {
+                environment: env.to_string(),
+                continuous: !app.manual_environments.iter().any(|m| m == env),
+                deployments,
+            });
+        }
+        let events = self.events_for(&all_ids).await?;
+        for h in &mut history {
+            for d in &mut h.deployments {
+                d.events = events.get(&d.id).cloned().unwrap_or_default();
+            }
+        }
+        let summary = summary_from_history(&names, &app, &self.current_ids(app.id).await?, &history);
+        Ok(Some(AppDetail {
+            summary,
+            default_branch: app.default_branch,
+            workflow_file: app.workflow,
+            notes: app.notes,
+            history,
+            now_ms: now_ms(),
+        }))
+    }
+
+    async fn current_ids(&self, app_id: i64) -> Result<HashMap<String, i64>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT environment, deployment_id FROM current_deployments WHERE application_id = $1")
+                .bind(app_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn events_for(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<EventView>>> {
+        let mut out: HashMap<i64, Vec<EventView>> = HashMap::new();
+        for chunk in ids.chunks(200) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT deployment_id, stage, status, message, workflow_environment, workflow_namespace, workflow_name, workflow_url, at
+                 FROM events WHERE deployment_id IN ({}) ORDER BY at, id",
+                placeholders.join(",")
+            );
+            let mut q = sqlx::query_as::<_, (i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64)>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let Ok(stage) = Stage::parse(&r.1) else { continue };
+                out.entry(r.0).or_default().push(EventView {
+                    stage,
+                    status: r.2,
+                    message: r.3,
+                    workflow: workflow(r.4, r.5, r.6, r.7),
+                    at_ms: r.8,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest deployments across all apps, newest first, optionally in one environment.
+    pub async fn activity(&self, environment: Option<&str>) -> Result<Activity> {
+        let rows: Vec<DeploymentRow> = match environment {
+            Some(env) => sqlx::query_as(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
+                 WHERE d.environment = $1 ORDER BY d.created_at DESC, d.id DESC LIMIT {ACTIVITY_LIMIT}"
+            ))
+            .bind(env)
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query_as(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
+                 ORDER BY d.created_at DESC, d.id DESC LIMIT {ACTIVITY_LIMIT}"
+            ))
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        Ok(Activity {
+            environments: self.environments.names().iter().map(|s| s.to_string()).collect(),
+            filter: environment.map(str::to_owned),
+            deployments: rows.into_iter().map(deployment_view).collect(),
+            now_ms: now_ms(),
+        })
+    }
+}
+
+fn workflow(environment: Option<String>, namespace: Option<String>, name: Option<String>, url: Option<String>) -> Option<Workflow> {
+    if environment.is_none() && namespace.is_none() && name.is_none() && url.is_none() {
+        None
+    } else {
+        Some(Workflow { environment, namespace, name, url })
+    }
+}
+
+fn deployment_view(r: DeploymentRow) -> DeploymentView {
+    r.0
+}
+
+fn finish_summary(names: &[&str], app: &mut AppSummary) {
+    let states: Vec<Option<CellState>> = app
+        .cells
+        .iter()
+        .map(|c| {
+            c.as_ref().map(|c| CellState {
+                version: c.version.clone(),
+                sha: c.sha.clone(),
+                status: c.status,
+                failed_stage: c.failed_stage,
+            })
+        })
+        .collect();
+    app.flags = app_flags(names, &states, &app.continuous);
+    app.release_status = release_app_status(names, &states).to_owned();
+}
+
+fn summary_from_history(
+    names: &[&str],
+    app: &ApplicationRow,
+    current: &HashMap<String, i64>,
+    history: &[EnvironmentHistory],
+) -> AppSummary {
+    let cells = history
+        .iter()
+        .map(|h| {
+            let id = current.get(&h.environment)?;
+            h.deployments.iter().find(|d| d.id == *id).map(|d| Cell {
+                deployment_id: d.id,
+                version: d.version.clone(),
+                sha: d.sha.clone(),
+                deployed_by: d.deployed_by.clone(),
+                trigger: d.trigger.clone(),
+                status: d.status,
+                failed_stage: d.failed_stage,
+                created_at_ms: d.created_at_ms,
+            })
+        })
+        .collect();
+    let mut s = AppSummary {
+        name: app.name.clone(),
+        shortname: app.shortname.clone(),
+        repo: app.repo.clone(),
+        team: app.team.clone(),
+        cells,
+        continuous: history.iter().map(|h| h.continuous).collect(),
+        flags: vec![],
+        release_status: String::new(),
+    };
+    finish_summary(names, &mut s);
+    s
+}

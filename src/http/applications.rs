@@ -1,0 +1,104 @@
+//! Reading applications: `GET /api/v1/applications`, `GET /api/v1/applications/{shortname}`
+//! and the Release app's `GET /applications/{shortname}.json`.
+
+use super::auth::ApiToken;
+use super::error::ApiError;
+use crate::startup::ServerState;
+use app::domain::Shortname;
+use app::model::{AppSummary, Grid};
+use axum::extract::{Path, Request, State};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+fn summary_json(envs: &[String], a: &AppSummary) -> Value {
+    let mut environments = Map::new();
+    for (i, env) in envs.iter().enumerate() {
+        let cell = a.cells.get(i).cloned().flatten();
+        environments.insert(
+            env.clone(),
+            json!({
+                "continuously_deployed": a.continuous.get(i).copied().unwrap_or(true),
+                "current": cell.map(|c| json!({
+                    "version": c.version,
+                    "sha": c.sha,
+                    "status": c.status.as_str(),
+                    "failed_stage": c.failed_stage.map(|s| s.as_str()),
+                    "trigger": c.trigger,
+                    "deployed_by": c.deployed_by,
+                    "created_at": app::model::exact_time(c.created_at_ms).replace(" UTC", "Z").replacen(' ', "T", 1),
+                })),
+            }),
+        );
+    }
+    json!({
+        "name": a.name,
+        "shortname": a.shortname,
+        "repo": a.repo,
+        "team": a.team,
+        "status": a.release_status,
+        "needs_attention": !a.flags.is_empty(),
+        "flags": a.flags.iter().map(|f| {
+            let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v { m.insert("explanation".into(), Value::String(f.explain())); }
+            v
+        }).collect::<Vec<_>>(),
+        "environments": environments,
+    })
+}
+
+pub async fn list(State(state): State<ServerState>, _token: ApiToken) -> Result<Json<Value>, ApiError> {
+    let Grid { environments, apps, .. } = state.app.store.grid().await?;
+    let list: Vec<Value> = apps.iter().map(|a| summary_json(&environments, a)).collect();
+    Ok(Json(json!({ "environments": environments, "applications": list })))
+}
+
+pub async fn show(State(state): State<ServerState>, _token: ApiToken, Path(shortname): Path<String>) -> Result<Json<Value>, ApiError> {
+    let shortname = Shortname::parse(&shortname)?;
+    let detail = state
+        .app
+        .store
+        .app_detail(shortname.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
+    let envs: Vec<String> = state.app.store.environments().names().iter().map(|s| s.to_string()).collect();
+    Ok(Json(summary_json(&envs, &detail.summary)))
+}
+
+/// The Release app's shape, for tools written against it.
+pub async fn release_app_shape(
+    State(state): State<ServerState>,
+    _token: ApiToken,
+    Path(shortname): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let shortname = Shortname::parse(&shortname)?;
+    let app = state
+        .app
+        .store
+        .application(shortname.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
+    Ok(Json(json!({
+        "name": app.name,
+        "shortname": app.shortname,
+        "deploy_freeze": false,
+        "notes": app.notes,
+        "repository_url": format!("https://github.com/{}", app.repo),
+        "repository_default_branch": app.default_branch,
+        "continuously_deployed": app.manual_environments.is_empty(),
+    })))
+}
+
+/// `/applications/{shortname}.json` shares its prefix with the application page, which
+/// the Leptos router owns; rewriting it before routing keeps both.
+pub fn rewrite_release_app_json(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if let Some(name) = path.strip_prefix("/applications/").and_then(|p| p.strip_suffix(".json")) {
+        if !name.is_empty() && !name.contains('/') {
+            let new = format!("/api/v1/applications/{name}/release-app");
+            if let Ok(uri) = new.parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}

@@ -1,0 +1,46 @@
+//! Pipeline API tokens: `Authorization: Bearer TOKEN`. The token is hashed and looked up;
+//! only hashes are stored (see `release token create`).
+
+use super::error::ApiError;
+use crate::startup::ServerState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+/// A request that carried a valid, unrevoked token; holds the token's name.
+pub struct ApiToken(pub String);
+
+impl FromRequestParts<ServerState> for ApiToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ServerState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized("missing Authorization header; send Authorization: Bearer TOKEN"))?;
+        let value = header.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized("the Authorization header must be \"Bearer TOKEN\""))?;
+        match state.app.store.token_name(&hash_token(token)).await? {
+            Some(name) => Ok(ApiToken(name)),
+            None => Err(ApiError::Unauthorized("unknown or revoked API token")),
+        }
+    }
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new token: 256 random bits, URL-safe, with a prefix that makes it easy to spot in a
+/// leaked file.
+pub fn generate_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("rel_{}", hex::encode(bytes))
+}

@@ -1,0 +1,88 @@
+//! One error type for the API. Each variant has one status code; the body is always JSON:
+//! `{"error": "message", "field": "name"}` (`field` only when one input is at fault).
+
+use app::domain::InvalidInput;
+use app::store::StoreError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: no token, or one we do not know.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 400: the body is not JSON at all.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// 413: larger than `BODY_LIMIT`.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// 415: not sent as JSON.
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed JSON with a value we cannot accept.
+    #[error("{0}")]
+    Invalid(InvalidInput),
+    /// 422: the JSON does not have the shape we need (missing field, wrong type).
+    #[error("{0}")]
+    Shape(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// 500 or 503: our fault. The detail goes to the log, never to the caller.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(e: InvalidInput) -> Self {
+        ApiError::Invalid(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid(_) | ApiError::Shape(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            ApiError::Invalid(e) => json!({ "error": e.message, "field": e.field }),
+            ApiError::Internal(err) => {
+                tracing::error!(error = ?err, "internal error in the API");
+                json!({ "error": "internal error; the server log has the details" })
+            }
+            other => json!({ "error": other.to_string() }),
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,101 @@
+//! `POST /api/v1/events`: a pipeline stage started, succeeded or failed.
+
+use super::auth::ApiToken;
+use super::deployments::parse_time;
+use super::error::ApiError;
+use super::json::JsonBody;
+use crate::startup::ServerState;
+use app::domain::{EventStatus, GitRef, InvalidInput, RepoName, Stage};
+use app::model::Workflow;
+use app::store::{EventOutcome, NewEvent};
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct EventBody {
+    repo: String,
+    environment: String,
+    version: String,
+    stage: String,
+    status: String,
+    message: Option<String>,
+    workflow: Option<WorkflowBody>,
+    delivery_id: Option<String>,
+    at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WorkflowBody {
+    environment: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    url: Option<String>,
+}
+
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+fn parse(body: EventBody, state: &ServerState) -> Result<NewEvent, InvalidInput> {
+    let message = match body.message {
+        Some(m) if m.chars().count() > MAX_MESSAGE_CHARS => {
+            return Err(InvalidInput::new("message", format!("longer than {MAX_MESSAGE_CHARS} characters")))
+        }
+        m => m,
+    };
+    let workflow = body.workflow.map(parse_workflow).transpose()?;
+    let delivery_id = match body.delivery_id {
+        Some(d) if d.is_empty() || d.len() > 200 || d.chars().any(|c| c.is_control()) => {
+            return Err(InvalidInput::new("delivery_id", "must be 1 to 200 printable characters"))
+        }
+        d => d,
+    };
+    Ok(NewEvent {
+        repo: RepoName::parse(&body.repo)?,
+        environment: state.app.store.environments().parse(&body.environment)?,
+        version: GitRef::parse(&body.version)?,
+        stage: Stage::parse(&body.stage)?,
+        status: EventStatus::parse(&body.status)?,
+        message,
+        workflow,
+        delivery_id,
+        at_ms: body.at.as_deref().map(|s| parse_time(s, "at")).transpose()?,
+    })
+}
+
+fn parse_workflow(w: WorkflowBody) -> Result<Workflow, InvalidInput> {
+    let short = |v: Option<String>, field: &str| -> Result<Option<String>, InvalidInput> {
+        match v {
+            Some(s) if s.len() > 253 || s.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+                Err(InvalidInput::new(field, "must be at most 253 characters without spaces"))
+            }
+            v => Ok(v),
+        }
+    };
+    let url = match w.url {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 || u.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+            return Err(InvalidInput::new("workflow.url", "must be an http(s) URL of at most 2000 characters"))
+        }
+        u => u,
+    };
+    Ok(Workflow {
+        environment: short(w.environment, "workflow.environment")?,
+        namespace: short(w.namespace, "workflow.namespace")?,
+        name: short(w.name, "workflow.name")?,
+        url,
+    })
+}
+
+/// Answers 200 with what happened: the deployment the event attached to and its status now.
+pub async fn create(
+    State(state): State<ServerState>,
+    ApiToken(_token): ApiToken,
+    JsonBody(body): JsonBody<EventBody>,
+) -> Result<Json<EventOutcome>, ApiError> {
+    let event = parse(body, &state)?;
+    let outcome = state.app.store.record_event(&event).await?;
+    tracing::info!(
+        app = %outcome.application, environment = %event.environment, version = %event.version,
+        stage = event.stage.as_str(), status = event.status.as_str(), "event recorded"
+    );
+    Ok(Json(outcome))
+}

@@ -1,0 +1,26 @@
+//! The pipeline's HTTP API: where requests from the deployment pipeline enter. One module
+//! per resource; every handler parses its input into domain types first and answers a
+//! precise status with a JSON body (see `error`).
+
+pub mod applications;
+pub mod auth;
+pub mod deployments;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod json;
+
+use crate::startup::ServerState;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub fn api_routes() -> Router<ServerState> {
+    Router::new()
+        .route("/deployments", post(deployments::create))
+        .route("/api/v1/events", post(events::create))
+        .route("/api/v1/applications", get(applications::list))
+        .route("/api/v1/applications/{shortname}", get(applications::show))
+        .route("/api/v1/applications/{shortname}/release-app", get(applications::release_app_shape))
+        .route("/healthcheck/live", get(health::live))
+        .route("/healthcheck/ready", get(health::ready))
+}

@@ -1,0 +1,8 @@
+//! The Release server: where requests enter (`http`, and the Leptos pages from the `app`
+//! crate), how the server is put together (`startup`), configuration, demo data.
+
+pub mod configuration;
+pub mod demo;
+pub mod http;
+pub mod startup;
+pub mod telemetry;

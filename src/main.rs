@@ -1,0 +1,166 @@
+//! `release`: the dashboard server and its command line.
+
+use anyhow::Context;
+use app::store::Store;
+use clap::{Parser, Subcommand};
+use release::configuration::Config;
+use release::{http, startup, telemetry};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The embedded default: a SQLite file in the working directory, created on first run.
+const DEFAULT_DATABASE_URL: &str = "sqlite:release.db";
+
+#[derive(Parser)]
+#[command(name = "release", version, about = "Release: which version of each app runs where, and what needs deploying")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DbArgs {
+    /// sqlite:PATH (created if missing) or postgres://USER@HOST/DB
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    database_url: String,
+    /// The configuration file (environments, applications).
+    #[arg(long, env = "RELEASE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the dashboard and the pipeline API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:3000", env = "RELEASE_ADDR")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        db: DbArgs,
+        /// Load demo data into an empty database.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run the database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Manage the pipeline's API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once; only its hash is stored.
+    Create { name: String },
+    /// List tokens (names and dates, never the tokens).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
+}
+
+async fn open_store(db: &DbArgs) -> anyhow::Result<Store> {
+    let config = load_config(db.config.as_ref())?;
+    let store = Store::connect(&db.database_url, config.environments)
+        .await
+        .with_context(|| format!("opening {}", app::store::redact_url(&db.database_url)))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { addr, db, demo } => {
+            let config = load_config(db.config.as_ref())?;
+            let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+            let apps = config.applications.len();
+            let server = startup::Server::build(startup::Settings {
+                addr,
+                database_url: db.database_url.clone(),
+                config,
+                demo,
+                site_root,
+            })
+            .await?;
+            let backend = match server.store.backend() {
+                app::store::Backend::Sqlite => "SQLite",
+                app::store::Backend::Postgres => "PostgreSQL",
+            };
+            tracing::info!(
+                "Release listening on http://{} ({backend} database {}, {apps} applications declared, demo data {})",
+                server.local_addr(),
+                app::store::redact_url(&db.database_url),
+                if server.demo_loaded { "loaded" } else if demo { "not loaded: the database already has deployments" } else { "off" }
+            );
+            server.run_until(shutdown_signal()).await?;
+            tracing::info!("Release stopped");
+        }
+        Command::Migrate { db } => {
+            open_store(&db).await?;
+            println!("migrations applied to {}", app::store::redact_url(&db.database_url));
+        }
+        Command::Token { command, db } => {
+            let store = open_store(&db).await?;
+            match command {
+                TokenCommand::Create { name } => {
+                    let name = name.trim();
+                    anyhow::ensure!(
+                        !name.is_empty() && name.len() <= 100 && !name.chars().any(char::is_control),
+                        "a token name is 1 to 100 printable characters"
+                    );
+                    let token = http::auth::generate_token();
+                    store.create_token(name, &http::auth::hash_token(&token)).await?;
+                    eprintln!("Token {name:?} created. It is shown only this once; Release keeps only its hash.");
+                    println!("{token}");
+                }
+                TokenCommand::List => {
+                    for t in store.list_tokens().await? {
+                        let state = match t.revoked_at_ms {
+                            Some(ms) => format!("revoked {}", app::model::exact_time(ms)),
+                            None => "active".into(),
+                        };
+                        println!("{}\tcreated {}\t{state}", t.name, app::model::exact_time(t.created_at_ms));
+                    }
+                }
+                TokenCommand::Revoke { name } => {
+                    store.revoke_token(&name).await?;
+                    println!("token {name:?} revoked");
+                }
+            }
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop taking connections, finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

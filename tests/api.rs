@@ -1,0 +1,247 @@
+//! The pipeline API, over real HTTP against the real server.
+
+mod common;
+
+use common::spawn;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn notification_is_recorded_with_the_release_app_answer() {
+    let app = spawn().await;
+    let r = app.notify("alphagov/content-store", "staging", "v1234").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "", "the Release app answers with an empty body");
+
+    let (status, body) = app.get_json("/api/v1/applications").await;
+    assert_eq!(status, 200);
+    let cs = body["applications"].as_array().unwrap().iter().find(|a| a["shortname"] == "content-store").unwrap();
+    assert_eq!(cs["environments"]["staging"]["current"]["version"], "v1234");
+    assert_eq!(cs["environments"]["staging"]["current"]["status"], "succeeded");
+    assert_eq!(cs["environments"]["integration"]["current"], Value::Null);
+}
+
+#[tokio::test]
+async fn unknown_repo_creates_the_application() {
+    let app = spawn().await;
+    assert_eq!(app.notify("trade-tariff/tariff-backend", "integration", "v9").await.status(), 200);
+    let (status, body) = app.get_json("/applications/tariff-backend.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({
+            "name": "tariff backend",
+            "shortname": "tariff-backend",
+            "deploy_freeze": false,
+            "notes": "",
+            "repository_url": "https://github.com/trade-tariff/tariff-backend",
+            "repository_default_branch": "main",
+            "continuously_deployed": true
+        })
+    );
+    // Same repo name, other owner: a distinct application.
+    assert_eq!(app.notify("other/tariff-backend", "integration", "v1").await.status(), 200);
+    let (status, _) = app.get_json("/applications/other-tariff-backend.json").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn release_app_json_for_a_declared_app() {
+    let app = spawn().await;
+    let (status, body) = app.get_json("/applications/frontend.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["continuously_deployed"], false);
+    assert_eq!(body["repository_url"], "https://github.com/alphagov/frontend");
+    let (status, body) = app.get_json("/applications/nope.json").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "no application nope");
+}
+
+#[tokio::test]
+async fn ambiguous_repo_is_a_conflict() {
+    let app = spawn().await;
+    let r = app.notify("alphagov/mono", "staging", "v1").await;
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("ambiguous"), "{body}");
+    assert_eq!(app.store.deployment_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn tokens_are_checked() {
+    let app = spawn().await;
+    let body = json!({"repo": "alphagov/frontend", "deployment": {"environment": "staging", "version": "v1"}});
+    let r = app.client.post(app.url("/deployments")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("missing Authorization"));
+
+    let r = app.client.post(app.url("/deployments")).bearer_auth("rel_wrong").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app.client.post(app.url("/deployments")).header("Authorization", "Basic abc").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    app.store.revoke_token("pipeline").await.unwrap();
+    let r = app.client.post(app.url("/deployments")).bearer_auth(&app.token).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, _) = app.get_json("/api/v1/applications").await;
+    assert_eq!(status, 401);
+    assert_eq!(app.store.deployment_count().await.unwrap(), 0);
+}
+
+async fn expect_error(r: reqwest::Response, status: u16, field: Option<&str>, contains: &str) {
+    assert_eq!(r.status().as_u16(), status);
+    let body: Value = r.json().await.expect("errors are JSON");
+    if let Some(field) = field {
+        assert_eq!(body["field"], field, "{body}");
+    }
+    assert!(body["error"].as_str().unwrap().contains(contains), "{body} should mention {contains:?}");
+}
+
+#[tokio::test]
+async fn bad_notifications_get_precise_answers() {
+    let app = spawn().await;
+    let app = &app;
+    let post = |b: Value| async move { app.post_json("/deployments", &b).await };
+    expect_error(post(json!({"repo": "alphagov/frontend", "deployment": {"environment": "prod", "version": "v1"}})).await, 422, Some("deployment.environment"), "unknown environment").await;
+    expect_error(post(json!({"repo": "not a repo", "deployment": {"environment": "staging", "version": "v1"}})).await, 422, Some("repo"), "owner/name").await;
+    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1..2"}})).await, 422, Some("deployment.version"), "not a valid git ref").await;
+    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "sha": "xyz"}})).await, 422, Some("deployment.sha"), "SHA").await;
+    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "created_at": "yesterday"}})).await, 422, Some("deployment.created_at"), "RFC 3339").await;
+    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "trigger": "magic"}})).await, 422, Some("deployment.trigger"), "unknown trigger").await;
+    expect_error(post(json!({"repo": "a/b"})).await, 422, None, "missing field `deployment`").await;
+    expect_error(post(json!({"repo": 5, "deployment": {"environment": "staging", "version": "v1"}})).await, 422, Some("repo"), "invalid type").await;
+
+    let raw = |body: &'static str, ct: &'static str| {
+        app.client.post(app.url("/deployments")).bearer_auth(&app.token).header("content-type", ct).body(body).send()
+    };
+    expect_error(raw("{not json", "application/json").await.unwrap(), 400, None, "malformed JSON").await;
+    expect_error(raw("", "application/json").await.unwrap(), 400, None, "malformed JSON").await;
+    expect_error(raw("repo=a", "application/x-www-form-urlencoded").await.unwrap(), 415, None, "application/json").await;
+    let big = format!("{{\"repo\": \"{}\"}}", "a".repeat(100_000));
+    let r = app.client.post(app.url("/deployments")).bearer_auth(&app.token).header("content-type", "application/json").body(big).send().await.unwrap();
+    expect_error(r, 413, None, "larger than").await;
+    assert_eq!(app.store.deployment_count().await.unwrap(), 0, "nothing recorded from bad input");
+}
+
+#[tokio::test]
+async fn optional_fields_are_kept() {
+    let app = spawn().await;
+    let r = app
+        .post_json(
+            "/deployments",
+            &json!({"repo": "alphagov/frontend", "deployment": {"environment": "production", "version": "v7",
+                "sha": "ABCDEF1234567", "deployed_by": "sam.jones", "trigger": "manual", "created_at": "2026-11-01T10:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (_, body) = app.get_json("/api/v1/applications/frontend").await;
+    let cur = &body["environments"]["production"]["current"];
+    assert_eq!(cur["sha"], "abcdef1234567");
+    assert_eq!(cur["deployed_by"], "sam.jones");
+    assert_eq!(cur["trigger"], "manual");
+    assert_eq!(cur["created_at"], "2026-11-01T10:00:00Z");
+}
+
+#[tokio::test]
+async fn events_drive_the_status_and_attach_to_the_deployment() {
+    let app = spawn().await;
+    assert_eq!(app.notify("alphagov/content-store", "integration", "v10").await.status(), 200);
+    let ev = |stage: &str, status: &str| {
+        json!({"repo": "alphagov/content-store", "environment": "integration", "version": "v10", "stage": stage, "status": status,
+               "workflow": {"environment": "integration", "namespace": "apps", "name": "post-sync-abc", "url": "https://argo.example/workflows/apps/post-sync-abc"}})
+    };
+    let r = app.event(ev("rollout", "succeeded")).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["deployment_status"], "in_progress");
+    assert_eq!(body["created_deployment"], false);
+    let body: Value = app.event(ev("smoke_tests", "failed")).await.json().await.unwrap();
+    assert_eq!(body["deployment_status"], "failed");
+    let (_, apps) = app.get_json("/api/v1/applications/content-store").await;
+    assert_eq!(apps["environments"]["integration"]["current"]["failed_stage"], "smoke_tests");
+    assert!(apps["flags"].as_array().unwrap().iter().any(|f| f["kind"] == "last_deployment_failed"));
+    let body: Value = app.event(ev("smoke_tests", "succeeded")).await.json().await.unwrap();
+    assert_eq!(body["deployment_status"], "succeeded");
+    assert_eq!(app.store.deployment_count().await.unwrap(), 1, "events attached to the notified deployment");
+
+    let (_, page) = app.page("/applications/content-store").await;
+    assert!(page.contains("https://argo.example/workflows/apps/post-sync-abc"), "the timeline links the workflow");
+    assert!(page.contains("View workflow"));
+}
+
+#[tokio::test]
+async fn events_before_the_notification_lose_nothing() {
+    let app = spawn().await;
+    let r = app
+        .event(json!({"repo": "alphagov/frontend", "environment": "staging", "version": "v3", "stage": "build", "status": "started", "at": "2026-11-27T10:00:00Z"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["created_deployment"], true);
+    // The notification arrives afterwards and attaches to the same deployment.
+    assert_eq!(
+        app.post_json("/deployments", &json!({"repo": "alphagov/frontend", "deployment": {"environment": "staging", "version": "v3", "deployed_by": "li.wei"}})).await.status(),
+        200
+    );
+    assert_eq!(app.store.deployment_count().await.unwrap(), 1);
+    let (_, a) = app.get_json("/api/v1/applications/frontend").await;
+    assert_eq!(a["environments"]["staging"]["current"]["deployed_by"], "li.wei");
+    assert_eq!(a["environments"]["staging"]["current"]["status"], "in_progress");
+}
+
+#[tokio::test]
+async fn repeated_delivery_changes_nothing() {
+    let app = spawn().await;
+    let body = json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v3", "stage": "smoke_tests", "status": "failed", "delivery_id": "d-1"});
+    let first: Value = app.event(body.clone()).await.json().await.unwrap();
+    let r = app.event(body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(first, second);
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(app.store.pool()).await.unwrap();
+    assert_eq!(events, 1);
+}
+
+#[tokio::test]
+async fn bad_events_get_precise_answers() {
+    let app = spawn().await;
+    let base = json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v3", "stage": "sync", "status": "started"});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    expect_error(app.event(with("stage", json!("deploy"))).await, 422, Some("stage"), "unknown stage").await;
+    expect_error(app.event(with("status", json!("done"))).await, 422, Some("status"), "unknown status").await;
+    expect_error(app.event(with("environment", json!("qa"))).await, 422, Some("environment"), "unknown environment").await;
+    expect_error(app.event(with("version", json!("-rf"))).await, 422, Some("version"), "git ref").await;
+    expect_error(app.event(with("workflow", json!({"url": "javascript:alert(1)"}))).await, 422, Some("workflow.url"), "http(s)").await;
+    expect_error(app.event(with("message", json!("x".repeat(3000)))).await, 422, Some("message"), "longer than").await;
+    expect_error(app.event(with("at", json!("soon"))).await, 422, Some("at"), "RFC 3339").await;
+    expect_error(app.event(with("delivery_id", json!(""))).await, 422, Some("delivery_id"), "printable").await;
+    assert_eq!(app.store.deployment_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn healthchecks() {
+    let app = spawn().await;
+    let r = app.client.get(app.url("/healthcheck/live")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.client.get(app.url("/healthcheck/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+}
+
+#[tokio::test]
+async fn an_old_notification_sent_late_does_not_replace_a_newer_one() {
+    let app = spawn().await;
+    let send = |v: &str, at: &str| {
+        json!({"repo": "alphagov/frontend", "deployment": {"environment": "integration", "version": v, "created_at": at}})
+    };
+    assert_eq!(app.post_json("/deployments", &send("v2", "2026-11-27T10:00:00Z")).await.status(), 200);
+    assert_eq!(app.post_json("/deployments", &send("v1", "2026-11-27T09:00:00Z")).await.status(), 200);
+    let (_, a) = app.get_json("/api/v1/applications/frontend").await;
+    assert_eq!(a["environments"]["integration"]["current"]["version"], "v2");
+}

@@ -1,0 +1,93 @@
+//! Runs the real server on a random port with a fresh SQLite database, as a user would.
+#![allow(dead_code)]
+
+use app::store::Store;
+use release::configuration::Config;
+use release::startup::{Server, Settings};
+
+pub struct TestApp {
+    pub base: String,
+    pub token: String,
+    pub store: Store,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub const CONFIG: &str = r##"
+environments = ["integration", "staging", "production"]
+
+[[applications]]
+name = "Content Store"
+repo = "alphagov/content-store"
+team = "#publishing"
+
+[[applications]]
+name = "Frontend"
+repo = "alphagov/frontend"
+manual = ["production"]
+
+# Two applications from one repo: notifications for it are ambiguous.
+[[applications]]
+name = "Mono A"
+shortname = "mono-a"
+repo = "alphagov/mono"
+
+[[applications]]
+name = "Mono B"
+shortname = "mono-b"
+repo = "alphagov/mono"
+"##;
+
+pub async fn spawn() -> TestApp {
+    spawn_with(CONFIG, false).await
+}
+
+pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite:{}", dir.path().join("release.db").display());
+    let server = Server::build(Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        config: Config::parse(config).expect("test config parses"),
+        demo,
+        site_root: "target/site".into(),
+    })
+    .await
+    .expect("server builds");
+    let base = format!("http://{}", server.local_addr());
+    let store = server.store.clone();
+    let token = release::http::auth::generate_token();
+    store.create_token("pipeline", &release::http::auth::hash_token(&token)).await.unwrap();
+    tokio::spawn(server.run_until(std::future::pending()));
+    TestApp { base, token, store, client: reqwest::Client::new(), _dir: dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).bearer_auth(&self.token).json(body).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.client.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn notify(&self, repo: &str, env: &str, version: &str) -> reqwest::Response {
+        self.post_json("/deployments", &serde_json::json!({"repo": repo, "deployment": {"environment": env, "version": version}}))
+            .await
+    }
+
+    pub async fn event(&self, body: serde_json::Value) -> reqwest::Response {
+        self.post_json("/api/v1/events", &body).await
+    }
+
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
