@@ -158,8 +158,8 @@ impl Store {
                    default_branch = excluded.default_branch, workflow = excluded.workflow, team = excluded.team,
                    notes = excluded.notes, manual_environments = excluded.manual_environments, declared = 1",
             )
-            .bind(&a.name)
             .bind(a.shortname.as_str())
+            .bind(&a.name)
             .bind(a.repo.as_str())
             .bind(&a.default_branch)
             .bind(&a.workflow)
