@@ -73,37 +73,29 @@ impl Flag {
 
 /// The flag rules. `cells` and `continuous` are in pipeline order, one per environment.
 ///
-/// - For each environment after the first that has something before it to compare with:
-///   if it differs from the nearest earlier environment that has a deployment (or has none
-///   at all), it is a "manual deployment" when it is not continuously deployed, else "not in
-///   sync".
+/// - Each environment is compared with the one just before it, when that one has a
+///   deployment that did not fail (a failed deployment is not promoted, and "last
+///   deployment failed" already says so). If it runs something else, or nothing, it needs
+///   a "manual deployment" when it is not continuously deployed; if it is continuously
+///   deployed and runs something else, it is "not in sync". Only the first step of a gap
+///   is flagged: staging needs deploying before production can follow.
 /// - "last deployment failed" for each environment whose current deployment failed.
 pub fn app_flags(names: &[&str], cells: &[Option<CellState>], continuous: &[bool]) -> Vec<Flag> {
     let mut flags = Vec::new();
-    let mut earlier: Option<(usize, &CellState)> = None;
     for (i, cell) in cells.iter().enumerate() {
-        if let Some((j, prev)) = earlier {
-            let differs = match cell {
-                Some(c) => !c.same_release_as(prev),
-                None => true,
-            };
-            // A failed deployment upstream is not promoted; "last deployment failed" says so.
+        if let Some(Some(prev)) = i.checked_sub(1).map(|j| &cells[j]) {
+            let differs = cell.as_ref().is_none_or(|c| !c.same_release_as(prev));
             if differs && prev.status != DeploymentStatus::Failed {
-                let (environment, behind) = (names[i].to_owned(), names[j].to_owned());
-                if continuous.get(i).copied().unwrap_or(true) {
-                    if cell.is_some() {
-                        flags.push(Flag::NotInSync { environment, behind });
-                    }
-                } else {
+                let (environment, behind) = (names[i].to_owned(), names[i - 1].to_owned());
+                if !continuous.get(i).copied().unwrap_or(true) {
                     flags.push(Flag::ManualDeployment { environment, behind });
+                } else if cell.is_some() {
+                    flags.push(Flag::NotInSync { environment, behind });
                 }
             }
         }
-        if let Some(c) = cell {
-            if c.status == DeploymentStatus::Failed {
-                flags.push(Flag::LastDeploymentFailed { environment: names[i].to_owned(), stage: c.failed_stage });
-            }
-            earlier = Some((i, c));
+        if let Some(c) = cell.as_ref().filter(|c| c.status == DeploymentStatus::Failed) {
+            flags.push(Flag::LastDeploymentFailed { environment: names[i].to_owned(), stage: c.failed_stage });
         }
     }
     flags

@@ -32,7 +32,7 @@ impl GitRef {
         if s.contains("..") || s.contains("//") || s.contains("@{") {
             return bad("it contains '..', '//' or '@{'");
         }
-        if let Some(c) = s.chars().find(|c| c.is_ascii_control() || " ~^:?*[\\".contains(*c) || *c == '\u{7f}') {
+        if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace() || " ~^:?*[\\".contains(*c)) {
             return bad(&format!("it contains {c:?}"));
         }
         if s.split('/').any(|part| part.starts_with('.')) {
