@@ -121,6 +121,17 @@ async fn suite(store: Store) {
     let grid = store.grid().await.unwrap();
     let web = grid.apps.iter().find(|a| a.shortname == "web").unwrap();
     assert_eq!(web.cells[0].as_ref().unwrap().version, "v100");
+
+    // The benchmark's seeding: spread over every app and environment, newest is current.
+    let before = store.deployment_count().await.unwrap();
+    store.seed_history(30, 20_000).await.unwrap();
+    assert_eq!(store.deployment_count().await.unwrap(), before + 30);
+    let grid = store.grid().await.unwrap();
+    for a in &grid.apps {
+        for c in a.cells.iter().flatten() {
+            assert!(c.created_at_ms >= 20_000, "{} current is the seeded newest", a.shortname);
+        }
+    }
 }
 
 #[tokio::test]

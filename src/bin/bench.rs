@@ -1,1 +1,215 @@
-fn main(){}
+//! `release-bench` (run by `make bench`): seeds databases, starts the real server binary,
+//! and measures the grid page's latency and throughput with short and long histories,
+//! `POST /deployments` throughput, the wasm bundle's size and the server's peak memory.
+//! Prints a Markdown report (BENCHMARKS.md holds the latest).
+//!
+//! Options (environment): BENCH_APPS (300), BENCH_SMALL (1000), BENCH_LARGE (1000000),
+//! BENCH_GRID_REQUESTS (500), BENCH_NOTIFY (4000), BENCH_SECONDS (5).
+
+use anyhow::Context;
+use app::domain::{Environments, RepoName, Shortname};
+use app::store::{ApplicationSpec, Store};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_num(name: &str, default: i64) -> i64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Peak resident memory of the server process, in MiB.
+    fn peak_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+async fn seed(dir: &Path, apps: i64, history: i64) -> anyhow::Result<(String, String)> {
+    let db = dir.join(format!("bench-{history}.db"));
+    let url = format!("sqlite:{}", db.display());
+    let store = Store::connect(&url, Environments::default()).await?;
+    store.migrate().await?;
+    let specs: Vec<ApplicationSpec> = (0..apps)
+        .map(|i| ApplicationSpec {
+            name: format!("Service {i:03}"),
+            shortname: Shortname::parse(&format!("service-{i:03}")).unwrap(),
+            repo: RepoName::parse(&format!("bench-org/service-{i:03}")).unwrap(),
+            default_branch: "main".into(),
+            workflow: "deploy.yml".into(),
+            team: format!("#team-{}", i % 12),
+            notes: String::new(),
+            manual_environments: if i % 5 == 0 { vec!["production".into()] } else { vec![] },
+        })
+        .collect();
+    store.sync_applications(&specs).await?;
+    let started = Instant::now();
+    store.seed_history(history, chrono::Utc::now().timestamp_millis() - history * 1000).await?;
+    eprintln!("seeded {history} deployments over {apps} apps in {:.1}s", started.elapsed().as_secs_f64());
+    let token = release::http::auth::generate_token();
+    store.create_token("bench", &release::http::auth::hash_token(&token)).await?;
+    store.close().await;
+    Ok((url, token))
+}
+
+async fn start(bin: &Path, url: &str) -> anyhow::Result<Running> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new(bin)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--database-url", url])
+        .env("LEPTOS_SITE_ROOT", "target/site")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let running = Running { child, base: format!("http://127.0.0.1:{port}") };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{}/healthcheck/ready", running.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(running);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the server did not become ready")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Sequential GETs of `/`: median and p99 latency in milliseconds, and the page size.
+async fn grid_latency(base: &str, n: i64) -> anyhow::Result<(f64, f64, usize)> {
+    let client = reqwest::Client::new();
+    let mut size = 0;
+    for _ in 0..20 {
+        size = client.get(format!("{base}/")).send().await?.bytes().await?.len();
+    }
+    let mut times = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let t = Instant::now();
+        let body = client.get(format!("{base}/")).send().await?.bytes().await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(body.len() > 10_000, "the grid page is unexpectedly small");
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok((percentile(&times, 0.5), percentile(&times, 0.99), size))
+}
+
+/// Requests per second of `/` with `conc` clients for `secs` seconds.
+async fn grid_throughput(base: &str, conc: usize, secs: u64) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let url = format!("{base}/");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                if client.get(&url).send().await.and_then(|r| Ok(r.status().is_success())).unwrap_or(false) {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await?;
+    }
+    Ok(total as f64 / secs as f64)
+}
+
+/// Notifications per second: `n` POST /deployments over `conc` connections.
+async fn notify_throughput(base: &str, token: &str, n: i64, conc: i64) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..conc {
+        let (base, token) = (base.to_owned(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut ok = 0;
+            for i in (w..n).step_by(conc as usize) {
+                let env = ["integration", "staging", "production"][(i % 3) as usize];
+                let body = serde_json::json!({"repo": format!("bench-org/service-{:03}", i % 300),
+                    "deployment": {"environment": env, "version": format!("v{}", 100_000 + i)}});
+                let r = client.post(format!("{base}/deployments")).bearer_auth(&token).json(&body).send().await;
+                if r.is_ok_and(|r| r.status().is_success()) {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await?;
+    }
+    anyhow::ensure!(ok == n, "{} of {n} notifications failed", n - ok);
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn gzip_size(path: &Path) -> anyhow::Result<(u64, u64)> {
+    let raw = std::fs::metadata(path).with_context(|| format!("{} (run `cargo leptos build --release` first)", path.display()))?.len();
+    let out = Command::new("gzip").args(["-9", "-c"]).arg(path).output()?;
+    Ok((raw, out.stdout.len() as u64))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let apps = env_num("BENCH_APPS", 300);
+    let small = env_num("BENCH_SMALL", 1_000);
+    let large = env_num("BENCH_LARGE", 1_000_000);
+    let requests = env_num("BENCH_GRID_REQUESTS", 500);
+    let notifications = env_num("BENCH_NOTIFY", 4_000);
+    let secs = env_num("BENCH_SECONDS", 5) as u64;
+    let bin = PathBuf::from(std::env::var("BENCH_SERVER").unwrap_or_else(|_| "target/release/release".into()));
+    let dir = tempfile::tempdir()?;
+
+    let mut report = String::new();
+    let mut rows = Vec::new();
+    let mut peak: f64 = 0.0;
+    for history in [small, large] {
+        let (url, token) = seed(dir.path(), apps, history).await?;
+        let server = start(&bin, &url).await?;
+        let (median, p99, size) = grid_latency(&server.base, requests).await?;
+        let rps = grid_throughput(&server.base, 4, secs).await?;
+        let notify = if history == small { Some(notify_throughput(&server.base, &token, notifications, 16).await?) } else { None };
+        peak = peak.max(server.peak_mib());
+        rows.push((history, median, p99, rps, size, notify));
+    }
+    let (raw, gz) = gzip_size(Path::new("target/site/pkg/release_bg.wasm"))?;
+
+    report.push_str(&format!("Machine: {} cores; SQLite; {apps} apps x 3 environments; server `{}`.\n\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), bin.display()));
+    report.push_str("| history (deployments) | grid median | grid p99 | grid throughput (4 clients) | grid page size |\n|---|---|---|---|---|\n");
+    for (h, med, p99, rps, size, _) in &rows {
+        report.push_str(&format!("| {h} | {med:.2} ms | {p99:.2} ms | {rps:.0} req/s | {:.0} KB |\n", *size as f64 / 1024.0));
+    }
+    let ratio = rows[1].1 / rows[0].1;
+    report.push_str(&format!("\n- history ratio (grid median at {large} / at {small}): **{ratio:.2}**\n"));
+    if let Some(n) = rows[0].5 {
+        report.push_str(&format!("- `POST /deployments`: **{n:.0} notifications/s** ({notifications} requests, 16 connections)\n"));
+    }
+    report.push_str(&format!("- wasm bundle: **{:.0} KB raw, {:.0} KB gzipped** (`target/site/pkg/release_bg.wasm`)\n", raw as f64 / 1024.0, gz as f64 / 1024.0));
+    report.push_str(&format!("- server peak memory (VmHWM): **{peak:.1} MiB**\n"));
+    println!("{report}");
+    Ok(())
+}

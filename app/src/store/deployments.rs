@@ -238,16 +238,62 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query(
-            "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at)
-             SELECT application_id, environment, MAX(id), MAX(created_at) FROM deployments GROUP BY application_id, environment
-             ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at",
-        )
-        .execute(&mut *tx)
-        .await?;
+        refresh_current(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
+
+    /// For the benchmark only: adds about `count` made-up deployments spread evenly over
+    /// every application and environment, then points `current_deployments` at the newest
+    /// of each.
+    pub async fn seed_history(&self, count: i64, start_ms: i64) -> Result<()> {
+        let _guard = self.write_guard().await;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id").fetch_all(&self.pool).await?;
+        let envs: Vec<String> = self.environments.names().iter().map(|s| s.to_string()).collect();
+        let cells = (ids.len() * envs.len()) as i64;
+        if cells == 0 {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut cell = 0;
+        for id in &ids {
+            for env in &envs {
+                // Spread the remainder over the first cells so the total is exact.
+                let rows = count / cells + i64::from(cell < count % cells);
+                cell += 1;
+                if rows == 0 {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
+                     WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1)
+                     SELECT $2, $3, 'v' || CAST(n AS TEXT), NULL, 'continuous', 'bench', 'succeeded', 'succeeded', $4 + n * 1000, $4 + n * 1000
+                     FROM seq",
+                )
+                .bind(rows)
+                .bind(*id)
+                .bind(env.as_str())
+                .bind(start_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        refresh_current(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Rebuilds `current_deployments` from the whole history (bulk loads only).
+async fn refresh_current(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at)
+         SELECT application_id, environment, MAX(id), MAX(created_at) FROM deployments GROUP BY application_id, environment
+         ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
