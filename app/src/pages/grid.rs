@@ -135,6 +135,7 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
                 type="search"
                 placeholder="Name, repo or team — press / to focus"
                 autocomplete="off"
+                value=filter.get_untracked()
                 prop:value=move || filter.get()
                 on:input=move |ev| filter.set(event_target_value(&ev))
             />
@@ -143,6 +144,7 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
                     type="checkbox"
                     name="attention"
                     value="1"
+                    checked=attention_only.get_untracked()
                     prop:checked=move || attention_only.get()
                     on:change=move |ev| attention_only.set(event_target_checked(&ev))
                 />
