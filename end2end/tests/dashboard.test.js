@@ -44,7 +44,7 @@ test('typing in the filter narrows the rows at once, and "/" focuses it', async 
   const page = await open('/');
   await page.keyboard.press('/');
   assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'filter');
-  await page.keyboard.type('publish');
+  await page.keyboard.type('publisher');
   await page.waitForFunction(() => document.querySelectorAll('table.grid tbody tr:not([hidden])').length === 1);
   assert.equal(await visibleRows(page).first().getAttribute('data-app'), 'publisher');
   // Teams match too: three apps belong to #frontend.
