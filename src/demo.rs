@@ -91,7 +91,7 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
                     })
                     .await?;
             }
-            let start = now - (ai as i64 * 11 + 5) * MINUTE + (ei as i64) * 15 * MINUTE;
+            let start = now - (ai as i64 * 11 + 45) * MINUTE + (ei as i64) * 15 * MINUTE;
             person += 1;
             let manual = a.manual.contains(env);
             store
