@@ -12,8 +12,79 @@ use std::path::Path;
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     environments: Option<Vec<String>>,
+    public_url: Option<String>,
+    github: Option<FileGitHub>,
+    access: Option<FileAccess>,
+    session: Option<FileSession>,
     #[serde(default)]
     applications: Vec<FileApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGitHub {
+    client_id: String,
+    web_url: Option<String>,
+    api_url: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAccess {
+    org: String,
+    #[serde(default)]
+    admins: Vec<String>,
+    #[serde(default)]
+    deployers: std::collections::HashMap<String, Vec<String>>,
+    refresh_minutes: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSession {
+    idle_minutes: Option<i64>,
+    absolute_hours: Option<i64>,
+}
+
+/// The GitHub OAuth app. The client secret is never in the file: it comes from
+/// `RELEASE_GITHUB_CLIENT_SECRET`.
+#[derive(Debug, Clone)]
+pub struct GitHubSettings {
+    pub client_id: String,
+    /// `https://github.com`, or a GitHub Enterprise Server host.
+    pub web_url: String,
+    /// `https://api.github.com`, or `https://HOST/api/v3`.
+    pub api_url: String,
+    pub scopes: Vec<String>,
+}
+
+/// Who may do what. Entries are team slugs in `org`, or `@login` for one person.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub org: String,
+    pub admins: Vec<String>,
+    /// Per environment, in pipeline order.
+    pub deployers: Vec<(String, Vec<String>)>,
+    /// How often a signed-in person's memberships are read again from GitHub.
+    pub refresh_minutes: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// A session unused for this long ends.
+    pub idle_minutes: i64,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_hours: i64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_minutes: 8 * 60,
+            absolute_hours: 24,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,17 +107,34 @@ struct FileApplication {
 pub struct Config {
     pub environments: Environments,
     pub applications: Vec<ApplicationSpec>,
+    /// The address people use, e.g. `https://release.example.org`: the OAuth redirect URL
+    /// is built from it, and cookies are `Secure` when it is https.
+    pub public_url: Option<String>,
+    pub github: Option<GitHubSettings>,
+    pub access: Access,
+    pub session: SessionSettings,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { environments: Environments::default(), applications: vec![] }
+        Self {
+            environments: Environments::default(),
+            applications: vec![],
+            public_url: None,
+            github: None,
+            access: Access {
+                refresh_minutes: 15,
+                ..Access::default()
+            },
+            session: SessionSettings::default(),
+        }
     }
 }
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in the configuration file {}", path.display()))
     }
 
@@ -63,14 +151,22 @@ impl Config {
                 Some(s) => Shortname::parse(&s)?,
                 None => repo.default_shortname(),
             };
-            if applications.iter().any(|x: &ApplicationSpec| x.shortname == shortname) {
+            if applications
+                .iter()
+                .any(|x: &ApplicationSpec| x.shortname == shortname)
+            {
                 bail!("two applications have the shortname {shortname:?}");
             }
             for m in &a.manual {
-                environments.parse(m).with_context(|| format!("application {shortname}: manual"))?;
+                environments
+                    .parse(m)
+                    .with_context(|| format!("application {shortname}: manual"))?;
             }
             let workflow = a.workflow.unwrap_or_else(|| "deploy.yml".into());
-            if workflow.is_empty() || workflow.contains('/') || !(workflow.ends_with(".yml") || workflow.ends_with(".yaml")) {
+            if workflow.is_empty()
+                || workflow.contains('/')
+                || !(workflow.ends_with(".yml") || workflow.ends_with(".yaml"))
+            {
                 bail!("application {shortname}: workflow must be a file name ending in .yml or .yaml, got {workflow:?}");
             }
             applications.push(ApplicationSpec {
@@ -84,7 +180,73 @@ impl Config {
                 manual_environments: a.manual,
             });
         }
-        Ok(Self { environments, applications })
+        let github = file.github.map(|g| GitHubSettings {
+            client_id: g.client_id,
+            web_url: g.web_url.unwrap_or_else(|| "https://github.com".into()),
+            api_url: g.api_url.unwrap_or_else(|| "https://api.github.com".into()),
+            scopes: g
+                .scopes
+                .unwrap_or_else(|| vec!["read:org".into(), "repo".into()]),
+        });
+        let access = match file.access {
+            Some(a) => {
+                anyhow::ensure!(
+                    !a.org.trim().is_empty(),
+                    "access.org must name the GitHub organisation"
+                );
+                let mut deployers = Vec::new();
+                for (env, entries) in &a.deployers {
+                    environments
+                        .parse(env)
+                        .with_context(|| format!("access.deployers.{env}"))?;
+                    deployers.push((env.clone(), entries.clone()));
+                }
+                deployers
+                    .sort_by_key(|(env, _)| environments.names().iter().position(|n| n == env));
+                let refresh_minutes = a.refresh_minutes.unwrap_or(15);
+                anyhow::ensure!(
+                    (0..=15).contains(&refresh_minutes),
+                    "access.refresh_minutes must be 0 to 15"
+                );
+                Access {
+                    org: a.org,
+                    admins: a.admins,
+                    deployers,
+                    refresh_minutes,
+                }
+            }
+            None => {
+                anyhow::ensure!(
+                    github.is_none(),
+                    "[github] needs [access] with the organisation whose members may sign in"
+                );
+                Access {
+                    refresh_minutes: 15,
+                    ..Access::default()
+                }
+            }
+        };
+        let session = match file.session {
+            Some(s) => SessionSettings {
+                idle_minutes: s.idle_minutes.unwrap_or(8 * 60).max(1),
+                absolute_hours: s.absolute_hours.unwrap_or(24).max(1),
+            },
+            None => SessionSettings::default(),
+        };
+        if let Some(u) = &file.public_url {
+            anyhow::ensure!(
+                u.starts_with("http://") || u.starts_with("https://"),
+                "public_url must start with http:// or https://"
+            );
+        }
+        Ok(Self {
+            environments,
+            applications,
+            public_url: file.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            github,
+            access,
+            session,
+        })
     }
 }
 
@@ -116,6 +278,9 @@ mod tests {
         assert!(Config::parse("[[applications]]\nrepo = \"nope\"").is_err());
         assert!(Config::parse("[[applications]]\nrepo = \"a/b\"\nmanual = [\"prod\"]").is_err());
         assert!(Config::parse("unknown = 1").is_err());
-        assert!(Config::parse("[[applications]]\nrepo = \"a/b\"\n[[applications]]\nrepo = \"c/b\"").is_err());
+        assert!(Config::parse(
+            "[[applications]]\nrepo = \"a/b\"\n[[applications]]\nrepo = \"c/b\""
+        )
+        .is_err());
     }
 }

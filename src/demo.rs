@@ -7,7 +7,14 @@ use app::model::Workflow;
 use app::store::{now_ms, ApplicationSpec, NewDeployment, NewEvent, Store};
 
 const ORG: &str = "example-org";
-const PEOPLE: [&str; 6] = ["amara.okafor", "li.wei", "sam.jones", "priya.patel", "tom.baker", "ines.garcia"];
+const PEOPLE: [&str; 6] = [
+    "amara.okafor",
+    "li.wei",
+    "sam.jones",
+    "priya.patel",
+    "tom.baker",
+    "ines.garcia",
+];
 const MINUTE: i64 = 60_000;
 
 /// How the latest deployment in an environment went.
@@ -32,18 +39,158 @@ struct DemoApp {
 }
 
 const APPS: &[DemoApp] = &[
-    DemoApp { name: "Content Store", repo: "content-store", team: "#publishing-platform", manual: &[], notes: "", current: &[("integration", "v3412", Outcome::Ok), ("staging", "v3412", Outcome::Ok), ("production", "v3412", Outcome::Ok)], history: 6 },
-    DemoApp { name: "Frontend", repo: "frontend", team: "#frontend", manual: &["production"], notes: "Production deploys need a product owner's sign-off.", current: &[("integration", "v210", Outcome::Ok), ("staging", "v210", Outcome::Ok), ("production", "v205", Outcome::Ok)], history: 8 },
-    DemoApp { name: "Publisher", repo: "publisher", team: "#mainstream", manual: &[], notes: "", current: &[("integration", "v88", Outcome::Ok), ("staging", "v88", Outcome::FailedAt(Stage::SmokeTests)), ("production", "v87", Outcome::Ok)], history: 5 },
-    DemoApp { name: "Router", repo: "router", team: "#platform", manual: &[], notes: "", current: &[("integration", "v1201", Outcome::RunningAt(Stage::Rollout)), ("staging", "v1200", Outcome::Ok), ("production", "v1200", Outcome::Ok)], history: 5 },
-    DemoApp { name: "Search API", repo: "search-api", team: "#search", manual: &[], notes: "", current: &[("integration", "v550", Outcome::Ok), ("staging", "v550", Outcome::Ok), ("production", "v549", Outcome::Ok)], history: 4 },
-    DemoApp { name: "Signon", repo: "signon", team: "#platform", manual: &[], notes: "", current: &[("integration", "v940", Outcome::Ok), ("staging", "v940", Outcome::Ok), ("production", "v940", Outcome::Ok)], history: 40 },
-    DemoApp { name: "Asset Manager", repo: "asset-manager", team: "#publishing-platform", manual: &["staging", "production"], notes: "Continuous deployment is off while the storage migration runs.", current: &[("integration", "v301", Outcome::Ok)], history: 3 },
-    DemoApp { name: "Collections", repo: "collections", team: "#frontend", manual: &[], notes: "", current: &[("integration", "3f9c2a1", Outcome::Ok), ("staging", "3f9c2a1", Outcome::Ok), ("production", "3f9c2a1", Outcome::Ok)], history: 4 },
-    DemoApp { name: "Whitehall", repo: "whitehall", team: "#whitehall", manual: &[], notes: "", current: &[("integration", "v19023", Outcome::FailedAt(Stage::Rollout)), ("staging", "v19022", Outcome::Ok), ("production", "v19022", Outcome::Ok)], history: 10 },
-    DemoApp { name: "Email Alert API", repo: "email-alert-api", team: "#notifications", manual: &["production"], notes: "", current: &[("integration", "v712", Outcome::Ok), ("staging", "v712", Outcome::Ok), ("production", "v712", Outcome::Ok)], history: 4 },
-    DemoApp { name: "Licensing", repo: "licensing", team: "#licensing", manual: &[], notes: "", current: &[("integration", "release_455", Outcome::NotifiedOnly), ("staging", "release_455", Outcome::NotifiedOnly), ("production", "release_454", Outcome::NotifiedOnly)], history: 3 },
-    DemoApp { name: "Static", repo: "static", team: "#frontend", manual: &[], notes: "", current: &[("integration", "v2105", Outcome::Ok), ("staging", "v2105", Outcome::Ok), ("production", "v2105", Outcome::Ok)], history: 30 },
+    DemoApp {
+        name: "Content Store",
+        repo: "content-store",
+        team: "#publishing-platform",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "v3412", Outcome::Ok),
+            ("staging", "v3412", Outcome::Ok),
+            ("production", "v3412", Outcome::Ok),
+        ],
+        history: 6,
+    },
+    DemoApp {
+        name: "Frontend",
+        repo: "frontend",
+        team: "#frontend",
+        manual: &["production"],
+        notes: "Production deploys need a product owner's sign-off.",
+        current: &[
+            ("integration", "v210", Outcome::Ok),
+            ("staging", "v210", Outcome::Ok),
+            ("production", "v205", Outcome::Ok),
+        ],
+        history: 8,
+    },
+    DemoApp {
+        name: "Publisher",
+        repo: "publisher",
+        team: "#mainstream",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "v88", Outcome::Ok),
+            ("staging", "v88", Outcome::FailedAt(Stage::SmokeTests)),
+            ("production", "v87", Outcome::Ok),
+        ],
+        history: 5,
+    },
+    DemoApp {
+        name: "Router",
+        repo: "router",
+        team: "#platform",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "v1201", Outcome::RunningAt(Stage::Rollout)),
+            ("staging", "v1200", Outcome::Ok),
+            ("production", "v1200", Outcome::Ok),
+        ],
+        history: 5,
+    },
+    DemoApp {
+        name: "Search API",
+        repo: "search-api",
+        team: "#search",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "v550", Outcome::Ok),
+            ("staging", "v550", Outcome::Ok),
+            ("production", "v549", Outcome::Ok),
+        ],
+        history: 4,
+    },
+    DemoApp {
+        name: "Signon",
+        repo: "signon",
+        team: "#platform",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "v940", Outcome::Ok),
+            ("staging", "v940", Outcome::Ok),
+            ("production", "v940", Outcome::Ok),
+        ],
+        history: 40,
+    },
+    DemoApp {
+        name: "Asset Manager",
+        repo: "asset-manager",
+        team: "#publishing-platform",
+        manual: &["staging", "production"],
+        notes: "Continuous deployment is off while the storage migration runs.",
+        current: &[("integration", "v301", Outcome::Ok)],
+        history: 3,
+    },
+    DemoApp {
+        name: "Collections",
+        repo: "collections",
+        team: "#frontend",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "3f9c2a1", Outcome::Ok),
+            ("staging", "3f9c2a1", Outcome::Ok),
+            ("production", "3f9c2a1", Outcome::Ok),
+        ],
+        history: 4,
+    },
+    DemoApp {
+        name: "Whitehall",
+        repo: "whitehall",
+        team: "#whitehall",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "v19023", Outcome::FailedAt(Stage::Rollout)),
+            ("staging", "v19022", Outcome::Ok),
+            ("production", "v19022", Outcome::Ok),
+        ],
+        history: 10,
+    },
+    DemoApp {
+        name: "Email Alert API",
+        repo: "email-alert-api",
+        team: "#notifications",
+        manual: &["production"],
+        notes: "",
+        current: &[
+            ("integration", "v712", Outcome::Ok),
+            ("staging", "v712", Outcome::Ok),
+            ("production", "v712", Outcome::Ok),
+        ],
+        history: 4,
+    },
+    DemoApp {
+        name: "Licensing",
+        repo: "licensing",
+        team: "#licensing",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "release_455", Outcome::NotifiedOnly),
+            ("staging", "release_455", Outcome::NotifiedOnly),
+            ("production", "release_454", Outcome::NotifiedOnly),
+        ],
+        history: 3,
+    },
+    DemoApp {
+        name: "Static",
+        repo: "static",
+        team: "#frontend",
+        manual: &[],
+        notes: "",
+        current: &[
+            ("integration", "v2105", Outcome::Ok),
+            ("staging", "v2105", Outcome::Ok),
+            ("production", "v2105", Outcome::Ok),
+        ],
+        history: 30,
+    },
 ];
 
 /// Loads the demo data if the database has no deployments; says whether it did.
@@ -85,8 +232,16 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
                         version: GitRef::parse(&old)?,
                         sha: None,
                         deployed_by: Some(PEOPLE[person % PEOPLE.len()].into()),
-                        trigger: if ei == 0 { Trigger::Continuous } else { Trigger::Promotion },
-                        created_at_ms: Some(now - (h as i64) * 190 * MINUTE - (ai as i64) * 7 * MINUTE - (ei as i64) * 20 * MINUTE),
+                        trigger: if ei == 0 {
+                            Trigger::Continuous
+                        } else {
+                            Trigger::Promotion
+                        },
+                        created_at_ms: Some(
+                            now - (h as i64) * 190 * MINUTE
+                                - (ai as i64) * 7 * MINUTE
+                                - (ei as i64) * 20 * MINUTE,
+                        ),
                         base_status: DeploymentStatus::Succeeded,
                     })
                     .await?;
@@ -101,7 +256,13 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
                     version: GitRef::parse(version)?,
                     sha: None,
                     deployed_by: Some(PEOPLE[person % PEOPLE.len()].into()),
-                    trigger: if manual { Trigger::Manual } else if ei == 0 { Trigger::Continuous } else { Trigger::Promotion },
+                    trigger: if manual {
+                        Trigger::Manual
+                    } else if ei == 0 {
+                        Trigger::Continuous
+                    } else {
+                        Trigger::Promotion
+                    },
                     created_at_ms: Some(start),
                     base_status: DeploymentStatus::Succeeded,
                 })
@@ -120,10 +281,27 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
                 let at = start + si as i64 * 40_000;
                 let is_last = *stage == last;
                 let workflow = Workflow {
-                    environment: Some(if *stage == Stage::SmokeTests { env.to_string() } else { "production".into() }),
+                    environment: Some(if *stage == Stage::SmokeTests {
+                        env.to_string()
+                    } else {
+                        "production".into()
+                    }),
                     namespace: Some("apps".into()),
-                    name: Some(format!("{}-{}-{}", if *stage == Stage::SmokeTests { "post-sync" } else { "deploy-image" }, a.repo, 1000 + ai * 10 + ei)),
-                    url: Some(format!("https://argo.{env}.example.org/workflows/apps/{}-{}", a.repo, 1000 + ai * 10 + ei)),
+                    name: Some(format!(
+                        "{}-{}-{}",
+                        if *stage == Stage::SmokeTests {
+                            "post-sync"
+                        } else {
+                            "deploy-image"
+                        },
+                        a.repo,
+                        1000 + ai * 10 + ei
+                    )),
+                    url: Some(format!(
+                        "https://argo.{env}.example.org/workflows/apps/{}-{}",
+                        a.repo,
+                        1000 + ai * 10 + ei
+                    )),
                 };
                 let send = |status: EventStatus, at_ms: i64, message: Option<String>| NewEvent {
                     repo: repo.clone(),
@@ -136,16 +314,23 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
                     delivery_id: None,
                     at_ms: Some(at_ms),
                 };
-                store.record_event(&send(EventStatus::Started, at, None)).await?;
+                store
+                    .record_event(&send(EventStatus::Started, at, None))
+                    .await?;
                 if is_last && running {
                     break;
                 }
                 let (status, message) = if is_last && failed {
-                    (EventStatus::Failed, Some(format!("{} failed: see the workflow's logs", stage.label())))
+                    (
+                        EventStatus::Failed,
+                        Some(format!("{} failed: see the workflow's logs", stage.label())),
+                    )
                 } else {
                     (EventStatus::Succeeded, None)
                 };
-                store.record_event(&send(status, at + 30_000, message)).await?;
+                store
+                    .record_event(&send(status, at + 30_000, message))
+                    .await?;
             }
         }
     }
@@ -156,7 +341,10 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
 fn older_version(version: &str, h: usize) -> String {
     let digits_at = version.find(|c: char| c.is_ascii_digit());
     match digits_at {
-        Some(i) if version[i..].chars().all(|c| c.is_ascii_digit()) && !version.chars().all(|c| c.is_ascii_hexdigit()) => {
+        Some(i)
+            if version[i..].chars().all(|c| c.is_ascii_digit())
+                && !version.chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
             let n: usize = version[i..].parse().unwrap_or(1000);
             format!("{}{}", &version[..i], n.saturating_sub(h))
         }

@@ -2,7 +2,9 @@
 //! crate), how the server is put together (`startup`), configuration, demo data.
 
 pub mod configuration;
+pub mod crypto;
 pub mod demo;
+pub mod github;
 pub mod http;
 pub mod startup;
 pub mod telemetry;

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 const DEFAULT_DATABASE_URL: &str = "sqlite:release.db";
 
 #[derive(Parser)]
-#[command(name = "release", version, about = "Release: which version of each app runs where, and what needs deploying")]
+#[command(
+    name = "release",
+    version,
+    about = "Release: which version of each app runs where, and what needs deploying"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,7 +91,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { addr, db, demo } => {
             let config = load_config(db.config.as_ref())?;
-            let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+            let site_root =
+                std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
             let apps = config.applications.len();
             let server = startup::Server::build(startup::Settings {
                 addr,
@@ -95,6 +100,8 @@ async fn main() -> anyhow::Result<()> {
                 config,
                 demo,
                 site_root,
+                github_client_secret: std::env::var("RELEASE_GITHUB_CLIENT_SECRET").ok(),
+                secret_key: std::env::var("RELEASE_SECRET_KEY").ok(),
             })
             .await?;
             let backend = match server.store.backend() {
@@ -107,12 +114,20 @@ async fn main() -> anyhow::Result<()> {
                 app::store::redact_url(&db.database_url),
                 if server.demo_loaded { "loaded" } else if demo { "not loaded: the database already has deployments" } else { "off" }
             );
+            if server.dev_sign_in {
+                tracing::warn!(
+                    "no GitHub OAuth app configured: development sign-in is on (loopback only)"
+                );
+            }
             server.run_until(shutdown_signal()).await?;
             tracing::info!("Release stopped");
         }
         Command::Migrate { db } => {
             open_store(&db).await?;
-            println!("migrations applied to {}", app::store::redact_url(&db.database_url));
+            println!(
+                "migrations applied to {}",
+                app::store::redact_url(&db.database_url)
+            );
         }
         Command::Token { command, db } => {
             let store = open_store(&db).await?;
@@ -120,11 +135,15 @@ async fn main() -> anyhow::Result<()> {
                 TokenCommand::Create { name } => {
                     let name = name.trim();
                     anyhow::ensure!(
-                        !name.is_empty() && name.len() <= 100 && !name.chars().any(char::is_control),
+                        !name.is_empty()
+                            && name.len() <= 100
+                            && !name.chars().any(char::is_control),
                         "a token name is 1 to 100 printable characters"
                     );
-                    let token = http::auth::generate_token();
-                    store.create_token(name, &http::auth::hash_token(&token)).await?;
+                    let token = http::api_token::generate_token();
+                    store
+                        .create_token(name, &http::api_token::hash_token(&token))
+                        .await?;
                     eprintln!("Token {name:?} created. It is shown only this once; Release keeps only its hash.");
                     println!("{token}");
                 }
@@ -134,7 +153,11 @@ async fn main() -> anyhow::Result<()> {
                             Some(ms) => format!("revoked {}", app::model::exact_time(ms)),
                             None => "active".into(),
                         };
-                        println!("{}\tcreated {}\t{state}", t.name, app::model::exact_time(t.created_at_ms));
+                        println!(
+                            "{}\tcreated {}\t{state}",
+                            t.name,
+                            app::model::exact_time(t.created_at_ms)
+                        );
                     }
                 }
                 TokenCommand::Revoke { name } => {

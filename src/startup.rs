@@ -2,6 +2,9 @@
 //! with port 0 and a fresh database to run the real app on a random port.
 
 use crate::configuration::Config;
+use crate::configuration::{Access, SessionSettings};
+use crate::crypto::TokenCipher;
+use crate::github::GitHub;
 use crate::http;
 use anyhow::Context;
 use app::state::AppState;
@@ -11,6 +14,7 @@ use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// The largest request body any endpoint takes. Notifications are a few hundred bytes.
@@ -21,6 +25,19 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct ServerState {
     pub leptos_options: LeptosOptions,
     pub app: AppState,
+    pub auth: Arc<AuthState>,
+}
+
+/// How people sign in and what they may do.
+pub struct AuthState {
+    /// `None`: no GitHub OAuth app configured (development sign-in instead).
+    pub github: Option<GitHub>,
+    /// Encrypts people's GitHub tokens at rest.
+    pub cipher: TokenCipher,
+    pub access: Access,
+    pub session: SessionSettings,
+    /// The development sign-in: on only without GitHub, on a loopback address.
+    pub dev_sign_in: bool,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -31,6 +48,10 @@ impl FromRef<ServerState> for LeptosOptions {
 
 pub struct Settings {
     pub addr: SocketAddr,
+    /// `RELEASE_GITHUB_CLIENT_SECRET`: needed when `[github]` is configured.
+    pub github_client_secret: Option<String>,
+    /// `RELEASE_SECRET_KEY`: 64 hex digits; needed when `[github]` is configured.
+    pub secret_key: Option<String>,
     pub database_url: String,
     pub config: Config,
     pub demo: bool,
@@ -43,41 +64,184 @@ pub struct Server {
     router: Router,
     pub store: Store,
     pub demo_loaded: bool,
+    pub dev_sign_in: bool,
 }
 
 impl Server {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.database_url, settings.config.environments.clone())
             .await
-            .with_context(|| format!("opening the database {}", app::store::redact_url(&settings.database_url)))?;
+            .with_context(|| {
+                format!(
+                    "opening the database {}",
+                    app::store::redact_url(&settings.database_url)
+                )
+            })?;
         store.migrate().await.context("running migrations")?;
-        store.sync_applications(&settings.config.applications).await?;
-        let demo_loaded = if settings.demo { crate::demo::load_if_empty(&store).await? } else { false };
+        store
+            .sync_applications(&settings.config.applications)
+            .await?;
+        let demo_loaded = if settings.demo {
+            crate::demo::load_if_empty(&store).await?
+        } else {
+            false
+        };
 
-        let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("listening on {}", settings.addr))?;
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("listening on {}", settings.addr))?;
         let addr = listener.local_addr()?;
+        let auth = auth_state(&settings, addr)?;
         let leptos_options = LeptosOptions::builder()
             .output_name("release")
             .site_root(settings.site_root.as_str())
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let state = ServerState { leptos_options, app: AppState { store: store.clone() } };
-        Ok(Self { listener, router: router(state), store, demo_loaded })
+        let secure_cookies = settings
+            .config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        let state = ServerState {
+            leptos_options,
+            app: AppState {
+                store: store.clone(),
+            },
+            auth: Arc::new(auth),
+        };
+        let router = router(state.clone());
+        let router = outer_layers(
+            with_sessions(
+                router,
+                &settings.database_url,
+                secure_cookies,
+                &state.auth.session,
+            )
+            .await?,
+        );
+        Ok(Self {
+            listener,
+            router,
+            store,
+            demo_loaded,
+            dev_sign_in: state.auth.dev_sign_in,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let service = tower::ServiceBuilder::new()
             .map_request(http::applications::rewrite_release_app_json)
             .service(self.router);
-        axum::serve(self.listener, tower::make::Shared::new(service)).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, tower::make::Shared::new(service))
+            .with_graceful_shutdown(shutdown)
+            .await?;
         self.store.close().await;
         Ok(())
+    }
+}
+
+fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthState> {
+    let config = &settings.config;
+    let loopback = settings.addr.ip().is_loopback();
+    let (github, cipher) = match &config.github {
+        Some(gh) => {
+            let secret = settings
+                .github_client_secret
+                .clone()
+                .filter(|s| !s.is_empty())
+                .context("[github] is configured but RELEASE_GITHUB_CLIENT_SECRET is not set")?;
+            let key = settings
+                .secret_key
+                .as_deref()
+                .context("[github] is configured but RELEASE_SECRET_KEY (64 hex digits) is not set: it encrypts people's GitHub tokens")?;
+            let public = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{bound}"));
+            let github = GitHub::new(gh, secret, format!("{public}/auth/callback"))?;
+            (Some(github), TokenCipher::from_hex(key)?)
+        }
+        None => {
+            anyhow::ensure!(
+                loopback,
+                "no GitHub OAuth app is configured ([github] in the configuration file), and development sign-in is refused \
+                 on {}, which is not a loopback address: configure GitHub sign-in, or listen on 127.0.0.1",
+                settings.addr
+            );
+            let cipher = match &settings.secret_key {
+                Some(k) => TokenCipher::from_hex(k)?,
+                None => TokenCipher::random(),
+            };
+            (None, cipher)
+        }
+    };
+    Ok(AuthState {
+        dev_sign_in: github.is_none() && loopback,
+        github,
+        cipher,
+        access: config.access.clone(),
+        session: config.session.clone(),
+    })
+}
+
+/// Sessions live in the same database as everything else, in the store crate's table.
+async fn with_sessions(
+    router: Router,
+    database_url: &str,
+    secure: bool,
+    s: &SessionSettings,
+) -> anyhow::Result<Router> {
+    use tower_sessions::cookie::{time::Duration, SameSite};
+    use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
+    let idle = Duration::minutes(s.idle_minutes);
+    // Lax, not Strict: the GitHub callback is a top-level navigation from github.com and
+    // must carry the session that holds the PKCE verifier and state.
+    macro_rules! layer {
+        ($store:expr) => {{
+            let store = $store;
+            store
+                .migrate()
+                .await
+                .context("creating the sessions table")?;
+            tokio::spawn(
+                store
+                    .clone()
+                    .continuously_delete_expired(std::time::Duration::from_secs(3600)),
+            );
+            let layer = SessionManagerLayer::new(store)
+                .with_name("release_session")
+                .with_http_only(true)
+                .with_same_site(SameSite::Lax)
+                .with_secure(secure)
+                .with_expiry(Expiry::OnInactivity(idle));
+            Ok(router.layer(layer))
+        }};
+    }
+    if database_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(database_url).await?;
+        layer!(tower_sessions_sqlx_store::PostgresStore::new(pool))
+    } else {
+        let url = if database_url.contains("mode=") {
+            database_url.to_owned()
+        } else {
+            format!("{database_url}?mode=rwc")
+        };
+        let opts: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+        let pool =
+            sqlx::SqlitePool::connect_with(opts.busy_timeout(std::time::Duration::from_secs(5)))
+                .await?;
+        layer!(tower_sessions_sqlx_store::SqliteStore::new(pool))
     }
 }
 
@@ -87,14 +251,28 @@ pub fn router(state: ServerState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .merge(http::api_routes())
+        .merge(http::login_routes())
         .leptos_routes_with_context(
             &state,
             routes,
             move || provide_context(app_state.clone()),
             move || app::shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<ServerState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<ServerState, _>(
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::guard::authenticate,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
+}
+
+/// Layers outside the session layer: they see every response, sessions or not.
+pub fn outer_layers(router: Router) -> Router {
+    router
+        .layer(axum::middleware::from_fn(http::guard::refuse_cross_site))
+        .layer(axum::middleware::from_fn(http::guard::security_headers))
 }

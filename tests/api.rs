@@ -8,22 +8,41 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn notification_is_recorded_with_the_release_app_answer() {
     let app = spawn().await;
-    let r = app.notify("alphagov/content-store", "staging", "v1234").await;
+    let r = app
+        .notify("alphagov/content-store", "staging", "v1234")
+        .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "", "the Release app answers with an empty body");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "",
+        "the Release app answers with an empty body"
+    );
 
     let (status, body) = app.get_json("/api/v1/applications").await;
     assert_eq!(status, 200);
-    let cs = body["applications"].as_array().unwrap().iter().find(|a| a["shortname"] == "content-store").unwrap();
+    let cs = body["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["shortname"] == "content-store")
+        .unwrap();
     assert_eq!(cs["environments"]["staging"]["current"]["version"], "v1234");
-    assert_eq!(cs["environments"]["staging"]["current"]["status"], "succeeded");
+    assert_eq!(
+        cs["environments"]["staging"]["current"]["status"],
+        "succeeded"
+    );
     assert_eq!(cs["environments"]["integration"]["current"], Value::Null);
 }
 
 #[tokio::test]
 async fn unknown_repo_creates_the_application() {
     let app = spawn().await;
-    assert_eq!(app.notify("trade-tariff/tariff-backend", "integration", "v9").await.status(), 200);
+    assert_eq!(
+        app.notify("trade-tariff/tariff-backend", "integration", "v9")
+            .await
+            .status(),
+        200
+    );
     let (status, body) = app.get_json("/applications/tariff-backend.json").await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -39,8 +58,15 @@ async fn unknown_repo_creates_the_application() {
         })
     );
     // Same repo name, other owner: a distinct application.
-    assert_eq!(app.notify("other/tariff-backend", "integration", "v1").await.status(), 200);
-    let (status, _) = app.get_json("/applications/other-tariff-backend.json").await;
+    assert_eq!(
+        app.notify("other/tariff-backend", "integration", "v1")
+            .await
+            .status(),
+        200
+    );
+    let (status, _) = app
+        .get_json("/applications/other-tariff-backend.json")
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -50,7 +76,10 @@ async fn release_app_json_for_a_declared_app() {
     let (status, body) = app.get_json("/applications/frontend.json").await;
     assert_eq!(status, 200);
     assert_eq!(body["continuously_deployed"], false);
-    assert_eq!(body["repository_url"], "https://github.com/alphagov/frontend");
+    assert_eq!(
+        body["repository_url"],
+        "https://github.com/alphagov/frontend"
+    );
     let (status, body) = app.get_json("/applications/nope.json").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "no application nope");
@@ -62,7 +91,10 @@ async fn ambiguous_repo_is_a_conflict() {
     let r = app.notify("alphagov/mono", "staging", "v1").await;
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("ambiguous"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("ambiguous"),
+        "{body}"
+    );
     assert_eq!(app.store.deployment_count().await.unwrap(), 0);
 }
 
@@ -70,19 +102,49 @@ async fn ambiguous_repo_is_a_conflict() {
 async fn tokens_are_checked() {
     let app = spawn().await;
     let body = json!({"repo": "alphagov/frontend", "deployment": {"environment": "staging", "version": "v1"}});
-    let r = app.client.post(app.url("/deployments")).json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let e: Value = r.json().await.unwrap();
-    assert!(e["error"].as_str().unwrap().contains("missing Authorization"));
+    assert!(e["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing Authorization"));
 
-    let r = app.client.post(app.url("/deployments")).bearer_auth("rel_wrong").json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .bearer_auth("rel_wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app.client.post(app.url("/deployments")).header("Authorization", "Basic abc").json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .header("Authorization", "Basic abc")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     app.store.revoke_token("pipeline").await.unwrap();
-    let r = app.client.post(app.url("/deployments")).bearer_auth(&app.token).json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .bearer_auth(&app.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let (status, _) = app.get_json("/api/v1/applications").await;
     assert_eq!(status, 401);
@@ -95,7 +157,10 @@ async fn expect_error(r: reqwest::Response, status: u16, field: Option<&str>, co
     if let Some(field) = field {
         assert_eq!(body["field"], field, "{body}");
     }
-    assert!(body["error"].as_str().unwrap().contains(contains), "{body} should mention {contains:?}");
+    assert!(
+        body["error"].as_str().unwrap().contains(contains),
+        "{body} should mention {contains:?}"
+    );
 }
 
 #[tokio::test]
@@ -105,23 +170,79 @@ async fn bad_notifications_get_precise_answers() {
     let post = |b: Value| async move { app.post_json("/deployments", &b).await };
     expect_error(post(json!({"repo": "alphagov/frontend", "deployment": {"environment": "prod", "version": "v1"}})).await, 422, Some("deployment.environment"), "unknown environment").await;
     expect_error(post(json!({"repo": "not a repo", "deployment": {"environment": "staging", "version": "v1"}})).await, 422, Some("repo"), "owner/name").await;
-    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1..2"}})).await, 422, Some("deployment.version"), "not a valid git ref").await;
+    expect_error(
+        post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1..2"}}))
+            .await,
+        422,
+        Some("deployment.version"),
+        "not a valid git ref",
+    )
+    .await;
     expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "sha": "xyz"}})).await, 422, Some("deployment.sha"), "SHA").await;
     expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "created_at": "yesterday"}})).await, 422, Some("deployment.created_at"), "RFC 3339").await;
     expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "trigger": "magic"}})).await, 422, Some("deployment.trigger"), "unknown trigger").await;
-    expect_error(post(json!({"repo": "a/b"})).await, 422, None, "missing field `deployment`").await;
-    expect_error(post(json!({"repo": 5, "deployment": {"environment": "staging", "version": "v1"}})).await, 422, Some("repo"), "invalid type").await;
+    expect_error(
+        post(json!({"repo": "a/b"})).await,
+        422,
+        None,
+        "missing field `deployment`",
+    )
+    .await;
+    expect_error(
+        post(json!({"repo": 5, "deployment": {"environment": "staging", "version": "v1"}})).await,
+        422,
+        Some("repo"),
+        "invalid type",
+    )
+    .await;
 
     let raw = |body: &'static str, ct: &'static str| {
-        app.client.post(app.url("/deployments")).bearer_auth(&app.token).header("content-type", ct).body(body).send()
+        app.client
+            .post(app.url("/deployments"))
+            .bearer_auth(&app.token)
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
-    expect_error(raw("{not json", "application/json").await.unwrap(), 400, None, "malformed JSON").await;
-    expect_error(raw("", "application/json").await.unwrap(), 400, None, "malformed JSON").await;
-    expect_error(raw("repo=a", "application/x-www-form-urlencoded").await.unwrap(), 415, None, "application/json").await;
+    expect_error(
+        raw("{not json", "application/json").await.unwrap(),
+        400,
+        None,
+        "malformed JSON",
+    )
+    .await;
+    expect_error(
+        raw("", "application/json").await.unwrap(),
+        400,
+        None,
+        "malformed JSON",
+    )
+    .await;
+    expect_error(
+        raw("repo=a", "application/x-www-form-urlencoded")
+            .await
+            .unwrap(),
+        415,
+        None,
+        "application/json",
+    )
+    .await;
     let big = format!("{{\"repo\": \"{}\"}}", "a".repeat(100_000));
-    let r = app.client.post(app.url("/deployments")).bearer_auth(&app.token).header("content-type", "application/json").body(big).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 413, None, "larger than").await;
-    assert_eq!(app.store.deployment_count().await.unwrap(), 0, "nothing recorded from bad input");
+    assert_eq!(
+        app.store.deployment_count().await.unwrap(),
+        0,
+        "nothing recorded from bad input"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +267,12 @@ async fn optional_fields_are_kept() {
 #[tokio::test]
 async fn events_drive_the_status_and_attach_to_the_deployment() {
     let app = spawn().await;
-    assert_eq!(app.notify("alphagov/content-store", "integration", "v10").await.status(), 200);
+    assert_eq!(
+        app.notify("alphagov/content-store", "integration", "v10")
+            .await
+            .status(),
+        200
+    );
     let ev = |stage: &str, status: &str| {
         json!({"repo": "alphagov/content-store", "environment": "integration", "version": "v10", "stage": stage, "status": status,
                "workflow": {"environment": "integration", "namespace": "apps", "name": "post-sync-abc", "url": "https://argo.example/workflows/apps/post-sync-abc"}})
@@ -156,17 +282,41 @@ async fn events_drive_the_status_and_attach_to_the_deployment() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["deployment_status"], "in_progress");
     assert_eq!(body["created_deployment"], false);
-    let body: Value = app.event(ev("smoke_tests", "failed")).await.json().await.unwrap();
+    let body: Value = app
+        .event(ev("smoke_tests", "failed"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["deployment_status"], "failed");
     let (_, apps) = app.get_json("/api/v1/applications/content-store").await;
-    assert_eq!(apps["environments"]["integration"]["current"]["failed_stage"], "smoke_tests");
-    assert!(apps["flags"].as_array().unwrap().iter().any(|f| f["kind"] == "last_deployment_failed"));
-    let body: Value = app.event(ev("smoke_tests", "succeeded")).await.json().await.unwrap();
+    assert_eq!(
+        apps["environments"]["integration"]["current"]["failed_stage"],
+        "smoke_tests"
+    );
+    assert!(apps["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["kind"] == "last_deployment_failed"));
+    let body: Value = app
+        .event(ev("smoke_tests", "succeeded"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["deployment_status"], "succeeded");
-    assert_eq!(app.store.deployment_count().await.unwrap(), 1, "events attached to the notified deployment");
+    assert_eq!(
+        app.store.deployment_count().await.unwrap(),
+        1,
+        "events attached to the notified deployment"
+    );
 
     let (_, page) = app.page("/applications/content-store").await;
-    assert!(page.contains("https://argo.example/workflows/apps/post-sync-abc"), "the timeline links the workflow");
+    assert!(
+        page.contains("https://argo.example/workflows/apps/post-sync-abc"),
+        "the timeline links the workflow"
+    );
     assert!(page.contains("View workflow"));
 }
 
@@ -186,8 +336,14 @@ async fn events_before_the_notification_lose_nothing() {
     );
     assert_eq!(app.store.deployment_count().await.unwrap(), 1);
     let (_, a) = app.get_json("/api/v1/applications/frontend").await;
-    assert_eq!(a["environments"]["staging"]["current"]["deployed_by"], "li.wei");
-    assert_eq!(a["environments"]["staging"]["current"]["status"], "in_progress");
+    assert_eq!(
+        a["environments"]["staging"]["current"]["deployed_by"],
+        "li.wei"
+    );
+    assert_eq!(
+        a["environments"]["staging"]["current"]["status"],
+        "in_progress"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +355,10 @@ async fn repeated_delivery_changes_nothing() {
     assert_eq!(r.status(), 200);
     let second: Value = r.json().await.unwrap();
     assert_eq!(first, second);
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(app.store.pool()).await.unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
     assert_eq!(events, 1);
 }
 
@@ -212,23 +371,82 @@ async fn bad_events_get_precise_answers() {
         b[k] = v;
         b
     };
-    expect_error(app.event(with("stage", json!("deploy"))).await, 422, Some("stage"), "unknown stage").await;
-    expect_error(app.event(with("status", json!("done"))).await, 422, Some("status"), "unknown status").await;
-    expect_error(app.event(with("environment", json!("qa"))).await, 422, Some("environment"), "unknown environment").await;
-    expect_error(app.event(with("version", json!("-rf"))).await, 422, Some("version"), "git ref").await;
-    expect_error(app.event(with("workflow", json!({"url": "javascript:alert(1)"}))).await, 422, Some("workflow.url"), "http(s)").await;
-    expect_error(app.event(with("message", json!("x".repeat(3000)))).await, 422, Some("message"), "longer than").await;
-    expect_error(app.event(with("at", json!("soon"))).await, 422, Some("at"), "RFC 3339").await;
-    expect_error(app.event(with("delivery_id", json!(""))).await, 422, Some("delivery_id"), "printable").await;
+    expect_error(
+        app.event(with("stage", json!("deploy"))).await,
+        422,
+        Some("stage"),
+        "unknown stage",
+    )
+    .await;
+    expect_error(
+        app.event(with("status", json!("done"))).await,
+        422,
+        Some("status"),
+        "unknown status",
+    )
+    .await;
+    expect_error(
+        app.event(with("environment", json!("qa"))).await,
+        422,
+        Some("environment"),
+        "unknown environment",
+    )
+    .await;
+    expect_error(
+        app.event(with("version", json!("-rf"))).await,
+        422,
+        Some("version"),
+        "git ref",
+    )
+    .await;
+    expect_error(
+        app.event(with("workflow", json!({"url": "javascript:alert(1)"})))
+            .await,
+        422,
+        Some("workflow.url"),
+        "http(s)",
+    )
+    .await;
+    expect_error(
+        app.event(with("message", json!("x".repeat(3000)))).await,
+        422,
+        Some("message"),
+        "longer than",
+    )
+    .await;
+    expect_error(
+        app.event(with("at", json!("soon"))).await,
+        422,
+        Some("at"),
+        "RFC 3339",
+    )
+    .await;
+    expect_error(
+        app.event(with("delivery_id", json!(""))).await,
+        422,
+        Some("delivery_id"),
+        "printable",
+    )
+    .await;
     assert_eq!(app.store.deployment_count().await.unwrap(), 0);
 }
 
 #[tokio::test]
 async fn healthchecks() {
     let app = spawn().await;
-    let r = app.client.get(app.url("/healthcheck/live")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/healthcheck/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = app.client.get(app.url("/healthcheck/ready")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/healthcheck/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["database"], "ok");
@@ -237,11 +455,19 @@ async fn healthchecks() {
 #[tokio::test]
 async fn an_old_notification_sent_late_does_not_replace_a_newer_one() {
     let app = spawn().await;
-    let send = |v: &str, at: &str| {
-        json!({"repo": "alphagov/frontend", "deployment": {"environment": "integration", "version": v, "created_at": at}})
-    };
-    assert_eq!(app.post_json("/deployments", &send("v2", "2026-11-27T10:00:00Z")).await.status(), 200);
-    assert_eq!(app.post_json("/deployments", &send("v1", "2026-11-27T09:00:00Z")).await.status(), 200);
+    let send = |v: &str, at: &str| json!({"repo": "alphagov/frontend", "deployment": {"environment": "integration", "version": v, "created_at": at}});
+    assert_eq!(
+        app.post_json("/deployments", &send("v2", "2026-11-27T10:00:00Z"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post_json("/deployments", &send("v1", "2026-11-27T09:00:00Z"))
+            .await
+            .status(),
+        200
+    );
     let (_, a) = app.get_json("/api/v1/applications/frontend").await;
     assert_eq!(a["environments"]["integration"]["current"]["version"], "v2");
 }

@@ -3,7 +3,9 @@
 //! postgres://postgres@127.0.0.1:5432/postgres. Without a server it says it skipped;
 //! with RELEASE_REQUIRE_POSTGRES=1 (as in .ci/run) a missing server fails the run.
 
-use app::domain::{DeploymentStatus, Environments, EventStatus, GitRef, RepoName, Shortname, Stage, Trigger};
+use app::domain::{
+    DeploymentStatus, Environments, EventStatus, GitRef, RepoName, Shortname, Stage, Trigger,
+};
 use app::store::{ApplicationSpec, NewDeployment, NewEvent, Store};
 use sqlx::Connection;
 
@@ -33,7 +35,15 @@ fn notify(store: &Store, repo: &str, env: &str, version: &str, at: i64) -> NewDe
     }
 }
 
-fn event(store: &Store, repo: &str, env: &str, version: &str, stage: Stage, status: EventStatus, delivery: Option<&str>) -> NewEvent {
+fn event(
+    store: &Store,
+    repo: &str,
+    env: &str,
+    version: &str,
+    stage: Stage,
+    status: EventStatus,
+    delivery: Option<&str>,
+) -> NewEvent {
     NewEvent {
         repo: RepoName::parse(repo).unwrap(),
         environment: store.environments().parse(env).unwrap(),
@@ -48,21 +58,59 @@ fn event(store: &Store, repo: &str, env: &str, version: &str, stage: Stage, stat
 }
 
 async fn suite(store: Store) {
-    store.migrate().await.expect("migrations run twice without harm");
-    store.sync_applications(&[spec("web", "org/web", &["production"]), spec("api", "org/api", &[])]).await.unwrap();
+    store
+        .migrate()
+        .await
+        .expect("migrations run twice without harm");
+    store
+        .sync_applications(&[
+            spec("web", "org/web", &["production"]),
+            spec("api", "org/api", &[]),
+        ])
+        .await
+        .unwrap();
     // Declaring again updates in place.
-    store.sync_applications(&[spec("web", "org/web", &["production"])]).await.unwrap();
+    store
+        .sync_applications(&[spec("web", "org/web", &["production"])])
+        .await
+        .unwrap();
     assert_eq!(store.application_count().await.unwrap(), 2);
-    assert_eq!(store.application("web").await.unwrap().unwrap().manual_environments, vec!["production"]);
+    assert_eq!(
+        store
+            .application("web")
+            .await
+            .unwrap()
+            .unwrap()
+            .manual_environments,
+        vec!["production"]
+    );
 
     // History: 50 deployments to integration; the grid shows the latest.
     for i in 0..50 {
-        store.record_deployment(&notify(&store, "org/web", "integration", &format!("v{i}"), 1_000 + i)).await.unwrap();
+        store
+            .record_deployment(&notify(
+                &store,
+                "org/web",
+                "integration",
+                &format!("v{i}"),
+                1_000 + i,
+            ))
+            .await
+            .unwrap();
     }
-    store.record_deployment(&notify(&store, "org/web", "staging", "v49", 2_000)).await.unwrap();
-    store.record_deployment(&notify(&store, "org/web", "production", "v40", 2_000)).await.unwrap();
+    store
+        .record_deployment(&notify(&store, "org/web", "staging", "v49", 2_000))
+        .await
+        .unwrap();
+    store
+        .record_deployment(&notify(&store, "org/web", "production", "v40", 2_000))
+        .await
+        .unwrap();
     let grid = store.grid().await.unwrap();
-    assert_eq!(grid.environments, vec!["integration", "staging", "production"]);
+    assert_eq!(
+        grid.environments,
+        vec!["integration", "staging", "production"]
+    );
     let web = grid.apps.iter().find(|a| a.shortname == "web").unwrap();
     assert_eq!(web.cells[0].as_ref().unwrap().version, "v49");
     assert_eq!(web.continuous, vec![true, true, false]);
@@ -72,18 +120,37 @@ async fn suite(store: Store) {
     assert!(api.cells.iter().all(Option::is_none));
 
     // Same version again attaches instead of adding a row.
-    let again = store.record_deployment(&notify(&store, "org/web", "staging", "v49", 2_500)).await.unwrap();
+    let again = store
+        .record_deployment(&notify(&store, "org/web", "staging", "v49", 2_500))
+        .await
+        .unwrap();
     assert!(!again.created);
 
     // Events, out of order and repeated.
-    let e = event(&store, "org/api", "integration", "v1", Stage::SmokeTests, EventStatus::Failed, Some("x1"));
+    let e = event(
+        &store,
+        "org/api",
+        "integration",
+        "v1",
+        Stage::SmokeTests,
+        EventStatus::Failed,
+        Some("x1"),
+    );
     let first = store.record_event(&e).await.unwrap();
     assert!(first.created_deployment);
     assert_eq!(first.deployment_status, DeploymentStatus::Failed);
     let repeat = store.record_event(&e).await.unwrap();
     assert_eq!(first, repeat);
     let ok = store
-        .record_event(&event(&store, "org/api", "integration", "v1", Stage::SmokeTests, EventStatus::Succeeded, Some("x2")))
+        .record_event(&event(
+            &store,
+            "org/api",
+            "integration",
+            "v1",
+            Stage::SmokeTests,
+            EventStatus::Succeeded,
+            Some("x2"),
+        ))
         .await
         .unwrap();
     assert_eq!(ok.deployment_status, DeploymentStatus::Succeeded);
@@ -98,26 +165,44 @@ async fn suite(store: Store) {
 
     let activity = store.activity(None).await.unwrap();
     assert_eq!(activity.deployments.len(), 53);
-    assert_eq!(activity.deployments[0].application, "API", "newest first: the event-created deployment is now");
+    assert_eq!(
+        activity.deployments[0].application, "API",
+        "newest first: the event-created deployment is now"
+    );
     let staging = store.activity(Some("staging")).await.unwrap();
-    assert!(staging.deployments.iter().all(|d| d.environment == "staging"));
+    assert!(staging
+        .deployments
+        .iter()
+        .all(|d| d.environment == "staging"));
 
     // Ambiguous repo.
-    store.sync_applications(&[spec("api2", "org/api", &[])]).await.unwrap();
-    let err = store.record_deployment(&notify(&store, "org/api", "staging", "v2", 3_000)).await.unwrap_err();
+    store
+        .sync_applications(&[spec("api2", "org/api", &[])])
+        .await
+        .unwrap();
+    let err = store
+        .record_deployment(&notify(&store, "org/api", "staging", "v2", 3_000))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("ambiguous"));
 
     // Tokens.
     store.create_token("ci", "hash1").await.unwrap();
     assert!(store.create_token("ci", "hash2").await.is_err());
-    assert_eq!(store.token_name("hash1").await.unwrap().as_deref(), Some("ci"));
+    assert_eq!(
+        store.token_name("hash1").await.unwrap().as_deref(),
+        Some("ci")
+    );
     store.revoke_token("ci").await.unwrap();
     assert_eq!(store.token_name("hash1").await.unwrap(), None);
     assert!(store.revoke_token("ci").await.is_err());
 
     // Bulk insert keeps the current table right.
     let web_id = store.application("web").await.unwrap().unwrap().id;
-    store.bulk_insert_deployments(&[(web_id, "integration".into(), "v100".into(), 9_000)]).await.unwrap();
+    store
+        .bulk_insert_deployments(&[(web_id, "integration".into(), "v100".into(), 9_000)])
+        .await
+        .unwrap();
     let grid = store.grid().await.unwrap();
     let web = grid.apps.iter().find(|a| a.shortname == "web").unwrap();
     assert_eq!(web.cells[0].as_ref().unwrap().version, "v100");
@@ -129,7 +214,11 @@ async fn suite(store: Store) {
     let grid = store.grid().await.unwrap();
     for a in &grid.apps {
         for c in a.cells.iter().flatten() {
-            assert!(c.created_at_ms >= 20_000, "{} current is the seeded newest", a.shortname);
+            assert!(
+                c.created_at_ms >= 20_000,
+                "{} current is the seeded newest",
+                a.shortname
+            );
         }
     }
 }
@@ -140,30 +229,50 @@ async fn storage_on_sqlite() {
     let url = format!("sqlite:{}", dir.path().join("t.db").display());
     let store = Store::connect(&url, Environments::default()).await.unwrap();
     suite(store.clone()).await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
 #[tokio::test]
 async fn storage_on_postgres() {
-    let admin_url = std::env::var("RELEASE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin_url = std::env::var("RELEASE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
         Ok(c) => c,
         Err(err) => {
             if std::env::var("RELEASE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("PostgreSQL is required (RELEASE_REQUIRE_POSTGRES=1) but not reachable: {err}");
+                panic!(
+                    "PostgreSQL is required (RELEASE_REQUIRE_POSTGRES=1) but not reachable: {err}"
+                );
             }
-            eprintln!("SKIPPED storage_on_postgres: PostgreSQL not reachable at {admin_url} ({err})");
+            eprintln!(
+                "SKIPPED storage_on_postgres: PostgreSQL not reachable at {admin_url} ({err})"
+            );
             return;
         }
     };
-    let db = format!("release_test_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await.unwrap();
+    let db = format!(
+        "release_test_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let base = admin_url.rsplit_once('/').unwrap().0;
-    let store = Store::connect(&format!("{base}/{db}"), Environments::default()).await.unwrap();
+    let store = Store::connect(&format!("{base}/{db}"), Environments::default())
+        .await
+        .unwrap();
     let result = tokio::spawn(suite(store.clone())).await;
     store.close().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     if let Err(panic) = result {
         std::panic::resume_unwind(panic.into_panic());
     }

@@ -6,6 +6,7 @@
 //! - `store`: all the SQL (server only).
 //! - `state`: what server functions find in context (server only).
 
+pub mod auth;
 pub mod domain;
 pub mod model;
 pub mod pages;
@@ -23,6 +24,8 @@ use leptos_router::{
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -42,6 +45,59 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The pages' Content-Security-Policy: the app's own script (by the nonce Leptos puts on
+/// its hydration script), its own wasm and styles, nothing else; no framing.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    use leptos::nonce::use_nonce;
+    let Some(resp) = use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
+    let script = match use_nonce() {
+        Some(nonce) => format!("'nonce-{nonce}'"),
+        None => "'self'".to_string(),
+    };
+    let csp = format!(
+        "default-src 'self'; script-src 'self' {script} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: https:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        resp.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
+/// Who is signed in: nothing for the browser to decide, the server says.
+#[server(endpoint = "me")]
+pub async fn get_me() -> Result<Option<auth::CurrentUser>, ServerFnError> {
+    Ok(auth::current_user())
+}
+
+#[component]
+fn UserMenu() -> impl IntoView {
+    let me = Resource::new(|| (), |_| get_me());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                me.await.ok().flatten().map(|u| {
+                    let admin = u.admin;
+                    let role = u.role_label();
+                    view! {
+                        {admin.then(|| view! { <A href="/admin/users">"Users"</A> })}
+                        <div class="user-menu">
+                            {u.avatar_url.clone().map(|src| view! { <img class="avatar" src=src alt="" width="24" height="24"/> })}
+                            <span class="login">{u.login.clone()}</span>
+                            <span class="role">{role}</span>
+                            <form method="post" action="/auth/sign-out">
+                                <button type="submit" class="link-button">"Sign out"</button>
+                            </form>
+                        </div>
+                    }
+                })
+            })}
+        </Suspense>
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -54,6 +110,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Applications"</A>
                     <A href="/activity">"Activity"</A>
+                    <UserMenu/>
                 </nav>
             </header>
             <main id="main">
@@ -61,6 +118,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::grid::GridPage ssr=SsrMode::Async/>
                     <Route path=path!("/applications/:shortname") view=pages::application::ApplicationPage ssr=SsrMode::Async/>
                     <Route path=path!("/activity") view=pages::activity::ActivityPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -10,7 +10,8 @@ pub struct AppState {
 
 /// The server's state, from inside a server function or a page's server-side render.
 pub fn app_state() -> Result<AppState, ServerFnError> {
-    use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state is missing from context"))
+    use_context::<AppState>()
+        .ok_or_else(|| ServerFnError::new("server state is missing from context"))
 }
 
 /// Logs a store failure in full and gives the browser a message without internals.

@@ -14,7 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_num(name: &str, default: i64) -> i64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Running {
@@ -32,7 +35,8 @@ impl Drop for Running {
 impl Running {
     /// Peak resident memory of the server process, in MiB.
     fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -57,33 +61,63 @@ async fn seed(dir: &Path, apps: i64, history: i64) -> anyhow::Result<(String, St
             workflow: "deploy.yml".into(),
             team: format!("#team-{}", i % 12),
             notes: String::new(),
-            manual_environments: if i % 5 == 0 { vec!["production".into()] } else { vec![] },
+            manual_environments: if i % 5 == 0 {
+                vec!["production".into()]
+            } else {
+                vec![]
+            },
         })
         .collect();
     store.sync_applications(&specs).await?;
     let started = Instant::now();
-    store.seed_history(history, chrono::Utc::now().timestamp_millis() - history * 1000).await?;
-    eprintln!("seeded {history} deployments over {apps} apps in {:.1}s", started.elapsed().as_secs_f64());
-    let token = release::http::auth::generate_token();
-    store.create_token("bench", &release::http::auth::hash_token(&token)).await?;
+    store
+        .seed_history(
+            history,
+            chrono::Utc::now().timestamp_millis() - history * 1000,
+        )
+        .await?;
+    eprintln!(
+        "seeded {history} deployments over {apps} apps in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let token = release::http::api_token::generate_token();
+    store
+        .create_token("bench", &release::http::api_token::hash_token(&token))
+        .await?;
     store.close().await;
     Ok((url, token))
 }
 
 async fn start(bin: &Path, url: &str) -> anyhow::Result<Running> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(bin)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--database-url", url])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            url,
+        ])
         .env("LEPTOS_SITE_ROOT", "target/site")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let running = Running { child, base: format!("http://127.0.0.1:{port}") };
+    let running = Running {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("{}/healthcheck/ready", running.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{}/healthcheck/ready", running.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Ok(running);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -96,12 +130,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// A client signed in through the development sign-in (the server listens on loopback).
+async fn signed_in(base: &str) -> anyhow::Result<reqwest::Client> {
+    let client = reqwest::Client::builder().cookie_store(true).build()?;
+    let r = client
+        .post(format!("{base}/auth/dev"))
+        .form(&[("login", "bench"), ("role", "viewer")])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "development sign-in failed: {}",
+        r.status()
+    );
+    Ok(client)
+}
+
 /// Sequential GETs of `/`: median and p99 latency in milliseconds, and the page size.
 async fn grid_latency(base: &str, n: i64) -> anyhow::Result<(f64, f64, usize)> {
-    let client = reqwest::Client::new();
+    let client = signed_in(base).await?;
     let mut size = 0;
     for _ in 0..20 {
-        size = client.get(format!("{base}/")).send().await?.bytes().await?.len();
+        size = client
+            .get(format!("{base}/"))
+            .send()
+            .await?
+            .bytes()
+            .await?
+            .len();
     }
     let mut times = Vec::with_capacity(n as usize);
     for _ in 0..n {
@@ -120,11 +176,16 @@ async fn grid_throughput(base: &str, conc: usize, secs: u64) -> anyhow::Result<f
     let mut tasks = Vec::new();
     for _ in 0..conc {
         let url = format!("{base}/");
+        let client = signed_in(base).await?;
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
             let mut n = 0u64;
             while Instant::now() < deadline {
-                if client.get(&url).send().await.and_then(|r| Ok(r.status().is_success())).unwrap_or(false) {
+                if client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
                     n += 1;
                 }
             }
@@ -151,7 +212,12 @@ async fn notify_throughput(base: &str, token: &str, n: i64, conc: i64) -> anyhow
                 let env = ["integration", "staging", "production"][(i % 3) as usize];
                 let body = serde_json::json!({"repo": format!("bench-org/service-{:03}", i % 300),
                     "deployment": {"environment": env, "version": format!("v{}", 100_000 + i)}});
-                let r = client.post(format!("{base}/deployments")).bearer_auth(&token).json(&body).send().await;
+                let r = client
+                    .post(format!("{base}/deployments"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
                 if r.is_ok_and(|r| r.status().is_success()) {
                     ok += 1;
                 }
@@ -168,7 +234,14 @@ async fn notify_throughput(base: &str, token: &str, n: i64, conc: i64) -> anyhow
 }
 
 fn gzip_size(path: &Path) -> anyhow::Result<(u64, u64)> {
-    let raw = std::fs::metadata(path).with_context(|| format!("{} (run `cargo leptos build --release` first)", path.display()))?.len();
+    let raw = std::fs::metadata(path)
+        .with_context(|| {
+            format!(
+                "{} (run `cargo leptos build --release` first)",
+                path.display()
+            )
+        })?
+        .len();
     let out = Command::new("gzip").args(["-9", "-c"]).arg(path).output()?;
     Ok((raw, out.stdout.len() as u64))
 }
@@ -181,7 +254,9 @@ async fn main() -> anyhow::Result<()> {
     let requests = env_num("BENCH_GRID_REQUESTS", 500);
     let notifications = env_num("BENCH_NOTIFY", 4_000);
     let secs = env_num("BENCH_SECONDS", 5) as u64;
-    let bin = PathBuf::from(std::env::var("BENCH_SERVER").unwrap_or_else(|_| "target/release/release".into()));
+    let bin = PathBuf::from(
+        std::env::var("BENCH_SERVER").unwrap_or_else(|_| "target/release/release".into()),
+    );
     let dir = tempfile::tempdir()?;
 
     let mut report = String::new();
@@ -192,24 +267,45 @@ async fn main() -> anyhow::Result<()> {
         let server = start(&bin, &url).await?;
         let (median, p99, size) = grid_latency(&server.base, requests).await?;
         let rps = grid_throughput(&server.base, 4, secs).await?;
-        let notify = if history == small { Some(notify_throughput(&server.base, &token, notifications, 16).await?) } else { None };
+        let notify = if history == small {
+            Some(notify_throughput(&server.base, &token, notifications, 16).await?)
+        } else {
+            None
+        };
         peak = peak.max(server.peak_mib());
         rows.push((history, median, p99, rps, size, notify));
     }
-    let (raw, gz) = gzip_size(Path::new("target/site/pkg/release_bg.wasm"))?;
+    let (raw, gz) = gzip_size(Path::new("target/site/pkg/release.wasm"))?;
 
-    report.push_str(&format!("Machine: {} cores; SQLite; {apps} apps x 3 environments; server `{}`.\n\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), bin.display()));
+    report.push_str(&format!(
+        "Machine: {} cores; SQLite; {apps} apps x 3 environments; server `{}`.\n\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        bin.display()
+    ));
     report.push_str("| history (deployments) | grid median | grid p99 | grid throughput (4 clients) | grid page size |\n|---|---|---|---|---|\n");
     for (h, med, p99, rps, size, _) in &rows {
-        report.push_str(&format!("| {h} | {med:.2} ms | {p99:.2} ms | {rps:.0} req/s | {:.0} KB |\n", *size as f64 / 1024.0));
+        report.push_str(&format!(
+            "| {h} | {med:.2} ms | {p99:.2} ms | {rps:.0} req/s | {:.0} KB |\n",
+            *size as f64 / 1024.0
+        ));
     }
     let ratio = rows[1].1 / rows[0].1;
-    report.push_str(&format!("\n- history ratio (grid median at {large} / at {small}): **{ratio:.2}**\n"));
+    report.push_str(&format!(
+        "\n- history ratio (grid median at {large} / at {small}): **{ratio:.2}**\n"
+    ));
     if let Some(n) = rows[0].5 {
         report.push_str(&format!("- `POST /deployments`: **{n:.0} notifications/s** ({notifications} requests, 16 connections)\n"));
     }
-    report.push_str(&format!("- wasm bundle: **{:.0} KB raw, {:.0} KB gzipped** (`target/site/pkg/release_bg.wasm`)\n", raw as f64 / 1024.0, gz as f64 / 1024.0));
-    report.push_str(&format!("- server peak memory (VmHWM): **{peak:.1} MiB**\n"));
+    report.push_str(&format!(
+        "- wasm bundle: **{:.0} KB raw, {:.0} KB gzipped** (`target/site/pkg/release.wasm`)\n",
+        raw as f64 / 1024.0,
+        gz as f64 / 1024.0
+    ));
+    report.push_str(&format!(
+        "- server peak memory (VmHWM): **{peak:.1} MiB**\n"
+    ));
     println!("{report}");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Reading applications: `GET /api/v1/applications`, `GET /api/v1/applications/{shortname}`
 //! and the Release app's `GET /applications/{shortname}.json`.
 
-use super::auth::ApiToken;
+use super::api_token::ApiToken;
 use super::error::ApiError;
 use crate::startup::ServerState;
 use app::domain::Shortname;
@@ -46,13 +46,27 @@ fn summary_json(envs: &[String], a: &AppSummary) -> Value {
     })
 }
 
-pub async fn list(State(state): State<ServerState>, _token: ApiToken) -> Result<Json<Value>, ApiError> {
-    let Grid { environments, apps, .. } = state.app.store.grid().await?;
-    let list: Vec<Value> = apps.iter().map(|a| summary_json(&environments, a)).collect();
-    Ok(Json(json!({ "environments": environments, "applications": list })))
+pub async fn list(
+    State(state): State<ServerState>,
+    _token: ApiToken,
+) -> Result<Json<Value>, ApiError> {
+    let Grid {
+        environments, apps, ..
+    } = state.app.store.grid().await?;
+    let list: Vec<Value> = apps
+        .iter()
+        .map(|a| summary_json(&environments, a))
+        .collect();
+    Ok(Json(
+        json!({ "environments": environments, "applications": list }),
+    ))
 }
 
-pub async fn show(State(state): State<ServerState>, _token: ApiToken, Path(shortname): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(state): State<ServerState>,
+    _token: ApiToken,
+    Path(shortname): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let shortname = Shortname::parse(&shortname)?;
     let detail = state
         .app
@@ -60,7 +74,14 @@ pub async fn show(State(state): State<ServerState>, _token: ApiToken, Path(short
         .app_detail(shortname.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
-    let envs: Vec<String> = state.app.store.environments().names().iter().map(|s| s.to_string()).collect();
+    let envs: Vec<String> = state
+        .app
+        .store
+        .environments()
+        .names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     Ok(Json(summary_json(&envs, &detail.summary)))
 }
 
@@ -92,7 +113,10 @@ pub async fn release_app_shape(
 /// the Leptos router owns; rewriting it before routing keeps both.
 pub fn rewrite_release_app_json(mut req: Request) -> Request {
     let path = req.uri().path();
-    if let Some(name) = path.strip_prefix("/applications/").and_then(|p| p.strip_suffix(".json")) {
+    if let Some(name) = path
+        .strip_prefix("/applications/")
+        .and_then(|p| p.strip_suffix(".json"))
+    {
         if !name.is_empty() && !name.contains('/') {
             let new = format!("/api/v1/applications/{name}/release-app");
             if let Ok(uri) = new.parse() {

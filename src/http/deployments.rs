@@ -1,6 +1,6 @@
 //! `POST /deployments`: the Release app's notification, kept byte-compatible.
 
-use super::auth::ApiToken;
+use super::api_token::ApiToken;
 use super::error::ApiError;
 use super::json::JsonBody;
 use crate::startup::ServerState;
@@ -35,12 +35,32 @@ fn parse(body: NotifyBody, state: &ServerState) -> Result<NewDeployment, Invalid
     let d = body.deployment;
     Ok(NewDeployment {
         repo: RepoName::parse(&body.repo)?,
-        environment: state.app.store.environments().parse(&d.environment).map_err(|e| at(e, "deployment.environment"))?,
+        environment: state
+            .app
+            .store
+            .environments()
+            .parse(&d.environment)
+            .map_err(|e| at(e, "deployment.environment"))?,
         version: GitRef::parse(&d.version).map_err(|e| at(e, "deployment.version"))?,
-        sha: d.sha.as_deref().map(Sha::parse).transpose().map_err(|e| at(e, "deployment.sha"))?,
+        sha: d
+            .sha
+            .as_deref()
+            .map(Sha::parse)
+            .transpose()
+            .map_err(|e| at(e, "deployment.sha"))?,
         deployed_by: d.deployed_by.map(|s| parse_person(&s)).transpose()?,
-        trigger: d.trigger.as_deref().map(Trigger::parse).transpose().map_err(|e| at(e, "deployment.trigger"))?.unwrap_or(Trigger::Continuous),
-        created_at_ms: d.created_at.as_deref().map(|s| parse_time(s, "deployment.created_at")).transpose()?,
+        trigger: d
+            .trigger
+            .as_deref()
+            .map(Trigger::parse)
+            .transpose()
+            .map_err(|e| at(e, "deployment.trigger"))?
+            .unwrap_or(Trigger::Continuous),
+        created_at_ms: d
+            .created_at
+            .as_deref()
+            .map(|s| parse_time(s, "deployment.created_at"))
+            .transpose()?,
         base_status: DeploymentStatus::Succeeded,
     })
 }
@@ -48,7 +68,10 @@ fn parse(body: NotifyBody, state: &ServerState) -> Result<NewDeployment, Invalid
 pub fn parse_person(s: &str) -> Result<String, InvalidInput> {
     let s = s.trim();
     if s.is_empty() || s.chars().count() > 100 || s.chars().any(|c| c.is_control()) {
-        return Err(InvalidInput::new("deployment.deployed_by", "must be 1 to 100 printable characters"));
+        return Err(InvalidInput::new(
+            "deployment.deployed_by",
+            "must be 1 to 100 printable characters",
+        ));
     }
     Ok(s.to_owned())
 }
@@ -57,7 +80,12 @@ pub fn parse_person(s: &str) -> Result<String, InvalidInput> {
 pub fn parse_time(s: &str, field: &str) -> Result<i64, InvalidInput> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
-        .map_err(|e| InvalidInput::new(field, format!("{s:?} is not an RFC 3339 time such as 2026-11-27T10:00:00Z ({e})")))
+        .map_err(|e| {
+            InvalidInput::new(
+                field,
+                format!("{s:?} is not an RFC 3339 time such as 2026-11-27T10:00:00Z ({e})"),
+            )
+        })
 }
 
 /// Answers 200 with an empty body, as the Release app does; 409 when the repo matches

@@ -1,6 +1,6 @@
 //! `POST /api/v1/events`: a pipeline stage started, succeeded or failed.
 
-use super::auth::ApiToken;
+use super::api_token::ApiToken;
 use super::deployments::parse_time;
 use super::error::ApiError;
 use super::json::JsonBody;
@@ -38,14 +38,20 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 fn parse(body: EventBody, state: &ServerState) -> Result<NewEvent, InvalidInput> {
     let message = match body.message {
         Some(m) if m.chars().count() > MAX_MESSAGE_CHARS => {
-            return Err(InvalidInput::new("message", format!("longer than {MAX_MESSAGE_CHARS} characters")))
+            return Err(InvalidInput::new(
+                "message",
+                format!("longer than {MAX_MESSAGE_CHARS} characters"),
+            ))
         }
         m => m,
     };
     let workflow = body.workflow.map(parse_workflow).transpose()?;
     let delivery_id = match body.delivery_id {
         Some(d) if d.is_empty() || d.len() > 200 || d.chars().any(|c| c.is_control()) => {
-            return Err(InvalidInput::new("delivery_id", "must be 1 to 200 printable characters"))
+            return Err(InvalidInput::new(
+                "delivery_id",
+                "must be 1 to 200 printable characters",
+            ))
         }
         d => d,
     };
@@ -58,7 +64,11 @@ fn parse(body: EventBody, state: &ServerState) -> Result<NewEvent, InvalidInput>
         message,
         workflow,
         delivery_id,
-        at_ms: body.at.as_deref().map(|s| parse_time(s, "at")).transpose()?,
+        at_ms: body
+            .at
+            .as_deref()
+            .map(|s| parse_time(s, "at"))
+            .transpose()?,
     })
 }
 
@@ -66,14 +76,24 @@ fn parse_workflow(w: WorkflowBody) -> Result<Workflow, InvalidInput> {
     let short = |v: Option<String>, field: &str| -> Result<Option<String>, InvalidInput> {
         match v {
             Some(s) if s.len() > 253 || s.chars().any(|c| c.is_control() || c.is_whitespace()) => {
-                Err(InvalidInput::new(field, "must be at most 253 characters without spaces"))
+                Err(InvalidInput::new(
+                    field,
+                    "must be at most 253 characters without spaces",
+                ))
             }
             v => Ok(v),
         }
     };
     let url = match w.url {
-        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 || u.chars().any(|c| c.is_control() || c.is_whitespace()) => {
-            return Err(InvalidInput::new("workflow.url", "must be an http(s) URL of at most 2000 characters"))
+        Some(u)
+            if !(u.starts_with("https://") || u.starts_with("http://"))
+                || u.len() > 2000
+                || u.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            return Err(InvalidInput::new(
+                "workflow.url",
+                "must be an http(s) URL of at most 2000 characters",
+            ))
         }
         u => u,
     };

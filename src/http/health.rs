@@ -17,7 +17,11 @@ pub async fn ready(State(state): State<ServerState>) -> Response {
         Ok(()) => Json(json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(err) => {
             let _ = ApiError::Internal(err.into());
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+            )
+                .into_response()
         }
     }
 }

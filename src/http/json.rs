@@ -42,9 +42,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::Invalid(app::domain::InvalidInput::new(if path == "." { "body".into() } else { path }, strip_position(&inner.to_string())))
-            }
+            serde_json::error::Category::Data => ApiError::Invalid(app::domain::InvalidInput::new(
+                if path == "." { "body".into() } else { path },
+                strip_position(&inner.to_string()),
+            )),
             _ => ApiError::MalformedJson(inner.to_string()),
         }
     })

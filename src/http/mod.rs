@@ -2,13 +2,15 @@
 //! per resource; every handler parses its input into domain types first and answers a
 //! precise status with a JSON body (see `error`).
 
+pub mod api_token;
 pub mod applications;
-pub mod auth;
 pub mod deployments;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod health;
 pub mod json;
+pub mod login;
 
 use crate::startup::ServerState;
 use axum::routing::{get, post};
@@ -20,7 +22,20 @@ pub fn api_routes() -> Router<ServerState> {
         .route("/api/v1/events", post(events::create))
         .route("/api/v1/applications", get(applications::list))
         .route("/api/v1/applications/{shortname}", get(applications::show))
-        .route("/api/v1/applications/{shortname}/release-app", get(applications::release_app_shape))
+        .route(
+            "/api/v1/applications/{shortname}/release-app",
+            get(applications::release_app_shape),
+        )
         .route("/healthcheck/live", get(health::live))
         .route("/healthcheck/ready", get(health::ready))
+}
+
+/// Signing in and out (browser sessions).
+pub fn login_routes() -> Router<ServerState> {
+    Router::new()
+        .route("/auth/sign-in", get(login::sign_in_page))
+        .route("/auth/github", get(login::start_github))
+        .route("/auth/callback", get(login::callback))
+        .route("/auth/dev", post(login::dev_sign_in))
+        .route("/auth/sign-out", post(login::sign_out))
 }

@@ -51,15 +51,26 @@ pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
         config: Config::parse(config).expect("test config parses"),
         demo,
         site_root: "target/site".into(),
+        github_client_secret: None,
+        secret_key: None,
     })
     .await
     .expect("server builds");
     let base = format!("http://{}", server.local_addr());
     let store = server.store.clone();
-    let token = release::http::auth::generate_token();
-    store.create_token("pipeline", &release::http::auth::hash_token(&token)).await.unwrap();
+    let token = release::http::api_token::generate_token();
+    store
+        .create_token("pipeline", &release::http::api_token::hash_token(&token))
+        .await
+        .unwrap();
     tokio::spawn(server.run_until(std::future::pending()));
-    TestApp { base, token, store, client: reqwest::Client::new(), _dir: dir }
+    TestApp {
+        base,
+        token,
+        store,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 impl TestApp {
@@ -68,11 +79,23 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).bearer_auth(&self.token).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self.client.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap();
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -86,8 +109,28 @@ impl TestApp {
         self.post_json("/api/v1/events", &body).await
     }
 
+    /// A browser-like client (cookies, no redirects followed) signed in through the
+    /// development sign-in with `role`.
+    pub async fn signed_in(&self, role: &str) -> reqwest::Client {
+        let c = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = c
+            .post(self.url("/auth/dev"))
+            .form(&[("login", "demo"), ("role", role)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "development sign-in as {role}");
+        c
+    }
+
+    /// A page as a signed-in viewer sees it.
     pub async fn page(&self, path: &str) -> (u16, String) {
-        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let c = self.signed_in("viewer").await;
+        let r = c.get(self.url(path)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 }

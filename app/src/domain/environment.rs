@@ -20,13 +20,16 @@ impl Environment {
         let ok = !s.is_empty()
             && s.len() <= 32
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
             Err(InvalidInput::new(
                 "environment",
-                format!("{s:?} is not a valid environment name (lowercase letters, digits, - and _)"),
+                format!(
+                    "{s:?} is not a valid environment name (lowercase letters, digits, - and _)"
+                ),
             ))
         }
     }
@@ -57,13 +60,19 @@ impl Environments {
     /// Builds the pipeline from configured names: at least one, no duplicates.
     pub fn new(names: &[String]) -> Result<Self, InvalidInput> {
         if names.is_empty() {
-            return Err(InvalidInput::new("environments", "at least one environment is needed"));
+            return Err(InvalidInput::new(
+                "environments",
+                "at least one environment is needed",
+            ));
         }
         let mut out: Vec<Environment> = Vec::with_capacity(names.len());
         for n in names {
             let e = Environment::parse_name(n)?;
             if out.contains(&e) {
-                return Err(InvalidInput::new("environments", format!("{n:?} is listed twice")));
+                return Err(InvalidInput::new(
+                    "environments",
+                    format!("{n:?} is listed twice"),
+                ));
             }
             out.push(e);
         }
@@ -75,7 +84,10 @@ impl Environments {
         self.0.iter().find(|e| e.0 == s).cloned().ok_or_else(|| {
             InvalidInput::new(
                 "environment",
-                format!("unknown environment {s:?}; expected one of: {}", self.names().join(", ")),
+                format!(
+                    "unknown environment {s:?}; expected one of: {}",
+                    self.names().join(", ")
+                ),
             )
         })
     }
@@ -140,6 +152,11 @@ mod tests {
         assert!(Environments::new(&[]).is_err());
         assert!(Environments::new(&["a".into(), "a".into()]).is_err());
         assert!(Environments::new(&["Bad Name".into()]).is_err());
-        assert_eq!(Environments::new(&["dev".into(), "prod".into()]).unwrap().len(), 2);
+        assert_eq!(
+            Environments::new(&["dev".into(), "prod".into()])
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

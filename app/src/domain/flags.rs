@@ -32,7 +32,10 @@ pub enum Flag {
     /// (a promotion in flight, or one that never happened).
     NotInSync { environment: String, behind: String },
     /// The current deployment in `environment` failed.
-    LastDeploymentFailed { environment: String, stage: Option<Stage> },
+    LastDeploymentFailed {
+        environment: String,
+        stage: Option<Stage>,
+    },
 }
 
 impl Flag {
@@ -88,14 +91,26 @@ pub fn app_flags(names: &[&str], cells: &[Option<CellState>], continuous: &[bool
             if differs && prev.status != DeploymentStatus::Failed {
                 let (environment, behind) = (names[i].to_owned(), names[i - 1].to_owned());
                 if !continuous.get(i).copied().unwrap_or(true) {
-                    flags.push(Flag::ManualDeployment { environment, behind });
+                    flags.push(Flag::ManualDeployment {
+                        environment,
+                        behind,
+                    });
                 } else if cell.is_some() {
-                    flags.push(Flag::NotInSync { environment, behind });
+                    flags.push(Flag::NotInSync {
+                        environment,
+                        behind,
+                    });
                 }
             }
         }
-        if let Some(c) = cell.as_ref().filter(|c| c.status == DeploymentStatus::Failed) {
-            flags.push(Flag::LastDeploymentFailed { environment: names[i].to_owned(), stage: c.failed_stage });
+        if let Some(c) = cell
+            .as_ref()
+            .filter(|c| c.status == DeploymentStatus::Failed)
+        {
+            flags.push(Flag::LastDeploymentFailed {
+                environment: names[i].to_owned(),
+                stage: c.failed_stage,
+            });
         }
     }
     flags
@@ -105,7 +120,13 @@ pub fn app_flags(names: &[&str], cells: &[Option<CellState>], continuous: &[bool
 /// section 6): production != staging, else any difference, else all match. Environments
 /// with no deployment are left out.
 pub fn release_app_status(names: &[&str], cells: &[Option<CellState>]) -> &'static str {
-    let find = |n: &str| names.iter().position(|x| *x == n).and_then(|i| cells.get(i)).and_then(|c| c.as_ref());
+    let find = |n: &str| {
+        names
+            .iter()
+            .position(|x| *x == n)
+            .and_then(|i| cells.get(i))
+            .and_then(|c| c.as_ref())
+    };
     if let (Some(p), Some(s)) = (find("production"), find("staging")) {
         if !p.same_release_as(s) {
             return "production and staging not in sync";
@@ -125,7 +146,12 @@ mod tests {
     const ENVS: [&str; 3] = ["integration", "staging", "production"];
 
     fn cell(v: &str) -> Option<CellState> {
-        Some(CellState { version: v.into(), sha: None, status: DeploymentStatus::Succeeded, failed_stage: None })
+        Some(CellState {
+            version: v.into(),
+            sha: None,
+            status: DeploymentStatus::Succeeded,
+            failed_stage: None,
+        })
     }
 
     #[test]
@@ -139,23 +165,47 @@ mod tests {
     fn manual_production_behind() {
         let cells = [cell("v3"), cell("v3"), cell("v2")];
         let flags = app_flags(&ENVS, &cells, &[true, true, false]);
-        assert_eq!(flags, vec![Flag::ManualDeployment { environment: "production".into(), behind: "staging".into() }]);
-        assert_eq!(release_app_status(&ENVS, &cells), "production and staging not in sync");
+        assert_eq!(
+            flags,
+            vec![Flag::ManualDeployment {
+                environment: "production".into(),
+                behind: "staging".into()
+            }]
+        );
+        assert_eq!(
+            release_app_status(&ENVS, &cells),
+            "production and staging not in sync"
+        );
     }
 
     #[test]
     fn manual_environment_never_deployed() {
         let cells = [cell("v3"), None, None];
         let flags = app_flags(&ENVS, &cells, &[true, false, false]);
-        assert_eq!(flags, vec![Flag::ManualDeployment { environment: "staging".into(), behind: "integration".into() }]);
+        assert_eq!(
+            flags,
+            vec![Flag::ManualDeployment {
+                environment: "staging".into(),
+                behind: "integration".into()
+            }]
+        );
     }
 
     #[test]
     fn continuous_but_behind_is_not_in_sync() {
         let cells = [cell("v4"), cell("v3"), cell("v3")];
         let flags = app_flags(&ENVS, &cells, &[true, true, true]);
-        assert_eq!(flags, vec![Flag::NotInSync { environment: "staging".into(), behind: "integration".into() }]);
-        assert_eq!(release_app_status(&ENVS, &cells), "undeployed changes in integration");
+        assert_eq!(
+            flags,
+            vec![Flag::NotInSync {
+                environment: "staging".into(),
+                behind: "integration".into()
+            }]
+        );
+        assert_eq!(
+            release_app_status(&ENVS, &cells),
+            "undeployed changes in integration"
+        );
     }
 
     #[test]
@@ -165,14 +215,30 @@ mod tests {
         failed.failed_stage = Some(Stage::SmokeTests);
         let cells = [Some(failed), cell("v4"), cell("v4")];
         let flags = app_flags(&ENVS, &cells, &[true, true, true]);
-        assert_eq!(flags, vec![Flag::LastDeploymentFailed { environment: "integration".into(), stage: Some(Stage::SmokeTests) }]);
+        assert_eq!(
+            flags,
+            vec![Flag::LastDeploymentFailed {
+                environment: "integration".into(),
+                stage: Some(Stage::SmokeTests)
+            }]
+        );
         assert!(flags[0].explain().contains("smoke tests"));
     }
 
     #[test]
     fn shas_compare_by_prefix() {
-        let a = CellState { version: "v1".into(), sha: Some("abcdef123456".into()), status: DeploymentStatus::Succeeded, failed_stage: None };
-        let b = CellState { version: "abcdef1".into(), sha: Some("abcdef1".into()), status: DeploymentStatus::Succeeded, failed_stage: None };
+        let a = CellState {
+            version: "v1".into(),
+            sha: Some("abcdef123456".into()),
+            status: DeploymentStatus::Succeeded,
+            failed_stage: None,
+        };
+        let b = CellState {
+            version: "abcdef1".into(),
+            sha: Some("abcdef1".into()),
+            status: DeploymentStatus::Succeeded,
+            failed_stage: None,
+        };
         assert!(a.same_release_as(&b));
     }
 }

@@ -10,7 +10,12 @@ pub struct GitRef(String);
 
 impl GitRef {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let bad = |why: &str| Err(InvalidInput::new("version", format!("{s:?} is not a valid git ref or SHA: {why}")));
+        let bad = |why: &str| {
+            Err(InvalidInput::new(
+                "version",
+                format!("{s:?} is not a valid git ref or SHA: {why}"),
+            ))
+        };
         if s.is_empty() {
             return bad("it is empty");
         }
@@ -32,7 +37,10 @@ impl GitRef {
         if s.contains("..") || s.contains("//") || s.contains("@{") {
             return bad("it contains '..', '//' or '@{'");
         }
-        if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace() || " ~^:?*[\\".contains(*c)) {
+        if let Some(c) = s
+            .chars()
+            .find(|c| c.is_control() || c.is_whitespace() || " ~^:?*[\\".contains(*c))
+        {
             return bad(&format!("it contains {c:?}"));
         }
         if s.split('/').any(|part| part.starts_with('.')) {
@@ -77,11 +85,15 @@ pub struct Sha(String);
 
 impl Sha {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let ok = ((7..=40).contains(&s.len()) || s.len() == 64) && s.chars().all(|c| c.is_ascii_hexdigit());
+        let ok = ((7..=40).contains(&s.len()) || s.len() == 64)
+            && s.chars().all(|c| c.is_ascii_hexdigit());
         if ok {
             Ok(Self(s.to_ascii_lowercase()))
         } else {
-            Err(InvalidInput::new("sha", format!("{s:?} is not a commit SHA (7 to 40 hex digits)")))
+            Err(InvalidInput::new(
+                "sha",
+                format!("{s:?} is not a commit SHA (7 to 40 hex digits)"),
+            ))
         }
     }
 
@@ -114,14 +126,25 @@ mod tests {
 
     #[test]
     fn accepts_real_versions() {
-        for ok in ["v1234", "release_1234", "main", "feature/new-thing", "a1b2c3d", "v1.2.3", "deployed-to-production"] {
+        for ok in [
+            "v1234",
+            "release_1234",
+            "main",
+            "feature/new-thing",
+            "a1b2c3d",
+            "v1.2.3",
+            "deployed-to-production",
+        ] {
             assert!(GitRef::parse(ok).is_ok(), "{ok}");
         }
     }
 
     #[test]
     fn refuses_what_git_refuses() {
-        for bad in ["", "-x", "a..b", "a b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "/a", "a/", "a.lock", "a.", "@", "a@{1}", "a//b", ".a", "a/.b", "a\u{1}"] {
+        for bad in [
+            "", "-x", "a..b", "a b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "/a", "a/",
+            "a.lock", "a.", "@", "a@{1}", "a//b", ".a", "a/.b", "a\u{1}",
+        ] {
             assert!(GitRef::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(GitRef::parse(&"a".repeat(256)).is_err());

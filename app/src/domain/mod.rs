@@ -5,16 +5,16 @@
 //! nothing the server did not, and the server can trust nothing the browser sent.
 
 mod environment;
+mod flags;
 mod git_ref;
 mod repo;
 mod status;
-mod flags;
 
 pub use environment::{Environment, Environments};
+pub use flags::{app_flags, release_app_status, CellState, Flag};
 pub use git_ref::{GitRef, Sha};
 pub use repo::{RepoName, Shortname};
-pub use status::{DeploymentStatus, EventStatus, Stage, Trigger, status_from_events, EventSummary};
-pub use flags::{Flag, CellState, app_flags, release_app_status};
+pub use status::{status_from_events, DeploymentStatus, EventStatus, EventSummary, Stage, Trigger};
 
 /// Why an input was refused: which field and what is wrong with it. The HTTP layer turns it
 /// into a 422 with this field and message.
@@ -27,6 +27,9 @@ pub struct InvalidInput {
 
 impl InvalidInput {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

@@ -12,7 +12,12 @@ pub struct RepoName {
 
 impl RepoName {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let bad = |why: &str| Err(InvalidInput::new("repo", format!("{s:?} is not a GitHub repository \"owner/name\": {why}")));
+        let bad = |why: &str| {
+            Err(InvalidInput::new(
+                "repo",
+                format!("{s:?} is not a GitHub repository \"owner/name\": {why}"),
+            ))
+        };
         let Some((owner, name)) = s.split_once('/') else {
             return bad("there is no '/'");
         };
@@ -25,13 +30,18 @@ impl RepoName {
             return bad("the owner must be 1 to 39 letters, digits or single hyphens");
         }
         let name_ok = (1..=100).contains(&name.len())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
             && name != "."
             && name != "..";
         if !name_ok {
             return bad("the name must be 1 to 100 letters, digits, '.', '-' or '_'");
         }
-        Ok(Self { full: s.to_owned(), slash: owner.len() })
+        Ok(Self {
+            full: s.to_owned(),
+            slash: owner.len(),
+        })
     }
 
     pub fn owner(&self) -> &str {
@@ -79,18 +89,30 @@ pub struct Shortname(String);
 impl Shortname {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         let ok = (1..=100).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(InvalidInput::new("shortname", format!("{s:?} is not a shortname (lowercase letters, digits, - and _)")))
+            Err(InvalidInput::new(
+                "shortname",
+                format!("{s:?} is not a shortname (lowercase letters, digits, - and _)"),
+            ))
         }
     }
 
     fn from_repo_name(name: &str) -> Self {
         let mut s: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else if c == '_' { '_' } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else if c == '_' {
+                    '_'
+                } else {
+                    '-'
+                }
+            })
             .collect();
         s.truncate(100);
         if s.is_empty() {
@@ -134,8 +156,17 @@ mod tests {
         assert_eq!(r.owner(), "alphagov");
         assert_eq!(r.name(), "content-store");
         assert_eq!(r.default_shortname().as_str(), "content-store");
-        assert_eq!(RepoName::parse("trade-tariff/Tariff.API").unwrap().default_shortname().as_str(), "tariff-api");
-        for bad in ["", "noslash", "/x", "x/", "a/b/c", "-a/b", "a-/b", "a--b/c", "a/..", "a/.", "a/b c", "a b/c"] {
+        assert_eq!(
+            RepoName::parse("trade-tariff/Tariff.API")
+                .unwrap()
+                .default_shortname()
+                .as_str(),
+            "tariff-api"
+        );
+        for bad in [
+            "", "noslash", "/x", "x/", "a/b/c", "-a/b", "a-/b", "a--b/c", "a/..", "a/.", "a/b c",
+            "a b/c",
+        ] {
             assert!(RepoName::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -18,7 +18,10 @@ impl Trigger {
             "continuous" => Ok(Self::Continuous),
             "manual" => Ok(Self::Manual),
             "promotion" => Ok(Self::Promotion),
-            _ => Err(super::InvalidInput::new("trigger", format!("unknown trigger {s:?}; expected continuous, manual or promotion"))),
+            _ => Err(super::InvalidInput::new(
+                "trigger",
+                format!("unknown trigger {s:?}; expected continuous, manual or promotion"),
+            )),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -104,7 +107,10 @@ impl EventStatus {
             "started" => Ok(Self::Started),
             "succeeded" => Ok(Self::Succeeded),
             "failed" => Ok(Self::Failed),
-            _ => Err(super::InvalidInput::new("status", format!("unknown status {s:?}; expected started, succeeded or failed"))),
+            _ => Err(super::InvalidInput::new(
+                "status",
+                format!("unknown status {s:?}; expected started, succeeded or failed"),
+            )),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -178,7 +184,10 @@ pub struct EventSummary {
 /// Judging by each stage's *latest* event means a resubmitted workflow whose smoke tests
 /// pass turns a failed deployment back into a successful one, and events that arrive out of
 /// order give the same answer as in order.
-pub fn status_from_events(base: DeploymentStatus, events: &[EventSummary]) -> (DeploymentStatus, Option<Stage>) {
+pub fn status_from_events(
+    base: DeploymentStatus,
+    events: &[EventSummary],
+) -> (DeploymentStatus, Option<Stage>) {
     if events.is_empty() {
         return (base, None);
     }
@@ -196,8 +205,17 @@ pub fn status_from_events(base: DeploymentStatus, events: &[EventSummary]) -> (D
     {
         return (DeploymentStatus::Failed, Some(stage));
     }
-    let done = |s: Stage| matches!(latest[s as usize], Some((_, _, EventStatus::Succeeded | EventStatus::Started)));
-    if matches!(latest[Stage::SmokeTests as usize], Some((_, _, EventStatus::Succeeded))) || done(Stage::Promotion) {
+    let done = |s: Stage| {
+        matches!(
+            latest[s as usize],
+            Some((_, _, EventStatus::Succeeded | EventStatus::Started))
+        )
+    };
+    if matches!(
+        latest[Stage::SmokeTests as usize],
+        Some((_, _, EventStatus::Succeeded))
+    ) || done(Stage::Promotion)
+    {
         return (DeploymentStatus::Succeeded, None);
     }
     (DeploymentStatus::InProgress, None)
@@ -209,13 +227,23 @@ mod tests {
     use proptest::prelude::*;
 
     fn ev(stage: Stage, status: EventStatus, at_ms: i64) -> EventSummary {
-        EventSummary { stage, status, at_ms }
+        EventSummary {
+            stage,
+            status,
+            at_ms,
+        }
     }
 
     #[test]
     fn no_events_keeps_base() {
-        assert_eq!(status_from_events(DeploymentStatus::Requested, &[]).0, DeploymentStatus::Requested);
-        assert_eq!(status_from_events(DeploymentStatus::Succeeded, &[]).0, DeploymentStatus::Succeeded);
+        assert_eq!(
+            status_from_events(DeploymentStatus::Requested, &[]).0,
+            DeploymentStatus::Requested
+        );
+        assert_eq!(
+            status_from_events(DeploymentStatus::Succeeded, &[]).0,
+            DeploymentStatus::Succeeded
+        );
     }
 
     #[test]
@@ -223,30 +251,58 @@ mod tests {
         use EventStatus::*;
         use Stage::*;
         let base = DeploymentStatus::Requested;
-        assert_eq!(status_from_events(base, &[ev(Build, Started, 1)]).0, DeploymentStatus::InProgress);
-        assert_eq!(status_from_events(base, &[ev(Rollout, Succeeded, 1)]).0, DeploymentStatus::InProgress);
         assert_eq!(
-            status_from_events(base, &[ev(Rollout, Succeeded, 1), ev(SmokeTests, Failed, 2)]),
+            status_from_events(base, &[ev(Build, Started, 1)]).0,
+            DeploymentStatus::InProgress
+        );
+        assert_eq!(
+            status_from_events(base, &[ev(Rollout, Succeeded, 1)]).0,
+            DeploymentStatus::InProgress
+        );
+        assert_eq!(
+            status_from_events(
+                base,
+                &[ev(Rollout, Succeeded, 1), ev(SmokeTests, Failed, 2)]
+            ),
             (DeploymentStatus::Failed, Some(SmokeTests))
         );
         // Resubmitted, smoke tests pass the second time.
         assert_eq!(
-            status_from_events(base, &[ev(SmokeTests, Failed, 2), ev(SmokeTests, Started, 3), ev(SmokeTests, Succeeded, 4)]).0,
+            status_from_events(
+                base,
+                &[
+                    ev(SmokeTests, Failed, 2),
+                    ev(SmokeTests, Started, 3),
+                    ev(SmokeTests, Succeeded, 4)
+                ]
+            )
+            .0,
             DeploymentStatus::Succeeded
         );
         // Out of order: the later failure still wins whatever order they arrive in.
         assert_eq!(
-            status_from_events(base, &[ev(SmokeTests, Failed, 5), ev(SmokeTests, Started, 3)]).0,
+            status_from_events(
+                base,
+                &[ev(SmokeTests, Failed, 5), ev(SmokeTests, Started, 3)]
+            )
+            .0,
             DeploymentStatus::Failed
         );
-        assert_eq!(status_from_events(base, &[ev(Promotion, Started, 9)]).0, DeploymentStatus::Succeeded);
+        assert_eq!(
+            status_from_events(base, &[ev(Promotion, Started, 9)]).0,
+            DeploymentStatus::Succeeded
+        );
     }
 
     fn any_stage() -> impl Strategy<Value = Stage> {
         proptest::sample::select(Stage::ALL.to_vec())
     }
     fn any_status() -> impl Strategy<Value = EventStatus> {
-        proptest::sample::select(vec![EventStatus::Started, EventStatus::Succeeded, EventStatus::Failed])
+        proptest::sample::select(vec![
+            EventStatus::Started,
+            EventStatus::Succeeded,
+            EventStatus::Failed,
+        ])
     }
 
     proptest! {

@@ -8,12 +8,23 @@ use leptos_router::hooks::use_query_map;
 
 #[server(endpoint = "activity")]
 pub async fn get_activity(environment: Option<String>) -> Result<Activity, ServerFnError> {
+    crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let env = match environment.as_deref().filter(|e| !e.is_empty()) {
-        Some(e) => Some(state.store.environments().parse(e).map_err(|e| ServerFnError::new(e.to_string()))?),
+        Some(e) => Some(
+            state
+                .store
+                .environments()
+                .parse(e)
+                .map_err(|e| ServerFnError::new(e.to_string()))?,
+        ),
         None => None,
     };
-    state.store.activity(env.as_ref().map(|e| e.as_str())).await.map_err(crate::state::internal)
+    state
+        .store
+        .activity(env.as_ref().map(|e| e.as_str()))
+        .await
+        .map_err(crate::state::internal)
 }
 
 #[component]

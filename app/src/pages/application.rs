@@ -9,9 +9,15 @@ use leptos_router::hooks::use_params_map;
 
 #[server(endpoint = "application")]
 pub async fn get_application(shortname: String) -> Result<Option<AppDetail>, ServerFnError> {
-    let shortname = crate::domain::Shortname::parse(&shortname).map_err(|e| ServerFnError::new(e.to_string()))?;
+    crate::auth::require_user()?;
+    let shortname = crate::domain::Shortname::parse(&shortname)
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
     let state = crate::state::app_state()?;
-    state.store.app_detail(shortname.as_str()).await.map_err(crate::state::internal)
+    state
+        .store
+        .app_detail(shortname.as_str())
+        .await
+        .map_err(crate::state::internal)
 }
 
 #[component]
@@ -38,7 +44,11 @@ fn Detail(detail: AppDetail) -> impl IntoView {
     let s = detail.summary;
     let now = detail.now_ms;
     let repo = s.repo.clone();
-    let envs: Vec<String> = detail.history.iter().map(|h| h.environment.clone()).collect();
+    let envs: Vec<String> = detail
+        .history
+        .iter()
+        .map(|h| h.environment.clone())
+        .collect();
     let current = envs
         .iter()
         .cloned()
@@ -106,7 +116,11 @@ fn Detail(detail: AppDetail) -> impl IntoView {
 
 #[component]
 fn DeploymentItem(repo: String, d: DeploymentView, now_ms: i64) -> impl IntoView {
-    let sha = d.sha.as_deref().filter(|s| *s != d.version).map(|s| short_sha(s).to_string());
+    let sha = d
+        .sha
+        .as_deref()
+        .filter(|s| *s != d.version)
+        .map(|s| short_sha(s).to_string());
     let workflow_link = d.workflow.as_ref().and_then(|w| w.url.clone());
     view! {
         <li class="deployment" id=format!("deployment-{}", d.id)>

@@ -8,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 
 #[server(endpoint = "grid")]
 pub async fn get_grid() -> Result<Grid, ServerFnError> {
+    crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     state.store.grid().await.map_err(crate::state::internal)
 }
@@ -19,7 +20,12 @@ pub fn GridPage() -> impl IntoView {
     // hydration typing filters at once.
     let query = use_query_map();
     let filter = RwSignal::new(query.read_untracked().get("q").unwrap_or_default());
-    let attention_only = RwSignal::new(query.read_untracked().get("attention").is_some_and(|v| v == "1"));
+    let attention_only = RwSignal::new(
+        query
+            .read_untracked()
+            .get("attention")
+            .is_some_and(|v| v == "1"),
+    );
 
     #[cfg(feature = "hydrate")]
     {
@@ -32,7 +38,9 @@ pub fn GridPage() -> impl IntoView {
             let typing = ev
                 .target()
                 .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
-                .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                });
             if typing {
                 return;
             }
@@ -65,7 +73,12 @@ fn needs_attention(app: &AppSummary) -> bool {
 #[component]
 fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>) -> impl IntoView {
     let attention = grid.apps.iter().filter(|a| needs_attention(a)).count();
-    let count = |pred: fn(&Flag) -> bool| grid.apps.iter().filter(|a| a.flags.iter().any(pred)).count();
+    let count = |pred: fn(&Flag) -> bool| {
+        grid.apps
+            .iter()
+            .filter(|a| a.flags.iter().any(pred))
+            .count()
+    };
     let manual = count(|f| matches!(f, Flag::ManualDeployment { .. }));
     let sync = count(|f| matches!(f, Flag::NotInSync { .. }));
     let failed = count(|f| matches!(f, Flag::LastDeploymentFailed { .. }));

@@ -2,6 +2,7 @@
 //! they share.
 
 pub mod activity;
+pub mod admin;
 pub mod application;
 pub mod grid;
 
@@ -37,7 +38,9 @@ pub fn StatusBadge(status: DeploymentStatus, failed_stage: Option<Stage>) -> imp
 #[component]
 pub fn FlagBadge(flag: Flag) -> impl IntoView {
     let text = match &flag {
-        Flag::LastDeploymentFailed { environment, .. } => format!("{}: {}", flag.label(), environment),
+        Flag::LastDeploymentFailed { environment, .. } => {
+            format!("{}: {}", flag.label(), environment)
+        }
         Flag::ManualDeployment { environment, .. } | Flag::NotInSync { environment, .. } => {
             format!("{}: {}", flag.label(), environment)
         }
@@ -55,7 +58,11 @@ pub fn CellView(repo: String, cell: Option<Cell>, now_ms: i64) -> impl IntoView 
     match cell {
         None => view! { <span class="muted">"not deployed"</span> }.into_any(),
         Some(c) => {
-            let sha = c.sha.as_deref().filter(|s| *s != c.version).map(|s| short_sha(s).to_string());
+            let sha = c
+                .sha
+                .as_deref()
+                .filter(|s| *s != c.version)
+                .map(|s| short_sha(s).to_string());
             view! {
                 <div class="cell">
                     <a class="version" href=tree_url(&repo, &c.version)>{c.version.clone()}</a>

@@ -2,7 +2,8 @@
 
 use super::{now_ms, Backend, Result, Store, StoreError};
 use crate::domain::{
-    status_from_events, DeploymentStatus, Environment, EventStatus, EventSummary, GitRef, RepoName, Sha, Stage, Trigger,
+    status_from_events, DeploymentStatus, Environment, EventStatus, EventSummary, GitRef, RepoName,
+    Sha, Stage, Trigger,
 };
 use crate::model::Workflow;
 use serde::{Deserialize, Serialize};
@@ -94,13 +95,36 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(NotifyOutcome { application: app.shortname, deployment_id: id, created: false });
+            return Ok(NotifyOutcome {
+                application: app.shortname,
+                deployment_id: id,
+                created: false,
+            });
         }
         let created_at = d.created_at_ms.unwrap_or(now);
-        let sha = d.sha.as_ref().map(|s| s.as_str().to_owned()).or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
-        let id = insert_deployment(&mut tx, app.id, d.environment.as_str(), d.version.as_str(), sha, d.trigger, d.deployed_by.clone(), d.base_status, created_at).await?;
+        let sha = d
+            .sha
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
+        let id = insert_deployment(
+            &mut tx,
+            app.id,
+            d.environment.as_str(),
+            d.version.as_str(),
+            sha,
+            d.trigger,
+            d.deployed_by.clone(),
+            d.base_status,
+            created_at,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(NotifyOutcome { application: app.shortname, deployment_id: id, created: true })
+        Ok(NotifyOutcome {
+            application: app.shortname,
+            deployment_id: id,
+            created: true,
+        })
     }
 
     /// Records a pipeline event. It attaches to the latest deployment of that version in
@@ -122,12 +146,16 @@ impl Store {
             .await?;
             if claimed.is_none() {
                 tx.rollback().await?;
-                let response: String = sqlx::query_scalar("SELECT response FROM deliveries WHERE delivery_id = $1")
-                    .bind(delivery)
-                    .fetch_one(&self.pool)
-                    .await?;
-                return serde_json::from_str(&response)
-                    .map_err(|err| StoreError::Conflict(format!("delivery {delivery:?} is being processed ({err})")));
+                let response: String =
+                    sqlx::query_scalar("SELECT response FROM deliveries WHERE delivery_id = $1")
+                        .bind(delivery)
+                        .fetch_one(&self.pool)
+                        .await?;
+                return serde_json::from_str(&response).map_err(|err| {
+                    StoreError::Conflict(format!(
+                        "delivery {delivery:?} is being processed ({err})"
+                    ))
+                });
             }
         }
         let app = Self::application_for_repo(&mut tx, &e.repo).await?;
@@ -143,14 +171,34 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let (deployment_id, base, created_deployment) = match existing {
-            Some((id, base)) => (id, DeploymentStatus::parse(&base).unwrap_or(DeploymentStatus::InProgress), false),
+            Some((id, base)) => (
+                id,
+                DeploymentStatus::parse(&base).unwrap_or(DeploymentStatus::InProgress),
+                false,
+            ),
             None => {
                 let sha = e.version.as_sha().map(|s| s.as_str().to_owned());
-                let id = insert_deployment(&mut tx, app.id, e.environment.as_str(), e.version.as_str(), sha, Trigger::Continuous, None, DeploymentStatus::InProgress, at).await?;
+                let id = insert_deployment(
+                    &mut tx,
+                    app.id,
+                    e.environment.as_str(),
+                    e.version.as_str(),
+                    sha,
+                    Trigger::Continuous,
+                    None,
+                    DeploymentStatus::InProgress,
+                    at,
+                )
+                .await?;
                 (id, DeploymentStatus::InProgress, true)
             }
         };
-        let wf = e.workflow.clone().unwrap_or(Workflow { environment: None, namespace: None, name: None, url: None });
+        let wf = e.workflow.clone().unwrap_or(Workflow {
+            environment: None,
+            namespace: None,
+            name: None,
+            url: None,
+        });
         let event_id: i64 = sqlx::query_scalar(
             "INSERT INTO events (deployment_id, stage, status, message, workflow_environment, workflow_namespace, workflow_name, workflow_url, at, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -167,15 +215,20 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT stage, status, at FROM events WHERE deployment_id = $1 ORDER BY id")
-                .bind(deployment_id)
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT stage, status, at FROM events WHERE deployment_id = $1 ORDER BY id",
+        )
+        .bind(deployment_id)
+        .fetch_all(&mut *tx)
+        .await?;
         let summaries: Vec<EventSummary> = rows
             .iter()
             .filter_map(|(stage, status, at)| {
-                Some(EventSummary { stage: Stage::parse(stage).ok()?, status: EventStatus::parse(status).ok()?, at_ms: *at })
+                Some(EventSummary {
+                    stage: Stage::parse(stage).ok()?,
+                    status: EventStatus::parse(status).ok()?,
+                    at_ms: *at,
+                })
             })
             .collect();
         let (status, failed_stage) = status_from_events(base, &summaries);
@@ -234,7 +287,11 @@ impl Store {
             }
             let mut q = sqlx::query(&sql);
             for (app, env, version, at) in chunk {
-                q = q.bind(*app).bind(env.as_str()).bind(version.as_str()).bind(*at);
+                q = q
+                    .bind(*app)
+                    .bind(env.as_str())
+                    .bind(version.as_str())
+                    .bind(*at);
             }
             q.execute(&mut *tx).await?;
         }
@@ -248,8 +305,15 @@ impl Store {
     /// of each.
     pub async fn seed_history(&self, count: i64, start_ms: i64) -> Result<()> {
         let _guard = self.write_guard().await;
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id").fetch_all(&self.pool).await?;
-        let envs: Vec<String> = self.environments.names().iter().map(|s| s.to_string()).collect();
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let envs: Vec<String> = self
+            .environments
+            .names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let cells = (ids.len() * envs.len()) as i64;
         if cells == 0 {
             return Ok(());

@@ -7,13 +7,15 @@
 
 mod deployments;
 mod tokens;
+mod users;
 mod views;
 
-pub use deployments::{NewDeployment, NewEvent, EventOutcome, NotifyOutcome};
+pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
 pub use tokens::TokenInfo;
+pub use users::{SignIn, UserRow};
 
 use crate::domain::{Environments, RepoName, Shortname};
-use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
 
@@ -92,7 +94,11 @@ impl Store {
         };
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
-                if url.contains('?') { format!("{url}&mode=rwc") } else { format!("{url}?mode=rwc") }
+                if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                }
             }
             _ => url.to_owned(),
         };
@@ -114,7 +120,12 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        Ok(Self { pool, backend, environments, write_lock: Default::default() })
+        Ok(Self {
+            pool,
+            backend,
+            environments,
+            write_lock: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -131,8 +142,16 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("../migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("../migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -175,12 +194,16 @@ impl Store {
     }
 
     pub async fn application_count(&self) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applications").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applications")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 
     pub async fn deployment_count(&self) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 
@@ -193,9 +216,10 @@ impl Store {
     }
 
     pub async fn applications(&self) -> Result<Vec<ApplicationRow>> {
-        let rows = sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} ORDER BY name, shortname"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} ORDER BY name, shortname"))
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(ApplicationRow::from).collect())
     }
 
@@ -206,10 +230,11 @@ impl Store {
         tx: &mut sqlx::Transaction<'c, sqlx::Any>,
         repo: &RepoName,
     ) -> Result<ApplicationRow> {
-        let rows = sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} WHERE repo = $1 ORDER BY id"))
-            .bind(repo.as_str())
-            .fetch_all(&mut **tx)
-            .await?;
+        let rows =
+            sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} WHERE repo = $1 ORDER BY id"))
+                .bind(repo.as_str())
+                .fetch_all(&mut **tx)
+                .await?;
         match rows.len() {
             1 => return Ok(rows.into_iter().next().unwrap().into()),
             0 => {}
@@ -224,10 +249,11 @@ impl Store {
         // Created on the fly: the repo's name as shortname, or owner-name if that is taken.
         let base = repo.default_shortname();
         let mut shortname = base.as_str().to_owned();
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM applications WHERE shortname = $1")
-            .bind(&shortname)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM applications WHERE shortname = $1")
+                .bind(&shortname)
+                .fetch_optional(&mut **tx)
+                .await?;
         if taken.is_some() {
             shortname = format!("{}-{}", repo.owner().to_ascii_lowercase(), base.as_str());
             shortname.truncate(100);
@@ -260,7 +286,17 @@ impl Store {
 const APP_COLUMNS: &str =
     "SELECT id, shortname, name, repo, default_branch, workflow, team, notes, manual_environments FROM applications";
 
-type AppTuple = (i64, String, String, String, String, String, String, String, String);
+type AppTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 impl From<AppTuple> for ApplicationRow {
     fn from(t: AppTuple) -> Self {
@@ -273,7 +309,12 @@ impl From<AppTuple> for ApplicationRow {
             workflow: t.5,
             team: t.6,
             notes: t.7,
-            manual_environments: t.8.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            manual_environments: t
+                .8
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -296,7 +337,10 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact_url("sqlite:release.db"), "sqlite:release.db");
     }
 }

@@ -18,7 +18,9 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         if exists.is_some() {
-            return Err(StoreError::Conflict(format!("a token named {name:?} already exists; revoke it or pick another name")));
+            return Err(StoreError::Conflict(format!(
+                "a token named {name:?} already exists; revoke it or pick another name"
+            )));
         }
         sqlx::query("INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(name)
@@ -36,27 +38,37 @@ impl Store {
                 .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, created_at_ms, revoked_at_ms)| TokenInfo { name, created_at_ms, revoked_at_ms })
+            .map(|(name, created_at_ms, revoked_at_ms)| TokenInfo {
+                name,
+                created_at_ms,
+                revoked_at_ms,
+            })
             .collect())
     }
 
     pub async fn revoke_token(&self, name: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("no active token named {name:?}")));
+            return Err(StoreError::NotFound(format!(
+                "no active token named {name:?}"
+            )));
         }
         Ok(())
     }
 
     /// The name of the active token with this hash, if any.
     pub async fn token_name(&self, token_hash: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

@@ -2,7 +2,10 @@
 
 use super::{now_ms, ApplicationRow, Result, Store};
 use crate::domain::{app_flags, release_app_status, CellState, DeploymentStatus, Stage};
-use crate::model::{Activity, AppDetail, AppSummary, Cell, DeploymentView, EnvironmentHistory, EventView, Grid, Workflow};
+use crate::model::{
+    Activity, AppDetail, AppSummary, Cell, DeploymentView, EnvironmentHistory, EventView, Grid,
+    Workflow,
+};
 use std::collections::HashMap;
 
 /// How many deployments per environment the application page shows.
@@ -106,7 +109,8 @@ impl Store {
                         sha: r.9,
                         deployed_by: r.10,
                         trigger,
-                        status: DeploymentStatus::parse(&status).unwrap_or(DeploymentStatus::InProgress),
+                        status: DeploymentStatus::parse(&status)
+                            .unwrap_or(DeploymentStatus::InProgress),
                         failed_stage: r.13.as_deref().and_then(|s| Stage::parse(s).ok()),
                         created_at_ms: at,
                     });
@@ -116,7 +120,11 @@ impl Store {
         for app in &mut apps {
             finish_summary(&names, app);
         }
-        Ok(Grid { environments: names.iter().map(|s| s.to_string()).collect(), apps, now_ms: now_ms() })
+        Ok(Grid {
+            environments: names.iter().map(|s| s.to_string()).collect(),
+            apps,
+            now_ms: now_ms(),
+        })
     }
 
     /// One application: its current state, flags, and recent history per environment with
@@ -151,7 +159,8 @@ impl Store {
                 d.events = events.get(&d.id).cloned().unwrap_or_default();
             }
         }
-        let summary = summary_from_history(&names, &app, &self.current_ids(app.id).await?, &history);
+        let summary =
+            summary_from_history(&names, &app, &self.current_ids(app.id).await?, &history);
         Ok(Some(AppDetail {
             summary,
             default_branch: app.default_branch,
@@ -163,11 +172,12 @@ impl Store {
     }
 
     async fn current_ids(&self, app_id: i64) -> Result<HashMap<String, i64>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT environment, deployment_id FROM current_deployments WHERE application_id = $1")
-                .bind(app_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT environment, deployment_id FROM current_deployments WHERE application_id = $1",
+        )
+        .bind(app_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().collect())
     }
 
@@ -180,12 +190,27 @@ impl Store {
                  FROM events WHERE deployment_id IN ({}) ORDER BY at, id",
                 placeholders.join(",")
             );
-            let mut q = sqlx::query_as::<_, (i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64)>(&sql);
+            let mut q = sqlx::query_as::<
+                _,
+                (
+                    i64,
+                    String,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    i64,
+                ),
+            >(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }
             for r in q.fetch_all(&self.pool).await? {
-                let Ok(stage) = Stage::parse(&r.1) else { continue };
+                let Ok(stage) = Stage::parse(&r.1) else {
+                    continue;
+                };
                 out.entry(r.0).or_default().push(EventView {
                     stage,
                     status: r.2,
@@ -216,7 +241,12 @@ impl Store {
             .await?,
         };
         Ok(Activity {
-            environments: self.environments.names().iter().map(|s| s.to_string()).collect(),
+            environments: self
+                .environments
+                .names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             filter: environment.map(str::to_owned),
             deployments: rows.into_iter().map(deployment_view).collect(),
             now_ms: now_ms(),
@@ -224,11 +254,21 @@ impl Store {
     }
 }
 
-fn workflow(environment: Option<String>, namespace: Option<String>, name: Option<String>, url: Option<String>) -> Option<Workflow> {
+fn workflow(
+    environment: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    url: Option<String>,
+) -> Option<Workflow> {
     if environment.is_none() && namespace.is_none() && name.is_none() && url.is_none() {
         None
     } else {
-        Some(Workflow { environment, namespace, name, url })
+        Some(Workflow {
+            environment,
+            namespace,
+            name,
+            url,
+        })
     }
 }
 

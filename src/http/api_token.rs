@@ -13,18 +13,28 @@ pub struct ApiToken(pub String);
 impl FromRequestParts<ServerState> for ApiToken {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ServerState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing Authorization header; send Authorization: Bearer TOKEN"))?;
-        let value = header.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ServerState,
+    ) -> Result<Self, Self::Rejection> {
+        let header =
+            parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .ok_or(ApiError::Unauthorized(
+                    "missing Authorization header; send Authorization: Bearer TOKEN",
+                ))?;
+        let value = header
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text"))?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized("the Authorization header must be \"Bearer TOKEN\""))?;
+            .ok_or(ApiError::Unauthorized(
+                "the Authorization header must be \"Bearer TOKEN\"",
+            ))?;
         match state.app.store.token_name(&hash_token(token)).await? {
             Some(name) => Ok(ApiToken(name)),
             None => Err(ApiError::Unauthorized("unknown or revoked API token")),

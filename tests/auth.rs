@@ -1,0 +1,821 @@
+//! Signing in with GitHub against a local fake GitHub (a real HTTP server that checks the
+//! PKCE verifier, the client secret and the redirect URI), sessions, the authorization
+//! matrix, cross-site refusal and security headers.
+
+mod common;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use release::configuration::Config;
+use release::startup::{Server, Settings};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+const SECRET: &str = "fake-client-secret";
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+#[derive(Default)]
+struct FakeState {
+    /// code -> (code_challenge, redirect_uri)
+    codes: HashMap<String, (String, String)>,
+    used: HashSet<String>,
+    /// access token -> login
+    tokens: HashMap<String, String>,
+    org_members: HashSet<String>,
+    /// (team, login)
+    teams: HashSet<(String, String)>,
+    token_requests: Vec<HashMap<String, String>>,
+}
+
+type Fake = Arc<Mutex<FakeState>>;
+
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+async fn token_endpoint(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> impl IntoResponse {
+    let mut s = fake.lock().unwrap();
+    s.token_requests.push(f.clone());
+    let bad = |e: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e, "error_description": e})),
+        )
+            .into_response()
+    };
+    if headers.get("accept").and_then(|v| v.to_str().ok()) != Some("application/json") {
+        return bad("expected Accept: application/json");
+    }
+    if f.get("client_secret").map(String::as_str) != Some(SECRET)
+        || f.get("client_id").map(String::as_str) != Some("fake-client")
+    {
+        return bad("incorrect_client_credentials");
+    }
+    let code = f.get("code").cloned().unwrap_or_default();
+    let Some((challenge, redirect)) = s.codes.get(&code).cloned() else {
+        return bad("bad_verification_code");
+    };
+    if !s.used.insert(code.clone()) {
+        return bad("bad_verification_code");
+    }
+    if f.get("redirect_uri") != Some(&redirect) {
+        return bad("redirect_uri_mismatch");
+    }
+    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+    if b64url(&Sha256::digest(verifier.as_bytes())) != challenge {
+        return bad("invalid PKCE verifier");
+    }
+    let token = format!("gho_{code}");
+    let login = code.split('-').next().unwrap().to_owned();
+    s.tokens.insert(token.clone(), login);
+    Json(json!({"access_token": token, "token_type": "bearer", "scope": "read:org,repo"}))
+        .into_response()
+}
+
+fn login_of(fake: &Fake, headers: &HeaderMap) -> Option<String> {
+    let token = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    fake.lock().unwrap().tokens.get(token).cloned()
+}
+
+async fn fake_github() -> (String, Fake) {
+    let fake: Fake = Arc::default();
+    let app = Router::new()
+        .route("/login/oauth/access_token", post(token_endpoint))
+        .route(
+            "/api/user",
+            get(|State(f): State<Fake>, h: HeaderMap| async move {
+                match login_of(&f, &h) {
+                    Some(login) => Json(json!({"id": 42, "login": login, "name": "The Octocat", "avatar_url": "https://avatars.example/u/42"})).into_response(),
+                    None => StatusCode::UNAUTHORIZED.into_response(),
+                }
+            }),
+        )
+        .route(
+            "/api/user/memberships/orgs/{org}",
+            get(|State(f): State<Fake>, h: HeaderMap, Path(org): Path<String>| async move {
+                let Some(login) = login_of(&f, &h) else { return StatusCode::UNAUTHORIZED.into_response() };
+                if org == "example-org" && f.lock().unwrap().org_members.contains(&login) {
+                    Json(json!({"state": "active", "role": "member"})).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            }),
+        )
+        .route(
+            "/api/orgs/{org}/teams/{team}/memberships/{login}",
+            get(|State(f): State<Fake>, h: HeaderMap, Path((_org, team, login)): Path<(String, String, String)>| async move {
+                if login_of(&f, &h).is_none() {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                if f.lock().unwrap().teams.contains(&(team, login)) {
+                    Json(json!({"state": "active", "role": "member"})).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            }),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, fake)
+}
+
+struct Env {
+    base: String,
+    gh: String,
+    fake: Fake,
+    store: app::store::Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_with_github(refresh_minutes: i64, public_url: Option<&str>) -> Env {
+    let (gh, fake) = fake_github().await;
+    let dir = tempfile::tempdir().unwrap();
+    let public = public_url
+        .map(|u| format!("public_url = \"{u}\"\n"))
+        .unwrap_or_default();
+    let config = format!(
+        r#"{public}
+[github]
+client_id = "fake-client"
+web_url = "{gh}"
+api_url = "{gh}/api"
+[access]
+org = "example-org"
+admins = ["release-admins"]
+refresh_minutes = {refresh_minutes}
+[access.deployers]
+integration = ["developers"]
+production = ["@prod-person"]
+"#
+    );
+    let server = Server::build(Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
+        config: Config::parse(&config).unwrap(),
+        demo: true,
+        site_root: "target/site".into(),
+        github_client_secret: Some(SECRET.into()),
+        secret_key: Some(KEY.into()),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let store = server.store.clone();
+    tokio::spawn(server.run_until(std::future::pending()));
+    Env {
+        base,
+        gh,
+        fake,
+        store,
+        _dir: dir,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("release_session="))
+        .map(str::to_owned)
+}
+
+/// Starts a sign-in, "approves" it on the fake GitHub as `login`, and returns the
+/// callback's query (code and state) without calling it.
+async fn authorize(
+    env: &Env,
+    c: &reqwest::Client,
+    login: &str,
+    return_to: &str,
+) -> (String, String) {
+    let r = c
+        .get(format!("{}/auth/github?return_to={return_to}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/login/oauth/authorize?", env.fake_base())),
+        "{location}"
+    );
+    let q = query(&location);
+    assert_eq!(q["client_id"], "fake-client");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], format!("{}/auth/callback", env.base));
+    assert_eq!(q["scope"], "read:org repo");
+    assert!(q["state"].len() >= 16);
+    let code = format!("{login}-{}", rand_code());
+    env.fake.lock().unwrap().codes.insert(
+        code.clone(),
+        (q["code_challenge"].clone(), q["redirect_uri"].clone()),
+    );
+    (code, q["state"].clone())
+}
+
+fn rand_code() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+impl Env {
+    fn fake_base(&self) -> String {
+        self.gh.clone()
+    }
+
+    fn member(&self, login: &str, teams: &[&str]) {
+        let mut s = self.fake.lock().unwrap();
+        s.org_members.insert(login.to_owned());
+        for t in teams {
+            s.teams.insert((t.to_string(), login.to_owned()));
+        }
+    }
+
+    async fn me(&self, c: &reqwest::Client) -> Value {
+        let r = c
+            .post(format!("{}/api/me", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// The whole flow, ending signed in.
+    async fn sign_in(&self, login: &str) -> reqwest::Client {
+        let c = client();
+        let (code, state) = authorize(self, &c, login, "/").await;
+        let r = c
+            .get(format!(
+                "{}/auth/callback?code={code}&state={state}",
+                self.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        c
+    }
+}
+
+#[tokio::test]
+async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() {
+    let env = spawn_with_github(15, None).await;
+    env.member("octocat", &["developers"]);
+    let c = client();
+    // Signed out: a page sends you to sign in, remembering where you were.
+    let r = c
+        .get(format!("{}/activity?environment=staging", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/auth/sign-in?return_to=%2Factivity%3Fenvironment%3Dstaging"
+    );
+    let page = c
+        .get(format!("{}/auth/sign-in", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Sign in with GitHub"));
+    assert!(
+        !page.contains("demo user"),
+        "no development sign-in when GitHub is configured"
+    );
+
+    let (code, state) = authorize(&env, &c, "octocat", "%2Factivity%3Fenvironment%3Dstaging").await;
+    let before = env.fake.lock().unwrap().token_requests.len();
+    let r = c
+        .get(format!(
+            "{}/auth/callback?code={code}&state={state}",
+            env.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/activity?environment=staging");
+    let cookie = session_cookie(&r).expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "not Secure on plain http");
+
+    let reqs = env.fake.lock().unwrap().token_requests.clone();
+    let req = &reqs[before];
+    assert_eq!(req["client_secret"], SECRET);
+    assert_eq!(req["redirect_uri"], format!("{}/auth/callback", env.base));
+    assert_eq!(req["grant_type"], "authorization_code");
+    assert!(req["code_verifier"].len() >= 43, "PKCE verifier sent");
+
+    let me = env.me(&c).await;
+    assert_eq!(me["login"], "octocat");
+    assert_eq!(me["deploy_environments"], json!(["integration"]));
+    assert_eq!(me["admin"], false);
+    let html = c
+        .get(format!("{}/", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("octocat")
+            && html.contains("deployer (integration)")
+            && html.contains("Sign out")
+    );
+    assert!(
+        !html.contains("gho_"),
+        "the token never reaches the browser"
+    );
+
+    // The token is stored encrypted.
+    let ct: Option<String> =
+        sqlx::query_scalar("SELECT token_ciphertext FROM users WHERE login = 'octocat'")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    let ct = ct.unwrap();
+    assert!(!ct.contains("gho_") && ct.len() > 48);
+    assert!(release::crypto::TokenCipher::from_hex(KEY)
+        .unwrap()
+        .decrypt(&ct)
+        .unwrap()
+        .starts_with("gho_octocat"));
+}
+
+#[tokio::test]
+async fn wrong_or_missing_state_and_reused_codes_are_refused() {
+    let env = spawn_with_github(15, None).await;
+    env.member("octocat", &[]);
+    let c = client();
+    let (code, _state) = authorize(&env, &c, "octocat", "%2F").await;
+    let r = c
+        .get(format!(
+            "{}/auth/callback?code={code}&state=forged",
+            env.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("state mismatch"));
+    // The pending sign-in was spent by the failed attempt: the right state no longer works.
+    let r = c
+        .get(format!("{}/auth/callback?code={code}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(env.me(&c).await, Value::Null);
+
+    let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
+    let r = c
+        .get(format!("{}/auth/callback?code={code}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "missing state");
+    let _ = state;
+
+    // A code used twice: the second exchange is refused by GitHub, and so by Release.
+    let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
+    assert_eq!(
+        c.get(format!(
+            "{}/auth/callback?code={code}&state={state}",
+            env.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        303
+    );
+    let other = client();
+    let (_, state2) = authorize(&env, &other, "octocat", "%2F").await;
+    let r = other
+        .get(format!(
+            "{}/auth/callback?code={code}&state={state2}",
+            env.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("did not accept the sign-in code"));
+    assert_eq!(env.me(&other).await, Value::Null);
+}
+
+#[tokio::test]
+async fn a_denied_authorization_and_a_non_member_are_told_why() {
+    let env = spawn_with_github(15, None).await;
+    let c = client();
+    let (_code, state) = authorize(&env, &c, "stranger", "%2F").await;
+    let r = c
+        .get(format!(
+            "{}/auth/callback?error=access_denied&state={state}",
+            env.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("did not authorise Release"));
+
+    let (code, state) = authorize(&env, &c, "stranger", "%2F").await;
+    let r = c
+        .get(format!(
+            "{}/auth/callback?code={code}&state={state}",
+            env.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("not an active member") && body.contains("example-org"),
+        "{body}"
+    );
+    assert_eq!(env.me(&c).await, Value::Null);
+}
+
+#[tokio::test]
+async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
+    // refresh_minutes = 0: memberships are read again on every request.
+    let env = spawn_with_github(0, None).await;
+    env.member("octocat", &["developers", "release-admins"]);
+    let c = env.sign_in("octocat").await;
+    let me = env.me(&c).await;
+    assert_eq!(me["admin"], true);
+    env.fake
+        .lock()
+        .unwrap()
+        .teams
+        .remove(&("release-admins".into(), "octocat".into()));
+    let me = env.me(&c).await;
+    assert_eq!(
+        me["admin"], false,
+        "removed from the admins team: no longer admin"
+    );
+    assert_eq!(me["deploy_environments"], json!(["integration"]));
+    let r = c
+        .get(format!("{}/admin/users", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("this needs the admin role"));
+
+    env.fake.lock().unwrap().org_members.remove("octocat");
+    let r = c.get(format!("{}/", env.base)).send().await.unwrap();
+    assert_eq!(r.status(), 303, "removed from the organisation: signed out");
+    assert_eq!(env.me(&c).await, Value::Null);
+}
+
+#[tokio::test]
+async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
+    let env = spawn_with_github(15, None).await;
+    env.member("octocat", &[]);
+    let c = client();
+    let r = c
+        .get(format!("{}/auth/github", env.base))
+        .send()
+        .await
+        .unwrap();
+    let before = session_cookie(&r).unwrap();
+    let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
+    let r = c
+        .get(format!(
+            "{}/auth/callback?code={code}&state={state}",
+            env.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    let after = session_cookie(&r).unwrap();
+    let value = |c: &str| c.split(';').next().unwrap().to_owned();
+    assert_ne!(value(&before), value(&after), "a new session id at sign-in");
+
+    // Sign out, then replay the old cookie by hand: it is worth nothing.
+    let r = c
+        .post(format!("{}/auth/sign-out", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = raw
+        .get(format!("{}/", env.base))
+        .header("cookie", value(&after))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/auth/sign-in"));
+}
+
+#[tokio::test]
+async fn cookies_are_secure_behind_https() {
+    let env = spawn_with_github(15, Some("https://release.example.org")).await;
+    let r = client()
+        .get(format!("{}/auth/github", env.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&r).unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let q = query(r.headers()["location"].to_str().unwrap());
+    assert_eq!(
+        q["redirect_uri"],
+        "https://release.example.org/auth/callback"
+    );
+}
+
+/// Every page and every server function, for each kind of caller. A page or server
+/// function without a row here fails `the_matrix_covers_every_page_and_server_function`.
+const PAGES: &[(&str, [u16; 4])] = &[
+    // path, [anonymous, viewer, deployer, admin]
+    ("/", [303, 200, 200, 200]),
+    ("/activity", [303, 200, 200, 200]),
+    ("/applications/{shortname}", [303, 200, 200, 200]),
+    // The page answers 403 to a signed-in non-admin, with the reason on it.
+    ("/admin/users", [303, 403, 403, 200]),
+];
+/// Server functions: [anonymous, viewer, deployer, admin].
+const SERVER_FNS: &[(&str, [u16; 4])] = &[
+    ("/api/grid", [401, 200, 200, 200]),
+    ("/api/activity", [401, 200, 200, 200]),
+    ("/api/application", [401, 200, 200, 200]),
+    ("/api/me", [200, 200, 200, 200]),
+    ("/api/users", [401, 403, 403, 200]),
+];
+
+#[tokio::test]
+async fn the_authorization_matrix() {
+    let app = common::spawn_with("", true).await;
+    let callers = [None, Some("viewer"), Some("deployer"), Some("admin")];
+    for (i, role) in callers.iter().enumerate() {
+        let c = match role {
+            Some(r) => app.signed_in(r).await,
+            None => client(),
+        };
+        for (path, expect) in PAGES {
+            let url = app.url(&path.replace("{shortname}", "publisher"));
+            let r = c.get(&url).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), expect[i], "GET {path} as {role:?}");
+        }
+        for (path, expect) in SERVER_FNS {
+            let body = if *path == "/api/application" {
+                "shortname=publisher"
+            } else {
+                ""
+            };
+            let r = c
+                .post(app.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), expect[i], "POST {path} as {role:?}");
+        }
+    }
+    // The admin page tells a non-admin why.
+    let viewer = app.signed_in("viewer").await;
+    let html = viewer
+        .get(app.url("/admin/users"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("this needs the admin role"));
+    let admin = app.signed_in("admin").await;
+    let html = admin
+        .get(app.url("/admin/users"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("demo-viewer") && html.contains("demo-admin"));
+}
+
+#[tokio::test]
+async fn the_matrix_covers_every_page_and_server_function() {
+    let pages: HashSet<String> = leptos_axum::generate_route_list(app::App)
+        .iter()
+        .map(|r| r.path().to_string())
+        .collect();
+    let listed: HashSet<String> = PAGES.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(pages, listed, "every page has a row in PAGES");
+    let fns: HashSet<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    let listed: HashSet<String> = SERVER_FNS.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(fns, listed, "every server function has a row in SERVER_FNS");
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused() {
+    let app = common::spawn_with("", true).await;
+    let c = app.signed_in("viewer").await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let r = c
+        .post(app.url("/auth/sign-out"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(app.url("/api/grid"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(app.url("/auth/dev"))
+        .header("origin", "null")
+        .form(&[("login", "x"), ("role", "admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Still signed in: the refused sign-out did nothing.
+    let r = c
+        .post(app.url("/api/grid"))
+        .header("origin", format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The pipeline API (bearer tokens, no cookies) is not affected by Origin.
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .bearer_auth(&app.token)
+        .header("origin", "https://ci.example")
+        .json(&json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn security_headers_on_pages_and_api() {
+    let app = common::spawn_with("", true).await;
+    let c = app.signed_in("viewer").await;
+    let r = c.get(app.url("/")).send().await.unwrap();
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && csp.contains("'nonce-")
+            && csp.contains("'wasm-unsafe-eval'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "same-origin");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the CSP nonce"
+    );
+    let r = app
+        .client
+        .get(app.url("/healthcheck/live"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn development_sign_in_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Server::build(Settings {
+        addr: "0.0.0.0:0".parse().unwrap(),
+        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
+        config: Config::default(),
+        demo: false,
+        site_root: "target/site".into(),
+        github_client_secret: None,
+        secret_key: None,
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        format!("{err:#}").contains("not a loopback address"),
+        "{err:#}"
+    );
+}
+
+#[tokio::test]
+async fn github_needs_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::parse("[github]\nclient_id = \"x\"\n[access]\norg = \"o\"").unwrap();
+    let err = Server::build(Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
+        config,
+        demo: false,
+        site_root: "target/site".into(),
+        github_client_secret: None,
+        secret_key: Some(KEY.into()),
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(format!("{err:#}").contains("RELEASE_GITHUB_CLIENT_SECRET"));
+}
