@@ -6,6 +6,7 @@ const { chromium } = require('playwright-core');
 
 const BASE = process.env.RELEASE_URL || 'http://127.0.0.1:3000';
 let browser;
+let context;
 const consoleProblems = [];
 
 before(async () => {
@@ -14,11 +15,18 @@ before(async () => {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--disable-quic', '--no-first-run'],
   });
+  // Every test but the sign-in one browses as a signed-in viewer.
+  context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(BASE + '/auth/sign-in');
+  await page.click('button:has-text("Sign in as a demo user")');
+  await page.waitForURL(BASE + '/');
+  await page.close();
 });
 after(async () => { await browser?.close(); });
 
 async function open(path) {
-  const page = await browser.newPage();
+  const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') consoleProblems.push(`${path}: ${m.text()}`); });
   page.on('pageerror', (e) => consoleProblems.push(`${path}: ${e.message}`));
   await page.goto(BASE + path);
@@ -78,6 +86,30 @@ test('the activity page lists deployments and filters by environment', async () 
   await page.waitForURL(/environment=production/);
   await page.waitForFunction(() => [...document.querySelectorAll('table.activity tbody tr td:nth-child(3)')].every((td) => td.textContent === 'production'));
   await page.close();
+});
+
+test('development sign-in, the header, and sign-out', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(BASE + '/activity');
+  // Signed out: sent to sign in, and brought back afterwards.
+  await page.waitForURL(/\/auth\/sign-in\?return_to=%2Factivity/);
+  await page.fill('#login', 'e2e');
+  await page.check('input[value="admin"]');
+  await page.click('button:has-text("Sign in as a demo user")');
+  await page.waitForURL(BASE + '/activity');
+  await page.waitForSelector('body[data-hydrated="true"]');
+  const header = await page.locator('.user-menu').innerText();
+  assert.match(header, /e2e-admin/);
+  assert.match(header, /admin/);
+  await page.click('a:has-text("Users")');
+  await page.waitForSelector('h1:has-text("Users")');
+  assert.match(await page.locator('main').innerText(), /e2e-admin/);
+  await page.click('button:has-text("Sign out")');
+  await page.waitForURL(/\/auth\/sign-in/);
+  await page.goto(BASE + '/');
+  await page.waitForURL(/\/auth\/sign-in/);
+  await ctx.close();
 });
 
 test('pages hydrate without console errors or warnings', () => {
