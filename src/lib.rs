@@ -2,7 +2,7 @@
 //! crate), how the server is put together (`startup`), configuration, demo data.
 
 pub mod configuration;
-pub mod crypto;
+pub use app::crypto;
 pub mod demo;
 pub mod github;
 pub mod http;

@@ -7,9 +7,13 @@
 //! - `state`: what server functions find in context (server only).
 
 pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod crypto;
 pub mod domain;
 pub mod model;
 pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod pipeline;
 #[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]

@@ -6,11 +6,13 @@
 //! history, so its cost does not grow with the number of deployments ever made.
 
 mod deployments;
+mod ops;
 mod tokens;
 mod users;
 mod views;
 
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
+pub use ops::{AuditEntry, Freeze, LockHolder, ResubmitTarget};
 pub use tokens::TokenInfo;
 pub use users::{SignIn, UserRow};
 

@@ -1,0 +1,178 @@
+//! The outside systems a deploy or a resubmit talks to: GitHub Actions (dispatching the
+//! app's Deploy workflow with the person's own token, so GitHub records the real actor)
+//! and the Argo Workflows server of each environment. Every call has a timeout, and every
+//! failure becomes a message that says what went wrong and what to do.
+
+use crate::domain::{Environment, GitRef, RepoName};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Every call to GitHub or Argo gives up after this long.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct ArgoServer {
+    /// e.g. `https://argo.integration.example.org`
+    pub url: String,
+    /// Bearer token for the Argo server API (from `RELEASE_ARGO_TOKEN_<ENV>`).
+    pub token: String,
+}
+
+impl std::fmt::Debug for ArgoServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgoServer").field("url", &self.url).field("token", &"<redacted>").finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    http: reqwest::Client,
+    /// `https://api.github.com` or `https://HOST/api/v3`; `None` when GitHub is not configured.
+    pub github_api: Option<String>,
+    /// The Argo Workflows server per environment name.
+    pub argo: HashMap<String, ArgoServer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutsideError {
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error("{who} refused the credentials (401): {hint}")]
+    Unauthorized { who: &'static str, hint: &'static str },
+    #[error("{who} answered 403 Forbidden: {hint}")]
+    Forbidden { who: &'static str, hint: &'static str },
+    #[error("{who} answered 404 Not Found: {hint}")]
+    NotFound { who: &'static str, hint: &'static str },
+    #[error("{who} refused the request (422): {detail}")]
+    Invalid { who: &'static str, detail: String },
+    #[error("{who} answered {status}: it may be having trouble; try again in a few minutes")]
+    Server { who: &'static str, status: u16 },
+    #[error("{who} did not answer within {secs} seconds; try again, and check its status page if it keeps happening")]
+    Timeout { who: &'static str, secs: u64 },
+    #[error("{who} could not be reached; check the network or the configured URL")]
+    Unreachable { who: &'static str },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DispatchResult {
+    pub run_id: Option<i64>,
+    pub run_api_url: Option<String>,
+    pub html_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RunDetails {
+    workflow_run_id: Option<i64>,
+    run_url: Option<String>,
+    html_url: Option<String>,
+}
+
+impl Pipeline {
+    pub fn new(github_api: Option<String>, argo: HashMap<String, ArgoServer>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent("release-dashboard")
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client builds");
+        Self { http, github_api: github_api.map(|u| u.trim_end_matches('/').to_owned()), argo }
+    }
+
+    fn transport(who: &'static str, e: reqwest::Error) -> OutsideError {
+        if e.is_timeout() {
+            OutsideError::Timeout { who, secs: TIMEOUT.as_secs() }
+        } else {
+            OutsideError::Unreachable { who }
+        }
+    }
+
+    /// `POST {api}/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`, as the
+    /// person whose token this is.
+    pub async fn dispatch(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        workflow: &str,
+        default_branch: &str,
+        environment: &Environment,
+        git_ref: &GitRef,
+    ) -> Result<DispatchResult, OutsideError> {
+        const WHO: &str = "GitHub";
+        let api = self
+            .github_api
+            .as_deref()
+            .ok_or_else(|| OutsideError::NotConfigured("GitHub is not configured on this Release, so it cannot start deploys".into()))?;
+        let url = format!("{api}/repos/{}/{}/actions/workflows/{workflow}/dispatches", repo.owner(), repo.name());
+        let body = serde_json::json!({
+            "ref": default_branch,
+            "inputs": {"environment": environment.as_str(), "gitRef": git_ref.as_str()},
+            "return_run_details": true,
+        });
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Self::transport(WHO, e))?;
+        match resp.status().as_u16() {
+            204 => Ok(DispatchResult::default()),
+            200 | 201 => {
+                let details: Option<RunDetails> = resp.json().await.ok();
+                Ok(details
+                    .map(|d| DispatchResult { run_id: d.workflow_run_id, run_api_url: d.run_url, html_url: d.html_url })
+                    .unwrap_or_default())
+            }
+            401 => Err(OutsideError::Unauthorized { who: WHO, hint: "your GitHub sign-in has expired or was revoked; sign out and sign in again" }),
+            403 => Err(OutsideError::Forbidden { who: WHO, hint: "your GitHub account may not run workflows in this repository; ask for write access" }),
+            404 => Err(OutsideError::NotFound { who: WHO, hint: "the repository or its Deploy workflow file does not exist (check the app's workflow setting)" }),
+            422 => {
+                let text = resp.text().await.unwrap_or_default();
+                let detail = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "the branch, the ref or the workflow's inputs were not accepted".into());
+                Err(OutsideError::Invalid { who: WHO, detail: detail.chars().take(300).collect() })
+            }
+            s => Err(OutsideError::Server { who: WHO, status: s }),
+        }
+    }
+
+    /// `PUT {argo}/api/v1/workflows/{namespace}/{name}/resubmit`: returns the new
+    /// workflow's name.
+    pub async fn resubmit(&self, environment: &str, namespace: &str, name: &str) -> Result<String, OutsideError> {
+        const WHO: &str = "Argo Workflows";
+        let server = self.argo.get(environment).ok_or_else(|| {
+            OutsideError::NotConfigured(format!("no Argo Workflows server is configured for {environment}, so Release cannot resubmit there"))
+        })?;
+        let url = format!("{}/api/v1/workflows/{namespace}/{name}/resubmit", server.url.trim_end_matches('/'));
+        let resp = self
+            .http
+            .put(&url)
+            .bearer_auth(&server.token)
+            .json(&serde_json::json!({"memoized": false}))
+            .send()
+            .await
+            .map_err(|e| Self::transport(WHO, e))?;
+        match resp.status().as_u16() {
+            200 | 201 => {
+                let v: serde_json::Value = resp.json().await.map_err(|_| OutsideError::Server { who: WHO, status: 200 })?;
+                v["metadata"]["name"].as_str().map(str::to_owned).ok_or(OutsideError::Server { who: WHO, status: 200 })
+            }
+            401 => Err(OutsideError::Unauthorized { who: WHO, hint: "the Argo token configured for this environment is wrong or expired; ask an admin" }),
+            403 => Err(OutsideError::Forbidden { who: WHO, hint: "the Argo token may not resubmit workflows in this namespace; ask an admin" }),
+            404 => Err(OutsideError::NotFound { who: WHO, hint: "the workflow no longer exists (it may have been garbage-collected); deploy again instead" }),
+            422 | 400 => Err(OutsideError::Invalid { who: WHO, detail: "the workflow cannot be resubmitted".into() }),
+            s => Err(OutsideError::Server { who: WHO, status: s }),
+        }
+    }
+
+    /// The Argo UI link for a workflow.
+    pub fn workflow_url(&self, environment: &str, namespace: &str, name: &str) -> Option<String> {
+        self.argo.get(environment).map(|s| format!("{}/workflows/{namespace}/{name}", s.url.trim_end_matches('/')))
+    }
+}

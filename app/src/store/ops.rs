@@ -1,0 +1,231 @@
+//! Manual deploys, freezes and the audit log.
+
+use super::{now_ms, Backend, Result, Store};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Freeze {
+    pub id: i64,
+    /// `None`: the whole site.
+    pub application: Option<String>,
+    pub reason: String,
+    pub frozen_by: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub application: Option<String>,
+    pub environment: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// Who holds the in-flight deploy for an app and environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockHolder {
+    pub requested_by: String,
+    pub requested_at_ms: i64,
+}
+
+impl Store {
+    /// Takes the in-flight slot for a manual deploy, or says who holds it. A holder whose
+    /// deployment finished, or who has heard nothing for `stall_ms`, no longer counts.
+    pub async fn take_deploy_lock(&self, app_id: i64, env: &str, by: &str, stall_ms: i64) -> Result<std::result::Result<(), LockHolder>> {
+        let _guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        };
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2 AND (requested_at < $3
+               OR deployment_id IN (SELECT id FROM deployments WHERE status IN ('succeeded', 'failed')))",
+        )
+        .bind(app_id)
+        .bind(env)
+        .bind(now - stall_ms)
+        .execute(&mut *tx)
+        .await?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO deploy_locks (application_id, environment, requested_by, requested_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (application_id, environment) DO NOTHING RETURNING application_id",
+        )
+        .bind(app_id)
+        .bind(env)
+        .bind(by)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            tx.commit().await?;
+            return Ok(Ok(()));
+        }
+        let holder: Option<(String, i64)> = sqlx::query_as(
+            "SELECT requested_by, requested_at FROM deploy_locks WHERE application_id = $1 AND environment = $2",
+        )
+        .bind(app_id)
+        .bind(env)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let (requested_by, requested_at_ms) = holder.unwrap_or_else(|| ("someone".into(), now));
+        Ok(Err(LockHolder { requested_by, requested_at_ms }))
+    }
+
+    pub async fn release_deploy_lock(&self, app_id: i64, env: &str) -> Result<()> {
+        sqlx::query("DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2")
+            .bind(app_id)
+            .bind(env)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn attach_deploy_lock(&self, app_id: i64, env: &str, deployment_id: i64, run_url: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE deploy_locks SET deployment_id = $1 WHERE application_id = $2 AND environment = $3")
+            .bind(deployment_id)
+            .bind(app_id)
+            .bind(env)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("UPDATE deployments SET run_url = $1 WHERE id = $2")
+            .bind(run_url.map(str::to_owned))
+            .bind(deployment_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The freezes in force for an application: its own and the site-wide one.
+    pub async fn active_freezes(&self, app_id: Option<i64>) -> Result<Vec<Freeze>> {
+        let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(
+            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at FROM freezes f
+             LEFT JOIN applications a ON a.id = f.application_id
+             WHERE f.lifted_at IS NULL AND (f.application_id IS NULL OR f.application_id = $1)
+             ORDER BY f.id",
+        )
+        .bind(app_id.unwrap_or(-1))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, application, reason, frozen_by, created_at_ms)| Freeze { id, application, reason, frozen_by, created_at_ms })
+            .collect())
+    }
+
+    /// Every freeze in force, site-wide and per app, for the grid's banner and flags.
+    pub async fn all_active_freezes(&self) -> Result<Vec<Freeze>> {
+        let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(
+            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at FROM freezes f
+             LEFT JOIN applications a ON a.id = f.application_id WHERE f.lifted_at IS NULL ORDER BY f.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, application, reason, frozen_by, created_at_ms)| Freeze { id, application, reason, frozen_by, created_at_ms })
+            .collect())
+    }
+
+    pub async fn freeze(&self, app_id: Option<i64>, reason: &str, by: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO freezes (application_id, reason, frozen_by, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(app_id)
+        .bind(reason)
+        .bind(by)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Lifts the freezes in force on an app (or the site, for `None`); how many were lifted.
+    pub async fn lift_freeze(&self, app_id: Option<i64>, by: &str) -> Result<u64> {
+        let sql = if app_id.is_some() {
+            "UPDATE freezes SET lifted_by = $1, lifted_at = $2 WHERE lifted_at IS NULL AND application_id = $3"
+        } else {
+            "UPDATE freezes SET lifted_by = $1, lifted_at = $2 WHERE lifted_at IS NULL AND application_id IS NULL AND $3 = -1"
+        };
+        Ok(sqlx::query(sql).bind(by).bind(now_ms()).bind(app_id.unwrap_or(-1)).execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Appends to the audit log. There is no update or delete.
+    pub async fn audit(&self, actor: &str, action: &str, application: Option<&str>, environment: Option<&str>, outcome: &str, detail: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, application, environment, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(now_ms())
+        .bind(actor)
+        .bind(action)
+        .bind(application.map(str::to_owned))
+        .bind(environment.map(str::to_owned))
+        .bind(outcome)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest audit entries, newest first, optionally only one application's or actor's.
+    pub async fn audit_log(&self, application: Option<&str>, actor: Option<&str>, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<(i64, i64, String, String, Option<String>, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT id, at, actor, action, application, environment, outcome, detail FROM audit_log
+             WHERE ($1 = '' OR application = $1) AND ($2 = '' OR actor = $2) ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(application.unwrap_or(""))
+        .bind(actor.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry { id: r.0, at_ms: r.1, actor: r.2, action: r.3, application: r.4, environment: r.5, outcome: r.6, detail: r.7 })
+            .collect())
+    }
+
+    /// A deployment's identity, for Resubmit: (app id, shortname, environment, status,
+    /// failed stage, workflow environment, namespace, name).
+    pub async fn deployment_for_resubmit(&self, id: i64) -> Result<Option<ResubmitTarget>> {
+        let row: Option<(i64, String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT d.application_id, a.shortname, a.repo, d.environment, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name
+             FROM deployments d JOIN applications a ON a.id = d.application_id WHERE d.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| ResubmitTarget {
+            application_id: r.0,
+            shortname: r.1,
+            repo: r.2,
+            environment: r.3,
+            status: r.4,
+            failed_stage: r.5,
+            workflow_environment: r.6,
+            workflow_namespace: r.7,
+            workflow_name: r.8,
+        }))
+    }
+
+    /// Just the version of a deployment (for recording a resubmitted workflow's event).
+    pub async fn deployment_version(&self, id: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT version FROM deployments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResubmitTarget {
+    pub application_id: i64,
+    pub shortname: String,
+    pub repo: String,
+    pub environment: String,
+    pub status: String,
+    pub failed_stage: Option<String>,
+    pub workflow_environment: Option<String>,
+    pub workflow_namespace: Option<String>,
+    pub workflow_name: Option<String>,
+}
