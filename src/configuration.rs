@@ -17,7 +17,22 @@ struct FileConfig {
     access: Option<FileAccess>,
     session: Option<FileSession>,
     #[serde(default)]
+    argo: std::collections::HashMap<String, FileArgo>,
+    deploys: Option<FileDeploys>,
+    #[serde(default)]
     applications: Vec<FileApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileArgo {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDeploys {
+    stall_minutes: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +128,11 @@ pub struct Config {
     pub github: Option<GitHubSettings>,
     pub access: Access,
     pub session: SessionSettings,
+    /// The Argo Workflows server of each environment (environment, URL); tokens come from
+    /// `RELEASE_ARGO_TOKEN_<ENVIRONMENT>`.
+    pub argo: Vec<(String, String)>,
+    /// A manual deploy that hears nothing from the pipeline for this long is stalled.
+    pub stall_minutes: i64,
 }
 
 impl Default for Config {
@@ -127,6 +147,8 @@ impl Default for Config {
                 ..Access::default()
             },
             session: SessionSettings::default(),
+            argo: vec![],
+            stall_minutes: 30,
         }
     }
 }
@@ -239,6 +261,14 @@ impl Config {
                 "public_url must start with http:// or https://"
             );
         }
+        let mut argo = Vec::new();
+        for (env, a) in file.argo {
+            environments.parse(&env).with_context(|| format!("argo.{env}"))?;
+            anyhow::ensure!(a.url.starts_with("http://") || a.url.starts_with("https://"), "argo.{env}.url must be an http(s) URL");
+            argo.push((env, a.url.trim_end_matches('/').to_owned()));
+        }
+        let stall_minutes = file.deploys.and_then(|d| d.stall_minutes).unwrap_or(30);
+        anyhow::ensure!(stall_minutes >= 1, "deploys.stall_minutes must be at least 1");
         Ok(Self {
             environments,
             applications,
@@ -246,6 +276,8 @@ impl Config {
             github,
             access,
             session,
+            argo,
+            stall_minutes,
         })
     }
 }

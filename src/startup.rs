@@ -52,6 +52,8 @@ pub struct Settings {
     pub github_client_secret: Option<String>,
     /// `RELEASE_SECRET_KEY`: 64 hex digits; needed when `[github]` is configured.
     pub secret_key: Option<String>,
+    /// Argo server tokens per environment (`RELEASE_ARGO_TOKEN_<ENVIRONMENT>`).
+    pub argo_tokens: std::collections::HashMap<String, String>,
     pub database_url: String,
     pub config: Config,
     pub demo: bool,
@@ -107,6 +109,9 @@ impl Server {
             leptos_options,
             app: AppState {
                 store: store.clone(),
+                pipeline: Arc::new(pipeline(&settings)),
+                cipher: auth.cipher.clone(),
+                stall_ms: settings.config.stall_minutes * 60_000,
             },
             auth: Arc::new(auth),
         };
@@ -149,6 +154,19 @@ impl Server {
         self.store.close().await;
         Ok(())
     }
+}
+
+fn pipeline(settings: &Settings) -> app::pipeline::Pipeline {
+    let argo = settings
+        .config
+        .argo
+        .iter()
+        .map(|(env, url)| {
+            let token = settings.argo_tokens.get(env).cloned().unwrap_or_default();
+            (env.clone(), app::pipeline::ArgoServer { url: url.clone(), token })
+        })
+        .collect();
+    app::pipeline::Pipeline::new(settings.config.github.as_ref().map(|g| g.api_url.clone()), argo)
 }
 
 fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthState> {

@@ -182,6 +182,7 @@ production = ["@prod-person"]
         site_root: "target/site".into(),
         github_client_secret: Some(SECRET.into()),
         secret_key: Some(KEY.into()),
+        argo_tokens: Default::default(),
     })
     .await
     .unwrap();
@@ -791,6 +792,7 @@ async fn development_sign_in_is_refused_off_loopback() {
         site_root: "target/site".into(),
         github_client_secret: None,
         secret_key: None,
+        argo_tokens: Default::default(),
     })
     .await
     .err()
@@ -813,6 +815,7 @@ async fn github_needs_its_secrets() {
         site_root: "target/site".into(),
         github_client_secret: None,
         secret_key: Some(KEY.into()),
+        argo_tokens: Default::default(),
     })
     .await
     .err()

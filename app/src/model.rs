@@ -40,6 +40,17 @@ pub struct AppSummary {
     pub release_status: String,
 }
 
+/// A deploy freeze in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Freeze {
+    pub id: i64,
+    /// `None`: the whole site.
+    pub application: Option<String>,
+    pub reason: String,
+    pub frozen_by: String,
+    pub created_at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
     pub environments: Vec<String>,
@@ -47,6 +58,8 @@ pub struct Grid {
     /// Server time when the grid was read: "how long ago" is computed against it, so the
     /// server's HTML and the hydrated page agree.
     pub now_ms: i64,
+    /// Freezes in force, site-wide and per app.
+    pub freezes: Vec<Freeze>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +88,8 @@ pub struct DeploymentView {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub events: Vec<EventView>,
+    /// The GitHub Actions run, for a deploy started from Release.
+    pub run_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +102,7 @@ pub struct EnvironmentHistory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppDetail {
     pub summary: AppSummary,
+    pub freezes: Vec<Freeze>,
     pub default_branch: String,
     pub workflow_file: String,
     pub notes: String,

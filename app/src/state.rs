@@ -6,6 +6,23 @@ use leptos::prelude::*;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// GitHub Actions and the Argo servers, for Deploy and Resubmit.
+    pub pipeline: std::sync::Arc<crate::pipeline::Pipeline>,
+    /// Decrypts the person's GitHub token for calls made on their behalf.
+    pub cipher: crate::crypto::TokenCipher,
+    /// A manual deploy that hears nothing from the pipeline for this long shows as
+    /// stalled, and no longer blocks another.
+    pub stall_ms: i64,
+}
+
+/// Refuses a server function call with an HTTP status and a message for the person.
+pub fn refuse(status: u16, message: impl Into<String>) -> ServerFnError {
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(s) = axum::http::StatusCode::from_u16(status) {
+            resp.set_status(s);
+        }
+    }
+    ServerFnError::new(message.into())
 }
 
 /// The server's state, from inside a server function or a page's server-side render.

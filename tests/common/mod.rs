@@ -53,6 +53,7 @@ pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
         site_root: "target/site".into(),
         github_client_secret: None,
         secret_key: None,
+        argo_tokens: Default::default(),
     })
     .await
     .expect("server builds");

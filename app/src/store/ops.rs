@@ -3,15 +3,7 @@
 use super::{now_ms, Backend, Result, Store};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Freeze {
-    pub id: i64,
-    /// `None`: the whole site.
-    pub application: Option<String>,
-    pub reason: String,
-    pub frozen_by: String,
-    pub created_at_ms: i64,
-}
+pub use crate::model::Freeze;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {

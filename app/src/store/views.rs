@@ -60,11 +60,12 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for DeploymentRow {
             created_at_ms: r.try_get("created_at")?,
             updated_at_ms: r.try_get("updated_at")?,
             events: vec![],
+            run_url: r.try_get("run_url")?,
         }))
     }
 }
 
-const DEPLOYMENT_COLUMNS: &str = "d.id, a.name AS app_name, a.shortname, a.repo, d.environment, d.version, d.sha, d.trigger_kind, d.deployed_by, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name, d.workflow_url, d.created_at, d.updated_at";
+const DEPLOYMENT_COLUMNS: &str = "d.id, a.name AS app_name, a.shortname, a.repo, d.environment, d.version, d.sha, d.trigger_kind, d.deployed_by, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name, d.workflow_url, d.created_at, d.updated_at, d.run_url";
 
 impl Store {
     /// Every application with its current deployment in each environment and its flags.
@@ -120,10 +121,12 @@ impl Store {
         for app in &mut apps {
             finish_summary(&names, app);
         }
+        let freezes = self.all_active_freezes().await?;
         Ok(Grid {
             environments: names.iter().map(|s| s.to_string()).collect(),
             apps,
             now_ms: now_ms(),
+            freezes,
         })
     }
 
@@ -161,8 +164,10 @@ impl Store {
         }
         let summary =
             summary_from_history(&names, &app, &self.current_ids(app.id).await?, &history);
+        let freezes = self.active_freezes(Some(app.id)).await?;
         Ok(Some(AppDetail {
             summary,
+            freezes,
             default_branch: app.default_branch,
             workflow_file: app.workflow,
             notes: app.notes,
