@@ -263,12 +263,20 @@ impl Config {
         }
         let mut argo = Vec::new();
         for (env, a) in file.argo {
-            environments.parse(&env).with_context(|| format!("argo.{env}"))?;
-            anyhow::ensure!(a.url.starts_with("http://") || a.url.starts_with("https://"), "argo.{env}.url must be an http(s) URL");
+            environments
+                .parse(&env)
+                .with_context(|| format!("argo.{env}"))?;
+            anyhow::ensure!(
+                a.url.starts_with("http://") || a.url.starts_with("https://"),
+                "argo.{env}.url must be an http(s) URL"
+            );
             argo.push((env, a.url.trim_end_matches('/').to_owned()));
         }
         let stall_minutes = file.deploys.and_then(|d| d.stall_minutes).unwrap_or(30);
-        anyhow::ensure!(stall_minutes >= 1, "deploys.stall_minutes must be at least 1");
+        anyhow::ensure!(
+            stall_minutes >= 1,
+            "deploys.stall_minutes must be at least 1"
+        );
         Ok(Self {
             environments,
             applications,

@@ -103,7 +103,12 @@ async fn main() -> anyhow::Result<()> {
                 github_client_secret: std::env::var("RELEASE_GITHUB_CLIENT_SECRET").ok(),
                 secret_key: std::env::var("RELEASE_SECRET_KEY").ok(),
                 argo_tokens: std::env::vars()
-                    .filter_map(|(k, v)| Some((k.strip_prefix("RELEASE_ARGO_TOKEN_")?.to_ascii_lowercase(), v)))
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix("RELEASE_ARGO_TOKEN_")?.to_ascii_lowercase(),
+                            v,
+                        ))
+                    })
                     .collect(),
             })
             .await?;

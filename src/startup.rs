@@ -163,10 +163,19 @@ fn pipeline(settings: &Settings) -> app::pipeline::Pipeline {
         .iter()
         .map(|(env, url)| {
             let token = settings.argo_tokens.get(env).cloned().unwrap_or_default();
-            (env.clone(), app::pipeline::ArgoServer { url: url.clone(), token })
+            (
+                env.clone(),
+                app::pipeline::ArgoServer {
+                    url: url.clone(),
+                    token,
+                },
+            )
         })
         .collect();
-    app::pipeline::Pipeline::new(settings.config.github.as_ref().map(|g| g.api_url.clone()), argo)
+    app::pipeline::Pipeline::new(
+        settings.config.github.as_ref().map(|g| g.api_url.clone()),
+        argo,
+    )
 }
 
 fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthState> {

@@ -4,307 +4,16 @@
 
 mod common;
 
-use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use release::configuration::Config;
 use release::startup::{Server, Settings};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
 
-const SECRET: &str = "fake-client-secret";
-const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-
-#[derive(Default)]
-struct FakeState {
-    /// code -> (code_challenge, redirect_uri)
-    codes: HashMap<String, (String, String)>,
-    used: HashSet<String>,
-    /// access token -> login
-    tokens: HashMap<String, String>,
-    org_members: HashSet<String>,
-    /// (team, login)
-    teams: HashSet<(String, String)>,
-    token_requests: Vec<HashMap<String, String>>,
-}
-
-type Fake = Arc<Mutex<FakeState>>;
-
-fn b64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-async fn token_endpoint(
-    State(fake): State<Fake>,
-    headers: HeaderMap,
-    Form(f): Form<HashMap<String, String>>,
-) -> impl IntoResponse {
-    let mut s = fake.lock().unwrap();
-    s.token_requests.push(f.clone());
-    let bad = |e: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e, "error_description": e})),
-        )
-            .into_response()
-    };
-    if headers.get("accept").and_then(|v| v.to_str().ok()) != Some("application/json") {
-        return bad("expected Accept: application/json");
-    }
-    if f.get("client_secret").map(String::as_str) != Some(SECRET)
-        || f.get("client_id").map(String::as_str) != Some("fake-client")
-    {
-        return bad("incorrect_client_credentials");
-    }
-    let code = f.get("code").cloned().unwrap_or_default();
-    let Some((challenge, redirect)) = s.codes.get(&code).cloned() else {
-        return bad("bad_verification_code");
-    };
-    if !s.used.insert(code.clone()) {
-        return bad("bad_verification_code");
-    }
-    if f.get("redirect_uri") != Some(&redirect) {
-        return bad("redirect_uri_mismatch");
-    }
-    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
-    if b64url(&Sha256::digest(verifier.as_bytes())) != challenge {
-        return bad("invalid PKCE verifier");
-    }
-    let token = format!("gho_{code}");
-    let login = code.split('-').next().unwrap().to_owned();
-    s.tokens.insert(token.clone(), login);
-    Json(json!({"access_token": token, "token_type": "bearer", "scope": "read:org,repo"}))
-        .into_response()
-}
-
-fn login_of(fake: &Fake, headers: &HeaderMap) -> Option<String> {
-    let token = headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    fake.lock().unwrap().tokens.get(token).cloned()
-}
-
-async fn fake_github() -> (String, Fake) {
-    let fake: Fake = Arc::default();
-    let app = Router::new()
-        .route("/login/oauth/access_token", post(token_endpoint))
-        .route(
-            "/api/user",
-            get(|State(f): State<Fake>, h: HeaderMap| async move {
-                match login_of(&f, &h) {
-                    Some(login) => Json(json!({"id": 42, "login": login, "name": "The Octocat", "avatar_url": "https://avatars.example/u/42"})).into_response(),
-                    None => StatusCode::UNAUTHORIZED.into_response(),
-                }
-            }),
-        )
-        .route(
-            "/api/user/memberships/orgs/{org}",
-            get(|State(f): State<Fake>, h: HeaderMap, Path(org): Path<String>| async move {
-                let Some(login) = login_of(&f, &h) else { return StatusCode::UNAUTHORIZED.into_response() };
-                if org == "example-org" && f.lock().unwrap().org_members.contains(&login) {
-                    Json(json!({"state": "active", "role": "member"})).into_response()
-                } else {
-                    StatusCode::NOT_FOUND.into_response()
-                }
-            }),
-        )
-        .route(
-            "/api/orgs/{org}/teams/{team}/memberships/{login}",
-            get(|State(f): State<Fake>, h: HeaderMap, Path((_org, team, login)): Path<(String, String, String)>| async move {
-                if login_of(&f, &h).is_none() {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                }
-                if f.lock().unwrap().teams.contains(&(team, login)) {
-                    Json(json!({"state": "active", "role": "member"})).into_response()
-                } else {
-                    StatusCode::NOT_FOUND.into_response()
-                }
-            }),
-        )
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, fake)
-}
-
-struct Env {
-    base: String,
-    gh: String,
-    fake: Fake,
-    store: app::store::Store,
-    _dir: tempfile::TempDir,
-}
-
-async fn spawn_with_github(refresh_minutes: i64, public_url: Option<&str>) -> Env {
-    let (gh, fake) = fake_github().await;
-    let dir = tempfile::tempdir().unwrap();
-    let public = public_url
-        .map(|u| format!("public_url = \"{u}\"\n"))
-        .unwrap_or_default();
-    let config = format!(
-        r#"{public}
-[github]
-client_id = "fake-client"
-web_url = "{gh}"
-api_url = "{gh}/api"
-[access]
-org = "example-org"
-admins = ["release-admins"]
-refresh_minutes = {refresh_minutes}
-[access.deployers]
-integration = ["developers"]
-production = ["@prod-person"]
-"#
-    );
-    let server = Server::build(Settings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
-        config: Config::parse(&config).unwrap(),
-        demo: true,
-        site_root: "target/site".into(),
-        github_client_secret: Some(SECRET.into()),
-        secret_key: Some(KEY.into()),
-        argo_tokens: Default::default(),
-    })
-    .await
-    .unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let store = server.store.clone();
-    tokio::spawn(server.run_until(std::future::pending()));
-    Env {
-        base,
-        gh,
-        fake,
-        store,
-        _dir: dir,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn query(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
-fn session_cookie(resp: &reqwest::Response) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("release_session="))
-        .map(str::to_owned)
-}
-
-/// Starts a sign-in, "approves" it on the fake GitHub as `login`, and returns the
-/// callback's query (code and state) without calling it.
-async fn authorize(
-    env: &Env,
-    c: &reqwest::Client,
-    login: &str,
-    return_to: &str,
-) -> (String, String) {
-    let r = c
-        .get(format!("{}/auth/github?return_to={return_to}", env.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let location = r.headers()["location"].to_str().unwrap().to_owned();
-    assert!(
-        location.starts_with(&format!("{}/login/oauth/authorize?", env.fake_base())),
-        "{location}"
-    );
-    let q = query(&location);
-    assert_eq!(q["client_id"], "fake-client");
-    assert_eq!(q["code_challenge_method"], "S256");
-    assert_eq!(q["redirect_uri"], format!("{}/auth/callback", env.base));
-    assert_eq!(q["scope"], "read:org repo");
-    assert!(q["state"].len() >= 16);
-    let code = format!("{login}-{}", rand_code());
-    env.fake.lock().unwrap().codes.insert(
-        code.clone(),
-        (q["code_challenge"].clone(), q["redirect_uri"].clone()),
-    );
-    (code, q["state"].clone())
-}
-
-fn rand_code() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(1);
-    N.fetch_add(1, Ordering::SeqCst)
-}
-
-impl Env {
-    fn fake_base(&self) -> String {
-        self.gh.clone()
-    }
-
-    fn member(&self, login: &str, teams: &[&str]) {
-        let mut s = self.fake.lock().unwrap();
-        s.org_members.insert(login.to_owned());
-        for t in teams {
-            s.teams.insert((t.to_string(), login.to_owned()));
-        }
-    }
-
-    async fn me(&self, c: &reqwest::Client) -> Value {
-        let r = c
-            .post(format!("{}/api/me", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json().await.unwrap()
-    }
-
-    /// The whole flow, ending signed in.
-    async fn sign_in(&self, login: &str) -> reqwest::Client {
-        let c = client();
-        let (code, state) = authorize(self, &c, login, "/").await;
-        let r = c
-            .get(format!(
-                "{}/auth/callback?code={code}&state={state}",
-                self.base
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-        c
-    }
-}
+use common::fake_github::*;
 
 #[tokio::test]
 async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() {
-    let env = spawn_with_github(15, None).await;
+    let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &["developers"]);
     let c = client();
     // Signed out: a page sends you to sign in, remembering where you were.
@@ -392,12 +101,12 @@ async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() 
         .unwrap()
         .decrypt(&ct)
         .unwrap()
-        .starts_with("gho_octocat"));
+        .starts_with("gho_octocat."));
 }
 
 #[tokio::test]
 async fn wrong_or_missing_state_and_reused_codes_are_refused() {
-    let env = spawn_with_github(15, None).await;
+    let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &[]);
     let c = client();
     let (code, _state) = authorize(&env, &c, "octocat", "%2F").await;
@@ -463,7 +172,7 @@ async fn wrong_or_missing_state_and_reused_codes_are_refused() {
 
 #[tokio::test]
 async fn a_denied_authorization_and_a_non_member_are_told_why() {
-    let env = spawn_with_github(15, None).await;
+    let env = spawn_with_github(15, None, "").await;
     let c = client();
     let (_code, state) = authorize(&env, &c, "stranger", "%2F").await;
     let r = c
@@ -502,7 +211,7 @@ async fn a_denied_authorization_and_a_non_member_are_told_why() {
 #[tokio::test]
 async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
     // refresh_minutes = 0: memberships are read again on every request.
-    let env = spawn_with_github(0, None).await;
+    let env = spawn_with_github(0, None, "").await;
     env.member("octocat", &["developers", "release-admins"]);
     let c = env.sign_in("octocat").await;
     let me = env.me(&c).await;
@@ -537,7 +246,7 @@ async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
 
 #[tokio::test]
 async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
-    let env = spawn_with_github(15, None).await;
+    let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &[]);
     let c = client();
     let r = c
@@ -585,7 +294,7 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
 
 #[tokio::test]
 async fn cookies_are_secure_behind_https() {
-    let env = spawn_with_github(15, Some("https://release.example.org")).await;
+    let env = spawn_with_github(15, Some("https://release.example.org"), "").await;
     let r = client()
         .get(format!("{}/auth/github", env.base))
         .send()
@@ -612,6 +321,7 @@ const PAGES: &[(&str, [u16; 4])] = &[
     ("/applications/{shortname}", [303, 200, 200, 200]),
     // The page answers 403 to a signed-in non-admin, with the reason on it.
     ("/admin/users", [303, 403, 403, 200]),
+    ("/audit", [303, 200, 200, 200]),
 ];
 /// Server functions: [anonymous, viewer, deployer, admin].
 const SERVER_FNS: &[(&str, [u16; 4])] = &[
@@ -620,12 +330,26 @@ const SERVER_FNS: &[(&str, [u16; 4])] = &[
     ("/api/application", [401, 200, 200, 200]),
     ("/api/me", [200, 200, 200, 200]),
     ("/api/users", [401, 403, 403, 200]),
+    ("/api/audit", [401, 200, 200, 200]),
+    // Development users have no GitHub token: a permitted deploy stops at 503 there
+    // (tests/deploys.rs covers the dispatch itself).
+    ("/api/deploy", [401, 403, 503, 503]),
+    // Publisher's failed staging deployment; no Argo server configured here: 502.
+    ("/api/resubmit", [401, 403, 502, 502]),
+    ("/api/freeze", [401, 403, 200, 200]),
+    ("/api/unfreeze", [401, 403, 200, 200]),
 ];
 
 #[tokio::test]
 async fn the_authorization_matrix() {
     let app = common::spawn_with("", true).await;
     let callers = [None, Some("viewer"), Some("deployer"), Some("admin")];
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT d.id FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = 'publisher' AND d.status = 'failed'",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     for (i, role) in callers.iter().enumerate() {
         let c = match role {
             Some(r) => app.signed_in(r).await,
@@ -637,10 +361,15 @@ async fn the_authorization_matrix() {
             assert_eq!(r.status().as_u16(), expect[i], "GET {path} as {role:?}");
         }
         for (path, expect) in SERVER_FNS {
-            let body = if *path == "/api/application" {
-                "shortname=publisher"
-            } else {
-                ""
+            let body = match *path {
+                "/api/application" => "shortname=publisher".to_string(),
+                "/api/deploy" => {
+                    "shortname=publisher&environment=integration&git_ref=v1".to_string()
+                }
+                "/api/resubmit" => format!("deployment_id={failed}"),
+                "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
+                "/api/unfreeze" => "shortname=publisher".to_string(),
+                _ => String::new(),
             };
             let r = c
                 .post(app.url(path))
@@ -649,7 +378,13 @@ async fn the_authorization_matrix() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status().as_u16(), expect[i], "POST {path} as {role:?}");
+            let status = r.status().as_u16();
+            assert_eq!(
+                status,
+                expect[i],
+                "POST {path} as {role:?}: {}",
+                r.text().await.unwrap_or_default()
+            );
         }
     }
     // The admin page tells a non-admin why.

@@ -114,6 +114,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Applications"</A>
                     <A href="/activity">"Activity"</A>
+                    <A href="/audit">"Audit log"</A>
                     <UserMenu/>
                 </nav>
             </header>
@@ -123,6 +124,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/applications/:shortname") view=pages::application::ApplicationPage ssr=SsrMode::Async/>
                     <Route path=path!("/activity") view=pages::activity::ActivityPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -40,6 +40,19 @@ pub struct AppSummary {
     pub release_status: String,
 }
 
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub application: Option<String>,
+    pub environment: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+}
+
 /// A deploy freeze in force.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Freeze {

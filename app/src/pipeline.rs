@@ -21,7 +21,10 @@ pub struct ArgoServer {
 
 impl std::fmt::Debug for ArgoServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArgoServer").field("url", &self.url).field("token", &"<redacted>").finish()
+        f.debug_struct("ArgoServer")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .finish()
     }
 }
 
@@ -39,11 +42,20 @@ pub enum OutsideError {
     #[error("{0}")]
     NotConfigured(String),
     #[error("{who} refused the credentials (401): {hint}")]
-    Unauthorized { who: &'static str, hint: &'static str },
+    Unauthorized {
+        who: &'static str,
+        hint: &'static str,
+    },
     #[error("{who} answered 403 Forbidden: {hint}")]
-    Forbidden { who: &'static str, hint: &'static str },
+    Forbidden {
+        who: &'static str,
+        hint: &'static str,
+    },
     #[error("{who} answered 404 Not Found: {hint}")]
-    NotFound { who: &'static str, hint: &'static str },
+    NotFound {
+        who: &'static str,
+        hint: &'static str,
+    },
     #[error("{who} refused the request (422): {detail}")]
     Invalid { who: &'static str, detail: String },
     #[error("{who} answered {status}: it may be having trouble; try again in a few minutes")]
@@ -76,12 +88,19 @@ impl Pipeline {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
-        Self { http, github_api: github_api.map(|u| u.trim_end_matches('/').to_owned()), argo }
+        Self {
+            http,
+            github_api: github_api.map(|u| u.trim_end_matches('/').to_owned()),
+            argo,
+        }
     }
 
     fn transport(who: &'static str, e: reqwest::Error) -> OutsideError {
         if e.is_timeout() {
-            OutsideError::Timeout { who, secs: TIMEOUT.as_secs() }
+            OutsideError::Timeout {
+                who,
+                secs: TIMEOUT.as_secs(),
+            }
         } else {
             OutsideError::Unreachable { who }
         }
@@ -99,11 +118,16 @@ impl Pipeline {
         git_ref: &GitRef,
     ) -> Result<DispatchResult, OutsideError> {
         const WHO: &str = "GitHub";
-        let api = self
-            .github_api
-            .as_deref()
-            .ok_or_else(|| OutsideError::NotConfigured("GitHub is not configured on this Release, so it cannot start deploys".into()))?;
-        let url = format!("{api}/repos/{}/{}/actions/workflows/{workflow}/dispatches", repo.owner(), repo.name());
+        let api = self.github_api.as_deref().ok_or_else(|| {
+            OutsideError::NotConfigured(
+                "GitHub is not configured on this Release, so it cannot start deploys".into(),
+            )
+        })?;
+        let url = format!(
+            "{api}/repos/{}/{}/actions/workflows/{workflow}/dispatches",
+            repo.owner(),
+            repo.name()
+        );
         let body = serde_json::json!({
             "ref": default_branch,
             "inputs": {"environment": environment.as_str(), "gitRef": git_ref.as_str()},
@@ -144,12 +168,20 @@ impl Pipeline {
 
     /// `PUT {argo}/api/v1/workflows/{namespace}/{name}/resubmit`: returns the new
     /// workflow's name.
-    pub async fn resubmit(&self, environment: &str, namespace: &str, name: &str) -> Result<String, OutsideError> {
+    pub async fn resubmit(
+        &self,
+        environment: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, OutsideError> {
         const WHO: &str = "Argo Workflows";
         let server = self.argo.get(environment).ok_or_else(|| {
             OutsideError::NotConfigured(format!("no Argo Workflows server is configured for {environment}, so Release cannot resubmit there"))
         })?;
-        let url = format!("{}/api/v1/workflows/{namespace}/{name}/resubmit", server.url.trim_end_matches('/'));
+        let url = format!(
+            "{}/api/v1/workflows/{namespace}/{name}/resubmit",
+            server.url.trim_end_matches('/')
+        );
         let resp = self
             .http
             .put(&url)
@@ -173,6 +205,11 @@ impl Pipeline {
 
     /// The Argo UI link for a workflow.
     pub fn workflow_url(&self, environment: &str, namespace: &str, name: &str) -> Option<String> {
-        self.argo.get(environment).map(|s| format!("{}/workflows/{namespace}/{name}", s.url.trim_end_matches('/')))
+        self.argo.get(environment).map(|s| {
+            format!(
+                "{}/workflows/{namespace}/{name}",
+                s.url.trim_end_matches('/')
+            )
+        })
     }
 }

@@ -101,12 +101,59 @@ pub async fn release_app_shape(
     Ok(Json(json!({
         "name": app.name,
         "shortname": app.shortname,
-        "deploy_freeze": false,
+        "deploy_freeze": !state.app.store.active_freezes(Some(app.id)).await?.is_empty(),
         "notes": app.notes,
         "repository_url": format!("https://github.com/{}", app.repo),
         "repository_default_branch": app.default_branch,
         "continuously_deployed": app.manual_environments.is_empty(),
     })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct PromotionQuery {
+    to: Option<String>,
+}
+
+/// May the pipeline promote this app to `to`? No while the app or the site is frozen, nor
+/// to an environment where the app's continuous deployment is off.
+pub async fn promotion(
+    State(state): State<ServerState>,
+    _token: ApiToken,
+    Path(shortname): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PromotionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let shortname = Shortname::parse(&shortname)?;
+    let to = q.to.ok_or_else(|| {
+        ApiError::Invalid(app::domain::InvalidInput::new(
+            "to",
+            "say which environment: ?to=staging",
+        ))
+    })?;
+    let env = state.app.store.environments().parse(&to).map_err(|mut e| {
+        e.field = "to".into();
+        e
+    })?;
+    let store = &state.app.store;
+    let app = store
+        .application(shortname.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
+    if let Some(f) = store.active_freezes(Some(app.id)).await?.first() {
+        let what = if f.application.is_some() {
+            format!("{} is frozen", app.shortname)
+        } else {
+            "deploys are frozen site-wide".into()
+        };
+        return Ok(Json(
+            json!({"allowed": false, "reason": format!("{what} by {}: {}", f.frozen_by, f.reason)}),
+        ));
+    }
+    if app.manual_environments.iter().any(|m| m == env.as_str()) {
+        return Ok(Json(
+            json!({"allowed": false, "reason": format!("continuous deployment to {env} is off for {}", app.shortname)}),
+        ));
+    }
+    Ok(Json(json!({"allowed": true, "reason": null})))
 }
 
 /// `/applications/{shortname}.json` shares its prefix with the application page, which

@@ -26,6 +26,10 @@ pub fn api_routes() -> Router<ServerState> {
             "/api/v1/applications/{shortname}/release-app",
             get(applications::release_app_shape),
         )
+        .route(
+            "/api/v1/applications/{shortname}/promotion",
+            get(applications::promotion),
+        )
         .route("/healthcheck/live", get(health::live))
         .route("/healthcheck/ready", get(health::ready))
 }

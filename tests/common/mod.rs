@@ -1,6 +1,8 @@
 //! Runs the real server on a random port with a fresh SQLite database, as a user would.
 #![allow(dead_code)]
 
+pub mod fake_github;
+
 use app::store::Store;
 use release::configuration::Config;
 use release::startup::{Server, Settings};

@@ -1,6 +1,7 @@
 //! `/applications/{shortname}`: one app's current versions, why it is flagged, and its
 //! history per environment with each deployment's pipeline timeline.
 
+use super::deploy::{ActionResult, Deploy, FreezeBanners, LiftFreeze, Resubmit, SetFreeze};
 use super::{tree_url, CellView, ErrorView, NotFound, StatusBadge};
 use crate::model::{ago, exact_time, short_sha, AppDetail, DeploymentView};
 use leptos::prelude::*;
@@ -24,13 +25,35 @@ pub async fn get_application(shortname: String) -> Result<Option<AppDetail>, Ser
 pub fn ApplicationPage() -> impl IntoView {
     let params = use_params_map();
     let shortname = move || params.read().get("shortname").unwrap_or_default();
-    let detail = Resource::new(shortname, get_application);
+    let deploy = ServerAction::<Deploy>::new();
+    let resubmit = ServerAction::<Resubmit>::new();
+    let freeze = ServerAction::<SetFreeze>::new();
+    let unfreeze = ServerAction::<LiftFreeze>::new();
+    let actions = Actions {
+        deploy,
+        resubmit,
+        freeze,
+        unfreeze,
+    };
+    // Any action done: read the app again.
+    let detail = Resource::new(
+        move || {
+            (
+                shortname(),
+                deploy.version().get(),
+                resubmit.version().get(),
+                freeze.version().get(),
+                unfreeze.version().get(),
+            )
+        },
+        |(s, ..)| get_application(s),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
                 {move || Suspend::new(async move {
                     detail.await.map(|d| match d {
-                        Some(d) => view! { <Detail detail=d/> }.into_any(),
+                        Some(d) => view! { <Detail detail=d actions/> }.into_any(),
                         None => view! { <NotFound/> }.into_any(),
                     })
                 })}
@@ -39,9 +62,24 @@ pub fn ApplicationPage() -> impl IntoView {
     }
 }
 
+#[derive(Clone, Copy)]
+struct Actions {
+    deploy: ServerAction<Deploy>,
+    resubmit: ServerAction<Resubmit>,
+    freeze: ServerAction<SetFreeze>,
+    unfreeze: ServerAction<LiftFreeze>,
+}
+
 #[component]
-fn Detail(detail: AppDetail) -> impl IntoView {
+fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
     let s = detail.summary;
+    let freezes = detail.freezes.clone();
+    let frozen = !freezes.is_empty();
+    let (sn_deploy, sn_freeze, sn_unfreeze) = (
+        s.shortname.clone(),
+        s.shortname.clone(),
+        s.shortname.clone(),
+    );
     let now = detail.now_ms;
     let repo = s.repo.clone();
     let envs: Vec<String> = detail
@@ -74,6 +112,7 @@ fn Detail(detail: AppDetail) -> impl IntoView {
             {format!(" · default branch {} · workflow {}", detail.default_branch, detail.workflow_file)}
         </p>
         {(!detail.notes.is_empty()).then(|| view! { <p class="notes">{detail.notes.clone()}</p> })}
+        <FreezeBanners freezes now_ms=now/>
         <section class="current" aria-labelledby="current-h">
             <h2 id="current-h">"Deployed now"</h2>
             <div class="env-cards">{current}</div>
@@ -93,6 +132,45 @@ fn Detail(detail: AppDetail) -> impl IntoView {
                 }.into_any()
             }}
         </section>
+        <section aria-labelledby="deploy-h" class="deploy">
+            <h2 id="deploy-h">"Deploy"</h2>
+            <ActionForm action=actions.deploy attr:class="deploy-form">
+                <input type="hidden" name="shortname" value=sn_deploy.clone()/>
+                <label>
+                    "Environment "
+                    <select name="environment">
+                        {envs.iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>
+                    "Git ref "
+                    <input name="git_ref" required placeholder="tag, branch or commit SHA" autocomplete="off"/>
+                </label>
+                <label class="check">
+                    <input type="checkbox" name="confirm" value="yes"/>
+                    {format!(" I mean it (needed for {})", envs.last().cloned().unwrap_or_default())}
+                </label>
+                {frozen.then(|| view! {
+                    <label>"Override reason (admins only) " <input name="override_reason" placeholder="why deploy during the freeze"/></label>
+                })}
+                <button type="submit">"Deploy"</button>
+            </ActionForm>
+            <ActionResult value=actions.deploy.value()/>
+            <details class="freeze-controls">
+                <summary>"Freeze deploys to this app"</summary>
+                <ActionForm action=actions.freeze>
+                    <input type="hidden" name="shortname" value=sn_freeze.clone()/>
+                    <label>"Reason " <input name="reason" required placeholder="e.g. data migration running"/></label>
+                    <button type="submit">"Freeze"</button>
+                </ActionForm>
+                <ActionForm action=actions.unfreeze>
+                    <input type="hidden" name="shortname" value=sn_unfreeze.clone()/>
+                    <button type="submit">"Lift the freeze"</button>
+                </ActionForm>
+                <ActionResult value=actions.freeze.value()/>
+                <ActionResult value=actions.unfreeze.value()/>
+            </details>
+        </section>
         <section aria-labelledby="history-h">
             <h2 id="history-h">"History"</h2>
             {detail.history.into_iter().map(|h| {
@@ -104,7 +182,7 @@ fn Detail(detail: AppDetail) -> impl IntoView {
                     } else {
                         view! {
                             <ol class="history">
-                                {h.deployments.into_iter().map(|d| view! { <DeploymentItem repo=repo.clone() d now_ms=now/> }).collect_view()}
+                                {h.deployments.into_iter().map(|d| view! { <DeploymentItem repo=repo.clone() d now_ms=now resubmit=actions.resubmit/> }).collect_view()}
                             </ol>
                         }.into_any()
                     }}
@@ -115,7 +193,14 @@ fn Detail(detail: AppDetail) -> impl IntoView {
 }
 
 #[component]
-fn DeploymentItem(repo: String, d: DeploymentView, now_ms: i64) -> impl IntoView {
+fn DeploymentItem(
+    repo: String,
+    d: DeploymentView,
+    now_ms: i64,
+    resubmit: ServerAction<Resubmit>,
+) -> impl IntoView {
+    let can_resubmit = d.status == crate::domain::DeploymentStatus::Failed
+        && d.workflow.as_ref().is_some_and(|w| w.name.is_some());
     let sha = d
         .sha
         .as_deref()
@@ -132,6 +217,14 @@ fn DeploymentItem(repo: String, d: DeploymentView, now_ms: i64) -> impl IntoView
                 {d.deployed_by.clone().map(|who| view! { <span>" by " {who}</span> })}
                 <time datetime=exact_time(d.created_at_ms) title=exact_time(d.created_at_ms)>{ago(now_ms, d.created_at_ms)}</time>
                 {workflow_link.map(|u| view! { <a class="workflow" href=u>"View workflow"</a> })}
+                {d.run_url.clone().map(|u| view! { <a class="workflow" href=u>"GitHub run"</a> })}
+                {can_resubmit.then(|| view! {
+                    <ActionForm action=resubmit attr:class="inline">
+                        <input type="hidden" name="deployment_id" value=d.id.to_string()/>
+                        <button type="submit">"Resubmit"</button>
+                    </ActionForm>
+                    <ActionResult value=resubmit.value()/>
+                })}
             </div>
             {(!d.events.is_empty()).then(|| view! {
                 <ol class="timeline" aria-label="Pipeline timeline">

@@ -85,6 +85,17 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
     let total = grid.apps.len();
     let now = grid.now_ms;
     let envs = grid.environments.clone();
+    let site_freezes: Vec<_> = grid
+        .freezes
+        .iter()
+        .filter(|f| f.application.is_none())
+        .cloned()
+        .collect();
+    let frozen_apps: std::collections::HashSet<String> = grid
+        .freezes
+        .iter()
+        .filter_map(|f| f.application.clone())
+        .collect();
 
     let rows = grid
         .apps
@@ -97,6 +108,7 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
                 (!attention_only.get() || flagged) && (f.is_empty() || haystack.contains(&f.trim().to_lowercase()))
             };
             let href = format!("/applications/{}", app.shortname);
+            let frozen = frozen_apps.contains(&app.shortname);
             let repo = app.repo.clone();
             let cells = app
                 .cells
@@ -119,6 +131,7 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
                     </th>
                     {cells}
                     <td class="flags">
+                        {frozen.then(|| view! { <span class="flag flag-frozen" title="deploys to this app are frozen">"frozen"</span> })}
                         {app.flags.into_iter().map(|flag| view! { <FlagBadge flag/> }).collect_view()}
                     </td>
                 </tr>
@@ -127,6 +140,7 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
         .collect_view();
 
     view! {
+        <super::deploy::FreezeBanners freezes=site_freezes now_ms=now/>
         <section class="summary" aria-live="polite">
             {if attention == 0 {
                 view! { <p class="ok">{format!("All {total} applications are in order.")}</p> }.into_any()

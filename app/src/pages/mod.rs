@@ -4,6 +4,8 @@
 pub mod activity;
 pub mod admin;
 pub mod application;
+pub mod audit;
+pub mod deploy;
 pub mod grid;
 
 use crate::domain::{DeploymentStatus, Flag, Stage};

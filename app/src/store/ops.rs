@@ -1,21 +1,10 @@
 //! Manual deploys, freezes and the audit log.
 
 use super::{now_ms, Backend, Result, Store};
-use serde::{Deserialize, Serialize};
 
 pub use crate::model::Freeze;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at_ms: i64,
-    pub actor: String,
-    pub action: String,
-    pub application: Option<String>,
-    pub environment: Option<String>,
-    pub outcome: String,
-    pub detail: String,
-}
+pub use crate::model::AuditEntry;
 
 /// Who holds the in-flight deploy for an app and environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +16,13 @@ pub struct LockHolder {
 impl Store {
     /// Takes the in-flight slot for a manual deploy, or says who holds it. A holder whose
     /// deployment finished, or who has heard nothing for `stall_ms`, no longer counts.
-    pub async fn take_deploy_lock(&self, app_id: i64, env: &str, by: &str, stall_ms: i64) -> Result<std::result::Result<(), LockHolder>> {
+    pub async fn take_deploy_lock(
+        &self,
+        app_id: i64,
+        env: &str,
+        by: &str,
+        stall_ms: i64,
+    ) -> Result<std::result::Result<(), LockHolder>> {
         let _guard = match self.backend {
             Backend::Sqlite => Some(self.write_lock.lock().await),
             Backend::Postgres => None,
@@ -66,7 +61,10 @@ impl Store {
         .await?;
         tx.commit().await?;
         let (requested_by, requested_at_ms) = holder.unwrap_or_else(|| ("someone".into(), now));
-        Ok(Err(LockHolder { requested_by, requested_at_ms }))
+        Ok(Err(LockHolder {
+            requested_by,
+            requested_at_ms,
+        }))
     }
 
     pub async fn release_deploy_lock(&self, app_id: i64, env: &str) -> Result<()> {
@@ -78,7 +76,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn attach_deploy_lock(&self, app_id: i64, env: &str, deployment_id: i64, run_url: Option<&str>) -> Result<()> {
+    pub async fn attach_deploy_lock(
+        &self,
+        app_id: i64,
+        env: &str,
+        deployment_id: i64,
+        run_url: Option<&str>,
+    ) -> Result<()> {
         sqlx::query("UPDATE deploy_locks SET deployment_id = $1 WHERE application_id = $2 AND environment = $3")
             .bind(deployment_id)
             .bind(app_id)
@@ -106,7 +110,15 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, application, reason, frozen_by, created_at_ms)| Freeze { id, application, reason, frozen_by, created_at_ms })
+            .map(
+                |(id, application, reason, frozen_by, created_at_ms)| Freeze {
+                    id,
+                    application,
+                    reason,
+                    frozen_by,
+                    created_at_ms,
+                },
+            )
             .collect())
     }
 
@@ -120,7 +132,15 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, application, reason, frozen_by, created_at_ms)| Freeze { id, application, reason, frozen_by, created_at_ms })
+            .map(
+                |(id, application, reason, frozen_by, created_at_ms)| Freeze {
+                    id,
+                    application,
+                    reason,
+                    frozen_by,
+                    created_at_ms,
+                },
+            )
             .collect())
     }
 
@@ -143,11 +163,25 @@ impl Store {
         } else {
             "UPDATE freezes SET lifted_by = $1, lifted_at = $2 WHERE lifted_at IS NULL AND application_id IS NULL AND $3 = -1"
         };
-        Ok(sqlx::query(sql).bind(by).bind(now_ms()).bind(app_id.unwrap_or(-1)).execute(&self.pool).await?.rows_affected())
+        Ok(sqlx::query(sql)
+            .bind(by)
+            .bind(now_ms())
+            .bind(app_id.unwrap_or(-1))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// Appends to the audit log. There is no update or delete.
-    pub async fn audit(&self, actor: &str, action: &str, application: Option<&str>, environment: Option<&str>, outcome: &str, detail: &str) -> Result<()> {
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        application: Option<&str>,
+        environment: Option<&str>,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (at, actor, action, application, environment, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -164,7 +198,12 @@ impl Store {
     }
 
     /// The latest audit entries, newest first, optionally only one application's or actor's.
-    pub async fn audit_log(&self, application: Option<&str>, actor: Option<&str>, limit: i64) -> Result<Vec<AuditEntry>> {
+    pub async fn audit_log(
+        &self,
+        application: Option<&str>,
+        actor: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
         let rows: Vec<(i64, i64, String, String, Option<String>, Option<String>, String, String)> = sqlx::query_as(
             "SELECT id, at, actor, action, application, environment, outcome, detail FROM audit_log
              WHERE ($1 = '' OR application = $1) AND ($2 = '' OR actor = $2) ORDER BY at DESC, id DESC LIMIT $3",
@@ -176,7 +215,16 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| AuditEntry { id: r.0, at_ms: r.1, actor: r.2, action: r.3, application: r.4, environment: r.5, outcome: r.6, detail: r.7 })
+            .map(|r| AuditEntry {
+                id: r.0,
+                at_ms: r.1,
+                actor: r.2,
+                action: r.3,
+                application: r.4,
+                environment: r.5,
+                outcome: r.6,
+                detail: r.7,
+            })
             .collect())
     }
 
@@ -205,7 +253,12 @@ impl Store {
 
     /// Just the version of a deployment (for recording a resubmitted workflow's event).
     pub async fn deployment_version(&self, id: i64) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT version FROM deployments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT version FROM deployments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }
 

@@ -1,0 +1,454 @@
+//! Deploy, Resubmit and freezes: the server functions that change things, with every rule
+//! enforced here on the server, and the forms that call them.
+
+use crate::model::Freeze;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionDone {
+    pub message: String,
+    pub link: Option<String>,
+}
+
+/// Dispatches the app's Deploy workflow on GitHub as the signed-in person.
+///
+/// Rules: the person may deploy to that environment; the environment exists; the ref is a
+/// valid git ref or SHA; production needs `confirm`; no deploy while the app or the site is
+/// frozen (an admin may override with a written reason, which is recorded); one in-flight
+/// manual deploy per app and environment (409 names who started it and when).
+#[server(endpoint = "deploy")]
+pub async fn deploy(
+    shortname: String,
+    environment: String,
+    git_ref: String,
+    confirm: Option<String>,
+    override_reason: Option<String>,
+) -> Result<ActionDone, ServerFnError> {
+    use crate::domain::{DeploymentStatus, GitRef, RepoName, Shortname, Trigger};
+    use crate::state::refuse;
+    use crate::store::NewDeployment;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let env = store
+        .environments()
+        .parse(&environment)
+        .map_err(|e| refuse(422, e.to_string()))?;
+    let git_ref = GitRef::parse(git_ref.trim()).map_err(|e| refuse(422, e.message))?;
+    let shortname = Shortname::parse(&shortname).map_err(|e| refuse(422, e.to_string()))?;
+    crate::auth::require_deployer(env.as_str())?;
+    let app = store
+        .application(shortname.as_str())
+        .await
+        .map_err(crate::state::internal)?
+        .ok_or_else(|| refuse(404, format!("no application {shortname}")))?;
+    let audit = |outcome: &'static str, detail: String| {
+        let (store, login, app, env) = (
+            store.clone(),
+            user.login.clone(),
+            app.shortname.clone(),
+            env.to_string(),
+        );
+        async move {
+            if let Err(e) = store
+                .audit(&login, "deploy", Some(&app), Some(&env), outcome, &detail)
+                .await
+            {
+                tracing::error!(error = %e, "could not write the audit log");
+            }
+        }
+    };
+    let last = store.environments().as_slice().last().cloned();
+    if Some(&env) == last.as_ref() && confirm.as_deref() != Some("yes") {
+        return Err(refuse(
+            422,
+            format!("deploying to {env} needs an explicit confirmation: tick the box"),
+        ));
+    }
+    let freezes = store
+        .active_freezes(Some(app.id))
+        .await
+        .map_err(crate::state::internal)?;
+    if let Some(f) = freezes.first() {
+        let what = if f.application.is_some() {
+            format!("{} is frozen", app.shortname)
+        } else {
+            "deploys are frozen site-wide".into()
+        };
+        let reason = override_reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        match (user.admin, reason) {
+            (true, Some(reason)) => {
+                audit(
+                    "override",
+                    format!("{what} ({}); overridden: {reason}", f.reason),
+                )
+                .await
+            }
+            _ => {
+                audit("refused", format!("{what}: {}", f.reason)).await;
+                return Err(refuse(
+                    409,
+                    format!(
+                        "{what} by {}: {}. {}",
+                        f.frozen_by,
+                        f.reason,
+                        if user.admin {
+                            "As an admin you may override it with a written reason."
+                        } else {
+                            "Ask an admin."
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    match store
+        .take_deploy_lock(app.id, env.as_str(), &user.login, state.stall_ms)
+        .await
+        .map_err(crate::state::internal)?
+    {
+        Ok(()) => {}
+        Err(holder) => {
+            audit(
+                "refused",
+                format!("{} is already deploying", holder.requested_by),
+            )
+            .await;
+            return Err(refuse(
+                409,
+                format!(
+                    "{} started a deploy of {} to {env} {}; wait for it to finish (or to stall) before starting another",
+                    holder.requested_by,
+                    app.shortname,
+                    crate::model::ago(crate::store::now_ms(), holder.requested_at_ms)
+                ),
+            ));
+        }
+    }
+    let release_lock = || store.release_deploy_lock(app.id, env.as_str());
+    let token = match store.user_token_ciphertext(user.user_id).await.map_err(crate::state::internal)? {
+        Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
+            refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
+        }),
+        None => Err(refuse(
+            503,
+            "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)",
+        )),
+    };
+    let token = match token {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = release_lock().await;
+            audit("failed", e.to_string()).await;
+            return Err(e);
+        }
+    };
+    let repo = RepoName::parse(&app.repo).map_err(|e| refuse(500, e.to_string()))?;
+    match state
+        .pipeline
+        .dispatch(
+            &token,
+            &repo,
+            &app.workflow,
+            &app.default_branch,
+            &env,
+            &git_ref,
+        )
+        .await
+    {
+        Ok(run) => {
+            let recorded = store
+                .record_deployment(&NewDeployment {
+                    repo,
+                    environment: env.clone(),
+                    version: git_ref.clone(),
+                    sha: None,
+                    deployed_by: Some(user.login.clone()),
+                    trigger: Trigger::Manual,
+                    created_at_ms: None,
+                    base_status: DeploymentStatus::Requested,
+                })
+                .await
+                .map_err(crate::state::internal)?;
+            let _ = store
+                .attach_deploy_lock(
+                    app.id,
+                    env.as_str(),
+                    recorded.deployment_id,
+                    run.html_url.as_deref(),
+                )
+                .await;
+            audit(
+                "requested",
+                format!(
+                    "{git_ref} to {env}; GitHub run: {}",
+                    run.html_url.as_deref().unwrap_or("(no run details)")
+                ),
+            )
+            .await;
+            Ok(ActionDone {
+                message: format!("Deploy of {git_ref} to {env} requested on GitHub."),
+                link: run.html_url,
+            })
+        }
+        Err(e) => {
+            let _ = release_lock().await;
+            audit("failed", e.to_string()).await;
+            let status = match e {
+                crate::pipeline::OutsideError::Unauthorized { .. } => 401,
+                crate::pipeline::OutsideError::Forbidden { .. } => 403,
+                crate::pipeline::OutsideError::NotFound { .. }
+                | crate::pipeline::OutsideError::Invalid { .. } => 422,
+                crate::pipeline::OutsideError::NotConfigured(_) => 503,
+                _ => 502,
+            };
+            Err(refuse(status, format!("Nothing was deployed. {e}")))
+        }
+    }
+}
+
+/// Resubmits the failed Argo workflow of a deployment (what "RESUBMIT" does in Argo's UI),
+/// records the new workflow on the deployment's timeline, and puts it back in progress.
+#[server(endpoint = "resubmit")]
+pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
+    use crate::domain::{EventStatus, GitRef, RepoName, Stage};
+    use crate::state::refuse;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let target = store
+        .deployment_for_resubmit(deployment_id)
+        .await
+        .map_err(crate::state::internal)?
+        .ok_or_else(|| refuse(404, format!("no deployment {deployment_id}")))?;
+    crate::auth::require_deployer(&target.environment)?;
+    let audit = |outcome: &'static str, detail: String| {
+        let (store, login, app, env) = (
+            store.clone(),
+            user.login.clone(),
+            target.shortname.clone(),
+            target.environment.clone(),
+        );
+        async move {
+            if let Err(e) = store
+                .audit(&login, "resubmit", Some(&app), Some(&env), outcome, &detail)
+                .await
+            {
+                tracing::error!(error = %e, "could not write the audit log");
+            }
+        }
+    };
+    if target.status != "failed" {
+        return Err(refuse(409, "only a failed deployment can be resubmitted"));
+    }
+    let (Some(namespace), Some(name)) = (
+        target.workflow_namespace.clone(),
+        target.workflow_name.clone(),
+    ) else {
+        return Err(refuse(409, "the pipeline did not report an Argo workflow for this deployment, so there is nothing to resubmit; deploy again instead"));
+    };
+    let freezes = store
+        .active_freezes(Some(target.application_id))
+        .await
+        .map_err(crate::state::internal)?;
+    if let Some(f) = freezes.first() {
+        audit("refused", format!("frozen: {}", f.reason)).await;
+        return Err(refuse(
+            409,
+            format!("deploys are frozen by {}: {}", f.frozen_by, f.reason),
+        ));
+    }
+    let argo_env = target
+        .workflow_environment
+        .clone()
+        .unwrap_or_else(|| target.environment.clone());
+    let new_name = match state.pipeline.resubmit(&argo_env, &namespace, &name).await {
+        Ok(n) => n,
+        Err(e) => {
+            audit("failed", format!("{namespace}/{name}: {e}")).await;
+            return Err(refuse(502, format!("Nothing was resubmitted. {e}")));
+        }
+    };
+    let url = state
+        .pipeline
+        .workflow_url(&argo_env, &namespace, &new_name);
+    let version = store
+        .deployment_version(deployment_id)
+        .await
+        .map_err(crate::state::internal)?
+        .unwrap_or_default();
+    let stage = target
+        .failed_stage
+        .as_deref()
+        .and_then(|s| Stage::parse(s).ok())
+        .unwrap_or(Stage::SmokeTests);
+    let event = crate::store::NewEvent {
+        repo: RepoName::parse(&target.repo).map_err(|e| refuse(500, e.to_string()))?,
+        environment: store
+            .environments()
+            .parse(&target.environment)
+            .map_err(|e| refuse(500, e.to_string()))?,
+        version: GitRef::parse(&version).map_err(|e| refuse(500, e.to_string()))?,
+        stage,
+        status: EventStatus::Started,
+        message: Some(format!("resubmitted by {} as {new_name}", user.login)),
+        workflow: Some(crate::model::Workflow {
+            environment: Some(argo_env.clone()),
+            namespace: Some(namespace.clone()),
+            name: Some(new_name.clone()),
+            url: url.clone(),
+        }),
+        delivery_id: None,
+        at_ms: None,
+    };
+    store
+        .record_event(&event)
+        .await
+        .map_err(crate::state::internal)?;
+    audit(
+        "requested",
+        format!("{namespace}/{name} resubmitted as {new_name}"),
+    )
+    .await;
+    Ok(ActionDone {
+        message: format!("Resubmitted as {new_name}."),
+        link: url,
+    })
+}
+
+/// Freezes deploys to one app (deployers) or the whole site (admins), with a reason.
+#[server(endpoint = "freeze")]
+pub async fn set_freeze(
+    shortname: Option<String>,
+    reason: String,
+) -> Result<ActionDone, ServerFnError> {
+    use crate::state::refuse;
+    let (state, user, app) = freeze_target(shortname).await?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(refuse(422, "say why, in 1 to 500 characters"));
+    }
+    let (id, name) = match &app {
+        Some(a) => (Some(a.id), a.shortname.clone()),
+        None => (None, "the whole site".to_string()),
+    };
+    state
+        .store
+        .freeze(id, reason, &user.login)
+        .await
+        .map_err(crate::state::internal)?;
+    let _ = state
+        .store
+        .audit(
+            &user.login,
+            "freeze",
+            app.as_ref().map(|a| a.shortname.as_str()),
+            None,
+            "done",
+            reason,
+        )
+        .await;
+    Ok(ActionDone {
+        message: format!("Deploys to {name} are frozen."),
+        link: None,
+    })
+}
+
+#[server(endpoint = "unfreeze")]
+pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, ServerFnError> {
+    let (state, user, app) = freeze_target(shortname).await?;
+    let n = state
+        .store
+        .lift_freeze(app.as_ref().map(|a| a.id), &user.login)
+        .await
+        .map_err(crate::state::internal)?;
+    let _ = state
+        .store
+        .audit(
+            &user.login,
+            "unfreeze",
+            app.as_ref().map(|a| a.shortname.as_str()),
+            None,
+            "done",
+            &format!("{n} freeze(s) lifted"),
+        )
+        .await;
+    Ok(ActionDone {
+        message: if n == 0 {
+            "Nothing was frozen.".into()
+        } else {
+            "Freeze lifted.".into()
+        },
+        link: None,
+    })
+}
+
+#[cfg(feature = "ssr")]
+async fn freeze_target(
+    shortname: Option<String>,
+) -> Result<
+    (
+        crate::state::AppState,
+        crate::auth::CurrentUser,
+        Option<crate::store::ApplicationRow>,
+    ),
+    ServerFnError,
+> {
+    use crate::auth::Role;
+    use crate::state::refuse;
+    let state = crate::state::app_state()?;
+    match shortname.filter(|s| !s.is_empty()) {
+        None => Ok((state, crate::auth::require_role(Role::Admin)?, None)),
+        Some(s) => {
+            let user = crate::auth::require_role(Role::Deployer)?;
+            let s = crate::domain::Shortname::parse(&s).map_err(|e| refuse(422, e.to_string()))?;
+            let app = state
+                .store
+                .application(s.as_str())
+                .await
+                .map_err(crate::state::internal)?
+                .ok_or_else(|| refuse(404, format!("no application {s}")))?;
+            Ok((state, user, Some(app)))
+        }
+    }
+}
+
+/// The outcome of the last form submitted, as a status line.
+#[component]
+pub fn ActionResult(
+    #[prop(into)] value: Signal<Option<Result<ActionDone, ServerFnError>>>,
+) -> impl IntoView {
+    move || {
+        value.get().map(|r| match r {
+            Ok(done) => view! {
+                <p class="notice ok" role="status">{done.message}{done.link.map(|l| view! { " " <a href=l>"View run"</a> })}</p>
+            }
+            .into_any(),
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string().trim_start_matches("error running server function: ").to_string()}</p> }.into_any(),
+        })
+    }
+}
+
+/// Banners for the freezes in force.
+#[component]
+pub fn FreezeBanners(freezes: Vec<Freeze>, now_ms: i64) -> impl IntoView {
+    freezes
+        .into_iter()
+        .map(|f| {
+            let what = match &f.application {
+                Some(a) => format!("Deploys to {a} are frozen"),
+                None => "Deploys are frozen site-wide".to_string(),
+            };
+            view! {
+                <p class="banner frozen" role="status">
+                    <strong>{what}</strong>
+                    {format!(" by {} {}: {}", f.frozen_by, crate::model::ago(now_ms, f.created_at_ms), f.reason)}
+                </p>
+            }
+        })
+        .collect_view()
+}

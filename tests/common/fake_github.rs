@@ -1,0 +1,356 @@
+//! A fake GitHub: a real HTTP server that speaks the OAuth web flow (checking the PKCE
+//! verifier, the client secret and the redirect URI), the membership API, and the
+//! workflow-dispatch API, recording every request for the tests to assert on.
+#![allow(dead_code)]
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use release::configuration::Config;
+use release::startup::{Server, Settings};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// A request the fake received: method, path, headers (lowercase names) and JSON body.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+pub const SECRET: &str = "fake-client-secret";
+pub const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+#[derive(Default)]
+pub struct FakeState {
+    /// code -> (code_challenge, redirect_uri)
+    pub codes: HashMap<String, (String, String)>,
+    pub used: HashSet<String>,
+    /// access token -> login
+    pub tokens: HashMap<String, String>,
+    pub org_members: HashSet<String>,
+    /// (team, login)
+    pub teams: HashSet<(String, String)>,
+    pub token_requests: Vec<HashMap<String, String>>,
+    /// Workflow dispatches received.
+    pub dispatches: Vec<Recorded>,
+}
+
+pub type Fake = Arc<Mutex<FakeState>>;
+
+pub fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+async fn token_endpoint(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> impl IntoResponse {
+    let mut s = fake.lock().unwrap();
+    s.token_requests.push(f.clone());
+    let bad = |e: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e, "error_description": e})),
+        )
+            .into_response()
+    };
+    if headers.get("accept").and_then(|v| v.to_str().ok()) != Some("application/json") {
+        return bad("expected Accept: application/json");
+    }
+    if f.get("client_secret").map(String::as_str) != Some(SECRET)
+        || f.get("client_id").map(String::as_str) != Some("fake-client")
+    {
+        return bad("incorrect_client_credentials");
+    }
+    let code = f.get("code").cloned().unwrap_or_default();
+    let Some((challenge, redirect)) = s.codes.get(&code).cloned() else {
+        return bad("bad_verification_code");
+    };
+    if !s.used.insert(code.clone()) {
+        return bad("bad_verification_code");
+    }
+    if f.get("redirect_uri") != Some(&redirect) {
+        return bad("redirect_uri_mismatch");
+    }
+    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+    if b64url(&Sha256::digest(verifier.as_bytes())) != challenge {
+        return bad("invalid PKCE verifier");
+    }
+    let token = format!("gho_{code}");
+    let login = code.rsplit_once('.').unwrap().0.to_owned();
+    s.tokens.insert(token.clone(), login);
+    Json(json!({"access_token": token, "token_type": "bearer", "scope": "read:org,repo"}))
+        .into_response()
+}
+
+fn login_of(fake: &Fake, headers: &HeaderMap) -> Option<String> {
+    let token = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    fake.lock().unwrap().tokens.get(token).cloned()
+}
+
+pub async fn fake_github() -> (String, Fake) {
+    let fake: Fake = Arc::default();
+    let app = Router::new()
+        .route("/login/oauth/access_token", post(token_endpoint))
+        .route(
+            "/api/user",
+            get(|State(f): State<Fake>, h: HeaderMap| async move {
+                match login_of(&f, &h) {
+                    Some(login) => Json(json!({"id": login.bytes().fold(7i64, |h, b| (h.wrapping_mul(31) + b as i64).rem_euclid(1_000_000_007)), "login": login, "name": "The Octocat", "avatar_url": "https://avatars.example/u/42"})).into_response(),
+                    None => StatusCode::UNAUTHORIZED.into_response(),
+                }
+            }),
+        )
+        .route(
+            "/api/user/memberships/orgs/{org}",
+            get(|State(f): State<Fake>, h: HeaderMap, Path(org): Path<String>| async move {
+                let Some(login) = login_of(&f, &h) else { return StatusCode::UNAUTHORIZED.into_response() };
+                if org == "example-org" && f.lock().unwrap().org_members.contains(&login) {
+                    Json(json!({"state": "active", "role": "member"})).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            }),
+        )
+        .route(
+            "/api/orgs/{org}/teams/{team}/memberships/{login}",
+            get(|State(f): State<Fake>, h: HeaderMap, Path((_org, team, login)): Path<(String, String, String)>| async move {
+                if login_of(&f, &h).is_none() {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                if f.lock().unwrap().teams.contains(&(team, login)) {
+                    Json(json!({"state": "active", "role": "member"})).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
+            }),
+        )
+        .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", post(dispatch))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, fake)
+}
+
+/// The dispatch endpoint. Some refs make it fail the way GitHub does.
+async fn dispatch(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    h: HeaderMap,
+    body: String,
+) -> axum::response::Response {
+    let headers = h
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let git_ref = body["inputs"]["gitRef"].as_str().unwrap_or("").to_owned();
+    f.lock().unwrap().dispatches.push(Recorded {
+        method: "POST".into(),
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    });
+    if login_of(&f, &h).is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    match git_ref.as_str() {
+        "no-such-ref" => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"message": "No ref found for: no-such-ref"}))).into_response(),
+        "forbidden" => (StatusCode::FORBIDDEN, Json(json!({"message": "Resource not accessible by integration"}))).into_response(),
+        "boom" => StatusCode::BAD_GATEWAY.into_response(),
+        "slow" => {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => Json(json!({"workflow_run_id": 777, "run_url": "https://api.github.example/repos/x/y/actions/runs/777",
+                         "html_url": "https://github.example/x/y/actions/runs/777"})).into_response(),
+    }
+}
+
+pub struct Env {
+    pub base: String,
+    pub gh: String,
+    pub fake: Fake,
+    pub store: app::store::Store,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_with_github(refresh_minutes: i64, public_url: Option<&str>, extra: &str) -> Env {
+    let (gh, fake) = fake_github().await;
+    let dir = tempfile::tempdir().unwrap();
+    let public = public_url
+        .map(|u| format!("public_url = \"{u}\"\n"))
+        .unwrap_or_default();
+    let config = format!(
+        r#"{public}
+[github]
+client_id = "fake-client"
+web_url = "{gh}"
+api_url = "{gh}/api"
+[access]
+org = "example-org"
+admins = ["release-admins"]
+refresh_minutes = {refresh_minutes}
+[access.deployers]
+integration = ["developers"]
+production = ["@prod-person"]
+{extra}
+"#
+    );
+    let server = Server::build(Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
+        config: Config::parse(&config).unwrap(),
+        demo: true,
+        site_root: "target/site".into(),
+        github_client_secret: Some(SECRET.into()),
+        secret_key: Some(KEY.into()),
+        argo_tokens: [("integration".to_string(), "argo-secret".to_string())]
+            .into_iter()
+            .collect(),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let store = server.store.clone();
+    tokio::spawn(server.run_until(std::future::pending()));
+    Env {
+        base,
+        gh,
+        fake,
+        store,
+        _dir: dir,
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("release_session="))
+        .map(str::to_owned)
+}
+
+/// Starts a sign-in, "approves" it on the fake GitHub as `login`, and returns the
+/// callback's query (code and state) without calling it.
+pub async fn authorize(
+    env: &Env,
+    c: &reqwest::Client,
+    login: &str,
+    return_to: &str,
+) -> (String, String) {
+    let r = c
+        .get(format!("{}/auth/github?return_to={return_to}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/login/oauth/authorize?", env.fake_base())),
+        "{location}"
+    );
+    let q = query(&location);
+    assert_eq!(q["client_id"], "fake-client");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], format!("{}/auth/callback", env.base));
+    assert_eq!(q["scope"], "read:org repo");
+    assert!(q["state"].len() >= 16);
+    let code = format!("{login}.{}", rand_code());
+    env.fake.lock().unwrap().codes.insert(
+        code.clone(),
+        (q["code_challenge"].clone(), q["redirect_uri"].clone()),
+    );
+    (code, q["state"].clone())
+}
+
+pub fn rand_code() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+impl Env {
+    pub fn fake_base(&self) -> String {
+        self.gh.clone()
+    }
+
+    pub fn member(&self, login: &str, teams: &[&str]) {
+        let mut s = self.fake.lock().unwrap();
+        s.org_members.insert(login.to_owned());
+        for t in teams {
+            s.teams.insert((t.to_string(), login.to_owned()));
+        }
+    }
+
+    pub async fn me(&self, c: &reqwest::Client) -> Value {
+        let r = c
+            .post(format!("{}/api/me", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// The whole flow, ending signed in.
+    pub async fn sign_in(&self, login: &str) -> reqwest::Client {
+        let c = client();
+        let (code, state) = authorize(self, &c, login, "/").await;
+        let r = c
+            .get(format!(
+                "{}/auth/callback?code={code}&state={state}",
+                self.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        c
+    }
+}

@@ -1,0 +1,470 @@
+//! Deploy, Resubmit, freezes and the audit log, against a local fake GitHub and a local
+//! fake Argo server, asserting the exact requests Release sends and that nothing is
+//! recorded as deployed that was not.
+
+mod common;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::put;
+use axum::{Json, Router};
+use common::fake_github::*;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+type ArgoLog = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+/// A fake Argo Workflows server: records resubmits; `gone-*` workflows answer 404.
+async fn fake_argo() -> (String, ArgoLog) {
+    let log: ArgoLog = Arc::default();
+    let app = Router::new()
+        .route(
+            "/api/v1/workflows/{ns}/{name}/resubmit",
+            put(|State(log): State<ArgoLog>, h: HeaderMap, Path((ns, name)): Path<(String, String)>, body: String| async move {
+                let auth = h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                log.lock().unwrap().push((format!("/api/v1/workflows/{ns}/{name}/resubmit"), auth.clone(), serde_json::from_str(&body).unwrap_or(Value::Null)));
+                if auth != "Bearer argo-secret" {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                if name.starts_with("gone-") {
+                    return (StatusCode::NOT_FOUND, Json(json!({"code": 5, "message": "workflows.argoproj.io not found"}))).into_response();
+                }
+                Json(json!({"metadata": {"name": format!("{name}-r2x9k"), "namespace": ns}, "status": {"phase": "Pending"}})).into_response()
+            }),
+        )
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, log)
+}
+
+async fn env_with_argo() -> (Env, String, ArgoLog) {
+    let (argo, log) = fake_argo().await;
+    let env = spawn_with_github(15, None, &format!("[argo.integration]\nurl = \"{argo}\"\n")).await;
+    (env, argo, log)
+}
+
+async fn call(
+    env: &Env,
+    c: &reqwest::Client,
+    fn_path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let r = c
+        .post(format!("{}/api/{fn_path}", env.base))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn deploy(
+    env: &Env,
+    c: &reqwest::Client,
+    app: &str,
+    to: &str,
+    git_ref: &str,
+) -> (u16, String) {
+    call(
+        env,
+        c,
+        "deploy",
+        &[
+            ("shortname", app),
+            ("environment", to),
+            ("git_ref", git_ref),
+        ],
+    )
+    .await
+}
+
+fn dispatch_count(env: &Env) -> usize {
+    env.fake.lock().unwrap().dispatches.len()
+}
+
+#[tokio::test]
+async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    let (status, body) = deploy(&env, &c, "frontend", "integration", "v1.2.3").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("https://github.example/x/y/actions/runs/777"));
+
+    let d = env.fake.lock().unwrap().dispatches[0].clone();
+    assert_eq!(
+        d.path,
+        "/api/repos/example-org/frontend/actions/workflows/deploy.yml/dispatches"
+    );
+    assert!(
+        d.headers["authorization"].starts_with("Bearer gho_octocat."),
+        "the person's own token"
+    );
+    assert_eq!(d.headers["accept"], "application/vnd.github+json");
+    assert_eq!(d.headers["x-github-api-version"], "2022-11-28");
+    assert!(!d.headers["user-agent"].is_empty());
+    assert_eq!(
+        d.body,
+        json!({"ref": "main", "inputs": {"environment": "integration", "gitRef": "v1.2.3"}, "return_run_details": true})
+    );
+
+    let detail = env.store.app_detail("frontend").await.unwrap().unwrap();
+    let current = detail.summary.cells[0].clone().unwrap();
+    assert_eq!(current.version, "v1.2.3");
+    assert_eq!(current.status.as_str(), "requested");
+    assert_eq!(current.trigger, "manual");
+    assert_eq!(current.deployed_by.as_deref(), Some("octocat"));
+    assert_eq!(
+        detail.history[0].deployments[0].run_url.as_deref(),
+        Some("https://github.example/x/y/actions/runs/777")
+    );
+    let audit = env
+        .store
+        .audit_log(Some("frontend"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            audit[0].action.as_str(),
+            audit[0].outcome.as_str(),
+            audit[0].actor.as_str()
+        ),
+        ("deploy", "requested", "octocat")
+    );
+
+    // The pipeline's notification for that version attaches to the request.
+    let token = release::http::api_token::generate_token();
+    env.store
+        .create_token("ci", &release::http::api_token::hash_token(&token))
+        .await
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", env.base))
+        .bearer_auth(&token)
+        .json(&json!({"repo": "example-org/frontend", "environment": "integration", "version": "v1.2.3", "stage": "build", "status": "started"}))
+        .send()
+        .await
+        .unwrap();
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["created_deployment"], false);
+    assert_eq!(out["deployment_status"], "in_progress");
+}
+
+#[tokio::test]
+async fn deploy_rules_are_enforced_on_the_server() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    let (s, b) = deploy(&env, &c, "frontend", "staging", "v1").await;
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("may not deploy to staging"));
+    let (s, b) = deploy(&env, &c, "frontend", "integration", "v1..2").await;
+    assert_eq!(s, 422);
+    assert!(b.contains("not a valid git ref"));
+    let (s, b) = deploy(&env, &c, "frontend", "qa", "v1").await;
+    assert_eq!(s, 422);
+    assert!(b.contains("unknown environment"));
+    let (s, _) = deploy(&env, &c, "no-such-app", "integration", "v1").await;
+    assert_eq!(s, 404);
+    assert_eq!(dispatch_count(&env), 0, "nothing reached GitHub");
+
+    // Production needs an explicit confirmation.
+    env.member("prod-person", &[]);
+    let p = env.sign_in("prod-person").await;
+    let (s, b) = deploy(&env, &p, "frontend", "production", "v1").await;
+    assert_eq!(s, 422);
+    assert!(b.contains("explicit confirmation"));
+    let (s, _) = call(
+        &env,
+        &p,
+        "deploy",
+        &[
+            ("shortname", "frontend"),
+            ("environment", "production"),
+            ("git_ref", "v1"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Anonymous: 401.
+    let (s, _) = deploy(&env, &client(), "frontend", "integration", "v1").await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn a_second_deploy_while_one_is_in_flight_is_refused_and_fifty_at_once_dispatch_once() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    assert_eq!(
+        deploy(&env, &c, "frontend", "integration", "v1").await.0,
+        200
+    );
+    let (s, b) = deploy(&env, &c, "frontend", "integration", "v2").await;
+    assert_eq!(s, 409);
+    assert!(
+        b.contains("octocat started a deploy of frontend to integration"),
+        "{b}"
+    );
+
+    let before = dispatch_count(&env);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (c, base) = (c.clone(), env.base.clone());
+        tasks.push(tokio::spawn(async move {
+            c.post(format!("{base}/api/deploy"))
+                .form(&[
+                    ("shortname", "content-store"),
+                    ("environment", "integration"),
+                    ("git_ref", "slow"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        49,
+        "{statuses:?}"
+    );
+    assert_eq!(dispatch_count(&env) - before, 1, "exactly one dispatch");
+}
+
+#[tokio::test]
+async fn github_failures_are_explained_and_nothing_is_recorded() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    let before = env.store.deployment_count().await.unwrap();
+    let (s, b) = deploy(&env, &c, "frontend", "integration", "no-such-ref").await;
+    assert_eq!(s, 422);
+    assert!(
+        b.contains("Nothing was deployed") && b.contains("No ref found for: no-such-ref"),
+        "{b}"
+    );
+    let (s, b) = deploy(&env, &c, "frontend", "integration", "forbidden").await;
+    assert_eq!(s, 403);
+    assert!(b.contains("ask for write access"), "{b}");
+    let (s, b) = deploy(&env, &c, "frontend", "integration", "boom").await;
+    assert_eq!(s, 502);
+    assert!(b.contains("answered 502"), "{b}");
+    assert_eq!(
+        env.store.deployment_count().await.unwrap(),
+        before,
+        "nothing recorded as deployed"
+    );
+    let audit = env
+        .store
+        .audit_log(Some("frontend"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.iter().filter(|a| a.outcome == "failed").count(),
+        3,
+        "failed attempts are audited with GitHub's answer"
+    );
+    assert!(audit.iter().any(|a| a.detail.contains("No ref found")));
+    // The failed attempts released the in-flight slot.
+    assert_eq!(
+        deploy(&env, &c, "frontend", "integration", "v9").await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    env.member("boss", &["release-admins"]);
+    let c = env.sign_in("octocat").await;
+    let admin = env.sign_in("boss").await;
+    let token = release::http::api_token::generate_token();
+    env.store
+        .create_token("ci", &release::http::api_token::hash_token(&token))
+        .await
+        .unwrap();
+    let promotion = |app: &'static str, to: &'static str| {
+        let (base, token) = (env.base.clone(), token.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!(
+                    "{base}/api/v1/applications/{app}/promotion?to={to}"
+                ))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(promotion("frontend", "staging").await["allowed"], true);
+    assert_eq!(
+        promotion("frontend", "production").await["allowed"],
+        false,
+        "continuous deployment to production is off"
+    );
+
+    // A viewer cannot freeze the site; an admin can.
+    let (s, _) = call(&env, &c, "freeze", &[("reason", "nope")]).await;
+    assert_eq!(s, 403);
+    let (s, b) = call(&env, &admin, "freeze", &[("reason", "Black Friday")]).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = deploy(&env, &c, "frontend", "integration", "v1").await;
+    assert_eq!(s, 409);
+    assert!(
+        b.contains("frozen site-wide") && b.contains("Black Friday"),
+        "{b}"
+    );
+    let p = promotion("frontend", "staging").await;
+    assert_eq!(p["allowed"], false);
+    assert!(p["reason"].as_str().unwrap().contains("Black Friday"));
+    let html = c
+        .get(format!("{}/", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Deploys are frozen site-wide"));
+    assert_eq!(dispatch_count(&env), 0);
+
+    // An admin overrides with a reason.
+    let (s, b) = call(
+        &env,
+        &admin,
+        "deploy",
+        &[
+            ("shortname", "frontend"),
+            ("environment", "integration"),
+            ("git_ref", "v1"),
+            ("override_reason", "hotfix for checkout"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(dispatch_count(&env), 1);
+    let audit = env.store.audit_log(None, Some("boss"), 10).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.outcome == "override" && a.detail.contains("hotfix for checkout")));
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "freeze" && a.detail == "Black Friday"));
+
+    // Lift; a per-app freeze by a deployer then blocks only that app.
+    assert_eq!(call(&env, &admin, "unfreeze", &[]).await.0, 200);
+    assert_eq!(
+        call(
+            &env,
+            &c,
+            "freeze",
+            &[("shortname", "content-store"), ("reason", "migration")]
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        promotion("content-store", "staging").await["allowed"],
+        false
+    );
+    assert_eq!(promotion("frontend", "staging").await["allowed"], true);
+    let (s, _) = deploy(&env, &c, "content-store", "integration", "v2").await;
+    assert_eq!(s, 409);
+    let r = reqwest::Client::new()
+        .get(format!("{}/applications/content-store.json", env.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["deploy_freeze"], true);
+}
+
+#[tokio::test]
+async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
+    let (env, argo, log) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    let token = release::http::api_token::generate_token();
+    env.store
+        .create_token("ci", &release::http::api_token::hash_token(&token))
+        .await
+        .unwrap();
+    let fail = |name: &str| {
+        json!({"repo": "example-org/frontend", "environment": "integration", "version": "v5", "stage": "smoke_tests", "status": "failed",
+               "workflow": {"environment": "integration", "namespace": "apps", "name": name, "url": format!("{argo}/workflows/apps/{name}")}})
+    };
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", env.base))
+        .bearer_auth(&token)
+        .json(&fail("post-sync-1"))
+        .send()
+        .await
+        .unwrap();
+    let out: Value = r.json().await.unwrap();
+    let id = out["deployment_id"].as_i64().unwrap().to_string();
+    assert_eq!(out["deployment_status"], "failed");
+
+    let (s, b) = call(&env, &c, "resubmit", &[("deployment_id", &id)]).await;
+    assert_eq!(s, 200, "{b}");
+    let (path, auth, body) = log.lock().unwrap()[0].clone();
+    assert_eq!(path, "/api/v1/workflows/apps/post-sync-1/resubmit");
+    assert_eq!(auth, "Bearer argo-secret");
+    assert_eq!(body, json!({"memoized": false}));
+    let d = env.store.app_detail("frontend").await.unwrap().unwrap();
+    let dep = &d.history[0].deployments[0];
+    assert_eq!(dep.status.as_str(), "in_progress");
+    let last = dep.events.last().unwrap();
+    assert_eq!(
+        last.workflow.as_ref().unwrap().url.as_deref(),
+        Some(format!("{argo}/workflows/apps/post-sync-1-r2x9k").as_str())
+    );
+    assert!(last
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("resubmitted by octocat"));
+
+    // Only a failed deployment can be resubmitted.
+    let (s, _) = call(&env, &c, "resubmit", &[("deployment_id", &id)]).await;
+    assert_eq!(s, 409);
+
+    // Argo's 404 is explained and changes nothing.
+    let r = reqwest::Client::new().post(format!("{}/api/v1/events", env.base)).bearer_auth(&token)
+        .json(&json!({"repo": "example-org/frontend", "environment": "integration", "version": "v5", "stage": "smoke_tests", "status": "failed",
+                      "workflow": {"environment": "integration", "namespace": "apps", "name": "gone-1"}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, b) = call(&env, &c, "resubmit", &[("deployment_id", &id)]).await;
+    assert_eq!(s, 502);
+    assert!(b.contains("no longer exists"), "{b}");
+    let d = env.store.app_detail("frontend").await.unwrap().unwrap();
+    assert_eq!(d.history[0].deployments[0].status.as_str(), "failed");
+
+    // A viewer may not resubmit.
+    env.member("viewer", &[]);
+    let v = env.sign_in("viewer").await;
+    assert_eq!(
+        call(&env, &v, "resubmit", &[("deployment_id", &id)])
+            .await
+            .0,
+        403
+    );
+}
