@@ -1,13 +1,15 @@
 # The two commands of the README. Both install what they need first (idempotent).
 export PATH := $(CURDIR)/target/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+
 .PHONY: run test bench
 
 ## The dashboard on SQLite with demo data at http://127.0.0.1:3000
 run:
 	./.ci/setup
 	cargo leptos build --release
-	LEPTOS_SITE_ROOT=target/site ./target/release/release serve --demo --database-url sqlite:release.db
+	LEPTOS_SITE_ROOT=target/site $(TARGET)/release/release serve --demo --database-url sqlite:release.db
 
 ## Every test (unit, property, storage on SQLite and PostgreSQL, API, pages, browser)
 test:
@@ -18,4 +20,4 @@ bench:
 	./.ci/setup
 	cargo leptos build --release
 	cargo build --release --bin release-bench
-	./target/release/release-bench
+	BENCH_SERVER=$(TARGET)/release/release $(TARGET)/release/release-bench
