@@ -136,7 +136,10 @@ async fn tokens_are_checked() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
-    app.store.revoke_token("pipeline").await.unwrap();
+    app.store
+        .revoke_token(&app.store.list_tokens().await.unwrap()[0].name.clone())
+        .await
+        .unwrap();
     let r = app
         .client
         .post(app.url("/deployments"))

@@ -10,6 +10,7 @@ pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod crypto;
 pub mod domain;
+pub mod live;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -10,6 +10,7 @@ pub mod events;
 pub mod guard;
 pub mod health;
 pub mod json;
+pub mod live;
 pub mod login;
 
 use crate::startup::ServerState;
@@ -42,4 +43,5 @@ pub fn login_routes() -> Router<ServerState> {
         .route("/auth/callback", get(login::callback))
         .route("/auth/dev", post(login::dev_sign_in))
         .route("/auth/sign-out", post(login::sign_out))
+        .route("/api/live", get(live::stream))
 }

@@ -47,6 +47,16 @@ pub async fn spawn() -> TestApp {
 pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite:{}", dir.path().join("release.db").display());
+    spawn_on(config, demo, database_url, dir).await
+}
+
+/// The server on a given database (several servers may share one PostgreSQL database).
+pub async fn spawn_on(
+    config: &str,
+    demo: bool,
+    database_url: String,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let server = Server::build(Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
         database_url,
@@ -63,7 +73,10 @@ pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
     let store = server.store.clone();
     let token = release::http::api_token::generate_token();
     store
-        .create_token("pipeline", &release::http::api_token::hash_token(&token))
+        .create_token(
+            &format!("pipeline-{}", rand_suffix()),
+            &release::http::api_token::hash_token(&token),
+        )
         .await
         .unwrap();
     tokio::spawn(server.run_until(std::future::pending()));
@@ -74,6 +87,12 @@ pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
         client: reqwest::Client::new(),
         _dir: dir,
     }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
 }
 
 impl TestApp {

@@ -32,14 +32,15 @@ pub fn ActivityPage() -> impl IntoView {
     let query = use_query_map();
     let env = move || query.read().get("environment");
     let activity = Resource::new(env, get_activity);
+    crate::live::on_change(None, move || activity.refetch());
     view! {
         <Title text="Activity · Release"/>
         <h1>"Activity"</h1>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
                 {move || Suspend::new(async move { activity.await.map(|a| view! { <ActivityView a/> }) })}
             </ErrorBoundary>
-        </Suspense>
+        </Transition>
     }
 }
 

@@ -48,8 +48,12 @@ pub fn ApplicationPage() -> impl IntoView {
         },
         |(s, ..)| get_application(s),
     );
+    crate::live::on_change(
+        Some(params.read_untracked().get("shortname").unwrap_or_default()),
+        move || detail.refetch(),
+    );
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
                 {move || Suspend::new(async move {
                     detail.await.map(|d| match d {
@@ -58,7 +62,7 @@ pub fn ApplicationPage() -> impl IntoView {
                     })
                 })}
             </ErrorBoundary>
-        </Suspense>
+        </Transition>
     }
 }
 

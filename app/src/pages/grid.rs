@@ -54,15 +54,42 @@ pub fn GridPage() -> impl IntoView {
         on_cleanup(move || handle.remove());
     }
 
+    crate::live::on_change(None, move || grid.refetch());
+
     view! {
         <h1 class="visually-hidden">"Applications"</h1>
-        <Suspense fallback=|| view! { <p class="loading">"Loading applications…"</p> }>
+        <form class="filters" method="get" action="/" role="search" on:submit=|ev| ev.prevent_default()>
+            <label for="filter">"Filter applications"</label>
+            <input
+                id="filter"
+                name="q"
+                type="search"
+                placeholder="Name, repo or team — press / to focus"
+                autocomplete="off"
+                value=filter.get_untracked()
+                prop:value=move || filter.get()
+                on:input=move |ev| filter.set(event_target_value(&ev))
+            />
+            <label class="check">
+                <input
+                    type="checkbox"
+                    name="attention"
+                    value="1"
+                    checked=attention_only.get_untracked()
+                    prop:checked=move || attention_only.get()
+                    on:change=move |ev| attention_only.set(event_target_checked(&ev))
+                />
+                " Needs attention only"
+            </label>
+            <noscript><button type="submit">"Filter"</button></noscript>
+        </form>
+        <Transition fallback=|| view! { <p class="loading">"Loading applications…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
                 {move || Suspend::new(async move {
                     grid.await.map(|g| view! { <GridView grid=g filter attention_only/> })
                 })}
             </ErrorBoundary>
-        </Suspense>
+        </Transition>
     }
 }
 
@@ -154,31 +181,6 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
                 .into_any()
             }}
         </section>
-        <form class="filters" method="get" action="/" role="search" on:submit=|ev| ev.prevent_default()>
-            <label for="filter">"Filter applications"</label>
-            <input
-                id="filter"
-                name="q"
-                type="search"
-                placeholder="Name, repo or team — press / to focus"
-                autocomplete="off"
-                value=filter.get_untracked()
-                prop:value=move || filter.get()
-                on:input=move |ev| filter.set(event_target_value(&ev))
-            />
-            <label class="check">
-                <input
-                    type="checkbox"
-                    name="attention"
-                    value="1"
-                    checked=attention_only.get_untracked()
-                    prop:checked=move || attention_only.get()
-                    on:change=move |ev| attention_only.set(event_target_checked(&ev))
-                />
-                " Needs attention only"
-            </label>
-            <noscript><button type="submit">"Filter"</button></noscript>
-        </form>
         <div class="table-wrap">
             <table class="grid">
                 <caption class="visually-hidden">"Deployed versions of each application in each environment"</caption>

@@ -95,6 +95,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+            self.publish(&app.shortname).await;
             return Ok(NotifyOutcome {
                 application: app.shortname,
                 deployment_id: id,
@@ -120,6 +121,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.publish(&app.shortname).await;
         Ok(NotifyOutcome {
             application: app.shortname,
             deployment_id: id,
@@ -263,6 +265,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.publish(&outcome.application).await;
         Ok(outcome)
     }
 

@@ -47,7 +47,13 @@ pub struct Store {
     backend: Backend,
     environments: Environments,
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Changes (an application's shortname, or `*` for the whole site) for live pages.
+    /// On PostgreSQL every server hears every server's changes through LISTEN/NOTIFY.
+    changes: tokio::sync::broadcast::Sender<String>,
 }
+
+/// The PostgreSQL channel that carries changes between Release servers.
+pub const CHANGES_CHANNEL: &str = "release_changes";
 
 /// An application as declared in the configuration file.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -122,12 +128,43 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        if backend == Backend::Postgres {
+            spawn_listener(url.clone(), changes.clone());
+        }
         Ok(Self {
             pool,
             backend,
             environments,
             write_lock: Default::default(),
+            changes,
         })
+    }
+
+    /// Live changes: each message is an application's shortname, or `*`.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// Tells every live page (on every server) that `what` changed. On PostgreSQL this is a
+    /// NOTIFY, which this server's own listener also hears; on SQLite, one process, it is
+    /// the local channel.
+    pub async fn publish(&self, what: &str) {
+        match self.backend {
+            Backend::Postgres => {
+                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANGES_CHANNEL)
+                    .bind(what)
+                    .execute(&self.pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not NOTIFY a change");
+                }
+            }
+            Backend::Sqlite => {
+                let _ = self.changes.send(what.to_owned());
+            }
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -283,6 +320,38 @@ impl Store {
             manual_environments: vec![],
         })
     }
+}
+
+/// Listens for changes made by any Release server on this PostgreSQL database and hands
+/// them to this server's live pages, reconnecting after a failure.
+fn spawn_listener(url: String, changes: tokio::sync::broadcast::Sender<String>) {
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+                        tracing::warn!(error = %e, "LISTEN failed; retrying");
+                    } else {
+                        loop {
+                            match listener.recv().await {
+                                Ok(n) => {
+                                    let _ = changes.send(n.payload().to_owned());
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "lost the change listener; reconnecting");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not connect the change listener; retrying")
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
 }
 
 const APP_COLUMNS: &str =

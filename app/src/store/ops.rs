@@ -145,7 +145,7 @@ impl Store {
     }
 
     pub async fn freeze(&self, app_id: Option<i64>, reason: &str, by: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        let id = sqlx::query_scalar(
             "INSERT INTO freezes (application_id, reason, frozen_by, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(app_id)
@@ -153,7 +153,9 @@ impl Store {
         .bind(by)
         .bind(now_ms())
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        self.publish("*").await;
+        Ok(id)
     }
 
     /// Lifts the freezes in force on an app (or the site, for `None`); how many were lifted.
