@@ -102,6 +102,10 @@ async fn main() -> anyhow::Result<()> {
                 site_root,
                 github_client_secret: std::env::var("RELEASE_GITHUB_CLIENT_SECRET").ok(),
                 secret_key: std::env::var("RELEASE_SECRET_KEY").ok(),
+                demo_stage_ms: std::env::var("RELEASE_DEMO_STAGE_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(2_000),
                 argo_tokens: std::env::vars()
                     .filter_map(|(k, v)| {
                         Some((

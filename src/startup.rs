@@ -52,6 +52,8 @@ pub struct Settings {
     pub github_client_secret: Option<String>,
     /// `RELEASE_SECRET_KEY`: 64 hex digits; needed when `[github]` is configured.
     pub secret_key: Option<String>,
+    /// How long each stage of the demo's simulated pipeline takes (`RELEASE_DEMO_STAGE_MS`).
+    pub demo_stage_ms: u64,
     /// Argo server tokens per environment (`RELEASE_ARGO_TOKEN_<ENVIRONMENT>`).
     pub argo_tokens: std::collections::HashMap<String, String>,
     pub database_url: String,
@@ -112,6 +114,9 @@ impl Server {
                 pipeline: Arc::new(pipeline(&settings)),
                 cipher: auth.cipher.clone(),
                 stall_ms: settings.config.stall_minutes * 60_000,
+                // The demo without GitHub drives a simulated pipeline instead.
+                simulator: (settings.demo && settings.config.github.is_none())
+                    .then(|| Arc::new(app::simulator::Simulator::new(settings.demo_stage_ms))),
             },
             auth: Arc::new(auth),
         };

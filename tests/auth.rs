@@ -331,11 +331,12 @@ const SERVER_FNS: &[(&str, [u16; 4])] = &[
     ("/api/me", [200, 200, 200, 200]),
     ("/api/users", [401, 403, 403, 200]),
     ("/api/audit", [401, 200, 200, 200]),
-    // Development users have no GitHub token: a permitted deploy stops at 503 there
-    // (tests/deploys.rs covers the dispatch itself).
-    ("/api/deploy", [401, 403, 503, 503]),
-    // Publisher's failed staging deployment; no Argo server configured here: 502.
-    ("/api/resubmit", [401, 403, 502, 502]),
+    // The demo's simulated pipeline takes the deployer's deploy; the admin's, right after,
+    // finds it in flight (tests/deploys.rs covers GitHub's dispatch itself).
+    ("/api/deploy", [401, 403, 200, 409]),
+    // Publisher's failed staging deployment: the deployer resubmits it; then it is no
+    // longer failed, so the admin's resubmit is refused.
+    ("/api/resubmit", [401, 403, 200, 409]),
     ("/api/freeze", [401, 403, 200, 200]),
     ("/api/unfreeze", [401, 403, 200, 200]),
 ];
@@ -527,6 +528,7 @@ async fn development_sign_in_is_refused_off_loopback() {
         site_root: "target/site".into(),
         github_client_secret: None,
         secret_key: None,
+        demo_stage_ms: 50,
         argo_tokens: Default::default(),
     })
     .await
@@ -550,6 +552,7 @@ async fn github_needs_its_secrets() {
         site_root: "target/site".into(),
         github_client_secret: None,
         secret_key: Some(KEY.into()),
+        demo_stage_ms: 50,
         argo_tokens: Default::default(),
     })
     .await

@@ -16,6 +16,8 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod pipeline;
 #[cfg(feature = "ssr")]
+pub mod simulator;
+#[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]
 pub mod store;

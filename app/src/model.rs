@@ -73,6 +73,9 @@ pub struct Grid {
     pub now_ms: i64,
     /// Freezes in force, site-wide and per app.
     pub freezes: Vec<Freeze>,
+    /// Deploys go to the demo's simulated pipeline.
+    #[serde(default)]
+    pub simulated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +117,9 @@ pub struct EnvironmentHistory {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppDetail {
+    /// Deploys go to the demo's simulated pipeline.
+    #[serde(default)]
+    pub simulated: bool,
     pub summary: AppSummary,
     pub freezes: Vec<Freeze>,
     pub default_branch: String,

@@ -13,6 +13,8 @@ pub struct AppState {
     /// A manual deploy that hears nothing from the pipeline for this long shows as
     /// stalled, and no longer blocks another.
     pub stall_ms: i64,
+    /// The demo's simulated pipeline, used instead of GitHub and Argo when set.
+    pub simulator: Option<std::sync::Arc<crate::simulator::Simulator>>,
 }
 
 /// Refuses a server function call with an HTTP status and a message for the person.

@@ -233,6 +233,7 @@ production = ["@prod-person"]
         site_root: "target/site".into(),
         github_client_secret: Some(SECRET.into()),
         secret_key: Some(KEY.into()),
+        demo_stage_ms: 50,
         argo_tokens: [("integration".to_string(), "argo-secret".to_string())]
             .into_iter()
             .collect(),

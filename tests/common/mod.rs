@@ -65,6 +65,8 @@ pub async fn spawn_on(
         site_root: "target/site".into(),
         github_client_secret: None,
         secret_key: None,
+        // Slow enough that a simulated deploy stays in flight for a whole test.
+        demo_stage_ms: 60_000,
         argo_tokens: Default::default(),
     })
     .await

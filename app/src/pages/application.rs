@@ -14,11 +14,15 @@ pub async fn get_application(shortname: String) -> Result<Option<AppDetail>, Ser
     let shortname = crate::domain::Shortname::parse(&shortname)
         .map_err(|e| ServerFnError::new(e.to_string()))?;
     let state = crate::state::app_state()?;
-    state
+    let detail = state
         .store
         .app_detail(shortname.as_str())
         .await
-        .map_err(crate::state::internal)
+        .map_err(crate::state::internal)?;
+    Ok(detail.map(|mut d| {
+        d.simulated = state.simulator.is_some();
+        d
+    }))
 }
 
 #[component]
@@ -138,6 +142,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         </section>
         <section aria-labelledby="deploy-h" class="deploy">
             <h2 id="deploy-h">"Deploy"</h2>
+            {detail.simulated.then(|| view! { <p class="banner demo" role="note">"Demo mode: deploys here drive a simulated pipeline (a few seconds per stage, an occasional smoke-test failure). Nothing is deployed anywhere."</p> })}
             <ActionForm action=actions.deploy attr:class="deploy-form">
                 <input type="hidden" name="shortname" value=sn_deploy.clone()/>
                 <label>

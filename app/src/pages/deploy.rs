@@ -130,6 +130,35 @@ pub async fn deploy(
         }
     }
     let release_lock = || store.release_deploy_lock(app.id, env.as_str());
+    if let Some(sim) = &state.simulator {
+        let repo = RepoName::parse(&app.repo).map_err(|e| refuse(500, e.to_string()))?;
+        let recorded = store
+            .record_deployment(&NewDeployment {
+                repo: repo.clone(),
+                environment: env.clone(),
+                version: git_ref.clone(),
+                sha: None,
+                deployed_by: Some(user.login.clone()),
+                trigger: Trigger::Manual,
+                created_at_ms: None,
+                base_status: DeploymentStatus::Requested,
+            })
+            .await
+            .map_err(crate::state::internal)?;
+        let _ = store
+            .attach_deploy_lock(app.id, env.as_str(), recorded.deployment_id, None)
+            .await;
+        audit(
+            "requested",
+            format!("{git_ref} to {env} (simulated pipeline)"),
+        )
+        .await;
+        sim.start(store.clone(), repo, env.clone(), git_ref.clone());
+        return Ok(ActionDone {
+            message: format!("Simulated deploy of {git_ref} to {env} started."),
+            link: None,
+        });
+    }
     let token = match store.user_token_ciphertext(user.user_id).await.map_err(crate::state::internal)? {
         Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
             refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
@@ -266,6 +295,56 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         .workflow_environment
         .clone()
         .unwrap_or_else(|| target.environment.clone());
+    if let Some(sim) = &state.simulator {
+        let new_name = sim.resubmitted_name(&name);
+        let version = store
+            .deployment_version(deployment_id)
+            .await
+            .map_err(crate::state::internal)?
+            .unwrap_or_default();
+        let stage = target
+            .failed_stage
+            .as_deref()
+            .and_then(|s| Stage::parse(s).ok())
+            .unwrap_or(Stage::SmokeTests);
+        let repo = RepoName::parse(&target.repo).map_err(|e| refuse(500, e.to_string()))?;
+        let env = store
+            .environments()
+            .parse(&target.environment)
+            .map_err(|e| refuse(500, e.to_string()))?;
+        let version = GitRef::parse(&version).map_err(|e| refuse(500, e.to_string()))?;
+        let workflow = crate::model::Workflow {
+            environment: Some(argo_env.clone()),
+            namespace: Some(namespace.clone()),
+            name: Some(new_name.clone()),
+            url: None,
+        };
+        let event = crate::store::NewEvent {
+            repo: repo.clone(),
+            environment: env.clone(),
+            version: version.clone(),
+            stage,
+            status: EventStatus::Started,
+            message: Some(format!("resubmitted by {} as {new_name}", user.login)),
+            workflow: Some(workflow.clone()),
+            delivery_id: None,
+            at_ms: None,
+        };
+        store
+            .record_event(&event)
+            .await
+            .map_err(crate::state::internal)?;
+        audit(
+            "requested",
+            format!("{namespace}/{name} resubmitted as {new_name} (simulated pipeline)"),
+        )
+        .await;
+        sim.resume(store.clone(), repo, env, version, stage, workflow);
+        return Ok(ActionDone {
+            message: format!("Resubmitted as {new_name}."),
+            link: None,
+        });
+    }
     let new_name = match state.pipeline.resubmit(&argo_env, &namespace, &name).await {
         Ok(n) => n,
         Err(e) => {

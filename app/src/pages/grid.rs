@@ -10,7 +10,9 @@ use leptos_router::hooks::use_query_map;
 pub async fn get_grid() -> Result<Grid, ServerFnError> {
     crate::auth::require_user()?;
     let state = crate::state::app_state()?;
-    state.store.grid().await.map_err(crate::state::internal)
+    let mut grid = state.store.grid().await.map_err(crate::state::internal)?;
+    grid.simulated = state.simulator.is_some();
+    Ok(grid)
 }
 
 #[component]
@@ -166,7 +168,9 @@ fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>
         })
         .collect_view();
 
+    let simulated = grid.simulated;
     view! {
+        {simulated.then(|| view! { <p class="banner demo" role="note">"Demo mode: deployments started here are simulated; nothing is deployed anywhere."</p> })}
         <super::deploy::FreezeBanners freezes=site_freezes now_ms=now/>
         <section class="summary" aria-live="polite">
             {if attention == 0 {

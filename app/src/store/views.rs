@@ -127,6 +127,7 @@ impl Store {
             apps,
             now_ms: now_ms(),
             freezes,
+            simulated: false,
         })
     }
 
@@ -166,6 +167,7 @@ impl Store {
             summary_from_history(&names, &app, &self.current_ids(app.id).await?, &history);
         let freezes = self.active_freezes(Some(app.id)).await?;
         Ok(Some(AppDetail {
+            simulated: false,
             summary,
             freezes,
             default_branch: app.default_branch,

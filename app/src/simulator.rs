@@ -1,0 +1,222 @@
+//! The demo pipeline: in `--demo` mode without GitHub, Deploy and Resubmit drive this
+//! instead of GitHub Actions and Argo. It sends the real sequence of events (build,
+//! deploy_image, image_tag_update, sync, rollout, smoke_tests, then promotion to the next
+//! environment when the app is continuously deployed there) through the same code that
+//! takes the pipeline's events, a stage every `stage_ms`. Every third smoke-test run fails
+//! (the first one included) so Resubmit can be tried; a resubmitted run passes.
+
+use crate::domain::{DeploymentStatus, Environment, EventStatus, GitRef, RepoName, Stage, Trigger};
+use crate::model::Workflow;
+use crate::store::{NewDeployment, NewEvent, Store};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Simulator {
+    pub stage_ms: u64,
+    smoke_runs: AtomicU64,
+    workflows: AtomicU64,
+}
+
+impl Simulator {
+    pub fn new(stage_ms: u64) -> Self {
+        Self {
+            stage_ms,
+            smoke_runs: AtomicU64::new(0),
+            workflows: AtomicU64::new(1),
+        }
+    }
+
+    fn workflow(&self, kind: &str, app: &str, env: &Environment) -> Workflow {
+        let n = self.workflows.fetch_add(1, Ordering::SeqCst);
+        Workflow {
+            environment: Some(env.to_string()),
+            namespace: Some("apps".into()),
+            name: Some(format!("{kind}-{app}-{n}")),
+            url: None,
+        }
+    }
+
+    /// A new name for a resubmitted workflow.
+    pub fn resubmitted_name(&self, name: &str) -> String {
+        format!("{name}-r{}", self.workflows.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// Runs a whole deployment in the background.
+    pub fn start(
+        self: &Arc<Self>,
+        store: Store,
+        repo: RepoName,
+        env: Environment,
+        version: GitRef,
+    ) {
+        let sim = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sim.run(&store, &repo, env, &version, Stage::Build).await {
+                tracing::warn!(error = %e, "the simulated pipeline stopped");
+            }
+        });
+    }
+
+    /// Finishes a resubmitted stage (it passes) and carries on from there.
+    pub fn resume(
+        self: &Arc<Self>,
+        store: Store,
+        repo: RepoName,
+        env: Environment,
+        version: GitRef,
+        stage: Stage,
+        workflow: Workflow,
+    ) {
+        let sim = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(sim.stage_ms)).await;
+            let ev = event(
+                &repo,
+                &env,
+                &version,
+                stage,
+                EventStatus::Succeeded,
+                Some("passed on resubmit".into()),
+                workflow,
+            );
+            if store.record_event(&ev).await.is_ok() {
+                if let Some(next) = Stage::ALL.iter().copied().find(|s| *s > stage) {
+                    if let Err(e) = sim.run(&store, &repo, env, &version, next).await {
+                        tracing::warn!(error = %e, "the simulated pipeline stopped");
+                    }
+                }
+            }
+        });
+    }
+
+    async fn run(
+        &self,
+        store: &Store,
+        repo: &RepoName,
+        env: Environment,
+        version: &GitRef,
+        from: Stage,
+    ) -> Result<(), crate::store::StoreError> {
+        let mut env = env;
+        let mut from = from;
+        loop {
+            let app = repo.name().to_owned();
+            let deploy_wf = self.workflow("deploy-image", &app, &env);
+            let post_sync_wf = self.workflow("post-sync", &app, &env);
+            for stage in Stage::ALL
+                .into_iter()
+                .filter(|s| *s >= from && *s != Stage::Promotion)
+            {
+                let wf = if stage == Stage::SmokeTests {
+                    post_sync_wf.clone()
+                } else {
+                    deploy_wf.clone()
+                };
+                store
+                    .record_event(&event(
+                        repo,
+                        &env,
+                        version,
+                        stage,
+                        EventStatus::Started,
+                        None,
+                        wf.clone(),
+                    ))
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(self.stage_ms)).await;
+                let fail = stage == Stage::SmokeTests
+                    && self.smoke_runs.fetch_add(1, Ordering::SeqCst) % 3 == 0;
+                if fail {
+                    let msg =
+                        "2 of 48 smoke tests failed (simulated flake): try Resubmit".to_string();
+                    store
+                        .record_event(&event(
+                            repo,
+                            &env,
+                            version,
+                            stage,
+                            EventStatus::Failed,
+                            Some(msg),
+                            wf,
+                        ))
+                        .await?;
+                    return Ok(());
+                }
+                store
+                    .record_event(&event(
+                        repo,
+                        &env,
+                        version,
+                        stage,
+                        EventStatus::Succeeded,
+                        None,
+                        wf,
+                    ))
+                    .await?;
+            }
+            // Promote when the next environment takes deployments by itself.
+            let Some(next) = store.environments().next(&env).cloned() else {
+                return Ok(());
+            };
+            let manual = store
+                .applications()
+                .await?
+                .into_iter()
+                .find(|a| a.repo == repo.as_str())
+                .is_some_and(|a| a.manual_environments.iter().any(|m| m == next.as_str()));
+            if manual {
+                return Ok(());
+            }
+            store
+                .record_event(&event(
+                    repo,
+                    &env,
+                    version,
+                    Stage::Promotion,
+                    EventStatus::Started,
+                    Some(format!("promoting to {next}")),
+                    post_sync_wf,
+                ))
+                .await?;
+            store
+                .record_deployment(&NewDeployment {
+                    repo: repo.clone(),
+                    environment: next.clone(),
+                    version: version.clone(),
+                    sha: None,
+                    deployed_by: Some("pipeline".into()),
+                    trigger: Trigger::Promotion,
+                    created_at_ms: None,
+                    base_status: DeploymentStatus::InProgress,
+                })
+                .await?;
+            tokio::time::sleep(Duration::from_millis(self.stage_ms)).await;
+            env = next;
+            from = Stage::Build;
+        }
+    }
+}
+
+fn event(
+    repo: &RepoName,
+    env: &Environment,
+    version: &GitRef,
+    stage: Stage,
+    status: EventStatus,
+    message: Option<String>,
+    workflow: Workflow,
+) -> NewEvent {
+    NewEvent {
+        repo: repo.clone(),
+        environment: env.clone(),
+        version: version.clone(),
+        stage,
+        status,
+        message,
+        workflow: Some(workflow),
+        delivery_id: None,
+        at_ms: None,
+    }
+}
