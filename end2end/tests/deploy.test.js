@@ -1,0 +1,61 @@
+// End-to-end: a deployer deploys in demo mode and watches the simulated pipeline live:
+// requested, stages advancing, a smoke-test failure, Resubmit, success, and the promotion
+// to staging appearing on the grid, all without a reload.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { chromium } = require('playwright-core');
+
+const BASE = process.env.RELEASE_URL || 'http://127.0.0.1:3000';
+let browser;
+let context;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--disable-quic', '--no-first-run'],
+  });
+  context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(BASE + '/auth/sign-in');
+  await page.fill('#login', 'e2e-deployer');
+  await page.check('input[value="deployer"]');
+  await page.click('button:has-text("Sign in as a demo user")');
+  await page.waitForURL(BASE + '/');
+  await page.close();
+});
+after(async () => { await browser?.close(); });
+
+test('deploy, watch it live, resubmit a flaky smoke test, see the promotion on the grid', async () => {
+  const grid = await context.newPage();
+  await grid.goto(BASE + '/');
+  await grid.waitForSelector('body[data-hydrated="true"]');
+  const staging = grid.locator('tr[data-app="content-store"] td').nth(1);
+  assert.doesNotMatch(await staging.innerText(), /v9999/);
+
+  const page = await context.newPage();
+  await page.goto(BASE + '/applications/content-store');
+  await page.waitForSelector('body[data-hydrated="true"]');
+  assert.match(await page.locator('main').innerText(), /Demo mode: deploys here drive a simulated pipeline/);
+  await page.selectOption('select[name="environment"]', 'integration');
+  await page.fill('input[name="git_ref"]', 'v9999');
+  await page.click('.deploy-form button[type="submit"]');
+  await page.waitForSelector('text=Simulated deploy of v9999 to integration started.');
+
+  const item = page.locator('.deployment:has(a.version:text-is("v9999"))').first();
+  // The timeline advances without a reload, then the (simulated) flaky smoke test fails.
+  await item.locator('.timeline li').first().waitFor({ timeout: 15000 });
+  await item.locator('.status:has-text("smoke tests failed")').waitFor({ timeout: 20000 });
+  await item.locator('button:has-text("Resubmit")').click();
+  await page.waitForSelector('text=/Resubmitted as post-sync-content-store-/');
+  await item.locator('.status:has-text("succeeded")').waitFor({ timeout: 20000 });
+  assert.match(await item.innerText(), /passed on resubmit/);
+
+  // The promotion to staging reaches the grid in the other tab, live.
+  await grid.waitForFunction(() => {
+    const cells = document.querySelectorAll('tr[data-app="content-store"] td');
+    return cells.length > 1 && cells[1].innerText.includes('v9999');
+  }, null, { timeout: 20000 });
+  await page.close();
+  await grid.close();
+});
