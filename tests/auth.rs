@@ -337,6 +337,7 @@ const SERVER_FNS: &[(&str, [u16; 4])] = &[
     // Publisher's failed staging deployment: the deployer resubmits it; then it is no
     // longer failed, so the admin's resubmit is refused.
     ("/api/resubmit", [401, 403, 200, 409]),
+    ("/api/preview", [401, 200, 200, 200]),
     ("/api/freeze", [401, 403, 200, 200]),
     ("/api/unfreeze", [401, 403, 200, 200]),
 ];
@@ -370,6 +371,9 @@ async fn the_authorization_matrix() {
                 "/api/resubmit" => format!("deployment_id={failed}"),
                 "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
                 "/api/unfreeze" => "shortname=publisher".to_string(),
+                "/api/preview" => {
+                    "shortname=publisher&environment=integration&git_ref=v1".to_string()
+                }
                 _ => String::new(),
             };
             let r = c

@@ -468,3 +468,98 @@ async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
         403
     );
 }
+
+#[tokio::test]
+async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    let token = release::http::api_token::generate_token();
+    env.store
+        .create_token("ci", &release::http::api_token::hash_token(&token))
+        .await
+        .unwrap();
+    let notify = |v: &'static str| {
+        let (base, token) = (env.base.clone(), token.clone());
+        async move {
+            reqwest::Client::new().post(format!("{base}/deployments")).bearer_auth(token)
+                .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": "integration", "version": v}}))
+                .send().await.unwrap().status()
+        }
+    };
+    assert_eq!(notify("v1").await, 200);
+    let (s, body) = call(
+        &env,
+        &c,
+        "preview",
+        &[
+            ("shortname", "frontend"),
+            ("environment", "integration"),
+            ("git_ref", "v2"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let p: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(p["current"], "v1");
+    assert_eq!(p["total_commits"], 2);
+    assert_eq!(p["rollback"], false);
+    assert_eq!(p["commits"][0]["message"], "Fix the header");
+    assert_eq!(p["commits"][0]["author"], "li-wei");
+    assert_eq!(
+        p["html_url"],
+        "https://github.example/example-org/frontend/compare/v1...v2"
+    );
+    let req = env.fake.lock().unwrap().compares[0].clone();
+    assert_eq!(req.path, "/api/repos/example-org/frontend/compare/v1...v2");
+    assert!(req.headers["authorization"].starts_with("Bearer gho_octocat."));
+    assert_eq!(req.headers["x-github-api-version"], "2022-11-28");
+
+    assert_eq!(notify("v2").await, 200);
+    let (_, body) = call(
+        &env,
+        &c,
+        "preview",
+        &[
+            ("shortname", "frontend"),
+            ("environment", "integration"),
+            ("git_ref", "v1"),
+        ],
+    )
+    .await;
+    let p: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(p["rollback"], true);
+    assert!(p["note"].as_str().unwrap().contains("rollback"));
+
+    // Nothing deployed there yet: no comparison, and it says so.
+    let (_, body) = call(
+        &env,
+        &c,
+        "preview",
+        &[
+            ("shortname", "asset-manager"),
+            ("environment", "staging"),
+            ("git_ref", "v1"),
+        ],
+    )
+    .await;
+    let p: Value = serde_json::from_str(&body).unwrap();
+    assert!(p["note"]
+        .as_str()
+        .unwrap()
+        .contains("Nothing is deployed to staging yet"));
+    // A ref GitHub does not know is explained.
+    let (s, body) = call(
+        &env,
+        &c,
+        "preview",
+        &[
+            ("shortname", "frontend"),
+            ("environment", "integration"),
+            ("git_ref", "nope"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 502);
+    assert!(body.contains("does not exist"), "{body}");
+}

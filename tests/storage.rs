@@ -197,6 +197,68 @@ async fn suite(store: Store) {
     assert_eq!(store.token_name("hash1").await.unwrap(), None);
     assert!(store.revoke_token("ci").await.is_err());
 
+    // One in-flight deploy per app and environment; a stalled one stops counting.
+    let web_id = store.application("web").await.unwrap().unwrap().id;
+    assert!(store
+        .take_deploy_lock(web_id, "staging", "ann", 60_000)
+        .await
+        .unwrap()
+        .is_ok());
+    let held = store
+        .take_deploy_lock(web_id, "staging", "bob", 60_000)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(held.requested_by, "ann");
+    assert!(
+        store
+            .take_deploy_lock(web_id, "staging", "bob", -1)
+            .await
+            .unwrap()
+            .is_ok(),
+        "stalled: replaced"
+    );
+    store.release_deploy_lock(web_id, "staging").await.unwrap();
+
+    // Freezes and the audit log.
+    store
+        .freeze(Some(web_id), "migration", "ann")
+        .await
+        .unwrap();
+    assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 1);
+    store.freeze(None, "holiday", "boss").await.unwrap();
+    assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 2);
+    assert_eq!(store.lift_freeze(None, "boss").await.unwrap(), 1);
+    assert_eq!(store.lift_freeze(Some(web_id), "ann").await.unwrap(), 1);
+    assert!(store.all_active_freezes().await.unwrap().is_empty());
+    store
+        .audit(
+            "ann",
+            "deploy",
+            Some("web"),
+            Some("staging"),
+            "requested",
+            "v1",
+        )
+        .await
+        .unwrap();
+    store
+        .audit("bob", "freeze", None, None, "done", "x")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.audit_log(None, None, 10).await.unwrap()[0].actor,
+        "bob"
+    );
+    assert_eq!(
+        store.audit_log(Some("web"), None, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.audit_log(None, Some("ann"), 10).await.unwrap()[0].action,
+        "deploy"
+    );
+
     // Bulk insert keeps the current table right.
     let web_id = store.application("web").await.unwrap().unwrap().id;
     store

@@ -23,6 +23,9 @@ pub struct Cell {
     pub status: DeploymentStatus,
     pub failed_stage: Option<Stage>,
     pub created_at_ms: i64,
+    /// Requested from the dashboard and nothing heard from the pipeline for the stall time.
+    #[serde(default)]
+    pub stalled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +109,44 @@ pub struct DeploymentView {
     pub events: Vec<EventView>,
     /// The GitHub Actions run, for a deploy started from Release.
     pub run_url: Option<String>,
+    /// Requested from the dashboard and nothing heard from the pipeline for the stall time.
+    #[serde(default)]
+    pub stalled: bool,
+}
+
+/// Whether a deployment requested from the dashboard has heard nothing for too long.
+pub fn is_stalled(
+    status: DeploymentStatus,
+    created_at_ms: i64,
+    now_ms: i64,
+    stall_ms: i64,
+) -> bool {
+    status == DeploymentStatus::Requested && now_ms - created_at_ms > stall_ms
+}
+
+/// What a deploy would ship: GitHub's comparison of what runs now with the chosen ref.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployPreview {
+    pub environment: String,
+    /// What runs there now (none: nothing deployed yet).
+    pub current: Option<String>,
+    pub target: String,
+    /// `ahead`, `behind`, `identical` or `diverged`, as GitHub says.
+    pub status: Option<String>,
+    pub total_commits: i64,
+    /// The ref is behind what runs there: deploying it rolls back.
+    pub rollback: bool,
+    pub commits: Vec<PreviewCommit>,
+    pub html_url: Option<String>,
+    /// Why there is no comparison, when there is none.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewCommit {
+    pub sha: String,
+    pub message: String,
+    pub author: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -166,6 +166,58 @@ impl Pipeline {
         }
     }
 
+    /// `GET {api}/repos/{owner}/{repo}/compare/{base}...{head}`: what deploying `head`
+    /// where `base` runs would ship.
+    pub async fn compare(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        base: &str,
+        head: &GitRef,
+    ) -> Result<serde_json::Value, OutsideError> {
+        const WHO: &str = "GitHub";
+        let api = self.github_api.as_deref().ok_or_else(|| {
+            OutsideError::NotConfigured("GitHub is not configured on this Release".into())
+        })?;
+        let url = format!(
+            "{api}/repos/{}/{}/compare/{base}...{}",
+            repo.owner(),
+            repo.name(),
+            head.as_str()
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .send()
+            .await
+            .map_err(|e| Self::transport(WHO, e))?;
+        match resp.status().as_u16() {
+            200 => resp.json().await.map_err(|_| OutsideError::Server {
+                who: WHO,
+                status: 200,
+            }),
+            401 => Err(OutsideError::Unauthorized {
+                who: WHO,
+                hint: "your GitHub sign-in has expired; sign out and sign in again",
+            }),
+            403 => Err(OutsideError::Forbidden {
+                who: WHO,
+                hint: "your GitHub account may not read this repository",
+            }),
+            404 => Err(OutsideError::NotFound {
+                who: WHO,
+                hint: "one of the two refs does not exist in the repository",
+            }),
+            s => Err(OutsideError::Server {
+                who: WHO,
+                status: s,
+            }),
+        }
+    }
+
     /// `PUT {argo}/api/v1/workflows/{namespace}/{name}/resubmit`: returns the new
     /// workflow's name.
     pub async fn resubmit(

@@ -40,6 +40,8 @@ pub struct FakeState {
     pub token_requests: Vec<HashMap<String, String>>,
     /// Workflow dispatches received.
     pub dispatches: Vec<Recorded>,
+    /// Compare requests received.
+    pub compares: Vec<Recorded>,
 }
 
 pub type Fake = Arc<Mutex<FakeState>>;
@@ -149,6 +151,7 @@ pub async fn fake_github() -> (String, Fake) {
             }),
         )
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", post(dispatch))
+        .route("/api/repos/{owner}/{repo}/compare/{spec}", get(compare))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -353,5 +356,36 @@ impl Env {
             .unwrap();
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
         c
+    }
+}
+
+/// The compare endpoint: `v1...v2` is two commits ahead; `v2...v1` is behind (a rollback).
+async fn compare(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    h: HeaderMap,
+    Path((_o, _r, spec)): Path<(String, String, String)>,
+) -> axum::response::Response {
+    let headers = h
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    f.lock().unwrap().compares.push(Recorded {
+        method: "GET".into(),
+        path: uri.path().to_owned(),
+        headers,
+        body: Value::Null,
+    });
+    if login_of(&f, &h).is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let commit = |sha: &str, msg: &str, who: &str| json!({"sha": sha, "commit": {"message": msg, "author": {"name": who, "date": "2026-11-27T10:00:00Z"}}, "author": {"login": who}});
+    match spec.as_str() {
+        "v1...v2" => Json(json!({"status": "ahead", "ahead_by": 2, "behind_by": 0, "total_commits": 2,
+            "html_url": "https://github.example/example-org/frontend/compare/v1...v2",
+            "commits": [commit("aaaaaaa1111", "Fix the header\n\nLonger text", "li-wei"), commit("bbbbbbb2222", "Add search", "sam")]})).into_response(),
+        "v2...v1" => Json(json!({"status": "behind", "ahead_by": 0, "behind_by": 2, "total_commits": 0,
+            "html_url": "https://github.example/example-org/frontend/compare/v2...v1", "commits": []})).into_response(),
+        _ => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
     }
 }

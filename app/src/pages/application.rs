@@ -1,7 +1,10 @@
 //! `/applications/{shortname}`: one app's current versions, why it is flagged, and its
 //! history per environment with each deployment's pipeline timeline.
 
-use super::deploy::{ActionResult, Deploy, FreezeBanners, LiftFreeze, Resubmit, SetFreeze};
+use super::deploy::{
+    ActionResult, Deploy, FreezeBanners, LiftFreeze, PreviewDeploy, PreviewView, Resubmit,
+    SetFreeze,
+};
 use super::{tree_url, CellView, ErrorView, NotFound, StatusBadge};
 use crate::model::{ago, exact_time, short_sha, AppDetail, DeploymentView};
 use leptos::prelude::*;
@@ -21,6 +24,14 @@ pub async fn get_application(shortname: String) -> Result<Option<AppDetail>, Ser
         .map_err(crate::state::internal)?;
     Ok(detail.map(|mut d| {
         d.simulated = state.simulator.is_some();
+        let now = d.now_ms;
+        for dep in d.history.iter_mut().flat_map(|h| h.deployments.iter_mut()) {
+            dep.stalled =
+                crate::model::is_stalled(dep.status, dep.created_at_ms, now, state.stall_ms);
+        }
+        for c in d.summary.cells.iter_mut().flatten() {
+            c.stalled = crate::model::is_stalled(c.status, c.created_at_ms, now, state.stall_ms);
+        }
         d
     }))
 }
@@ -95,6 +106,10 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         .iter()
         .map(|h| h.environment.clone())
         .collect();
+    let preview = ServerAction::<PreviewDeploy>::new();
+    let chosen_env = RwSignal::new(envs.first().cloned().unwrap_or_default());
+    let chosen_ref = RwSignal::new(String::new());
+    let sn_preview = s.shortname.clone();
     let current = envs
         .iter()
         .cloned()
@@ -147,13 +162,19 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                 <input type="hidden" name="shortname" value=sn_deploy.clone()/>
                 <label>
                     "Environment "
-                    <select name="environment">
+                    <select name="environment" on:change=move |ev| chosen_env.set(event_target_value(&ev))>
                         {envs.iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>
                     "Git ref "
-                    <input name="git_ref" required placeholder="tag, branch or commit SHA" autocomplete="off"/>
+                    <input
+                        name="git_ref"
+                        required
+                        placeholder="tag, branch or commit SHA"
+                        autocomplete="off"
+                        on:input=move |ev| chosen_ref.set(event_target_value(&ev))
+                    />
                 </label>
                 <label class="check">
                     <input type="checkbox" name="confirm" value="yes"/>
@@ -164,6 +185,16 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                 })}
                 <button type="submit">"Deploy"</button>
             </ActionForm>
+            <button
+                type="button"
+                class="secondary"
+                on:click=move |_| {
+                    preview.dispatch(PreviewDeploy { shortname: sn_preview.clone(), environment: chosen_env.get_untracked(), git_ref: chosen_ref.get_untracked() });
+                }
+            >
+                "What would this ship?"
+            </button>
+            <PreviewView value=preview.value()/>
             <ActionResult value=actions.deploy.value()/>
             <details class="freeze-controls">
                 <summary>"Freeze deploys to this app"</summary>
@@ -221,7 +252,7 @@ fn DeploymentItem(
             <div class="deployment-head">
                 <a class="version" href=tree_url(&repo, &d.version)>{d.version.clone()}</a>
                 {sha.map(|s| view! { <code class="sha">{s}</code> })}
-                <StatusBadge status=d.status failed_stage=d.failed_stage/>
+                <StatusBadge status=d.status failed_stage=d.failed_stage stalled=d.stalled/>
                 <span class="muted">{d.trigger.clone()}</span>
                 {d.deployed_by.clone().map(|who| view! { <span>" by " {who}</span> })}
                 <time datetime=exact_time(d.created_at_ms) title=exact_time(d.created_at_ms)>{ago(now_ms, d.created_at_ms)}</time>

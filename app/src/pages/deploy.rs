@@ -240,6 +240,145 @@ pub async fn deploy(
     }
 }
 
+/// What a deploy of `git_ref` to `environment` would ship: the commits between what runs
+/// there now and the ref (GitHub's compare API, as the signed-in person), and whether it
+/// is a rollback.
+#[server(endpoint = "preview")]
+pub async fn preview_deploy(
+    shortname: String,
+    environment: String,
+    git_ref: String,
+) -> Result<crate::model::DeployPreview, ServerFnError> {
+    use crate::domain::{GitRef, RepoName, Shortname};
+    use crate::model::{DeployPreview, PreviewCommit};
+    use crate::state::refuse;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let env = store
+        .environments()
+        .parse(&environment)
+        .map_err(|e| refuse(422, e.to_string()))?;
+    let git_ref = GitRef::parse(git_ref.trim()).map_err(|e| refuse(422, e.message))?;
+    let shortname = Shortname::parse(&shortname).map_err(|e| refuse(422, e.to_string()))?;
+    let detail = store
+        .app_detail(shortname.as_str())
+        .await
+        .map_err(crate::state::internal)?
+        .ok_or_else(|| refuse(404, format!("no application {shortname}")))?;
+    let idx = store.environments().index_of(&env).unwrap_or(0);
+    let current = detail
+        .summary
+        .cells
+        .get(idx)
+        .cloned()
+        .flatten()
+        .map(|c| c.sha.unwrap_or(c.version));
+    let mut preview = DeployPreview {
+        environment: env.to_string(),
+        current: current.clone(),
+        target: git_ref.to_string(),
+        status: None,
+        total_commits: 0,
+        rollback: false,
+        commits: vec![],
+        html_url: None,
+        note: None,
+    };
+    let Some(base) = current else {
+        preview.note = Some(format!(
+            "Nothing is deployed to {env} yet: everything up to {git_ref} would ship."
+        ));
+        return Ok(preview);
+    };
+    if state.simulator.is_some() {
+        preview.note = Some("Demo mode: there is no GitHub repository to compare against.".into());
+        return Ok(preview);
+    }
+    let token = match store
+        .user_token_ciphertext(user.user_id)
+        .await
+        .map_err(crate::state::internal)?
+    {
+        Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
+            refuse(
+                401,
+                "your stored GitHub sign-in could not be read; sign in again",
+            )
+        })?,
+        None => {
+            return Err(refuse(
+                503,
+                "comparing needs GitHub, which this Release does not have",
+            ))
+        }
+    };
+    let repo = RepoName::parse(&detail.summary.repo).map_err(|e| refuse(500, e.to_string()))?;
+    let v = state
+        .pipeline
+        .compare(&token, &repo, &base, &git_ref)
+        .await
+        .map_err(|e| refuse(502, e.to_string()))?;
+    preview.status = v["status"].as_str().map(str::to_owned);
+    preview.total_commits = v["total_commits"].as_i64().unwrap_or(0);
+    preview.rollback = v["status"] == "behind" || v["behind_by"].as_i64().unwrap_or(0) > 0;
+    preview.html_url = v["html_url"].as_str().map(str::to_owned);
+    preview.commits = v["commits"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| PreviewCommit {
+                    sha: c["sha"].as_str().unwrap_or("").chars().take(7).collect(),
+                    message: c["commit"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                    author: c["author"]["login"]
+                        .as_str()
+                        .or(c["commit"]["author"]["name"].as_str())
+                        .unwrap_or("")
+                        .to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if preview.rollback {
+        preview.note = Some(format!(
+            "{git_ref} is behind what runs in {env} ({base}): this deploy is a rollback."
+        ));
+    }
+    Ok(preview)
+}
+
+/// Shows a deploy preview.
+#[component]
+pub fn PreviewView(
+    #[prop(into)] value: Signal<Option<Result<crate::model::DeployPreview, ServerFnError>>>,
+) -> impl IntoView {
+    move || {
+        value.get().map(|r| match r {
+            Ok(p) => view! {
+                <div class="preview" class:rollback=p.rollback>
+                    <p>
+                        <strong>{format!("{} → {}", p.current.clone().unwrap_or_else(|| "nothing".into()), p.target)}</strong>
+                        {format!(" in {}: {} commit{}", p.environment, p.total_commits, if p.total_commits == 1 { "" } else { "s" })}
+                        {p.html_url.clone().map(|u| view! { " " <a href=u>"Full diff on GitHub"</a> })}
+                    </p>
+                    {p.note.clone().map(|n| view! { <p class="muted">{n}</p> })}
+                    <ol>
+                        {p.commits.into_iter().map(|c| view! { <li><code>{c.sha}</code> " " {c.message} <span class="muted">{format!(" — {}", c.author)}</span></li> }).collect_view()}
+                    </ol>
+                </div>
+            }
+            .into_any(),
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string().trim_start_matches("error running server function: ").to_string()}</p> }.into_any(),
+        })
+    }
+}
+
 /// Resubmits the failed Argo workflow of a deployment (what "RESUBMIT" does in Argo's UI),
 /// records the new workflow on the deployment's timeline, and puts it back in progress.
 #[server(endpoint = "resubmit")]

@@ -12,6 +12,15 @@ pub async fn get_grid() -> Result<Grid, ServerFnError> {
     let state = crate::state::app_state()?;
     let mut grid = state.store.grid().await.map_err(crate::state::internal)?;
     grid.simulated = state.simulator.is_some();
+    let now = grid.now_ms;
+    for c in grid
+        .apps
+        .iter_mut()
+        .flat_map(|a| a.cells.iter_mut())
+        .flatten()
+    {
+        c.stalled = crate::model::is_stalled(c.status, c.created_at_ms, now, state.stall_ms);
+    }
     Ok(grid)
 }
 

@@ -28,12 +28,21 @@ pub fn NotFound() -> impl IntoView {
 
 /// A deployment's status as a badge, naming the failed stage if there is one.
 #[component]
-pub fn StatusBadge(status: DeploymentStatus, failed_stage: Option<Stage>) -> impl IntoView {
+pub fn StatusBadge(
+    status: DeploymentStatus,
+    failed_stage: Option<Stage>,
+    #[prop(optional)] stalled: bool,
+) -> impl IntoView {
     let text = match (status, failed_stage) {
         (DeploymentStatus::Failed, Some(stage)) => format!("{} failed", stage.label()),
+        _ if stalled => "stalled: nothing heard from the pipeline".to_string(),
         _ => status.label().to_string(),
     };
-    let class = format!("status status-{}", status.as_str());
+    let class = if stalled {
+        "status status-stalled".to_string()
+    } else {
+        format!("status status-{}", status.as_str())
+    };
     view! { <span class=class>{text}</span> }
 }
 
@@ -75,7 +84,7 @@ pub fn CellView(repo: String, cell: Option<Cell>, now_ms: i64) -> impl IntoView 
                         </time>
                         {c.deployed_by.map(|who| view! { <span class="who">" by " {who}</span> })}
                     </div>
-                    <StatusBadge status=c.status failed_stage=c.failed_stage/>
+                    <StatusBadge status=c.status failed_stage=c.failed_stage stalled=c.stalled/>
                 </div>
             }
             .into_any()

@@ -61,6 +61,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for DeploymentRow {
             updated_at_ms: r.try_get("updated_at")?,
             events: vec![],
             run_url: r.try_get("run_url")?,
+            stalled: false,
         }))
     }
 }
@@ -114,6 +115,7 @@ impl Store {
                             .unwrap_or(DeploymentStatus::InProgress),
                         failed_stage: r.13.as_deref().and_then(|s| Stage::parse(s).ok()),
                         created_at_ms: at,
+                        stalled: false,
                     });
                 }
             }
@@ -319,6 +321,7 @@ fn summary_from_history(
                 status: d.status,
                 failed_stage: d.failed_stage,
                 created_at_ms: d.created_at_ms,
+                stalled: d.stalled,
             })
         })
         .collect();
