@@ -26,6 +26,7 @@ pub struct ServerState {
     pub leptos_options: LeptosOptions,
     pub app: AppState,
     pub auth: Arc<AuthState>,
+    pub token_cache: Arc<crate::http::api_token::TokenCache>,
 }
 
 /// How people sign in and what they may do.
@@ -119,6 +120,7 @@ impl Server {
                     .then(|| Arc::new(app::simulator::Simulator::new(settings.demo_stage_ms))),
             },
             auth: Arc::new(auth),
+            token_cache: Arc::default(),
         };
         let router = router(state.clone());
         let router = outer_layers(

@@ -33,6 +33,19 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// Resident memory of the server process now, in MiB.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+
     /// Peak resident memory of the server process, in MiB.
     fn peak_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -233,6 +246,73 @@ async fn notify_throughput(base: &str, token: &str, n: i64, conc: i64) -> anyhow
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Opens `n` live streams (as `n` browsers would), then sends `events` pipeline events one
+/// at a time and measures, for each, the time from the API's answer to the arrival of its
+/// change at every stream. Returns (median ms, p99 ms) over all deliveries.
+async fn sse_latency(
+    base: &str,
+    token: &str,
+    n: usize,
+    events: usize,
+) -> anyhow::Result<(f64, f64)> {
+    use futures::StreamExt;
+    let client = signed_in(base).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let mut ready = Vec::new();
+    for _ in 0..n {
+        let resp = client.get(format!("{base}/api/live")).send().await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "live stream refused: {}",
+            resp.status()
+        );
+        let tx = tx.clone();
+        let (ok_tx, ok_rx) = tokio::sync::oneshot::channel::<()>();
+        ready.push(ok_rx);
+        tokio::spawn(async move {
+            let mut body = resp.bytes_stream();
+            let _ = ok_tx.send(());
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(i) = buf.find("\n\n") {
+                    if buf[..i].contains("event: change") {
+                        let _ = tx.send(Instant::now());
+                    }
+                    buf.drain(..i + 2);
+                }
+            }
+        });
+    }
+    for r in ready {
+        let _ = r.await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let poster = reqwest::Client::new();
+    let mut lat = Vec::with_capacity(n * events);
+    for i in 0..events {
+        let body = serde_json::json!({"repo": "bench-org/service-001", "environment": "integration",
+            "version": format!("v{}", 900_000 + i), "stage": "build", "status": "started"});
+        let r = poster
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        let accepted = Instant::now();
+        anyhow::ensure!(r.status().is_success(), "event refused: {}", r.status());
+        for _ in 0..n {
+            let at = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("stream closed"))?;
+            lat.push(at.saturating_duration_since(accepted).as_secs_f64() * 1000.0);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok((percentile(&lat, 0.5), percentile(&lat, 0.99)))
+}
+
 fn gzip_size(path: &Path) -> anyhow::Result<(u64, u64)> {
     let raw = std::fs::metadata(path)
         .with_context(|| {
@@ -262,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
     let mut report = String::new();
     let mut rows = Vec::new();
     let mut peak: f64 = 0.0;
+    let mut sse: Option<(usize, f64, f64, f64)> = None;
     for history in [small, large] {
         let (url, token) = seed(dir.path(), apps, history).await?;
         let server = start(&bin, &url).await?;
@@ -273,6 +354,17 @@ async fn main() -> anyhow::Result<()> {
             None
         };
         peak = peak.max(server.peak_mib());
+        if history == small {
+            let conns = env_num("BENCH_SSE_CLIENTS", 200) as usize;
+            let (med, p99) = sse_latency(
+                &server.base,
+                &token,
+                conns,
+                env_num("BENCH_SSE_EVENTS", 20) as usize,
+            )
+            .await?;
+            sse = Some((conns, med, p99, server.rss_mib()));
+        }
         rows.push((history, median, p99, rps, size, notify));
     }
     let (raw, gz) = gzip_size(Path::new("target/site/pkg/release.wasm"))?;
@@ -306,6 +398,12 @@ async fn main() -> anyhow::Result<()> {
     report.push_str(&format!(
         "- server peak memory (VmHWM): **{peak:.1} MiB**\n"
     ));
+    if let Some((conns, med, p99, mem)) = sse {
+        report.push_str(&format!(
+            "- live updates: {conns} SSE connections open; accepted event -> arrival at every client: \
+             **median {med:.2} ms, p99 {p99:.2} ms**; server memory with them open (VmRSS): **{mem:.1} MiB**\n"
+        ));
+    }
     println!("{report}");
     Ok(())
 }
