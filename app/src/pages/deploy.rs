@@ -130,24 +130,76 @@ pub async fn deploy(
         }
     }
     let release_lock = || store.release_deploy_lock(app.id, env.as_str());
+    let repo = RepoName::parse(&app.repo).map_err(|e| refuse(500, e.to_string()))?;
+    // GitHub, as the person; or, in the demo, the simulated pipeline.
+    let run_url = if state.simulator.is_some() {
+        None
+    } else {
+        let token = match store.user_token_ciphertext(user.user_id).await.map_err(crate::state::internal)? {
+            Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
+                refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
+            }),
+            None => Err(refuse(
+                503,
+                "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)",
+            )),
+        };
+        let dispatched = match token {
+            Ok(token) => state
+                .pipeline
+                .dispatch(
+                    &token,
+                    &repo,
+                    &app.workflow,
+                    &app.default_branch,
+                    &env,
+                    &git_ref,
+                )
+                .await
+                .map_err(|e| {
+                    use crate::pipeline::OutsideError as O;
+                    let status = match e {
+                        O::Unauthorized { .. } => 401,
+                        O::Forbidden { .. } => 403,
+                        O::NotFound { .. } | O::Invalid { .. } => 422,
+                        O::NotConfigured(_) => 503,
+                        _ => 502,
+                    };
+                    refuse(status, format!("Nothing was deployed. {e}"))
+                }),
+            Err(e) => Err(e),
+        };
+        match dispatched {
+            Ok(run) => run.html_url,
+            Err(e) => {
+                let _ = release_lock().await;
+                audit("failed", e.to_string()).await;
+                return Err(e);
+            }
+        }
+    };
+    let recorded = store
+        .record_deployment(&NewDeployment {
+            repo: repo.clone(),
+            environment: env.clone(),
+            version: git_ref.clone(),
+            sha: None,
+            deployed_by: Some(user.login.clone()),
+            trigger: Trigger::Manual,
+            created_at_ms: None,
+            base_status: DeploymentStatus::Requested,
+        })
+        .await
+        .map_err(crate::state::internal)?;
+    let _ = store
+        .attach_deploy_lock(
+            app.id,
+            env.as_str(),
+            recorded.deployment_id,
+            run_url.as_deref(),
+        )
+        .await;
     if let Some(sim) = &state.simulator {
-        let repo = RepoName::parse(&app.repo).map_err(|e| refuse(500, e.to_string()))?;
-        let recorded = store
-            .record_deployment(&NewDeployment {
-                repo: repo.clone(),
-                environment: env.clone(),
-                version: git_ref.clone(),
-                sha: None,
-                deployed_by: Some(user.login.clone()),
-                trigger: Trigger::Manual,
-                created_at_ms: None,
-                base_status: DeploymentStatus::Requested,
-            })
-            .await
-            .map_err(crate::state::internal)?;
-        let _ = store
-            .attach_deploy_lock(app.id, env.as_str(), recorded.deployment_id, None)
-            .await;
         audit(
             "requested",
             format!("{git_ref} to {env} (simulated pipeline)"),
@@ -159,85 +211,18 @@ pub async fn deploy(
             link: None,
         });
     }
-    let token = match store.user_token_ciphertext(user.user_id).await.map_err(crate::state::internal)? {
-        Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
-            refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
-        }),
-        None => Err(refuse(
-            503,
-            "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)",
-        )),
-    };
-    let token = match token {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = release_lock().await;
-            audit("failed", e.to_string()).await;
-            return Err(e);
-        }
-    };
-    let repo = RepoName::parse(&app.repo).map_err(|e| refuse(500, e.to_string()))?;
-    match state
-        .pipeline
-        .dispatch(
-            &token,
-            &repo,
-            &app.workflow,
-            &app.default_branch,
-            &env,
-            &git_ref,
-        )
-        .await
-    {
-        Ok(run) => {
-            let recorded = store
-                .record_deployment(&NewDeployment {
-                    repo,
-                    environment: env.clone(),
-                    version: git_ref.clone(),
-                    sha: None,
-                    deployed_by: Some(user.login.clone()),
-                    trigger: Trigger::Manual,
-                    created_at_ms: None,
-                    base_status: DeploymentStatus::Requested,
-                })
-                .await
-                .map_err(crate::state::internal)?;
-            let _ = store
-                .attach_deploy_lock(
-                    app.id,
-                    env.as_str(),
-                    recorded.deployment_id,
-                    run.html_url.as_deref(),
-                )
-                .await;
-            audit(
-                "requested",
-                format!(
-                    "{git_ref} to {env}; GitHub run: {}",
-                    run.html_url.as_deref().unwrap_or("(no run details)")
-                ),
-            )
-            .await;
-            Ok(ActionDone {
-                message: format!("Deploy of {git_ref} to {env} requested on GitHub."),
-                link: run.html_url,
-            })
-        }
-        Err(e) => {
-            let _ = release_lock().await;
-            audit("failed", e.to_string()).await;
-            let status = match e {
-                crate::pipeline::OutsideError::Unauthorized { .. } => 401,
-                crate::pipeline::OutsideError::Forbidden { .. } => 403,
-                crate::pipeline::OutsideError::NotFound { .. }
-                | crate::pipeline::OutsideError::Invalid { .. } => 422,
-                crate::pipeline::OutsideError::NotConfigured(_) => 503,
-                _ => 502,
-            };
-            Err(refuse(status, format!("Nothing was deployed. {e}")))
-        }
-    }
+    audit(
+        "requested",
+        format!(
+            "{git_ref} to {env}; GitHub run: {}",
+            run_url.as_deref().unwrap_or("(no run details)")
+        ),
+    )
+    .await;
+    Ok(ActionDone {
+        message: format!("Deploy of {git_ref} to {env} requested on GitHub."),
+        link: run_url,
+    })
 }
 
 /// What a deploy of `git_ref` to `environment` would ship: the commits between what runs
@@ -434,92 +419,51 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         .workflow_environment
         .clone()
         .unwrap_or_else(|| target.environment.clone());
-    if let Some(sim) = &state.simulator {
-        let new_name = sim.resubmitted_name(&name);
-        let version = store
-            .deployment_version(deployment_id)
-            .await
-            .map_err(crate::state::internal)?
-            .unwrap_or_default();
-        let stage = target
-            .failed_stage
-            .as_deref()
-            .and_then(|s| Stage::parse(s).ok())
-            .unwrap_or(Stage::SmokeTests);
-        let repo = RepoName::parse(&target.repo).map_err(|e| refuse(500, e.to_string()))?;
-        let env = store
-            .environments()
-            .parse(&target.environment)
-            .map_err(|e| refuse(500, e.to_string()))?;
-        let version = GitRef::parse(&version).map_err(|e| refuse(500, e.to_string()))?;
-        let workflow = crate::model::Workflow {
-            environment: Some(argo_env.clone()),
-            namespace: Some(namespace.clone()),
-            name: Some(new_name.clone()),
-            url: None,
-        };
-        let event = crate::store::NewEvent {
-            repo: repo.clone(),
-            environment: env.clone(),
-            version: version.clone(),
-            stage,
-            status: EventStatus::Started,
-            message: Some(format!("resubmitted by {} as {new_name}", user.login)),
-            workflow: Some(workflow.clone()),
-            delivery_id: None,
-            at_ms: None,
-        };
-        store
-            .record_event(&event)
-            .await
-            .map_err(crate::state::internal)?;
-        audit(
-            "requested",
-            format!("{namespace}/{name} resubmitted as {new_name} (simulated pipeline)"),
-        )
-        .await;
-        sim.resume(store.clone(), repo, env, version, stage, workflow);
-        return Ok(ActionDone {
-            message: format!("Resubmitted as {new_name}."),
-            link: None,
-        });
-    }
-    let new_name = match state.pipeline.resubmit(&argo_env, &namespace, &name).await {
-        Ok(n) => n,
-        Err(e) => {
-            audit("failed", format!("{namespace}/{name}: {e}")).await;
-            return Err(refuse(502, format!("Nothing was resubmitted. {e}")));
-        }
-    };
-    let url = state
-        .pipeline
-        .workflow_url(&argo_env, &namespace, &new_name);
+    let bad = |e: crate::domain::InvalidInput| refuse(500, e.to_string());
+    let repo = RepoName::parse(&target.repo).map_err(bad)?;
+    let env = store
+        .environments()
+        .parse(&target.environment)
+        .map_err(bad)?;
     let version = store
         .deployment_version(deployment_id)
         .await
         .map_err(crate::state::internal)?
         .unwrap_or_default();
+    let version = GitRef::parse(&version).map_err(bad)?;
     let stage = target
         .failed_stage
         .as_deref()
         .and_then(|s| Stage::parse(s).ok())
         .unwrap_or(Stage::SmokeTests);
+    // The demo's simulated pipeline, or the environment's Argo server.
+    let (new_name, url) = match &state.simulator {
+        Some(sim) => (sim.resubmitted_name(&name), None),
+        None => match state.pipeline.resubmit(&argo_env, &namespace, &name).await {
+            Ok(n) => {
+                let url = state.pipeline.workflow_url(&argo_env, &namespace, &n);
+                (n, url)
+            }
+            Err(e) => {
+                audit("failed", format!("{namespace}/{name}: {e}")).await;
+                return Err(refuse(502, format!("Nothing was resubmitted. {e}")));
+            }
+        },
+    };
+    let workflow = crate::model::Workflow {
+        environment: Some(argo_env.clone()),
+        namespace: Some(namespace.clone()),
+        name: Some(new_name.clone()),
+        url: url.clone(),
+    };
     let event = crate::store::NewEvent {
-        repo: RepoName::parse(&target.repo).map_err(|e| refuse(500, e.to_string()))?,
-        environment: store
-            .environments()
-            .parse(&target.environment)
-            .map_err(|e| refuse(500, e.to_string()))?,
-        version: GitRef::parse(&version).map_err(|e| refuse(500, e.to_string()))?,
+        repo: repo.clone(),
+        environment: env.clone(),
+        version: version.clone(),
         stage,
         status: EventStatus::Started,
         message: Some(format!("resubmitted by {} as {new_name}", user.login)),
-        workflow: Some(crate::model::Workflow {
-            environment: Some(argo_env.clone()),
-            namespace: Some(namespace.clone()),
-            name: Some(new_name.clone()),
-            url: url.clone(),
-        }),
+        workflow: Some(workflow.clone()),
         delivery_id: None,
         at_ms: None,
     };
@@ -532,6 +476,9 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         format!("{namespace}/{name} resubmitted as {new_name}"),
     )
     .await;
+    if let Some(sim) = &state.simulator {
+        sim.resume(store.clone(), repo, env, version, stage, workflow);
+    }
     Ok(ActionDone {
         message: format!("Resubmitted as {new_name}."),
         link: url,

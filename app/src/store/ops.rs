@@ -99,35 +99,25 @@ impl Store {
 
     /// The freezes in force for an application: its own and the site-wide one.
     pub async fn active_freezes(&self, app_id: Option<i64>) -> Result<Vec<Freeze>> {
-        let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(
-            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at FROM freezes f
-             LEFT JOIN applications a ON a.id = f.application_id
-             WHERE f.lifted_at IS NULL AND (f.application_id IS NULL OR f.application_id = $1)
-             ORDER BY f.id",
+        self.freezes_where(
+            "(f.application_id IS NULL OR f.application_id = $1)",
+            app_id.unwrap_or(-1),
         )
-        .bind(app_id.unwrap_or(-1))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, application, reason, frozen_by, created_at_ms)| Freeze {
-                    id,
-                    application,
-                    reason,
-                    frozen_by,
-                    created_at_ms,
-                },
-            )
-            .collect())
+        .await
     }
 
     /// Every freeze in force, site-wide and per app, for the grid's banner and flags.
     pub async fn all_active_freezes(&self) -> Result<Vec<Freeze>> {
-        let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(
+        self.freezes_where("$1 = $1", 0).await
+    }
+
+    async fn freezes_where(&self, condition: &str, arg: i64) -> Result<Vec<Freeze>> {
+        let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(&format!(
             "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at FROM freezes f
-             LEFT JOIN applications a ON a.id = f.application_id WHERE f.lifted_at IS NULL ORDER BY f.id",
-        )
+             LEFT JOIN applications a ON a.id = f.application_id
+             WHERE f.lifted_at IS NULL AND {condition} ORDER BY f.id"
+        ))
+        .bind(arg)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
