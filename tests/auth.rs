@@ -338,6 +338,7 @@ const SERVER_FNS: &[(&str, [u16; 4])] = &[
     // longer failed, so the admin's resubmit is refused.
     ("/api/resubmit", [401, 403, 200, 409]),
     ("/api/preview", [401, 200, 200, 200]),
+    ("/api/refs", [401, 200, 200, 200]),
     ("/api/freeze", [401, 403, 200, 200]),
     ("/api/unfreeze", [401, 403, 200, 200]),
 ];
@@ -371,6 +372,7 @@ async fn the_authorization_matrix() {
                 "/api/resubmit" => format!("deployment_id={failed}"),
                 "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
                 "/api/unfreeze" => "shortname=publisher".to_string(),
+                "/api/refs" => "shortname=publisher".to_string(),
                 "/api/preview" => {
                     "shortname=publisher&environment=integration&git_ref=v1".to_string()
                 }

@@ -563,3 +563,63 @@ async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
     assert_eq!(s, 502);
     assert!(body.contains("does not exist"), "{body}");
 }
+
+#[tokio::test]
+async fn the_deploy_form_suggests_recent_tags_and_commits() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    let (s, body) = call(&env, &c, "refs", &[("shortname", "frontend")]).await;
+    assert_eq!(s, 200, "{body}");
+    let refs: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        refs,
+        json!([
+            ["v3", "tag"],
+            ["v2", "tag"],
+            ["abcdef123456", "Fix the header"]
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_github_token_is_explained() {
+    let (env, _, _) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    // GitHub forgets the token (revoked by the person): 401, nothing recorded.
+    env.fake.lock().unwrap().tokens.clear();
+    let before = env.store.deployment_count().await.unwrap();
+    let (s, b) = deploy(&env, &c, "frontend", "integration", "v1").await;
+    assert_eq!(s, 401);
+    assert!(b.contains("sign out and sign in again"), "{b}");
+    assert_eq!(env.store.deployment_count().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn an_unreachable_github_is_explained() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let pipeline =
+        app::pipeline::Pipeline::new(Some(format!("http://{closed}")), Default::default());
+    let repo = app::domain::RepoName::parse("example-org/frontend").unwrap();
+    let env = app::domain::Environments::default()
+        .parse("integration")
+        .unwrap();
+    let git_ref = app::domain::GitRef::parse("v1").unwrap();
+    let err = pipeline
+        .dispatch("t", &repo, "deploy.yml", "main", &env, &git_ref)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "GitHub could not be reached; check the network or the configured URL"
+    );
+    let err = pipeline.resubmit("staging", "apps", "x").await.unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("no Argo Workflows server is configured for staging"));
+}

@@ -166,6 +166,83 @@ impl Pipeline {
         }
     }
 
+    /// `GET {api}/repos/{owner}/{repo}/tags` and `.../commits?sha={branch}`: recent refs to
+    /// suggest in the deploy form, as (ref, description) pairs, tags first.
+    pub async fn recent_refs(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        branch: &str,
+    ) -> Result<Vec<(String, String)>, OutsideError> {
+        const WHO: &str = "GitHub";
+        let api = self.github_api.as_deref().ok_or_else(|| {
+            OutsideError::NotConfigured("GitHub is not configured on this Release".into())
+        })?;
+        let base = format!("{api}/repos/{}/{}", repo.owner(), repo.name());
+        let mut out = Vec::new();
+        for url in [
+            format!("{base}/tags?per_page=15"),
+            format!("{base}/commits?sha={branch}&per_page=10"),
+        ] {
+            let resp = self
+                .http
+                .get(&url)
+                .bearer_auth(token)
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28")
+                .send()
+                .await
+                .map_err(|e| Self::transport(WHO, e))?;
+            match resp.status().as_u16() {
+                200 => {}
+                401 => {
+                    return Err(OutsideError::Unauthorized {
+                        who: WHO,
+                        hint: "your GitHub sign-in has expired; sign out and sign in again",
+                    })
+                }
+                403 => {
+                    return Err(OutsideError::Forbidden {
+                        who: WHO,
+                        hint: "your GitHub account may not read this repository",
+                    })
+                }
+                404 => {
+                    return Err(OutsideError::NotFound {
+                        who: WHO,
+                        hint: "the repository or its default branch does not exist",
+                    })
+                }
+                s => {
+                    return Err(OutsideError::Server {
+                        who: WHO,
+                        status: s,
+                    })
+                }
+            }
+            let items: Vec<serde_json::Value> =
+                resp.json().await.map_err(|_| OutsideError::Server {
+                    who: WHO,
+                    status: 200,
+                })?;
+            for v in items {
+                if let Some(tag) = v["name"].as_str() {
+                    out.push((tag.to_owned(), "tag".to_owned()));
+                } else if let Some(sha) = v["sha"].as_str() {
+                    let msg = v["commit"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    out.push((sha.chars().take(12).collect(), msg));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// `GET {api}/repos/{owner}/{repo}/compare/{base}...{head}`: what deploying `head`
     /// where `base` runs would ship.
     pub async fn compare(

@@ -152,6 +152,24 @@ pub async fn fake_github() -> (String, Fake) {
         )
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", post(dispatch))
         .route("/api/repos/{owner}/{repo}/compare/{spec}", get(compare))
+        .route(
+            "/api/repos/{owner}/{repo}/tags",
+            get(|State(f): State<Fake>, h: HeaderMap| async move {
+                if login_of(&f, &h).is_none() {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                Json(json!([{"name": "v3", "commit": {"sha": "ccc"}}, {"name": "v2", "commit": {"sha": "bbb"}}])).into_response()
+            }),
+        )
+        .route(
+            "/api/repos/{owner}/{repo}/commits",
+            get(|State(f): State<Fake>, h: HeaderMap, uri: axum::http::Uri| async move {
+                if login_of(&f, &h).is_none() || uri.query() != Some("sha=main&per_page=10") {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                Json(json!([{"sha": "abcdef1234567890", "commit": {"message": "Fix the header\n\nmore"}}])).into_response()
+            }),
+        )
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

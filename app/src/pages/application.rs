@@ -2,8 +2,8 @@
 //! history per environment with each deployment's pipeline timeline.
 
 use super::deploy::{
-    ActionResult, Deploy, FreezeBanners, LiftFreeze, PreviewDeploy, PreviewView, Resubmit,
-    SetFreeze,
+    ActionResult, Deploy, FreezeBanners, LiftFreeze, PreviewDeploy, PreviewView, RefSuggestions,
+    Resubmit, SetFreeze,
 };
 use super::{tree_url, CellView, ErrorView, NotFound, StatusBadge};
 use crate::model::{ago, exact_time, short_sha, AppDetail, DeploymentView};
@@ -107,6 +107,9 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         .map(|h| h.environment.clone())
         .collect();
     let preview = ServerAction::<PreviewDeploy>::new();
+    // Suggestions load when the ref box is first focused, not with the page.
+    let suggestions = ServerAction::<RefSuggestions>::new();
+    let sn_refs = s.shortname.clone();
     let chosen_env = RwSignal::new(envs.first().cloned().unwrap_or_default());
     let chosen_ref = RwSignal::new(String::new());
     let sn_preview = s.shortname.clone();
@@ -173,8 +176,26 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                         required
                         placeholder="tag, branch or commit SHA"
                         autocomplete="off"
+                        list="ref-suggestions"
                         on:input=move |ev| chosen_ref.set(event_target_value(&ev))
+                        on:focus=move |_| {
+                            if suggestions.value().get_untracked().is_none() && !suggestions.pending().get_untracked() {
+                                suggestions.dispatch(RefSuggestions { shortname: sn_refs.clone() });
+                            }
+                        }
                     />
+                    <datalist id="ref-suggestions">
+                        {move || {
+                            suggestions
+                                .value()
+                                .get()
+                                .and_then(Result::ok)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(r, what)| view! { <option value=r>{what}</option> })
+                                .collect_view()
+                        }}
+                    </datalist>
                 </label>
                 <label class="check">
                     <input type="checkbox" name="confirm" value="yes"/>

@@ -338,6 +338,51 @@ pub async fn preview_deploy(
     Ok(preview)
 }
 
+/// Refs to suggest in the deploy form: the repo's recent tags and the default branch's
+/// recent commits (GitHub, as the person), or, in the demo, versions seen in its history.
+#[server(endpoint = "refs")]
+pub async fn ref_suggestions(shortname: String) -> Result<Vec<(String, String)>, ServerFnError> {
+    use crate::domain::{RepoName, Shortname};
+    use crate::state::refuse;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let shortname = Shortname::parse(&shortname).map_err(|e| refuse(422, e.to_string()))?;
+    let detail = store
+        .app_detail(shortname.as_str())
+        .await
+        .map_err(crate::state::internal)?
+        .ok_or_else(|| refuse(404, format!("no application {shortname}")))?;
+    if state.simulator.is_some() {
+        let mut seen = Vec::new();
+        for d in detail.history.iter().flat_map(|h| h.deployments.iter()) {
+            if !seen.iter().any(|(v, _): &(String, String)| *v == d.version) {
+                seen.push((d.version.clone(), format!("deployed to {}", d.environment)));
+            }
+        }
+        return Ok(seen.into_iter().take(15).collect());
+    }
+    let token = match store
+        .user_token_ciphertext(user.user_id)
+        .await
+        .map_err(crate::state::internal)?
+    {
+        Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
+            refuse(
+                401,
+                "your stored GitHub sign-in could not be read; sign in again",
+            )
+        })?,
+        None => return Ok(vec![]),
+    };
+    let repo = RepoName::parse(&detail.summary.repo).map_err(|e| refuse(500, e.to_string()))?;
+    state
+        .pipeline
+        .recent_refs(&token, &repo, &detail.default_branch)
+        .await
+        .map_err(|e| refuse(502, e.to_string()))
+}
+
 /// Shows a deploy preview.
 #[component]
 pub fn PreviewView(
