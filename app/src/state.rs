@@ -38,3 +38,14 @@ pub fn internal(err: crate::store::StoreError) -> ServerFnError {
     tracing::error!(error = %err, "store error in a server function");
     ServerFnError::new("the database could not be read; try again in a moment")
 }
+
+/// The signed-in person's GitHub token, decrypted, for calls made as them; `None` for
+/// development users, who have none.
+pub async fn github_token(state: &AppState, user_id: i64) -> Result<Option<String>, ServerFnError> {
+    match state.store.user_token_ciphertext(user_id).await.map_err(internal)? {
+        Some(ct) => state.cipher.decrypt(&ct).map(Some).map_err(|_| {
+            refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
+        }),
+        None => Ok(None),
+    }
+}

@@ -135,15 +135,11 @@ pub async fn deploy(
     let run_url = if state.simulator.is_some() {
         None
     } else {
-        let token = match store.user_token_ciphertext(user.user_id).await.map_err(crate::state::internal)? {
-            Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
-                refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
-            }),
-            None => Err(refuse(
-                503,
-                "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)",
-            )),
-        };
+        let token = crate::state::github_token(&state, user.user_id).await.and_then(|t| {
+            t.ok_or_else(|| {
+                refuse(503, "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)")
+            })
+        });
         let dispatched = match token {
             Ok(token) => state
                 .pipeline
@@ -280,23 +276,11 @@ pub async fn preview_deploy(
         preview.note = Some("Demo mode: there is no GitHub repository to compare against.".into());
         return Ok(preview);
     }
-    let token = match store
-        .user_token_ciphertext(user.user_id)
-        .await
-        .map_err(crate::state::internal)?
-    {
-        Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
-            refuse(
-                401,
-                "your stored GitHub sign-in could not be read; sign in again",
-            )
-        })?,
-        None => {
-            return Err(refuse(
-                503,
-                "comparing needs GitHub, which this Release does not have",
-            ))
-        }
+    let Some(token) = crate::state::github_token(&state, user.user_id).await? else {
+        return Err(refuse(
+            503,
+            "comparing needs GitHub, which this Release does not have",
+        ));
     };
     let repo = RepoName::parse(&detail.summary.repo).map_err(|e| refuse(500, e.to_string()))?;
     let v = state
@@ -362,18 +346,8 @@ pub async fn ref_suggestions(shortname: String) -> Result<Vec<(String, String)>,
         }
         return Ok(seen.into_iter().take(15).collect());
     }
-    let token = match store
-        .user_token_ciphertext(user.user_id)
-        .await
-        .map_err(crate::state::internal)?
-    {
-        Some(ct) => state.cipher.decrypt(&ct).map_err(|_| {
-            refuse(
-                401,
-                "your stored GitHub sign-in could not be read; sign in again",
-            )
-        })?,
-        None => return Ok(vec![]),
+    let Some(token) = crate::state::github_token(&state, user.user_id).await? else {
+        return Ok(vec![]);
     };
     let repo = RepoName::parse(&detail.summary.repo).map_err(|e| refuse(500, e.to_string()))?;
     state
