@@ -4,7 +4,6 @@
 mod common;
 
 use serde_json::json;
-use sqlx::Connection;
 use std::time::{Duration, Instant};
 
 /// Reads the SSE stream until an event whose data is `want`, or gives up after `within`.
@@ -62,30 +61,11 @@ async fn the_stream_needs_a_signed_in_person() {
 
 #[tokio::test]
 async fn two_servers_on_one_postgres_database_share_changes() {
-    let admin_url = std::env::var("RELEASE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
-        Ok(c) => c,
-        Err(err) => {
-            if std::env::var("RELEASE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!(
-                    "PostgreSQL is required (RELEASE_REQUIRE_POSTGRES=1) but not reachable: {err}"
-                );
-            }
-            eprintln!("SKIPPED two_servers_on_one_postgres_database_share_changes: PostgreSQL not reachable ({err})");
-            return;
-        }
+    let Some((admin, db, url)) =
+        common::fresh_postgres("two_servers_on_one_postgres_database_share_changes").await
+    else {
+        return;
     };
-    let db = format!(
-        "release_live_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    );
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
     let result = tokio::spawn(async move {
         let a = common::spawn_on(
             common::CONFIG,
@@ -112,10 +92,7 @@ async fn two_servers_on_one_postgres_database_share_changes() {
         b.store.close().await;
     })
     .await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    common::drop_postgres(admin, &db).await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic.into_panic());
     }

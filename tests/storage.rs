@@ -3,11 +3,12 @@
 //! postgres://postgres@127.0.0.1:5432/postgres. Without a server it says it skipped;
 //! with RELEASE_REQUIRE_POSTGRES=1 (as in .ci/run) a missing server fails the run.
 
+mod common;
+
 use app::domain::{
     DeploymentStatus, Environments, EventStatus, GitRef, RepoName, Shortname, Stage, Trigger,
 };
 use app::store::{ApplicationSpec, NewDeployment, NewEvent, Store};
-use sqlx::Connection;
 
 fn spec(shortname: &str, repo: &str, manual: &[&str]) -> ApplicationSpec {
     ApplicationSpec {
@@ -300,41 +301,13 @@ async fn storage_on_sqlite() {
 
 #[tokio::test]
 async fn storage_on_postgres() {
-    let admin_url = std::env::var("RELEASE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
-        Ok(c) => c,
-        Err(err) => {
-            if std::env::var("RELEASE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!(
-                    "PostgreSQL is required (RELEASE_REQUIRE_POSTGRES=1) but not reachable: {err}"
-                );
-            }
-            eprintln!(
-                "SKIPPED storage_on_postgres: PostgreSQL not reachable at {admin_url} ({err})"
-            );
-            return;
-        }
+    let Some((admin, db, url)) = common::fresh_postgres("storage_on_postgres").await else {
+        return;
     };
-    let db = format!(
-        "release_test_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    );
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    let store = Store::connect(&format!("{base}/{db}"), Environments::default())
-        .await
-        .unwrap();
+    let store = Store::connect(&url, Environments::default()).await.unwrap();
     let result = tokio::spawn(suite(store.clone())).await;
     store.close().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    common::drop_postgres(admin, &db).await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic.into_panic());
     }

@@ -207,32 +207,17 @@ pub async fn callback(
         }
         Err(e) => return github_problem(e),
     };
-    let current = match state
-        .app
-        .store
-        .record_sign_in(&SignIn {
-            github_id: Some(user.id),
-            login: user.login.clone(),
-            name: user.name,
-            avatar_url: user.avatar_url,
-            admin: roles.admin,
-            deploy_environments: roles.deploy_environments,
-            token_ciphertext: Some(state.auth.cipher.encrypt(&token)),
-            dev: false,
-        })
-        .await
-    {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(error = %e, "recording a sign-in failed");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in failed",
-                "Release could not record the sign-in; try again in a moment.",
-            );
-        }
+    let sign_in = SignIn {
+        github_id: Some(user.id),
+        login: user.login.clone(),
+        name: user.name,
+        avatar_url: user.avatar_url,
+        admin: roles.admin,
+        deploy_environments: roles.deploy_environments,
+        token_ciphertext: Some(state.auth.cipher.encrypt(&token)),
+        dev: false,
     };
-    finish_sign_in(&session, current, &pending.return_to).await
+    finish_sign_in(&state, &session, &sign_in, &pending.return_to).await
 }
 
 fn github_problem(e: GitHubError) -> Response {
@@ -252,12 +237,25 @@ fn github_problem(e: GitHubError) -> Response {
     }
 }
 
-/// A new session id at sign-in, so a session id planted before sign-in is worth nothing.
+/// Records the sign-in, then starts the session under a new id, so a session id planted
+/// before sign-in is worth nothing.
 async fn finish_sign_in(
+    state: &ServerState,
     session: &Session,
-    user: app::auth::CurrentUser,
+    sign_in: &SignIn,
     return_to: &str,
 ) -> Response {
+    let user = match state.app.store.record_sign_in(sign_in).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, login = %sign_in.login, "recording a sign-in failed");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in failed",
+                "Release could not record the sign-in; try again in a moment.",
+            );
+        }
+    };
     let now = now_ms();
     let stored = SessionUser {
         user,
@@ -324,32 +322,23 @@ pub async fn dev_sign_in(
         Role::Deployer => (false, all),
         Role::Admin => (true, all),
     };
-    let user = match state
-        .app
-        .store
-        .record_sign_in(&SignIn {
-            github_id: None,
-            login: format!("{login}-{}", role.as_str()),
-            name: Some(format!("Demo {}", role.as_str())),
-            avatar_url: None,
-            admin,
-            deploy_environments,
-            token_ciphertext: None,
-            dev: true,
-        })
-        .await
-    {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(error = %e, "recording a development sign-in failed");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in failed",
-                "Release could not record the sign-in.",
-            );
-        }
+    let sign_in = SignIn {
+        github_id: None,
+        login: format!("{login}-{}", role.as_str()),
+        name: Some(format!("Demo {}", role.as_str())),
+        avatar_url: None,
+        admin,
+        deploy_environments,
+        token_ciphertext: None,
+        dev: true,
     };
-    finish_sign_in(&session, user, &safe_return_to(f.return_to.as_deref())).await
+    finish_sign_in(
+        &state,
+        &session,
+        &sign_in,
+        &safe_return_to(f.return_to.as_deref()),
+    )
+    .await
 }
 
 /// Deletes the session on the server: the old cookie is worth nothing afterwards.

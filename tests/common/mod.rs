@@ -158,3 +158,42 @@ impl TestApp {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 }
+
+/// A fresh PostgreSQL database for one test: its URL, or `None` (and a SKIPPED line) when no
+/// server answers, unless RELEASE_REQUIRE_POSTGRES=1 makes that a failure. Drop it with
+/// `drop_postgres`.
+pub async fn fresh_postgres(test: &str) -> Option<(sqlx::PgConnection, String, String)> {
+    use sqlx::Connection;
+    let admin_url = std::env::var("RELEASE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+        Ok(c) => c,
+        Err(err) => {
+            if std::env::var("RELEASE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!(
+                    "PostgreSQL is required (RELEASE_REQUIRE_POSTGRES=1) but not reachable: {err}"
+                );
+            }
+            eprintln!("SKIPPED {test}: PostgreSQL not reachable at {admin_url} ({err})");
+            return None;
+        }
+    };
+    let db = format!(
+        "release_test_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    Some((admin, db, url))
+}
+
+pub async fn drop_postgres(mut admin: sqlx::PgConnection, db: &str) {
+    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

@@ -25,18 +25,13 @@ pub async fn deploy(
     confirm: Option<String>,
     override_reason: Option<String>,
 ) -> Result<ActionDone, ServerFnError> {
-    use crate::domain::{DeploymentStatus, GitRef, RepoName, Shortname, Trigger};
+    use crate::domain::{DeploymentStatus, RepoName, Trigger};
     use crate::state::refuse;
     use crate::store::NewDeployment;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let store = &state.store;
-    let env = store
-        .environments()
-        .parse(&environment)
-        .map_err(|e| refuse(422, e.to_string()))?;
-    let git_ref = GitRef::parse(git_ref.trim()).map_err(|e| refuse(422, e.message))?;
-    let shortname = Shortname::parse(&shortname).map_err(|e| refuse(422, e.to_string()))?;
+    let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
     crate::auth::require_deployer(env.as_str())?;
     let app = store
         .application(shortname.as_str())
@@ -230,18 +225,13 @@ pub async fn preview_deploy(
     environment: String,
     git_ref: String,
 ) -> Result<crate::model::DeployPreview, ServerFnError> {
-    use crate::domain::{GitRef, RepoName, Shortname};
+    use crate::domain::RepoName;
     use crate::model::{DeployPreview, PreviewCommit};
     use crate::state::refuse;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let store = &state.store;
-    let env = store
-        .environments()
-        .parse(&environment)
-        .map_err(|e| refuse(422, e.to_string()))?;
-    let git_ref = GitRef::parse(git_ref.trim()).map_err(|e| refuse(422, e.message))?;
-    let shortname = Shortname::parse(&shortname).map_err(|e| refuse(422, e.to_string()))?;
+    let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
     let detail = store
         .app_detail(shortname.as_str())
         .await
@@ -381,6 +371,33 @@ pub fn PreviewView(
             Err(e) => view! { <p class="notice error" role="alert">{e.to_string().trim_start_matches("error running server function: ").to_string()}</p> }.into_any(),
         })
     }
+}
+
+/// The three inputs of a deploy or a preview, parsed: 422 naming what is wrong.
+#[cfg(feature = "ssr")]
+fn parse_target(
+    store: &crate::store::Store,
+    shortname: &str,
+    environment: &str,
+    git_ref: &str,
+) -> Result<
+    (
+        crate::domain::Shortname,
+        crate::domain::Environment,
+        crate::domain::GitRef,
+    ),
+    ServerFnError,
+> {
+    use crate::state::refuse;
+    let env = store
+        .environments()
+        .parse(environment)
+        .map_err(|e| refuse(422, e.to_string()))?;
+    let git_ref =
+        crate::domain::GitRef::parse(git_ref.trim()).map_err(|e| refuse(422, e.message))?;
+    let shortname =
+        crate::domain::Shortname::parse(shortname).map_err(|e| refuse(422, e.to_string()))?;
+    Ok((shortname, env, git_ref))
 }
 
 /// Resubmits the failed Argo workflow of a deployment (what "RESUBMIT" does in Argo's UI),
