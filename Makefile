@@ -3,7 +3,11 @@ export PATH := $(CURDIR)/target/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PAT
 
 TARGET := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test bench
+.PHONY: run test bench fuzz
+
+## 100,000 random and malformed requests against every endpoint and server function
+fuzz:
+	FUZZ_CASES=100000 cargo test --test fuzz -- --nocapture
 
 ## The dashboard on SQLite with demo data at http://127.0.0.1:3000
 run:

@@ -124,10 +124,17 @@ impl GitHub {
         Ok(token.access_token().secret().clone())
     }
 
-    async fn get(&self, token: &str, path: &str) -> Result<Option<serde_json::Value>, GitHubError> {
+    /// `GET {api}/{segments...}`, each segment percent-encoded (org, team and login come
+    /// from configuration and from GitHub, and still cannot change the path).
+    async fn get(&self, token: &str, segments: &[&str]) -> Result<Option<serde_json::Value>, GitHubError> {
+        let path = format!("/{}", segments.join("/"));
+        let url = app::pipeline::endpoint(&self.api_url, segments).map_err(|e| GitHubError::Status {
+            status: 400,
+            what: format!("GET {path} ({e})"),
+        })?;
         let resp = self
             .http
-            .get(format!("{}{path}", self.api_url))
+            .get(url)
             .bearer_auth(token)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
@@ -158,7 +165,7 @@ impl GitHub {
     }
 
     pub async fn user(&self, token: &str) -> Result<GitHubUser, GitHubError> {
-        let v = self.get(token, "/user").await?.ok_or(GitHubError::Status {
+        let v = self.get(token, &["user"]).await?.ok_or(GitHubError::Status {
             status: 404,
             what: "GET /user".into(),
         })?;
@@ -175,7 +182,7 @@ impl GitHub {
     pub async fn is_org_member(&self, token: &str, org: &str) -> Result<bool, GitHubError> {
         // 403 here means the token may not read the membership: treat as "not a member".
         match self
-            .get(token, &format!("/user/memberships/orgs/{org}"))
+            .get(token, &["user", "memberships", "orgs", org])
             .await
         {
             Ok(v) => Ok(Self::active(v)),
@@ -192,10 +199,7 @@ impl GitHub {
         login: &str,
     ) -> Result<bool, GitHubError> {
         match self
-            .get(
-                token,
-                &format!("/orgs/{org}/teams/{team}/memberships/{login}"),
-            )
+            .get(token, &["orgs", org, "teams", team, "memberships", login])
             .await
         {
             Ok(v) => Ok(Self::active(v)),

@@ -40,9 +40,14 @@ enum Command {
         addr: SocketAddr,
         #[command(flatten)]
         db: DbArgs,
-        /// Load demo data into an empty database.
+        /// Load demo data into an empty database (implies --dev-sign-in when GitHub is
+        /// not configured).
         #[arg(long)]
         demo: bool,
+        /// Let anyone reaching the loopback address sign in as a demo user of any role.
+        /// Only without GitHub sign-in, only on a loopback address.
+        #[arg(long)]
+        dev_sign_in: bool,
     },
     /// Run the database migrations and exit.
     Migrate {
@@ -89,8 +94,14 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { addr, db, demo } => {
+        Command::Serve {
+            addr,
+            db,
+            demo,
+            dev_sign_in,
+        } => {
             let config = load_config(db.config.as_ref())?;
+            let dev_sign_in = dev_sign_in || (demo && config.github.is_none());
             let site_root =
                 std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
             let apps = config.applications.len();
@@ -99,6 +110,8 @@ async fn main() -> anyhow::Result<()> {
                 database_url: db.database_url.clone(),
                 config,
                 demo,
+                dev_sign_in,
+                limits: Default::default(),
                 site_root,
                 github_client_secret: std::env::var("RELEASE_GITHUB_CLIENT_SECRET").ok(),
                 secret_key: std::env::var("RELEASE_SECRET_KEY").ok(),

@@ -2,50 +2,20 @@
 //! with port 0 and a fresh database to run the real app on a random port.
 
 use crate::configuration::Config;
-use crate::configuration::{Access, SessionSettings};
+use crate::configuration::SessionSettings;
 use crate::crypto::TokenCipher;
 use crate::github::GitHub;
 use crate::http;
+use crate::http::state::{AuthState, Limits, ServerState, Sessions, BODY_LIMIT};
 use anyhow::Context;
 use app::state::AppState;
 use app::store::Store;
-use axum::extract::FromRef;
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-/// The largest request body any endpoint takes. Notifications are a few hundred bytes.
-pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// Everything a request handler can reach.
-#[derive(Clone)]
-pub struct ServerState {
-    pub leptos_options: LeptosOptions,
-    pub app: AppState,
-    pub auth: Arc<AuthState>,
-    pub token_cache: Arc<crate::http::api_token::TokenCache>,
-}
-
-/// How people sign in and what they may do.
-pub struct AuthState {
-    /// `None`: no GitHub OAuth app configured (development sign-in instead).
-    pub github: Option<GitHub>,
-    /// Encrypts people's GitHub tokens at rest.
-    pub cipher: TokenCipher,
-    pub access: Access,
-    pub session: SessionSettings,
-    /// The development sign-in: on only without GitHub, on a loopback address.
-    pub dev_sign_in: bool,
-}
-
-impl FromRef<ServerState> for LeptosOptions {
-    fn from_ref(s: &ServerState) -> Self {
-        s.leptos_options.clone()
-    }
-}
 
 pub struct Settings {
     pub addr: SocketAddr,
@@ -62,11 +32,17 @@ pub struct Settings {
     pub demo: bool,
     /// Where the compiled site (`pkg/`, assets) is; `LEPTOS_SITE_ROOT` or `target/site`.
     pub site_root: String,
+    /// The development sign-in (`--dev-sign-in`, implied by `--demo`): only without GitHub,
+    /// only on a loopback address.
+    pub dev_sign_in: bool,
+    pub limits: Limits,
 }
 
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    limits: Limits,
+    live: Arc<http::live::LiveStreams>,
     pub store: Store,
     pub demo_loaded: bool,
     pub dev_sign_in: bool,
@@ -103,11 +79,9 @@ impl Server {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let secure_cookies = settings
-            .config
-            .public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"));
+        let secure_cookies = auth.secure_cookies();
+        let (session_layer, sessions) =
+            session_layer(&settings.database_url, secure_cookies, &auth.session).await?;
         let state = ServerState {
             leptos_options,
             app: AppState {
@@ -121,20 +95,22 @@ impl Server {
             },
             auth: Arc::new(auth),
             token_cache: Arc::default(),
+            auth_limiter: Arc::new(http::rate_limit::RateLimiter::new(
+                settings.limits.auth_per_minute,
+            )),
+            token_limiter: Arc::new(http::rate_limit::RateLimiter::new(
+                settings.limits.bad_tokens_per_minute,
+            )),
+            live: Arc::default(),
+            sessions,
+            limits: settings.limits.clone(),
         };
-        let router = router(state.clone());
-        let router = outer_layers(
-            with_sessions(
-                router,
-                &settings.database_url,
-                secure_cookies,
-                &state.auth.session,
-            )
-            .await?,
-        );
+        let router = outer_layers(router(state.clone()).layer(session_layer), &state);
         Ok(Self {
             listener,
             router,
+            limits: settings.limits.clone(),
+            live: state.live.clone(),
             store,
             demo_loaded,
             dev_sign_in: state.auth.dev_sign_in,
@@ -147,17 +123,78 @@ impl Server {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves until `shutdown` resolves, then finishes the requests in flight (live
+    /// streams are ended; other requests get up to 30 s).
+    ///
+    /// Our own accept loop rather than `axum::serve`, for the limits it cannot set: a
+    /// connection must send its headers within `header_read_timeout`, and at most
+    /// `max_connections` are open (more are closed as soon as they are accepted, so the
+    /// process never runs out of file descriptors and keeps answering its health check).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use tower::ServiceExt;
         let service = tower::ServiceBuilder::new()
             .map_request(http::applications::rewrite_release_app_json)
             .service(self.router);
-        axum::serve(self.listener, tower::make::Shared::new(service))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
+        let mut refused_at: Option<std::time::Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: wait a little rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                if refused_at.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(60)) {
+                    tracing::warn!(max = self.limits.max_connections, "connection limit reached: closing new connections");
+                    refused_at = Some(std::time::Instant::now());
+                }
+                drop(stream);
+                continue;
+            };
+            let service = service.clone();
+            let hyper_service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                service.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(slot);
+            });
+        }
+        drop(self.listener);
+        self.live.shutdown();
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
+                tracing::warn!("requests still in flight after 30 s: stopping anyway");
+            }
+        }
         self.store.close().await;
         Ok(())
     }
@@ -188,8 +225,20 @@ fn pipeline(settings: &Settings) -> app::pipeline::Pipeline {
 fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthState> {
     let config = &settings.config;
     let loopback = settings.addr.ip().is_loopback();
+    let public = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let public_url = url::Url::parse(&public)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .with_context(|| format!("public_url {public:?} is not an http(s) URL"))?;
     let (github, cipher) = match &config.github {
         Some(gh) => {
+            anyhow::ensure!(
+                !settings.dev_sign_in || settings.demo,
+                "--dev-sign-in cannot be combined with GitHub sign-in ([github] in the configuration file)"
+            );
             let secret = settings
                 .github_client_secret
                 .clone()
@@ -199,18 +248,20 @@ fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthStat
                 .secret_key
                 .as_deref()
                 .context("[github] is configured but RELEASE_SECRET_KEY (64 hex digits) is not set: it encrypts people's GitHub tokens")?;
-            let public = config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{bound}"));
+            let public = public.trim_end_matches('/');
             let github = GitHub::new(gh, secret, format!("{public}/auth/callback"))?;
             (Some(github), TokenCipher::from_hex(key)?)
         }
         None => {
             anyhow::ensure!(
+                settings.dev_sign_in,
+                "no GitHub OAuth app is configured ([github] in the configuration file), so nobody could sign in: \
+                 configure GitHub sign-in, or pass --dev-sign-in to try Release on this machine"
+            );
+            anyhow::ensure!(
                 loopback,
-                "no GitHub OAuth app is configured ([github] in the configuration file), and development sign-in is refused \
-                 on {}, which is not a loopback address: configure GitHub sign-in, or listen on 127.0.0.1",
+                "development sign-in is refused on {}, which is not a loopback address: configure GitHub sign-in, \
+                 or listen on 127.0.0.1",
                 settings.addr
             );
             let cipher = match &settings.secret_key {
@@ -221,50 +272,35 @@ fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthStat
         }
     };
     Ok(AuthState {
-        dev_sign_in: github.is_none() && loopback,
+        dev_sign_in: github.is_none() && loopback && settings.dev_sign_in,
         github,
         cipher,
         access: config.access.clone(),
         session: config.session.clone(),
+        public_url,
+        public_url_configured: config.public_url.is_some(),
     })
 }
 
-/// Sessions live in the same database as everything else, in the store crate's table.
-async fn with_sessions(
-    router: Router,
+/// Sessions live in the same database as everything else. Returns the layer and the store
+/// (live streams check that their session still exists).
+async fn session_layer(
     database_url: &str,
     secure: bool,
     s: &SessionSettings,
-) -> anyhow::Result<Router> {
+) -> anyhow::Result<(tower_sessions::SessionManagerLayer<Sessions>, Sessions)> {
     use tower_sessions::cookie::{time::Duration, SameSite};
     use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
-    let idle = Duration::minutes(s.idle_minutes);
-    // Lax, not Strict: the GitHub callback is a top-level navigation from github.com and
-    // must carry the session that holds the PKCE verifier and state.
-    macro_rules! layer {
-        ($store:expr) => {{
-            let store = $store;
-            store
-                .migrate()
-                .await
-                .context("creating the sessions table")?;
-            tokio::spawn(
-                store
-                    .clone()
-                    .continuously_delete_expired(std::time::Duration::from_secs(3600)),
-            );
-            let layer = SessionManagerLayer::new(store)
-                .with_name("release_session")
-                .with_http_only(true)
-                .with_same_site(SameSite::Lax)
-                .with_secure(secure)
-                .with_expiry(Expiry::OnInactivity(idle));
-            Ok(router.layer(layer))
-        }};
-    }
-    if database_url.starts_with("postgres") {
+    let store: Arc<dyn tower_sessions::SessionStore> = if database_url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(database_url).await?;
-        layer!(tower_sessions_sqlx_store::PostgresStore::new(pool))
+        let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
+        store.migrate().await.context("creating the sessions table")?;
+        tokio::spawn(
+            store
+                .clone()
+                .continuously_delete_expired(std::time::Duration::from_secs(3600)),
+        );
+        Arc::new(store)
     } else {
         let url = if database_url.contains("mode=") {
             database_url.to_owned()
@@ -275,8 +311,25 @@ async fn with_sessions(
         let pool =
             sqlx::SqlitePool::connect_with(opts.busy_timeout(std::time::Duration::from_secs(5)))
                 .await?;
-        layer!(tower_sessions_sqlx_store::SqliteStore::new(pool))
-    }
+        let store = tower_sessions_sqlx_store::SqliteStore::new(pool);
+        store.migrate().await.context("creating the sessions table")?;
+        tokio::spawn(
+            store
+                .clone()
+                .continuously_delete_expired(std::time::Duration::from_secs(3600)),
+        );
+        Arc::new(store)
+    };
+    // Lax, not Strict: the GitHub callback is a top-level navigation from github.com and
+    // must carry the session cookie.
+    let store = Sessions(store);
+    let layer = SessionManagerLayer::new(store.clone())
+        .with_name("release_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_expiry(Expiry::OnInactivity(Duration::minutes(s.idle_minutes)));
+    Ok((layer, store))
 }
 
 pub fn router(state: ServerState) -> Router {
@@ -304,9 +357,23 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
-/// Layers outside the session layer: they see every response, sessions or not.
-pub fn outer_layers(router: Router) -> Router {
+/// Layers outside the session layer: they see every response, sessions or not. The
+/// outermost run first: headers on everything, then rate limits, time and size limits,
+/// then the cross-site check.
+pub fn outer_layers(router: Router, state: &ServerState) -> Router {
     router
-        .layer(axum::middleware::from_fn(http::guard::refuse_cross_site))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::guard::refuse_cross_site,
+        ))
+        .layer(axum::middleware::from_fn(http::limits::limit_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::limits::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::rate_limit::limit_sign_in,
+        ))
         .layer(axum::middleware::from_fn(http::guard::security_headers))
 }

@@ -312,43 +312,51 @@ async fn cookies_are_secure_behind_https() {
     );
 }
 
-/// Every page and every server function, for each kind of caller. A page or server
+/// Every page and every server function, for each kind of caller: anonymous, viewer,
+/// integration-only deployer, deployer to every environment, admin. A page or server
 /// function without a row here fails `the_matrix_covers_every_page_and_server_function`.
-const PAGES: &[(&str, [u16; 4])] = &[
-    // path, [anonymous, viewer, deployer, admin]
-    ("/", [303, 200, 200, 200]),
-    ("/activity", [303, 200, 200, 200]),
-    ("/applications/{shortname}", [303, 200, 200, 200]),
+const PAGES: &[(&str, [u16; 5])] = &[
+    ("/", [303, 200, 200, 200, 200]),
+    ("/activity", [303, 200, 200, 200, 200]),
+    ("/applications/{shortname}", [303, 200, 200, 200, 200]),
     // The page answers 403 to a signed-in non-admin, with the reason on it.
-    ("/admin/users", [303, 403, 403, 200]),
-    ("/audit", [303, 200, 200, 200]),
+    ("/admin/users", [303, 403, 403, 403, 200]),
+    ("/audit", [303, 200, 200, 200, 200]),
 ];
-/// Server functions: [anonymous, viewer, deployer, admin].
-const SERVER_FNS: &[(&str, [u16; 4])] = &[
-    ("/api/grid", [401, 200, 200, 200]),
-    ("/api/activity", [401, 200, 200, 200]),
-    ("/api/application", [401, 200, 200, 200]),
-    ("/api/me", [200, 200, 200, 200]),
-    ("/api/users", [401, 403, 403, 200]),
-    ("/api/audit", [401, 200, 200, 200]),
-    // The demo's simulated pipeline takes the deployer's deploy; the admin's, right after,
-    // finds it in flight (tests/deploys.rs covers GitHub's dispatch itself).
-    ("/api/deploy", [401, 403, 200, 409]),
-    // Publisher's failed staging deployment: the deployer resubmits it; then it is no
-    // longer failed, so the admin's resubmit is refused.
-    ("/api/resubmit", [401, 403, 200, 409]),
-    ("/api/preview", [401, 200, 200, 200]),
-    ("/api/refs", [401, 200, 200, 200]),
-    ("/api/freeze", [401, 403, 200, 200]),
-    ("/api/unfreeze", [401, 403, 200, 200]),
+/// Server functions, same callers.
+const SERVER_FNS: &[(&str, [u16; 5])] = &[
+    ("/api/grid", [401, 200, 200, 200, 200]),
+    ("/api/activity", [401, 200, 200, 200, 200]),
+    ("/api/application", [401, 200, 200, 200, 200]),
+    ("/api/me", [200, 200, 200, 200, 200]),
+    ("/api/users", [401, 403, 403, 403, 200]),
+    ("/api/audit", [401, 200, 200, 200, 200]),
+    // A deploy to integration: the demo's simulated pipeline takes the integration
+    // deployer's; the others', right after, find it in flight (tests/deploys.rs covers
+    // GitHub's dispatch itself).
+    ("/api/deploy", [401, 403, 200, 409, 409]),
+    // Publisher's failed staging deployment: the integration-only deployer may not touch
+    // it; the deployer resubmits it; then it is no longer failed, so the admin's is refused.
+    ("/api/resubmit", [401, 403, 403, 200, 409]),
+    ("/api/preview", [401, 200, 200, 200, 200]),
+    ("/api/refs", [401, 200, 200, 200, 200]),
+    // Each caller freezes the app, then lifts their own freeze.
+    ("/api/freeze", [401, 403, 200, 200, 200]),
+    ("/api/unfreeze", [401, 403, 200, 200, 200]),
 ];
 
 #[tokio::test]
 async fn the_authorization_matrix() {
     let app = common::spawn_with("", true).await;
-    let callers = [None, Some("viewer"), Some("deployer"), Some("admin")];
+    let callers = [
+        None,
+        Some("viewer"),
+        Some("deployer:integration"),
+        Some("deployer"),
+        Some("admin"),
+    ];
     let failed: i64 = sqlx::query_scalar(
-        "SELECT d.id FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = 'publisher' AND d.status = 'failed'",
+        "SELECT d.id FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = 'publisher' AND d.status = 'failed' AND d.environment = 'staging'",
     )
     .fetch_one(app.store.pool())
     .await
@@ -356,7 +364,7 @@ async fn the_authorization_matrix() {
     for (i, role) in callers.iter().enumerate() {
         let c = match role {
             Some(r) => app.signed_in(r).await,
-            None => client(),
+            None => common::browser(),
         };
         for (path, expect) in PAGES {
             let url = app.url(&path.replace("{shortname}", "publisher"));
@@ -536,6 +544,8 @@ async fn development_sign_in_is_refused_off_loopback() {
         secret_key: None,
         demo_stage_ms: 50,
         argo_tokens: Default::default(),
+        dev_sign_in: true,
+        limits: Default::default(),
     })
     .await
     .err()
@@ -560,6 +570,8 @@ async fn github_needs_its_secrets() {
         secret_key: Some(KEY.into()),
         demo_stage_ms: 50,
         argo_tokens: Default::default(),
+        dev_sign_in: true,
+        limits: Default::default(),
     })
     .await
     .err()

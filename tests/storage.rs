@@ -223,11 +223,14 @@ async fn suite(store: Store) {
 
     // Freezes and the audit log.
     store
-        .freeze(Some(web_id), "migration", "ann")
+        .freeze(Some(web_id), "migration", "ann", app::domain::deploy_rules::Authority::Deployer)
         .await
         .unwrap();
     assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 1);
-    store.freeze(None, "holiday", "boss").await.unwrap();
+    store
+        .freeze(None, "holiday", "boss", app::domain::deploy_rules::Authority::Admin)
+        .await
+        .unwrap();
     assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 2);
     assert_eq!(store.lift_freeze(None, "boss").await.unwrap(), 1);
     assert_eq!(store.lift_freeze(Some(web_id), "ann").await.unwrap(), 1);

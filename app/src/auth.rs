@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {
     pub user_id: i64,
+    /// GitHub's numeric id: who the person is (a login can be renamed or recycled).
+    /// `None` for development users.
+    pub github_id: Option<i64>,
     pub login: String,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
@@ -60,9 +63,10 @@ impl CurrentUser {
         }
     }
 
-    /// Admins may deploy anywhere; others where their teams allow.
+    /// Admins may deploy anywhere; others where their teams allow (the rule itself is
+    /// `domain::deploy_rules::may_act_on`).
     pub fn can_deploy(&self, environment: &str) -> bool {
-        self.admin || self.deploy_environments.iter().any(|e| e == environment)
+        crate::domain::deploy_rules::may_act_on(self, environment)
     }
 
     /// "deployer (integration, staging)" for the header and the admin page.
@@ -145,6 +149,7 @@ mod tests {
     fn user(admin: bool, envs: &[&str]) -> CurrentUser {
         CurrentUser {
             user_id: 1,
+            github_id: None,
             login: "x".into(),
             name: None,
             avatar_url: None,

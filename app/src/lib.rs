@@ -42,7 +42,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <Hydration options/>
                 <MetaTags/>
             </head>
             <body>
@@ -52,20 +52,44 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The pages' Content-Security-Policy: the app's own script (by the nonce Leptos puts on
-/// its hydration script), its own wasm and styles, nothing else; no framing.
+/// Loads the wasm and hydrates: one module script carrying the CSP nonce (Leptos's own
+/// `HydrationScripts` also emits `modulepreload` links without a nonce, which a CSP
+/// without `'self'` refuses). What that script imports is trusted through
+/// `'strict-dynamic'`.
+#[component]
+fn Hydration(options: LeptosOptions) -> impl IntoView {
+    let pkg = format!("/{}", options.site_pkg_dir);
+    let name = options.output_name.to_string();
+    // cargo-leptos names the wasm after the output; a plain `cargo build` adds `_bg`.
+    let wasm = if option_env!("LEPTOS_OUTPUT_NAME").is_some() {
+        name.clone()
+    } else {
+        format!("{name}_bg")
+    };
+    let nonce = leptos::nonce::use_nonce();
+    let script = format!(
+        "import('{pkg}/{name}.js').then(m => m.default({{module_or_path: '{pkg}/{wasm}.wasm'}}).then(() => m.hydrate()));"
+    );
+    view! { <script type="module" nonce=nonce>{script}</script> }
+}
+
+/// The pages' Content-Security-Policy: only scripts carrying this response's nonce run, and
+/// what they load (`'strict-dynamic'`: the app's JS and wasm); no `'self'`, so a file
+/// someone managed to place on this origin cannot run as script. Styles and images from
+/// this origin; no framing.
 #[cfg(feature = "ssr")]
 fn set_content_security_policy() {
     use leptos::nonce::use_nonce;
     let Some(resp) = use_context::<leptos_axum::ResponseOptions>() else {
         return;
     };
+    // Without a nonce no script runs at all: the page still renders (SSR), unhydrated.
     let script = match use_nonce() {
-        Some(nonce) => format!("'nonce-{nonce}'"),
-        None => "'self'".to_string(),
+        Some(nonce) => format!("'nonce-{nonce}' 'strict-dynamic'"),
+        None => "'none'".to_string(),
     };
     let csp = format!(
-        "default-src 'self'; script-src 'self' {script} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: https:; \
+        "default-src 'self'; script-src {script} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: https:; \
          connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
     if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {

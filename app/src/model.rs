@@ -65,6 +65,8 @@ pub struct Freeze {
     pub reason: String,
     pub frozen_by: String,
     pub created_at_ms: i64,
+    /// Who may lift it: an admin's freeze needs an admin.
+    pub authority: crate::domain::deploy_rules::Authority,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,13 +3,40 @@
 //! and the Argo Workflows server of each environment. Every call has a timeout, and every
 //! failure becomes a message that says what went wrong and what to do.
 
-use crate::domain::{Environment, GitRef, RepoName};
+use crate::domain::{Environment, GitRef, K8sName, RepoName};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// Every call to GitHub or Argo gives up after this long.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `base` followed by `segments`, each percent-encoded as exactly one path segment (a `/`,
+/// `%`, `?` or `#` inside a segment is encoded, never interpreted). Every outbound URL is
+/// built with this, so no value from the pipeline or a browser can choose the path.
+pub fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url, OutsideError> {
+    let bad_base = || {
+        OutsideError::NotConfigured(format!(
+            "the configured URL {base:?} is not an http(s) URL"
+        ))
+    };
+    let mut url = reqwest::Url::parse(base).map_err(|_| bad_base())?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+        return Err(bad_base());
+    }
+    if let Some(s) = segments.iter().find(|s| s.is_empty() || **s == "." || **s == "..") {
+        // The url crate drops "." and ".." segments; refuse rather than change the path.
+        return Err(OutsideError::Invalid {
+            who: "Release",
+            detail: format!("{s:?} cannot be a path segment"),
+        });
+    }
+    url.path_segments_mut()
+        .map_err(|_| bad_base())?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
 
 #[derive(Clone)]
 pub struct ArgoServer {
@@ -123,11 +150,10 @@ impl Pipeline {
                 "GitHub is not configured on this Release, so it cannot start deploys".into(),
             )
         })?;
-        let url = format!(
-            "{api}/repos/{}/{}/actions/workflows/{workflow}/dispatches",
-            repo.owner(),
-            repo.name()
-        );
+        let url = endpoint(
+            api,
+            &["repos", repo.owner(), repo.name(), "actions", "workflows", workflow, "dispatches"],
+        )?;
         let body = serde_json::json!({
             "ref": default_branch,
             "inputs": {"environment": environment.as_str(), "gitRef": git_ref.as_str()},
@@ -135,7 +161,7 @@ impl Pipeline {
         });
         let resp = self
             .http
-            .post(&url)
+            .post(url)
             .bearer_auth(token)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
@@ -178,15 +204,18 @@ impl Pipeline {
         let api = self.github_api.as_deref().ok_or_else(|| {
             OutsideError::NotConfigured("GitHub is not configured on this Release".into())
         })?;
-        let base = format!("{api}/repos/{}/{}", repo.owner(), repo.name());
+        let mut tags = endpoint(api, &["repos", repo.owner(), repo.name(), "tags"])?;
+        tags.query_pairs_mut().append_pair("per_page", "15");
+        let mut commits = endpoint(api, &["repos", repo.owner(), repo.name(), "commits"])?;
+        commits
+            .query_pairs_mut()
+            .append_pair("sha", branch)
+            .append_pair("per_page", "10");
         let mut out = Vec::new();
-        for url in [
-            format!("{base}/tags?per_page=15"),
-            format!("{base}/commits?sha={branch}&per_page=10"),
-        ] {
+        for url in [tags, commits] {
             let resp = self
                 .http
-                .get(&url)
+                .get(url)
                 .bearer_auth(token)
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28")
@@ -256,15 +285,13 @@ impl Pipeline {
         let api = self.github_api.as_deref().ok_or_else(|| {
             OutsideError::NotConfigured("GitHub is not configured on this Release".into())
         })?;
-        let url = format!(
-            "{api}/repos/{}/{}/compare/{base}...{}",
-            repo.owner(),
-            repo.name(),
-            head.as_str()
-        );
+        // One segment, `BASE...HEAD`: each side is encoded by `endpoint` (a `%`, `#` or `/`
+        // in a ref cannot leave the compare endpoint).
+        let range = format!("{base}...{}", head.as_str());
+        let url = endpoint(api, &["repos", repo.owner(), repo.name(), "compare", &range])?;
         let resp = self
             .http
-            .get(&url)
+            .get(url)
             .bearer_auth(token)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
@@ -295,25 +322,26 @@ impl Pipeline {
         }
     }
 
-    /// `PUT {argo}/api/v1/workflows/{namespace}/{name}/resubmit`: returns the new
-    /// workflow's name.
+    /// `PUT {argo}/api/v1/workflows/{namespace}/{name}/resubmit` on `environment`'s Argo
+    /// server with that environment's token: returns the new workflow's name. Callers pass
+    /// the deployment's own environment (see `domain::deploy_rules::check_resubmit`).
     pub async fn resubmit(
         &self,
-        environment: &str,
-        namespace: &str,
-        name: &str,
+        environment: &Environment,
+        namespace: &K8sName,
+        name: &K8sName,
     ) -> Result<String, OutsideError> {
         const WHO: &str = "Argo Workflows";
-        let server = self.argo.get(environment).ok_or_else(|| {
+        let server = self.argo.get(environment.as_str()).ok_or_else(|| {
             OutsideError::NotConfigured(format!("no Argo Workflows server is configured for {environment}, so Release cannot resubmit there"))
         })?;
-        let url = format!(
-            "{}/api/v1/workflows/{namespace}/{name}/resubmit",
-            server.url.trim_end_matches('/')
-        );
+        let url = endpoint(
+            &server.url,
+            &["api", "v1", "workflows", namespace.as_str(), name.as_str(), "resubmit"],
+        )?;
         let resp = self
             .http
-            .put(&url)
+            .put(url)
             .bearer_auth(&server.token)
             .json(&serde_json::json!({"memoized": false}))
             .send()
@@ -333,12 +361,15 @@ impl Pipeline {
     }
 
     /// The Argo UI link for a workflow.
-    pub fn workflow_url(&self, environment: &str, namespace: &str, name: &str) -> Option<String> {
-        self.argo.get(environment).map(|s| {
-            format!(
-                "{}/workflows/{namespace}/{name}",
-                s.url.trim_end_matches('/')
-            )
-        })
+    pub fn workflow_url(
+        &self,
+        environment: &Environment,
+        namespace: &K8sName,
+        name: &K8sName,
+    ) -> Option<String> {
+        let server = self.argo.get(environment.as_str())?;
+        endpoint(&server.url, &["workflows", namespace.as_str(), name.as_str()])
+            .ok()
+            .map(String::from)
     }
 }

@@ -41,8 +41,19 @@ pub fn internal(err: crate::store::StoreError) -> ServerFnError {
 
 /// The signed-in person's GitHub token, decrypted, for calls made as them; `None` for
 /// development users, who have none.
-pub async fn github_token(state: &AppState, user_id: i64) -> Result<Option<String>, ServerFnError> {
-    match state.store.user_token_ciphertext(user_id).await.map_err(internal)? {
+pub async fn github_token(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+) -> Result<Option<String>, ServerFnError> {
+    let Some(github_id) = user.github_id else {
+        return Ok(None);
+    };
+    match state
+        .store
+        .user_token_for(user.user_id, github_id)
+        .await
+        .map_err(internal)?
+    {
         Some(ct) => state.cipher.decrypt(&ct).map(Some).map_err(|_| {
             refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
         }),

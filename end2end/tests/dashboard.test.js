@@ -91,6 +91,8 @@ test('the activity page lists deployments and filters by environment', async () 
 test('development sign-in, the header, and sign-out', async () => {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
+  // The sign-in page itself logs nothing (its login pattern is a valid /v regex).
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') consoleProblems.push(`sign-in: ${m.text()}`); });
   await page.goto(BASE + '/activity');
   // Signed out: sent to sign in, and brought back afterwards.
   await page.waitForURL(/\/auth\/sign-in\?return_to=%2Factivity/);

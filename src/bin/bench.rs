@@ -112,6 +112,7 @@ async fn start(bin: &Path, url: &str) -> anyhow::Result<Running> {
             &format!("127.0.0.1:{port}"),
             "--database-url",
             url,
+            "--dev-sign-in",
         ])
         .env("LEPTOS_SITE_ROOT", "target/site")
         .env("RUST_LOG", "warn")
@@ -145,9 +146,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A client signed in through the development sign-in (the server listens on loopback).
 async fn signed_in(base: &str) -> anyhow::Result<reqwest::Client> {
-    let client = reqwest::Client::builder().cookie_store(true).build()?;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
     let r = client
         .post(format!("{base}/auth/dev"))
+        .header("origin", base)
         .form(&[("login", "bench"), ("role", "viewer")])
         .send()
         .await?;

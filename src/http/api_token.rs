@@ -2,7 +2,7 @@
 //! only hashes are stored (see `release token create`).
 
 use super::error::ApiError;
-use crate::startup::ServerState;
+use super::state::ServerState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
@@ -47,24 +47,31 @@ impl FromRequestParts<ServerState> for ApiToken {
         parts: &mut Parts,
         state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
+        // An address that sent too many bad tokens is refused before any is checked.
+        let ip = super::rate_limit::peer_ip(&parts.extensions);
+        state.token_limiter.check(ip).map_err(ApiError::TooMany)?;
+        let refused = |why: &'static str| {
+            if state.token_limiter.take(ip).is_err() {
+                tracing::warn!(%ip, "failed API token rate limit reached");
+            }
+            ApiError::Unauthorized(why)
+        };
         let header =
             parts
                 .headers
                 .get(axum::http::header::AUTHORIZATION)
-                .ok_or(ApiError::Unauthorized(
+                .ok_or_else(|| refused(
                     "missing Authorization header; send Authorization: Bearer TOKEN",
                 ))?;
         let value = header
             .to_str()
-            .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text"))?;
+            .map_err(|_| refused("the Authorization header is not valid text"))?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized(
-                "the Authorization header must be \"Bearer TOKEN\"",
-            ))?;
+            .ok_or_else(|| refused("the Authorization header must be \"Bearer TOKEN\""))?;
         let hash = hash_token(token);
         if let Some(name) = state.token_cache.get(&hash) {
             return Ok(ApiToken(name));
@@ -74,7 +81,7 @@ impl FromRequestParts<ServerState> for ApiToken {
                 state.token_cache.put(hash, name.clone());
                 Ok(ApiToken(name))
             }
-            None => Err(ApiError::Unauthorized("unknown or revoked API token")),
+            None => Err(refused("unknown or revoked API token")),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::api_token::ApiToken;
 use super::error::ApiError;
-use crate::startup::ServerState;
+use super::state::ServerState;
 use app::domain::Shortname;
 use app::model::{AppSummary, Grid};
 use axum::extract::{Path, Request, State};
@@ -138,22 +138,14 @@ pub async fn promotion(
         .application(shortname.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
-    if let Some(f) = store.active_freezes(Some(app.id)).await?.first() {
-        let what = if f.application.is_some() {
-            format!("{} is frozen", app.shortname)
-        } else {
-            "deploys are frozen site-wide".into()
-        };
-        return Ok(Json(
-            json!({"allowed": false, "reason": format!("{what} by {}: {}", f.frozen_by, f.reason)}),
-        ));
-    }
-    if app.manual_environments.iter().any(|m| m == env.as_str()) {
-        return Ok(Json(
-            json!({"allowed": false, "reason": format!("continuous deployment to {env} is off for {}", app.shortname)}),
-        ));
-    }
-    Ok(Json(json!({"allowed": true, "reason": null})))
+    let freezes = store.active_freezes(Some(app.id)).await?;
+    let gate = app::domain::deploy_rules::promotion_gate(
+        &app.shortname,
+        &env,
+        &app.manual_environments,
+        &freezes,
+    );
+    Ok(Json(json!(gate)))
 }
 
 /// `/applications/{shortname}.json` shares its prefix with the application page, which

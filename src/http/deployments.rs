@@ -3,7 +3,7 @@
 use super::api_token::ApiToken;
 use super::error::ApiError;
 use super::json::JsonBody;
-use crate::startup::ServerState;
+use super::state::ServerState;
 use app::domain::{DeploymentStatus, GitRef, InvalidInput, RepoName, Sha, Trigger};
 use app::store::NewDeployment;
 use axum::extract::State;

@@ -32,6 +32,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// 429: too many failed tokens from this address; retry after the duration.
+    #[error("too many failed API tokens from this address; try again in {} s", .0.as_secs().max(1))]
+    TooMany(std::time::Duration),
     /// 500 or 503: our fault. The detail goes to the log, never to the caller.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::Shape(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,7 +83,14 @@ impl IntoResponse for ApiError {
             }
             other => json!({ "error": other.to_string() }),
         };
+        let retry_after = match &self {
+            ApiError::TooMany(wait) => Some(wait.as_secs().max(1)),
+            _ => None,
+        };
         let mut resp = (status, Json(body)).into_response();
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

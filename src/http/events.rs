@@ -4,8 +4,8 @@ use super::api_token::ApiToken;
 use super::deployments::parse_time;
 use super::error::ApiError;
 use super::json::JsonBody;
-use crate::startup::ServerState;
-use app::domain::{EventStatus, GitRef, InvalidInput, RepoName, Stage};
+use super::state::ServerState;
+use app::domain::{EventStatus, GitRef, InvalidInput, K8sName, RepoName, Stage};
 use app::model::Workflow;
 use app::store::{EventOutcome, NewEvent};
 use axum::extract::State;
@@ -45,7 +45,10 @@ fn parse(body: EventBody, state: &ServerState) -> Result<NewEvent, InvalidInput>
         }
         m => m,
     };
-    let workflow = body.workflow.map(parse_workflow).transpose()?;
+    let workflow = body
+        .workflow
+        .map(|w| parse_workflow(w, state))
+        .transpose()?;
     let delivery_id = match body.delivery_id {
         Some(d) if d.is_empty() || d.len() > 200 || d.chars().any(|c| c.is_control()) => {
             return Err(InvalidInput::new(
@@ -72,18 +75,10 @@ fn parse(body: EventBody, state: &ServerState) -> Result<NewEvent, InvalidInput>
     })
 }
 
-fn parse_workflow(w: WorkflowBody) -> Result<Workflow, InvalidInput> {
-    let short = |v: Option<String>, field: &str| -> Result<Option<String>, InvalidInput> {
-        match v {
-            Some(s) if s.len() > 253 || s.chars().any(|c| c.is_control() || c.is_whitespace()) => {
-                Err(InvalidInput::new(
-                    field,
-                    "must be at most 253 characters without spaces",
-                ))
-            }
-            v => Ok(v),
-        }
-    };
+/// The workflow the pipeline ran. Namespace and name are Kubernetes names (they end up in
+/// Argo URLs on Resubmit); the environment, when given, must be a configured one, and is
+/// informational only: Resubmit always uses the deployment's own environment's Argo server.
+fn parse_workflow(w: WorkflowBody, state: &ServerState) -> Result<Workflow, InvalidInput> {
     let url = match w.url {
         Some(u)
             if !(u.starts_with("https://") || u.starts_with("http://"))
@@ -97,10 +92,31 @@ fn parse_workflow(w: WorkflowBody) -> Result<Workflow, InvalidInput> {
         }
         u => u,
     };
+    let environment = match w.environment {
+        Some(e) => Some(
+            state
+                .app
+                .store
+                .environments()
+                .parse(&e)
+                .map_err(|mut err| {
+                    err.field = "workflow.environment".into();
+                    err
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
     Ok(Workflow {
-        environment: short(w.environment, "workflow.environment")?,
-        namespace: short(w.namespace, "workflow.namespace")?,
-        name: short(w.name, "workflow.name")?,
+        environment,
+        namespace: w
+            .namespace
+            .map(|n| K8sName::namespace(&n, "workflow.namespace").map(String::from))
+            .transpose()?,
+        name: w
+            .name
+            .map(|n| K8sName::object(&n, "workflow.name").map(String::from))
+            .transpose()?,
         url,
     })
 }

@@ -2,7 +2,7 @@
 //! GitHub while the session lives), pages that need a signed-in person, cross-site
 //! requests refused, and security headers.
 
-use crate::startup::ServerState;
+use super::state::ServerState;
 use app::auth::CurrentUser;
 use app::store::now_ms;
 use axum::extract::{Request, State};
@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 pub const USER_KEY: &str = "user";
-pub const PENDING_KEY: &str = "pending_login";
 
 /// What the session holds about the person. The GitHub token is not here: it is in the
 /// users table, encrypted.
@@ -22,6 +21,44 @@ pub struct SessionUser {
     pub user: CurrentUser,
     pub signed_in_at_ms: i64,
     pub checked_at_ms: i64,
+}
+
+/// The path as the router will see it once decoded: percent-escapes decoded, `.` and `..`
+/// resolved, repeated `/` collapsed. The guard decides on this, so `/pkg/../audit` is the
+/// audit page, not an asset.
+pub fn normalize_path(raw: &str) -> String {
+    let decoded: Vec<u8> = percent_decode(raw.as_bytes());
+    let decoded = String::from_utf8_lossy(&decoded);
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in decoded.split(['/', '\\']) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let trailing = decoded.ends_with('/') && !parts.is_empty();
+    format!("/{}{}", parts.join("/"), if trailing { "/" } else { "" })
+}
+
+fn percent_decode(b: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Paths that are not pages: assets, sign-in itself, the token-authenticated API, health
@@ -48,7 +85,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let user = current_user(&state, &session).await;
-    if user.is_none() && is_page(req.method(), req.uri().path()) {
+    if user.is_none() && is_page(req.method(), &normalize_path(req.uri().path())) {
         let here = req
             .uri()
             .path_and_query()
@@ -68,7 +105,7 @@ async fn current_user(state: &ServerState, session: &Session) -> Option<CurrentU
     let mut stored: SessionUser = session.get(USER_KEY).await.ok().flatten()?;
     let now = now_ms();
     if now - stored.signed_in_at_ms > state.auth.session.absolute_hours * 3_600_000 {
-        let _ = session.flush().await;
+        end_session(session).await;
         return None;
     }
     let refresh_ms = state.auth.access.refresh_minutes * 60_000;
@@ -81,14 +118,43 @@ async fn current_user(state: &ServerState, session: &Session) -> Option<CurrentU
         return Some(stored.user);
     };
     let store = &state.app.store;
-    let token = match store.user_token_ciphertext(stored.user.user_id).await {
-        Ok(Some(ct)) => state.auth.cipher.decrypt(&ct).ok(),
-        _ => None,
+    // The session holds the GitHub id; the stored token is read only if the row still
+    // belongs to that id.
+    let token = match stored.user.github_id {
+        Some(gid) => match store.user_token_for(stored.user.user_id, gid).await {
+            Ok(Some(ct)) => state.auth.cipher.decrypt(&ct).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a stored GitHub token; view-only until it can");
+                return Some(view_only(stored.user));
+            }
+        },
+        None => None,
     };
     let Some(token) = token else {
-        let _ = session.flush().await;
+        end_session(session).await;
         return None;
     };
+    // Who the token belongs to now: the same GitHub id, perhaps under a new login.
+    let who = match github.user(&token).await {
+        Ok(u) if Some(u.id) == stored.user.github_id => u,
+        Ok(_) => {
+            tracing::warn!(login = %stored.user.login, "the stored token belongs to someone else now: session ended");
+            end_session(session).await;
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, login = %stored.user.login, "could not refresh memberships");
+            return Some(view_only(stored.user));
+        }
+    };
+    if who.login != stored.user.login {
+        tracing::info!(old = %stored.user.login, new = %who.login, "GitHub login renamed");
+        if let Err(e) = store.update_login(stored.user.user_id, &who.login).await {
+            tracing::warn!(error = %e, "could not store a renamed login");
+        }
+        stored.user.login = who.login.clone();
+    }
     match github
         .roles(&token, &stored.user.login, &state.auth.access)
         .await
@@ -97,30 +163,48 @@ async fn current_user(state: &ServerState, session: &Session) -> Option<CurrentU
             stored.user.admin = roles.admin;
             stored.user.deploy_environments = roles.deploy_environments;
             stored.checked_at_ms = now;
-            let _ = store
+            if let Err(e) = store
                 .update_roles(
                     stored.user.user_id,
                     stored.user.admin,
                     &stored.user.deploy_environments,
                 )
-                .await;
-            let _ = session.insert(USER_KEY, stored.clone()).await;
+                .await
+            {
+                tracing::warn!(error = %e, "could not store refreshed roles");
+            }
+            if let Err(e) = session.insert(USER_KEY, stored.clone()).await {
+                tracing::warn!(error = %e, "could not save refreshed roles in the session");
+            }
             Some(stored.user)
         }
         Ok(None) => {
             tracing::info!(login = %stored.user.login, "no longer a member of the organisation: session ended");
-            let _ = store.update_roles(stored.user.user_id, false, &[]).await;
-            let _ = session.flush().await;
+            if let Err(e) = store.update_roles(stored.user.user_id, false, &[]).await {
+                tracing::warn!(error = %e, "could not clear the roles of a removed member");
+            }
+            end_session(session).await;
             None
         }
         Err(e) => {
             // GitHub is down: keep viewing, but no deploying or administering on stale
             // roles. The next request tries again.
             tracing::warn!(error = %e, login = %stored.user.login, "could not refresh memberships");
-            stored.user.admin = false;
-            stored.user.deploy_environments.clear();
-            Some(stored.user)
+            Some(view_only(stored.user))
         }
+    }
+}
+
+fn view_only(mut user: CurrentUser) -> CurrentUser {
+    user.admin = false;
+    user.deploy_environments.clear();
+    user
+}
+
+/// Deletes the session on the server (the cookie is worth nothing afterwards).
+pub async fn end_session(session: &Session) {
+    if let Err(e) = session.flush().await {
+        tracing::warn!(error = %e, "could not delete a session");
     }
 }
 
@@ -129,35 +213,44 @@ fn is_token_api(path: &str) -> bool {
     path == "/deployments" || path.starts_with("/api/v1/")
 }
 
-/// Refuses state-changing requests from other sites (forms, server functions, sign-out):
-/// `Sec-Fetch-Site` must be same-origin (or absent), and `Origin`, when sent, must be
-/// this host.
-pub async fn refuse_cross_site(req: Request, next: Next) -> Response {
+/// Refuses state-changing requests that do not prove they come from Release's own pages
+/// (forms, server functions, sign-out): the request must carry `Origin` equal to this
+/// site's, or `Sec-Fetch-Site: same-origin`; a cross-site value of either, or neither
+/// header, is refused with 403. The site's origin is `public_url` when configured, else
+/// the request's own `Host`. The bearer-token API carries no cookies and is exempt.
+pub async fn refuse_cross_site(State(state): State<ServerState>, req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe && !is_token_api(req.uri().path()) {
-        let h = req.headers();
-        let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        let cross_site = site.is_some_and(|s| s != "same-origin" && s != "none");
-        let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-        let origin_host = h
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .map(|o| o.split_once("://").map(|(_, rest)| rest).unwrap_or("null"));
-        let other_origin = match (origin_host, host) {
-            (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
-            (Some(_), None) => true,
-            _ => false,
-        };
-        if cross_site || other_origin {
-            tracing::warn!(path = %req.uri().path(), "cross-site request refused");
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(serde_json::json!({"error": "cross-site request refused: Release only accepts changes from its own pages"})),
-            )
-                .into_response();
-        }
+    if !safe && !is_token_api(req.uri().path()) && !same_origin(&state, req.headers()) {
+        tracing::warn!(path = %req.uri().path(), "cross-site request refused");
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "cross-site request refused: Release only accepts changes from its own pages (the request carried no same-origin Origin or Sec-Fetch-Site header)"})),
+        )
+            .into_response();
     }
     next.run(req).await
+}
+
+fn same_origin(state: &ServerState, h: &axum::http::HeaderMap) -> bool {
+    let text = |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok());
+    let site = text(header::HeaderName::from_static("sec-fetch-site"));
+    if site.is_some_and(|s| s != "same-origin") {
+        return false;
+    }
+    match text(header::ORIGIN) {
+        Some(origin) => {
+            let ours = if state.auth.public_url_configured {
+                state.auth.public_url.origin().ascii_serialization()
+            } else {
+                match text(header::HOST) {
+                    Some(host) => format!("{}://{host}", state.auth.public_url.scheme()),
+                    None => return false,
+                }
+            };
+            origin.eq_ignore_ascii_case(&ours)
+        }
+        None => site == Some("same-origin"),
+    }
 }
 
 /// The Content-Security-Policy of responses that set none of their own (the Leptos pages

@@ -1,5 +1,5 @@
 use super::error::ApiError;
-use crate::startup::ServerState;
+use super::state::ServerState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -2,7 +2,7 @@
 //! 422 JSON of the wrong shape (naming the path of the bad field).
 
 use super::error::ApiError;
-use crate::startup::BODY_LIMIT;
+use super::state::BODY_LIMIT;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;

@@ -1,40 +1,191 @@
 //! `GET /api/live`: Server-Sent Events for live pages. Each event, `change`, carries the
 //! shortname of the application that changed (or `*`); pages refetch what they show. The
 //! browser's EventSource reconnects by itself.
+//!
+//! A session may hold `limits.live_streams_per_session` streams at once (429 beyond), and
+//! its streams end when it does: at sign-out at once, on expiry or removal within
+//! `limits.live_session_check`, and at server shutdown.
 
-use crate::startup::ServerState;
+use super::guard::{SessionUser, USER_KEY};
+use super::state::ServerState;
 use app::auth::CurrentUser;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tower_sessions::session::Id;
+use tower_sessions::{Session, SessionStore};
+
+/// The open live streams, per session id, with a signal that ends them.
+pub struct LiveStreams {
+    sessions: Mutex<HashMap<Id, (usize, watch::Sender<bool>)>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Default for LiveStreams {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            shutdown: watch::channel(false).0,
+        }
+    }
+}
+
+/// One open stream; closing it (dropping this) frees its slot.
+pub struct Slot {
+    streams: Arc<LiveStreams>,
+    session: Id,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.streams.sessions.lock() {
+            if let Some((n, _)) = map.get_mut(&self.session) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.session);
+                }
+            }
+        }
+    }
+}
+
+impl LiveStreams {
+    /// A slot for one more stream of `session`, or `None` when it holds `cap` already.
+    fn open(self: &Arc<Self>, session: Id, cap: usize) -> Option<(Slot, watch::Receiver<bool>)> {
+        let mut map = self.sessions.lock().ok()?;
+        let (n, ended) = map
+            .entry(session)
+            .or_insert_with(|| (0, watch::channel(false).0));
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        let rx = ended.subscribe();
+        Some((
+            Slot {
+                streams: self.clone(),
+                session,
+            },
+            rx,
+        ))
+    }
+
+    /// Ends every stream of a session (sign-out).
+    pub fn end_session(&self, session: Id) {
+        if let Ok(map) = self.sessions.lock() {
+            if let Some((_, ended)) = map.get(&session) {
+                ended.send_replace(true);
+            }
+        }
+    }
+
+    /// Ends every stream (server shutdown), so a graceful shutdown need not wait for them.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Streams open now, for all sessions.
+    pub fn open_count(&self) -> usize {
+        self.sessions
+            .lock()
+            .map(|m| m.values().map(|(n, _)| *n).sum())
+            .unwrap_or(0)
+    }
+}
+
+/// Whether the session behind a stream still exists and still holds a signed-in person
+/// within the absolute lifetime. A store error counts as "still valid" (the next check
+/// tries again), so a database hiccup does not drop every open page.
+async fn session_alive(state: &ServerState, id: &Id) -> bool {
+    match state.sessions.load(id).await {
+        Ok(Some(record)) => record
+            .data
+            .get(USER_KEY)
+            .and_then(|v| serde_json::from_value::<SessionUser>(v.clone()).ok())
+            .is_some_and(|u| {
+                app::store::now_ms() - u.signed_in_at_ms
+                    <= state.auth.session.absolute_hours * 3_600_000
+            }),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check a live stream's session");
+            true
+        }
+    }
+}
 
 pub async fn stream(
     State(state): State<ServerState>,
     Extension(user): Extension<Option<CurrentUser>>,
+    session: Session,
 ) -> Response {
-    if user.is_none() {
+    let (Some(_), Some(id)) = (user, session.id()) else {
         return (StatusCode::UNAUTHORIZED, "sign in to follow live changes").into_response();
+    };
+    let Some((slot, ended)) = state
+        .live
+        .open(id, state.limits.live_streams_per_session)
+    else {
+        return super::rate_limit::too_many(
+            Duration::from_secs(5),
+            &format!(
+                "live streams for this session (at most {} at once)",
+                state.limits.live_streams_per_session
+            ),
+        );
+    };
+    let changes = state.app.store.subscribe();
+    let shutdown = state.live.shutdown.subscribe();
+    let mut check = tokio::time::interval(state.limits.live_session_check);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.reset();
+    struct Open {
+        changes: tokio::sync::broadcast::Receiver<String>,
+        ended: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
+        check: tokio::time::Interval,
+        state: ServerState,
+        id: Id,
+        _slot: Slot,
     }
-    let rx = state.app.store.subscribe();
-    let events = futures::stream::unfold(rx, |mut rx| async move {
+    let open = Open {
+        changes,
+        ended,
+        shutdown,
+        check,
+        state,
+        id,
+        _slot: slot,
+    };
+    let events = futures::stream::unfold(open, |mut o| async move {
         loop {
-            match rx.recv().await {
-                Ok(what) => {
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(
-                            Event::default().event("change").data(what),
-                        ),
-                        rx,
-                    ))
+            if *o.ended.borrow() || *o.shutdown.borrow() {
+                return None;
+            }
+            tokio::select! {
+                r = o.changes.recv() => match r {
+                    Ok(what) => {
+                        return Some((Ok::<_, std::convert::Infallible>(Event::default().event("change").data(what)), o))
+                    }
+                    // Too slow to keep up: tell the page to refetch everything.
+                    Err(RecvError::Lagged(_)) => {
+                        return Some((Ok(Event::default().event("change").data("*")), o))
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                r = o.ended.changed() => if r.is_err() { return None },
+                r = o.shutdown.changed() => if r.is_err() { return None },
+                _ = o.check.tick() => {
+                    if !session_alive(&o.state, &o.id).await {
+                        return None;
+                    }
                 }
-                // Too slow to keep up: tell the page to refetch everything.
-                Err(RecvError::Lagged(_)) => {
-                    return Some((Ok(Event::default().event("change").data("*")), rx))
-                }
-                Err(RecvError::Closed) => return None,
             }
         }
     });

@@ -2,10 +2,9 @@
 //! (loopback only, no GitHub configured), and sign-out. Plain HTML forms and redirects,
 //! so they work before any JavaScript has loaded.
 
-use super::guard::{SessionUser, PENDING_KEY, USER_KEY};
+use super::guard::{SessionUser, USER_KEY};
+use super::state::ServerState;
 use crate::github::{GitHubError, PendingLogin};
-use crate::startup::ServerState;
-use app::auth::Role;
 use app::store::{now_ms, SignIn};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -14,19 +13,100 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-/// Only a path on this site: anything else (`//evil.example`, `https://...`) becomes `/`.
-pub fn safe_return_to(r: Option<&str>) -> String {
-    match r {
-        Some(p)
-            if p.starts_with('/')
-                && !p.starts_with("//")
-                && !p.contains('\\')
-                && !p.starts_with("/auth/") =>
-        {
-            p.to_owned()
+/// Where to send someone after sign-in: `return_to` resolved against the public URL, and
+/// only when it stays on this origin and is free of control characters, whitespace and
+/// backslashes (browsers strip or reinterpret those: `/\t/evil.example` becomes
+/// `//evil.example`). Anything else, and any `/auth/` path, becomes `/`.
+pub fn safe_return_to(public: &url::Url, r: Option<&str>) -> String {
+    let Some(p) = r else {
+        return "/".to_owned();
+    };
+    if !p.starts_with('/')
+        || p.starts_with("//")
+        || p.len() > 2000
+        || p.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return "/".to_owned();
+    }
+    match public.join(p) {
+        Ok(u) if u.origin() == public.origin() && !u.path().starts_with("/auth/") => {
+            let mut out = u.path().to_owned();
+            if let Some(q) = u.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            out
         }
         _ => "/".to_owned(),
     }
+}
+
+/// The pending GitHub sign-in (state, PKCE verifier, where to return) travels in this
+/// short-lived cookie, encrypted and authenticated with the server key, so starting a
+/// sign-in writes nothing on the server.
+const PENDING_COOKIE: &str = "release_oauth";
+const PENDING_MAX_AGE_S: i64 = 600;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingCookie {
+    pending: PendingLogin,
+    expires_ms: i64,
+}
+
+fn pending_cookie(state: &ServerState, value: &str, max_age: i64) -> String {
+    format!(
+        "{PENDING_COOKIE}={value}; Path=/auth/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        if state.auth.secure_cookies() { "; Secure" } else { "" }
+    )
+}
+
+fn read_pending(state: &ServerState, headers: &axum::http::HeaderMap) -> Option<PendingLogin> {
+    let raw = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == PENDING_COOKIE)
+        .map(|(_, v)| v.to_owned())?;
+    let json = state.auth.cipher.decrypt(&raw).ok()?;
+    let c: PendingCookie = serde_json::from_str(&json).ok()?;
+    (c.expires_ms > now_ms()).then_some(c.pending)
+}
+
+/// Development sign-in, checked on every request: on only when asked for at startup, and
+/// only for a request addressed to a loopback IP literal (`127.0.0.1:3000`, `[::1]:3000`)
+/// with no forwarding header, so neither a reverse proxy on the same machine nor DNS
+/// rebinding (`Host: rebind.attacker.example`) reaches it.
+fn dev_sign_in_allowed(state: &ServerState, headers: &axum::http::HeaderMap) -> bool {
+    if !state.auth.dev_sign_in {
+        return false;
+    }
+    const FORWARDING: [&str; 6] = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "via",
+    ];
+    if FORWARDING.iter().any(|h| headers.contains_key(*h)) {
+        return false;
+    }
+    let Some(host) = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let addr = match host.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip(),
+        Err(_) => match host.trim_start_matches('[').trim_end_matches(']').parse() {
+            Ok(ip) => ip,
+            Err(_) => return false,
+        },
+    };
+    addr.is_loopback()
 }
 
 pub fn escape(s: &str) -> String {
@@ -68,9 +148,10 @@ pub struct SignInQuery {
 pub async fn sign_in_page(
     State(state): State<ServerState>,
     session: Session,
+    headers: axum::http::HeaderMap,
     Query(q): Query<SignInQuery>,
 ) -> Response {
-    let return_to = safe_return_to(q.return_to.as_deref());
+    let return_to = safe_return_to(&state.auth.public_url, q.return_to.as_deref());
     if session
         .get::<SessionUser>(USER_KEY)
         .await
@@ -89,17 +170,28 @@ pub async fn sign_in_page(
             escape(&state.auth.access.org)
         ));
     }
-    if state.auth.dev_sign_in {
+    if dev_sign_in_allowed(&state, &headers) {
+        let per_env: String = state
+            .app
+            .store
+            .environments()
+            .names()
+            .iter()
+            .map(|e| {
+                let e = escape(e);
+                format!(r#"<label><input type="radio" name="role" value="deployer:{e}"> Deployer to {e} only</label><br>"#)
+            })
+            .collect();
         body.push_str(&format!(
             r#"<form method="post" action="/auth/dev" class="dev-sign-in">
 <h2>Sign in as a demo user</h2>
-<p class="muted small">No GitHub OAuth app is configured and Release listens on a loopback address, so development sign-in is on. Pick a role to try.</p>
+<p class="muted small">Release was started with development sign-in (no GitHub OAuth app, loopback address only). Pick a role to try.</p>
 <input type="hidden" name="return_to" value="{}">
-<p><label for="login">Login</label> <input id="login" name="login" value="demo" required pattern="[A-Za-z0-9-]{{1,39}}"></p>
+<p><label for="login">Login</label> <input id="login" name="login" value="demo" required pattern="[A-Za-z0-9\-]{{1,39}}"></p>
 <fieldset><legend>Role</legend>
 <label><input type="radio" name="role" value="viewer" checked> Viewer: sees everything, deploys nothing</label><br>
 <label><input type="radio" name="role" value="deployer"> Deployer: may deploy to every environment</label><br>
-<label><input type="radio" name="role" value="admin"> Admin: everything, and the users page</label>
+{per_env}<label><input type="radio" name="role" value="admin"> Admin: everything, and the users page</label>
 </fieldset>
 <p><button type="submit">Sign in as a demo user</button></p></form>"#,
             escape(&return_to)
@@ -108,9 +200,10 @@ pub async fn sign_in_page(
     page(StatusCode::OK, "Sign in", &body)
 }
 
+/// Sends the browser to GitHub. The pending sign-in goes into an encrypted cookie, not a
+/// session row: an anonymous request writes nothing on the server.
 pub async fn start_github(
     State(state): State<ServerState>,
-    session: Session,
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let Some(github) = &state.auth.github else {
@@ -120,15 +213,20 @@ pub async fn start_github(
             "No GitHub OAuth app is configured on this Release.",
         );
     };
-    let (url, pending) = github.authorize(safe_return_to(q.return_to.as_deref()));
-    if session.insert(PENDING_KEY, pending).await.is_err() {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in failed",
-            "The session could not be saved; try again in a moment.",
-        );
+    let (url, pending) = github.authorize(safe_return_to(&state.auth.public_url, q.return_to.as_deref()));
+    let cookie = PendingCookie {
+        pending,
+        expires_ms: now_ms() + PENDING_MAX_AGE_S * 1000,
+    };
+    let Ok(json) = serde_json::to_string(&cookie) else {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", "Try again.");
+    };
+    let value = state.auth.cipher.encrypt(&json);
+    let mut resp = Redirect::to(&url).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&pending_cookie(&state, &value, PENDING_MAX_AGE_S)) {
+        resp.headers_mut().insert(axum::http::header::SET_COOKIE, v);
     }
-    Redirect::to(&url).into_response()
+    resp
 }
 
 #[derive(Deserialize)]
@@ -141,7 +239,22 @@ pub struct Callback {
 pub async fn callback(
     State(state): State<ServerState>,
     session: Session,
+    headers: axum::http::HeaderMap,
     Query(cb): Query<Callback>,
+) -> Response {
+    let mut resp = callback_inner(&state, &session, &headers, cb).await;
+    // Whatever happened, this pending sign-in is spent: the cookie is cleared.
+    if let Ok(v) = axum::http::HeaderValue::from_str(&pending_cookie(&state, "", 0)) {
+        resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn callback_inner(
+    state: &ServerState,
+    session: &Session,
+    headers: &axum::http::HeaderMap,
+    cb: Callback,
 ) -> Response {
     let Some(github) = &state.auth.github else {
         return problem(
@@ -150,8 +263,7 @@ pub async fn callback(
             "No GitHub OAuth app is configured on this Release.",
         );
     };
-    // One use only: whatever happens next, this pending sign-in is spent.
-    let pending: Option<PendingLogin> = session.remove(PENDING_KEY).await.ok().flatten();
+    let pending: Option<PendingLogin> = read_pending(state, headers);
     if let Some(error) = cb.error {
         let msg = if error == "access_denied" {
             "You did not authorise Release on GitHub, so you are not signed in.".to_string()
@@ -217,7 +329,8 @@ pub async fn callback(
         token_ciphertext: Some(state.auth.cipher.encrypt(&token)),
         dev: false,
     };
-    finish_sign_in(&state, &session, &sign_in, &pending.return_to).await
+    let back = safe_return_to(&state.auth.public_url, Some(&pending.return_to));
+    finish_sign_in(state, session, &sign_in, &back).await
 }
 
 fn github_problem(e: GitHubError) -> Response {
@@ -282,68 +395,68 @@ pub struct DevSignIn {
 pub async fn dev_sign_in(
     State(state): State<ServerState>,
     session: Session,
+    headers: axum::http::HeaderMap,
     Form(f): Form<DevSignIn>,
 ) -> Response {
-    if !state.auth.dev_sign_in {
+    if !dev_sign_in_allowed(&state, &headers) {
+        tracing::warn!(host = ?headers.get(axum::http::header::HOST), "development sign-in refused");
         return problem(
             StatusCode::NOT_FOUND,
             "Development sign-in is off",
-            "This Release signs people in with GitHub.",
+            "Development sign-in is only for a Release started with --dev-sign-in, reached directly at a loopback address.",
         );
     }
     let login = f.login.trim();
     if login.is_empty()
-        || login.len() > 39
+        || login.len() > 30
         || !login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Sign-in refused",
-            "A login is 1 to 39 letters, digits or hyphens.",
+            "A login is 1 to 30 letters, digits or hyphens.",
         );
     }
-    let Some(role) = Role::parse(&f.role) else {
-        return problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Sign-in refused",
-            "Pick a role: viewer, deployer or admin.",
-        );
-    };
-    let all: Vec<String> = state
-        .app
-        .store
-        .environments()
-        .names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (admin, deploy_environments) = match role {
-        Role::Viewer => (false, vec![]),
-        Role::Deployer => (false, all),
-        Role::Admin => (true, all),
+    let environments = state.app.store.environments();
+    let all: Vec<String> = environments.names().iter().map(|s| s.to_string()).collect();
+    let (label, admin, deploy_environments) = match f.role.as_str() {
+        "viewer" => ("viewer".to_owned(), false, vec![]),
+        "deployer" => ("deployer".to_owned(), false, all),
+        "admin" => ("admin".to_owned(), true, all),
+        other => match other
+            .strip_prefix("deployer:")
+            .and_then(|e| environments.parse(e).ok())
+        {
+            Some(env) => (format!("deployer-{env}"), false, vec![env.to_string()]),
+            None => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Sign-in refused",
+                    "Pick a role: viewer, deployer, deployer to one environment, or admin.",
+                )
+            }
+        },
     };
     let sign_in = SignIn {
         github_id: None,
-        login: format!("{login}-{}", role.as_str()),
-        name: Some(format!("Demo {}", role.as_str())),
+        login: format!("{login}-{label}"),
+        name: Some(format!("Demo {label}")),
         avatar_url: None,
         admin,
         deploy_environments,
         token_ciphertext: None,
         dev: true,
     };
-    finish_sign_in(
-        &state,
-        &session,
-        &sign_in,
-        &safe_return_to(f.return_to.as_deref()),
-    )
-    .await
+    let back = safe_return_to(&state.auth.public_url, f.return_to.as_deref());
+    finish_sign_in(&state, &session, &sign_in, &back).await
 }
 
 /// Deletes the session on the server: the old cookie is worth nothing afterwards.
-pub async fn sign_out(session: Session) -> Response {
-    let _ = session.flush().await;
+pub async fn sign_out(State(state): State<ServerState>, session: Session) -> Response {
+    if let Some(id) = session.id() {
+        state.live.end_session(id);
+    }
+    super::guard::end_session(&session).await;
     Redirect::to("/auth/sign-in").into_response()
 }
 
@@ -356,19 +469,23 @@ mod tests {
     use super::*;
     #[test]
     fn return_to_stays_on_site() {
-        assert_eq!(
-            safe_return_to(Some("/applications/x?y=1")),
-            "/applications/x?y=1"
-        );
+        let public = url::Url::parse("https://release.example.org").unwrap();
+        let r = |p| safe_return_to(&public, Some(p));
+        assert_eq!(r("/applications/x?y=1"), "/applications/x?y=1");
         for bad in [
             "//evil.example",
             "https://evil.example",
             "/\\evil",
             "evil",
             "/auth/sign-out",
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/ /evil.example",
+            "/\u{a0}/evil.example",
+            "/%2e%2e/auth/sign-out",
         ] {
-            assert_eq!(safe_return_to(Some(bad)), "/", "{bad}");
+            assert_eq!(r(bad), "/", "{bad:?}");
         }
-        assert_eq!(safe_return_to(None), "/");
+        assert_eq!(safe_return_to(&public, None), "/");
     }
 }

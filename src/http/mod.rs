@@ -10,10 +10,13 @@ pub mod events;
 pub mod guard;
 pub mod health;
 pub mod json;
+pub mod limits;
 pub mod live;
 pub mod login;
+pub mod rate_limit;
+pub mod state;
 
-use crate::startup::ServerState;
+use state::ServerState;
 use axum::routing::{get, post};
 use axum::Router;
 

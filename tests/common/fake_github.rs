@@ -42,6 +42,11 @@ pub struct FakeState {
     pub dispatches: Vec<Recorded>,
     /// Compare requests received.
     pub compares: Vec<Recorded>,
+    /// GitHub ids by login, where a test sets one (a renamed or recycled login);
+    /// otherwise a hash of the login.
+    pub ids: HashMap<String, i64>,
+    /// Every request: method and raw path (with query), as it arrived.
+    pub requests: Vec<(String, String)>,
 }
 
 pub type Fake = Arc<Mutex<FakeState>>;
@@ -121,7 +126,10 @@ pub async fn fake_github() -> (String, Fake) {
             "/api/user",
             get(|State(f): State<Fake>, h: HeaderMap| async move {
                 match login_of(&f, &h) {
-                    Some(login) => Json(json!({"id": login.bytes().fold(7i64, |h, b| (h.wrapping_mul(31) + b as i64).rem_euclid(1_000_000_007)), "login": login, "name": "The Octocat", "avatar_url": "https://avatars.example/u/42"})).into_response(),
+                    Some(login) => {
+                        let id = f.lock().unwrap().ids.get(&login).copied().unwrap_or_else(|| login.bytes().fold(7i64, |h, b| (h.wrapping_mul(31) + b as i64).rem_euclid(1_000_000_007)));
+                        Json(json!({"id": id, "login": login, "name": "The Octocat", "avatar_url": "https://avatars.example/u/42"})).into_response()
+                    }
                     None => StatusCode::UNAUTHORIZED.into_response(),
                 }
             }),
@@ -170,6 +178,14 @@ pub async fn fake_github() -> (String, Fake) {
                 Json(json!([{"sha": "abcdef1234567890", "commit": {"message": "Fix the header\n\nmore"}}])).into_response()
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            fake.clone(),
+            |State(f): State<Fake>, req: axum::extract::Request, next: axum::middleware::Next| async move {
+                let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                f.lock().unwrap().requests.push((req.method().to_string(), path));
+                next.run(req).await
+            },
+        ))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -255,9 +271,15 @@ production = ["@prod-person"]
         github_client_secret: Some(SECRET.into()),
         secret_key: Some(KEY.into()),
         demo_stage_ms: 50,
-        argo_tokens: [("integration".to_string(), "argo-secret".to_string())]
-            .into_iter()
-            .collect(),
+        argo_tokens: [
+            ("integration".to_string(), "argo-secret".to_string()),
+            ("staging".to_string(), "argo-secret-staging".to_string()),
+            ("production".to_string(), "argo-secret-production".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+        dev_sign_in: false,
+        limits: Default::default(),
     })
     .await
     .unwrap();
@@ -274,11 +296,7 @@ production = ["@prod-person"]
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    super::browser()
 }
 
 pub fn query(url: &str) -> HashMap<String, String> {

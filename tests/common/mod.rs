@@ -50,14 +50,14 @@ pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
     spawn_on(config, demo, database_url, dir).await
 }
 
-/// The server on a given database (several servers may share one PostgreSQL database).
-pub async fn spawn_on(
+/// The settings the tests use, changed by `f`.
+pub fn settings(
+    database_url: String,
     config: &str,
     demo: bool,
-    database_url: String,
-    dir: tempfile::TempDir,
-) -> TestApp {
-    let server = Server::build(Settings {
+    f: impl FnOnce(&mut Settings),
+) -> Settings {
+    let mut s = Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
         database_url,
         config: Config::parse(config).expect("test config parses"),
@@ -68,9 +68,32 @@ pub async fn spawn_on(
         // Slow enough that a simulated deploy stays in flight for a whole test.
         demo_stage_ms: 60_000,
         argo_tokens: Default::default(),
-    })
-    .await
-    .expect("server builds");
+        dev_sign_in: true,
+        limits: Default::default(),
+    };
+    f(&mut s);
+    s
+}
+
+/// The server with settings changed by `f`, on a fresh SQLite database.
+pub async fn spawn_custom(config: &str, demo: bool, f: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite:{}", dir.path().join("release.db").display());
+    start(settings(database_url, config, demo, f), dir).await
+}
+
+/// The server on a given database (several servers may share one PostgreSQL database).
+pub async fn spawn_on(
+    config: &str,
+    demo: bool,
+    database_url: String,
+    dir: tempfile::TempDir,
+) -> TestApp {
+    start(settings(database_url, config, demo, |_| {}), dir).await
+}
+
+async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let server = Server::build(settings).await.expect("server builds");
     let base = format!("http://{}", server.local_addr());
     let store = server.store.clone();
     let token = release::http::api_token::generate_token();
@@ -86,9 +109,30 @@ pub async fn spawn_on(
         base,
         token,
         store,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap(),
         _dir: dir,
     }
+}
+
+/// A browser-like client: cookies, no redirects followed, and `Sec-Fetch-Site:
+/// same-origin` on every request (what a browser sends from Release's own pages), with a
+/// timeout so a test fails rather than hangs.
+pub fn browser() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "sec-fetch-site",
+        reqwest::header::HeaderValue::from_static("same-origin"),
+    );
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 fn rand_suffix() -> u64 {
@@ -136,11 +180,7 @@ impl TestApp {
     /// A browser-like client (cookies, no redirects followed) signed in through the
     /// development sign-in with `role`.
     pub async fn signed_in(&self, role: &str) -> reqwest::Client {
-        let c = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let c = browser();
         let r = c
             .post(self.url("/auth/dev"))
             .form(&[("login", "demo"), ("role", role)])

@@ -4,15 +4,18 @@
 //! Everything here compiles for the server and for the browser, so the grid can compute
 //! nothing the server did not, and the server can trust nothing the browser sent.
 
+pub mod deploy_rules;
 mod environment;
 mod flags;
 mod git_ref;
+mod k8s;
 mod repo;
 mod status;
 
 pub use environment::{Environment, Environments};
 pub use flags::{app_flags, release_app_status, CellState, Flag};
 pub use git_ref::{GitRef, Sha};
+pub use k8s::K8sName;
 pub use repo::{RepoName, Shortname};
 pub use status::{status_from_events, DeploymentStatus, EventStatus, EventSummary, Stage, Trigger};
 
@@ -31,5 +34,36 @@ impl InvalidInput {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so the result is one
+/// inert path segment (used for links the browser renders; the server's outbound calls use
+/// `pipeline::endpoint`). `.` and `..` are encoded too, so they cannot climb.
+pub fn encode_path_segment(s: &str) -> String {
+    if s == "." || s == ".." {
+        return s.replace('.', "%2E");
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod encode_tests {
+    #[test]
+    fn segments_are_inert() {
+        assert_eq!(super::encode_path_segment("v1.2"), "v1.2");
+        assert_eq!(
+            super::encode_path_segment("%2e%2e/x#?"),
+            "%252e%252e%2Fx%23%3F"
+        );
+        assert_eq!(super::encode_path_segment(".."), "%2E%2E");
     }
 }

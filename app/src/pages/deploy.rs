@@ -25,14 +25,13 @@ pub async fn deploy(
     confirm: Option<String>,
     override_reason: Option<String>,
 ) -> Result<ActionDone, ServerFnError> {
-    use crate::domain::{DeploymentStatus, RepoName, Trigger};
+    use crate::domain::{deploy_rules as rules, DeploymentStatus, RepoName, Trigger};
     use crate::state::refuse;
     use crate::store::NewDeployment;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let store = &state.store;
     let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
-    crate::auth::require_deployer(env.as_str())?;
     let app = store
         .application(shortname.as_str())
         .await
@@ -54,51 +53,28 @@ pub async fn deploy(
             }
         }
     };
-    let last = store.environments().as_slice().last().cloned();
-    if Some(&env) == last.as_ref() && confirm.as_deref() != Some("yes") {
-        return Err(refuse(
-            422,
-            format!("deploying to {env} needs an explicit confirmation: tick the box"),
-        ));
-    }
     let freezes = store
         .active_freezes(Some(app.id))
         .await
         .map_err(crate::state::internal)?;
-    if let Some(f) = freezes.first() {
-        let what = if f.application.is_some() {
-            format!("{} is frozen", app.shortname)
-        } else {
-            "deploys are frozen site-wide".into()
-        };
-        let reason = override_reason
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty());
-        match (user.admin, reason) {
-            (true, Some(reason)) => {
-                audit(
-                    "override",
-                    format!("{what} ({}); overridden: {reason}", f.reason),
-                )
-                .await
-            }
-            _ => {
-                audit("refused", format!("{what}: {}", f.reason)).await;
-                return Err(refuse(
-                    409,
-                    format!(
-                        "{what} by {}: {}. {}",
-                        f.frozen_by,
-                        f.reason,
-                        if user.admin {
-                            "As an admin you may override it with a written reason."
-                        } else {
-                            "Ask an admin."
-                        }
-                    ),
-                ));
-            }
+    let is_last = store.environments().as_slice().last() == Some(&env);
+    let permit = rules::check_deploy(&rules::DeployAsk {
+        user: &user,
+        application: &app.shortname,
+        environment: &env,
+        is_last_environment: is_last,
+        confirmed: confirm.as_deref() == Some("yes"),
+        freezes: &freezes,
+        override_reason: override_reason.as_deref(),
+    });
+    match permit {
+        Ok(rules::DeployPermit::Plain) => {}
+        Ok(rules::DeployPermit::Override { freeze, reason }) => {
+            audit("override", format!("{freeze}; overridden: {reason}")).await
+        }
+        Err(refusal) => {
+            audit("refused", refusal.to_string()).await;
+            return Err(refuse(refusal.status(), refusal.to_string()));
         }
     }
     match store
@@ -113,15 +89,13 @@ pub async fn deploy(
                 format!("{} is already deploying", holder.requested_by),
             )
             .await;
-            return Err(refuse(
-                409,
-                format!(
-                    "{} started a deploy of {} to {env} {}; wait for it to finish (or to stall) before starting another",
-                    holder.requested_by,
-                    app.shortname,
-                    crate::model::ago(crate::store::now_ms(), holder.requested_at_ms)
-                ),
-            ));
+            let r = rules::in_flight(
+                &app.shortname,
+                env.as_str(),
+                &holder.requested_by,
+                &crate::model::ago(crate::store::now_ms(), holder.requested_at_ms),
+            );
+            return Err(refuse(r.status(), r.to_string()));
         }
     }
     let release_lock = || store.release_deploy_lock(app.id, env.as_str());
@@ -130,7 +104,7 @@ pub async fn deploy(
     let run_url = if state.simulator.is_some() {
         None
     } else {
-        let token = crate::state::github_token(&state, user.user_id).await.and_then(|t| {
+        let token = crate::state::github_token(&state, &user).await.and_then(|t| {
             t.ok_or_else(|| {
                 refuse(503, "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)")
             })
@@ -163,13 +137,15 @@ pub async fn deploy(
         match dispatched {
             Ok(run) => run.html_url,
             Err(e) => {
-                let _ = release_lock().await;
+                if let Err(err) = release_lock().await {
+                    tracing::error!(error = %err, "could not release the in-flight deploy slot");
+                }
                 audit("failed", e.to_string()).await;
                 return Err(e);
             }
         }
     };
-    let recorded = store
+    let recorded = match store
         .record_deployment(&NewDeployment {
             repo: repo.clone(),
             environment: env.clone(),
@@ -181,15 +157,28 @@ pub async fn deploy(
             base_status: DeploymentStatus::Requested,
         })
         .await
-        .map_err(crate::state::internal)?;
-    let _ = store
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // The request went out but could not be recorded: say so, and free the slot.
+            if let Err(err) = release_lock().await {
+                tracing::error!(error = %err, "could not release the in-flight deploy slot");
+            }
+            audit("failed", format!("dispatched, but not recorded: {e}")).await;
+            return Err(crate::state::internal(e));
+        }
+    };
+    if let Err(e) = store
         .attach_deploy_lock(
             app.id,
             env.as_str(),
             recorded.deployment_id,
             run_url.as_deref(),
         )
-        .await;
+        .await
+    {
+        tracing::error!(error = %e, "could not attach the deployment to its in-flight slot");
+    }
     if let Some(sim) = &state.simulator {
         audit(
             "requested",
@@ -229,6 +218,8 @@ pub async fn preview_deploy(
     use crate::model::{DeployPreview, PreviewCommit};
     use crate::state::refuse;
     let user = crate::auth::require_user()?;
+    crate::domain::deploy_rules::check_preview(&user)
+        .map_err(|r| refuse(r.status(), r.to_string()))?;
     let state = crate::state::app_state()?;
     let store = &state.store;
     let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
@@ -266,7 +257,7 @@ pub async fn preview_deploy(
         preview.note = Some("Demo mode: there is no GitHub repository to compare against.".into());
         return Ok(preview);
     }
-    let Some(token) = crate::state::github_token(&state, user.user_id).await? else {
+    let Some(token) = crate::state::github_token(&state, &user).await? else {
         return Err(refuse(
             503,
             "comparing needs GitHub, which this Release does not have",
@@ -336,7 +327,7 @@ pub async fn ref_suggestions(shortname: String) -> Result<Vec<(String, String)>,
         }
         return Ok(seen.into_iter().take(15).collect());
     }
-    let Some(token) = crate::state::github_token(&state, user.user_id).await? else {
+    let Some(token) = crate::state::github_token(&state, &user).await? else {
         return Ok(vec![]);
     };
     let repo = RepoName::parse(&detail.summary.repo).map_err(|e| refuse(500, e.to_string()))?;
@@ -404,7 +395,7 @@ fn parse_target(
 /// records the new workflow on the deployment's timeline, and puts it back in progress.
 #[server(endpoint = "resubmit")]
 pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
-    use crate::domain::{EventStatus, GitRef, RepoName, Stage};
+    use crate::domain::{deploy_rules as rules, EventStatus, GitRef, K8sName, RepoName, Stage};
     use crate::state::refuse;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
@@ -414,7 +405,12 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         .await
         .map_err(crate::state::internal)?
         .ok_or_else(|| refuse(404, format!("no deployment {deployment_id}")))?;
-    crate::auth::require_deployer(&target.environment)?;
+    // Server-side facts only: the deployment's own environment, from the database.
+    let stored = |e: crate::domain::InvalidInput| refuse(409, format!("the stored deployment cannot be resubmitted: {e}"));
+    let env = store
+        .environments()
+        .parse(&target.environment)
+        .map_err(stored)?;
     let audit = |outcome: &'static str, detail: String| {
         let (store, login, app, env) = (
             store.clone(),
@@ -431,53 +427,58 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
             }
         }
     };
-    if target.status != "failed" {
-        return Err(refuse(409, "only a failed deployment can be resubmitted"));
-    }
-    let (Some(namespace), Some(name)) = (
-        target.workflow_namespace.clone(),
-        target.workflow_name.clone(),
-    ) else {
-        return Err(refuse(409, "the pipeline did not report an Argo workflow for this deployment, so there is nothing to resubmit; deploy again instead"));
-    };
     let freezes = store
         .active_freezes(Some(target.application_id))
         .await
         .map_err(crate::state::internal)?;
-    if let Some(f) = freezes.first() {
-        audit("refused", format!("frozen: {}", f.reason)).await;
-        return Err(refuse(
-            409,
-            format!("deploys are frozen by {}: {}", f.frozen_by, f.reason),
-        ));
-    }
-    let argo_env = target
-        .workflow_environment
-        .clone()
-        .unwrap_or_else(|| target.environment.clone());
-    let bad = |e: crate::domain::InvalidInput| refuse(500, e.to_string());
-    let repo = RepoName::parse(&target.repo).map_err(bad)?;
-    let env = store
-        .environments()
-        .parse(&target.environment)
-        .map_err(bad)?;
+    let checked = rules::check_resubmit(
+        &user,
+        &rules::ResubmitFacts {
+            application: &target.shortname,
+            environment: &env,
+            failed: target.status == "failed",
+            has_workflow: target.workflow_namespace.is_some() && target.workflow_name.is_some(),
+            freezes: &freezes,
+        },
+    );
+    let argo_env = match checked {
+        Ok(e) => e.clone(),
+        Err(refusal) => {
+            audit("refused", refusal.to_string()).await;
+            return Err(refuse(refusal.status(), refusal.to_string()));
+        }
+    };
+    // Parsed again: rows written before names were checked on arrival must not reach a URL.
+    let namespace = K8sName::namespace(
+        target.workflow_namespace.as_deref().unwrap_or_default(),
+        "workflow.namespace",
+    )
+    .map_err(stored)?;
+    let name = K8sName::object(
+        target.workflow_name.as_deref().unwrap_or_default(),
+        "workflow.name",
+    )
+    .map_err(stored)?;
+    let repo = RepoName::parse(&target.repo).map_err(stored)?;
     let version = store
         .deployment_version(deployment_id)
         .await
         .map_err(crate::state::internal)?
         .unwrap_or_default();
-    let version = GitRef::parse(&version).map_err(bad)?;
+    let version = GitRef::parse(&version).map_err(stored)?;
     let stage = target
         .failed_stage
         .as_deref()
         .and_then(|s| Stage::parse(s).ok())
         .unwrap_or(Stage::SmokeTests);
-    // The demo's simulated pipeline, or the environment's Argo server.
+    // The demo's simulated pipeline, or the deployment's own environment's Argo server.
     let (new_name, url) = match &state.simulator {
-        Some(sim) => (sim.resubmitted_name(&name), None),
+        Some(sim) => (sim.resubmitted_name(name.as_str()), None),
         None => match state.pipeline.resubmit(&argo_env, &namespace, &name).await {
             Ok(n) => {
-                let url = state.pipeline.workflow_url(&argo_env, &namespace, &n);
+                let url = K8sName::object(&n, "name")
+                    .ok()
+                    .and_then(|n| state.pipeline.workflow_url(&argo_env, &namespace, &n));
                 (n, url)
             }
             Err(e) => {
@@ -487,8 +488,8 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         },
     };
     let workflow = crate::model::Workflow {
-        environment: Some(argo_env.clone()),
-        namespace: Some(namespace.clone()),
+        environment: Some(argo_env.to_string()),
+        namespace: Some(namespace.to_string()),
         name: Some(new_name.clone()),
         url: url.clone(),
     };
@@ -521,14 +522,18 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
     })
 }
 
-/// Freezes deploys to one app (deployers) or the whole site (admins), with a reason.
+/// Freezes deploys to one app (deployers) or the whole site (admins), with a reason. The
+/// freeze carries its setter's authority: only someone with as much may lift it.
 #[server(endpoint = "freeze")]
 pub async fn set_freeze(
     shortname: Option<String>,
     reason: String,
 ) -> Result<ActionDone, ServerFnError> {
+    use crate::domain::deploy_rules as rules;
     use crate::state::refuse;
     let (state, user, app) = freeze_target(shortname).await?;
+    let authority = rules::check_freeze(&user, app.is_none())
+        .map_err(|r| refuse(r.status(), r.to_string()))?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(refuse(422, "say why, in 1 to 500 characters"));
@@ -539,10 +544,10 @@ pub async fn set_freeze(
     };
     state
         .store
-        .freeze(id, reason, &user.login)
+        .freeze(id, reason, &user.login, authority)
         .await
         .map_err(crate::state::internal)?;
-    let _ = state
+    if let Err(e) = state
         .store
         .audit(
             &user.login,
@@ -552,32 +557,56 @@ pub async fn set_freeze(
             "done",
             reason,
         )
-        .await;
+        .await
+    {
+        tracing::error!(error = %e, "could not write the audit log");
+    }
     Ok(ActionDone {
         message: format!("Deploys to {name} are frozen."),
         link: None,
     })
 }
 
+/// Lifts the freezes on one app (or the site): refused, and audited, when any of them was
+/// set with more authority than the person has.
 #[server(endpoint = "unfreeze")]
 pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, ServerFnError> {
+    use crate::domain::deploy_rules as rules;
+    use crate::state::refuse;
     let (state, user, app) = freeze_target(shortname).await?;
+    let site_wide = app.is_none();
+    let app_name = app.as_ref().map(|a| a.shortname.as_str());
+    let in_force: Vec<_> = state
+        .store
+        .active_freezes(app.as_ref().map(|a| a.id))
+        .await
+        .map_err(crate::state::internal)?
+        .into_iter()
+        // Lifting an app's freezes lifts only that app's; the site's needs the site.
+        .filter(|f| f.application.is_some() != site_wide)
+        .collect();
+    let audit = |outcome: &'static str, detail: String| {
+        let (store, login, app) = (state.store.clone(), user.login.clone(), app_name.map(str::to_owned));
+        async move {
+            if let Err(e) = store
+                .audit(&login, "unfreeze", app.as_deref(), None, outcome, &detail)
+                .await
+            {
+                tracing::error!(error = %e, "could not write the audit log");
+            }
+        }
+    };
+    if let Err(r) = rules::check_lift(&user, site_wide, &in_force) {
+        audit("refused", r.to_string()).await;
+        return Err(refuse(r.status(), r.to_string()));
+    }
     let n = state
         .store
         .lift_freeze(app.as_ref().map(|a| a.id), &user.login)
         .await
         .map_err(crate::state::internal)?;
-    let _ = state
-        .store
-        .audit(
-            &user.login,
-            "unfreeze",
-            app.as_ref().map(|a| a.shortname.as_str()),
-            None,
-            "done",
-            &format!("{n} freeze(s) lifted"),
-        )
-        .await;
+    let reasons: Vec<String> = in_force.iter().map(|f| format!("{} ({})", f.reason, f.frozen_by)).collect();
+    audit("done", format!("{n} freeze(s) lifted: {}", reasons.join("; "))).await;
     Ok(ActionDone {
         message: if n == 0 {
             "Nothing was frozen.".into()
@@ -588,6 +617,8 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
     })
 }
 
+/// The app a freeze form names (or the site): signed in, and the app exists. Who may do
+/// what is `deploy_rules`' to say.
 #[cfg(feature = "ssr")]
 async fn freeze_target(
     shortname: Option<String>,
@@ -599,13 +630,12 @@ async fn freeze_target(
     ),
     ServerFnError,
 > {
-    use crate::auth::Role;
     use crate::state::refuse;
+    let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     match shortname.filter(|s| !s.is_empty()) {
-        None => Ok((state, crate::auth::require_role(Role::Admin)?, None)),
+        None => Ok((state, user, None)),
         Some(s) => {
-            let user = crate::auth::require_role(Role::Deployer)?;
             let s = crate::domain::Shortname::parse(&s).map_err(|e| refuse(422, e.to_string()))?;
             let app = state
                 .store

@@ -59,8 +59,18 @@ pub fn FlagBadge(flag: Flag) -> impl IntoView {
     view! { <span class=flag.css_class() title=flag.explain()>{text}</span> }
 }
 
+/// The GitHub page of a version: `https://github.com/OWNER/NAME/tree/REF`, each part
+/// percent-encoded (a `%`, `#` or `?` in a reported version cannot make the link point
+/// anywhere but that repository's tree). Refs keep their `/` (branches like `release/1`).
 pub fn tree_url(repo: &str, git_ref: &str) -> String {
-    format!("https://github.com/{repo}/tree/{git_ref}")
+    let enc = crate::domain::encode_path_segment;
+    let repo: Vec<String> = repo.split('/').map(enc).collect();
+    let git_ref: Vec<String> = git_ref.split('/').map(enc).collect();
+    format!(
+        "https://github.com/{}/tree/{}",
+        repo.join("/"),
+        git_ref.join("/")
+    )
 }
 
 /// The contents of one grid cell: version, SHA, when, who, status.

@@ -1,6 +1,7 @@
 //! Manual deploys, freezes and the audit log.
 
 use super::{now_ms, Backend, Result, Store};
+use crate::domain::deploy_rules::Authority;
 
 pub use crate::model::Freeze;
 
@@ -112,8 +113,8 @@ impl Store {
     }
 
     async fn freezes_where(&self, condition: &str, arg: i64) -> Result<Vec<Freeze>> {
-        let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(&format!(
-            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at FROM freezes f
+        let rows: Vec<(i64, Option<String>, String, String, i64, String)> = sqlx::query_as(&format!(
+            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at, f.authority FROM freezes f
              LEFT JOIN applications a ON a.id = f.application_id
              WHERE f.lifted_at IS NULL AND {condition} ORDER BY f.id"
         ))
@@ -123,25 +124,40 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(id, application, reason, frozen_by, created_at_ms)| Freeze {
+                |(id, application, reason, frozen_by, created_at_ms, authority)| Freeze {
                     id,
                     application,
                     reason,
                     frozen_by,
                     created_at_ms,
+                    authority: if authority == "deployer" {
+                        Authority::Deployer
+                    } else {
+                        Authority::Admin
+                    },
                 },
             )
             .collect())
     }
 
-    pub async fn freeze(&self, app_id: Option<i64>, reason: &str, by: &str) -> Result<i64> {
+    pub async fn freeze(
+        &self,
+        app_id: Option<i64>,
+        reason: &str,
+        by: &str,
+        authority: Authority,
+    ) -> Result<i64> {
         let id = sqlx::query_scalar(
-            "INSERT INTO freezes (application_id, reason, frozen_by, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(app_id)
         .bind(reason)
         .bind(by)
         .bind(now_ms())
+        .bind(match authority {
+            Authority::Admin => "admin",
+            Authority::Deployer => "deployer",
+        })
         .fetch_one(&self.pool)
         .await?;
         self.publish("*").await;

@@ -1,6 +1,6 @@
 //! People who signed in, their roles as last read from GitHub, and their encrypted token.
 
-use super::{now_ms, Result, Store};
+use super::{now_ms, Backend, Result, Store};
 use crate::auth::CurrentUser;
 
 /// What a sign-in records about a person.
@@ -26,6 +26,7 @@ pub struct UserRow {
 
 type UserTuple = (
     i64,
+    Option<i64>,
     String,
     Option<String>,
     Option<String>,
@@ -37,54 +38,109 @@ type UserTuple = (
 );
 
 const USER_COLUMNS: &str =
-    "SELECT id, login, name, avatar_url, is_admin, deploy_environments, dev, last_sign_in_at, roles_checked_at FROM users";
+    "SELECT id, github_id, login, name, avatar_url, is_admin, deploy_environments, dev, last_sign_in_at, roles_checked_at FROM users";
 
 fn row(t: UserTuple) -> UserRow {
     UserRow {
         user: CurrentUser {
             user_id: t.0,
-            login: t.1,
-            name: t.2,
-            avatar_url: t.3,
-            admin: t.4 != 0,
+            github_id: t.1,
+            login: t.2,
+            name: t.3,
+            avatar_url: t.4,
+            admin: t.5 != 0,
             deploy_environments: t
-                .5
+                .6
                 .split(',')
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            dev: t.6 != 0,
+            dev: t.7 != 0,
         },
-        last_sign_in_ms: t.7,
-        roles_checked_ms: t.8,
+        last_sign_in_ms: t.8,
+        roles_checked_ms: t.9,
     }
 }
 
 impl Store {
     /// Records a sign-in (creating the person on their first) and returns who they are now.
+    ///
+    /// GitHub people are keyed by GitHub's numeric id, not their login: a renamed person
+    /// keeps their row (the login is updated), and a login that GitHub gave to someone new
+    /// never inherits the previous holder's row or stored token (that row is renamed
+    /// `login~id` and its token dropped). Development people (no GitHub id) are keyed by
+    /// login.
     pub async fn record_sign_in(&self, s: &SignIn) -> Result<CurrentUser> {
         let now = now_ms();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (github_id, login, name, avatar_url, is_admin, deploy_environments, token_ciphertext, dev, last_sign_in_at, roles_checked_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9)
-             ON CONFLICT (login) DO UPDATE SET github_id = excluded.github_id, name = excluded.name, avatar_url = excluded.avatar_url,
-               is_admin = excluded.is_admin, deploy_environments = excluded.deploy_environments, token_ciphertext = excluded.token_ciphertext,
-               dev = excluded.dev, last_sign_in_at = excluded.last_sign_in_at, roles_checked_at = excluded.roles_checked_at
-             RETURNING id",
-        )
-        .bind(s.github_id)
-        .bind(&s.login)
-        .bind(s.name.clone())
-        .bind(s.avatar_url.clone())
-        .bind(i64::from(s.admin))
-        .bind(s.deploy_environments.join(","))
-        .bind(s.token_ciphertext.clone())
-        .bind(i64::from(s.dev))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        let _guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<i64> = match s.github_id {
+            Some(gid) => {
+                // Someone else holds this login now (a recycled login): move them aside.
+                sqlx::query(
+                    "UPDATE users SET login = login || '~' || CAST(id AS TEXT), token_ciphertext = NULL
+                     WHERE login = $1 AND (github_id IS NULL OR github_id <> $2)",
+                )
+                .bind(&s.login)
+                .bind(gid)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query_scalar("SELECT id FROM users WHERE github_id = $1")
+                    .bind(gid)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query_scalar("SELECT id FROM users WHERE login = $1 AND github_id IS NULL")
+                    .bind(&s.login)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
+        let id: i64 = match existing {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE users SET login = $1, name = $2, avatar_url = $3, is_admin = $4, deploy_environments = $5,
+                       token_ciphertext = $6, dev = $7, last_sign_in_at = $8, roles_checked_at = $8 WHERE id = $9",
+                )
+                .bind(&s.login)
+                .bind(s.name.clone())
+                .bind(s.avatar_url.clone())
+                .bind(i64::from(s.admin))
+                .bind(s.deploy_environments.join(","))
+                .bind(s.token_ciphertext.clone())
+                .bind(i64::from(s.dev))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO users (github_id, login, name, avatar_url, is_admin, deploy_environments, token_ciphertext, dev, last_sign_in_at, roles_checked_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) RETURNING id",
+                )
+                .bind(s.github_id)
+                .bind(&s.login)
+                .bind(s.name.clone())
+                .bind(s.avatar_url.clone())
+                .bind(i64::from(s.admin))
+                .bind(s.deploy_environments.join(","))
+                .bind(s.token_ciphertext.clone())
+                .bind(i64::from(s.dev))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
         Ok(CurrentUser {
             user_id: id,
+            github_id: s.github_id,
             login: s.login.clone(),
             name: s.name.clone(),
             avatar_url: s.avatar_url.clone(),
@@ -92,6 +148,29 @@ impl Store {
             deploy_environments: s.deploy_environments.clone(),
             dev: s.dev,
         })
+    }
+
+    /// The stored token of a person, only if the row still belongs to that GitHub id (a
+    /// session never reads a token that was stored for someone else).
+    pub async fn user_token_for(&self, user_id: i64, github_id: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT token_ciphertext FROM users WHERE id = $1 AND github_id = $2",
+        )
+        .bind(user_id)
+        .bind(github_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    /// Updates a person's login after GitHub reported a rename.
+    pub async fn update_login(&self, user_id: i64, login: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET login = $1 WHERE id = $2")
+            .bind(login)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Stores roles read again from GitHub while a session lives.
@@ -119,17 +198,6 @@ impl Store {
                 .await?
                 .map(row),
         )
-    }
-
-    /// The encrypted GitHub token of a person, for calls made on their behalf.
-    pub async fn user_token_ciphertext(&self, user_id: i64) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar::<_, Option<String>>(
-            "SELECT token_ciphertext FROM users WHERE id = $1",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .flatten())
     }
 
     pub async fn users(&self) -> Result<Vec<UserRow>> {

@@ -1,0 +1,446 @@
+//! Every rule about who may change what: deploy, preview, resubmit, freeze, unfreeze, and
+//! the pipeline's promotion gate. Plain functions over parsed inputs and server-side facts
+//! (the session's roles, the deployment's own environment, the freezes in force), so they
+//! are tested without HTTP and no caller-supplied field can steer them.
+//!
+//! The server functions and the API only parse their input, fetch the facts, call a
+//! function here, and act on its answer. Nothing else decides.
+
+use super::Environment;
+use crate::auth::CurrentUser;
+use crate::model::Freeze;
+
+/// Why an action is refused, with the HTTP status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 403: the person lacks the role.
+    Forbidden(String),
+    /// 409: the state of things forbids it now (frozen, in flight, not failed).
+    Conflict(String),
+    /// 422: a required confirmation or reason is missing.
+    Unconfirmed(String),
+}
+
+impl Refusal {
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Forbidden(_) => 403,
+            Refusal::Conflict(_) => 409,
+            Refusal::Unconfirmed(_) => 422,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::Forbidden(m) | Refusal::Conflict(m) | Refusal::Unconfirmed(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// How much authority a freeze carries: only someone with at least as much may lift it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Authority {
+    Deployer,
+    Admin,
+}
+
+impl Authority {
+    pub fn of(user: &CurrentUser) -> Option<Self> {
+        if user.admin {
+            Some(Authority::Admin)
+        } else if !user.deploy_environments.is_empty() {
+            Some(Authority::Deployer)
+        } else {
+            None
+        }
+    }
+}
+
+/// May this person deploy to (or otherwise act on) `environment`? Admins everywhere;
+/// others where their teams allow. This is the only place that answers it.
+pub fn may_act_on(user: &CurrentUser, environment: &str) -> bool {
+    user.admin || user.deploy_environments.iter().any(|e| e == environment)
+}
+
+fn forbidden_env(environment: &str) -> Refusal {
+    Refusal::Forbidden(format!(
+        "you may not deploy to {environment}; ask an admin to add you to a team that may"
+    ))
+}
+
+fn frozen_what(app: &str, f: &Freeze) -> String {
+    if f.application.is_some() {
+        format!("{app} is frozen")
+    } else {
+        "deploys are frozen site-wide".into()
+    }
+}
+
+/// A deploy as asked for, with the facts the server found.
+pub struct DeployAsk<'a> {
+    pub user: &'a CurrentUser,
+    pub application: &'a str,
+    pub environment: &'a Environment,
+    /// The last environment of the pipeline (production): it needs a confirmation.
+    pub is_last_environment: bool,
+    pub confirmed: bool,
+    /// The freezes in force on the app and the site.
+    pub freezes: &'a [Freeze],
+    pub override_reason: Option<&'a str>,
+}
+
+/// What a permitted deploy must record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployPermit {
+    Plain,
+    /// An admin deploys through a freeze: the audit entry says which and why.
+    Override { freeze: String, reason: String },
+}
+
+/// Deploy: the role for that environment; production confirmed; not frozen (an admin may
+/// override with a written reason). The one-in-flight rule is enforced atomically by the
+/// store; [`in_flight`] words its refusal.
+pub fn check_deploy(ask: &DeployAsk<'_>) -> Result<DeployPermit, Refusal> {
+    let env = ask.environment.as_str();
+    if !may_act_on(ask.user, env) {
+        return Err(forbidden_env(env));
+    }
+    if ask.is_last_environment && !ask.confirmed {
+        return Err(Refusal::Unconfirmed(format!(
+            "deploying to {env} needs an explicit confirmation: tick the box"
+        )));
+    }
+    let Some(f) = ask.freezes.first() else {
+        return Ok(DeployPermit::Plain);
+    };
+    let what = frozen_what(ask.application, f);
+    let reason = ask
+        .override_reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    match (ask.user.admin, reason) {
+        (true, Some(reason)) => Ok(DeployPermit::Override {
+            freeze: format!("{what} ({})", f.reason),
+            reason: reason.to_owned(),
+        }),
+        (admin, _) => Err(Refusal::Conflict(format!(
+            "{what} by {}: {}. {}",
+            f.frozen_by,
+            f.reason,
+            if admin {
+                "As an admin you may override it with a written reason."
+            } else {
+                "Ask an admin."
+            }
+        ))),
+    }
+}
+
+/// The refusal when someone else's deploy to the same app and environment is in flight.
+pub fn in_flight(application: &str, environment: &str, holder: &str, ago: &str) -> Refusal {
+    Refusal::Conflict(format!(
+        "{holder} started a deploy of {application} to {environment} {ago}; wait for it to finish (or to stall) before starting another"
+    ))
+}
+
+/// Preview ("what would this ship?") and ref suggestions read only; any signed-in person
+/// may ask. Kept here so the rule is written down with the others.
+pub fn check_preview(_user: &CurrentUser) -> Result<(), Refusal> {
+    Ok(())
+}
+
+/// What the server knows of a deployment someone wants to resubmit.
+pub struct ResubmitFacts<'a> {
+    pub application: &'a str,
+    /// The deployment's own environment, from the database: the only environment a
+    /// resubmit may act on, whatever the pipeline reported about its workflow.
+    pub environment: &'a Environment,
+    pub failed: bool,
+    pub has_workflow: bool,
+    pub freezes: &'a [Freeze],
+}
+
+/// Resubmit: the role for the deployment's own environment; the deployment failed and has
+/// a workflow; not frozen. On success, the environment whose Argo server (and token) must
+/// be used: always the deployment's own.
+pub fn check_resubmit<'a>(
+    user: &CurrentUser,
+    facts: &ResubmitFacts<'a>,
+) -> Result<&'a Environment, Refusal> {
+    let env = facts.environment.as_str();
+    if !may_act_on(user, env) {
+        return Err(forbidden_env(env));
+    }
+    if !facts.failed {
+        return Err(Refusal::Conflict(
+            "only a failed deployment can be resubmitted".into(),
+        ));
+    }
+    if !facts.has_workflow {
+        return Err(Refusal::Conflict("the pipeline did not report an Argo workflow for this deployment, so there is nothing to resubmit; deploy again instead".into()));
+    }
+    if let Some(f) = facts.freezes.first() {
+        return Err(Refusal::Conflict(format!(
+            "{} by {}: {}",
+            frozen_what(facts.application, f),
+            f.frozen_by,
+            f.reason
+        )));
+    }
+    Ok(facts.environment)
+}
+
+/// Setting a freeze: the whole site needs an admin, one app a deployer (of any
+/// environment). Returns the authority the freeze carries.
+pub fn check_freeze(user: &CurrentUser, site_wide: bool) -> Result<Authority, Refusal> {
+    match (Authority::of(user), site_wide) {
+        (Some(Authority::Admin), _) => Ok(Authority::Admin),
+        (Some(Authority::Deployer), false) => Ok(Authority::Deployer),
+        (_, true) => Err(Refusal::Forbidden(format!(
+            "freezing the whole site needs the admin role; you are signed in as {}",
+            user.role_label()
+        ))),
+        (None, false) => Err(Refusal::Forbidden(format!(
+            "freezing an app needs the deployer role; you are signed in as {}",
+            user.role_label()
+        ))),
+    }
+}
+
+/// Lifting freezes: the same role as setting one there, and at least the authority of
+/// whoever set each freeze being lifted (a deployer cannot lift an admin's incident freeze).
+pub fn check_lift(user: &CurrentUser, site_wide: bool, freezes: &[Freeze]) -> Result<(), Refusal> {
+    let mine = check_freeze(user, site_wide)?;
+    if let Some(f) = freezes.iter().find(|f| f.authority > mine) {
+        return Err(Refusal::Forbidden(format!(
+            "{} froze this as an admin ({}): only an admin may lift it",
+            f.frozen_by, f.reason
+        )));
+    }
+    Ok(())
+}
+
+/// The pipeline's question before an automatic promotion to `to`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Gate {
+    pub allowed: bool,
+    pub reason: Option<String>,
+}
+
+/// No automatic promotion while the app or the site is frozen, nor to an environment where
+/// the app's continuous deployment is off.
+pub fn promotion_gate(
+    application: &str,
+    to: &Environment,
+    manual_environments: &[String],
+    freezes: &[Freeze],
+) -> Gate {
+    if let Some(f) = freezes.first() {
+        return Gate {
+            allowed: false,
+            reason: Some(format!(
+                "{} by {}: {}",
+                frozen_what(application, f),
+                f.frozen_by,
+                f.reason
+            )),
+        };
+    }
+    if manual_environments.iter().any(|m| m == to.as_str()) {
+        return Gate {
+            allowed: false,
+            reason: Some(format!(
+                "continuous deployment to {to} is off for {application}"
+            )),
+        };
+    }
+    Gate {
+        allowed: true,
+        reason: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Environments;
+
+    fn user(admin: bool, envs: &[&str]) -> CurrentUser {
+        CurrentUser {
+            user_id: 1,
+            github_id: None,
+            login: "p".into(),
+            name: None,
+            avatar_url: None,
+            admin,
+            deploy_environments: envs.iter().map(|s| s.to_string()).collect(),
+            dev: false,
+        }
+    }
+
+    fn env(name: &str) -> Environment {
+        Environments::default().parse(name).unwrap()
+    }
+
+    fn freeze(app: Option<&str>, authority: Authority) -> Freeze {
+        Freeze {
+            id: 1,
+            application: app.map(str::to_owned),
+            reason: "incident".into(),
+            frozen_by: "boss".into(),
+            created_at_ms: 0,
+            authority,
+        }
+    }
+
+    /// Every kind of person, for the invariants below.
+    fn people() -> Vec<CurrentUser> {
+        vec![
+            user(false, &[]),
+            user(false, &["integration"]),
+            user(false, &["integration", "staging"]),
+            user(false, &["integration", "staging", "production"]),
+            user(true, &[]),
+        ]
+    }
+
+    #[test]
+    fn nobody_acts_on_an_environment_they_may_not_deploy_to_by_any_action() {
+        let envs = Environments::default();
+        for u in people() {
+            for e in envs.as_slice() {
+                let allowed = u.admin || u.deploy_environments.iter().any(|d| d == e.as_str());
+                let deploy = check_deploy(&DeployAsk {
+                    user: &u,
+                    application: "a",
+                    environment: e,
+                    is_last_environment: false,
+                    confirmed: true,
+                    freezes: &[],
+                    override_reason: None,
+                });
+                let resubmit = check_resubmit(
+                    &u,
+                    &ResubmitFacts {
+                        application: "a",
+                        environment: e,
+                        failed: true,
+                        has_workflow: true,
+                        freezes: &[],
+                    },
+                );
+                assert_eq!(deploy.is_ok(), allowed, "deploy {e} as {u:?}");
+                assert_eq!(resubmit.is_ok(), allowed, "resubmit {e} as {u:?}");
+                if let Ok(target) = resubmit {
+                    assert_eq!(target, e, "resubmit acts on the deployment's own environment");
+                }
+                for r in [deploy.err(), check_resubmit(&u, &ResubmitFacts { application: "a", environment: e, failed: true, has_workflow: true, freezes: &[] }).err()].into_iter().flatten() {
+                    assert_eq!(r.status(), 403);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_environment_needs_confirmation() {
+        let u = user(true, &[]);
+        let e = env("production");
+        let ask = |confirmed| DeployAsk {
+            user: &u,
+            application: "a",
+            environment: &e,
+            is_last_environment: true,
+            confirmed,
+            freezes: &[],
+            override_reason: None,
+        };
+        assert_eq!(check_deploy(&ask(false)).unwrap_err().status(), 422);
+        assert_eq!(check_deploy(&ask(true)), Ok(DeployPermit::Plain));
+    }
+
+    #[test]
+    fn freezes_stop_deploys_unless_an_admin_overrides_with_a_reason() {
+        let e = env("staging");
+        let frozen = [freeze(Some("a"), Authority::Deployer)];
+        for u in people() {
+            for reason in [None, Some("  "), Some("hotfix for the incident")] {
+                let r = check_deploy(&DeployAsk {
+                    user: &u,
+                    application: "a",
+                    environment: &e,
+                    is_last_environment: false,
+                    confirmed: false,
+                    freezes: &frozen,
+                    override_reason: reason,
+                });
+                let may = may_act_on(&u, "staging");
+                match r {
+                    Ok(DeployPermit::Override { reason: why, .. }) => {
+                        assert!(u.admin && why == "hotfix for the incident")
+                    }
+                    Ok(DeployPermit::Plain) => panic!("a frozen app deployed plainly"),
+                    Err(refusal) => assert!(
+                        !may || !u.admin || reason.map(str::trim).unwrap_or("").is_empty(),
+                        "{refusal:?}"
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resubmit_needs_a_failed_deployment_with_a_workflow_and_no_freeze() {
+        let u = user(false, &["staging"]);
+        let e = env("staging");
+        let facts = |failed, has_workflow, freezes: &'static [Freeze]| ResubmitFacts {
+            application: "a",
+            environment: &e,
+            failed,
+            has_workflow,
+            freezes,
+        };
+        assert!(check_resubmit(&u, &facts(true, true, &[])).is_ok());
+        assert_eq!(check_resubmit(&u, &facts(false, true, &[])).unwrap_err().status(), 409);
+        assert_eq!(check_resubmit(&u, &facts(true, false, &[])).unwrap_err().status(), 409);
+        let frozen: &'static [Freeze] = Box::leak(Box::new([freeze(None, Authority::Admin)]));
+        assert_eq!(check_resubmit(&u, &facts(true, true, frozen)).unwrap_err().status(), 409);
+    }
+
+    #[test]
+    fn only_admins_freeze_the_site_and_a_freeze_is_lifted_only_with_its_authority() {
+        let viewer = user(false, &[]);
+        let deployer = user(false, &["integration"]);
+        let admin = user(true, &[]);
+        assert_eq!(check_freeze(&viewer, false).unwrap_err().status(), 403);
+        assert_eq!(check_freeze(&deployer, false), Ok(Authority::Deployer));
+        assert_eq!(check_freeze(&deployer, true).unwrap_err().status(), 403);
+        assert_eq!(check_freeze(&admin, true), Ok(Authority::Admin));
+        let admins = [freeze(Some("a"), Authority::Admin)];
+        let deployers = [freeze(Some("a"), Authority::Deployer)];
+        assert_eq!(check_lift(&deployer, false, &admins).unwrap_err().status(), 403);
+        assert!(check_lift(&deployer, false, &deployers).is_ok());
+        assert!(check_lift(&admin, false, &admins).is_ok());
+        assert_eq!(check_lift(&viewer, false, &deployers).unwrap_err().status(), 403);
+        assert_eq!(check_lift(&deployer, true, &[]).unwrap_err().status(), 403);
+        // A mix: one admin freeze among the app's freezes blocks the deployer.
+        let mixed = [deployers[0].clone(), admins[0].clone()];
+        assert!(check_lift(&deployer, false, &mixed).is_err());
+    }
+
+    #[test]
+    fn the_promotion_gate() {
+        let staging = env("staging");
+        assert!(promotion_gate("a", &staging, &[], &[]).allowed);
+        let g = promotion_gate("a", &staging, &["staging".into()], &[]);
+        assert!(!g.allowed && g.reason.unwrap().contains("continuous deployment to staging is off"));
+        let g = promotion_gate("a", &staging, &[], &[freeze(None, Authority::Admin)]);
+        assert!(!g.allowed && g.reason.unwrap().contains("frozen site-wide"));
+    }
+}

@@ -1,0 +1,93 @@
+use super::InvalidInput;
+use serde::{Deserialize, Serialize};
+
+/// A Kubernetes object name as Argo Workflows uses it: a namespace is a DNS-1123 label
+/// (at most 63 characters), a workflow name a DNS-1123 subdomain (at most 253). Lowercase
+/// letters, digits, `-` (and `.` in subdomains), starting and ending with a letter or digit.
+///
+/// These go into Argo URLs, so nothing else is accepted: no `/`, `%`, `?`, `..`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct K8sName(String);
+
+impl K8sName {
+    /// A namespace: a DNS-1123 label.
+    pub fn namespace(s: &str, field: &str) -> Result<Self, InvalidInput> {
+        Self::check(s, field, 63, false)
+    }
+
+    /// An object (workflow) name: a DNS-1123 subdomain.
+    pub fn object(s: &str, field: &str) -> Result<Self, InvalidInput> {
+        Self::check(s, field, 253, true)
+    }
+
+    fn check(s: &str, field: &str, max: usize, dots: bool) -> Result<Self, InvalidInput> {
+        let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let ok = !s.is_empty()
+            && s.len() <= max
+            && s.starts_with(alnum)
+            && s.ends_with(alnum)
+            && s.chars().all(|c| alnum(c) || c == '-' || (dots && c == '.'))
+            && !(dots && s.split('.').any(|label| {
+                label.is_empty() || label.starts_with('-') || label.ends_with('-')
+            }));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidInput::new(
+                field,
+                format!(
+                    "{s:?} is not a valid Kubernetes name (at most {max} lowercase letters, digits, '-'{}, starting and ending with a letter or digit)",
+                    if dots { " or '.'" } else { "" }
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for K8sName {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::object(&s, "name")
+    }
+}
+
+impl From<K8sName> for String {
+    fn from(n: K8sName) -> String {
+        n.0
+    }
+}
+
+impl std::fmt::Display for K8sName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["apps", "argo-workflows", "a1"] {
+            assert!(K8sName::namespace(ok, "n").is_ok(), "{ok}");
+        }
+        for ok in ["post-sync-x2kf", "deploy.v1-2", "a"] {
+            assert!(K8sName::object(ok, "n").is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "../../x", "wf/terminate?", "Apps", "-a", "a-", "a.b", "%2e", "a b",
+            &"a".repeat(64),
+        ] {
+            assert!(K8sName::namespace(bad, "n").is_err(), "{bad}");
+        }
+        for bad in ["", "..", "a..b", ".a", "a.", "wf/x", "wf?x", "WF", "a.-b", &"a".repeat(254)] {
+            assert!(K8sName::object(bad, "n").is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Per-request limits: the body size (413 for every route, server functions included) and
+//! the time a request may take (503 with `Retry-After`; live streams are exempt).
+
+use super::state::{ServerState, BODY_LIMIT};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(serde_json::json!({
+            "error": format!("the request body is larger than {BODY_LIMIT} bytes")
+        })),
+    )
+        .into_response()
+}
+
+/// Reads at most `BODY_LIMIT` bytes of any request body before a handler sees it: 413
+/// beyond (by `Content-Length` at once, or while reading a chunked body), 400 when the
+/// client stops sending mid-body.
+pub async fn limit_body(req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => {
+            let length_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if length_limit {
+                too_large()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"error": "the request body could not be read"})),
+                )
+                    .into_response()
+            };
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Answers 503 with `Retry-After` when a request takes longer than
+/// `limits.request_timeout`. Live streams (`/api/live`) last as long as the page is open
+/// and are not subject to it.
+pub async fn request_timeout(State(state): State<ServerState>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/api/live" {
+        return next.run(req).await;
+    }
+    let path = req.uri().path().to_owned();
+    match tokio::time::timeout(state.limits.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(%path, "request timed out");
+            let mut resp = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": format!("the request took longer than {} s; try again", state.limits.request_timeout.as_secs())
+                })),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! What every request handler can reach, and the server's limits. Lives in `http` (not in
+//! `startup`) so that `startup` depends on `http` and never the other way round.
+
+use crate::configuration::{Access, SessionSettings};
+use crate::crypto::TokenCipher;
+use crate::github::GitHub;
+use app::state::AppState;
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest request body any endpoint takes. Notifications are a few hundred bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything a request handler can reach.
+#[derive(Clone)]
+pub struct ServerState {
+    pub leptos_options: LeptosOptions,
+    pub app: AppState,
+    pub auth: Arc<AuthState>,
+    pub token_cache: Arc<super::api_token::TokenCache>,
+    pub limits: Limits,
+    /// Sign-in attempts per client address.
+    pub auth_limiter: Arc<super::rate_limit::RateLimiter>,
+    /// Failed bearer tokens per client address.
+    pub token_limiter: Arc<super::rate_limit::RateLimiter>,
+    /// Open live streams, per session.
+    pub live: Arc<super::live::LiveStreams>,
+    /// The session store, to check that a live stream's session still exists.
+    pub sessions: Sessions,
+}
+
+/// The session store (SQLite or PostgreSQL, the same database as everything else), shared
+/// by the session layer and the live streams.
+#[derive(Debug, Clone)]
+pub struct Sessions(pub Arc<dyn tower_sessions::SessionStore>);
+
+#[async_trait::async_trait]
+impl tower_sessions::SessionStore for Sessions {
+    async fn create(
+        &self,
+        record: &mut tower_sessions::session::Record,
+    ) -> tower_sessions::session_store::Result<()> {
+        self.0.create(record).await
+    }
+    async fn save(
+        &self,
+        record: &tower_sessions::session::Record,
+    ) -> tower_sessions::session_store::Result<()> {
+        self.0.save(record).await
+    }
+    async fn load(
+        &self,
+        id: &tower_sessions::session::Id,
+    ) -> tower_sessions::session_store::Result<Option<tower_sessions::session::Record>> {
+        self.0.load(id).await
+    }
+    async fn delete(&self, id: &tower_sessions::session::Id) -> tower_sessions::session_store::Result<()> {
+        self.0.delete(id).await
+    }
+}
+
+/// How people sign in and what they may do.
+pub struct AuthState {
+    /// `None`: no GitHub OAuth app configured (development sign-in instead).
+    pub github: Option<GitHub>,
+    /// Encrypts people's GitHub tokens at rest, and the pending sign-in cookie.
+    pub cipher: TokenCipher,
+    pub access: Access,
+    pub session: SessionSettings,
+    /// The development sign-in: only when asked for (`--dev-sign-in`, or `--demo`), without
+    /// GitHub, on a loopback address; each request is checked again (see `login`).
+    pub dev_sign_in: bool,
+    /// The public base URL (`public_url`, or `http://` + the bound address): where
+    /// sign-in may send people back to, and whether cookies are Secure.
+    pub public_url: url::Url,
+    /// `public_url` was configured (not guessed from the bound address): `Origin` is then
+    /// compared with it rather than with the request's `Host`.
+    pub public_url_configured: bool,
+}
+
+impl AuthState {
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+impl FromRef<ServerState> for LeptosOptions {
+    fn from_ref(s: &ServerState) -> Self {
+        s.leptos_options.clone()
+    }
+}
+
+/// Limits that keep one client (or many) from exhausting the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection must send its request headers within this time, or it is closed.
+    pub header_read_timeout: Duration,
+    /// A request (other than a live stream) must be answered within this time: 503 after.
+    pub request_timeout: Duration,
+    /// Open connections at most; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Live-update streams one session may hold open at once: 429 beyond.
+    pub live_streams_per_session: usize,
+    /// How often a live stream checks that its session still exists.
+    pub live_session_check: Duration,
+    /// Sign-in requests per client address: a burst, then this many per minute.
+    pub auth_per_minute: u32,
+    /// Failed bearer tokens per client address: a burst, then this many per minute.
+    pub bad_tokens_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 768,
+            live_streams_per_session: 8,
+            live_session_check: Duration::from_secs(10),
+            auth_per_minute: 30,
+            bad_tokens_per_minute: 20,
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! One test per finding of the security review (issue "Trust, part 1"), each against the
+//! real server with fake GitHub and Argo servers that record every request they receive.
+
+mod common;
+
+use axum::http::HeaderMap;
+use common::fake_github::*;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// (method, raw path, authorization) of every request an Argo fake received.
+type Log = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A fake Argo Workflows server that answers every resubmit and records the raw request.
+async fn fake_argo() -> (String, Log) {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, method: axum::http::Method, h: HeaderMap| {
+        let l = l.clone();
+        async move {
+            let auth = h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            l.lock().unwrap().push((method.to_string(), uri.to_string(), auth));
+            axum::Json(json!({"metadata": {"name": "resubmitted-x1", "namespace": "apps"}}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, log)
+}
+
+async fn call(env_base: &str, c: &reqwest::Client, f: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let r = c
+        .post(format!("{env_base}/api/{f}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn pipeline_token(store: &app::store::Store) -> String {
+    let token = release::http::api_token::generate_token();
+    store
+        .create_token("pipeline", &release::http::api_token::hash_token(&token))
+        .await
+        .unwrap();
+    token
+}
+
+/// Finding 1: Resubmit acts only on the deployment's own environment, with that
+/// environment's Argo server and token; pipeline-supplied workflow fields choose nothing,
+/// and Argo names are Kubernetes names.
+#[tokio::test]
+async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
+    let (integration, int_log) = fake_argo().await;
+    let (production, prod_log) = fake_argo().await;
+    let env = spawn_with_github(
+        15,
+        None,
+        &format!("[argo.integration]\nurl = \"{integration}\"\n[argo.production]\nurl = \"{production}\"\n"),
+    )
+    .await;
+    env.member("octocat", &["developers"]); // integration only
+    env.member("prod-person", &[]); // production only
+    let token = pipeline_token(&env.store).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let event = |workflow: Value| {
+        json!({"repo": "example-org/frontend", "environment": "integration", "version": "v7",
+               "stage": "smoke_tests", "status": "failed", "workflow": workflow})
+    };
+    // Hostile workflow fields are refused on arrival, and nothing is recorded.
+    for (workflow, field) in [
+        (json!({"namespace": "../../x", "name": "ok"}), "workflow.namespace"),
+        (json!({"namespace": "apps", "name": "wf/terminate?"}), "workflow.name"),
+        (json!({"namespace": "apps", "name": "ok", "environment": "nowhere"}), "workflow.environment"),
+    ] {
+        let r = http.post(format!("{}/api/v1/events", env.base)).bearer_auth(&token).json(&event(workflow)).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], field);
+    }
+    // A failed integration deployment whose event claims a production workflow.
+    let r = http
+        .post(format!("{}/api/v1/events", env.base))
+        .bearer_auth(&token)
+        .json(&event(json!({"environment": "production", "namespace": "apps", "name": "post-sync-1"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["deployment_id"].as_i64().unwrap().to_string();
+    // The production-only deployer may not resubmit an integration deployment.
+    let prod = env.sign_in("prod-person").await;
+    let (s, body) = call(&env.base, &prod, "resubmit", &[("deployment_id", &id)]).await;
+    assert_eq!(s, 403, "{body}");
+    assert!(int_log.lock().unwrap().is_empty() && prod_log.lock().unwrap().is_empty());
+    // The integration deployer's resubmit goes to integration's Argo with its token.
+    let dev = env.sign_in("octocat").await;
+    let (s, body) = call(&env.base, &dev, "resubmit", &[("deployment_id", &id)]).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        *int_log.lock().unwrap(),
+        vec![(
+            "PUT".to_string(),
+            "/api/v1/workflows/apps/post-sync-1/resubmit".to_string(),
+            "Bearer argo-secret".to_string()
+        )]
+    );
+    assert!(prod_log.lock().unwrap().is_empty(), "production's Argo received nothing");
+    // A row written before names were checked (simulated) never reaches a URL.
+    sqlx::query("UPDATE deployments SET status = 'failed', workflow_namespace = '../../x', workflow_name = 'wf/terminate?' WHERE id = $1")
+        .bind(id.parse::<i64>().unwrap())
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    let (s, body) = call(&env.base, &dev, "resubmit", &[("deployment_id", &id)]).await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(int_log.lock().unwrap().len(), 1);
+    assert!(prod_log.lock().unwrap().is_empty());
+}
+
+/// Finding 2: no open redirect after sign-in (development sign-in and GitHub callback).
+#[tokio::test]
+async fn return_to_never_leaves_the_site() {
+    let app = common::spawn_with("", true).await;
+    for bad in ["/\t/evil.example/", "//evil.example", "/\\evil.example", "https://evil.example/"] {
+        let c = common::browser();
+        let r = c
+            .post(app.url("/auth/dev"))
+            .form(&[("login", "demo"), ("role", "viewer"), ("return_to", bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/", "{bad:?}");
+        // Signed in already: the sign-in page sends people back, to the same safe place.
+        let r = c
+            .get(app.url("/auth/sign-in?return_to=%2F%09%2Fevil.example%2F"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["location"], "/");
+    }
+    let env = spawn_with_github(15, None, "").await;
+    env.member("octocat", &[]);
+    let c = client();
+    let (code, state) = authorize(&env, &c, "octocat", "%2F%09%2Fevil.example%2F").await;
+    let r = c
+        .get(format!("{}/auth/callback?code={code}&state={state}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/");
+}
+
+/// Finding 3: a connection that never finishes its headers is closed, and connections
+/// beyond the cap are closed at once, so the health check keeps answering.
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_connections_are_capped() {
+    let app = common::spawn_custom("", false, |s| {
+        s.limits.header_read_timeout = Duration::from_millis(500);
+        s.limits.max_connections = 16;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthcheck/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        held.push(s);
+    }
+    // Every half-sent request is closed by the server within the header timeout (or at
+    // once, beyond the cap): reading sees the end of the stream, never a hang.
+    for mut s in held {
+        let mut buf = Vec::new();
+        // EOF or a reset both mean closed; only a hang (the timeout) fails.
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+            .await
+            .expect("the server closes a connection that sends no complete headers")
+            .ok();
+    }
+    let r = app.client.get(app.url("/healthcheck/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Finding 4: development sign-in needs the explicit switch, and each request must be
+/// addressed to a loopback IP literal with no forwarding header.
+#[tokio::test]
+async fn development_sign_in_fails_closed() {
+    // Without --dev-sign-in and without GitHub, Release refuses to start.
+    let dir = tempfile::tempdir().unwrap();
+    let err = release::startup::Server::build(common::settings(
+        format!("sqlite:{}", dir.path().join("r.db").display()),
+        "",
+        false,
+        |s| s.dev_sign_in = false,
+    ))
+    .await
+    .err()
+    .expect("refused");
+    assert!(format!("{err:#}").contains("--dev-sign-in"), "{err:#}");
+
+    let app = common::spawn_with("", true).await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let attempts: Vec<Vec<(&str, String)>> = vec![
+        vec![("host", "release.example.org".into()), ("x-forwarded-for", "203.0.113.9".into())],
+        vec![("host", format!("127.0.0.1:{port}")), ("x-forwarded-for", "203.0.113.9".into())],
+        vec![("host", format!("127.0.0.1:{port}")), ("forwarded", "for=203.0.113.9".into())],
+        // DNS rebinding: Host and Origin agree, both the attacker's name.
+        vec![("host", "rebind.attacker.example".into()), ("origin", "http://rebind.attacker.example".into())],
+        vec![("host", format!("localhost:{port}"))],
+    ];
+    for headers in attempts {
+        let c = common::browser();
+        let mut req = c.post(app.url("/auth/dev")).form(&[("login", "x"), ("role", "admin")]);
+        for (k, v) in &headers {
+            req = req.header(*k, v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 404, "{headers:?}");
+        let mut req = c.get(app.url("/auth/sign-in"));
+        for (k, v) in &headers {
+            req = req.header(*k, v);
+        }
+        let html = req.send().await.unwrap().text().await.unwrap();
+        assert!(!html.contains("Sign in as a demo user"), "{headers:?}");
+    }
+    // Directly on the loopback address it works.
+    let r = common::browser()
+        .post(app.url("/auth/dev"))
+        .form(&[("login", "x"), ("role", "viewer")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+/// Finding 5: a deployer cannot lift an admin's freeze (which would re-open automatic
+/// promotion); every lift and every refused lift is audited.
+#[tokio::test]
+async fn a_deployer_cannot_lift_an_admins_freeze() {
+    let app = common::spawn_with("", true).await;
+    let admin = app.signed_in("admin").await;
+    let deployer = app.signed_in("deployer").await;
+    let (s, _) = call(&app.base, &admin, "freeze", &[("shortname", "publisher"), ("reason", "incident 42")]).await;
+    assert_eq!(s, 200);
+    let (s, body) = call(&app.base, &deployer, "unfreeze", &[("shortname", "publisher")]).await;
+    assert_eq!(s, 403, "{body}");
+    assert!(body.contains("only an admin may lift it"), "{body}");
+    let (_, gate) = app.get_json("/api/v1/applications/publisher/promotion?to=production").await;
+    assert_eq!(gate["allowed"], false, "{gate}");
+    assert!(gate["reason"].as_str().unwrap().contains("incident 42"));
+    // The deployer's own freeze they may lift; the admin lifts the admin's.
+    let (s, _) = call(&app.base, &admin, "unfreeze", &[("shortname", "publisher")]).await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&app.base, &deployer, "freeze", &[("shortname", "publisher"), ("reason", "mine")]).await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&app.base, &deployer, "unfreeze", &[("shortname", "publisher")]).await;
+    assert_eq!(s, 200);
+    let log = app.store.audit_log(Some("publisher"), None, 50).await.unwrap();
+    let unfreezes: Vec<&str> = log.iter().filter(|a| a.action == "unfreeze").map(|a| a.outcome.as_str()).collect();
+    assert_eq!(unfreezes, ["done", "done", "refused"]);
+}
+
+/// Finding 6: a reported version cannot steer GitHub calls or links.
+#[tokio::test]
+async fn versions_cannot_steer_urls() {
+    let env = spawn_with_github(15, None, "").await;
+    env.member("octocat", &["developers"]);
+    let token = pipeline_token(&env.store).await;
+    let evil = "%2e%2e/%2e%2e/%2e%2e/user/keys#";
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let r = http
+        .post(format!("{}/deployments", env.base))
+        .bearer_auth(&token)
+        .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": "integration", "version": evil}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let c = env.sign_in("octocat").await;
+    let (_s, _) = call(&env.base, &c, "preview", &[("shortname", "frontend"), ("environment", "integration"), ("git_ref", "v2")]).await;
+    let requests = env.fake.lock().unwrap().requests.clone();
+    assert!(
+        requests.iter().all(|(_, p)| !p.starts_with("/api/user/keys") && !p.contains("/../")),
+        "{requests:?}"
+    );
+    let compare = requests.iter().find(|(_, p)| p.contains("/compare/")).expect("a compare call");
+    assert_eq!(
+        compare.1,
+        "/api/repos/example-org/frontend/compare/%252e%252e%2F%252e%252e%2F%252e%252e%2Fuser%2Fkeys%23...v2"
+    );
+    // The version link stays in the repository's tree.
+    let html = c
+        .get(format!("{}/applications/frontend", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("https://github.com/example-org/frontend/tree/%252e%252e/%252e%252e/%252e%252e/user/keys%23"),
+        "the link is encoded"
+    );
+}
+
+/// Finding 7: people are keyed by GitHub id: a recycled login does not inherit the
+/// previous holder's row or token; a renamed person keeps theirs.
+#[tokio::test]
+async fn people_are_keyed_by_github_id() {
+    let env = spawn_with_github(15, None, "").await;
+    env.member("alice", &["developers"]);
+    env.fake.lock().unwrap().ids.insert("alice".into(), 1001);
+    let _ = env.sign_in("alice").await;
+    let first = env.store.users().await.unwrap();
+    assert_eq!(first.len(), 1);
+    let alice_row = first[0].user.user_id;
+    // GitHub gives the login "alice" to someone else (id 2002).
+    env.fake.lock().unwrap().ids.insert("alice".into(), 2002);
+    let _ = env.sign_in("alice").await;
+    let users = env.store.users().await.unwrap();
+    assert_eq!(users.len(), 2);
+    let old = users.iter().find(|u| u.user.github_id == Some(1001)).unwrap();
+    let new = users.iter().find(|u| u.user.github_id == Some(2002)).unwrap();
+    assert_eq!(old.user.login, format!("alice~{alice_row}"));
+    assert_ne!(new.user.user_id, alice_row);
+    assert!(env.store.user_token_for(old.user.user_id, 1001).await.unwrap().is_none(), "the old token is dropped");
+    assert!(env.store.user_token_for(new.user.user_id, 1001).await.unwrap().is_none(), "never read across ids");
+    // The first person, renamed to "alice-renamed", signs in again: same row.
+    env.member("alice-renamed", &["developers"]);
+    env.fake.lock().unwrap().ids.insert("alice-renamed".into(), 1001);
+    let _ = env.sign_in("alice-renamed").await;
+    let users = env.store.users().await.unwrap();
+    assert_eq!(users.len(), 2);
+    let renamed = users.iter().find(|u| u.user.github_id == Some(1001)).unwrap();
+    assert_eq!(renamed.user.user_id, alice_row);
+    assert_eq!(renamed.user.login, "alice-renamed");
+}
+
+/// Finding 8: at most 8 live streams per session (429 beyond), and they end at sign-out.
+#[tokio::test]
+async fn live_streams_are_capped_per_session_and_end_with_it() {
+    let app = common::spawn_with("", true).await;
+    let c = app.signed_in("viewer").await;
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let r = c.get(app.url("/api/live")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let r = c.get(app.url("/api/live")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    // Another session has its own allowance.
+    let other = app.signed_in("viewer").await;
+    assert_eq!(other.get(app.url("/api/live")).send().await.unwrap().status(), 200);
+    // Sign-out ends every stream of the session.
+    let r = c.post(app.url("/auth/sign-out")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    for mut stream in open {
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match stream.chunk().await {
+                    Ok(Some(_)) => continue,
+                    _ => break,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream ended with the session");
+    }
+}
+
+/// Finding 9: starting a sign-in writes nothing on the server; sign-in and bad bearer
+/// tokens are rate limited with 429 and Retry-After.
+#[tokio::test]
+async fn sign_in_writes_nothing_and_is_rate_limited() {
+    let env = spawn_with_github(15, None, "").await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tower_sessions")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap_or(0)
+    };
+    let before = count().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut limited = None;
+    for _ in 0..40 {
+        let r = http.get(format!("{}/auth/github", env.base)).send().await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 303);
+        let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert!(cookies.iter().all(|c| c.starts_with("release_oauth=") && c.contains("HttpOnly")), "{cookies:?}");
+    }
+    assert_eq!(count().await, before, "no session rows for anonymous sign-in starts");
+    let limited = limited.expect("sign-in is rate limited");
+    assert!(limited.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+
+    let app = common::spawn().await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let r = app.client.get(app.url("/api/v1/applications")).bearer_auth(format!("rel_wrong{i}")).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert!(statuses.contains(&401) && statuses.last() == Some(&429), "{statuses:?}");
+}
+
+/// Finding 10: a cookie-authenticated POST needs a same-origin `Origin` or
+/// `Sec-Fetch-Site: same-origin`; an oversized server-function body is a 413.
+#[tokio::test]
+async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
+    let app = common::spawn_with("", true).await;
+    let c = app.signed_in("viewer").await;
+    let bare = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap();
+    let r = bare.post(app.url("/auth/dev")).form(&[("login", "x"), ("role", "viewer")]).send().await.unwrap();
+    assert_eq!(r.status(), 403, "no Origin and no Sec-Fetch-Site");
+    let r = bare
+        .post(app.url("/auth/dev"))
+        .header("origin", &app.base)
+        .form(&[("login", "x"), ("role", "viewer")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "a same-origin Origin is enough");
+    let r = bare.post(app.url("/api/grid")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = bare.post(app.url("/api/grid")).header("origin", &app.base).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = bare
+        .post(app.url("/api/grid"))
+        .header("origin", &app.base)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let big = format!("shortname=publisher&environment=integration&git_ref={}", "v".repeat(200_000));
+    let r = c
+        .post(app.url("/api/deploy"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
+
+/// Finding 11: the page guard decides on the normalised path.
+#[tokio::test]
+async fn the_page_guard_sees_through_dot_segments() {
+    let app = common::spawn_with("", true).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for path in ["/pkg/../audit", "/pkg/%2e%2e/audit", "/pkg//../audit", "/favicon/../audit"] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&buf);
+        let status_line = text.lines().next().unwrap_or("");
+        assert!(
+            !status_line.contains(" 200 ") && !text.contains("Audit log</h1>"),
+            "{path}: {status_line}"
+        );
+    }
+}
+
+/// Finding 12: the pages' CSP has no `'self'` in `script-src`.
+#[tokio::test]
+async fn the_csp_script_src_is_nonce_only() {
+    let app = common::spawn_with("", true).await;
+    let c = app.signed_in("viewer").await;
+    let r = c.get(app.url("/")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let script_src = csp.split(';').find(|d| d.trim().starts_with("script-src")).unwrap();
+    assert!(!script_src.contains("'self'") && script_src.contains("'nonce-"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("rel=\"modulepreload\""), "no preload link without a nonce");
+}
+
+/// The invariant across every button: a person who may deploy only to integration causes
+/// nothing in staging or production, by any server function.
+#[tokio::test]
+async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button() {
+    let (staging, staging_log) = fake_argo().await;
+    let (production, prod_log) = fake_argo().await;
+    let env = spawn_with_github(
+        15,
+        None,
+        &format!("[argo.staging]\nurl = \"{staging}\"\n[argo.production]\nurl = \"{production}\"\n"),
+    )
+    .await;
+    env.member("octocat", &["developers"]);
+    let token = pipeline_token(&env.store).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut failed = Vec::new();
+    for e in ["staging", "production"] {
+        let r = http
+            .post(format!("{}/api/v1/events", env.base))
+            .bearer_auth(&token)
+            .json(&json!({"repo": "example-org/frontend", "environment": e, "version": "v9", "stage": "smoke_tests",
+                          "status": "failed", "workflow": {"environment": e, "namespace": "apps", "name": "post-sync-9"}}))
+            .send()
+            .await
+            .unwrap();
+        failed.push(r.json::<Value>().await.unwrap()["deployment_id"].as_i64().unwrap().to_string());
+    }
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM deployments WHERE environment <> 'integration'")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap()
+    };
+    let before = rows().await;
+    let c = env.sign_in("octocat").await;
+    let mut statuses = Vec::new();
+    for e in ["staging", "production"] {
+        for confirm in ["", "yes"] {
+            statuses.push(call(&env.base, &c, "deploy", &[("shortname", "frontend"), ("environment", e), ("git_ref", "v10"), ("confirm", confirm), ("override_reason", "because")]).await.0);
+        }
+    }
+    for id in &failed {
+        statuses.push(call(&env.base, &c, "resubmit", &[("deployment_id", id)]).await.0);
+    }
+    statuses.push(call(&env.base, &c, "freeze", &[("reason", "site")]).await.0);
+    statuses.push(call(&env.base, &c, "unfreeze", &[]).await.0);
+    assert!(statuses.iter().all(|s| *s == 403), "{statuses:?}");
+    assert_eq!(rows().await, before, "no deployment recorded beyond integration");
+    assert!(env.fake.lock().unwrap().dispatches.is_empty(), "GitHub dispatched nothing");
+    assert!(staging_log.lock().unwrap().is_empty() && prod_log.lock().unwrap().is_empty(), "Argo received nothing");
+    assert!(env.store.all_active_freezes().await.unwrap().is_empty());
+    let audit = env.store.audit_log(None, None, 100).await.unwrap();
+    assert!(audit.iter().all(|a| a.outcome == "refused"), "{audit:?}");
+}
