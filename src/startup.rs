@@ -366,6 +366,7 @@ pub fn outer_layers(router: Router, state: &ServerState) -> Router {
             state.clone(),
             http::guard::refuse_cross_site,
         ))
+        .layer(axum::middleware::from_fn(http::limits::server_fn_input_errors))
         .layer(axum::middleware::from_fn(http::limits::limit_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -249,8 +249,11 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
     let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &[]);
     let c = client();
+    // A session the browser already has (here: an earlier sign-in) is replaced, not
+    // reused, by the next sign-in.
+    let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
     let r = c
-        .get(format!("{}/auth/github", env.base))
+        .get(format!("{}/auth/callback?code={code}&state={state}", env.base))
         .send()
         .await
         .unwrap();
@@ -295,20 +298,47 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
 #[tokio::test]
 async fn cookies_are_secure_behind_https() {
     let env = spawn_with_github(15, Some("https://release.example.org"), "").await;
-    let r = client()
+    env.member("octocat", &[]);
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let r = raw
         .get(format!("{}/auth/github", env.base))
         .send()
         .await
         .unwrap();
-    let cookie = session_cookie(&r).unwrap();
+    let pending = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
-        cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
+        pending.starts_with("release_oauth=")
+            && pending.contains("Secure")
+            && pending.contains("HttpOnly")
+            && pending.contains("SameSite=Lax"),
+        "{pending}"
     );
     let q = query(r.headers()["location"].to_str().unwrap());
     assert_eq!(
         q["redirect_uri"],
         "https://release.example.org/auth/callback"
+    );
+    // Finish the sign-in (the browser would send the Secure cookie over https).
+    let code = format!("octocat.{}", rand_code());
+    env.fake.lock().unwrap().codes.insert(
+        code.clone(),
+        (q["code_challenge"].clone(), q["redirect_uri"].clone()),
+    );
+    let r = raw
+        .get(format!("{}/auth/callback?code={code}&state={}", env.base, q["state"]))
+        .header("cookie", pending.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = session_cookie(&r).unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
     );
 }
 
@@ -570,7 +600,7 @@ async fn github_needs_its_secrets() {
         secret_key: Some(KEY.into()),
         demo_stage_ms: 50,
         argo_tokens: Default::default(),
-        dev_sign_in: true,
+        dev_sign_in: false,
         limits: Default::default(),
     })
     .await

@@ -78,3 +78,28 @@ pub async fn request_timeout(State(state): State<ServerState>, req: Request, nex
         }
     }
 }
+
+/// Server functions answer 500 when their arguments cannot be read (a missing or
+/// malformed field: Leptos's `Args|...` and `Deserialization|...` errors). That is the
+/// caller's fault: 422 with the same message. Any other 500 stays a 500.
+pub async fn server_fn_input_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let is_server_fn = req.method() == Method::POST
+        && path.starts_with("/api/")
+        && !path.starts_with("/api/v1/")
+        && path != "/api/live";
+    let resp = next.run(req).await;
+    if !is_server_fn || resp.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return (parts, Body::empty()).into_response(),
+    };
+    const CALLER_FAULTS: [&[u8]; 3] = [b"Args|", b"Deserialization|", b"MissingArg|"];
+    if CALLER_FAULTS.iter().any(|p| bytes.starts_with(p)) {
+        parts.status = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    (parts, Body::from(bytes)).into_response()
+}

@@ -16,7 +16,7 @@ pub async fn get_activity(environment: Option<String>) -> Result<Activity, Serve
                 .store
                 .environments()
                 .parse(e)
-                .map_err(|e| ServerFnError::new(e.to_string()))?,
+                .map_err(|e| crate::state::refuse(422, e.to_string()))?,
         ),
         None => None,
     };

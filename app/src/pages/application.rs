@@ -15,7 +15,7 @@ use leptos_router::hooks::use_params_map;
 pub async fn get_application(shortname: String) -> Result<Option<AppDetail>, ServerFnError> {
     crate::auth::require_user()?;
     let shortname = crate::domain::Shortname::parse(&shortname)
-        .map_err(|e| ServerFnError::new(e.to_string()))?;
+        .map_err(|e| crate::state::refuse(422, e.to_string()))?;
     let state = crate::state::app_state()?;
     let detail = state
         .store
