@@ -134,18 +134,18 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::rt::{TokioIo, TokioTimer};
         use tower::ServiceExt;
         let service = tower::ServiceBuilder::new()
             .map_request(http::applications::rewrite_release_app_json)
             .service(self.router);
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        // HTTP/1.1 only (browsers speak plain-text HTTP/2 to nobody): no protocol sniffing
+        // step, so the header timeout runs from the first byte a connection may send, and
+        // a connection that sends nothing is closed too.
+        let mut builder = hyper::server::conn::http1::Builder::new();
         builder
-            .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
-        let builder = Arc::new(builder);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let slots = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         let mut refused_at: Option<std::time::Instant> = None;
@@ -176,9 +176,7 @@ impl Server {
                 req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 service.clone().oneshot(req.map(axum::body::Body::new))
             });
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-                .into_owned();
+            let conn = builder.serve_connection(TokioIo::new(stream), hyper_service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {

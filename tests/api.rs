@@ -5,7 +5,7 @@ mod common;
 use common::spawn;
 use serde_json::{json, Value};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notification_is_recorded_with_the_release_app_answer() {
     let app = spawn().await;
     let r = app
@@ -34,7 +34,7 @@ async fn notification_is_recorded_with_the_release_app_answer() {
     assert_eq!(cs["environments"]["integration"]["current"], Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_repo_creates_the_application() {
     let app = spawn().await;
     assert_eq!(
@@ -70,7 +70,7 @@ async fn unknown_repo_creates_the_application() {
     assert_eq!(status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_app_json_for_a_declared_app() {
     let app = spawn().await;
     let (status, body) = app.get_json("/applications/frontend.json").await;
@@ -85,7 +85,7 @@ async fn release_app_json_for_a_declared_app() {
     assert_eq!(body["error"], "no application nope");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_repo_is_a_conflict() {
     let app = spawn().await;
     let r = app.notify("alphagov/mono", "staging", "v1").await;
@@ -98,7 +98,7 @@ async fn ambiguous_repo_is_a_conflict() {
     assert_eq!(app.store.deployment_count().await.unwrap(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked() {
     let app = spawn().await;
     let body = json!({"repo": "alphagov/frontend", "deployment": {"environment": "staging", "version": "v1"}});
@@ -166,7 +166,7 @@ async fn expect_error(r: reqwest::Response, status: u16, field: Option<&str>, co
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_notifications_get_precise_answers() {
     let app = spawn().await;
     let app = &app;
@@ -248,7 +248,7 @@ async fn bad_notifications_get_precise_answers() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_fields_are_kept() {
     let app = spawn().await;
     let r = app
@@ -267,7 +267,7 @@ async fn optional_fields_are_kept() {
     assert_eq!(cur["created_at"], "2026-11-01T10:00:00Z");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_drive_the_status_and_attach_to_the_deployment() {
     let app = spawn().await;
     assert_eq!(
@@ -323,7 +323,7 @@ async fn events_drive_the_status_and_attach_to_the_deployment() {
     assert!(page.contains("View workflow"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_before_the_notification_lose_nothing() {
     let app = spawn().await;
     let r = app
@@ -349,7 +349,7 @@ async fn events_before_the_notification_lose_nothing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_delivery_changes_nothing() {
     let app = spawn().await;
     let body = json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v3", "stage": "smoke_tests", "status": "failed", "delivery_id": "d-1"});
@@ -365,7 +365,7 @@ async fn repeated_delivery_changes_nothing() {
     assert_eq!(events, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_events_get_precise_answers() {
     let app = spawn().await;
     let base = json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v3", "stage": "sync", "status": "started"});
@@ -434,7 +434,7 @@ async fn bad_events_get_precise_answers() {
     assert_eq!(app.store.deployment_count().await.unwrap(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthchecks() {
     let app = spawn().await;
     let r = app
@@ -455,7 +455,7 @@ async fn healthchecks() {
     assert_eq!(body["database"], "ok");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_notification_sent_late_does_not_replace_a_newer_one() {
     let app = spawn().await;
     let send = |v: &str, at: &str| json!({"repo": "alphagov/frontend", "deployment": {"environment": "integration", "version": v, "created_at": at}});

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use common::fake_github::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() {
     let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &["developers"]);
@@ -104,7 +104,7 @@ async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() 
         .starts_with("gho_octocat."));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_state_and_reused_codes_are_refused() {
     let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &[]);
@@ -170,7 +170,7 @@ async fn wrong_or_missing_state_and_reused_codes_are_refused() {
     assert_eq!(env.me(&other).await, Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_authorization_and_a_non_member_are_told_why() {
     let env = spawn_with_github(15, None, "").await;
     let c = client();
@@ -208,7 +208,7 @@ async fn a_denied_authorization_and_a_non_member_are_told_why() {
     assert_eq!(env.me(&c).await, Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
     // refresh_minutes = 0: memberships are read again on every request.
     let env = spawn_with_github(0, None, "").await;
@@ -244,7 +244,7 @@ async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
     assert_eq!(env.me(&c).await, Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
     let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &[]);
@@ -295,7 +295,7 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
         .starts_with("/auth/sign-in"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookies_are_secure_behind_https() {
     let env = spawn_with_github(15, Some("https://release.example.org"), "").await;
     env.member("octocat", &[]);
@@ -375,7 +375,7 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     ("/api/unfreeze", [401, 403, 200, 200, 200]),
 ];
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_matrix() {
     let app = common::spawn_with("", true).await;
     let callers = [
@@ -455,7 +455,7 @@ async fn the_authorization_matrix() {
     assert!(html.contains("demo-viewer") && html.contains("demo-admin"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_matrix_covers_every_page_and_server_function() {
     let pages: HashSet<String> = leptos_axum::generate_route_list(app::App)
         .iter()
@@ -470,7 +470,7 @@ async fn the_matrix_covers_every_page_and_server_function() {
     assert_eq!(fns, listed, "every server function has a row in SERVER_FNS");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_posts_are_refused() {
     let app = common::spawn_with("", true).await;
     let c = app.signed_in("viewer").await;
@@ -519,7 +519,7 @@ async fn cross_site_posts_are_refused() {
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_headers_on_pages_and_api() {
     let app = common::spawn_with("", true).await;
     let c = app.signed_in("viewer").await;
@@ -561,7 +561,7 @@ async fn security_headers_on_pages_and_api() {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_sign_in_is_refused_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let err = Server::build(Settings {
@@ -586,7 +586,7 @@ async fn development_sign_in_is_refused_off_loopback() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_needs_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse("[github]\nclient_id = \"x\"\n[access]\norg = \"o\"").unwrap();

@@ -85,7 +85,7 @@ fn dispatch_count(env: &Env) -> usize {
     env.fake.lock().unwrap().dispatches.len()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -153,7 +153,7 @@ async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
     assert_eq!(out["deployment_status"], "in_progress");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_rules_are_enforced_on_the_server() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -196,7 +196,7 @@ async fn deploy_rules_are_enforced_on_the_server() {
     assert_eq!(s, 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_deploy_while_one_is_in_flight_is_refused_and_fifty_at_once_dispatch_once() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -247,7 +247,7 @@ async fn a_second_deploy_while_one_is_in_flight_is_refused_and_fifty_at_once_dis
     assert_eq!(dispatch_count(&env) - before, 1, "exactly one dispatch");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_failures_are_explained_and_nothing_is_recorded() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -288,7 +288,7 @@ async fn github_failures_are_explained_and_nothing_is_recorded() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -398,7 +398,7 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
     assert_eq!(r.json::<Value>().await.unwrap()["deploy_freeze"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
     let (env, argo, log) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -469,7 +469,7 @@ async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -564,7 +564,7 @@ async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
     assert!(body.contains("does not exist"), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deploy_form_suggests_recent_tags_and_commits() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -582,7 +582,7 @@ async fn the_deploy_form_suggests_recent_tags_and_commits() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_github_token_is_explained() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
@@ -596,7 +596,7 @@ async fn a_revoked_github_token_is_explained() {
     assert_eq!(env.store.deployment_count().await.unwrap(), before);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_github_is_explained() {
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")

@@ -32,7 +32,7 @@ async fn open_stream(app: &common::TestApp) -> reqwest::Response {
     resp
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_reaches_the_stream_within_a_second() {
     let app = common::spawn().await;
     let mut stream = open_stream(&app).await;
@@ -48,7 +48,7 @@ async fn an_event_reaches_the_stream_within_a_second() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_needs_a_signed_in_person() {
     let app = common::spawn().await;
     let r = reqwest::Client::new()
@@ -59,7 +59,7 @@ async fn the_stream_needs_a_signed_in_person() {
     assert_eq!(r.status(), 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_postgres_database_share_changes() {
     let Some((admin, db, url)) =
         common::fresh_postgres("two_servers_on_one_postgres_database_share_changes").await

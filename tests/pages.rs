@@ -12,7 +12,7 @@ fn row<'a>(html: &'a str, app: &str) -> &'a str {
     &html[start..end]
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grid_has_every_app_with_its_flags() {
     let app = common::spawn_with("", true).await;
     let (status, html) = app.page("/").await;
@@ -45,7 +45,7 @@ async fn the_grid_has_every_app_with_its_flags() {
     assert!(i < s && s < p);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_filter_works_without_javascript() {
     let app = common::spawn_with("", true).await;
     let (_, html) = app.page("/?q=publisher").await;
@@ -60,7 +60,7 @@ async fn the_filter_works_without_javascript() {
     assert!(!row(&html, "frontend").starts_with("<tr hidden"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_application_page_explains_its_flags() {
     let app = common::spawn_with("", true).await;
     let (status, html) = app.page("/applications/publisher").await;
@@ -81,7 +81,7 @@ async fn the_application_page_explains_its_flags() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activity_filters_by_environment() {
     let app = common::spawn_with("", true).await;
     let (status, html) = app.page("/activity?environment=staging").await;

@@ -53,7 +53,7 @@ async fn pipeline_token(store: &app::store::Store) -> String {
 /// Finding 1: Resubmit acts only on the deployment's own environment, with that
 /// environment's Argo server and token; pipeline-supplied workflow fields choose nothing,
 /// and Argo names are Kubernetes names.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
     let (integration, int_log) = fake_argo().await;
     let (production, prod_log) = fake_argo().await;
@@ -122,7 +122,7 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
 }
 
 /// Finding 2: no open redirect after sign-in (development sign-in and GitHub callback).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn return_to_never_leaves_the_site() {
     let app = common::spawn_with("", true).await;
     for bad in ["/\t/evil.example/", "//evil.example", "/\\evil.example", "https://evil.example/"] {
@@ -158,7 +158,7 @@ async fn return_to_never_leaves_the_site() {
 
 /// Finding 3: a connection that never finishes its headers is closed, and connections
 /// beyond the cap are closed at once, so the health check keeps answering.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_off_and_connections_are_capped() {
     let app = common::spawn_custom("", false, |s| {
         s.limits.header_read_timeout = Duration::from_millis(500);
@@ -167,9 +167,12 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
     .await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut held = Vec::new();
-    for _ in 0..40 {
+    for i in 0..40 {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"GET /healthcheck/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        // Half of them send part of a request, half send nothing at all.
+        if i % 2 == 0 {
+            s.write_all(b"GET /healthcheck/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        }
         held.push(s);
     }
     // Every half-sent request is closed by the server within the header timeout (or at
@@ -188,7 +191,7 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
 
 /// Finding 4: development sign-in needs the explicit switch, and each request must be
 /// addressed to a loopback IP literal with no forwarding header.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_sign_in_fails_closed() {
     // Without --dev-sign-in and without GitHub, Release refuses to start.
     let dir = tempfile::tempdir().unwrap();
@@ -240,7 +243,7 @@ async fn development_sign_in_fails_closed() {
 
 /// Finding 5: a deployer cannot lift an admin's freeze (which would re-open automatic
 /// promotion); every lift and every refused lift is audited.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployer_cannot_lift_an_admins_freeze() {
     let app = common::spawn_with("", true).await;
     let admin = app.signed_in("admin").await;
@@ -266,7 +269,7 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
 }
 
 /// Finding 6: a reported version cannot steer GitHub calls or links.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_cannot_steer_urls() {
     let env = spawn_with_github(15, None, "").await;
     env.member("octocat", &["developers"]);
@@ -310,7 +313,7 @@ async fn versions_cannot_steer_urls() {
 
 /// Finding 7: people are keyed by GitHub id: a recycled login does not inherit the
 /// previous holder's row or token; a renamed person keeps theirs.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_are_keyed_by_github_id() {
     let env = spawn_with_github(15, None, "").await;
     env.member("alice", &["developers"]);
@@ -342,7 +345,7 @@ async fn people_are_keyed_by_github_id() {
 }
 
 /// Finding 8: at most 8 live streams per session (429 beyond), and they end at sign-out.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_are_capped_per_session_and_end_with_it() {
     let app = common::spawn_with("", true).await;
     let c = app.signed_in("viewer").await;
@@ -355,8 +358,11 @@ async fn live_streams_are_capped_per_session_and_end_with_it() {
     let r = c.get(app.url("/api/live")).send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
-    // Another session has its own allowance.
-    let other = app.signed_in("viewer").await;
+    // Signing in again does not buy more streams (the cap is per person)...
+    let again = app.signed_in("viewer").await;
+    assert_eq!(again.get(app.url("/api/live")).send().await.unwrap().status(), 429);
+    // ...but another person has their own allowance.
+    let other = app.signed_in("admin").await;
     assert_eq!(other.get(app.url("/api/live")).send().await.unwrap().status(), 200);
     // Sign-out ends every stream of the session.
     let r = c.post(app.url("/auth/sign-out")).send().await.unwrap();
@@ -377,7 +383,7 @@ async fn live_streams_are_capped_per_session_and_end_with_it() {
 
 /// Finding 9: starting a sign-in writes nothing on the server; sign-in and bad bearer
 /// tokens are rate limited with 429 and Retry-After.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_writes_nothing_and_is_rate_limited() {
     let env = spawn_with_github(15, None, "").await;
     let count = || async {
@@ -417,11 +423,14 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
         }
     }
     assert!(statuses.contains(&401) && statuses.last() == Some(&429), "{statuses:?}");
+    // The pipeline's valid token is never limited, whatever others sent from its address.
+    let (status, _) = app.get_json("/api/v1/applications").await;
+    assert_eq!(status, 200);
 }
 
 /// Finding 10: a cookie-authenticated POST needs a same-origin `Origin` or
 /// `Sec-Fetch-Site: same-origin`; an oversized server-function body is a 413.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
     let app = common::spawn_with("", true).await;
     let c = app.signed_in("viewer").await;
@@ -460,7 +469,7 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
 }
 
 /// Finding 11: the page guard decides on the normalised path.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_guard_sees_through_dot_segments() {
     let app = common::spawn_with("", true).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
@@ -481,7 +490,7 @@ async fn the_page_guard_sees_through_dot_segments() {
 }
 
 /// Finding 12: the pages' CSP has no `'self'` in `script-src`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_csp_script_src_is_nonce_only() {
     let app = common::spawn_with("", true).await;
     let c = app.signed_in("viewer").await;
@@ -495,7 +504,7 @@ async fn the_csp_script_src_is_nonce_only() {
 
 /// The invariant across every button: a person who may deploy only to integration causes
 /// nothing in staging or production, by any server function.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button() {
     let (staging, staging_log) = fake_argo().await;
     let (production, prod_log) = fake_argo().await;

@@ -289,7 +289,7 @@ async fn suite(store: Store) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("t.db").display());
@@ -302,7 +302,7 @@ async fn storage_on_sqlite() {
     assert_eq!(mode, "wal");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_on_postgres() {
     let Some((admin, db, url)) = common::fresh_postgres("storage_on_postgres").await else {
         return;

@@ -47,14 +47,16 @@ impl FromRequestParts<ServerState> for ApiToken {
         parts: &mut Parts,
         state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
-        // An address that sent too many bad tokens is refused before any is checked.
+        // Only failures count, per address: a valid token is never limited, so someone
+        // sending garbage from behind the same proxy cannot lock the pipeline out. Past the
+        // limit a failure is a 429 with Retry-After instead of a 401.
         let ip = super::rate_limit::peer_ip(&parts.extensions);
-        state.token_limiter.check(ip).map_err(ApiError::TooMany)?;
-        let refused = |why: &'static str| {
-            if state.token_limiter.take(ip).is_err() {
+        let refused = |why: &'static str| match state.token_limiter.take(ip) {
+            Ok(()) => ApiError::Unauthorized(why),
+            Err(wait) => {
                 tracing::warn!(%ip, "failed API token rate limit reached");
+                ApiError::TooMany(wait)
             }
-            ApiError::Unauthorized(why)
         };
         let header =
             parts

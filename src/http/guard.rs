@@ -85,7 +85,12 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let user = current_user(&state, &session).await;
-    if user.is_none() && is_page(req.method(), &normalize_path(req.uri().path())) {
+    let path = req.uri().path();
+    // A page if either the raw path (what the router matches) or the normalised one (what
+    // a browser or an asset lookup may resolve it to) is one.
+    if user.is_none()
+        && (is_page(req.method(), path) || is_page(req.method(), &normalize_path(path)))
+    {
         let here = req
             .uri()
             .path_and_query()

@@ -2,8 +2,8 @@
 //! shortname of the application that changed (or `*`); pages refetch what they show. The
 //! browser's EventSource reconnects by itself.
 //!
-//! A session may hold `limits.live_streams_per_session` streams at once (429 beyond), and
-//! its streams end when it does: at sign-out at once, on expiry or removal within
+//! A person may hold `limits.live_streams_per_session` streams at once, across all their
+//! sessions (429 beyond), and a session's streams end when it does: at sign-out at once, on expiry or removal within
 //! `limits.live_session_check`, and at server shutdown.
 
 use super::guard::{SessionUser, USER_KEY};
@@ -21,16 +21,23 @@ use tokio::sync::watch;
 use tower_sessions::session::Id;
 use tower_sessions::{Session, SessionStore};
 
-/// The open live streams, per session id, with a signal that ends them.
+/// The open live streams: counted per person (a new sign-in does not buy more), and per
+/// session with a signal that ends them.
 pub struct LiveStreams {
-    sessions: Mutex<HashMap<Id, (usize, watch::Sender<bool>)>>,
+    open: Mutex<Open>,
     shutdown: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Open {
+    users: HashMap<i64, usize>,
+    sessions: HashMap<Id, (usize, watch::Sender<bool>)>,
 }
 
 impl Default for LiveStreams {
     fn default() -> Self {
         Self {
-            sessions: Mutex::default(),
+            open: Mutex::default(),
             shutdown: watch::channel(false).0,
         }
     }
@@ -39,16 +46,23 @@ impl Default for LiveStreams {
 /// One open stream; closing it (dropping this) frees its slot.
 pub struct Slot {
     streams: Arc<LiveStreams>,
+    user: i64,
     session: Id,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Ok(mut map) = self.streams.sessions.lock() {
-            if let Some((n, _)) = map.get_mut(&self.session) {
+        if let Ok(mut open) = self.streams.open.lock() {
+            if let Some(n) = open.users.get_mut(&self.user) {
                 *n -= 1;
                 if *n == 0 {
-                    map.remove(&self.session);
+                    open.users.remove(&self.user);
+                }
+            }
+            if let Some((n, _)) = open.sessions.get_mut(&self.session) {
+                *n -= 1;
+                if *n == 0 {
+                    open.sessions.remove(&self.session);
                 }
             }
         }
@@ -56,20 +70,30 @@ impl Drop for Slot {
 }
 
 impl LiveStreams {
-    /// A slot for one more stream of `session`, or `None` when it holds `cap` already.
-    fn open(self: &Arc<Self>, session: Id, cap: usize) -> Option<(Slot, watch::Receiver<bool>)> {
-        let mut map = self.sessions.lock().ok()?;
-        let (n, ended) = map
-            .entry(session)
-            .or_insert_with(|| (0, watch::channel(false).0));
+    /// A slot for one more stream of this person's `session`, or `None` when the person
+    /// holds `cap` already.
+    fn open(
+        self: &Arc<Self>,
+        user: i64,
+        session: Id,
+        cap: usize,
+    ) -> Option<(Slot, watch::Receiver<bool>)> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.users.entry(user).or_insert(0);
         if *n >= cap {
             return None;
         }
         *n += 1;
+        let (count, ended) = open
+            .sessions
+            .entry(session)
+            .or_insert_with(|| (0, watch::channel(false).0));
+        *count += 1;
         let rx = ended.subscribe();
         Some((
             Slot {
                 streams: self.clone(),
+                user,
                 session,
             },
             rx,
@@ -78,8 +102,8 @@ impl LiveStreams {
 
     /// Ends every stream of a session (sign-out).
     pub fn end_session(&self, session: Id) {
-        if let Ok(map) = self.sessions.lock() {
-            if let Some((_, ended)) = map.get(&session) {
+        if let Ok(open) = self.open.lock() {
+            if let Some((_, ended)) = open.sessions.get(&session) {
                 ended.send_replace(true);
             }
         }
@@ -92,9 +116,9 @@ impl LiveStreams {
 
     /// Streams open now, for all sessions.
     pub fn open_count(&self) -> usize {
-        self.sessions
+        self.open
             .lock()
-            .map(|m| m.values().map(|(n, _)| *n).sum())
+            .map(|o| o.users.values().sum())
             .unwrap_or(0)
     }
 }
@@ -125,17 +149,17 @@ pub async fn stream(
     Extension(user): Extension<Option<CurrentUser>>,
     session: Session,
 ) -> Response {
-    let (Some(_), Some(id)) = (user, session.id()) else {
+    let (Some(user), Some(id)) = (user, session.id()) else {
         return (StatusCode::UNAUTHORIZED, "sign in to follow live changes").into_response();
     };
     let Some((slot, ended)) = state
         .live
-        .open(id, state.limits.live_streams_per_session)
+        .open(user.user_id, id, state.limits.live_streams_per_session)
     else {
         return super::rate_limit::too_many(
             Duration::from_secs(5),
             &format!(
-                "live streams for this session (at most {} at once)",
+                "live streams for this person (at most {} at once)",
                 state.limits.live_streams_per_session
             ),
         );

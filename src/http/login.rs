@@ -29,7 +29,12 @@ pub fn safe_return_to(public: &url::Url, r: Option<&str>) -> String {
         return "/".to_owned();
     }
     match public.join(p) {
-        Ok(u) if u.origin() == public.origin() && !u.path().starts_with("/auth/") => {
+        // `/.//evil.example` resolves to the path `//evil.example`: a protocol-relative URL
+        // once sent as `Location`. Refused like any other `//`.
+        Ok(u) if u.origin() == public.origin()
+            && !u.path().starts_with("/auth/")
+            && !u.path().starts_with("//") =>
+        {
             let mut out = u.path().to_owned();
             if let Some(q) = u.query() {
                 out.push('?');
@@ -483,6 +488,9 @@ mod tests {
             "/ /evil.example",
             "/\u{a0}/evil.example",
             "/%2e%2e/auth/sign-out",
+            "/.//evil.example",
+            "/..//evil.example",
+            "/%2e//evil.example",
         ] {
             assert_eq!(r(bad), "/", "{bad:?}");
         }

@@ -101,7 +101,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Open connections at most; more are closed as soon as they are accepted.
     pub max_connections: usize,
-    /// Live-update streams one session may hold open at once: 429 beyond.
+    /// Live-update streams one person may hold open at once (all their sessions
+    /// together): 429 beyond.
     pub live_streams_per_session: usize,
     /// How often a live stream checks that its session still exists.
     pub live_session_check: Duration,

@@ -215,12 +215,29 @@ pub fn check_freeze(user: &CurrentUser, site_wide: bool) -> Result<Authority, Re
 }
 
 /// Lifting freezes: the same role as setting one there, and at least the authority of
-/// whoever set each freeze being lifted (a deployer cannot lift an admin's incident freeze).
-pub fn check_lift(user: &CurrentUser, site_wide: bool, freezes: &[Freeze]) -> Result<(), Refusal> {
+/// whoever set each freeze being lifted. An admin's freeze needs an admin. A deployer's
+/// freeze may be lifted by whoever set it, an admin, or a deployer to every environment
+/// (an integration-only deployer cannot lift a production deployer's incident freeze).
+pub fn check_lift(
+    user: &CurrentUser,
+    site_wide: bool,
+    freezes: &[Freeze],
+    environments: &[super::Environment],
+) -> Result<(), Refusal> {
     let mine = check_freeze(user, site_wide)?;
     if let Some(f) = freezes.iter().find(|f| f.authority > mine) {
         return Err(Refusal::Forbidden(format!(
             "{} froze this as an admin ({}): only an admin may lift it",
+            f.frozen_by, f.reason
+        )));
+    }
+    let everywhere = environments.iter().all(|e| may_act_on(user, e.as_str()));
+    if let Some(f) = freezes
+        .iter()
+        .find(|f| !everywhere && !user.admin && f.frozen_by != user.login)
+    {
+        return Err(Refusal::Forbidden(format!(
+            "{} froze this ({}): only they, an admin, or someone who may deploy to every environment may lift it",
             f.frozen_by, f.reason
         )));
     }
@@ -422,16 +439,24 @@ mod tests {
         assert_eq!(check_freeze(&deployer, false), Ok(Authority::Deployer));
         assert_eq!(check_freeze(&deployer, true).unwrap_err().status(), 403);
         assert_eq!(check_freeze(&admin, true), Ok(Authority::Admin));
+        let envs = Environments::default();
+        let envs = envs.as_slice();
+        let everywhere = user(false, &["integration", "staging", "production"]);
         let admins = [freeze(Some("a"), Authority::Admin)];
-        let deployers = [freeze(Some("a"), Authority::Deployer)];
-        assert_eq!(check_lift(&deployer, false, &admins).unwrap_err().status(), 403);
-        assert!(check_lift(&deployer, false, &deployers).is_ok());
-        assert!(check_lift(&admin, false, &admins).is_ok());
-        assert_eq!(check_lift(&viewer, false, &deployers).unwrap_err().status(), 403);
-        assert_eq!(check_lift(&deployer, true, &[]).unwrap_err().status(), 403);
-        // A mix: one admin freeze among the app's freezes blocks the deployer.
+        let deployers = [freeze(Some("a"), Authority::Deployer)]; // set by "boss"
+        assert_eq!(check_lift(&everywhere, false, &admins, envs).unwrap_err().status(), 403);
+        assert!(check_lift(&everywhere, false, &deployers, envs).is_ok());
+        assert!(check_lift(&admin, false, &admins, envs).is_ok());
+        assert_eq!(check_lift(&viewer, false, &deployers, envs).unwrap_err().status(), 403);
+        assert_eq!(check_lift(&deployer, true, &[], envs).unwrap_err().status(), 403);
+        // An integration-only deployer may lift only their own deployer freeze.
+        assert_eq!(check_lift(&deployer, false, &deployers, envs).unwrap_err().status(), 403);
+        let mut own = deployers[0].clone();
+        own.frozen_by = deployer.login.clone();
+        assert!(check_lift(&deployer, false, &[own], envs).is_ok());
+        // A mix: one admin freeze among the app's freezes blocks a deployer.
         let mixed = [deployers[0].clone(), admins[0].clone()];
-        assert!(check_lift(&deployer, false, &mixed).is_err());
+        assert!(check_lift(&everywhere, false, &mixed, envs).is_err());
     }
 
     #[test]

@@ -596,13 +596,14 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
             }
         }
     };
-    if let Err(r) = rules::check_lift(&user, site_wide, &in_force) {
+    if let Err(r) = rules::check_lift(&user, site_wide, &in_force, state.store.environments().as_slice()) {
         audit("refused", r.to_string()).await;
         return Err(refuse(r.status(), r.to_string()));
     }
+    let ids: Vec<i64> = in_force.iter().map(|f| f.id).collect();
     let n = state
         .store
-        .lift_freeze(app.as_ref().map(|a| a.id), &user.login)
+        .lift_freezes(&ids, &user.login)
         .await
         .map_err(crate::state::internal)?;
     let reasons: Vec<String> = in_force.iter().map(|f| format!("{} ({})", f.reason, f.frozen_by)).collect();

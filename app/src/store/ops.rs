@@ -164,6 +164,27 @@ impl Store {
         Ok(id)
     }
 
+    /// Lifts exactly these freezes (the ones the rules were checked against: a freeze set
+    /// meanwhile stays); how many were lifted.
+    pub async fn lift_freezes(&self, ids: &[i64], by: &str) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            n += sqlx::query(
+                "UPDATE freezes SET lifted_by = $1, lifted_at = $2 WHERE lifted_at IS NULL AND id = $3",
+            )
+            .bind(by)
+            .bind(now_ms())
+            .bind(*id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        if n > 0 {
+            self.publish("*").await;
+        }
+        Ok(n)
+    }
+
     /// Lifts the freezes in force on an app (or the site, for `None`); how many were lifted.
     pub async fn lift_freeze(&self, app_id: Option<i64>, by: &str) -> Result<u64> {
         let sql = if app_id.is_some() {

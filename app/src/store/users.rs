@@ -163,13 +163,27 @@ impl Store {
         .flatten())
     }
 
-    /// Updates a person's login after GitHub reported a rename.
+    /// Updates a person's login after GitHub reported a rename. An older row still holding
+    /// that login (someone who gave it up) is moved aside first, as at sign-in.
     pub async fn update_login(&self, user_id: i64, login: &str) -> Result<()> {
+        let _guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE users SET login = login || '~' || CAST(id AS TEXT), token_ciphertext = NULL WHERE login = $1 AND id <> $2",
+        )
+        .bind(login)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE users SET login = $1 WHERE id = $2")
             .bind(login)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
