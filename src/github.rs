@@ -126,12 +126,17 @@ impl GitHub {
 
     /// `GET {api}/{segments...}`, each segment percent-encoded (org, team and login come
     /// from configuration and from GitHub, and still cannot change the path).
-    async fn get(&self, token: &str, segments: &[&str]) -> Result<Option<serde_json::Value>, GitHubError> {
+    async fn get(
+        &self,
+        token: &str,
+        segments: &[&str],
+    ) -> Result<Option<serde_json::Value>, GitHubError> {
         let path = format!("/{}", segments.join("/"));
-        let url = app::pipeline::endpoint(&self.api_url, segments).map_err(|e| GitHubError::Status {
-            status: 400,
-            what: format!("GET {path} ({e})"),
-        })?;
+        let url =
+            app::pipeline::endpoint(&self.api_url, segments).map_err(|e| GitHubError::Status {
+                status: 400,
+                what: format!("GET {path} ({e})"),
+            })?;
         let resp = self
             .http
             .get(url)
@@ -165,10 +170,13 @@ impl GitHub {
     }
 
     pub async fn user(&self, token: &str) -> Result<GitHubUser, GitHubError> {
-        let v = self.get(token, &["user"]).await?.ok_or(GitHubError::Status {
-            status: 404,
-            what: "GET /user".into(),
-        })?;
+        let v = self
+            .get(token, &["user"])
+            .await?
+            .ok_or(GitHubError::Status {
+                status: 404,
+                what: "GET /user".into(),
+            })?;
         serde_json::from_value(v).map_err(|_| GitHubError::Status {
             status: 200,
             what: "GET /user (unexpected shape)".into(),
@@ -181,10 +189,7 @@ impl GitHub {
 
     pub async fn is_org_member(&self, token: &str, org: &str) -> Result<bool, GitHubError> {
         // 403 here means the token may not read the membership: treat as "not a member".
-        match self
-            .get(token, &["user", "memberships", "orgs", org])
-            .await
-        {
+        match self.get(token, &["user", "memberships", "orgs", org]).await {
             Ok(v) => Ok(Self::active(v)),
             Err(GitHubError::Status { status: 403, .. }) => Ok(false),
             Err(e) => Err(e),

@@ -165,17 +165,23 @@ impl Server {
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 if refused_at.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(60)) {
-                    tracing::warn!(max = self.limits.max_connections, "connection limit reached: closing new connections");
+                    tracing::warn!(
+                        max = self.limits.max_connections,
+                        "connection limit reached: closing new connections"
+                    );
                     refused_at = Some(std::time::Instant::now());
                 }
                 drop(stream);
                 continue;
             };
             let service = service.clone();
-            let hyper_service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                service.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let hyper_service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    service.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
             let conn = builder.serve_connection(TokioIo::new(stream), hyper_service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
@@ -292,7 +298,10 @@ async fn session_layer(
     let store: Arc<dyn tower_sessions::SessionStore> = if database_url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(database_url).await?;
         let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
-        store.migrate().await.context("creating the sessions table")?;
+        store
+            .migrate()
+            .await
+            .context("creating the sessions table")?;
         tokio::spawn(
             store
                 .clone()
@@ -310,7 +319,10 @@ async fn session_layer(
             sqlx::SqlitePool::connect_with(opts.busy_timeout(std::time::Duration::from_secs(5)))
                 .await?;
         let store = tower_sessions_sqlx_store::SqliteStore::new(pool);
-        store.migrate().await.context("creating the sessions table")?;
+        store
+            .migrate()
+            .await
+            .context("creating the sessions table")?;
         tokio::spawn(
             store
                 .clone()
@@ -364,7 +376,9 @@ pub fn outer_layers(router: Router, state: &ServerState) -> Router {
             state.clone(),
             http::guard::refuse_cross_site,
         ))
-        .layer(axum::middleware::from_fn(http::limits::server_fn_input_errors))
+        .layer(axum::middleware::from_fn(
+            http::limits::server_fn_input_errors,
+        ))
         .layer(axum::middleware::from_fn(http::limits::limit_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -253,7 +253,10 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
     // reused, by the next sign-in.
     let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
     let r = c
-        .get(format!("{}/auth/callback?code={code}&state={state}", env.base))
+        .get(format!(
+            "{}/auth/callback?code={code}&state={state}",
+            env.base
+        ))
         .send()
         .await
         .unwrap();
@@ -329,7 +332,10 @@ async fn cookies_are_secure_behind_https() {
         (q["code_challenge"].clone(), q["redirect_uri"].clone()),
     );
     let r = raw
-        .get(format!("{}/auth/callback?code={code}&state={}", env.base, q["state"]))
+        .get(format!(
+            "{}/auth/callback?code={code}&state={}",
+            env.base, q["state"]
+        ))
         .header("cookie", pending.split(';').next().unwrap())
         .send()
         .await

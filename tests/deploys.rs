@@ -618,7 +618,9 @@ async fn an_unreachable_github_is_explained() {
         err.to_string(),
         "GitHub could not be reached; check the network or the configured URL"
     );
-    let staging = app::domain::Environments::default().parse("staging").unwrap();
+    let staging = app::domain::Environments::default()
+        .parse("staging")
+        .unwrap();
     let ns = app::domain::K8sName::namespace("apps", "n").unwrap();
     let name = app::domain::K8sName::object("x", "n").unwrap();
     let err = pipeline.resubmit(&staging, &ns, &name).await.unwrap_err();

@@ -20,10 +20,32 @@ const API: &[(&str, &str)] = &[
 ];
 
 const FIELDS: &[&str] = &[
-    "repo", "environment", "version", "sha", "deployed_by", "trigger", "created_at", "stage",
-    "status", "message", "workflow", "namespace", "name", "url", "delivery_id", "at",
-    "deployment", "shortname", "git_ref", "confirm", "override_reason", "deployment_id",
-    "reason", "to", "q", "from",
+    "repo",
+    "environment",
+    "version",
+    "sha",
+    "deployed_by",
+    "trigger",
+    "created_at",
+    "stage",
+    "status",
+    "message",
+    "workflow",
+    "namespace",
+    "name",
+    "url",
+    "delivery_id",
+    "at",
+    "deployment",
+    "shortname",
+    "git_ref",
+    "confirm",
+    "override_reason",
+    "deployment_id",
+    "reason",
+    "to",
+    "q",
+    "from",
 ];
 
 fn nasty_string(rng: &mut StdRng) -> String {
@@ -47,7 +69,11 @@ fn random_json(rng: &mut StdRng, depth: u32) -> serde_json::Value {
         2 => Value::from(rng.gen::<i64>()),
         3 => Value::from(rng.gen::<f64>()),
         4 => Value::String(nasty_string(rng)),
-        5 => Value::Array((0..rng.gen_range(0..3)).map(|_| random_json(rng, depth + 1)).collect()),
+        5 => Value::Array(
+            (0..rng.gen_range(0..3))
+                .map(|_| random_json(rng, depth + 1))
+                .collect(),
+        ),
         _ => {
             let mut m = serde_json::Map::new();
             for _ in 0..rng.gen_range(0..6) {
@@ -65,17 +91,28 @@ fn random_json(rng: &mut StdRng, depth: u32) -> serde_json::Value {
 
 fn random_body(rng: &mut StdRng) -> (Option<&'static str>, Vec<u8>) {
     match rng.gen_range(0..5) {
-        0 => (Some("application/json"), serde_json::to_vec(&random_json(rng, 0)).unwrap()),
+        0 => (
+            Some("application/json"),
+            serde_json::to_vec(&random_json(rng, 0)).unwrap(),
+        ),
         1 => {
             let form: Vec<(String, String)> = (0..rng.gen_range(0..5))
-                .map(|_| (FIELDS[rng.gen_range(0..FIELDS.len())].to_string(), nasty_string(rng)))
+                .map(|_| {
+                    (
+                        FIELDS[rng.gen_range(0..FIELDS.len())].to_string(),
+                        nasty_string(rng),
+                    )
+                })
                 .collect();
             (
                 Some("application/x-www-form-urlencoded"),
                 serde_urlencoded::to_string(form).unwrap().into_bytes(),
             )
         }
-        2 => (None, (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect()),
+        2 => (
+            None,
+            (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect(),
+        ),
         3 => (Some("text/plain"), nasty_string(rng).into_bytes()),
         _ => {
             // Valid-looking JSON with one hostile value.
@@ -95,12 +132,19 @@ async fn counts(store: &app::store::Store) -> (i64, i64, i64) {
             .await
             .unwrap()
     };
-    (q("deployments").await, q("events").await, q("freezes").await)
+    (
+        q("deployments").await,
+        q("events").await,
+        q("freezes").await,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_requests_never_5xx_and_refused_ones_record_nothing() {
-    let cases: usize = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000);
+    let cases: usize = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
     // A fixed seed by default, so `make test` is deterministic; `make fuzz` picks a new one.
     let seed: u64 = match std::env::var("FUZZ_SEED").as_deref() {
         Ok("random") => rand::random(),
@@ -128,10 +172,18 @@ async fn random_requests_never_5xx_and_refused_ones_record_nothing() {
                 let (m, p) = API[rng.gen_range(0..API.len())];
                 let mut p = p.to_string();
                 if rng.gen_bool(0.2) {
-                    p = p.replace("publisher", &url::form_urlencoded::byte_serialize(nasty_string(&mut rng).as_bytes()).collect::<String>());
+                    p = p.replace(
+                        "publisher",
+                        &url::form_urlencoded::byte_serialize(nasty_string(&mut rng).as_bytes())
+                            .collect::<String>(),
+                    );
                 }
                 if rng.gen_bool(0.3) {
-                    p.push_str(&format!("?to={}", url::form_urlencoded::byte_serialize(nasty_string(&mut rng).as_bytes()).collect::<String>()));
+                    p.push_str(&format!(
+                        "?to={}",
+                        url::form_urlencoded::byte_serialize(nasty_string(&mut rng).as_bytes())
+                            .collect::<String>()
+                    ));
                 }
                 let bearer = match rng.gen_range(0..4) {
                     0 => None,
@@ -158,7 +210,10 @@ async fn random_requests_never_5xx_and_refused_ones_record_nothing() {
             if method == "POST" {
                 req = req.body(body.clone());
             }
-            let r = req.send().await.unwrap_or_else(|e| panic!("case {case}: {method} {path}: {e}"));
+            let r = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("case {case}: {method} {path}: {e}"));
             let status = r.status().as_u16();
             let text = r.text().await.unwrap_or_default();
             assert!(

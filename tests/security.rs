@@ -17,21 +17,34 @@ type Log = Arc<Mutex<Vec<(String, String, String)>>>;
 async fn fake_argo() -> (String, Log) {
     let log: Log = Arc::default();
     let l = log.clone();
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, method: axum::http::Method, h: HeaderMap| {
-        let l = l.clone();
-        async move {
-            let auth = h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            l.lock().unwrap().push((method.to_string(), uri.to_string(), auth));
-            axum::Json(json!({"metadata": {"name": "resubmitted-x1", "namespace": "apps"}}))
-        }
-    });
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, method: axum::http::Method, h: HeaderMap| {
+            let l = l.clone();
+            async move {
+                let auth = h
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                l.lock()
+                    .unwrap()
+                    .push((method.to_string(), uri.to_string(), auth));
+                axum::Json(json!({"metadata": {"name": "resubmitted-x1", "namespace": "apps"}}))
+            }
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, log)
 }
 
-async fn call(env_base: &str, c: &reqwest::Client, f: &str, form: &[(&str, &str)]) -> (u16, String) {
+async fn call(
+    env_base: &str,
+    c: &reqwest::Client,
+    f: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
     let r = c
         .post(format!("{env_base}/api/{f}"))
         .form(form)
@@ -66,18 +79,36 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
     env.member("octocat", &["developers"]); // integration only
     env.member("prod-person", &[]); // production only
     let token = pipeline_token(&env.store).await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let event = |workflow: Value| {
         json!({"repo": "example-org/frontend", "environment": "integration", "version": "v7",
                "stage": "smoke_tests", "status": "failed", "workflow": workflow})
     };
     // Hostile workflow fields are refused on arrival, and nothing is recorded.
     for (workflow, field) in [
-        (json!({"namespace": "../../x", "name": "ok"}), "workflow.namespace"),
-        (json!({"namespace": "apps", "name": "wf/terminate?"}), "workflow.name"),
-        (json!({"namespace": "apps", "name": "ok", "environment": "nowhere"}), "workflow.environment"),
+        (
+            json!({"namespace": "../../x", "name": "ok"}),
+            "workflow.namespace",
+        ),
+        (
+            json!({"namespace": "apps", "name": "wf/terminate?"}),
+            "workflow.name",
+        ),
+        (
+            json!({"namespace": "apps", "name": "ok", "environment": "nowhere"}),
+            "workflow.environment",
+        ),
     ] {
-        let r = http.post(format!("{}/api/v1/events", env.base)).bearer_auth(&token).json(&event(workflow)).send().await.unwrap();
+        let r = http
+            .post(format!("{}/api/v1/events", env.base))
+            .bearer_auth(&token)
+            .json(&event(workflow))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 422);
         assert_eq!(r.json::<Value>().await.unwrap()["field"], field);
     }
@@ -85,12 +116,17 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
     let r = http
         .post(format!("{}/api/v1/events", env.base))
         .bearer_auth(&token)
-        .json(&event(json!({"environment": "production", "namespace": "apps", "name": "post-sync-1"})))
+        .json(&event(
+            json!({"environment": "production", "namespace": "apps", "name": "post-sync-1"}),
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let id = r.json::<Value>().await.unwrap()["deployment_id"].as_i64().unwrap().to_string();
+    let id = r.json::<Value>().await.unwrap()["deployment_id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
     // The production-only deployer may not resubmit an integration deployment.
     let prod = env.sign_in("prod-person").await;
     let (s, body) = call(&env.base, &prod, "resubmit", &[("deployment_id", &id)]).await;
@@ -108,7 +144,10 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
             "Bearer argo-secret".to_string()
         )]
     );
-    assert!(prod_log.lock().unwrap().is_empty(), "production's Argo received nothing");
+    assert!(
+        prod_log.lock().unwrap().is_empty(),
+        "production's Argo received nothing"
+    );
     // A row written before names were checked (simulated) never reaches a URL.
     sqlx::query("UPDATE deployments SET status = 'failed', workflow_namespace = '../../x', workflow_name = 'wf/terminate?' WHERE id = $1")
         .bind(id.parse::<i64>().unwrap())
@@ -125,7 +164,12 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn return_to_never_leaves_the_site() {
     let app = common::spawn_with("", true).await;
-    for bad in ["/\t/evil.example/", "//evil.example", "/\\evil.example", "https://evil.example/"] {
+    for bad in [
+        "/\t/evil.example/",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+    ] {
         let c = common::browser();
         let r = c
             .post(app.url("/auth/dev"))
@@ -148,7 +192,10 @@ async fn return_to_never_leaves_the_site() {
     let c = client();
     let (code, state) = authorize(&env, &c, "octocat", "%2F%09%2Fevil.example%2F").await;
     let r = c
-        .get(format!("{}/auth/callback?code={code}&state={state}", env.base))
+        .get(format!(
+            "{}/auth/callback?code={code}&state={state}",
+            env.base
+        ))
         .send()
         .await
         .unwrap();
@@ -171,7 +218,9 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
         // Half of them send part of a request, half send nothing at all.
         if i % 2 == 0 {
-            s.write_all(b"GET /healthcheck/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            s.write_all(b"GET /healthcheck/live HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
         }
         held.push(s);
     }
@@ -185,7 +234,12 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
             .expect("the server closes a connection that sends no complete headers")
             .ok();
     }
-    let r = app.client.get(app.url("/healthcheck/ready")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/healthcheck/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -209,16 +263,30 @@ async fn development_sign_in_fails_closed() {
     let app = common::spawn_with("", true).await;
     let port = app.base.rsplit(':').next().unwrap().to_owned();
     let attempts: Vec<Vec<(&str, String)>> = vec![
-        vec![("host", "release.example.org".into()), ("x-forwarded-for", "203.0.113.9".into())],
-        vec![("host", format!("127.0.0.1:{port}")), ("x-forwarded-for", "203.0.113.9".into())],
-        vec![("host", format!("127.0.0.1:{port}")), ("forwarded", "for=203.0.113.9".into())],
+        vec![
+            ("host", "release.example.org".into()),
+            ("x-forwarded-for", "203.0.113.9".into()),
+        ],
+        vec![
+            ("host", format!("127.0.0.1:{port}")),
+            ("x-forwarded-for", "203.0.113.9".into()),
+        ],
+        vec![
+            ("host", format!("127.0.0.1:{port}")),
+            ("forwarded", "for=203.0.113.9".into()),
+        ],
         // DNS rebinding: Host and Origin agree, both the attacker's name.
-        vec![("host", "rebind.attacker.example".into()), ("origin", "http://rebind.attacker.example".into())],
+        vec![
+            ("host", "rebind.attacker.example".into()),
+            ("origin", "http://rebind.attacker.example".into()),
+        ],
         vec![("host", format!("localhost:{port}"))],
     ];
     for headers in attempts {
         let c = common::browser();
-        let mut req = c.post(app.url("/auth/dev")).form(&[("login", "x"), ("role", "admin")]);
+        let mut req = c
+            .post(app.url("/auth/dev"))
+            .form(&[("login", "x"), ("role", "admin")]);
         for (k, v) in &headers {
             req = req.header(*k, v);
         }
@@ -248,23 +316,57 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
     let app = common::spawn_with("", true).await;
     let admin = app.signed_in("admin").await;
     let deployer = app.signed_in("deployer").await;
-    let (s, _) = call(&app.base, &admin, "freeze", &[("shortname", "publisher"), ("reason", "incident 42")]).await;
+    let (s, _) = call(
+        &app.base,
+        &admin,
+        "freeze",
+        &[("shortname", "publisher"), ("reason", "incident 42")],
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, body) = call(&app.base, &deployer, "unfreeze", &[("shortname", "publisher")]).await;
+    let (s, body) = call(
+        &app.base,
+        &deployer,
+        "unfreeze",
+        &[("shortname", "publisher")],
+    )
+    .await;
     assert_eq!(s, 403, "{body}");
     assert!(body.contains("only an admin may lift it"), "{body}");
-    let (_, gate) = app.get_json("/api/v1/applications/publisher/promotion?to=production").await;
+    let (_, gate) = app
+        .get_json("/api/v1/applications/publisher/promotion?to=production")
+        .await;
     assert_eq!(gate["allowed"], false, "{gate}");
     assert!(gate["reason"].as_str().unwrap().contains("incident 42"));
     // The deployer's own freeze they may lift; the admin lifts the admin's.
     let (s, _) = call(&app.base, &admin, "unfreeze", &[("shortname", "publisher")]).await;
     assert_eq!(s, 200);
-    let (s, _) = call(&app.base, &deployer, "freeze", &[("shortname", "publisher"), ("reason", "mine")]).await;
+    let (s, _) = call(
+        &app.base,
+        &deployer,
+        "freeze",
+        &[("shortname", "publisher"), ("reason", "mine")],
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, _) = call(&app.base, &deployer, "unfreeze", &[("shortname", "publisher")]).await;
+    let (s, _) = call(
+        &app.base,
+        &deployer,
+        "unfreeze",
+        &[("shortname", "publisher")],
+    )
+    .await;
     assert_eq!(s, 200);
-    let log = app.store.audit_log(Some("publisher"), None, 50).await.unwrap();
-    let unfreezes: Vec<&str> = log.iter().filter(|a| a.action == "unfreeze").map(|a| a.outcome.as_str()).collect();
+    let log = app
+        .store
+        .audit_log(Some("publisher"), None, 50)
+        .await
+        .unwrap();
+    let unfreezes: Vec<&str> = log
+        .iter()
+        .filter(|a| a.action == "unfreeze")
+        .map(|a| a.outcome.as_str())
+        .collect();
     assert_eq!(unfreezes, ["done", "done", "refused"]);
 }
 
@@ -275,7 +377,10 @@ async fn versions_cannot_steer_urls() {
     env.member("octocat", &["developers"]);
     let token = pipeline_token(&env.store).await;
     let evil = "%2e%2e/%2e%2e/%2e%2e/user/keys#";
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let r = http
         .post(format!("{}/deployments", env.base))
         .bearer_auth(&token)
@@ -285,13 +390,28 @@ async fn versions_cannot_steer_urls() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let c = env.sign_in("octocat").await;
-    let (_s, _) = call(&env.base, &c, "preview", &[("shortname", "frontend"), ("environment", "integration"), ("git_ref", "v2")]).await;
+    let (_s, _) = call(
+        &env.base,
+        &c,
+        "preview",
+        &[
+            ("shortname", "frontend"),
+            ("environment", "integration"),
+            ("git_ref", "v2"),
+        ],
+    )
+    .await;
     let requests = env.fake.lock().unwrap().requests.clone();
     assert!(
-        requests.iter().all(|(_, p)| !p.starts_with("/api/user/keys") && !p.contains("/../")),
+        requests
+            .iter()
+            .all(|(_, p)| !p.starts_with("/api/user/keys") && !p.contains("/../")),
         "{requests:?}"
     );
-    let compare = requests.iter().find(|(_, p)| p.contains("/compare/")).expect("a compare call");
+    let compare = requests
+        .iter()
+        .find(|(_, p)| p.contains("/compare/"))
+        .expect("a compare call");
     assert_eq!(
         compare.1,
         "/api/repos/example-org/frontend/compare/%252e%252e%2F%252e%252e%2F%252e%252e%2Fuser%2Fkeys%23...v2"
@@ -327,19 +447,46 @@ async fn people_are_keyed_by_github_id() {
     let _ = env.sign_in("alice").await;
     let users = env.store.users().await.unwrap();
     assert_eq!(users.len(), 2);
-    let old = users.iter().find(|u| u.user.github_id == Some(1001)).unwrap();
-    let new = users.iter().find(|u| u.user.github_id == Some(2002)).unwrap();
+    let old = users
+        .iter()
+        .find(|u| u.user.github_id == Some(1001))
+        .unwrap();
+    let new = users
+        .iter()
+        .find(|u| u.user.github_id == Some(2002))
+        .unwrap();
     assert_eq!(old.user.login, format!("alice~{alice_row}"));
     assert_ne!(new.user.user_id, alice_row);
-    assert!(env.store.user_token_for(old.user.user_id, 1001).await.unwrap().is_none(), "the old token is dropped");
-    assert!(env.store.user_token_for(new.user.user_id, 1001).await.unwrap().is_none(), "never read across ids");
+    assert!(
+        env.store
+            .user_token_for(old.user.user_id, 1001)
+            .await
+            .unwrap()
+            .is_none(),
+        "the old token is dropped"
+    );
+    assert!(
+        env.store
+            .user_token_for(new.user.user_id, 1001)
+            .await
+            .unwrap()
+            .is_none(),
+        "never read across ids"
+    );
     // The first person, renamed to "alice-renamed", signs in again: same row.
     env.member("alice-renamed", &["developers"]);
-    env.fake.lock().unwrap().ids.insert("alice-renamed".into(), 1001);
+    env.fake
+        .lock()
+        .unwrap()
+        .ids
+        .insert("alice-renamed".into(), 1001);
     let _ = env.sign_in("alice-renamed").await;
     let users = env.store.users().await.unwrap();
     assert_eq!(users.len(), 2);
-    let renamed = users.iter().find(|u| u.user.github_id == Some(1001)).unwrap();
+    let renamed = users
+        .iter()
+        .find(|u| u.user.github_id == Some(1001))
+        .unwrap();
     assert_eq!(renamed.user.user_id, alice_row);
     assert_eq!(renamed.user.login, "alice-renamed");
 }
@@ -360,10 +507,26 @@ async fn live_streams_are_capped_per_session_and_end_with_it() {
     assert!(r.headers().contains_key("retry-after"));
     // Signing in again does not buy more streams (the cap is per person)...
     let again = app.signed_in("viewer").await;
-    assert_eq!(again.get(app.url("/api/live")).send().await.unwrap().status(), 429);
+    assert_eq!(
+        again
+            .get(app.url("/api/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
     // ...but another person has their own allowance.
     let other = app.signed_in("admin").await;
-    assert_eq!(other.get(app.url("/api/live")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        other
+            .get(app.url("/api/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Sign-out ends every stream of the session.
     let r = c.post(app.url("/auth/sign-out")).send().await.unwrap();
     assert_eq!(r.status(), 303);
@@ -400,29 +563,63 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
         .unwrap();
     let mut limited = None;
     for _ in 0..40 {
-        let r = http.get(format!("{}/auth/github", env.base)).send().await.unwrap();
+        let r = http
+            .get(format!("{}/auth/github", env.base))
+            .send()
+            .await
+            .unwrap();
         if r.status() == 429 {
             limited = Some(r);
             break;
         }
         assert_eq!(r.status(), 303);
-        let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
-        assert!(cookies.iter().all(|c| c.starts_with("release_oauth=") && c.contains("HttpOnly")), "{cookies:?}");
+        let cookies: Vec<_> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            cookies
+                .iter()
+                .all(|c| c.starts_with("release_oauth=") && c.contains("HttpOnly")),
+            "{cookies:?}"
+        );
     }
-    assert_eq!(count().await, before, "no session rows for anonymous sign-in starts");
+    assert_eq!(
+        count().await,
+        before,
+        "no session rows for anonymous sign-in starts"
+    );
     let limited = limited.expect("sign-in is rate limited");
-    assert!(limited.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(
+        limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
 
     let app = common::spawn().await;
     let mut statuses = Vec::new();
     for i in 0..30 {
-        let r = app.client.get(app.url("/api/v1/applications")).bearer_auth(format!("rel_wrong{i}")).send().await.unwrap();
+        let r = app
+            .client
+            .get(app.url("/api/v1/applications"))
+            .bearer_auth(format!("rel_wrong{i}"))
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
             assert!(r.headers().contains_key("retry-after"));
         }
     }
-    assert!(statuses.contains(&401) && statuses.last() == Some(&429), "{statuses:?}");
+    assert!(
+        statuses.contains(&401) && statuses.last() == Some(&429),
+        "{statuses:?}"
+    );
     // The pipeline's valid token is never limited, whatever others sent from its address.
     let (status, _) = app.get_json("/api/v1/applications").await;
     assert_eq!(status, 200);
@@ -434,8 +631,18 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
 async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
     let app = common::spawn_with("", true).await;
     let c = app.signed_in("viewer").await;
-    let bare = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap();
-    let r = bare.post(app.url("/auth/dev")).form(&[("login", "x"), ("role", "viewer")]).send().await.unwrap();
+    let bare = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let r = bare
+        .post(app.url("/auth/dev"))
+        .form(&[("login", "x"), ("role", "viewer")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403, "no Origin and no Sec-Fetch-Site");
     let r = bare
         .post(app.url("/auth/dev"))
@@ -447,7 +654,12 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
     assert_eq!(r.status(), 303, "a same-origin Origin is enough");
     let r = bare.post(app.url("/api/grid")).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    let r = bare.post(app.url("/api/grid")).header("origin", &app.base).send().await.unwrap();
+    let r = bare
+        .post(app.url("/api/grid"))
+        .header("origin", &app.base)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r = bare
         .post(app.url("/api/grid"))
@@ -457,7 +669,10 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let big = format!("shortname=publisher&environment=integration&git_ref={}", "v".repeat(200_000));
+    let big = format!(
+        "shortname=publisher&environment=integration&git_ref={}",
+        "v".repeat(200_000)
+    );
     let r = c
         .post(app.url("/api/deploy"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -473,13 +688,23 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
 async fn the_page_guard_sees_through_dot_segments() {
     let app = common::spawn_with("", true).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
-    for path in ["/pkg/../audit", "/pkg/%2e%2e/audit", "/pkg//../audit", "/favicon/../audit"] {
+    for path in [
+        "/pkg/../audit",
+        "/pkg/%2e%2e/audit",
+        "/pkg//../audit",
+        "/favicon/../audit",
+    ] {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut buf = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         let text = String::from_utf8_lossy(&buf);
         let status_line = text.lines().next().unwrap_or("");
         assert!(
@@ -495,11 +720,23 @@ async fn the_csp_script_src_is_nonce_only() {
     let app = common::spawn_with("", true).await;
     let c = app.signed_in("viewer").await;
     let r = c.get(app.url("/")).send().await.unwrap();
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    let script_src = csp.split(';').find(|d| d.trim().starts_with("script-src")).unwrap();
-    assert!(!script_src.contains("'self'") && script_src.contains("'nonce-"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let script_src = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(
+        !script_src.contains("'self'") && script_src.contains("'nonce-"),
+        "{csp}"
+    );
     let html = r.text().await.unwrap();
-    assert!(!html.contains("rel=\"modulepreload\""), "no preload link without a nonce");
+    assert!(
+        !html.contains("rel=\"modulepreload\""),
+        "no preload link without a nonce"
+    );
 }
 
 /// The invariant across every button: a person who may deploy only to integration causes
@@ -511,12 +748,17 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
     let env = spawn_with_github(
         15,
         None,
-        &format!("[argo.staging]\nurl = \"{staging}\"\n[argo.production]\nurl = \"{production}\"\n"),
+        &format!(
+            "[argo.staging]\nurl = \"{staging}\"\n[argo.production]\nurl = \"{production}\"\n"
+        ),
     )
     .await;
     env.member("octocat", &["developers"]);
     let token = pipeline_token(&env.store).await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let mut failed = Vec::new();
     for e in ["staging", "production"] {
         let r = http
@@ -527,31 +769,67 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
             .send()
             .await
             .unwrap();
-        failed.push(r.json::<Value>().await.unwrap()["deployment_id"].as_i64().unwrap().to_string());
+        failed.push(
+            r.json::<Value>().await.unwrap()["deployment_id"]
+                .as_i64()
+                .unwrap()
+                .to_string(),
+        );
     }
     let rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM deployments WHERE environment <> 'integration'")
-            .fetch_one(env.store.pool())
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deployments WHERE environment <> 'integration'",
+        )
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap()
     };
     let before = rows().await;
     let c = env.sign_in("octocat").await;
     let mut statuses = Vec::new();
     for e in ["staging", "production"] {
         for confirm in ["", "yes"] {
-            statuses.push(call(&env.base, &c, "deploy", &[("shortname", "frontend"), ("environment", e), ("git_ref", "v10"), ("confirm", confirm), ("override_reason", "because")]).await.0);
+            statuses.push(
+                call(
+                    &env.base,
+                    &c,
+                    "deploy",
+                    &[
+                        ("shortname", "frontend"),
+                        ("environment", e),
+                        ("git_ref", "v10"),
+                        ("confirm", confirm),
+                        ("override_reason", "because"),
+                    ],
+                )
+                .await
+                .0,
+            );
         }
     }
     for id in &failed {
-        statuses.push(call(&env.base, &c, "resubmit", &[("deployment_id", id)]).await.0);
+        statuses.push(
+            call(&env.base, &c, "resubmit", &[("deployment_id", id)])
+                .await
+                .0,
+        );
     }
     statuses.push(call(&env.base, &c, "freeze", &[("reason", "site")]).await.0);
     statuses.push(call(&env.base, &c, "unfreeze", &[]).await.0);
     assert!(statuses.iter().all(|s| *s == 403), "{statuses:?}");
-    assert_eq!(rows().await, before, "no deployment recorded beyond integration");
-    assert!(env.fake.lock().unwrap().dispatches.is_empty(), "GitHub dispatched nothing");
-    assert!(staging_log.lock().unwrap().is_empty() && prod_log.lock().unwrap().is_empty(), "Argo received nothing");
+    assert_eq!(
+        rows().await,
+        before,
+        "no deployment recorded beyond integration"
+    );
+    assert!(
+        env.fake.lock().unwrap().dispatches.is_empty(),
+        "GitHub dispatched nothing"
+    );
+    assert!(
+        staging_log.lock().unwrap().is_empty() && prod_log.lock().unwrap().is_empty(),
+        "Argo received nothing"
+    );
     assert!(env.store.all_active_freezes().await.unwrap().is_empty());
     let audit = env.store.audit_log(None, None, 100).await.unwrap();
     assert!(audit.iter().all(|a| a.outcome == "refused"), "{audit:?}");

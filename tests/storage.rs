@@ -223,12 +223,22 @@ async fn suite(store: Store) {
 
     // Freezes and the audit log.
     store
-        .freeze(Some(web_id), "migration", "ann", app::domain::deploy_rules::Authority::Deployer)
+        .freeze(
+            Some(web_id),
+            "migration",
+            "ann",
+            app::domain::deploy_rules::Authority::Deployer,
+        )
         .await
         .unwrap();
     assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 1);
     store
-        .freeze(None, "holiday", "boss", app::domain::deploy_rules::Authority::Admin)
+        .freeze(
+            None,
+            "holiday",
+            "boss",
+            app::domain::deploy_rules::Authority::Admin,
+        )
         .await
         .unwrap();
     assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 2);

@@ -16,15 +16,16 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// built with this, so no value from the pipeline or a browser can choose the path.
 pub fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url, OutsideError> {
     let bad_base = || {
-        OutsideError::NotConfigured(format!(
-            "the configured URL {base:?} is not an http(s) URL"
-        ))
+        OutsideError::NotConfigured(format!("the configured URL {base:?} is not an http(s) URL"))
     };
     let mut url = reqwest::Url::parse(base).map_err(|_| bad_base())?;
     if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
         return Err(bad_base());
     }
-    if let Some(s) = segments.iter().find(|s| s.is_empty() || **s == "." || **s == "..") {
+    if let Some(s) = segments
+        .iter()
+        .find(|s| s.is_empty() || **s == "." || **s == "..")
+    {
         // The url crate drops "." and ".." segments; refuse rather than change the path.
         return Err(OutsideError::Invalid {
             who: "Release",
@@ -152,7 +153,15 @@ impl Pipeline {
         })?;
         let url = endpoint(
             api,
-            &["repos", repo.owner(), repo.name(), "actions", "workflows", workflow, "dispatches"],
+            &[
+                "repos",
+                repo.owner(),
+                repo.name(),
+                "actions",
+                "workflows",
+                workflow,
+                "dispatches",
+            ],
         )?;
         let body = serde_json::json!({
             "ref": default_branch,
@@ -288,7 +297,10 @@ impl Pipeline {
         // One segment, `BASE...HEAD`: each side is encoded by `endpoint` (a `%`, `#` or `/`
         // in a ref cannot leave the compare endpoint).
         let range = format!("{base}...{}", head.as_str());
-        let url = endpoint(api, &["repos", repo.owner(), repo.name(), "compare", &range])?;
+        let url = endpoint(
+            api,
+            &["repos", repo.owner(), repo.name(), "compare", &range],
+        )?;
         let resp = self
             .http
             .get(url)
@@ -337,7 +349,14 @@ impl Pipeline {
         })?;
         let url = endpoint(
             &server.url,
-            &["api", "v1", "workflows", namespace.as_str(), name.as_str(), "resubmit"],
+            &[
+                "api",
+                "v1",
+                "workflows",
+                namespace.as_str(),
+                name.as_str(),
+                "resubmit",
+            ],
         )?;
         let resp = self
             .http
@@ -368,8 +387,11 @@ impl Pipeline {
         name: &K8sName,
     ) -> Option<String> {
         let server = self.argo.get(environment.as_str())?;
-        endpoint(&server.url, &["workflows", namespace.as_str(), name.as_str()])
-            .ok()
-            .map(String::from)
+        endpoint(
+            &server.url,
+            &["workflows", namespace.as_str(), name.as_str()],
+        )
+        .ok()
+        .map(String::from)
     }
 }

@@ -58,13 +58,12 @@ impl FromRequestParts<ServerState> for ApiToken {
                 ApiError::TooMany(wait)
             }
         };
-        let header =
-            parts
-                .headers
-                .get(axum::http::header::AUTHORIZATION)
-                .ok_or_else(|| refused(
-                    "missing Authorization header; send Authorization: Bearer TOKEN",
-                ))?;
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                refused("missing Authorization header; send Authorization: Bearer TOKEN")
+            })?;
         let value = header
             .to_str()
             .map_err(|_| refused("the Authorization header is not valid text"))?;

@@ -223,7 +223,11 @@ fn is_token_api(path: &str) -> bool {
 /// site's, or `Sec-Fetch-Site: same-origin`; a cross-site value of either, or neither
 /// header, is refused with 403. The site's origin is `public_url` when configured, else
 /// the request's own `Host`. The bearer-token API carries no cookies and is exempt.
-pub async fn refuse_cross_site(State(state): State<ServerState>, req: Request, next: Next) -> Response {
+pub async fn refuse_cross_site(
+    State(state): State<ServerState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && !is_token_api(req.uri().path()) && !same_origin(&state, req.headers()) {
         tracing::warn!(path = %req.uri().path(), "cross-site request refused");

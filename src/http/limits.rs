@@ -50,13 +50,18 @@ pub async fn limit_body(req: Request, next: Next) -> Response {
             };
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Answers 503 with `Retry-After` when a request takes longer than
 /// `limits.request_timeout`. Live streams (`/api/live`) last as long as the page is open
 /// and are not subject to it.
-pub async fn request_timeout(State(state): State<ServerState>, req: Request, next: Next) -> Response {
+pub async fn request_timeout(
+    State(state): State<ServerState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.uri().path() == "/api/live" {
         return next.run(req).await;
     }

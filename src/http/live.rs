@@ -152,9 +152,10 @@ pub async fn stream(
     let (Some(user), Some(id)) = (user, session.id()) else {
         return (StatusCode::UNAUTHORIZED, "sign in to follow live changes").into_response();
     };
-    let Some((slot, ended)) = state
-        .live
-        .open(user.user_id, id, state.limits.live_streams_per_session)
+    let Some((slot, ended)) =
+        state
+            .live
+            .open(user.user_id, id, state.limits.live_streams_per_session)
     else {
         return super::rate_limit::too_many(
             Duration::from_secs(5),

@@ -24,16 +24,18 @@ pub fn safe_return_to(public: &url::Url, r: Option<&str>) -> String {
     if !p.starts_with('/')
         || p.starts_with("//")
         || p.len() > 2000
-        || p.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        || p.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
     {
         return "/".to_owned();
     }
     match public.join(p) {
         // `/.//evil.example` resolves to the path `//evil.example`: a protocol-relative URL
         // once sent as `Location`. Refused like any other `//`.
-        Ok(u) if u.origin() == public.origin()
-            && !u.path().starts_with("/auth/")
-            && !u.path().starts_with("//") =>
+        Ok(u)
+            if u.origin() == public.origin()
+                && !u.path().starts_with("/auth/")
+                && !u.path().starts_with("//") =>
         {
             let mut out = u.path().to_owned();
             if let Some(q) = u.query() {
@@ -61,7 +63,11 @@ struct PendingCookie {
 fn pending_cookie(state: &ServerState, value: &str, max_age: i64) -> String {
     format!(
         "{PENDING_COOKIE}={value}; Path=/auth/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if state.auth.secure_cookies() { "; Secure" } else { "" }
+        if state.auth.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        }
     )
 }
 
@@ -218,17 +224,26 @@ pub async fn start_github(
             "No GitHub OAuth app is configured on this Release.",
         );
     };
-    let (url, pending) = github.authorize(safe_return_to(&state.auth.public_url, q.return_to.as_deref()));
+    let (url, pending) = github.authorize(safe_return_to(
+        &state.auth.public_url,
+        q.return_to.as_deref(),
+    ));
     let cookie = PendingCookie {
         pending,
         expires_ms: now_ms() + PENDING_MAX_AGE_S * 1000,
     };
     let Ok(json) = serde_json::to_string(&cookie) else {
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", "Try again.");
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Sign-in failed",
+            "Try again.",
+        );
     };
     let value = state.auth.cipher.encrypt(&json);
     let mut resp = Redirect::to(&url).into_response();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&pending_cookie(&state, &value, PENDING_MAX_AGE_S)) {
+    if let Ok(v) =
+        axum::http::HeaderValue::from_str(&pending_cookie(&state, &value, PENDING_MAX_AGE_S))
+    {
         resp.headers_mut().insert(axum::http::header::SET_COOKIE, v);
     }
     resp

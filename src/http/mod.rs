@@ -16,9 +16,9 @@ pub mod login;
 pub mod rate_limit;
 pub mod state;
 
-use state::ServerState;
 use axum::routing::{get, post};
 use axum::Router;
+use state::ServerState;
 
 pub fn api_routes() -> Router<ServerState> {
     Router::new()

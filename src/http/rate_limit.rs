@@ -55,7 +55,6 @@ impl RateLimiter {
             Err(Duration::from_secs_f64((1.0 - available) / self.per_second))
         }
     }
-
 }
 
 /// 429 with `Retry-After` (whole seconds, at least 1) and a JSON body.
@@ -77,7 +76,10 @@ pub fn too_many(wait: Duration, what: &str) -> Response {
 /// The client's address, as the accept loop recorded it.
 /// IPv6 addresses are keyed by their /64 (one host usually holds a whole /64).
 pub fn peer_ip(req_extensions: &axum::http::Extensions) -> IpAddr {
-    match req_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
+    match req_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
         Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
             IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
@@ -111,7 +113,10 @@ mod tests {
             assert!(l.take(ip).is_ok());
         }
         let wait = l.take(ip).unwrap_err();
-        assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(20), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(10) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
         // Another address is not affected.
         assert!(l.take([10, 0, 0, 2].into()).is_ok());
     }

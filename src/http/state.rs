@@ -56,7 +56,10 @@ impl tower_sessions::SessionStore for Sessions {
     ) -> tower_sessions::session_store::Result<Option<tower_sessions::session::Record>> {
         self.0.load(id).await
     }
-    async fn delete(&self, id: &tower_sessions::session::Id) -> tower_sessions::session_store::Result<()> {
+    async fn delete(
+        &self,
+        id: &tower_sessions::session::Id,
+    ) -> tower_sessions::session_store::Result<()> {
         self.0.delete(id).await
     }
 }

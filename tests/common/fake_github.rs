@@ -274,7 +274,10 @@ production = ["@prod-person"]
         argo_tokens: [
             ("integration".to_string(), "argo-secret".to_string()),
             ("staging".to_string(), "argo-secret-staging".to_string()),
-            ("production".to_string(), "argo-secret-production".to_string()),
+            (
+                "production".to_string(),
+                "argo-secret-production".to_string(),
+            ),
         ]
         .into_iter()
         .collect(),

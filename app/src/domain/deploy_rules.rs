@@ -44,7 +44,9 @@ impl std::fmt::Display for Refusal {
 }
 
 /// How much authority a freeze carries: only someone with at least as much may lift it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Authority {
     Deployer,
@@ -101,7 +103,10 @@ pub struct DeployAsk<'a> {
 pub enum DeployPermit {
     Plain,
     /// An admin deploys through a freeze: the audit entry says which and why.
-    Override { freeze: String, reason: String },
+    Override {
+        freeze: String,
+        reason: String,
+    },
 }
 
 /// Deploy: the role for that environment; production confirmed; not frozen (an admin may
@@ -121,10 +126,7 @@ pub fn check_deploy(ask: &DeployAsk<'_>) -> Result<DeployPermit, Refusal> {
         return Ok(DeployPermit::Plain);
     };
     let what = frozen_what(ask.application, f);
-    let reason = ask
-        .override_reason
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
+    let reason = ask.override_reason.map(str::trim).filter(|r| !r.is_empty());
     match (ask.user.admin, reason) {
         (true, Some(reason)) => Ok(DeployPermit::Override {
             freeze: format!("{what} ({})", f.reason),
@@ -356,9 +358,28 @@ mod tests {
                 assert_eq!(deploy.is_ok(), allowed, "deploy {e} as {u:?}");
                 assert_eq!(resubmit.is_ok(), allowed, "resubmit {e} as {u:?}");
                 if let Ok(target) = resubmit {
-                    assert_eq!(target, e, "resubmit acts on the deployment's own environment");
+                    assert_eq!(
+                        target, e,
+                        "resubmit acts on the deployment's own environment"
+                    );
                 }
-                for r in [deploy.err(), check_resubmit(&u, &ResubmitFacts { application: "a", environment: e, failed: true, has_workflow: true, freezes: &[] }).err()].into_iter().flatten() {
+                for r in [
+                    deploy.err(),
+                    check_resubmit(
+                        &u,
+                        &ResubmitFacts {
+                            application: "a",
+                            environment: e,
+                            failed: true,
+                            has_workflow: true,
+                            freezes: &[],
+                        },
+                    )
+                    .err(),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     assert_eq!(r.status(), 403);
                 }
             }
@@ -424,10 +445,25 @@ mod tests {
             freezes,
         };
         assert!(check_resubmit(&u, &facts(true, true, &[])).is_ok());
-        assert_eq!(check_resubmit(&u, &facts(false, true, &[])).unwrap_err().status(), 409);
-        assert_eq!(check_resubmit(&u, &facts(true, false, &[])).unwrap_err().status(), 409);
+        assert_eq!(
+            check_resubmit(&u, &facts(false, true, &[]))
+                .unwrap_err()
+                .status(),
+            409
+        );
+        assert_eq!(
+            check_resubmit(&u, &facts(true, false, &[]))
+                .unwrap_err()
+                .status(),
+            409
+        );
         let frozen: &'static [Freeze] = Box::leak(Box::new([freeze(None, Authority::Admin)]));
-        assert_eq!(check_resubmit(&u, &facts(true, true, frozen)).unwrap_err().status(), 409);
+        assert_eq!(
+            check_resubmit(&u, &facts(true, true, frozen))
+                .unwrap_err()
+                .status(),
+            409
+        );
     }
 
     #[test]
@@ -444,13 +480,31 @@ mod tests {
         let everywhere = user(false, &["integration", "staging", "production"]);
         let admins = [freeze(Some("a"), Authority::Admin)];
         let deployers = [freeze(Some("a"), Authority::Deployer)]; // set by "boss"
-        assert_eq!(check_lift(&everywhere, false, &admins, envs).unwrap_err().status(), 403);
+        assert_eq!(
+            check_lift(&everywhere, false, &admins, envs)
+                .unwrap_err()
+                .status(),
+            403
+        );
         assert!(check_lift(&everywhere, false, &deployers, envs).is_ok());
         assert!(check_lift(&admin, false, &admins, envs).is_ok());
-        assert_eq!(check_lift(&viewer, false, &deployers, envs).unwrap_err().status(), 403);
-        assert_eq!(check_lift(&deployer, true, &[], envs).unwrap_err().status(), 403);
+        assert_eq!(
+            check_lift(&viewer, false, &deployers, envs)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(
+            check_lift(&deployer, true, &[], envs).unwrap_err().status(),
+            403
+        );
         // An integration-only deployer may lift only their own deployer freeze.
-        assert_eq!(check_lift(&deployer, false, &deployers, envs).unwrap_err().status(), 403);
+        assert_eq!(
+            check_lift(&deployer, false, &deployers, envs)
+                .unwrap_err()
+                .status(),
+            403
+        );
         let mut own = deployers[0].clone();
         own.frozen_by = deployer.login.clone();
         assert!(check_lift(&deployer, false, &[own], envs).is_ok());
@@ -464,7 +518,12 @@ mod tests {
         let staging = env("staging");
         assert!(promotion_gate("a", &staging, &[], &[]).allowed);
         let g = promotion_gate("a", &staging, &["staging".into()], &[]);
-        assert!(!g.allowed && g.reason.unwrap().contains("continuous deployment to staging is off"));
+        assert!(
+            !g.allowed
+                && g.reason
+                    .unwrap()
+                    .contains("continuous deployment to staging is off")
+        );
         let g = promotion_gate("a", &staging, &[], &[freeze(None, Authority::Admin)]);
         assert!(!g.allowed && g.reason.unwrap().contains("frozen site-wide"));
     }

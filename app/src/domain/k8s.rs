@@ -27,10 +27,12 @@ impl K8sName {
             && s.len() <= max
             && s.starts_with(alnum)
             && s.ends_with(alnum)
-            && s.chars().all(|c| alnum(c) || c == '-' || (dots && c == '.'))
-            && !(dots && s.split('.').any(|label| {
-                label.is_empty() || label.starts_with('-') || label.ends_with('-')
-            }));
+            && s.chars()
+                .all(|c| alnum(c) || c == '-' || (dots && c == '.'))
+            && !(dots
+                && s.split('.').any(|label| {
+                    label.is_empty() || label.starts_with('-') || label.ends_with('-')
+                }));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -81,12 +83,31 @@ mod tests {
             assert!(K8sName::object(ok, "n").is_ok(), "{ok}");
         }
         for bad in [
-            "", "../../x", "wf/terminate?", "Apps", "-a", "a-", "a.b", "%2e", "a b",
+            "",
+            "../../x",
+            "wf/terminate?",
+            "Apps",
+            "-a",
+            "a-",
+            "a.b",
+            "%2e",
+            "a b",
             &"a".repeat(64),
         ] {
             assert!(K8sName::namespace(bad, "n").is_err(), "{bad}");
         }
-        for bad in ["", "..", "a..b", ".a", "a.", "wf/x", "wf?x", "WF", "a.-b", &"a".repeat(254)] {
+        for bad in [
+            "",
+            "..",
+            "a..b",
+            ".a",
+            "a.",
+            "wf/x",
+            "wf?x",
+            "WF",
+            "a.-b",
+            &"a".repeat(254),
+        ] {
             assert!(K8sName::object(bad, "n").is_err(), "{bad}");
         }
     }

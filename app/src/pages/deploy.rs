@@ -406,7 +406,12 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         .map_err(crate::state::internal)?
         .ok_or_else(|| refuse(404, format!("no deployment {deployment_id}")))?;
     // Server-side facts only: the deployment's own environment, from the database.
-    let stored = |e: crate::domain::InvalidInput| refuse(409, format!("the stored deployment cannot be resubmitted: {e}"));
+    let stored = |e: crate::domain::InvalidInput| {
+        refuse(
+            409,
+            format!("the stored deployment cannot be resubmitted: {e}"),
+        )
+    };
     let env = store
         .environments()
         .parse(&target.environment)
@@ -532,8 +537,8 @@ pub async fn set_freeze(
     use crate::domain::deploy_rules as rules;
     use crate::state::refuse;
     let (state, user, app) = freeze_target(shortname).await?;
-    let authority = rules::check_freeze(&user, app.is_none())
-        .map_err(|r| refuse(r.status(), r.to_string()))?;
+    let authority =
+        rules::check_freeze(&user, app.is_none()).map_err(|r| refuse(r.status(), r.to_string()))?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(refuse(422, "say why, in 1 to 500 characters"));
@@ -586,7 +591,11 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         .filter(|f| f.application.is_some() != site_wide)
         .collect();
     let audit = |outcome: &'static str, detail: String| {
-        let (store, login, app) = (state.store.clone(), user.login.clone(), app_name.map(str::to_owned));
+        let (store, login, app) = (
+            state.store.clone(),
+            user.login.clone(),
+            app_name.map(str::to_owned),
+        );
         async move {
             if let Err(e) = store
                 .audit(&login, "unfreeze", app.as_deref(), None, outcome, &detail)
@@ -596,7 +605,12 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
             }
         }
     };
-    if let Err(r) = rules::check_lift(&user, site_wide, &in_force, state.store.environments().as_slice()) {
+    if let Err(r) = rules::check_lift(
+        &user,
+        site_wide,
+        &in_force,
+        state.store.environments().as_slice(),
+    ) {
         audit("refused", r.to_string()).await;
         return Err(refuse(r.status(), r.to_string()));
     }
@@ -606,8 +620,15 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         .lift_freezes(&ids, &user.login)
         .await
         .map_err(crate::state::internal)?;
-    let reasons: Vec<String> = in_force.iter().map(|f| format!("{} ({})", f.reason, f.frozen_by)).collect();
-    audit("done", format!("{n} freeze(s) lifted: {}", reasons.join("; "))).await;
+    let reasons: Vec<String> = in_force
+        .iter()
+        .map(|f| format!("{} ({})", f.reason, f.frozen_by))
+        .collect();
+    audit(
+        "done",
+        format!("{n} freeze(s) lifted: {}", reasons.join("; ")),
+    )
+    .await;
     Ok(ActionDone {
         message: if n == 0 {
             "Nothing was frozen.".into()
