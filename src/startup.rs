@@ -342,8 +342,22 @@ async fn session_layer(
     Ok((layer, store))
 }
 
+/// The app's routes, generated once per process.
+///
+/// Generating them runs the whole app with resource loading suppressed through a
+/// process-global flag in leptos_server (leptos issue #4773): a resource first polled by a
+/// render while any server in the process is generating its route list waits forever.
+/// One server per process never meets it (routes are generated before it serves), but
+/// several in one process (the tests) did, about one test run in six: a page request that
+/// never answered. Generating the list once, before any server can serve, closes that.
+pub fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 pub fn router(state: ServerState) -> Router {
-    let routes = generate_route_list(app::App);
+    let routes = route_list();
     let app_state = state.app.clone();
     let options = state.leptos_options.clone();
     Router::new()

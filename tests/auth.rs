@@ -463,7 +463,7 @@ async fn the_authorization_matrix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_matrix_covers_every_page_and_server_function() {
-    let pages: HashSet<String> = leptos_axum::generate_route_list(app::App)
+    let pages: HashSet<String> = release::startup::route_list()
         .iter()
         .map(|r| r.path().to_string())
         .collect();

@@ -438,13 +438,13 @@ async fn people_are_keyed_by_github_id() {
     let env = spawn_with_github(15, None, "").await;
     env.member("alice", &["developers"]);
     env.fake.lock().unwrap().ids.insert("alice".into(), 1001);
-    let _ = env.sign_in("alice").await;
+    env.sign_in("alice").await;
     let first = env.store.users().await.unwrap();
     assert_eq!(first.len(), 1);
     let alice_row = first[0].user.user_id;
     // GitHub gives the login "alice" to someone else (id 2002).
     env.fake.lock().unwrap().ids.insert("alice".into(), 2002);
-    let _ = env.sign_in("alice").await;
+    env.sign_in("alice").await;
     let users = env.store.users().await.unwrap();
     assert_eq!(users.len(), 2);
     let old = users
@@ -480,7 +480,7 @@ async fn people_are_keyed_by_github_id() {
         .unwrap()
         .ids
         .insert("alice-renamed".into(), 1001);
-    let _ = env.sign_in("alice-renamed").await;
+    env.sign_in("alice-renamed").await;
     let users = env.store.users().await.unwrap();
     assert_eq!(users.len(), 2);
     let renamed = users

@@ -241,6 +241,7 @@ pub struct Env {
 }
 
 pub async fn spawn_with_github(refresh_minutes: i64, public_url: Option<&str>, extra: &str) -> Env {
+    super::init_logs();
     let (gh, fake) = fake_github().await;
     let dir = tempfile::tempdir().unwrap();
     let public = public_url

@@ -92,7 +92,23 @@ pub async fn spawn_on(
     start(settings(database_url, config, demo, |_| {}), dir).await
 }
 
+/// Server logs on demand: `TEST_LOG=1 cargo test ...` (filter with `RUST_LOG`).
+pub fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("TEST_LOG").is_some() {
+        ONCE.call_once(|| {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "release=debug,app=debug,sqlx=warn,warn".into());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .init();
+        });
+    }
+}
+
 async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    init_logs();
     let server = Server::build(settings).await.expect("server builds");
     let base = format!("http://{}", server.local_addr());
     let store = server.store.clone();
