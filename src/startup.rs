@@ -286,6 +286,23 @@ fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthStat
     })
 }
 
+/// Deletes expired sessions every hour, for as long as the server runs (logged if it stops).
+fn sweep_expired<S>(store: S) -> Arc<dyn tower_sessions::SessionStore>
+where
+    S: tower_sessions::SessionStore + tower_sessions::ExpiredDeletion + Clone,
+{
+    let sweeper = store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sweeper
+            .continuously_delete_expired(std::time::Duration::from_secs(3600))
+            .await
+        {
+            tracing::error!(error = %e, "deleting expired sessions stopped");
+        }
+    });
+    Arc::new(store)
+}
+
 /// Sessions live in the same database as everything else. Returns the layer and the store
 /// (live streams check that their session still exists).
 async fn session_layer(
@@ -294,7 +311,7 @@ async fn session_layer(
     s: &SessionSettings,
 ) -> anyhow::Result<(tower_sessions::SessionManagerLayer<Sessions>, Sessions)> {
     use tower_sessions::cookie::{time::Duration, SameSite};
-    use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
+    use tower_sessions::{Expiry, SessionManagerLayer};
     let store: Arc<dyn tower_sessions::SessionStore> = if database_url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(database_url).await?;
         let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
@@ -302,12 +319,7 @@ async fn session_layer(
             .migrate()
             .await
             .context("creating the sessions table")?;
-        tokio::spawn(
-            store
-                .clone()
-                .continuously_delete_expired(std::time::Duration::from_secs(3600)),
-        );
-        Arc::new(store)
+        sweep_expired(store)
     } else {
         let url = if database_url.contains("mode=") {
             database_url.to_owned()
@@ -323,12 +335,7 @@ async fn session_layer(
             .migrate()
             .await
             .context("creating the sessions table")?;
-        tokio::spawn(
-            store
-                .clone()
-                .continuously_delete_expired(std::time::Duration::from_secs(3600)),
-        );
-        Arc::new(store)
+        sweep_expired(store)
     };
     // Lax, not Strict: the GitHub callback is a top-level navigation from github.com and
     // must carry the session cookie.

@@ -52,13 +52,7 @@ async fn call(
     fn_path: &str,
     form: &[(&str, &str)],
 ) -> (u16, String) {
-    let r = c
-        .post(format!("{}/api/{fn_path}", env.base))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    common::call(&env.base, c, fn_path, form).await
 }
 
 async fn deploy(

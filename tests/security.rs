@@ -39,29 +39,7 @@ async fn fake_argo() -> (String, Log) {
     (base, log)
 }
 
-async fn call(
-    env_base: &str,
-    c: &reqwest::Client,
-    f: &str,
-    form: &[(&str, &str)],
-) -> (u16, String) {
-    let r = c
-        .post(format!("{env_base}/api/{f}"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-async fn pipeline_token(store: &app::store::Store) -> String {
-    let token = release::http::api_token::generate_token();
-    store
-        .create_token("pipeline", &release::http::api_token::hash_token(&token))
-        .await
-        .unwrap();
-    token
-}
+use common::{call, pipeline_token};
 
 /// Finding 1: Resubmit acts only on the deployment's own environment, with that
 /// environment's Argo server and token; pipeline-supplied workflow fields choose nothing,

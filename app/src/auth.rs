@@ -78,6 +78,23 @@ impl CurrentUser {
     }
 }
 
+#[cfg(test)]
+impl CurrentUser {
+    /// A person with these roles, for tests.
+    pub(crate) fn for_test(admin: bool, envs: &[&str]) -> Self {
+        Self {
+            user_id: 1,
+            github_id: None,
+            login: "p".into(),
+            name: None,
+            avatar_url: None,
+            admin,
+            deploy_environments: envs.iter().map(|s| s.to_string()).collect(),
+            dev: false,
+        }
+    }
+}
+
 #[cfg(feature = "ssr")]
 mod server {
     use super::{CurrentUser, Role};
@@ -147,16 +164,7 @@ mod tests {
     use super::*;
 
     fn user(admin: bool, envs: &[&str]) -> CurrentUser {
-        CurrentUser {
-            user_id: 1,
-            github_id: None,
-            login: "x".into(),
-            name: None,
-            avatar_url: None,
-            admin,
-            deploy_environments: envs.iter().map(|s| s.to_string()).collect(),
-            dev: false,
-        }
+        CurrentUser::for_test(admin, envs)
     }
 
     #[test]

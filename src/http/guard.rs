@@ -27,8 +27,7 @@ pub struct SessionUser {
 /// resolved, repeated `/` collapsed. The guard decides on this, so `/pkg/../audit` is the
 /// audit page, not an asset.
 pub fn normalize_path(raw: &str) -> String {
-    let decoded: Vec<u8> = percent_decode(raw.as_bytes());
-    let decoded = String::from_utf8_lossy(&decoded);
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     let mut parts: Vec<&str> = Vec::new();
     for seg in decoded.split(['/', '\\']) {
         match seg {
@@ -41,24 +40,6 @@ pub fn normalize_path(raw: &str) -> String {
     }
     let trailing = decoded.ends_with('/') && !parts.is_empty();
     format!("/{}{}", parts.join("/"), if trailing { "/" } else { "" })
-}
-
-fn percent_decode(b: &[u8]) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
 }
 
 /// Paths that are not pages: assets, sign-in itself, the token-authenticated API, health
@@ -281,4 +262,18 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+
+    #[test]
+    fn paths_are_normalised_as_a_browser_or_file_lookup_would() {
+        assert_eq!(normalize_path("/pkg/../audit"), "/audit");
+        assert_eq!(normalize_path("/pkg/%2e%2e/audit"), "/audit");
+        assert_eq!(normalize_path("/pkg//..//audit/"), "/audit/");
+        assert_eq!(normalize_path("/a/./b\\..\\c"), "/a/c");
+        assert_eq!(normalize_path("/../../"), "/");
+    }
 }

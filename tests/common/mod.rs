@@ -112,14 +112,7 @@ async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     let server = Server::build(settings).await.expect("server builds");
     let base = format!("http://{}", server.local_addr());
     let store = server.store.clone();
-    let token = release::http::api_token::generate_token();
-    store
-        .create_token(
-            &format!("pipeline-{}", rand_suffix()),
-            &release::http::api_token::hash_token(&token),
-        )
-        .await
-        .unwrap();
+    let token = pipeline_token(&store).await;
     tokio::spawn(server.run_until(std::future::pending()));
     TestApp {
         base,
@@ -149,6 +142,35 @@ pub fn browser() -> reqwest::Client {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// Calls a server function as `c` (a form POST to `/api/{f}`): status and body.
+pub async fn call(
+    base: &str,
+    c: &reqwest::Client,
+    f: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let r = c
+        .post(format!("{base}/api/{f}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// A new pipeline API token in `store`.
+pub async fn pipeline_token(store: &Store) -> String {
+    let token = release::http::api_token::generate_token();
+    store
+        .create_token(
+            &format!("pipeline-{}", rand_suffix()),
+            &release::http::api_token::hash_token(&token),
+        )
+        .await
+        .unwrap();
+    token
 }
 
 fn rand_suffix() -> u64 {

@@ -292,16 +292,7 @@ mod tests {
     use crate::domain::Environments;
 
     fn user(admin: bool, envs: &[&str]) -> CurrentUser {
-        CurrentUser {
-            user_id: 1,
-            github_id: None,
-            login: "p".into(),
-            name: None,
-            avatar_url: None,
-            admin,
-            deploy_environments: envs.iter().map(|s| s.to_string()).collect(),
-            dev: false,
-        }
+        CurrentUser::for_test(admin, envs)
     }
 
     fn env(name: &str) -> Environment {

@@ -37,22 +37,23 @@ impl InvalidInput {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes everything but RFC 3986's unreserved characters, so the result is one
-/// inert path segment (used for links the browser renders; the server's outbound calls use
-/// `pipeline::endpoint`). `.` and `..` are encoded too, so they cannot climb.
+/// inert path segment (for links the browser renders; the server's outbound calls use
+/// `pipeline::endpoint`). A lone `.` or `..` is encoded as `%2E`, which the URL standard
+/// still reads as a dot segment: callers pass parsed values that cannot be one (`GitRef`
+/// refuses `..` and components starting with `.`).
 pub fn encode_path_segment(s: &str) -> String {
     if s == "." || s == ".." {
         return s.replace('.', "%2E");
     }
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]

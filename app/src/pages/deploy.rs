@@ -37,22 +37,13 @@ pub async fn deploy(
         .await
         .map_err(crate::state::internal)?
         .ok_or_else(|| refuse(404, format!("no application {shortname}")))?;
-    let audit = |outcome: &'static str, detail: String| {
-        let (store, login, app, env) = (
-            store.clone(),
-            user.login.clone(),
-            app.shortname.clone(),
-            env.to_string(),
-        );
-        async move {
-            if let Err(e) = store
-                .audit(&login, "deploy", Some(&app), Some(&env), outcome, &detail)
-                .await
-            {
-                tracing::error!(error = %e, "could not write the audit log");
-            }
-        }
-    };
+    let audit = Audit::new(
+        store,
+        &user.login,
+        "deploy",
+        Some(&app.shortname),
+        Some(env.as_str()),
+    );
     let freezes = store
         .active_freezes(Some(app.id))
         .await
@@ -70,10 +61,12 @@ pub async fn deploy(
     match permit {
         Ok(rules::DeployPermit::Plain) => {}
         Ok(rules::DeployPermit::Override { freeze, reason }) => {
-            audit("override", format!("{freeze}; overridden: {reason}")).await
+            audit
+                .record("override", &format!("{freeze}; overridden: {reason}"))
+                .await
         }
         Err(refusal) => {
-            audit("refused", refusal.to_string()).await;
+            audit.record("refused", &refusal.to_string()).await;
             return Err(refuse(refusal.status(), refusal.to_string()));
         }
     }
@@ -84,11 +77,12 @@ pub async fn deploy(
     {
         Ok(()) => {}
         Err(holder) => {
-            audit(
-                "refused",
-                format!("{} is already deploying", holder.requested_by),
-            )
-            .await;
+            audit
+                .record(
+                    "refused",
+                    &format!("{} is already deploying", holder.requested_by),
+                )
+                .await;
             let r = rules::in_flight(
                 &app.shortname,
                 env.as_str(),
@@ -140,7 +134,7 @@ pub async fn deploy(
                 if let Err(err) = release_lock().await {
                     tracing::error!(error = %err, "could not release the in-flight deploy slot");
                 }
-                audit("failed", e.to_string()).await;
+                audit.record("failed", &e.to_string()).await;
                 return Err(e);
             }
         }
@@ -164,7 +158,9 @@ pub async fn deploy(
             if let Err(err) = release_lock().await {
                 tracing::error!(error = %err, "could not release the in-flight deploy slot");
             }
-            audit("failed", format!("dispatched, but not recorded: {e}")).await;
+            audit
+                .record("failed", &format!("dispatched, but not recorded: {e}"))
+                .await;
             return Err(crate::state::internal(e));
         }
     };
@@ -180,25 +176,27 @@ pub async fn deploy(
         tracing::error!(error = %e, "could not attach the deployment to its in-flight slot");
     }
     if let Some(sim) = &state.simulator {
-        audit(
-            "requested",
-            format!("{git_ref} to {env} (simulated pipeline)"),
-        )
-        .await;
+        audit
+            .record(
+                "requested",
+                &format!("{git_ref} to {env} (simulated pipeline)"),
+            )
+            .await;
         sim.start(store.clone(), repo, env.clone(), git_ref.clone());
         return Ok(ActionDone {
             message: format!("Simulated deploy of {git_ref} to {env} started."),
             link: None,
         });
     }
-    audit(
-        "requested",
-        format!(
-            "{git_ref} to {env}; GitHub run: {}",
-            run_url.as_deref().unwrap_or("(no run details)")
-        ),
-    )
-    .await;
+    audit
+        .record(
+            "requested",
+            &format!(
+                "{git_ref} to {env}; GitHub run: {}",
+                run_url.as_deref().unwrap_or("(no run details)")
+            ),
+        )
+        .await;
     Ok(ActionDone {
         message: format!("Deploy of {git_ref} to {env} requested on GitHub."),
         link: run_url,
@@ -416,22 +414,13 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         .environments()
         .parse(&target.environment)
         .map_err(stored)?;
-    let audit = |outcome: &'static str, detail: String| {
-        let (store, login, app, env) = (
-            store.clone(),
-            user.login.clone(),
-            target.shortname.clone(),
-            target.environment.clone(),
-        );
-        async move {
-            if let Err(e) = store
-                .audit(&login, "resubmit", Some(&app), Some(&env), outcome, &detail)
-                .await
-            {
-                tracing::error!(error = %e, "could not write the audit log");
-            }
-        }
-    };
+    let audit = Audit::new(
+        store,
+        &user.login,
+        "resubmit",
+        Some(&target.shortname),
+        Some(&target.environment),
+    );
     let freezes = store
         .active_freezes(Some(target.application_id))
         .await
@@ -449,7 +438,7 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
     let argo_env = match checked {
         Ok(e) => e.clone(),
         Err(refusal) => {
-            audit("refused", refusal.to_string()).await;
+            audit.record("refused", &refusal.to_string()).await;
             return Err(refuse(refusal.status(), refusal.to_string()));
         }
     };
@@ -487,7 +476,9 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
                 (n, url)
             }
             Err(e) => {
-                audit("failed", format!("{namespace}/{name}: {e}")).await;
+                audit
+                    .record("failed", &format!("{namespace}/{name}: {e}"))
+                    .await;
                 return Err(refuse(502, format!("Nothing was resubmitted. {e}")));
             }
         },
@@ -513,11 +504,12 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         .record_event(&event)
         .await
         .map_err(crate::state::internal)?;
-    audit(
-        "requested",
-        format!("{namespace}/{name} resubmitted as {new_name}"),
-    )
-    .await;
+    audit
+        .record(
+            "requested",
+            &format!("{namespace}/{name} resubmitted as {new_name}"),
+        )
+        .await;
     if let Some(sim) = &state.simulator {
         sim.resume(store.clone(), repo, env, version, stage, workflow);
     }
@@ -552,20 +544,15 @@ pub async fn set_freeze(
         .freeze(id, reason, &user.login, authority)
         .await
         .map_err(crate::state::internal)?;
-    if let Err(e) = state
-        .store
-        .audit(
-            &user.login,
-            "freeze",
-            app.as_ref().map(|a| a.shortname.as_str()),
-            None,
-            "done",
-            reason,
-        )
-        .await
-    {
-        tracing::error!(error = %e, "could not write the audit log");
-    }
+    Audit::new(
+        &state.store,
+        &user.login,
+        "freeze",
+        app.as_ref().map(|a| a.shortname.as_str()),
+        None,
+    )
+    .record("done", reason)
+    .await;
     Ok(ActionDone {
         message: format!("Deploys to {name} are frozen."),
         link: None,
@@ -590,28 +577,14 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         // Lifting an app's freezes lifts only that app's; the site's needs the site.
         .filter(|f| f.application.is_some() != site_wide)
         .collect();
-    let audit = |outcome: &'static str, detail: String| {
-        let (store, login, app) = (
-            state.store.clone(),
-            user.login.clone(),
-            app_name.map(str::to_owned),
-        );
-        async move {
-            if let Err(e) = store
-                .audit(&login, "unfreeze", app.as_deref(), None, outcome, &detail)
-                .await
-            {
-                tracing::error!(error = %e, "could not write the audit log");
-            }
-        }
-    };
+    let audit = Audit::new(&state.store, &user.login, "unfreeze", app_name, None);
     if let Err(r) = rules::check_lift(
         &user,
         site_wide,
         &in_force,
         state.store.environments().as_slice(),
     ) {
-        audit("refused", r.to_string()).await;
+        audit.record("refused", &r.to_string()).await;
         return Err(refuse(r.status(), r.to_string()));
     }
     let ids: Vec<i64> = in_force.iter().map(|f| f.id).collect();
@@ -624,11 +597,12 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         .iter()
         .map(|f| format!("{} ({})", f.reason, f.frozen_by))
         .collect();
-    audit(
-        "done",
-        format!("{n} freeze(s) lifted: {}", reasons.join("; ")),
-    )
-    .await;
+    audit
+        .record(
+            "done",
+            &format!("{n} freeze(s) lifted: {}", reasons.join("; ")),
+        )
+        .await;
     Ok(ActionDone {
         message: if n == 0 {
             "Nothing was frozen.".into()
@@ -666,6 +640,54 @@ async fn freeze_target(
                 .map_err(crate::state::internal)?
                 .ok_or_else(|| refuse(404, format!("no application {s}")))?;
             Ok((state, user, Some(app)))
+        }
+    }
+}
+
+/// One action's audit entries: who, what, on which app and environment. A failure to
+/// write is logged; the action is not undone (moving the entry into the action's
+/// transaction is issue 8's).
+#[cfg(feature = "ssr")]
+struct Audit<'a> {
+    store: &'a crate::store::Store,
+    actor: &'a str,
+    action: &'static str,
+    application: Option<&'a str>,
+    environment: Option<&'a str>,
+}
+
+#[cfg(feature = "ssr")]
+impl<'a> Audit<'a> {
+    fn new(
+        store: &'a crate::store::Store,
+        actor: &'a str,
+        action: &'static str,
+        application: Option<&'a str>,
+        environment: Option<&'a str>,
+    ) -> Self {
+        Self {
+            store,
+            actor,
+            action,
+            application,
+            environment,
+        }
+    }
+
+    async fn record(&self, outcome: &str, detail: &str) {
+        if let Err(e) = self
+            .store
+            .audit(
+                self.actor,
+                self.action,
+                self.application,
+                self.environment,
+                outcome,
+                detail,
+            )
+            .await
+        {
+            tracing::error!(error = %e, action = self.action, "could not write the audit log");
         }
     }
 }
