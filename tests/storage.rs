@@ -219,7 +219,18 @@ async fn suite(store: Store) {
             .is_ok(),
         "stalled: replaced"
     );
-    store.release_deploy_lock(web_id, "staging").await.unwrap();
+    let note = |actor, action, outcome| app::store::NewAudit {
+        actor,
+        action,
+        application: None,
+        environment: None,
+        outcome,
+        detail: "",
+    };
+    store
+        .release_deploy_lock(web_id, "staging", &note("bob", "deploy", "failed"))
+        .await
+        .unwrap();
 
     // Freezes and the audit log.
     store
@@ -228,6 +239,7 @@ async fn suite(store: Store) {
             "migration",
             "ann",
             app::domain::deploy_rules::Authority::Deployer,
+            &note("ann", "freeze", "done"),
         )
         .await
         .unwrap();
@@ -238,28 +250,38 @@ async fn suite(store: Store) {
             "holiday",
             "boss",
             app::domain::deploy_rules::Authority::Admin,
+            &note("boss", "freeze", "done"),
         )
         .await
         .unwrap();
     assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 2);
-    assert_eq!(store.lift_freeze(None, "boss").await.unwrap(), 1);
-    assert_eq!(store.lift_freeze(Some(web_id), "ann").await.unwrap(), 1);
+    let frozen = store.active_freezes(Some(web_id)).await.unwrap();
+    let site: Vec<i64> = frozen
+        .iter()
+        .filter(|f| f.application.is_none())
+        .map(|f| f.id)
+        .collect();
+    let web: Vec<i64> = frozen
+        .iter()
+        .filter(|f| f.application.is_some())
+        .map(|f| f.id)
+        .collect();
+    let lift = note("boss", "unfreeze", "done");
+    assert_eq!(store.lift_freezes(&site, "boss", &lift).await.unwrap(), 1);
+    assert_eq!(store.lift_freezes(&web, "ann", &lift).await.unwrap(), 1);
     assert!(store.all_active_freezes().await.unwrap().is_empty());
     store
-        .audit(
-            "ann",
-            "deploy",
-            Some("web"),
-            Some("staging"),
-            "requested",
-            "v1",
-        )
+        .audit(&app::store::NewAudit {
+            actor: "ann",
+            action: "deploy",
+            application: Some("web"),
+            environment: Some("staging"),
+            outcome: "requested",
+            detail: "v1",
+        })
         .await
         .unwrap();
-    store
-        .audit("bob", "freeze", None, None, "done", "x")
-        .await
-        .unwrap();
+    store.audit(&note("bob", "freeze", "done")).await.unwrap();
     assert_eq!(
         store.audit_log(None, None, 10).await.unwrap()[0].actor,
         "bob"

@@ -34,9 +34,24 @@ pub fn app_state() -> Result<AppState, ServerFnError> {
 }
 
 /// Logs a store failure in full and gives the browser a message without internals.
+/// A busy or unreachable database is a 503 (the page says to try again); anything else
+/// a 500.
 pub fn internal(err: crate::store::StoreError) -> ServerFnError {
+    if err.is_unavailable() {
+        tracing::warn!(error = %err, "database busy or unreachable in a server function");
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            resp.insert_header(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("2"),
+            );
+        }
+        return refuse(
+            503,
+            "the database is busy or unreachable; try again in a moment",
+        );
+    }
     tracing::error!(error = %err, "store error in a server function");
-    ServerFnError::new("the database could not be read; try again in a moment")
+    refuse(500, "the database could not be read; try again in a moment")
 }
 
 /// The signed-in person's GitHub token, decrypted, for calls made as them; `None` for

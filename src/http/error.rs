@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 429: too many failed tokens from this address; retry after the duration.
     #[error("too many failed API tokens from this address; try again in {} s", .0.as_secs().max(1))]
     TooMany(std::time::Duration),
+    /// 503: the database is busy or unreachable; retry after a moment.
+    #[error("the database is busy or unreachable; retry in a moment")]
+    Unavailable(#[source] StoreError),
     /// 500 or 503: our fault. The detail goes to the log, never to the caller.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -51,6 +54,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::NotFound(m) => ApiError::NotFound(m),
+            other if other.is_unavailable() => ApiError::Unavailable(other),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +82,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = match &self {
             ApiError::Invalid(e) => json!({ "error": e.message, "field": e.field }),
+            ApiError::Unavailable(err) => {
+                tracing::warn!(error = %err, "database busy or unreachable: answered 503");
+                json!({ "error": self.to_string() })
+            }
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error in the API");
                 json!({ "error": "internal error; the server log has the details" })
@@ -85,6 +94,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::TooMany(wait) => Some(wait.as_secs().max(1)),
+            ApiError::Unavailable(_) => Some(2),
             _ => None,
         };
         let mut resp = (status, Json(body)).into_response();

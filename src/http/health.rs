@@ -1,4 +1,3 @@
-use super::error::ApiError;
 use super::state::ServerState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,7 +15,7 @@ pub async fn ready(State(state): State<ServerState>) -> Response {
     match state.app.store.ping().await {
         Ok(()) => Json(json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(err) => {
-            let _ = ApiError::Internal(err.into());
+            tracing::warn!(error = %err, "readiness: the database does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "status": "unavailable", "database": "unreachable" })),

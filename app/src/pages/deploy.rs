@@ -61,9 +61,12 @@ pub async fn deploy(
     match permit {
         Ok(rules::DeployPermit::Plain) => {}
         Ok(rules::DeployPermit::Override { freeze, reason }) => {
-            audit
-                .record("override", &format!("{freeze}; overridden: {reason}"))
+            // An override that cannot be audited does not happen.
+            let detail = format!("{freeze}; overridden: {reason}");
+            store
+                .audit(&audit.entry("override", &detail))
                 .await
+                .map_err(crate::state::internal)?;
         }
         Err(refusal) => {
             audit.record("refused", &refusal.to_string()).await;
@@ -92,7 +95,16 @@ pub async fn deploy(
             return Err(refuse(r.status(), r.to_string()));
         }
     }
-    let release_lock = || store.release_deploy_lock(app.id, env.as_str());
+    // A failure after the slot was taken frees it, with its audit entry, together.
+    let (app_id, env_name, audit_ref) = (app.id, env.as_str(), &audit);
+    let release_lock = |why: String| async move {
+        if let Err(err) = store
+            .release_deploy_lock(app_id, env_name, &audit_ref.entry("failed", &why))
+            .await
+        {
+            tracing::error!(error = %err, %why, "could not release the in-flight deploy slot");
+        }
+    };
     let repo = RepoName::parse(&app.repo).map_err(|e| refuse(500, e.to_string()))?;
     // GitHub, as the person; or, in the demo, the simulated pipeline.
     let run_url = if state.simulator.is_some() {
@@ -131,72 +143,49 @@ pub async fn deploy(
         match dispatched {
             Ok(run) => run.html_url,
             Err(e) => {
-                if let Err(err) = release_lock().await {
-                    tracing::error!(error = %err, "could not release the in-flight deploy slot");
-                }
-                audit.record("failed", &e.to_string()).await;
+                release_lock(e.to_string()).await;
                 return Err(e);
             }
         }
     };
-    let recorded = match store
-        .record_deployment(&NewDeployment {
-            repo: repo.clone(),
-            environment: env.clone(),
-            version: git_ref.clone(),
-            sha: None,
-            deployed_by: Some(user.login.clone()),
-            trigger: Trigger::Manual,
-            created_at_ms: None,
-            base_status: DeploymentStatus::Requested,
-        })
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            // The request went out but could not be recorded: say so, and free the slot.
-            if let Err(err) = release_lock().await {
-                tracing::error!(error = %err, "could not release the in-flight deploy slot");
-            }
-            audit
-                .record("failed", &format!("dispatched, but not recorded: {e}"))
-                .await;
-            return Err(crate::state::internal(e));
-        }
+    let detail = match (&state.simulator, &run_url) {
+        (Some(_), _) => format!("{git_ref} to {env} (simulated pipeline)"),
+        (None, run) => format!(
+            "{git_ref} to {env}; GitHub run: {}",
+            run.as_deref().unwrap_or("(no run details)")
+        ),
     };
-    if let Err(e) = store
-        .attach_deploy_lock(
-            app.id,
-            env.as_str(),
-            recorded.deployment_id,
-            run_url.as_deref(),
+    // The request, the slot pointing at it, and the audit entry: one transaction.
+    let recorded = store
+        .record_deployment_with(
+            &NewDeployment {
+                repo: repo.clone(),
+                environment: env.clone(),
+                version: git_ref.clone(),
+                sha: None,
+                deployed_by: Some(user.login.clone()),
+                trigger: Trigger::Manual,
+                created_at_ms: None,
+                base_status: DeploymentStatus::Requested,
+            },
+            &crate::store::Also {
+                deploy_lock: Some((app.id, env.as_str(), run_url.as_deref())),
+                audit: Some(audit.entry("requested", &detail)),
+            },
         )
-        .await
-    {
-        tracing::error!(error = %e, "could not attach the deployment to its in-flight slot");
+        .await;
+    if let Err(e) = recorded {
+        // The request went out but could not be recorded: say so, and free the slot.
+        release_lock(format!("dispatched, but not recorded: {e}")).await;
+        return Err(crate::state::internal(e));
     }
     if let Some(sim) = &state.simulator {
-        audit
-            .record(
-                "requested",
-                &format!("{git_ref} to {env} (simulated pipeline)"),
-            )
-            .await;
         sim.start(store.clone(), repo, env.clone(), git_ref.clone());
         return Ok(ActionDone {
             message: format!("Simulated deploy of {git_ref} to {env} started."),
             link: None,
         });
     }
-    audit
-        .record(
-            "requested",
-            &format!(
-                "{git_ref} to {env}; GitHub run: {}",
-                run_url.as_deref().unwrap_or("(no run details)")
-            ),
-        )
-        .await;
     Ok(ActionDone {
         message: format!("Deploy of {git_ref} to {env} requested on GitHub."),
         link: run_url,
@@ -500,16 +489,18 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         delivery_id: None,
         at_ms: None,
     };
-    store
-        .record_event(&event)
+    // The new workflow on the timeline and the audit entry: one transaction. Argo has
+    // already resubmitted, so a failure here is said in the audit log too.
+    let detail = format!("{namespace}/{name} resubmitted as {new_name}");
+    if let Err(e) = store
+        .record_event_with(&event, Some(&audit.entry("requested", &detail)))
         .await
-        .map_err(crate::state::internal)?;
-    audit
-        .record(
-            "requested",
-            &format!("{namespace}/{name} resubmitted as {new_name}"),
-        )
-        .await;
+    {
+        audit
+            .record("failed", &format!("{detail}, but not recorded: {e}"))
+            .await;
+        return Err(crate::state::internal(e));
+    }
     if let Some(sim) = &state.simulator {
         sim.resume(store.clone(), repo, env, version, stage, workflow);
     }
@@ -539,20 +530,24 @@ pub async fn set_freeze(
         Some(a) => (Some(a.id), a.shortname.clone()),
         None => (None, "the whole site".to_string()),
     };
-    state
-        .store
-        .freeze(id, reason, &user.login, authority)
-        .await
-        .map_err(crate::state::internal)?;
-    Audit::new(
+    let audit = Audit::new(
         &state.store,
         &user.login,
         "freeze",
         app.as_ref().map(|a| a.shortname.as_str()),
         None,
-    )
-    .record("done", reason)
-    .await;
+    );
+    state
+        .store
+        .freeze(
+            id,
+            reason,
+            &user.login,
+            authority,
+            &audit.entry("done", reason),
+        )
+        .await
+        .map_err(crate::state::internal)?;
     Ok(ActionDone {
         message: format!("Deploys to {name} are frozen."),
         link: None,
@@ -588,21 +583,16 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         return Err(refuse(r.status(), r.to_string()));
     }
     let ids: Vec<i64> = in_force.iter().map(|f| f.id).collect();
-    let n = state
-        .store
-        .lift_freezes(&ids, &user.login)
-        .await
-        .map_err(crate::state::internal)?;
-    let reasons: Vec<String> = in_force
+    let lifted: Vec<String> = in_force
         .iter()
         .map(|f| format!("{} ({})", f.reason, f.frozen_by))
         .collect();
-    audit
-        .record(
-            "done",
-            &format!("{n} freeze(s) lifted: {}", reasons.join("; ")),
-        )
-        .await;
+    let detail = format!("{} freeze(s) lifted: {}", ids.len(), lifted.join("; "));
+    let n = state
+        .store
+        .lift_freezes(&ids, &user.login, &audit.entry("done", &detail))
+        .await
+        .map_err(crate::state::internal)?;
     Ok(ActionDone {
         message: if n == 0 {
             "Nothing was frozen.".into()
@@ -644,9 +634,8 @@ async fn freeze_target(
     }
 }
 
-/// One action's audit entries: who, what, on which app and environment. A failure to
-/// write is logged; the action is not undone (moving the entry into the action's
-/// transaction is issue 8's).
+/// One action's audit entries: who, what, on which app and environment. An action's own
+/// entry is written in the action's transaction (`entry`); a refusal's alone (`record`).
 #[cfg(feature = "ssr")]
 struct Audit<'a> {
     store: &'a crate::store::Store,
@@ -674,19 +663,21 @@ impl<'a> Audit<'a> {
         }
     }
 
+    /// The entry for this action with `outcome` and `detail`, to write with the action.
+    fn entry<'b>(&'b self, outcome: &'b str, detail: &'b str) -> crate::store::NewAudit<'b> {
+        crate::store::NewAudit {
+            actor: self.actor,
+            action: self.action,
+            application: self.application,
+            environment: self.environment,
+            outcome,
+            detail,
+        }
+    }
+
+    /// An entry with no action of its own (a refusal): a failure to write it is logged.
     async fn record(&self, outcome: &str, detail: &str) {
-        if let Err(e) = self
-            .store
-            .audit(
-                self.actor,
-                self.action,
-                self.application,
-                self.environment,
-                outcome,
-                detail,
-            )
-            .await
-        {
+        if let Err(e) = self.store.audit(&self.entry(outcome, detail)).await {
             tracing::error!(error = %e, action = self.action, "could not write the audit log");
         }
     }

@@ -1,6 +1,7 @@
 //! Writing deployments and pipeline events.
 
-use super::{now_ms, Backend, Result, Store, StoreError};
+use super::ops::{insert_audit, NewAudit};
+use super::{now_ms, Result, Store, StoreError};
 use crate::domain::{
     status_from_events, DeploymentStatus, Environment, EventStatus, EventSummary, GitRef, RepoName,
     Sha, Stage, Trigger,
@@ -56,22 +57,57 @@ pub struct EventOutcome {
 
 type DeploymentKey = (i64, String, Option<String>, Option<String>);
 
-impl Store {
-    /// SQLite has one writer: taking this lock before a write transaction queues writers in
-    /// the process instead of failing them with SQLITE_BUSY. PostgreSQL needs no such lock.
-    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.write_lock.lock().await),
-            Backend::Postgres => None,
-        }
-    }
+/// What a recorded deployment brings along in its transaction.
+#[derive(Default)]
+pub struct Also<'a> {
+    /// The manual deploy's in-flight slot (application id, environment) and run link.
+    pub deploy_lock: Option<(i64, &'a str, Option<&'a str>)>,
+    pub audit: Option<NewAudit<'a>>,
+}
 
+impl Also<'_> {
+    async fn write(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        deployment_id: i64,
+    ) -> Result<()> {
+        if let Some((app_id, env, run_url)) = self.deploy_lock {
+            sqlx::query("UPDATE deploy_locks SET deployment_id = $1 WHERE application_id = $2 AND environment = $3")
+                .bind(deployment_id)
+                .bind(app_id)
+                .bind(env)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("UPDATE deployments SET run_url = $1 WHERE id = $2")
+                .bind(run_url.map(str::to_owned))
+                .bind(deployment_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if let Some(a) = &self.audit {
+            insert_audit(tx, a).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
     /// Records a deployment. A notification for the version already current in that
     /// environment attaches to that deployment (filling in the SHA and deployer if they
     /// were unknown) instead of adding a second row.
     pub async fn record_deployment(&self, d: &NewDeployment) -> Result<NotifyOutcome> {
-        let _guard = self.write_guard().await;
-        let mut tx = self.pool.begin().await?;
+        self.record_deployment_with(d, &Also::default()).await
+    }
+
+    /// Records a deployment and, in the same transaction, what `also` asks: a manual
+    /// deploy's in-flight slot pointed at it (with the GitHub run link) and its audit
+    /// entry. Either all of it is written or none.
+    pub async fn record_deployment_with(
+        &self,
+        d: &NewDeployment,
+        also: &Also<'_>,
+    ) -> Result<NotifyOutcome> {
+        let (_guard, mut tx) = self.write().await?;
         let app = Self::application_for_repo(&mut tx, &d.repo).await?;
         let current: Option<DeploymentKey> = sqlx::query_as(
             "SELECT d.id, d.version, d.sha, d.deployed_by FROM current_deployments c
@@ -94,6 +130,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            also.write(&mut tx, id).await?;
             tx.commit().await?;
             self.publish(&app.shortname).await;
             return Ok(NotifyOutcome {
@@ -120,6 +157,7 @@ impl Store {
             created_at,
         )
         .await?;
+        also.write(&mut tx, id).await?;
         tx.commit().await?;
         self.publish(&app.shortname).await;
         Ok(NotifyOutcome {
@@ -133,8 +171,16 @@ impl Store {
     /// that environment, creating one if the event came first. A delivery id seen before
     /// changes nothing and gets the first answer again.
     pub async fn record_event(&self, e: &NewEvent) -> Result<EventOutcome> {
-        let _guard = self.write_guard().await;
-        let mut tx = self.pool.begin().await?;
+        self.record_event_with(e, None).await
+    }
+
+    /// Records an event and, in the same transaction, its audit entry (a resubmit).
+    pub async fn record_event_with(
+        &self,
+        e: &NewEvent,
+        audit: Option<&NewAudit<'_>>,
+    ) -> Result<EventOutcome> {
+        let (_guard, mut tx) = self.write().await?;
         if let Some(delivery) = &e.delivery_id {
             // Claim the delivery id first: a concurrent duplicate on PostgreSQL waits here
             // for this transaction and then finds the row.
@@ -264,6 +310,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(a) = audit {
+            insert_audit(&mut tx, a).await?;
+        }
         tx.commit().await?;
         self.publish(&outcome.application).await;
         Ok(outcome)
@@ -272,8 +321,7 @@ impl Store {
     /// Inserts many deployments at once, for the benchmark and the demo: `rows` are
     /// (application id, environment, version, created_at). Keeps `current_deployments` right.
     pub async fn bulk_insert_deployments(&self, rows: &[(i64, String, String, i64)]) -> Result<()> {
-        let _guard = self.write_guard().await;
-        let mut tx = self.pool.begin().await?;
+        let (_guard, mut tx) = self.write().await?;
         for chunk in rows.chunks(500) {
             let mut sql = String::from(
                 "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at) VALUES ",
@@ -307,7 +355,6 @@ impl Store {
     /// every application and environment, then points `current_deployments` at the newest
     /// of each.
     pub async fn seed_history(&self, count: i64, start_ms: i64) -> Result<()> {
-        let _guard = self.write_guard().await;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -321,7 +368,7 @@ impl Store {
         if cells == 0 {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let (_guard, mut tx) = self.write().await?;
         let mut cell = 0;
         for id in &ids {
             for env in &envs {

@@ -11,8 +11,9 @@ mod tokens;
 mod users;
 mod views;
 
+pub use deployments::Also;
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
-pub use ops::{AuditEntry, Freeze, LockHolder, ResubmitTarget};
+pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, ResubmitTarget};
 pub use tokens::TokenInfo;
 pub use users::{SignIn, UserRow};
 
@@ -33,7 +34,34 @@ pub enum StoreError {
     NotFound(String),
 }
 
+impl StoreError {
+    /// The database is busy or out of reach (pool exhausted, a SQLite lock held past
+    /// `busy_timeout`, a connection lost or refused, PostgreSQL shutting down): the load
+    /// or the operator's doing, not the caller's, and worth retrying. Callers answer 503
+    /// with `Retry-After`.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+                sqlx::Error::Database(db) => {
+                    let code = db.code().unwrap_or_default();
+                    // SQLite: BUSY (5), LOCKED (6), BUSY_SNAPSHOT (517), BUSY_TIMEOUT (773).
+                    // PostgreSQL: connection exceptions (08xxx), shutdowns (57P0x).
+                    matches!(code.as_ref(), "5" | "6" | "517" | "773")
+                        || code.starts_with("08")
+                        || code.starts_with("57P0")
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Held while a write transaction is open (SQLite's writers queue on it).
+pub type WriteGuard = tokio::sync::OwnedMutexGuard<()>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -141,6 +169,25 @@ impl Store {
         })
     }
 
+    /// The one way to write. On SQLite (one writer per file) it queues writers of this
+    /// process on one lock, then starts the transaction with `BEGIN IMMEDIATE`, so the
+    /// file's write lock is taken at the start, where `busy_timeout` applies, instead of
+    /// at the first write after a read, where SQLite refuses at once with "database is
+    /// locked". On PostgreSQL it is a plain transaction. Hold the returned guard until the
+    /// transaction is committed.
+    pub async fn write(
+        &self,
+    ) -> Result<(Option<WriteGuard>, sqlx::Transaction<'static, sqlx::Any>)> {
+        match self.backend {
+            Backend::Sqlite => {
+                let guard = self.write_lock.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok((Some(guard), tx))
+            }
+            Backend::Postgres => Ok((None, self.pool.begin().await?)),
+        }
+    }
+
     /// Live changes: each message is an application's shortname, or `*`.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.changes.subscribe()
@@ -207,7 +254,7 @@ impl Store {
     /// Creates or updates the applications declared in configuration.
     pub async fn sync_applications(&self, specs: &[ApplicationSpec]) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (_guard, mut tx) = self.write().await?;
         for a in specs {
             sqlx::query(
                 "INSERT INTO applications (shortname, name, repo, default_branch, workflow, team, notes, manual_environments, declared, created_at)

@@ -1,11 +1,42 @@
 //! Manual deploys, freezes and the audit log.
 
-use super::{now_ms, Backend, Result, Store};
+use super::{now_ms, Result, Store};
 use crate::domain::deploy_rules::Authority;
 
 pub use crate::model::Freeze;
 
 pub use crate::model::AuditEntry;
+
+/// An audit entry to append: who did what, where, with what outcome.
+#[derive(Debug, Clone)]
+pub struct NewAudit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub application: Option<&'a str>,
+    pub environment: Option<&'a str>,
+    pub outcome: &'a str,
+    pub detail: &'a str,
+}
+
+/// Appends `entry` inside `tx`, so it commits or rolls back with the action it records.
+pub(super) async fn insert_audit(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    entry: &NewAudit<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, application, environment, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(now_ms())
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.application.map(str::to_owned))
+    .bind(entry.environment.map(str::to_owned))
+    .bind(entry.outcome)
+    .bind(entry.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// Who holds the in-flight deploy for an app and environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,12 +55,8 @@ impl Store {
         by: &str,
         stall_ms: i64,
     ) -> Result<std::result::Result<(), LockHolder>> {
-        let _guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.lock().await),
-            Backend::Postgres => None,
-        };
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let (_guard, mut tx) = self.write().await?;
         sqlx::query(
             "DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2 AND (requested_at < $3
                OR deployment_id IN (SELECT id FROM deployments WHERE status IN ('succeeded', 'failed')))",
@@ -68,33 +95,21 @@ impl Store {
         }))
     }
 
-    pub async fn release_deploy_lock(&self, app_id: i64, env: &str) -> Result<()> {
-        sqlx::query("DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2")
-            .bind(app_id)
-            .bind(env)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn attach_deploy_lock(
+    /// Frees the in-flight slot of a deploy that failed, with its audit entry, together.
+    pub async fn release_deploy_lock(
         &self,
         app_id: i64,
         env: &str,
-        deployment_id: i64,
-        run_url: Option<&str>,
+        audit: &NewAudit<'_>,
     ) -> Result<()> {
-        sqlx::query("UPDATE deploy_locks SET deployment_id = $1 WHERE application_id = $2 AND environment = $3")
-            .bind(deployment_id)
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query("DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2")
             .bind(app_id)
             .bind(env)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE deployments SET run_url = $1 WHERE id = $2")
-            .bind(run_url.map(str::to_owned))
-            .bind(deployment_id)
-            .execute(&self.pool)
-            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -146,7 +161,9 @@ impl Store {
         reason: &str,
         by: &str,
         authority: Authority,
+        audit: &NewAudit<'_>,
     ) -> Result<i64> {
+        let (_guard, mut tx) = self.write().await?;
         let id = sqlx::query_scalar(
             "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -158,15 +175,19 @@ impl Store {
             Authority::Admin => "admin",
             Authority::Deployer => "deployer",
         })
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         self.publish("*").await;
         Ok(id)
     }
 
     /// Lifts exactly these freezes (the ones the rules were checked against: a freeze set
     /// meanwhile stays); how many were lifted.
-    pub async fn lift_freezes(&self, ids: &[i64], by: &str) -> Result<u64> {
+    /// Written with its audit entry in one transaction.
+    pub async fn lift_freezes(&self, ids: &[i64], by: &str, audit: &NewAudit<'_>) -> Result<u64> {
+        let (_guard, mut tx) = self.write().await?;
         let mut n = 0;
         for id in ids {
             n += sqlx::query(
@@ -175,54 +196,24 @@ impl Store {
             .bind(by)
             .bind(now_ms())
             .bind(*id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         if n > 0 {
             self.publish("*").await;
         }
         Ok(n)
     }
 
-    /// Lifts the freezes in force on an app (or the site, for `None`); how many were lifted.
-    pub async fn lift_freeze(&self, app_id: Option<i64>, by: &str) -> Result<u64> {
-        let sql = if app_id.is_some() {
-            "UPDATE freezes SET lifted_by = $1, lifted_at = $2 WHERE lifted_at IS NULL AND application_id = $3"
-        } else {
-            "UPDATE freezes SET lifted_by = $1, lifted_at = $2 WHERE lifted_at IS NULL AND application_id IS NULL AND $3 = -1"
-        };
-        Ok(sqlx::query(sql)
-            .bind(by)
-            .bind(now_ms())
-            .bind(app_id.unwrap_or(-1))
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
-    }
-
-    /// Appends to the audit log. There is no update or delete.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        application: Option<&str>,
-        environment: Option<&str>,
-        outcome: &str,
-        detail: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, application, environment, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(now_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(application.map(str::to_owned))
-        .bind(environment.map(str::to_owned))
-        .bind(outcome)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
+    /// Appends to the audit log (an entry with no action of its own: a refusal). There is
+    /// no update or delete.
+    pub async fn audit(&self, entry: &NewAudit<'_>) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        insert_audit(&mut tx, entry).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -22,12 +22,14 @@ impl Store {
                 "a token named {name:?} already exists; revoke it or pick another name"
             )));
         }
+        let (_guard, mut tx) = self.write().await?;
         sqlx::query("INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(token_hash)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -47,13 +49,15 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, name: &str) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(now_ms())
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
                 "no active token named {name:?}"

@@ -1,6 +1,6 @@
 //! People who signed in, their roles as last read from GitHub, and their encrypted token.
 
-use super::{now_ms, Backend, Result, Store};
+use super::{now_ms, Result, Store};
 use crate::auth::CurrentUser;
 
 /// What a sign-in records about a person.
@@ -72,11 +72,7 @@ impl Store {
     /// login.
     pub async fn record_sign_in(&self, s: &SignIn) -> Result<CurrentUser> {
         let now = now_ms();
-        let _guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.lock().await),
-            Backend::Postgres => None,
-        };
-        let mut tx = self.pool.begin().await?;
+        let (_guard, mut tx) = self.write().await?;
         let existing: Option<i64> = match s.github_id {
             Some(gid) => {
                 // Someone else holds this login now (a recycled login): move them aside.
@@ -166,11 +162,7 @@ impl Store {
     /// Updates a person's login after GitHub reported a rename. An older row still holding
     /// that login (someone who gave it up) is moved aside first, as at sign-in.
     pub async fn update_login(&self, user_id: i64, login: &str) -> Result<()> {
-        let _guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.lock().await),
-            Backend::Postgres => None,
-        };
-        let mut tx = self.pool.begin().await?;
+        let (_guard, mut tx) = self.write().await?;
         sqlx::query(
             "UPDATE users SET login = login || '~' || CAST(id AS TEXT), token_ciphertext = NULL WHERE login = $1 AND id <> $2",
         )
@@ -194,13 +186,15 @@ impl Store {
         admin: bool,
         deploy_environments: &[String],
     ) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
         sqlx::query("UPDATE users SET is_admin = $1, deploy_environments = $2, roles_checked_at = $3 WHERE id = $4")
             .bind(i64::from(admin))
             .bind(deploy_environments.join(","))
             .bind(now_ms())
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
