@@ -220,9 +220,10 @@ fn pipeline(settings: &Settings) -> app::pipeline::Pipeline {
             )
         })
         .collect();
-    app::pipeline::Pipeline::new(
+    app::pipeline::Pipeline::with_timeout(
         settings.config.github.as_ref().map(|g| g.api_url.clone()),
         argo,
+        settings.limits.outside_timeout,
     )
 }
 

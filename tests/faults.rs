@@ -158,3 +158,180 @@ async fn mixed_concurrent_writers_on_sqlite_never_fail() {
         &missing[..missing.len().min(5)]
     );
 }
+
+/// GitHub slower than the configured timeout, then back: the person is told, nothing is
+/// recorded, the in-flight slot is free again, and the next deploy goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_github_is_explained_records_nothing_and_frees_the_slot() {
+    use common::fake_github::*;
+    let env = spawn_with_github_and(15, None, "", |s| {
+        s.limits.outside_timeout = Duration::from_secs(1);
+    })
+    .await;
+    env.member("octocat", &["developers"]);
+    env.fake.lock().unwrap().dispatch_delay_ms = 3_000;
+    let c = env.sign_in("octocat").await;
+    let form = [
+        ("shortname", "frontend"),
+        ("environment", "integration"),
+        ("git_ref", "v5"),
+    ];
+    let manual = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deployments WHERE trigger_kind = 'manual'",
+        )
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap()
+    };
+    let before = manual().await;
+    for _ in 0..2 {
+        // Twice: the first failure released the slot, so the second is not a 409.
+        let (status, body) = common::call(&env.base, &c, "deploy", &form).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(
+            body.contains("GitHub did not answer within 1 seconds"),
+            "{body}"
+        );
+        assert_eq!(manual().await, before, "nothing recorded");
+    }
+    let audit = env
+        .store
+        .audit_log(Some("frontend"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.iter().filter(|a| a.outcome == "failed").count(), 2);
+    // GitHub is back.
+    env.fake.lock().unwrap().dispatch_delay_ms = 0;
+    let (status, body) = common::call(&env.base, &c, "deploy", &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(manual().await, before + 1);
+}
+
+/// `kill -9` of `release serve` while notifications stream in, then a restart: every
+/// notification that was acknowledged (200) is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("release.db").display());
+    let bin = env!("CARGO_BIN_EXE_release");
+    let out = std::process::Command::new(bin)
+        .args(["token", "--database-url", &url, "create", "pipeline"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let start = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(bin)
+            .args([
+                "serve",
+                "--dev-sign-in",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                &url,
+            ])
+            .env("RUST_LOG", "error")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}"))
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let ready = |base: String| {
+        let http = http.clone();
+        async move {
+            for _ in 0..200 {
+                if http
+                    .get(format!("{base}/healthcheck/ready"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the server did not become ready");
+        }
+    };
+    let (mut child, base) = start();
+    ready(base.clone()).await;
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for w in 0..4 {
+        let (http, base, token, acknowledged, stop) = (
+            http.clone(),
+            base.clone(),
+            token.clone(),
+            acknowledged.clone(),
+            stop.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let version = format!("v{w}-{i}");
+                let r = http
+                    .post(format!("{base}/deployments"))
+                    .bearer_auth(&token)
+                    .json(&json!({"repo": format!("crash-org/app-{w}"), "deployment": {"environment": "staging", "version": version}}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => acknowledged.lock().unwrap().push(version),
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 50,
+        "notifications flowed ({})",
+        acknowledged.len()
+    );
+    let (_child, base) = start();
+    ready(base).await;
+    let store = app::store::Store::connect(&url, Default::default())
+        .await
+        .unwrap();
+    let versions: std::collections::HashSet<String> =
+        sqlx::query_scalar::<_, String>("SELECT version FROM deployments")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|v| !versions.contains(*v))
+        .collect();
+    eprintln!(
+        "kill -9: {} acknowledged, {} lost",
+        acknowledged.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "{lost:?}");
+}

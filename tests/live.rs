@@ -97,3 +97,83 @@ async fn two_servers_on_one_postgres_database_share_changes() {
         std::panic::resume_unwind(panic.into_panic());
     }
 }
+
+/// PostgreSQL's connections to Release terminated under load (`pg_terminate_backend`, as a
+/// restart or failover does): the API answers 503, never 500, meanwhile; readiness comes
+/// back to 200 by itself; an open live stream keeps working without a reload (the LISTEN
+/// connection reconnects and tells the page to refetch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_cut_under_load_are_survived() {
+    let Some((mut admin, db, url)) =
+        common::fresh_postgres("postgres_connections_cut_under_load_are_survived").await
+    else {
+        return;
+    };
+    let app = common::spawn_on(common::CONFIG, false, url, tempfile::tempdir().unwrap()).await;
+    let mut stream = open_stream(&app).await;
+    let app = std::sync::Arc::new(app);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u16>::new()));
+    let mut load = Vec::new();
+    for w in 0..3 {
+        let (app, stop, statuses) = (app.clone(), stop.clone(), statuses.clone());
+        load.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let r = app
+                    .notify("alphagov/content-store", "staging", &format!("v{w}-{i}"))
+                    .await;
+                statuses.lock().unwrap().push(r.status().as_u16());
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&db)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!cut.is_empty(), "there were connections to cut");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Readiness recovers by itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = app.get_json("/healthcheck/ready").await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "readiness came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "only 200 or 503: {:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    assert!(statuses.iter().filter(|s| **s == 200).count() > 10);
+    // The open stream still hears changes (after a `*` for what it may have missed).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.notify("alphagov/frontend", "staging", "v-after")
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        wait_for_change(&mut stream, "frontend", Duration::from_secs(5)).await,
+        "the live stream resumed without a reload"
+    );
+    app.store.close().await;
+    drop(app);
+    common::drop_postgres(admin, &db).await;
+}

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Every call to GitHub or Argo gives up after this long.
+/// Every call to GitHub or Argo gives up after this long (unless configured otherwise).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `base` followed by `segments`, each percent-encoded as exactly one path segment (a `/`,
@@ -59,6 +59,7 @@ impl std::fmt::Debug for ArgoServer {
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     http: reqwest::Client,
+    timeout: Duration,
     /// `https://api.github.com` or `https://HOST/api/v3`; `None` when GitHub is not configured.
     pub github_api: Option<String>,
     /// The Argo Workflows server per environment name.
@@ -110,24 +111,34 @@ struct RunDetails {
 
 impl Pipeline {
     pub fn new(github_api: Option<String>, argo: HashMap<String, ArgoServer>) -> Self {
+        Self::with_timeout(github_api, argo, TIMEOUT)
+    }
+
+    /// The same, giving up on a call after `timeout`.
+    pub fn with_timeout(
+        github_api: Option<String>,
+        argo: HashMap<String, ArgoServer>,
+        timeout: Duration,
+    ) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
+            .timeout(timeout)
             .user_agent("release-dashboard")
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
         Self {
             http,
+            timeout,
             github_api: github_api.map(|u| u.trim_end_matches('/').to_owned()),
             argo,
         }
     }
 
-    fn transport(who: &'static str, e: reqwest::Error) -> OutsideError {
+    fn transport(&self, who: &'static str, e: reqwest::Error) -> OutsideError {
         if e.is_timeout() {
             OutsideError::Timeout {
                 who,
-                secs: TIMEOUT.as_secs(),
+                secs: self.timeout.as_secs().max(1),
             }
         } else {
             OutsideError::Unreachable { who }
@@ -177,7 +188,7 @@ impl Pipeline {
             .json(&body)
             .send()
             .await
-            .map_err(|e| Self::transport(WHO, e))?;
+            .map_err(|e| self.transport(WHO, e))?;
         match resp.status().as_u16() {
             204 => Ok(DispatchResult::default()),
             200 | 201 => {
@@ -230,7 +241,7 @@ impl Pipeline {
                 .header("X-GitHub-Api-Version", "2022-11-28")
                 .send()
                 .await
-                .map_err(|e| Self::transport(WHO, e))?;
+                .map_err(|e| self.transport(WHO, e))?;
             match resp.status().as_u16() {
                 200 => {}
                 401 => {
@@ -309,7 +320,7 @@ impl Pipeline {
             .header("X-GitHub-Api-Version", "2022-11-28")
             .send()
             .await
-            .map_err(|e| Self::transport(WHO, e))?;
+            .map_err(|e| self.transport(WHO, e))?;
         match resp.status().as_u16() {
             200 => resp.json().await.map_err(|_| OutsideError::Server {
                 who: WHO,
@@ -365,7 +376,7 @@ impl Pipeline {
             .json(&serde_json::json!({"memoized": false}))
             .send()
             .await
-            .map_err(|e| Self::transport(WHO, e))?;
+            .map_err(|e| self.transport(WHO, e))?;
         match resp.status().as_u16() {
             200 | 201 => {
                 let v: serde_json::Value = resp.json().await.map_err(|_| OutsideError::Server { who: WHO, status: 200 })?;

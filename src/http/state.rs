@@ -113,6 +113,8 @@ pub struct Limits {
     pub auth_per_minute: u32,
     /// Failed bearer tokens per client address: a burst, then this many per minute.
     pub bad_tokens_per_minute: u32,
+    /// A call to GitHub or Argo (Deploy, Resubmit, preview) gives up after this long.
+    pub outside_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -125,6 +127,7 @@ impl Default for Limits {
             live_session_check: Duration::from_secs(10),
             auth_per_minute: 30,
             bad_tokens_per_minute: 20,
+            outside_timeout: app::pipeline::TIMEOUT,
         }
     }
 }

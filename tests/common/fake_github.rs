@@ -47,6 +47,8 @@ pub struct FakeState {
     pub ids: HashMap<String, i64>,
     /// Every request: method and raw path (with query), as it arrived.
     pub requests: Vec<(String, String)>,
+    /// Workflow dispatches answer only after this long (a slow GitHub).
+    pub dispatch_delay_ms: u64,
 }
 
 pub type Fake = Arc<Mutex<FakeState>>;
@@ -204,6 +206,8 @@ async fn dispatch(
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
+    let delay = f.lock().unwrap().dispatch_delay_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let git_ref = body["inputs"]["gitRef"].as_str().unwrap_or("").to_owned();
     f.lock().unwrap().dispatches.push(Recorded {
@@ -241,6 +245,16 @@ pub struct Env {
 }
 
 pub async fn spawn_with_github(refresh_minutes: i64, public_url: Option<&str>, extra: &str) -> Env {
+    spawn_with_github_and(refresh_minutes, public_url, extra, |_| {}).await
+}
+
+/// The same, with the server's settings changed by `f`.
+pub async fn spawn_with_github_and(
+    refresh_minutes: i64,
+    public_url: Option<&str>,
+    extra: &str,
+    f: impl FnOnce(&mut Settings),
+) -> Env {
     super::init_logs();
     let (gh, fake) = fake_github().await;
     let dir = tempfile::tempdir().unwrap();
@@ -263,7 +277,7 @@ production = ["@prod-person"]
 {extra}
 "#
     );
-    let server = Server::build(Settings {
+    let mut settings = Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
         database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
         config: Config::parse(&config).unwrap(),
@@ -284,9 +298,9 @@ production = ["@prod-person"]
         .collect(),
         dev_sign_in: false,
         limits: Default::default(),
-    })
-    .await
-    .unwrap();
+    };
+    f(&mut settings);
+    let server = Server::build(settings).await.unwrap();
     let base = format!("http://{}", server.local_addr());
     let store = server.store.clone();
     tokio::spawn(server.run_until(std::future::pending()));

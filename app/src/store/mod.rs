@@ -208,8 +208,9 @@ impl Store {
                     tracing::warn!(error = %e, "could not NOTIFY a change");
                 }
             }
+            // A failed send only means no page is open.
             Backend::Sqlite => {
-                let _ = self.changes.send(what.to_owned());
+                self.changes.send(what.to_owned()).ok();
             }
         }
     }
@@ -371,18 +372,27 @@ impl Store {
 
 /// Listens for changes made by any Release server on this PostgreSQL database and hands
 /// them to this server's live pages, reconnecting after a failure.
+/// Follows `release_changes` on PostgreSQL, reconnecting after a lost connection. After a
+/// reconnect it tells every page to refetch everything (`*`): changes made while it was
+/// away were not heard. (A failed `send` only means no page is open.)
 fn spawn_listener(url: String, changes: tokio::sync::broadcast::Sender<String>) {
     tokio::spawn(async move {
+        let mut lost = false;
         loop {
             match sqlx::postgres::PgListener::connect(&url).await {
                 Ok(mut listener) => {
                     if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
                         tracing::warn!(error = %e, "LISTEN failed; retrying");
                     } else {
+                        if lost {
+                            tracing::info!("change listener reconnected");
+                            changes.send("*".to_owned()).ok();
+                        }
+                        lost = true;
                         loop {
                             match listener.recv().await {
                                 Ok(n) => {
-                                    let _ = changes.send(n.payload().to_owned());
+                                    changes.send(n.payload().to_owned()).ok();
                                 }
                                 Err(e) => {
                                     tracing::warn!(error = %e, "lost the change listener; reconnecting");
