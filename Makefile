@@ -7,7 +7,7 @@ TARGET := $(or $(CARGO_TARGET_DIR),target)
 
 ## 100,000 random and malformed requests against every endpoint and server function
 fuzz:
-	FUZZ_CASES=100000 FUZZ_SEED=random cargo test --test fuzz -- --nocapture
+	FUZZ_CASES=100000 FUZZ_SEED=random cargo test --test api fuzz -- --nocapture
 
 ## The dashboard on SQLite with demo data at http://127.0.0.1:3000
 run:

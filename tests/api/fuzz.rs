@@ -4,7 +4,7 @@
 //! `make test` runs `FUZZ_CASES` (default 3,000) cases with a fixed seed; `make fuzz` runs
 //! 100,000 with a random one. The seed is printed, and `FUZZ_SEED=N` replays a run.
 
-mod common;
+use crate::common;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -1,7 +1,7 @@
 //! Live updates: a change taken by the API reaches a browser's event stream, on one
 //! server (SQLite) and across two servers sharing one PostgreSQL database.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 use std::time::{Duration, Instant};

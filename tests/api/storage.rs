@@ -3,7 +3,7 @@
 //! postgres://postgres@127.0.0.1:5432/postgres. Without a server it says it skipped;
 //! with RELEASE_REQUIRE_POSTGRES=1 (as in .ci/run) a missing server fails the run.
 
-mod common;
+use crate::common;
 
 use app::domain::{
     DeploymentStatus, Environments, EventStatus, GitRef, RepoName, Shortname, Stage, Trigger,

@@ -1,7 +1,7 @@
 //! One test per finding of the security review (issue "Trust, part 1"), each against the
 //! real server with fake GitHub and Argo servers that record every request they receive.
 
-mod common;
+use crate::common;
 
 use axum::http::HeaderMap;
 use common::fake_github::*;

@@ -1,6 +1,6 @@
 //! Faults and load survived: mixed concurrent writers on the embedded SQLite database.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! Server-rendered HTML of the pages, from the real server with the demo data. These are
 //! what a person with JavaScript off sees, and what the browser hydrates.
 
-mod common;
+use crate::common;
 
 fn row<'a>(html: &'a str, app: &str) -> &'a str {
     let start = html

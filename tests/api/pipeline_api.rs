@@ -1,6 +1,6 @@
 //! The pipeline API, over real HTTP against the real server.
 
-mod common;
+use crate::common;
 
 use common::spawn;
 use serde_json::{json, Value};

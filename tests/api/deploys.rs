@@ -2,7 +2,7 @@
 //! fake Argo server, asserting the exact requests Release sends and that nothing is
 //! recorded as deployed that was not.
 
-mod common;
+use crate::common;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

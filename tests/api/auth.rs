@@ -2,7 +2,7 @@
 //! PKCE verifier, the client secret and the redirect URI), sessions, the authorization
 //! matrix, cross-site refusal and security headers.
 
-mod common;
+use crate::common;
 
 use release::configuration::Config;
 use release::startup::{Server, Settings};

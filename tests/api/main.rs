@@ -1,0 +1,15 @@
+//! Every integration test in one binary (one link, one process): each module starts the
+//! real server on a random port with a fresh database, with fake GitHub and Argo servers
+//! where it needs them. `TEST_LOG=1` shows the servers' logs.
+
+mod common;
+
+mod auth;
+mod deploys;
+mod faults;
+mod fuzz;
+mod live;
+mod pages;
+mod pipeline_api;
+mod security;
+mod storage;
