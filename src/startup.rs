@@ -80,8 +80,7 @@ impl Server {
             .site_addr(addr)
             .build();
         let secure_cookies = auth.secure_cookies();
-        let (session_layer, sessions) =
-            session_layer(&settings.database_url, secure_cookies, &auth.session).await?;
+        let (session_layer, sessions) = session_layer(&store, secure_cookies, &auth.session);
         let state = ServerState {
             leptos_options,
             app: AppState {
@@ -287,67 +286,35 @@ fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthStat
     })
 }
 
-/// Deletes expired sessions every hour, for as long as the server runs (logged if it stops).
-fn sweep_expired<S>(store: S) -> Arc<dyn tower_sessions::SessionStore>
-where
-    S: tower_sessions::SessionStore + tower_sessions::ExpiredDeletion + Clone,
-{
-    let sweeper = store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = sweeper
-            .continuously_delete_expired(std::time::Duration::from_secs(3600))
-            .await
-        {
-            tracing::error!(error = %e, "deleting expired sessions stopped");
-        }
-    });
-    Arc::new(store)
-}
-
-/// Sessions live in the same database as everything else. Returns the layer and the store
-/// (live streams check that their session still exists).
-async fn session_layer(
-    database_url: &str,
+/// Sessions live in our own table, in the same database as everything else (expired ones
+/// are deleted every hour). Returns the layer and the store.
+fn session_layer(
+    store: &Store,
     secure: bool,
     s: &SessionSettings,
-) -> anyhow::Result<(tower_sessions::SessionManagerLayer<Sessions>, Sessions)> {
+) -> (tower_sessions::SessionManagerLayer<Sessions>, Sessions) {
     use tower_sessions::cookie::{time::Duration, SameSite};
     use tower_sessions::{Expiry, SessionManagerLayer};
-    let store: Arc<dyn tower_sessions::SessionStore> = if database_url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(database_url).await?;
-        let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
-        store
-            .migrate()
-            .await
-            .context("creating the sessions table")?;
-        sweep_expired(store)
-    } else {
-        let url = if database_url.contains("mode=") {
-            database_url.to_owned()
-        } else {
-            format!("{database_url}?mode=rwc")
-        };
-        let opts: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
-        let pool =
-            sqlx::SqlitePool::connect_with(opts.busy_timeout(std::time::Duration::from_secs(5)))
-                .await?;
-        let store = tower_sessions_sqlx_store::SqliteStore::new(pool);
-        store
-            .migrate()
-            .await
-            .context("creating the sessions table")?;
-        sweep_expired(store)
-    };
+    let sweeper = store.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = sweeper.delete_expired_sessions().await {
+                tracing::warn!(error = %e, "could not delete expired sessions; trying again in an hour");
+            }
+        }
+    });
+    let sessions = Sessions(store.clone());
     // Lax, not Strict: the GitHub callback is a top-level navigation from github.com and
     // must carry the session cookie.
-    let store = Sessions(store);
-    let layer = SessionManagerLayer::new(store.clone())
+    let layer = SessionManagerLayer::new(sessions.clone())
         .with_name("release_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure)
         .with_expiry(Expiry::OnInactivity(Duration::minutes(s.idle_minutes)));
-    Ok((layer, store))
+    (layer, sessions)
 }
 
 /// The app's routes, generated once per process.
@@ -398,9 +365,7 @@ pub fn outer_layers(router: Router, state: &ServerState) -> Router {
             state.clone(),
             http::guard::refuse_cross_site,
         ))
-        .layer(axum::middleware::from_fn(
-            http::limits::server_fn_input_errors,
-        ))
+        .layer(axum::middleware::from_fn(http::limits::server_fn_status))
         .layer(axum::middleware::from_fn(http::limits::limit_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

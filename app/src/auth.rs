@@ -98,6 +98,7 @@ impl CurrentUser {
 #[cfg(feature = "ssr")]
 mod server {
     use super::{CurrentUser, Role};
+    use crate::error::AppError;
     use leptos::prelude::*;
 
     /// The signed-in person making this request, if any.
@@ -107,21 +108,13 @@ mod server {
             .flatten()
     }
 
-    fn refuse(status: axum::http::StatusCode, message: &str) -> ServerFnError {
-        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-            resp.set_status(status);
-        }
-        ServerFnError::new(message)
-    }
-
     /// Anyone signed in (a member of the organisation): 401 otherwise.
-    pub fn require_user() -> Result<CurrentUser, ServerFnError> {
-        current_user()
-            .ok_or_else(|| refuse(axum::http::StatusCode::UNAUTHORIZED, "sign in to see this"))
+    pub fn require_user() -> Result<CurrentUser, AppError> {
+        current_user().ok_or_else(|| AppError::new(401, "sign in to see this"))
     }
 
     /// At least `role`: 401 when signed out, 403 when the role is missing.
-    pub fn require_role(role: Role) -> Result<CurrentUser, ServerFnError> {
+    pub fn require_role(role: Role) -> Result<CurrentUser, AppError> {
         let user = require_user()?;
         let ok = match role {
             Role::Viewer => true,
@@ -131,8 +124,8 @@ mod server {
         if ok {
             Ok(user)
         } else {
-            Err(refuse(
-                axum::http::StatusCode::FORBIDDEN,
+            Err(AppError::new(
+                403,
                 &format!(
                     "this needs the {} role; you are signed in as {}",
                     role.as_str(),
@@ -143,14 +136,12 @@ mod server {
     }
 
     /// The right to deploy to `environment`: 401 when signed out, 403 without it.
-    pub fn require_deployer(environment: &str) -> Result<CurrentUser, ServerFnError> {
+    pub fn require_deployer(environment: &str) -> Result<CurrentUser, AppError> {
         let user = require_user()?;
         if user.can_deploy(environment) {
             Ok(user)
         } else {
-            Err(refuse(
-                axum::http::StatusCode::FORBIDDEN,
-                &format!("you may not deploy to {environment}; ask an admin to add you to a team that may"),
+            Err(AppError::new(403, &format!("you may not deploy to {environment}; ask an admin to add you to a team that may"),
             ))
         }
     }

@@ -10,6 +10,7 @@ pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod crypto;
 pub mod domain;
+pub mod error;
 pub mod live;
 pub mod model;
 pub mod pages;
@@ -99,7 +100,7 @@ fn set_content_security_policy() {
 
 /// Who is signed in: nothing for the browser to decide, the server says.
 #[server(endpoint = "me")]
-pub async fn get_me() -> Result<Option<auth::CurrentUser>, ServerFnError> {
+pub async fn get_me() -> Result<Option<auth::CurrentUser>, error::AppError> {
     Ok(auth::current_user())
 }
 

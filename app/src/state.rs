@@ -1,5 +1,6 @@
 //! What server functions find in Leptos context, put there by the server at startup.
 
+use crate::error::AppError;
 use crate::store::Store;
 use leptos::prelude::*;
 
@@ -17,49 +18,19 @@ pub struct AppState {
     pub simulator: Option<std::sync::Arc<crate::simulator::Simulator>>,
 }
 
-/// Refuses a server function call with an HTTP status and a message for the person.
-pub fn refuse(status: u16, message: impl Into<String>) -> ServerFnError {
-    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-        if let Ok(s) = axum::http::StatusCode::from_u16(status) {
-            resp.set_status(s);
-        }
-    }
-    ServerFnError::new(message.into())
-}
-
 /// The server's state, from inside a server function or a page's server-side render.
-pub fn app_state() -> Result<AppState, ServerFnError> {
+pub fn app_state() -> Result<AppState, AppError> {
     use_context::<AppState>()
-        .ok_or_else(|| ServerFnError::new("server state is missing from context"))
+        .ok_or_else(|| AppError::new(500, "server state is missing from context"))
 }
 
 /// Logs a store failure in full and gives the browser a message without internals.
-/// A busy or unreachable database is a 503 (the page says to try again); anything else
-/// a 500.
-pub fn internal(err: crate::store::StoreError) -> ServerFnError {
-    if err.is_unavailable() {
-        tracing::warn!(error = %err, "database busy or unreachable in a server function");
-        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-            resp.insert_header(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("2"),
-            );
-        }
-        return refuse(
-            503,
-            "the database is busy or unreachable; try again in a moment",
-        );
-    }
-    tracing::error!(error = %err, "store error in a server function");
-    refuse(500, "the database could not be read; try again in a moment")
-}
-
 /// The signed-in person's GitHub token, decrypted, for calls made as them; `None` for
 /// development users, who have none.
 pub async fn github_token(
     state: &AppState,
     user: &crate::auth::CurrentUser,
-) -> Result<Option<String>, ServerFnError> {
+) -> Result<Option<String>, AppError> {
     let Some(github_id) = user.github_id else {
         return Ok(None);
     };
@@ -67,10 +38,10 @@ pub async fn github_token(
         .store
         .user_token_for(user.user_id, github_id)
         .await
-        .map_err(internal)?
+        .map_err(AppError::store)?
     {
         Some(ct) => state.cipher.decrypt(&ct).map(Some).map_err(|_| {
-            refuse(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
+            AppError::new(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")
         }),
         None => Ok(None),
     }

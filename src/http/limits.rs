@@ -84,10 +84,10 @@ pub async fn request_timeout(
     }
 }
 
-/// Server functions answer 500 when their arguments cannot be read (a missing or
-/// malformed field: Leptos's `Args|...` and `Deserialization|...` errors). That is the
-/// caller's fault: 422 with the same message. Any other 500 stays a 500.
-pub async fn server_fn_input_errors(req: Request, next: Next) -> Response {
+/// A server function's error body is `app::error::AppError` as JSON, `{"status": 422,
+/// "message": "..."}`; Leptos answers 500 for any error it did not get a status for (its
+/// own argument errors among them). This gives the response the status the error names.
+pub async fn server_fn_status(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let is_server_fn = req.method() == Method::POST
         && path.starts_with("/api/")
@@ -102,9 +102,10 @@ pub async fn server_fn_input_errors(req: Request, next: Next) -> Response {
         Ok(b) => b,
         Err(_) => return (parts, Body::empty()).into_response(),
     };
-    const CALLER_FAULTS: [&[u8]; 3] = [b"Args|", b"Deserialization|", b"MissingArg|"];
-    if CALLER_FAULTS.iter().any(|p| bytes.starts_with(p)) {
-        parts.status = StatusCode::UNPROCESSABLE_ENTITY;
+    if let Ok(err) = serde_json::from_slice::<app::error::AppError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(err.status) {
+            parts.status = status;
+        }
     }
     (parts, Body::from(bytes)).into_response()
 }

@@ -31,36 +31,78 @@ pub struct ServerState {
     pub sessions: Sessions,
 }
 
-/// The session store (SQLite or PostgreSQL, the same database as everything else), shared
-/// by the session layer and the live streams.
-#[derive(Debug, Clone)]
-pub struct Sessions(pub Arc<dyn tower_sessions::SessionStore>);
+/// Sessions in our own database table, written through the store's one write path (so a
+/// sign-in never meets "database is locked"). Shared by the session layer and the live
+/// streams (which check that their session still exists).
+#[derive(Clone)]
+pub struct Sessions(pub app::store::Store);
 
-#[async_trait::async_trait]
-impl tower_sessions::SessionStore for Sessions {
-    async fn create(
-        &self,
-        record: &mut tower_sessions::session::Record,
-    ) -> tower_sessions::session_store::Result<()> {
-        self.0.create(record).await
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sessions")
     }
-    async fn save(
-        &self,
-        record: &tower_sessions::session::Record,
-    ) -> tower_sessions::session_store::Result<()> {
-        self.0.save(record).await
+}
+
+mod session_store {
+    use super::Sessions;
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::session_store::{Error, Result};
+
+    fn backend(e: app::store::StoreError) -> Error {
+        Error::Backend(e.to_string())
     }
-    async fn load(
-        &self,
-        id: &tower_sessions::session::Id,
-    ) -> tower_sessions::session_store::Result<Option<tower_sessions::session::Record>> {
-        self.0.load(id).await
+
+    fn encode(r: &Record) -> Result<(String, String, i64)> {
+        let data = serde_json::to_string(r).map_err(|e| Error::Encode(e.to_string()))?;
+        let expires_ms = (r.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64;
+        Ok((r.id.to_string(), data, expires_ms))
     }
-    async fn delete(
-        &self,
-        id: &tower_sessions::session::Id,
-    ) -> tower_sessions::session_store::Result<()> {
-        self.0.delete(id).await
+
+    #[async_trait::async_trait]
+    impl tower_sessions::SessionStore for Sessions {
+        async fn create(&self, record: &mut Record) -> Result<()> {
+            loop {
+                let (id, data, expires) = encode(record)?;
+                if self
+                    .0
+                    .session_create(&id, &data, expires)
+                    .await
+                    .map_err(backend)?
+                {
+                    return Ok(());
+                }
+                record.id = Id::default();
+            }
+        }
+
+        async fn save(&self, record: &Record) -> Result<()> {
+            let (id, data, expires) = encode(record)?;
+            self.0
+                .session_save(&id, &data, expires)
+                .await
+                .map_err(backend)
+        }
+
+        async fn load(&self, id: &Id) -> Result<Option<Record>> {
+            match self
+                .0
+                .session_load(&id.to_string())
+                .await
+                .map_err(backend)?
+            {
+                Some(data) => serde_json::from_str(&data)
+                    .map(Some)
+                    .map_err(|e| Error::Decode(e.to_string())),
+                None => Ok(None),
+            }
+        }
+
+        async fn delete(&self, id: &Id) -> Result<()> {
+            self.0
+                .session_delete(&id.to_string())
+                .await
+                .map_err(backend)
+        }
     }
 }
 

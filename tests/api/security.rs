@@ -528,10 +528,10 @@ async fn live_streams_are_capped_per_session_and_end_with_it() {
 async fn sign_in_writes_nothing_and_is_rate_limited() {
     let env = spawn_with_github(15, None, "").await;
     let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tower_sessions")
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
             .fetch_one(env.store.pool())
             .await
-            .unwrap_or(0)
+            .unwrap()
     };
     let before = count().await;
     let http = reqwest::Client::builder()

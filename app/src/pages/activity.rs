@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 #[server(endpoint = "activity")]
-pub async fn get_activity(environment: Option<String>) -> Result<Activity, ServerFnError> {
+pub async fn get_activity(environment: Option<String>) -> Result<Activity, crate::error::AppError> {
     crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let env = match environment.as_deref().filter(|e| !e.is_empty()) {
@@ -16,7 +16,7 @@ pub async fn get_activity(environment: Option<String>) -> Result<Activity, Serve
                 .store
                 .environments()
                 .parse(e)
-                .map_err(|e| crate::state::refuse(422, e.to_string()))?,
+                .map_err(|e| crate::error::AppError::new(422, e.to_string()))?,
         ),
         None => None,
     };
@@ -24,7 +24,7 @@ pub async fn get_activity(environment: Option<String>) -> Result<Activity, Serve
         .store
         .activity(env.as_ref().map(|e| e.as_str()))
         .await
-        .map_err(crate::state::internal)
+        .map_err(crate::error::AppError::store)
 }
 
 #[component]

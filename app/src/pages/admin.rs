@@ -22,10 +22,14 @@ pub struct UserLine {
 }
 
 #[server(endpoint = "users")]
-pub async fn list_users() -> Result<UserList, ServerFnError> {
+pub async fn list_users() -> Result<UserList, crate::error::AppError> {
     crate::auth::require_role(crate::auth::Role::Admin)?;
     let state = crate::state::app_state()?;
-    let rows = state.store.users().await.map_err(crate::state::internal)?;
+    let rows = state
+        .store
+        .users()
+        .await
+        .map_err(crate::error::AppError::store)?;
     Ok(UserList {
         users: rows
             .into_iter()

@@ -12,16 +12,18 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 #[server(endpoint = "application")]
-pub async fn get_application(shortname: String) -> Result<Option<AppDetail>, ServerFnError> {
+pub async fn get_application(
+    shortname: String,
+) -> Result<Option<AppDetail>, crate::error::AppError> {
     crate::auth::require_user()?;
     let shortname = crate::domain::Shortname::parse(&shortname)
-        .map_err(|e| crate::state::refuse(422, e.to_string()))?;
+        .map_err(|e| crate::error::AppError::new(422, e.to_string()))?;
     let state = crate::state::app_state()?;
     let detail = state
         .store
         .app_detail(shortname.as_str())
         .await
-        .map_err(crate::state::internal)?;
+        .map_err(crate::error::AppError::store)?;
     Ok(detail.map(|mut d| {
         d.simulated = state.simulator.is_some();
         let now = d.now_ms;

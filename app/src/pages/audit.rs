@@ -12,7 +12,7 @@ use leptos_router::hooks::use_query_map;
 pub async fn get_audit(
     application: Option<String>,
     actor: Option<String>,
-) -> Result<(Vec<AuditEntry>, i64), ServerFnError> {
+) -> Result<(Vec<AuditEntry>, i64), crate::error::AppError> {
     crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let clean = |s: Option<String>| {
@@ -23,7 +23,7 @@ pub async fn get_audit(
         .store
         .audit_log(clean(application).as_deref(), clean(actor).as_deref(), 200)
         .await
-        .map_err(crate::state::internal)?;
+        .map_err(crate::error::AppError::store)?;
     Ok((entries, crate::store::now_ms()))
 }
 

@@ -24,9 +24,9 @@ pub async fn deploy(
     git_ref: String,
     confirm: Option<String>,
     override_reason: Option<String>,
-) -> Result<ActionDone, ServerFnError> {
+) -> Result<ActionDone, crate::error::AppError> {
     use crate::domain::{deploy_rules as rules, DeploymentStatus, RepoName, Trigger};
-    use crate::state::refuse;
+    use crate::error::AppError;
     use crate::store::NewDeployment;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
@@ -35,8 +35,8 @@ pub async fn deploy(
     let app = store
         .application(shortname.as_str())
         .await
-        .map_err(crate::state::internal)?
-        .ok_or_else(|| refuse(404, format!("no application {shortname}")))?;
+        .map_err(crate::error::AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let audit = Audit::new(
         store,
         &user.login,
@@ -47,7 +47,7 @@ pub async fn deploy(
     let freezes = store
         .active_freezes(Some(app.id))
         .await
-        .map_err(crate::state::internal)?;
+        .map_err(crate::error::AppError::store)?;
     let is_last = store.environments().as_slice().last() == Some(&env);
     let permit = rules::check_deploy(&rules::DeployAsk {
         user: &user,
@@ -66,17 +66,17 @@ pub async fn deploy(
             store
                 .audit(&audit.entry("override", &detail))
                 .await
-                .map_err(crate::state::internal)?;
+                .map_err(crate::error::AppError::store)?;
         }
         Err(refusal) => {
             audit.record("refused", &refusal.to_string()).await;
-            return Err(refuse(refusal.status(), refusal.to_string()));
+            return Err(AppError::new(refusal.status(), refusal.to_string()));
         }
     }
     match store
         .take_deploy_lock(app.id, env.as_str(), &user.login, state.stall_ms)
         .await
-        .map_err(crate::state::internal)?
+        .map_err(crate::error::AppError::store)?
     {
         Ok(()) => {}
         Err(holder) => {
@@ -92,7 +92,7 @@ pub async fn deploy(
                 &holder.requested_by,
                 &crate::model::ago(crate::store::now_ms(), holder.requested_at_ms),
             );
-            return Err(refuse(r.status(), r.to_string()));
+            return Err(AppError::new(r.status(), r.to_string()));
         }
     }
     // A failure after the slot was taken frees it, with its audit entry, together.
@@ -105,14 +105,14 @@ pub async fn deploy(
             tracing::error!(error = %err, %why, "could not release the in-flight deploy slot");
         }
     };
-    let repo = RepoName::parse(&app.repo).map_err(|e| refuse(500, e.to_string()))?;
+    let repo = RepoName::parse(&app.repo).map_err(|e| AppError::new(500, e.to_string()))?;
     // GitHub, as the person; or, in the demo, the simulated pipeline.
     let run_url = if state.simulator.is_some() {
         None
     } else {
         let token = crate::state::github_token(&state, &user).await.and_then(|t| {
             t.ok_or_else(|| {
-                refuse(503, "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)")
+                AppError::new(503, "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)")
             })
         });
         let dispatched = match token {
@@ -136,7 +136,7 @@ pub async fn deploy(
                         O::NotConfigured(_) => 503,
                         _ => 502,
                     };
-                    refuse(status, format!("Nothing was deployed. {e}"))
+                    AppError::new(status, format!("Nothing was deployed. {e}"))
                 }),
             Err(e) => Err(e),
         };
@@ -177,7 +177,7 @@ pub async fn deploy(
     if let Err(e) = recorded {
         // The request went out but could not be recorded: say so, and free the slot.
         release_lock(format!("dispatched, but not recorded: {e}")).await;
-        return Err(crate::state::internal(e));
+        return Err(crate::error::AppError::store(e));
     }
     if let Some(sim) = &state.simulator {
         sim.start(store.clone(), repo, env.clone(), git_ref.clone());
@@ -200,21 +200,20 @@ pub async fn preview_deploy(
     shortname: String,
     environment: String,
     git_ref: String,
-) -> Result<crate::model::DeployPreview, ServerFnError> {
+) -> Result<crate::model::DeployPreview, crate::error::AppError> {
     use crate::domain::RepoName;
+    use crate::error::AppError;
     use crate::model::{DeployPreview, PreviewCommit};
-    use crate::state::refuse;
     let user = crate::auth::require_user()?;
-    crate::domain::deploy_rules::check_preview(&user)
-        .map_err(|r| refuse(r.status(), r.to_string()))?;
+    crate::domain::deploy_rules::check_preview(&user).map_err(AppError::from)?;
     let state = crate::state::app_state()?;
     let store = &state.store;
     let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
     let detail = store
         .app_detail(shortname.as_str())
         .await
-        .map_err(crate::state::internal)?
-        .ok_or_else(|| refuse(404, format!("no application {shortname}")))?;
+        .map_err(crate::error::AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let idx = store.environments().index_of(&env).unwrap_or(0);
     let current = detail
         .summary
@@ -245,17 +244,18 @@ pub async fn preview_deploy(
         return Ok(preview);
     }
     let Some(token) = crate::state::github_token(&state, &user).await? else {
-        return Err(refuse(
+        return Err(AppError::new(
             503,
             "comparing needs GitHub, which this Release does not have",
         ));
     };
-    let repo = RepoName::parse(&detail.summary.repo).map_err(|e| refuse(500, e.to_string()))?;
+    let repo =
+        RepoName::parse(&detail.summary.repo).map_err(|e| AppError::new(500, e.to_string()))?;
     let v = state
         .pipeline
         .compare(&token, &repo, &base, &git_ref)
         .await
-        .map_err(|e| refuse(502, e.to_string()))?;
+        .map_err(|e| AppError::new(502, e.to_string()))?;
     preview.status = v["status"].as_str().map(str::to_owned);
     preview.total_commits = v["total_commits"].as_i64().unwrap_or(0);
     preview.rollback = v["status"] == "behind" || v["behind_by"].as_i64().unwrap_or(0) > 0;
@@ -293,18 +293,20 @@ pub async fn preview_deploy(
 /// Refs to suggest in the deploy form: the repo's recent tags and the default branch's
 /// recent commits (GitHub, as the person), or, in the demo, versions seen in its history.
 #[server(endpoint = "refs")]
-pub async fn ref_suggestions(shortname: String) -> Result<Vec<(String, String)>, ServerFnError> {
+pub async fn ref_suggestions(
+    shortname: String,
+) -> Result<Vec<(String, String)>, crate::error::AppError> {
     use crate::domain::{RepoName, Shortname};
-    use crate::state::refuse;
+    use crate::error::AppError;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let store = &state.store;
-    let shortname = Shortname::parse(&shortname).map_err(|e| refuse(422, e.to_string()))?;
+    let shortname = Shortname::parse(&shortname).map_err(|e| AppError::new(422, e.to_string()))?;
     let detail = store
         .app_detail(shortname.as_str())
         .await
-        .map_err(crate::state::internal)?
-        .ok_or_else(|| refuse(404, format!("no application {shortname}")))?;
+        .map_err(crate::error::AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     if state.simulator.is_some() {
         let mut seen = Vec::new();
         for d in detail.history.iter().flat_map(|h| h.deployments.iter()) {
@@ -317,18 +319,21 @@ pub async fn ref_suggestions(shortname: String) -> Result<Vec<(String, String)>,
     let Some(token) = crate::state::github_token(&state, &user).await? else {
         return Ok(vec![]);
     };
-    let repo = RepoName::parse(&detail.summary.repo).map_err(|e| refuse(500, e.to_string()))?;
+    let repo =
+        RepoName::parse(&detail.summary.repo).map_err(|e| AppError::new(500, e.to_string()))?;
     state
         .pipeline
         .recent_refs(&token, &repo, &detail.default_branch)
         .await
-        .map_err(|e| refuse(502, e.to_string()))
+        .map_err(|e| AppError::new(502, e.to_string()))
 }
 
 /// Shows a deploy preview.
 #[component]
 pub fn PreviewView(
-    #[prop(into)] value: Signal<Option<Result<crate::model::DeployPreview, ServerFnError>>>,
+    #[prop(into)] value: Signal<
+        Option<Result<crate::model::DeployPreview, crate::error::AppError>>,
+    >,
 ) -> impl IntoView {
     move || {
         value.get().map(|r| match r {
@@ -346,7 +351,7 @@ pub fn PreviewView(
                 </div>
             }
             .into_any(),
-            Err(e) => view! { <p class="notice error" role="alert">{e.to_string().trim_start_matches("error running server function: ").to_string()}</p> }.into_any(),
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
         })
     }
 }
@@ -364,37 +369,37 @@ fn parse_target(
         crate::domain::Environment,
         crate::domain::GitRef,
     ),
-    ServerFnError,
+    crate::error::AppError,
 > {
-    use crate::state::refuse;
+    use crate::error::AppError;
     let env = store
         .environments()
         .parse(environment)
-        .map_err(|e| refuse(422, e.to_string()))?;
+        .map_err(|e| AppError::new(422, e.to_string()))?;
     let git_ref =
-        crate::domain::GitRef::parse(git_ref.trim()).map_err(|e| refuse(422, e.message))?;
-    let shortname =
-        crate::domain::Shortname::parse(shortname).map_err(|e| refuse(422, e.to_string()))?;
+        crate::domain::GitRef::parse(git_ref.trim()).map_err(|e| AppError::new(422, e.message))?;
+    let shortname = crate::domain::Shortname::parse(shortname)
+        .map_err(|e| AppError::new(422, e.to_string()))?;
     Ok((shortname, env, git_ref))
 }
 
 /// Resubmits the failed Argo workflow of a deployment (what "RESUBMIT" does in Argo's UI),
 /// records the new workflow on the deployment's timeline, and puts it back in progress.
 #[server(endpoint = "resubmit")]
-pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
+pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, crate::error::AppError> {
     use crate::domain::{deploy_rules as rules, EventStatus, GitRef, K8sName, RepoName, Stage};
-    use crate::state::refuse;
+    use crate::error::AppError;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let store = &state.store;
     let target = store
         .deployment_for_resubmit(deployment_id)
         .await
-        .map_err(crate::state::internal)?
-        .ok_or_else(|| refuse(404, format!("no deployment {deployment_id}")))?;
+        .map_err(crate::error::AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no deployment {deployment_id}")))?;
     // Server-side facts only: the deployment's own environment, from the database.
     let stored = |e: crate::domain::InvalidInput| {
-        refuse(
+        AppError::new(
             409,
             format!("the stored deployment cannot be resubmitted: {e}"),
         )
@@ -413,7 +418,7 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
     let freezes = store
         .active_freezes(Some(target.application_id))
         .await
-        .map_err(crate::state::internal)?;
+        .map_err(crate::error::AppError::store)?;
     let checked = rules::check_resubmit(
         &user,
         &rules::ResubmitFacts {
@@ -428,7 +433,7 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         Ok(e) => e.clone(),
         Err(refusal) => {
             audit.record("refused", &refusal.to_string()).await;
-            return Err(refuse(refusal.status(), refusal.to_string()));
+            return Err(AppError::new(refusal.status(), refusal.to_string()));
         }
     };
     // Parsed again: rows written before names were checked on arrival must not reach a URL.
@@ -446,7 +451,7 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
     let version = store
         .deployment_version(deployment_id)
         .await
-        .map_err(crate::state::internal)?
+        .map_err(crate::error::AppError::store)?
         .unwrap_or_default();
     let version = GitRef::parse(&version).map_err(stored)?;
     let stage = target
@@ -468,7 +473,7 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
                 audit
                     .record("failed", &format!("{namespace}/{name}: {e}"))
                     .await;
-                return Err(refuse(502, format!("Nothing was resubmitted. {e}")));
+                return Err(AppError::new(502, format!("Nothing was resubmitted. {e}")));
             }
         },
     };
@@ -499,7 +504,7 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
         audit
             .record("failed", &format!("{detail}, but not recorded: {e}"))
             .await;
-        return Err(crate::state::internal(e));
+        return Err(crate::error::AppError::store(e));
     }
     if let Some(sim) = &state.simulator {
         sim.resume(store.clone(), repo, env, version, stage, workflow);
@@ -516,15 +521,14 @@ pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, ServerFnError> {
 pub async fn set_freeze(
     shortname: Option<String>,
     reason: String,
-) -> Result<ActionDone, ServerFnError> {
+) -> Result<ActionDone, crate::error::AppError> {
     use crate::domain::deploy_rules as rules;
-    use crate::state::refuse;
+    use crate::error::AppError;
     let (state, user, app) = freeze_target(shortname).await?;
-    let authority =
-        rules::check_freeze(&user, app.is_none()).map_err(|r| refuse(r.status(), r.to_string()))?;
+    let authority = rules::check_freeze(&user, app.is_none()).map_err(AppError::from)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(refuse(422, "say why, in 1 to 500 characters"));
+        return Err(AppError::new(422, "say why, in 1 to 500 characters"));
     }
     let (id, name) = match &app {
         Some(a) => (Some(a.id), a.shortname.clone()),
@@ -547,7 +551,7 @@ pub async fn set_freeze(
             &audit.entry("done", reason),
         )
         .await
-        .map_err(crate::state::internal)?;
+        .map_err(crate::error::AppError::store)?;
     Ok(ActionDone {
         message: format!("Deploys to {name} are frozen."),
         link: None,
@@ -557,9 +561,9 @@ pub async fn set_freeze(
 /// Lifts the freezes on one app (or the site): refused, and audited, when any of them was
 /// set with more authority than the person has.
 #[server(endpoint = "unfreeze")]
-pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, ServerFnError> {
+pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, crate::error::AppError> {
     use crate::domain::deploy_rules as rules;
-    use crate::state::refuse;
+    use crate::error::AppError;
     let (state, user, app) = freeze_target(shortname).await?;
     let site_wide = app.is_none();
     let app_name = app.as_ref().map(|a| a.shortname.as_str());
@@ -567,7 +571,7 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         .store
         .active_freezes(app.as_ref().map(|a| a.id))
         .await
-        .map_err(crate::state::internal)?
+        .map_err(crate::error::AppError::store)?
         .into_iter()
         // Lifting an app's freezes lifts only that app's; the site's needs the site.
         .filter(|f| f.application.is_some() != site_wide)
@@ -580,7 +584,7 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         state.store.environments().as_slice(),
     ) {
         audit.record("refused", &r.to_string()).await;
-        return Err(refuse(r.status(), r.to_string()));
+        return Err(AppError::new(r.status(), r.to_string()));
     }
     let ids: Vec<i64> = in_force.iter().map(|f| f.id).collect();
     let lifted: Vec<String> = in_force
@@ -592,7 +596,7 @@ pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, Server
         .store
         .lift_freezes(&ids, &user.login, &audit.entry("done", &detail))
         .await
-        .map_err(crate::state::internal)?;
+        .map_err(crate::error::AppError::store)?;
     Ok(ActionDone {
         message: if n == 0 {
             "Nothing was frozen.".into()
@@ -614,21 +618,22 @@ async fn freeze_target(
         crate::auth::CurrentUser,
         Option<crate::store::ApplicationRow>,
     ),
-    ServerFnError,
+    crate::error::AppError,
 > {
-    use crate::state::refuse;
+    use crate::error::AppError;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     match shortname.filter(|s| !s.is_empty()) {
         None => Ok((state, user, None)),
         Some(s) => {
-            let s = crate::domain::Shortname::parse(&s).map_err(|e| refuse(422, e.to_string()))?;
+            let s = crate::domain::Shortname::parse(&s)
+                .map_err(|e| AppError::new(422, e.to_string()))?;
             let app = state
                 .store
                 .application(s.as_str())
                 .await
-                .map_err(crate::state::internal)?
-                .ok_or_else(|| refuse(404, format!("no application {s}")))?;
+                .map_err(crate::error::AppError::store)?
+                .ok_or_else(|| AppError::new(404, format!("no application {s}")))?;
             Ok((state, user, Some(app)))
         }
     }
@@ -686,7 +691,7 @@ impl<'a> Audit<'a> {
 /// The outcome of the last form submitted, as a status line.
 #[component]
 pub fn ActionResult(
-    #[prop(into)] value: Signal<Option<Result<ActionDone, ServerFnError>>>,
+    #[prop(into)] value: Signal<Option<Result<ActionDone, crate::error::AppError>>>,
 ) -> impl IntoView {
     move || {
         value.get().map(|r| match r {
@@ -694,7 +699,7 @@ pub fn ActionResult(
                 <p class="notice ok" role="status">{done.message}{done.link.map(|l| view! { " " <a href=l>"View run"</a> })}</p>
             }
             .into_any(),
-            Err(e) => view! { <p class="notice error" role="alert">{e.to_string().trim_start_matches("error running server function: ").to_string()}</p> }.into_any(),
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
         })
     }
 }

@@ -7,10 +7,14 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 #[server(endpoint = "grid")]
-pub async fn get_grid() -> Result<Grid, ServerFnError> {
+pub async fn get_grid() -> Result<Grid, crate::error::AppError> {
     crate::auth::require_user()?;
     let state = crate::state::app_state()?;
-    let mut grid = state.store.grid().await.map_err(crate::state::internal)?;
+    let mut grid = state
+        .store
+        .grid()
+        .await
+        .map_err(crate::error::AppError::store)?;
     grid.simulated = state.simulator.is_some();
     let now = grid.now_ms;
     for c in grid

@@ -7,6 +7,7 @@
 
 mod deployments;
 mod ops;
+mod sessions;
 mod tokens;
 mod users;
 mod views;
