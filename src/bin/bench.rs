@@ -4,7 +4,8 @@
 //! Prints a Markdown report (BENCHMARKS.md holds the latest).
 //!
 //! Options (environment): BENCH_APPS (300), BENCH_SMALL (1000), BENCH_LARGE (1000000),
-//! BENCH_GRID_REQUESTS (500), BENCH_NOTIFY (4000), BENCH_SECONDS (5).
+//! BENCH_GRID_REQUESTS (500), BENCH_NOTIFY (4000), BENCH_SECONDS (5), BENCH_LOAD_SECONDS (60),
+//! BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/postgres).
 
 use anyhow::Context;
 use app::domain::{Environments, RepoName, Shortname};
@@ -146,6 +147,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A client signed in through the development sign-in (the server listens on loopback).
 async fn signed_in(base: &str) -> anyhow::Result<reqwest::Client> {
+    signed_in_as(base, "bench").await
+}
+
+/// The same, as a given demo login (each person may hold 8 live streams).
+async fn signed_in_as(base: &str, login: &str) -> anyhow::Result<reqwest::Client> {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .timeout(std::time::Duration::from_secs(30))
@@ -153,7 +159,7 @@ async fn signed_in(base: &str) -> anyhow::Result<reqwest::Client> {
     let r = client
         .post(format!("{base}/auth/dev"))
         .header("origin", base)
-        .form(&[("login", "bench"), ("role", "viewer")])
+        .form(&[("login", login), ("role", "viewer")])
         .send()
         .await?;
     anyhow::ensure!(
@@ -261,10 +267,14 @@ async fn sse_latency(
     events: usize,
 ) -> anyhow::Result<(f64, f64)> {
     use futures::StreamExt;
-    let client = signed_in(base).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
     let mut ready = Vec::new();
-    for _ in 0..n {
+    // As browsers of several people: a person may hold 8 streams.
+    let mut client = signed_in(base).await?;
+    for i in 0..n {
+        if i > 0 && i % 8 == 0 {
+            client = signed_in_as(base, &format!("bench{}", i / 8)).await?;
+        }
         let resp = client.get(format!("{base}/api/live")).send().await?;
         anyhow::ensure!(
             resp.status().is_success(),
@@ -318,6 +328,155 @@ async fn sse_latency(
     }
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Ok((percentile(&lat, 0.5), percentile(&lat, 0.99)))
+}
+
+/// The mixed workload of the reliability issue, for `secs` seconds against one server:
+/// 4 notifiers, 3 event senders, 2 people signing in and opening the grid. Per kind:
+/// requests, requests/s, p50 and p99 latency (ms), and errors (any non-2xx/3xx or failure).
+async fn mixed_load(
+    base: &str,
+    token: &str,
+    secs: u64,
+) -> anyhow::Result<Vec<(String, usize, f64, f64, f64, usize)>> {
+    use std::sync::{Arc, Mutex};
+    type Samples = Arc<Mutex<std::collections::BTreeMap<&'static str, (Vec<f64>, usize)>>>;
+    let samples: Samples = Arc::default();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let record = |samples: &Samples, kind: &'static str, ms: f64, ok: bool| {
+        let mut m = samples.lock().unwrap();
+        let e = m.entry(kind).or_default();
+        e.0.push(ms);
+        if !ok {
+            e.1 += 1;
+        }
+    };
+    let mut tasks = Vec::new();
+    for w in 0..7usize {
+        let (base, token, samples) = (base.to_owned(), token.to_owned(), samples.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+            let mut i = 0usize;
+            while Instant::now() < deadline {
+                i += 1;
+                let env = ["integration", "staging", "production"][i % 3];
+                let stage = ["build", "sync", "smoke_tests"][i % 3];
+                let (kind, req) = if w < 4 {
+                    ("notification", client.post(format!("{base}/deployments")).json(&serde_json::json!({
+                        "repo": format!("bench-org/service-{:03}", (w * 37 + i) % 300),
+                        "deployment": {"environment": env, "version": format!("m{w}-{i}")}})))
+                } else {
+                    ("event", client.post(format!("{base}/api/v1/events")).json(&serde_json::json!({
+                        "repo": format!("bench-org/service-{:03}", (w * 11 + i) % 300), "environment": "staging",
+                        "version": format!("e{w}-{}", i / 3), "stage": stage,
+                        "status": "succeeded", "delivery_id": format!("bench-{w}-{i}")})))
+                };
+                let t = Instant::now();
+                let ok = req.bearer_auth(&token).send().await.is_ok_and(|r| r.status().is_success());
+                record(&samples, kind, t.elapsed().as_secs_f64() * 1000.0, ok);
+            }
+        }));
+    }
+    for p in 0..2 {
+        let (base, samples) = (base.to_owned(), samples.clone());
+        tasks.push(tokio::spawn(async move {
+            // Sign-in is rate limited (30 a minute per address): each person signs in again
+            // every 5 s, as someone opening a new window would, within that limit.
+            let mut client = None;
+            let mut pages = 0;
+            let mut signed_at = Instant::now();
+            while Instant::now() < deadline {
+                if client.is_none() || signed_at.elapsed() > Duration::from_secs(5) {
+                    signed_at = Instant::now();
+                    let t = Instant::now();
+                    let c = signed_in_as(&base, &format!("load{p}")).await;
+                    record(
+                        &samples,
+                        "sign-in",
+                        t.elapsed().as_secs_f64() * 1000.0,
+                        c.is_ok(),
+                    );
+                    client = c.ok();
+                }
+                pages += 1;
+                let Some(c) = &client else { continue };
+                let path = if pages % 2 == 0 { "/" } else { "/activity" };
+                let t = Instant::now();
+                let ok = c
+                    .get(format!("{base}{path}"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                record(&samples, "page", t.elapsed().as_secs_f64() * 1000.0, ok);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let samples = samples.lock().unwrap().clone();
+    Ok(samples
+        .into_iter()
+        .map(|(kind, (mut lat, errors))| {
+            lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let n = lat.len();
+            (
+                kind.to_string(),
+                n,
+                n as f64 / secs as f64,
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99),
+                errors,
+            )
+        })
+        .collect())
+}
+
+/// A fresh PostgreSQL database seeded like the SQLite ones, or `None` when none answers.
+async fn seed_postgres(apps: i64) -> anyhow::Result<Option<(String, String)>> {
+    use sqlx::Connection;
+    let admin_url = std::env::var("BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await else {
+        return Ok(None);
+    };
+    let db = format!("release_bench_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await?;
+    let url = format!(
+        "{}/{db}",
+        admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url)
+    );
+    let store = Store::connect(&url, Environments::default()).await?;
+    store.migrate().await?;
+    let specs: Vec<ApplicationSpec> = (0..apps)
+        .map(|i| ApplicationSpec {
+            name: format!("Service {i:03}"),
+            shortname: Shortname::parse(&format!("service-{i:03}")).unwrap(),
+            repo: RepoName::parse(&format!("bench-org/service-{i:03}")).unwrap(),
+            default_branch: "main".into(),
+            workflow: "deploy.yml".into(),
+            team: String::new(),
+            notes: String::new(),
+            manual_environments: vec![],
+        })
+        .collect();
+    store.sync_applications(&specs).await?;
+    store
+        .seed_history(1_000, chrono::Utc::now().timestamp_millis() - 1_000_000)
+        .await?;
+    let token = release::http::api_token::generate_token();
+    store
+        .create_token("bench", &release::http::api_token::hash_token(&token))
+        .await?;
+    store.close().await;
+    Ok(Some((url, token)))
 }
 
 fn gzip_size(path: &Path) -> anyhow::Result<(u64, u64)> {
@@ -374,6 +533,26 @@ async fn main() -> anyhow::Result<()> {
         }
         rows.push((history, median, p99, rps, size, notify));
     }
+    // The mixed workload, on SQLite and (when one answers) PostgreSQL.
+    let load_secs = env_num("BENCH_LOAD_SECONDS", 60) as u64;
+    let mut load = Vec::new();
+    {
+        let load_dir = dir.path().join("load");
+        std::fs::create_dir_all(&load_dir)?;
+        let (url, token) = seed(&load_dir, apps, small).await?;
+        let server = start(&bin, &url).await?;
+        load.push(("SQLite", mixed_load(&server.base, &token, load_secs).await?));
+    }
+    match seed_postgres(apps).await? {
+        Some((url, token)) => {
+            let server = start(&bin, &url).await?;
+            load.push((
+                "PostgreSQL",
+                mixed_load(&server.base, &token, load_secs).await?,
+            ));
+        }
+        None => eprintln!("PostgreSQL not reachable: the mixed load runs on SQLite only"),
+    }
     let (raw, gz) = gzip_size(Path::new("target/site/pkg/release.wasm"))?;
 
     report.push_str(&format!(
@@ -410,6 +589,17 @@ async fn main() -> anyhow::Result<()> {
             "- live updates: {conns} SSE connections open; event sent -> its arrival at every client (write included): \
              **median {med:.2} ms, p99 {p99:.2} ms**; server memory with them open (VmRSS): **{mem:.1} MiB**\n"
         ));
+    }
+    report.push_str(&format!(
+        "\n### Mixed load, {load_secs} s (4 notifiers, 3 event senders, 2 people browsing the grid and activity pages, signing in again every 5 s)\n\n\
+         | database | kind | requests | req/s | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n"
+    ));
+    for (db, rows) in &load {
+        for (kind, n, rps, p50, p99, errors) in rows {
+            report.push_str(&format!(
+                "| {db} | {kind} | {n} | {rps:.0} | {p50:.1} ms | {p99:.1} ms | {errors} |\n"
+            ));
+        }
     }
     println!("{report}");
     Ok(())
