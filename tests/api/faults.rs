@@ -12,17 +12,34 @@ use std::time::{Duration, Instant};
 /// file: no 5xx, no "database is locked", and every acknowledged notification is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_concurrent_writers_on_sqlite_never_fail() {
+    let app = common::spawn_custom("", true, mixed_settings).await;
+    mixed_writers(Arc::new(app)).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_concurrent_writers_on_postgres_never_fail() {
+    let Some((admin, db, url)) =
+        common::fresh_postgres("mixed_concurrent_writers_on_postgres_never_fail").await
+    else {
+        return;
+    };
+    let app = Arc::new(common::spawn_on_custom("", true, url, mixed_settings).await);
+    mixed_writers(app.clone()).await;
+    app.store.close().await;
+    common::drop_postgres(admin, &db).await;
+}
+
+fn mixed_settings(s: &mut release::startup::Settings) {
+    s.demo_stage_ms = 20;
+    s.limits.auth_per_minute = 1_000_000;
+}
+
+async fn mixed_writers(app: Arc<common::TestApp>) {
     let secs: u64 = std::env::var("FAULT_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let app = Arc::new(
-        common::spawn_custom("", true, |s| {
-            s.demo_stage_ms = 20;
-            s.limits.auth_per_minute = 1_000_000;
-        })
-        .await,
-    );
     let until = Instant::now() + Duration::from_secs(secs);
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let requests = Arc::new(AtomicUsize::new(0));

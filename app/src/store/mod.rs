@@ -335,28 +335,46 @@ impl Store {
             }
         }
         // Created on the fly: the repo's name as shortname, or owner-name if that is taken.
+        // Two notifications for a new repo may race (on PostgreSQL both transactions see no
+        // row): the insert yields to a concurrent one, and the winner's row is used.
         let base = repo.default_shortname();
-        let mut shortname = base.as_str().to_owned();
-        let taken: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM applications WHERE shortname = $1")
-                .bind(&shortname)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if taken.is_some() {
-            shortname = format!("{}-{}", repo.owner().to_ascii_lowercase(), base.as_str());
-            shortname.truncate(100);
-        }
+        let mut owner_name = format!("{}-{}", repo.owner().to_ascii_lowercase(), base.as_str());
+        owner_name.truncate(100);
         let name = repo.name().replace(['-', '_'], " ");
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO applications (shortname, name, repo, default_branch, workflow, team, notes, manual_environments, declared, created_at)
-             VALUES ($1, $2, $3, 'main', 'deploy.yml', '', '', '', 0, $4) RETURNING id",
-        )
-        .bind(&shortname)
-        .bind(&name)
-        .bind(repo.as_str())
-        .bind(now_ms())
-        .fetch_one(&mut **tx)
-        .await?;
+        let mut created = None;
+        for candidate in [base.as_str().to_owned(), owner_name] {
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO applications (shortname, name, repo, default_branch, workflow, team, notes, manual_environments, declared, created_at)
+                 VALUES ($1, $2, $3, 'main', 'deploy.yml', '', '', '', 0, $4)
+                 ON CONFLICT (shortname) DO NOTHING RETURNING id",
+            )
+            .bind(&candidate)
+            .bind(&name)
+            .bind(repo.as_str())
+            .bind(now_ms())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(id) = id {
+                created = Some((id, candidate));
+                break;
+            }
+            // Taken: by a concurrent notification for this same repo (use its row), or by
+            // another application (try the next name).
+            let same: Option<AppTuple> = sqlx::query_as(&format!(
+                "{APP_COLUMNS} WHERE repo = $1 ORDER BY id LIMIT 1"
+            ))
+            .bind(repo.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = same {
+                return Ok(row.into());
+            }
+        }
+        let Some((id, shortname)) = created else {
+            return Err(StoreError::Conflict(format!(
+                "no free shortname for {repo}: declare it in the configuration with a shortname"
+            )));
+        };
         Ok(ApplicationRow {
             id,
             shortname,
@@ -371,8 +389,6 @@ impl Store {
     }
 }
 
-/// Listens for changes made by any Release server on this PostgreSQL database and hands
-/// them to this server's live pages, reconnecting after a failure.
 /// Follows `release_changes` on PostgreSQL, reconnecting after a lost connection. After a
 /// reconnect it tells every page to refetch everything (`*`): changes made while it was
 /// away were not heard. (A failed `send` only means no page is open.)

@@ -1,6 +1,6 @@
 //! People who signed in, their roles as last read from GitHub, and their encrypted token.
 
-use super::{now_ms, Result, Store};
+use super::{now_ms, Result, Store, StoreError};
 use crate::auth::CurrentUser;
 
 /// What a sign-in records about a person.
@@ -73,65 +73,55 @@ impl Store {
     pub async fn record_sign_in(&self, s: &SignIn) -> Result<CurrentUser> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let existing: Option<i64> = match s.github_id {
-            Some(gid) => {
-                // Someone else holds this login now (a recycled login): move them aside.
-                sqlx::query(
-                    "UPDATE users SET login = login || '~' || CAST(id AS TEXT), token_ciphertext = NULL
-                     WHERE login = $1 AND (github_id IS NULL OR github_id <> $2)",
-                )
-                .bind(&s.login)
-                .bind(gid)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query_scalar("SELECT id FROM users WHERE github_id = $1")
-                    .bind(gid)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => {
-                sqlx::query_scalar("SELECT id FROM users WHERE login = $1 AND github_id IS NULL")
-                    .bind(&s.login)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
+        if let Some(gid) = s.github_id {
+            // Someone else holds this login now (a recycled login): move them aside.
+            sqlx::query(
+                "UPDATE users SET login = login || '~' || CAST(id AS TEXT), token_ciphertext = NULL
+                 WHERE login = $1 AND (github_id IS NULL OR github_id <> $2)",
+            )
+            .bind(&s.login)
+            .bind(gid)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // One upsert, so two sign-ins of the same person at once cannot both insert (on
+        // PostgreSQL they did: a unique violation). GitHub people are matched by id;
+        // development people by login, and never onto a GitHub person's row.
+        let conflict = if s.github_id.is_some() {
+            "ON CONFLICT (github_id) DO UPDATE SET"
+        } else {
+            "ON CONFLICT (login) DO UPDATE SET"
         };
-        let id: i64 = match existing {
-            Some(id) => {
-                sqlx::query(
-                    "UPDATE users SET login = $1, name = $2, avatar_url = $3, is_admin = $4, deploy_environments = $5,
-                       token_ciphertext = $6, dev = $7, last_sign_in_at = $8, roles_checked_at = $8 WHERE id = $9",
-                )
-                .bind(&s.login)
-                .bind(s.name.clone())
-                .bind(s.avatar_url.clone())
-                .bind(i64::from(s.admin))
-                .bind(s.deploy_environments.join(","))
-                .bind(s.token_ciphertext.clone())
-                .bind(i64::from(s.dev))
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                id
-            }
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO users (github_id, login, name, avatar_url, is_admin, deploy_environments, token_ciphertext, dev, last_sign_in_at, roles_checked_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) RETURNING id",
-                )
-                .bind(s.github_id)
-                .bind(&s.login)
-                .bind(s.name.clone())
-                .bind(s.avatar_url.clone())
-                .bind(i64::from(s.admin))
-                .bind(s.deploy_environments.join(","))
-                .bind(s.token_ciphertext.clone())
-                .bind(i64::from(s.dev))
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-            }
+        let only_dev = if s.github_id.is_some() {
+            ""
+        } else {
+            " WHERE users.github_id IS NULL"
+        };
+        let id: Option<i64> = sqlx::query_scalar(&format!(
+            "INSERT INTO users (github_id, login, name, avatar_url, is_admin, deploy_environments, token_ciphertext, dev, last_sign_in_at, roles_checked_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9)
+             {conflict} login = excluded.login, name = excluded.name, avatar_url = excluded.avatar_url,
+               is_admin = excluded.is_admin, deploy_environments = excluded.deploy_environments,
+               token_ciphertext = excluded.token_ciphertext, dev = excluded.dev,
+               last_sign_in_at = excluded.last_sign_in_at, roles_checked_at = excluded.roles_checked_at{only_dev}
+             RETURNING id"
+        ))
+        .bind(s.github_id)
+        .bind(&s.login)
+        .bind(s.name.clone())
+        .bind(s.avatar_url.clone())
+        .bind(i64::from(s.admin))
+        .bind(s.deploy_environments.join(","))
+        .bind(s.token_ciphertext.clone())
+        .bind(i64::from(s.dev))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Err(StoreError::Conflict(format!(
+                "the login {:?} belongs to a GitHub account",
+                s.login
+            )));
         };
         tx.commit().await?;
         Ok(CurrentUser {

@@ -92,6 +92,20 @@ pub async fn spawn_on(
     start(settings(database_url, config, demo, |_| {}), dir).await
 }
 
+/// The server on a given database with settings changed by `f`.
+pub async fn spawn_on_custom(
+    config: &str,
+    demo: bool,
+    database_url: String,
+    f: impl FnOnce(&mut Settings),
+) -> TestApp {
+    start(
+        settings(database_url, config, demo, f),
+        tempfile::tempdir().expect("temp dir"),
+    )
+    .await
+}
+
 /// Server logs on demand: `TEST_LOG=1 cargo test ...` (filter with `RUST_LOG`).
 pub fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
