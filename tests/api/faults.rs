@@ -352,3 +352,103 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
     );
     assert!(lost.is_empty(), "{lost:?}");
 }
+
+/// Argo Workflows slower than the configured timeout, then unreachable: Resubmit says so,
+/// the deployment stays failed (nothing recorded as resubmitted), and the attempt is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
+    use common::fake_github::*;
+    let slow = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        axum::Json(json!({"metadata": {"name": "too-late"}}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let env = spawn_with_github_and(
+        15,
+        None,
+        &format!(
+            "[argo.integration]\nurl = \"{slow_url}\"\n[argo.staging]\nurl = \"http://{closed}\"\n"
+        ),
+        |s| s.limits.outside_timeout = Duration::from_secs(1),
+    )
+    .await;
+    env.member("octocat", &["developers"]);
+    let token = common::pipeline_token(&env.store).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let c = env.sign_in("octocat").await;
+    let mut failed = Vec::new();
+    for e in ["integration", "staging"] {
+        let r = http
+            .post(format!("{}/api/v1/events", env.base))
+            .bearer_auth(&token)
+            .json(&json!({"repo": "example-org/frontend", "environment": e, "version": "v3", "stage": "smoke_tests",
+                          "status": "failed", "workflow": {"namespace": "apps", "name": "post-sync-3"}}))
+            .send()
+            .await
+            .unwrap();
+        failed.push(
+            r.json::<serde_json::Value>().await.unwrap()["deployment_id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    // Integration's Argo is slow.
+    let (status, body) = common::call(
+        &env.base,
+        &c,
+        "resubmit",
+        &[("deployment_id", &failed[0].to_string())],
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("Argo Workflows did not answer within 1 seconds"),
+        "{body}"
+    );
+    // Staging's is unreachable (octocat may not act on staging; an admin may).
+    let admin_env_user = "release-admin";
+    env.member(admin_env_user, &["release-admins"]);
+    let admin = env.sign_in(admin_env_user).await;
+    let (status, body) = common::call(
+        &env.base,
+        &admin,
+        "resubmit",
+        &[("deployment_id", &failed[1].to_string())],
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("Argo Workflows could not be reached"),
+        "{body}"
+    );
+    for id in failed {
+        let status: String = sqlx::query_scalar("SELECT status FROM deployments WHERE id = $1")
+            .bind(id)
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "failed", "nothing recorded as resubmitted");
+    }
+    let audit = env
+        .store
+        .audit_log(Some("frontend"), None, 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "resubmit" && a.outcome == "failed")
+            .count(),
+        2
+    );
+}
