@@ -61,12 +61,10 @@ impl Running {
     }
 }
 
-async fn seed(dir: &Path, apps: i64, history: i64) -> anyhow::Result<(String, String)> {
-    let db = dir.join(format!("bench-{history}.db"));
-    let url = format!("sqlite:{}", db.display());
-    let store = Store::connect(&url, Environments::default()).await?;
-    store.migrate().await?;
-    let specs: Vec<ApplicationSpec> = (0..apps)
+/// The benchmark's applications: `service-000`..., one in five not continuously deployed
+/// to production.
+fn bench_apps(apps: i64) -> Vec<ApplicationSpec> {
+    (0..apps)
         .map(|i| ApplicationSpec {
             name: format!("Service {i:03}"),
             shortname: Shortname::parse(&format!("service-{i:03}")).unwrap(),
@@ -81,8 +79,15 @@ async fn seed(dir: &Path, apps: i64, history: i64) -> anyhow::Result<(String, St
                 vec![]
             },
         })
-        .collect();
-    store.sync_applications(&specs).await?;
+        .collect()
+}
+
+async fn seed(dir: &Path, apps: i64, history: i64) -> anyhow::Result<(String, String)> {
+    let db = dir.join(format!("bench-{history}.db"));
+    let url = format!("sqlite:{}", db.display());
+    let store = Store::connect(&url, Environments::default()).await?;
+    store.migrate().await?;
+    store.sync_applications(&bench_apps(apps)).await?;
     let started = Instant::now();
     store
         .seed_history(
@@ -455,19 +460,7 @@ async fn seed_postgres(apps: i64) -> anyhow::Result<Option<(String, String)>> {
     );
     let store = Store::connect(&url, Environments::default()).await?;
     store.migrate().await?;
-    let specs: Vec<ApplicationSpec> = (0..apps)
-        .map(|i| ApplicationSpec {
-            name: format!("Service {i:03}"),
-            shortname: Shortname::parse(&format!("service-{i:03}")).unwrap(),
-            repo: RepoName::parse(&format!("bench-org/service-{i:03}")).unwrap(),
-            default_branch: "main".into(),
-            workflow: "deploy.yml".into(),
-            team: String::new(),
-            notes: String::new(),
-            manual_environments: vec![],
-        })
-        .collect();
-    store.sync_applications(&specs).await?;
+    store.sync_applications(&bench_apps(apps)).await?;
     store
         .seed_history(1_000, chrono::Utc::now().timestamp_millis() - 1_000_000)
         .await?;
