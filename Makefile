@@ -12,7 +12,7 @@ fuzz:
 ## The dashboard on SQLite with demo data at http://127.0.0.1:3000
 run:
 	./.ci/setup
-	cargo leptos build --release
+	./.ci/build --release
 	LEPTOS_SITE_ROOT=target/site $(TARGET)/release/release serve --demo --database-url sqlite:release.db
 
 ## Every test (unit, property, storage on SQLite and PostgreSQL, API, pages, browser)
@@ -22,6 +22,6 @@ test:
 ## The benchmark (see BENCHMARKS.md)
 bench:
 	./.ci/setup
-	cargo leptos build --release
+	./.ci/build --release
 	cargo build --release --bin release-bench
 	BENCH_SERVER=$(TARGET)/release/release $(TARGET)/release/release-bench
