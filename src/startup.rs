@@ -79,6 +79,11 @@ impl Server {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
+        let stall_ms = settings.config.stall_minutes * 60_000;
+        let simulated = settings.demo && settings.config.github.is_none();
+        let grid = app::pages::grid_rows::GridCache::start(store.clone(), stall_ms, simulated)
+            .await
+            .context("rendering the grid")?;
         let secure_cookies = auth.secure_cookies();
         let (session_layer, sessions) = session_layer(&store, secure_cookies, &auth.session);
         let state = ServerState {
@@ -87,7 +92,8 @@ impl Server {
                 store: store.clone(),
                 pipeline: Arc::new(pipeline(&settings)),
                 cipher: auth.cipher.clone(),
-                stall_ms: settings.config.stall_minutes * 60_000,
+                stall_ms,
+                grid,
                 // The demo without GitHub drives a simulated pipeline instead.
                 simulator: (settings.demo && settings.config.github.is_none())
                     .then(|| Arc::new(app::simulator::Simulator::new(settings.demo_stage_ms))),
@@ -350,6 +356,10 @@ pub fn router(state: ServerState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::guard::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::grid::fresh_grid,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::compression::CompressionLayer::new())

@@ -73,6 +73,9 @@ pub struct Freeze {
 pub struct Grid {
     pub environments: Vec<String>,
     pub apps: Vec<AppSummary>,
+    /// Each app's id, in the order of `apps` (the grid's order is by name, then id).
+    #[serde(default)]
+    pub ids: Vec<i64>,
     /// Server time when the grid was read: "how long ago" is computed against it, so the
     /// server's HTML and the hydrated page agree.
     pub now_ms: i64,
@@ -194,6 +197,21 @@ pub fn ago(now_ms: i64, then_ms: i64) -> String {
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
+/// "now", "5m ago", "3h ago", "2d ago", "4mo ago", "1y ago": short, since a grid has
+/// thousands of them. The browser keeps them current with the same words (`pages/grid.rs`).
+pub fn ago_short(now_ms: i64, then_ms: i64) -> String {
+    let s = (now_ms - then_ms).max(0) / 1000;
+    let (n, unit) = match s {
+        0..=59 => return "now".to_string(),
+        60..=3599 => (s / 60, "m"),
+        3600..=86_399 => (s / 3600, "h"),
+        86_400..=2_591_999 => (s / 86_400, "d"),
+        2_592_000..=31_535_999 => (s / 2_592_000, "mo"),
+        _ => (s / 31_536_000, "y"),
+    };
+    format!("{n}{unit} ago")
+}
+
 /// The exact time, in UTC, for a tooltip.
 pub fn exact_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -214,5 +232,13 @@ mod tests {
         assert_eq!(ago(120_000, 0), "2 minutes ago");
         assert_eq!(ago(3_600_000, 0), "1 hour ago");
         assert_eq!(ago(0, 10), "just now");
+    }
+
+    #[test]
+    fn short_ages() {
+        assert_eq!(ago_short(59_000, 0), "now");
+        assert_eq!(ago_short(120_000, 0), "2m ago");
+        assert_eq!(ago_short(7_200_000, 0), "2h ago");
+        assert_eq!(ago_short(0, 5_000), "now");
     }
 }

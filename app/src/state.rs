@@ -16,6 +16,8 @@ pub struct AppState {
     pub stall_ms: i64,
     /// The demo's simulated pipeline, used instead of GitHub and Argo when set.
     pub simulator: Option<std::sync::Arc<crate::simulator::Simulator>>,
+    /// The grid's rows, rendered once per change.
+    pub grid: std::sync::Arc<crate::pages::grid_rows::GridCache>,
 }
 
 /// The server's state, from inside a server function or a page's server-side render.

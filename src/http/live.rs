@@ -1,6 +1,8 @@
 //! `GET /api/live`: Server-Sent Events for live pages. Each event, `change`, carries the
 //! shortname of the application that changed (or `*`); pages refetch what they show. The
-//! browser's EventSource reconnects by itself.
+//! grid page (`?grid=1`) also gets `grid` events: the changed row itself, rendered once
+//! by the grid cache for every browser (`app::pages::grid_rows`). The browser's
+//! EventSource reconnects by itself.
 //!
 //! A person may hold `limits.live_streams_per_session` streams at once, across all their
 //! sessions (429 beyond), and a session's streams end when it does: at sign-out at once, on expiry or removal within
@@ -144,8 +146,15 @@ async fn session_alive(state: &ServerState, id: &Id) -> bool {
     }
 }
 
+#[derive(serde::Deserialize)]
+pub struct LiveQuery {
+    /// `1`: this page shows the grid; send its rows' deltas too (`grid` events).
+    grid: Option<String>,
+}
+
 pub async fn stream(
     State(state): State<ServerState>,
+    axum::extract::Query(query): axum::extract::Query<LiveQuery>,
     Extension(user): Extension<Option<CurrentUser>>,
     session: Session,
 ) -> Response {
@@ -166,12 +175,14 @@ pub async fn stream(
         );
     };
     let changes = state.app.store.subscribe();
+    let grid = (query.grid.as_deref() == Some("1")).then(|| state.app.grid.subscribe());
     let shutdown = state.live.shutdown.subscribe();
     let mut check = tokio::time::interval(state.limits.live_session_check);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     check.reset();
     struct Open {
         changes: tokio::sync::broadcast::Receiver<String>,
+        grid: Option<tokio::sync::broadcast::Receiver<Arc<str>>>,
         ended: watch::Receiver<bool>,
         shutdown: watch::Receiver<bool>,
         check: tokio::time::Interval,
@@ -181,6 +192,7 @@ pub async fn stream(
     }
     let open = Open {
         changes,
+        grid,
         ended,
         shutdown,
         check,
@@ -201,6 +213,16 @@ pub async fn stream(
                     // Too slow to keep up: tell the page to refetch everything.
                     Err(RecvError::Lagged(_)) => {
                         return Some((Ok(Event::default().event("change").data("*")), o))
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                r = async { match o.grid.as_mut() { Some(g) => g.recv().await, None => std::future::pending().await } } => match r {
+                    Ok(delta) => {
+                        return Some((Ok(Event::default().event("grid").data(&*delta)), o))
+                    }
+                    // Too slow to keep up: reload the whole fragment.
+                    Err(RecvError::Lagged(_)) => {
+                        return Some((Ok(Event::default().event("grid").data("*")), o))
                     }
                     Err(RecvError::Closed) => return None,
                 },

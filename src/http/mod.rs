@@ -7,6 +7,7 @@ pub mod applications;
 pub mod deployments;
 pub mod error;
 pub mod events;
+pub mod grid;
 pub mod guard;
 pub mod health;
 pub mod json;
@@ -47,4 +48,5 @@ pub fn login_routes() -> Router<ServerState> {
         .route("/auth/dev", post(login::dev_sign_in))
         .route("/auth/sign-out", post(login::sign_out))
         .route("/api/live", get(live::stream))
+        .route("/grid/fragment", get(grid::fragment))
 }

@@ -5,7 +5,7 @@ use crate::common;
 
 fn row<'a>(html: &'a str, app: &str) -> &'a str {
     let start = html
-        .find(&format!("data-app=\"{app}\""))
+        .find(&format!("id=\"app-{app}\""))
         .unwrap_or_else(|| panic!("no row for {app}"));
     let start = html[..start].rfind("<tr").unwrap();
     let end = start + html[start..].find("</tr>").unwrap();
@@ -18,7 +18,7 @@ async fn the_grid_has_every_app_with_its_flags() {
     let (status, html) = app.page("/").await;
     assert_eq!(status, 200);
     assert_eq!(
-        html.matches("<tr data-app=").count(),
+        html.matches("<tr id=\"app-").count(),
         12,
         "a row per demo app"
     );
@@ -30,14 +30,18 @@ async fn the_grid_has_every_app_with_its_flags() {
     assert!(row(&html, "asset-manager").contains("manual deployment: staging"));
     assert!(row(&html, "publisher").contains("smoke tests failed"));
     assert!(row(&html, "publisher").contains("last deployment failed: staging"));
-    assert!(row(&html, "router").contains("in progress"));
+    assert!(
+        row(&html, "router").contains("<td class=\"run\""),
+        "in progress (the words come from CSS)"
+    );
     assert!(row(&html, "search-api").contains("not in sync: production"));
     let ok = row(&html, "content-store");
     assert!(
         !ok.contains("class=\"flag flag-"),
         "an app in order has no flags"
     );
-    assert!(ok.contains("https://github.com/example-org/content-store/tree/v3412"));
+    assert!(ok.contains("<b>v3412</b>"), "{ok}");
+    assert!(ok.contains("href=\"/applications/content-store\""), "{ok}");
     // Environments in pipeline order.
     let i = html.find(">integration<").unwrap();
     let s = html.find(">staging<").unwrap();

@@ -1,8 +1,6 @@
 //! `/`: every application, a column per environment, and what needs attention.
 
-use super::{CellView, ErrorView, FlagBadge};
-use crate::domain::Flag;
-use crate::model::{AppSummary, Grid};
+use crate::model::Grid;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -30,46 +28,36 @@ pub async fn get_grid() -> Result<Grid, crate::error::AppError> {
 
 #[component]
 pub fn GridPage() -> impl IntoView {
-    let grid = Resource::new(|| (), |_| get_grid());
-    // The filter lives in the query string, so the form works with JavaScript off; after
-    // hydration typing filters at once.
+    // The filter lives in the query string, so the form works with JavaScript off (the
+    // server marks the rows it hides); after hydration typing filters at once.
     let query = use_query_map();
-    let filter = RwSignal::new(query.read_untracked().get("q").unwrap_or_default());
-    let attention_only = RwSignal::new(
-        query
-            .read_untracked()
-            .get("attention")
-            .is_some_and(|v| v == "1"),
-    );
+    let q0 = query.read_untracked().get("q").unwrap_or_default();
+    let attention0 = query
+        .read_untracked()
+        .get("attention")
+        .is_some_and(|v| v == "1");
+    let filter = RwSignal::new(q0.clone());
+    let attention_only = RwSignal::new(attention0);
 
-    #[cfg(feature = "hydrate")]
-    {
-        // "/" focuses the filter box, unless the person is typing somewhere already.
-        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-            use wasm_bindgen::JsCast;
-            if ev.key() != "/" {
-                return;
-            }
-            let typing = ev
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
-                .is_some_and(|el| {
-                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
-                });
-            if typing {
-                return;
-            }
-            if let Some(input) = document().get_element_by_id("filter") {
-                if let Ok(input) = input.dyn_into::<web_sys::HtmlElement>() {
-                    ev.prevent_default();
-                    let _ = input.focus();
-                }
-            }
+    // The rows come ready-made from the grid cache (`grid_rows`), not through a resource:
+    // no second copy of the grid as hydration data, and no render per request. After
+    // hydration the browser keeps the server's markup; on a client-side visit it fetches
+    // `/grid/fragment` (ETag-validated).
+    #[cfg(feature = "ssr")]
+    let html = crate::state::app_state()
+        .ok()
+        .and_then(|s| s.grid.snapshot())
+        .map(|s| s.filtered(&q0, attention0))
+        .unwrap_or_else(|| {
+            "<p class=\"error\" role=\"alert\">The applications could not be read; try again in a moment.</p>".to_string()
         });
-        on_cleanup(move || handle.remove());
-    }
-
-    crate::live::on_change(None, move || grid.refetch());
+    #[cfg(not(feature = "ssr"))]
+    let html = {
+        let _ = (q0, attention0);
+        String::new()
+    };
+    #[cfg(feature = "hydrate")]
+    client::start(filter, attention_only);
 
     view! {
         <h1 class="visually-hidden">"Applications"</h1>
@@ -98,118 +86,202 @@ pub fn GridPage() -> impl IntoView {
             </label>
             <noscript><button type="submit">"Filter"</button></noscript>
         </form>
-        <Transition fallback=|| view! { <p class="loading">"Loading applications…"</p> }>
-            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
-                {move || Suspend::new(async move {
-                    grid.await.map(|g| view! { <GridView grid=g filter attention_only/> })
-                })}
-            </ErrorBoundary>
-        </Transition>
+        <div id="grid" inner_html=html></div>
     }
 }
 
-fn needs_attention(app: &AppSummary) -> bool {
-    !app.flags.is_empty()
-}
+/// The grid in the browser: filtering, "how long ago", and live deltas, all on the
+/// server's markup (the rows are not Leptos views; see `grid_rows`).
+#[cfg(feature = "hydrate")]
+mod client {
+    use leptos::prelude::*;
+    use wasm_bindgen::{closure::Closure, JsCast};
+    use web_sys::{Element, HtmlElement};
 
-#[component]
-fn GridView(grid: Grid, filter: RwSignal<String>, attention_only: RwSignal<bool>) -> impl IntoView {
-    let attention = grid.apps.iter().filter(|a| needs_attention(a)).count();
-    let count = |pred: fn(&Flag) -> bool| {
-        grid.apps
-            .iter()
-            .filter(|a| a.flags.iter().any(pred))
-            .count()
-    };
-    let manual = count(|f| matches!(f, Flag::ManualDeployment { .. }));
-    let sync = count(|f| matches!(f, Flag::NotInSync { .. }));
-    let failed = count(|f| matches!(f, Flag::LastDeploymentFailed { .. }));
-    let total = grid.apps.len();
-    let now = grid.now_ms;
-    let envs = grid.environments.clone();
-    let site_freezes: Vec<_> = grid
-        .freezes
-        .iter()
-        .filter(|f| f.application.is_none())
-        .cloned()
-        .collect();
-    let frozen_apps: std::collections::HashSet<String> = grid
-        .freezes
-        .iter()
-        .filter_map(|f| f.application.clone())
-        .collect();
+    fn grid() -> Option<Element> {
+        document().get_element_by_id("grid")
+    }
 
-    let rows = grid
-        .apps
-        .into_iter()
-        .map(|app| {
-            let haystack = format!("{} {} {} {}", app.name, app.shortname, app.repo, app.team).to_lowercase();
-            let flagged = needs_attention(&app);
-            let visible = move || {
-                let f = filter.read();
-                (!attention_only.get() || flagged) && (f.is_empty() || haystack.contains(&f.trim().to_lowercase()))
+    /// Shows the rows the filter keeps: the text matches the app's name, shortname,
+    /// repo or team (the link's text, the row's id and the link's title).
+    fn apply_filter(filter: &str, attention_only: bool) {
+        let Some(grid) = grid() else { return };
+        let q = filter.trim().to_lowercase();
+        let Ok(rows) = grid.query_selector_all("tbody tr") else {
+            return;
+        };
+        for i in 0..rows.length() {
+            let Some(row) = rows.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
+                continue;
             };
-            let href = format!("/applications/{}", app.shortname);
-            let frozen = frozen_apps.contains(&app.shortname);
-            let repo = app.repo.clone();
-            let cells = app
-                .cells
-                .into_iter()
-                .zip(app.continuous.iter().copied())
-                .map(|(cell, continuous)| {
-                    let repo = repo.clone();
-                    view! {
-                        <td class:manual=!continuous>
-                            <CellView repo cell now_ms=now/>
-                        </td>
-                    }
-                })
-                .collect_view();
-            view! {
-                <tr hidden=move || !visible() class:attention=flagged data-app=app.shortname.clone()>
-                    <th scope="row">
-                        <a href=href>{app.name.clone()}</a>
-                        <div class="muted small">{app.repo.clone()}</div>
-                    </th>
-                    {cells}
-                    <td class="flags">
-                        {frozen.then(|| view! { <span class="flag flag-frozen" title="deploys to this app are frozen">"frozen"</span> })}
-                        {app.flags.into_iter().map(|flag| view! { <FlagBadge flag/> }).collect_view()}
-                    </td>
-                </tr>
+            let visible = (!attention_only || row.class_list().contains("attention"))
+                && (q.is_empty() || {
+                    let link = row.query_selector("th a").ok().flatten();
+                    let text = link
+                        .as_ref()
+                        .and_then(|a| a.text_content())
+                        .unwrap_or_default();
+                    let title = link
+                        .and_then(|a| a.get_attribute("title"))
+                        .unwrap_or_default();
+                    format!("{} {} {}", row.id(), text, title)
+                        .to_lowercase()
+                        .contains(&q)
+                });
+            // Only touch rows whose state changes: typing must stay fast at 1,000 rows.
+            if row.has_attribute("hidden") == visible {
+                row.toggle_attribute_with_force("hidden", !visible).ok();
             }
-        })
-        .collect_view();
+        }
+    }
 
-    let simulated = grid.simulated;
-    view! {
-        {simulated.then(|| view! { <p class="banner demo" role="note">"Demo mode: deployments started here are simulated; nothing is deployed anywhere."</p> })}
-        <super::deploy::FreezeBanners freezes=site_freezes now_ms=now/>
-        <section class="summary" aria-live="polite">
-            {if attention == 0 {
-                view! { <p class="ok">{format!("All {total} applications are in order.")}</p> }.into_any()
-            } else {
-                view! {
-                    <p>
-                        <strong>{format!("{attention} of {total} applications need attention")}</strong>
-                        {format!(": {manual} need a manual deployment, {sync} not in sync, {failed} with a failed deployment.")}
-                    </p>
+    /// Rewrites every "how long ago" from the cell's `data-t` (seconds since the epoch).
+    fn refresh_ages() {
+        let Some(grid) = grid() else { return };
+        let now = js_sys::Date::now() as i64;
+        let Ok(cells) = grid.query_selector_all("td[data-t] > i") else {
+            return;
+        };
+        for i in 0..cells.length() {
+            let Some(el) = cells.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
+                continue;
+            };
+            let Some(t) = el
+                .parent_element()
+                .and_then(|td| td.get_attribute("data-t"))
+                .and_then(|t| t.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            let text = crate::model::ago_short(now, t * 1000);
+            if el.text_content().as_deref() != Some(text.as_str()) {
+                el.set_text_content(Some(&text));
+            }
+        }
+    }
+
+    /// Fetches the whole fragment (a client-side visit, a reconnect, or a `*` change).
+    /// The browser revalidates with the ETag, so an unchanged grid costs a 304.
+    fn reload(filter: RwSignal<String>, attention_only: RwSignal<bool>) {
+        leptos::task::spawn_local(async move {
+            let Some(window) = web_sys::window() else {
+                return;
+            };
+            let Ok(resp) =
+                wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/grid/fragment")).await
+            else {
+                return;
+            };
+            let Ok(resp) = resp.dyn_into::<web_sys::Response>() else {
+                return;
+            };
+            if !resp.ok() {
+                return;
+            }
+            let Ok(text) = resp.text() else { return };
+            let Ok(text) = wasm_bindgen_futures::JsFuture::from(text).await else {
+                return;
+            };
+            if let (Some(grid), Some(text)) = (grid(), text.as_string()) {
+                grid.set_inner_html(&text);
+                refresh_ages();
+                apply_filter(&filter.get_untracked(), attention_only.get_untracked());
+            }
+        });
+    }
+
+    /// One delta: `SHORTNAME\nSUMMARY\nROW`, or `*`.
+    fn apply_delta(data: &str, filter: RwSignal<String>, attention_only: RwSignal<bool>) {
+        let mut parts = data.splitn(3, '\n');
+        let (Some(name), Some(summary), Some(row)) = (parts.next(), parts.next(), parts.next())
+        else {
+            reload(filter, attention_only);
+            return;
+        };
+        let existing = document().get_element_by_id(&format!("app-{name}"));
+        match existing {
+            Some(el) if row.is_empty() => el.remove(),
+            Some(el) => el.set_outer_html(row),
+            // A new application: its place in the order is the server's to say.
+            None => {
+                reload(filter, attention_only);
+                return;
+            }
+        }
+        if let Some(s) = document().get_element_by_id("grid-summary") {
+            s.set_outer_html(summary);
+        }
+        refresh_ages();
+        apply_filter(&filter.get_untracked(), attention_only.get_untracked());
+    }
+
+    pub fn start(filter: RwSignal<String>, attention_only: RwSignal<bool>) {
+        // "/" focuses the filter box, unless the person is typing somewhere already.
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.key() != "/" {
+                return;
+            }
+            let typing = ev
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlElement>().ok())
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                });
+            if typing {
+                return;
+            }
+            if let Some(input) = document().get_element_by_id("filter") {
+                if let Ok(input) = input.dyn_into::<HtmlElement>() {
+                    ev.prevent_default();
+                    input.focus().ok();
                 }
-                .into_any()
-            }}
-        </section>
-        <div class="table-wrap">
-            <table class="grid">
-                <caption class="visually-hidden">"Deployed versions of each application in each environment"</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"Application"</th>
-                        {envs.into_iter().map(|e| view! { <th scope="col">{e}</th> }).collect_view()}
-                        <th scope="col">"Needs attention"</th>
-                    </tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+            }
+        });
+        on_cleanup(move || handle.remove());
+
+        Effect::new(move |_| {
+            let (f, a) = (filter.get(), attention_only.get());
+            apply_filter(&f, a);
+        });
+
+        // A client-side visit renders an empty `#grid`: fetch the rows.
+        Effect::new(move |_| {
+            if grid().is_some_and(|g| g.child_element_count() == 0) {
+                reload(filter, attention_only);
+            }
+        });
+
+        if let Ok(timer) =
+            set_interval_with_handle(refresh_ages, std::time::Duration::from_secs(30))
+        {
+            on_cleanup(move || timer.clear());
+        }
+
+        let Ok(source) = web_sys::EventSource::new("/api/live?grid=1") else {
+            return;
+        };
+        let on_delta =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                apply_delta(
+                    &e.data().as_string().unwrap_or_default(),
+                    filter,
+                    attention_only,
+                );
+            });
+        source
+            .add_event_listener_with_callback("grid", on_delta.as_ref().unchecked_ref())
+            .ok();
+        // After a dropped connection the deltas in between are lost: reload (a 304 when
+        // nothing changed).
+        let mut opened = false;
+        let on_open = Closure::<dyn FnMut()>::new(move || {
+            if opened {
+                reload(filter, attention_only);
+            }
+            opened = true;
+        });
+        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        let held = send_wrapper::SendWrapper::new((source, on_delta, on_open));
+        on_cleanup(move || held.take().0.close());
     }
 }

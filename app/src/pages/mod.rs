@@ -7,6 +7,8 @@ pub mod application;
 pub mod audit;
 pub mod deploy;
 pub mod grid;
+#[cfg(feature = "ssr")]
+pub mod grid_rows;
 
 use crate::domain::{DeploymentStatus, Flag, Stage};
 use crate::model::{ago, exact_time, short_sha, Cell};

@@ -91,12 +91,139 @@ impl Also<'_> {
     }
 }
 
+/// A notification waiting for the next group commit, and where its answer goes.
+struct Job {
+    deployment: NewDeployment,
+    reply: tokio::sync::oneshot::Sender<Result<NotifyOutcome>>,
+}
+
+/// Group commit for notifications (`POST /deployments`): the notifications that arrive
+/// while a transaction is being written queue up, and the next writer takes them all
+/// (up to `MAX_BATCH`) into one transaction. Each is written under its own savepoint, so
+/// one that fails (a repo matching two applications) is answered with its error and
+/// takes nothing else down; the others are answered only after the commit, so nothing is
+/// acknowledged before it is durable. The one write path stays: the batch's transaction
+/// comes from `Store::write`.
+#[derive(Default)]
+pub(super) struct GroupCommit {
+    queue: std::sync::Mutex<Vec<Job>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+/// At most this many notifications in one transaction (a bound on how long the write
+/// lock is held at once).
+pub const MAX_BATCH: usize = 256;
+
 impl Store {
     /// Records a deployment. A notification for the version already current in that
     /// environment attaches to that deployment (filling in the SHA and deployer if they
-    /// were unknown) instead of adding a second row.
+    /// were unknown) instead of adding a second row. Written by group commit (see
+    /// `GroupCommit`): answered once its transaction is committed.
     pub async fn record_deployment(&self, d: &NewDeployment) -> Result<NotifyOutcome> {
-        self.record_deployment_with(d, &Also::default()).await
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        self.group
+            .queue
+            .lock()
+            .map_err(|_| StoreError::Conflict("the write queue is unusable".into()))?
+            .push(Job {
+                deployment: d.clone(),
+                reply,
+            });
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut answer => return r.unwrap_or_else(|_| Err(abandoned())),
+                writer = self.group.writer.lock() => {
+                    let jobs: Vec<Job> = {
+                        let mut q = self.group.queue.lock().map_err(|_| StoreError::Conflict("the write queue is unusable".into()))?;
+                        let n = q.len().min(MAX_BATCH);
+                        q.drain(..n).collect()
+                    };
+                    if jobs.is_empty() {
+                        // Ours was taken by the writer before us: its answer is coming.
+                        drop(writer);
+                        return answer.await.unwrap_or_else(|_| Err(abandoned()));
+                    }
+                    // Written by a task of its own, so a caller that goes away (a client
+                    // hanging up) cannot abandon the others' transaction halfway.
+                    let store = self.clone();
+                    let done = tokio::spawn(async move { store.commit_batch(jobs).await });
+                    done.await.ok();
+                    drop(writer);
+                }
+            }
+        }
+    }
+
+    async fn commit_batch(&self, jobs: Vec<Job>) {
+        let (guard, mut tx) = match self.write().await {
+            Ok(w) => w,
+            Err(e) => {
+                let unavailable = e.is_unavailable();
+                tracing::warn!(error = %e, n = jobs.len(), "could not start a group commit");
+                for j in jobs {
+                    j.reply.send(Err(same_kind(&e, unavailable))).ok();
+                }
+                return;
+            }
+        };
+        let mut done: Vec<(Job, NotifyOutcome)> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let step = async {
+                sqlx::query("SAVEPOINT notification")
+                    .execute(&mut *tx)
+                    .await?;
+                Self::write_deployment(&mut tx, &job.deployment, &Also::default()).await
+            }
+            .await;
+            match step {
+                Ok(outcome) => {
+                    match sqlx::query("RELEASE SAVEPOINT notification")
+                        .execute(&mut *tx)
+                        .await
+                    {
+                        Ok(_) => done.push((job, outcome)),
+                        Err(e) => {
+                            job.reply.send(Err(e.into())).ok();
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Undo this one only; the transaction goes on for the others.
+                    if let Err(undo) = sqlx::query("ROLLBACK TO SAVEPOINT notification")
+                        .execute(&mut *tx)
+                        .await
+                    {
+                        tracing::warn!(error = %undo, "could not roll back a notification's savepoint");
+                    }
+                    job.reply.send(Err(e)).ok();
+                }
+            }
+        }
+        let committed = tx.commit().await;
+        drop(guard);
+        match committed {
+            Ok(()) => {
+                let mut apps: Vec<&str> =
+                    done.iter().map(|(_, o)| o.application.as_str()).collect();
+                apps.sort_unstable();
+                apps.dedup();
+                for app in apps {
+                    self.publish(app).await;
+                }
+                for (job, outcome) in done {
+                    job.reply.send(Ok(outcome)).ok();
+                }
+            }
+            Err(e) => {
+                let e = StoreError::from(e);
+                let unavailable = e.is_unavailable();
+                tracing::warn!(error = %e, n = done.len(), "a group commit failed");
+                for (job, _) in done {
+                    job.reply.send(Err(same_kind(&e, unavailable))).ok();
+                }
+            }
+        }
     }
 
     /// Records a deployment and, in the same transaction, what `also` asks: a manual
@@ -108,7 +235,19 @@ impl Store {
         also: &Also<'_>,
     ) -> Result<NotifyOutcome> {
         let (_guard, mut tx) = self.write().await?;
-        let app = Self::application_for_repo(&mut tx, &d.repo).await?;
+        let outcome = Self::write_deployment(&mut tx, d, also).await?;
+        tx.commit().await?;
+        self.publish(&outcome.application).await;
+        Ok(outcome)
+    }
+
+    /// The deployment's rows, inside the caller's transaction.
+    async fn write_deployment(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        d: &NewDeployment,
+        also: &Also<'_>,
+    ) -> Result<NotifyOutcome> {
+        let app = Self::application_for_repo(tx, &d.repo).await?;
         let current: Option<DeploymentKey> = sqlx::query_as(
             "SELECT d.id, d.version, d.sha, d.deployed_by FROM current_deployments c
              JOIN deployments d ON d.id = c.deployment_id
@@ -116,11 +255,10 @@ impl Store {
         )
         .bind(app.id)
         .bind(d.environment.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let now = now_ms();
-        if let Some((id, version, _, _)) = current.filter(|c| c.1 == d.version.as_str()) {
-            let _ = version;
+        if let Some((id, _, _, _)) = current.filter(|c| c.1 == d.version.as_str()) {
             sqlx::query(
                 "UPDATE deployments SET sha = COALESCE(sha, $1), deployed_by = COALESCE(deployed_by, $2), updated_at = $3 WHERE id = $4",
             )
@@ -128,11 +266,9 @@ impl Store {
             .bind(d.deployed_by.clone())
             .bind(now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-            also.write(&mut tx, id).await?;
-            tx.commit().await?;
-            self.publish(&app.shortname).await;
+            also.write(tx, id).await?;
             return Ok(NotifyOutcome {
                 application: app.shortname,
                 deployment_id: id,
@@ -146,7 +282,7 @@ impl Store {
             .map(|s| s.as_str().to_owned())
             .or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
         let id = insert_deployment(
-            &mut tx,
+            tx,
             app.id,
             d.environment.as_str(),
             d.version.as_str(),
@@ -157,9 +293,7 @@ impl Store {
             created_at,
         )
         .await?;
-        also.write(&mut tx, id).await?;
-        tx.commit().await?;
-        self.publish(&app.shortname).await;
+        also.write(tx, id).await?;
         Ok(NotifyOutcome {
             application: app.shortname,
             deployment_id: id,
@@ -450,4 +584,22 @@ async fn insert_deployment(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// The answer when a group commit's writer went away without answering (it cannot,
+/// short of a panic): the caller may retry.
+fn abandoned() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolTimedOut)
+}
+
+/// A batch's error for each of its notifications: "busy, retry" stays that (503), anything
+/// else is reported as it was.
+fn same_kind(e: &StoreError, unavailable: bool) -> StoreError {
+    if unavailable {
+        StoreError::Database(sqlx::Error::PoolTimedOut)
+    } else {
+        StoreError::Database(sqlx::Error::Protocol(format!(
+            "the notification's transaction could not be committed: {e}"
+        )))
+    }
 }

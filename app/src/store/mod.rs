@@ -79,6 +79,8 @@ pub struct Store {
     /// Changes (an application's shortname, or `*` for the whole site) for live pages.
     /// On PostgreSQL every server hears every server's changes through LISTEN/NOTIFY.
     changes: tokio::sync::broadcast::Sender<String>,
+    /// Notifications waiting for their group commit (`deployments::GroupCommit`).
+    group: std::sync::Arc<deployments::GroupCommit>,
 }
 
 /// The PostgreSQL channel that carries changes between Release servers.
@@ -167,6 +169,7 @@ impl Store {
             environments,
             write_lock: Default::default(),
             changes,
+            group: Default::default(),
         })
     }
 

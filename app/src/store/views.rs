@@ -72,22 +72,54 @@ impl Store {
     /// Every application with its current deployment in each environment and its flags.
     /// One query over `current_deployments`: O(apps x environments) rows.
     pub async fn grid(&self) -> Result<Grid> {
-        let rows: Vec<GridRow> = sqlx::query_as(
+        self.grid_rows(None).await
+    }
+
+    /// The grid's rows of these applications only (by shortname), for re-rendering the
+    /// rows that changed. Freezes are not read (`freezes` is empty).
+    pub async fn grid_for(&self, shortnames: &[String]) -> Result<Grid> {
+        self.grid_rows(Some(shortnames)).await
+    }
+
+    async fn grid_rows(&self, only: Option<&[String]>) -> Result<Grid> {
+        let filter = match only {
+            None => String::new(),
+            Some(names) => format!(
+                "WHERE a.shortname IN ({})",
+                (1..=names.len().max(1))
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let sql = format!(
             "SELECT a.id, a.shortname, a.name, a.repo, a.team, a.manual_environments, c.environment,
                     d.id, d.version, d.sha, d.deployed_by, d.trigger_kind, d.status, d.failed_stage, d.created_at
              FROM applications a
              LEFT JOIN current_deployments c ON c.application_id = a.id
              LEFT JOIN deployments d ON d.id = c.deployment_id
-             ORDER BY a.name, a.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             {filter}
+             ORDER BY a.name, a.id"
+        );
+        let mut q = sqlx::query_as::<_, GridRow>(&sql);
+        match only {
+            Some([]) => q = q.bind(String::new()),
+            Some(names) => {
+                for n in names {
+                    q = q.bind(n.clone());
+                }
+            }
+            None => {}
+        }
+        let rows: Vec<GridRow> = q.fetch_all(&self.pool).await?;
+        let mut ids = Vec::new();
         let names: Vec<&str> = self.environments.names();
         let mut apps: Vec<AppSummary> = Vec::new();
         let mut last_id = None;
         for r in rows {
             if last_id != Some(r.0) {
                 last_id = Some(r.0);
+                ids.push(r.0);
                 let manual: Vec<&str> = r.5.split(',').collect();
                 apps.push(AppSummary {
                     name: r.2.clone(),
@@ -123,10 +155,14 @@ impl Store {
         for app in &mut apps {
             finish_summary(&names, app);
         }
-        let freezes = self.all_active_freezes().await?;
+        let freezes = match only {
+            None => self.all_active_freezes().await?,
+            Some(_) => vec![],
+        };
         Ok(Grid {
             environments: names.iter().map(|s| s.to_string()).collect(),
             apps,
+            ids,
             now_ms: now_ms(),
             freezes,
             simulated: false,

@@ -1,0 +1,636 @@
+//! The grid's rows, rendered once per change instead of once per request (server only).
+//!
+//! The grid is the page everyone keeps open, and its rows change only when a notification,
+//! event, deploy or freeze happens, each of which the store already announces
+//! (`Store::publish`; on PostgreSQL a NOTIFY, so every replica hears it). `GridCache` keeps
+//! every application's row as HTML, re-renders only the rows that changed, and hands
+//! pages one ready fragment. Each changed row also goes to the open grids as a delta
+//! (`grid` events on `/api/live?grid=1`), so a change costs one render and a few hundred
+//! bytes per browser, never a full grid per browser.
+//!
+//! The markup is written by hand, not by `view!`: it is the page's bulk (1,000 apps x 5
+//! environments), so every byte counts (the budget test in `tests/api/pages.rs` holds it),
+//! and every text and attribute goes through `escape`. A cell carries what a person reads:
+//! version, short SHA, how long ago, who, and a status class; the status words for the
+//! common cases and "not deployed" come from CSS (`style/main.css`, `.grid td`). How long
+//! ago is rendered at render time and kept current in the browser from `data-t`; the
+//! cache renders afresh each minute for new page loads.
+
+use crate::domain::{DeploymentStatus, Flag};
+use crate::model::{short_sha, AppSummary, Cell, Freeze, Grid};
+use crate::store::{Store, StoreError};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
+
+/// Escapes text and attribute values (both quoted with `"`).
+pub fn escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Deltas travel one per line: no raw line breaks in the markup.
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn cell(out: &mut String, cell: Option<&Cell>, continuous: bool, now_ms: i64) {
+    let manual = if continuous { "" } else { " m" };
+    let Some(c) = cell else {
+        // "not deployed" comes from CSS (`td:empty`).
+        if continuous {
+            out.push_str("<td></td>");
+        } else {
+            out.push_str("<td class=\"m\"></td>");
+        }
+        return;
+    };
+    let status = if c.stalled {
+        "stall"
+    } else {
+        match c.status {
+            DeploymentStatus::Succeeded => "ok",
+            DeploymentStatus::Failed => "fail",
+            DeploymentStatus::InProgress => "run",
+            DeploymentStatus::Requested => "req",
+        }
+    };
+    let _ = write!(
+        out,
+        "<td class=\"{status}{manual}\" data-t=\"{}\"><b>",
+        c.created_at_ms.div_euclid(1000)
+    );
+    escape(&c.version, out);
+    out.push_str("</b>");
+    if let Some(sha) = c.sha.as_deref().filter(|s| *s != c.version) {
+        out.push_str(" <code>");
+        escape(short_sha(sha), out);
+        out.push_str("</code>");
+    }
+    out.push_str(" <i>");
+    out.push_str(&crate::model::ago_short(now_ms, c.created_at_ms));
+    out.push_str("</i>");
+    if let Some(who) = &c.deployed_by {
+        out.push(' ');
+        escape(who, out);
+    }
+    if c.status == DeploymentStatus::Failed {
+        // The failing stage is worth its bytes: it is what people act on.
+        if let Some(stage) = c.failed_stage {
+            out.push_str(" <strong>");
+            out.push_str(stage.label());
+            out.push_str(" failed</strong>");
+        }
+    }
+    out.push_str("</td>");
+}
+
+/// What a row counts toward the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Counts {
+    attention: bool,
+    manual: bool,
+    sync: bool,
+    failed: bool,
+}
+
+impl Counts {
+    fn of(app: &AppSummary) -> Self {
+        let any = |pred: fn(&Flag) -> bool| app.flags.iter().any(pred);
+        Self {
+            attention: !app.flags.is_empty(),
+            manual: any(|f| matches!(f, Flag::ManualDeployment { .. })),
+            sync: any(|f| matches!(f, Flag::NotInSync { .. })),
+            failed: any(|f| matches!(f, Flag::LastDeploymentFailed { .. })),
+        }
+    }
+}
+
+/// One application's row: `<tr id="app-SHORTNAME">`, the name linking to its page, one
+/// cell per environment, then its flags.
+pub fn render_row(app: &AppSummary, frozen: bool, now_ms: i64) -> String {
+    let mut out = String::with_capacity(480);
+    out.push_str("<tr id=\"app-");
+    escape(&app.shortname, &mut out);
+    out.push('"');
+    if !app.flags.is_empty() {
+        out.push_str(" class=\"attention\"");
+    }
+    out.push_str("><th><a href=\"/applications/");
+    out.push_str(&crate::domain::encode_path_segment(&app.shortname));
+    out.push_str("\" title=\"");
+    escape(&app.repo, &mut out);
+    if !app.team.is_empty() {
+        out.push_str(" · ");
+        escape(&app.team, &mut out);
+    }
+    out.push_str("\">");
+    escape(&app.name, &mut out);
+    out.push_str("</a></th>");
+    for (i, c) in app.cells.iter().enumerate() {
+        let continuous = app.continuous.get(i).copied().unwrap_or(true);
+        cell(&mut out, c.as_ref(), continuous, now_ms);
+    }
+    out.push_str("<td class=\"flags\">");
+    if frozen {
+        out.push_str("<span class=\"flag flag-frozen\">frozen</span>");
+    }
+    for f in &app.flags {
+        let env = match f {
+            Flag::ManualDeployment { environment, .. }
+            | Flag::NotInSync { environment, .. }
+            | Flag::LastDeploymentFailed { environment, .. } => environment,
+        };
+        let _ = write!(out, "<span class=\"{}\">{}: ", f.css_class(), f.label());
+        escape(env, &mut out);
+        out.push_str("</span>");
+    }
+    out.push_str("</td></tr>");
+    out
+}
+
+fn render_summary(counts: &[Counts]) -> String {
+    let total = counts.len();
+    let n = |f: fn(&Counts) -> bool| counts.iter().filter(|c| f(c)).count();
+    let attention = n(|c| c.attention);
+    if attention == 0 {
+        format!("<section class=\"summary\" id=\"grid-summary\" aria-live=\"polite\"><p class=\"ok\">All {total} applications are in order.</p></section>")
+    } else {
+        format!(
+            "<section class=\"summary\" id=\"grid-summary\" aria-live=\"polite\"><p><strong>{attention} of {total} applications need attention</strong>: {} need a manual deployment, {} not in sync, {} with a failed deployment.</p></section>",
+            n(|c| c.manual),
+            n(|c| c.sync),
+            n(|c| c.failed)
+        )
+    }
+}
+
+fn render_freezes(freezes: &[Freeze], now_ms: i64) -> String {
+    let mut out = String::new();
+    for f in freezes {
+        out.push_str("<p class=\"banner frozen\" role=\"status\"><strong>");
+        match &f.application {
+            Some(a) => {
+                out.push_str("Deploys to ");
+                escape(a, &mut out);
+                out.push_str(" are frozen");
+            }
+            None => out.push_str("Deploys are frozen site-wide"),
+        }
+        out.push_str("</strong> by ");
+        escape(&f.frozen_by, &mut out);
+        out.push(' ');
+        out.push_str(&crate::model::ago(now_ms, f.created_at_ms));
+        out.push_str(": ");
+        escape(&f.reason, &mut out);
+        out.push_str("</p>");
+    }
+    out
+}
+
+fn render_head(environments: &[String]) -> String {
+    let mut out = String::from(
+        "<div class=\"table-wrap\"><table class=\"grid\"><caption class=\"visually-hidden\">Deployed versions of each application in each environment</caption><thead><tr><th scope=\"col\">Application</th>",
+    );
+    for e in environments {
+        out.push_str("<th scope=\"col\">");
+        escape(e, &mut out);
+        out.push_str("</th>");
+    }
+    out.push_str("<th scope=\"col\">Needs attention</th></tr></thead><tbody>");
+    out
+}
+
+const TAIL: &str = "</tbody></table></div>";
+
+/// One rendered row and what the cache needs to know about it.
+#[derive(Debug, Clone)]
+struct Row {
+    /// The grid's order: by name, then by id.
+    order: (String, i64),
+    shortname: String,
+    /// Hash of what the row shows, "how long ago" aside: a re-render that changes only
+    /// the time is not a change worth sending.
+    key: u64,
+    counts: Counts,
+    /// Lower-case name, shortname, repo and team, for the server-side filter.
+    haystack: String,
+    html: String,
+}
+
+fn row(app: &AppSummary, id: i64, frozen: bool, now_ms: i64) -> Row {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{app:?}").hash(&mut h);
+    frozen.hash(&mut h);
+    Row {
+        order: (app.name.clone(), id),
+        shortname: app.shortname.clone(),
+        key: h.finish(),
+        counts: Counts::of(app),
+        haystack: format!("{} {} {} {}", app.name, app.shortname, app.repo, app.team)
+            .to_lowercase(),
+        html: render_row(app, frozen, now_ms),
+    }
+}
+
+/// What a page is given: the whole fragment, ready to send, and the rows for filtering.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Banners, summary and table: what goes inside `<div id="grid">`.
+    pub fragment: Arc<str>,
+    /// Changes with every render (a strong validator for `/grid/fragment`).
+    pub etag: String,
+    banners: String,
+    head: String,
+    rows: Arc<Vec<Row>>,
+}
+
+impl Snapshot {
+    /// The fragment with the rows a filter drops marked `hidden` (the filter form without
+    /// JavaScript; the browser can show them again without asking): `query` matches
+    /// name, shortname, repo or team; `attention_only` keeps flagged apps.
+    pub fn filtered(&self, query: &str, attention_only: bool) -> String {
+        let q = query.trim().to_lowercase();
+        if q.is_empty() && !attention_only {
+            return self.fragment.to_string();
+        }
+        let mut out = self.banners.clone();
+        let counts: Vec<Counts> = self.rows.iter().map(|r| r.counts).collect();
+        out.push_str(&render_summary(&counts));
+        out.push_str(&self.head);
+        for r in self.rows.iter() {
+            let keep = (!attention_only || r.counts.attention)
+                && (q.is_empty() || r.haystack.contains(&q));
+            match r.html.strip_prefix("<tr ") {
+                Some(rest) if !keep => {
+                    out.push_str("<tr hidden ");
+                    out.push_str(rest);
+                }
+                _ => out.push_str(&r.html),
+            }
+        }
+        out.push_str(TAIL);
+        out
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+struct Rendered {
+    environments: Vec<String>,
+    freezes: Vec<Freeze>,
+    frozen: HashSet<String>,
+    rows: Vec<Row>,
+    minute: i64,
+}
+
+struct Inner {
+    changes: broadcast::Receiver<String>,
+    rendered: Option<Rendered>,
+    generation: u64,
+}
+
+/// The rendered grid, kept current from the store's change announcements.
+pub struct GridCache {
+    store: Store,
+    stall_ms: i64,
+    /// The demo's simulated pipeline: the fragment says so first.
+    simulated: bool,
+    inner: tokio::sync::Mutex<Inner>,
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    deltas: broadcast::Sender<Arc<str>>,
+    boot: u64,
+}
+
+fn minute(ms: i64) -> i64 {
+    ms.div_euclid(60_000)
+}
+
+impl GridCache {
+    /// Renders the grid once, then keeps it current: a background task applies changes
+    /// as they are announced (so open grids get their deltas within milliseconds), and
+    /// renders afresh each minute for "how long ago".
+    pub async fn start(
+        store: Store,
+        stall_ms: i64,
+        simulated: bool,
+    ) -> Result<Arc<Self>, StoreError> {
+        let cache = Arc::new(Self {
+            inner: tokio::sync::Mutex::new(Inner {
+                changes: store.subscribe(),
+                rendered: None,
+                generation: 0,
+            }),
+            store: store.clone(),
+            stall_ms,
+            simulated,
+            snapshot: RwLock::new(None),
+            deltas: broadcast::channel(1024).0,
+            boot: rand_boot(),
+        });
+        cache.current().await?;
+        let weak = Arc::downgrade(&cache);
+        let mut wake = store.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    r = wake.recv() => {
+                        if matches!(r, Err(broadcast::error::RecvError::Closed)) {
+                            return;
+                        }
+                        // Let a burst gather: one render for many changes.
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        while wake.try_recv().is_ok() {}
+                    }
+                    _ = tick.tick() => {}
+                }
+                let Some(cache) = weak.upgrade() else { return };
+                if let Err(e) = cache.current().await {
+                    tracing::warn!(error = %e, "could not render the grid; trying again on the next change");
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    /// Open grids' deltas: `SHORTNAME\nSUMMARY\nROW` (ROW empty when the app is gone), or
+    /// `*` (reload the fragment).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.deltas.subscribe()
+    }
+
+    /// The last rendered snapshot, without waiting (the page's server-side render, after
+    /// `current` was awaited for the request).
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot.read().ok().and_then(|s| s.clone())
+    }
+
+    /// The grid with every change announced so far applied: on SQLite exactly (the
+    /// announcement is in the channel before the write's response is sent); on PostgreSQL
+    /// as soon as the NOTIFY arrives.
+    pub async fn current(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let mut inner = self.inner.lock().await;
+        let mut changed: HashSet<String> = HashSet::new();
+        let mut everything = inner.rendered.is_none();
+        loop {
+            match inner.changes.try_recv() {
+                Ok(what) if what == "*" => everything = true,
+                Ok(what) => {
+                    changed.insert(what);
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => everything = true,
+                Err(_) => break,
+            }
+        }
+        let now = crate::store::now_ms();
+        let stale = inner
+            .rendered
+            .as_ref()
+            .is_some_and(|r| r.minute != minute(now));
+        if !everything && changed.is_empty() && !stale {
+            if let Some(s) = self.snapshot() {
+                return Ok(s);
+            }
+        }
+        if everything || stale {
+            let grid = self.store.grid().await?;
+            let old = inner.rendered.take();
+            let rendered = self.render_all(grid, now);
+            if everything {
+                if old.is_some() {
+                    self.deltas.send(Arc::from("*")).ok();
+                }
+            } else if let Some(old) = &old {
+                // A minute's re-render: send only rows whose content changed (a deploy
+                // becoming stalled), not the new "how long ago".
+                self.send_changed(old, &rendered);
+            }
+            inner.rendered = Some(rendered);
+        } else {
+            let names: Vec<String> = changed.into_iter().collect();
+            let grid = self.store.grid_for(&names).await?;
+            let rendered = inner.rendered.as_mut().expect("rendered above");
+            self.apply(rendered, grid, &names, now);
+        }
+        inner.generation += 1;
+        let generation = inner.generation;
+        let rendered = inner.rendered.as_ref().expect("rendered above");
+        let snapshot = Arc::new(self.assemble(rendered, generation, now));
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = Some(snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    fn stalls(&self, grid: &mut Grid) {
+        let now = grid.now_ms;
+        for c in grid
+            .apps
+            .iter_mut()
+            .flat_map(|a| a.cells.iter_mut())
+            .flatten()
+        {
+            c.stalled = crate::model::is_stalled(c.status, c.created_at_ms, now, self.stall_ms);
+        }
+    }
+
+    fn render_all(&self, mut grid: Grid, now: i64) -> Rendered {
+        self.stalls(&mut grid);
+        let frozen: HashSet<String> = grid
+            .freezes
+            .iter()
+            .filter_map(|f| f.application.clone())
+            .collect();
+        let rows = grid
+            .apps
+            .iter()
+            .zip(&grid.ids)
+            .map(|(a, id)| row(a, *id, frozen.contains(&a.shortname), now))
+            .collect();
+        Rendered {
+            environments: grid.environments,
+            freezes: grid.freezes,
+            frozen,
+            rows,
+            minute: minute(now),
+        }
+    }
+
+    /// Replaces the rows of `names` with their new renders and sends each changed one.
+    fn apply(&self, r: &mut Rendered, mut grid: Grid, names: &[String], now: i64) {
+        self.stalls(&mut grid);
+        let mut fresh: Vec<Row> = grid
+            .apps
+            .iter()
+            .zip(&grid.ids)
+            .map(|(a, id)| row(a, *id, r.frozen.contains(&a.shortname), now))
+            .collect();
+        let mut changed: Vec<(String, Option<usize>)> = Vec::new();
+        for name in names {
+            let old = r.rows.iter().position(|x| &x.shortname == name);
+            let new = fresh.iter().position(|x| &x.shortname == name);
+            match (old, new) {
+                (Some(i), Some(j)) => {
+                    let row = std::mem::replace(&mut fresh[j], placeholder());
+                    if r.rows[i].key != row.key || r.rows[i].order != row.order {
+                        r.rows.remove(i);
+                        let at = r.rows.partition_point(|x| x.order < row.order);
+                        r.rows.insert(at, row);
+                        changed.push((name.clone(), Some(at)));
+                    }
+                }
+                (None, Some(j)) => {
+                    let row = std::mem::replace(&mut fresh[j], placeholder());
+                    let at = r.rows.partition_point(|x| x.order < row.order);
+                    r.rows.insert(at, row);
+                    changed.push((name.clone(), Some(at)));
+                }
+                (Some(i), None) => {
+                    r.rows.remove(i);
+                    changed.push((name.clone(), None));
+                }
+                (None, None) => {}
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let counts: Vec<Counts> = r.rows.iter().map(|x| x.counts).collect();
+        let summary = render_summary(&counts);
+        for (name, _) in changed {
+            let html = r
+                .rows
+                .iter()
+                .find(|x| x.shortname == name)
+                .map(|x| x.html.as_str())
+                .unwrap_or("");
+            self.deltas
+                .send(Arc::from(format!("{name}\n{summary}\n{html}")))
+                .ok();
+        }
+    }
+
+    fn send_changed(&self, old: &Rendered, new: &Rendered) {
+        let counts: Vec<Counts> = new.rows.iter().map(|x| x.counts).collect();
+        let summary = render_summary(&counts);
+        for row in &new.rows {
+            match old.rows.iter().find(|o| o.shortname == row.shortname) {
+                Some(o) if o.key == row.key => {}
+                _ => {
+                    self.deltas
+                        .send(Arc::from(format!(
+                            "{}\n{summary}\n{}",
+                            row.shortname, row.html
+                        )))
+                        .ok();
+                }
+            }
+        }
+    }
+
+    fn assemble(&self, r: &Rendered, generation: u64, now: i64) -> Snapshot {
+        let mut banners = String::new();
+        if self.simulated {
+            banners.push_str("<p class=\"banner demo\" role=\"note\">Demo mode: deployments started here are simulated; nothing is deployed anywhere.</p>");
+        }
+        banners.push_str(&render_freezes(&r.freezes, now));
+        let head = render_head(&r.environments);
+        let counts: Vec<Counts> = r.rows.iter().map(|x| x.counts).collect();
+        let size: usize = r.rows.iter().map(|x| x.html.len()).sum();
+        let mut fragment = String::with_capacity(banners.len() + head.len() + size + 512);
+        fragment.push_str(&banners);
+        fragment.push_str(&render_summary(&counts));
+        fragment.push_str(&head);
+        for x in &r.rows {
+            fragment.push_str(&x.html);
+        }
+        fragment.push_str(TAIL);
+        Snapshot {
+            fragment: Arc::from(fragment),
+            etag: format!("\"g{:x}-{generation}\"", self.boot),
+            banners,
+            head,
+            rows: Arc::new(r.rows.clone()),
+        }
+    }
+}
+
+fn placeholder() -> Row {
+    Row {
+        order: (String::new(), 0),
+        shortname: String::new(),
+        key: 0,
+        counts: Counts::default(),
+        haystack: String::new(),
+        html: String::new(),
+    }
+}
+
+/// Distinguishes this process's ETags from another's (a restart, another replica).
+fn rand_boot() -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::time::SystemTime::now().hash(&mut h);
+    std::process::id().hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Stage;
+
+    fn app(name: &str) -> AppSummary {
+        AppSummary {
+            name: name.into(),
+            shortname: "x".into(),
+            repo: "o/x".into(),
+            team: "t".into(),
+            cells: vec![
+                Some(Cell {
+                    deployment_id: 1,
+                    version: "v1".into(),
+                    sha: Some("0123456789abcdef".into()),
+                    deployed_by: Some("<img src=x onerror=alert(1)>".into()),
+                    trigger: "continuous".into(),
+                    status: DeploymentStatus::Failed,
+                    failed_stage: Some(Stage::SmokeTests),
+                    created_at_ms: 0,
+                    stalled: false,
+                }),
+                None,
+            ],
+            continuous: vec![true, false],
+            flags: vec![],
+            release_status: String::new(),
+        }
+    }
+
+    #[test]
+    fn rows_escape_everything_a_caller_sent() {
+        let html = render_row(&app("a\"b<script>\n"), false, 120_000);
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains('\n'), "{html}");
+        assert!(html.contains("a&quot;b&lt;script&gt;&#10;"), "{html}");
+        assert!(
+            html.contains("<code>0123456</code> <i>2m ago</i>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<strong>smoke tests failed</strong>"),
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"m\"></td>"), "{html}");
+    }
+}

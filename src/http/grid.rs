@@ -1,0 +1,65 @@
+//! The grid's rows for the browser: `GET /grid/fragment` (ETag-validated, for client-side
+//! visits and reloads after a reconnect), and the step that brings the grid cache up to
+//! date before `/` is rendered, so a page loaded right after a write shows it.
+
+use super::state::ServerState;
+use app::auth::CurrentUser;
+use axum::extract::{Extension, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub async fn fragment(
+    State(state): State<ServerState>,
+    Extension(user): Extension<Option<CurrentUser>>,
+    headers: HeaderMap,
+) -> Response {
+    if user.is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in to see the applications").into_response();
+    }
+    let snapshot = match state.app.grid.current().await {
+        Ok(s) => s,
+        Err(e) => return super::error::ApiError::from(e).into_response(),
+    };
+    let private = (
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    let etag = HeaderValue::from_str(&snapshot.etag).ok();
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == snapshot.etag || t.trim() == "*")
+        });
+    let mut resp = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            snapshot.fragment.to_string(),
+        )
+            .into_response()
+    };
+    resp.headers_mut().insert(private.0, private.1);
+    if let Some(etag) = etag {
+        resp.headers_mut().insert(header::ETAG, etag);
+    }
+    resp
+}
+
+/// Before the grid page renders (server side, from the cache's last snapshot), apply the
+/// changes announced so far. A store failure is not the page's: it renders the last
+/// snapshot, or says the applications could not be read.
+pub async fn fresh_grid(State(state): State<ServerState>, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::GET && req.uri().path() == "/" {
+        if let Err(e) = state.app.grid.current().await {
+            tracing::warn!(error = %e, "could not bring the grid up to date; showing the last one");
+        }
+    }
+    next.run(req).await
+}
