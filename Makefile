@@ -22,6 +22,7 @@ test:
 ## The benchmark (see BENCHMARKS.md)
 bench:
 	./.ci/setup
+	command -v wrk >/dev/null && command -v nginx >/dev/null || (apt-get install -y -q wrk nginx || (apt-get update -q && apt-get install -y -q wrk nginx))
 	./.ci/build --release
 	cargo build --release --bin release-bench
 	BENCH_SERVER=$(TARGET)/release/release $(TARGET)/release/release-bench

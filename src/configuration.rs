@@ -19,8 +19,21 @@ struct FileConfig {
     #[serde(default)]
     argo: std::collections::HashMap<String, FileArgo>,
     deploys: Option<FileDeploys>,
+    limits: Option<FileLimits>,
     #[serde(default)]
     applications: Vec<FileApplication>,
+}
+
+/// `[limits]`: for a site with more people than the defaults allow for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    /// Open connections at most (default 768); every open page holds one live stream.
+    max_connections: Option<usize>,
+    /// Live streams one person may hold at once (default 8).
+    live_streams_per_person: Option<usize>,
+    /// Sign-in requests per client address per minute (default 30).
+    sign_ins_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +146,8 @@ pub struct Config {
     pub argo: Vec<(String, String)>,
     /// A manual deploy that hears nothing from the pipeline for this long is stalled.
     pub stall_minutes: i64,
+    /// The server's limits, with `[limits]` applied.
+    pub limits: crate::http::state::Limits,
 }
 
 impl Default for Config {
@@ -149,6 +164,7 @@ impl Default for Config {
             session: SessionSettings::default(),
             argo: vec![],
             stall_minutes: 30,
+            limits: Default::default(),
         }
     }
 }
@@ -277,7 +293,32 @@ impl Config {
             stall_minutes >= 1,
             "deploys.stall_minutes must be at least 1"
         );
+        let mut limits = crate::http::state::Limits::default();
+        if let Some(l) = file.limits {
+            if let Some(n) = l.max_connections {
+                anyhow::ensure!(
+                    (16..=1_000_000).contains(&n),
+                    "limits.max_connections must be 16 to 1000000"
+                );
+                limits.max_connections = n;
+            }
+            if let Some(n) = l.live_streams_per_person {
+                anyhow::ensure!(
+                    (1..=1000).contains(&n),
+                    "limits.live_streams_per_person must be 1 to 1000"
+                );
+                limits.live_streams_per_session = n;
+            }
+            if let Some(n) = l.sign_ins_per_minute {
+                anyhow::ensure!(
+                    (1..=100_000).contains(&n),
+                    "limits.sign_ins_per_minute must be 1 to 100000"
+                );
+                limits.auth_per_minute = n;
+            }
+        }
         Ok(Self {
+            limits,
             environments,
             applications,
             public_url: file.public_url.map(|u| u.trim_end_matches('/').to_owned()),

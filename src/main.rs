@@ -105,13 +105,14 @@ async fn main() -> anyhow::Result<()> {
             let site_root =
                 std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
             let apps = config.applications.len();
+            let limits = config.limits.clone();
             let server = startup::Server::build(startup::Settings {
                 addr,
                 database_url: db.database_url.clone(),
                 config,
                 demo,
                 dev_sign_in,
-                limits: Default::default(),
+                limits,
                 site_root,
                 github_client_secret: std::env::var("RELEASE_GITHUB_CLIENT_SECRET").ok(),
                 secret_key: std::env::var("RELEASE_SECRET_KEY").ok(),

@@ -41,11 +41,11 @@ test('the grid shows every demo app with flags and a summary', async () => {
   assert.equal(await page.locator('table.grid tbody tr').count(), 12);
   const summary = await page.locator('.summary').innerText();
   assert.match(summary, /of 12 applications need attention/);
-  const frontend = page.locator('tr#app-frontend');
+  const frontend = page.locator('tr:has(a[href="/applications/frontend"])');
   assert.match(await frontend.innerText(), /manual deployment: production/);
-  assert.match(await page.locator('tr#app-publisher').innerText(), /smoke tests failed/);
+  assert.match(await page.locator('tr:has(a[href="/applications/publisher"])').innerText(), /smoke tests failed/);
   // Status words of the common cases come from CSS (not in innerText): the class says it.
-  assert.equal(await page.locator('tr#app-router td.run').count() > 0, true);
+  assert.equal(await page.locator('tr:has(a[href="/applications/router"]) td.run').count() > 0, true);
   await page.close();
 });
 
@@ -55,14 +55,14 @@ test('typing in the filter narrows the rows at once, and "/" focuses it', async 
   assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'filter');
   await page.keyboard.type('publisher');
   await page.waitForFunction(() => document.querySelectorAll('table.grid tbody tr:not([hidden])').length === 1);
-  assert.equal(await visibleRows(page).first().getAttribute('id'), 'app-publisher');
+  assert.equal(await visibleRows(page).first().locator('th a').getAttribute('href'), '/applications/publisher');
   // Teams match too: three apps belong to #frontend.
   await page.fill('#filter', '#frontend');
   await page.waitForFunction(() => document.querySelectorAll('table.grid tbody tr:not([hidden])').length === 3);
   await page.fill('#filter', '');
   await page.check('input[name="attention"]');
   await page.waitForFunction(() => document.querySelectorAll('table.grid tbody tr:not([hidden])').length < 12);
-  const shown = await visibleRows(page).evaluateAll((rows) => rows.map((r) => r.id.slice(4)));
+  const shown = await visibleRows(page).evaluateAll((rows) => rows.map((r) => r.querySelector('th a').getAttribute('href').slice(14)));
   assert.ok(shown.includes('frontend') && shown.includes('publisher'), shown.join(','));
   assert.ok(!shown.includes('content-store'), 'an app in order is hidden');
   await page.close();
@@ -70,7 +70,7 @@ test('typing in the filter narrows the rows at once, and "/" focuses it', async 
 
 test('navigating to an application shows its history and timeline', async () => {
   const page = await open('/');
-  await page.click('tr#app-publisher th a');
+  await page.click('tr:has(a[href="/applications/publisher"]) th a');
   await page.waitForSelector('h1:has-text("Publisher")');
   assert.equal(new URL(page.url()).pathname, '/applications/publisher');
   const text = await page.locator('main').innerText();

@@ -30,7 +30,7 @@ test('deploy, watch it live, resubmit a flaky smoke test, see the promotion on t
   const grid = await context.newPage();
   await grid.goto(BASE + '/');
   await grid.waitForSelector('body[data-hydrated="true"]');
-  const staging = grid.locator('tr#app-content-store td').nth(1);
+  const staging = grid.locator('tr:has(a[href="/applications/content-store"]) td').nth(1);
   assert.doesNotMatch(await staging.innerText(), /v9999/);
 
   const page = await context.newPage();
@@ -53,7 +53,7 @@ test('deploy, watch it live, resubmit a flaky smoke test, see the promotion on t
 
   // The promotion to staging reaches the grid in the other tab, live.
   await grid.waitForFunction(() => {
-    const cells = document.querySelectorAll('tr#app-content-store td');
+    const cells = document.querySelectorAll('tr:has(a[href="/applications/content-store"]) td');
     return cells.length > 1 && cells[1].innerText.includes('v9999');
   }, null, { timeout: 20000 });
   await page.close();

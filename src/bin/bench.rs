@@ -1,11 +1,18 @@
-//! `release-bench` (run by `make bench`): seeds databases, starts the real server binary,
-//! and measures the grid page's latency and throughput with short and long histories,
-//! `POST /deployments` throughput, the wasm bundle's size and the server's peak memory.
+//! `release-bench` (run by `make bench`): seeds 1,000 applications x 5 environments with
+//! 1,000,000 deployments, starts the real server binary (release build), and measures:
+//! the grid page (bytes, gzipped bytes, bytes per row, sequential median and p99), its
+//! throughput under `wrk` side by side with nginx serving the same bytes from disk, the
+//! fragment's 304, `POST /deployments` under `wrk`, live deltas to 1,000 open grids
+//! (latency, bytes per change per browser, server memory), the cold-load bytes of the
+//! grid page (HTML + JS + wasm + CSS, gzipped), and a mixed load on SQLite and PostgreSQL.
 //! Prints a Markdown report (BENCHMARKS.md holds the latest).
 //!
-//! Options (environment): BENCH_APPS (300), BENCH_SMALL (1000), BENCH_LARGE (1000000),
-//! BENCH_GRID_REQUESTS (500), BENCH_NOTIFY (4000), BENCH_SECONDS (5), BENCH_LOAD_SECONDS (60),
-//! BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/postgres).
+//! Needs `wrk` and `nginx` (Debian's; `make bench` installs them).
+//!
+//! Options (environment): BENCH_APPS (1000), BENCH_HISTORY (1000000), BENCH_GRID_REQUESTS
+//! (500), BENCH_SECONDS (10), BENCH_SSE_CLIENTS (1000), BENCH_SSE_EVENTS (20),
+//! BENCH_LOAD_APPS (300), BENCH_LOAD_SECONDS (60), BENCH_POSTGRES_URL
+//! (postgres://postgres@127.0.0.1:5432/postgres).
 
 use anyhow::Context;
 use app::domain::{Environments, RepoName, Shortname};
@@ -82,10 +89,15 @@ fn bench_apps(apps: i64) -> Vec<ApplicationSpec> {
         .collect()
 }
 
-async fn seed(dir: &Path, apps: i64, history: i64) -> anyhow::Result<(String, String)> {
+async fn seed(
+    dir: &Path,
+    apps: i64,
+    history: i64,
+    environments: Environments,
+) -> anyhow::Result<(String, String)> {
     let db = dir.join(format!("bench-{history}.db"));
     let url = format!("sqlite:{}", db.display());
-    let store = Store::connect(&url, Environments::default()).await?;
+    let store = Store::connect(&url, environments).await?;
     store.migrate().await?;
     store.sync_applications(&bench_apps(apps)).await?;
     let started = Instant::now();
@@ -107,19 +119,24 @@ async fn seed(dir: &Path, apps: i64, history: i64) -> anyhow::Result<(String, St
     Ok((url, token))
 }
 
-async fn start(bin: &Path, url: &str) -> anyhow::Result<Running> {
+async fn start(bin: &Path, url: &str, config: Option<&Path>) -> anyhow::Result<Running> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    let mut args = vec![
+        "serve".to_string(),
+        "--addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--database-url".into(),
+        url.into(),
+        "--dev-sign-in".into(),
+    ];
+    if let Some(c) = config {
+        args.push("--config".into());
+        args.push(c.display().to_string());
+    }
     let child = Command::new(bin)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            url,
-            "--dev-sign-in",
-        ])
+        .args(&args)
         .env("LEPTOS_SITE_ROOT", "target/site")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -197,142 +214,6 @@ async fn grid_latency(base: &str, n: i64) -> anyhow::Result<(f64, f64, usize)> {
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Ok((percentile(&times, 0.5), percentile(&times, 0.99), size))
-}
-
-/// Requests per second of `/` with `conc` clients for `secs` seconds.
-async fn grid_throughput(base: &str, conc: usize, secs: u64) -> anyhow::Result<f64> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let url = format!("{base}/");
-        let client = signed_in(base).await?;
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                if client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    n += 1;
-                }
-            }
-            n
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await?;
-    }
-    Ok(total as f64 / secs as f64)
-}
-
-/// Notifications per second: `n` POST /deployments over `conc` connections.
-async fn notify_throughput(base: &str, token: &str, n: i64, conc: i64) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..conc {
-        let (base, token) = (base.to_owned(), token.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut ok = 0;
-            for i in (w..n).step_by(conc as usize) {
-                let env = ["integration", "staging", "production"][(i % 3) as usize];
-                let body = serde_json::json!({"repo": format!("bench-org/service-{:03}", i % 300),
-                    "deployment": {"environment": env, "version": format!("v{}", 100_000 + i)}});
-                let r = client
-                    .post(format!("{base}/deployments"))
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await;
-                if r.is_ok_and(|r| r.status().is_success()) {
-                    ok += 1;
-                }
-            }
-            ok
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        ok += t.await?;
-    }
-    anyhow::ensure!(ok == n, "{} of {n} notifications failed", n - ok);
-    Ok(n as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Opens `n` live streams (as `n` browsers would), then sends `events` pipeline events one
-/// at a time and measures, for each, the time from the API's answer to the arrival of its
-/// change at every stream. Returns (median ms, p99 ms) over all deliveries.
-async fn sse_latency(
-    base: &str,
-    token: &str,
-    n: usize,
-    events: usize,
-) -> anyhow::Result<(f64, f64)> {
-    use futures::StreamExt;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
-    let mut ready = Vec::new();
-    // As browsers of several people: a person may hold 8 streams.
-    let mut client = signed_in(base).await?;
-    for i in 0..n {
-        if i > 0 && i % 8 == 0 {
-            client = signed_in_as(base, &format!("bench{}", i / 8)).await?;
-        }
-        let resp = client.get(format!("{base}/api/live")).send().await?;
-        anyhow::ensure!(
-            resp.status().is_success(),
-            "live stream refused: {}",
-            resp.status()
-        );
-        let tx = tx.clone();
-        let (ok_tx, ok_rx) = tokio::sync::oneshot::channel::<()>();
-        ready.push(ok_rx);
-        tokio::spawn(async move {
-            let mut body = resp.bytes_stream();
-            let _ = ok_tx.send(());
-            let mut buf = String::new();
-            while let Some(Ok(chunk)) = body.next().await {
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(i) = buf.find("\n\n") {
-                    if buf[..i].contains("event: change") {
-                        let _ = tx.send(Instant::now());
-                    }
-                    buf.drain(..i + 2);
-                }
-            }
-        });
-    }
-    for r in ready {
-        let _ = r.await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let poster = reqwest::Client::new();
-    let mut lat = Vec::with_capacity(n * events);
-    for i in 0..events {
-        let body = serde_json::json!({"repo": "bench-org/service-001", "environment": "integration",
-            "version": format!("v{}", 900_000 + i), "stage": "build", "status": "started"});
-        // Timed from sending the event, so the figure includes the write itself: an upper
-        // bound on "accepted event -> every client".
-        let sent = Instant::now();
-        let r = poster
-            .post(format!("{base}/api/v1/events"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await?;
-        anyhow::ensure!(r.status().is_success(), "event refused: {}", r.status());
-        for _ in 0..n {
-            let at = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("stream closed"))?;
-            lat.push(at.saturating_duration_since(sent).as_secs_f64() * 1000.0);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok((percentile(&lat, 0.5), percentile(&lat, 0.99)))
 }
 
 /// The mixed workload of the reliability issue, for `secs` seconds against one server:
@@ -472,73 +353,400 @@ async fn seed_postgres(apps: i64) -> anyhow::Result<Option<(String, String)>> {
     Ok(Some((url, token)))
 }
 
-fn gzip_size(path: &Path) -> anyhow::Result<(u64, u64)> {
-    let raw = std::fs::metadata(path)
-        .with_context(|| {
-            format!(
-                "{} (run `cargo leptos build --release` first)",
-                path.display()
-            )
-        })?
-        .len();
-    let out = Command::new("gzip").args(["-9", "-c"]).arg(path).output()?;
-    Ok((raw, out.stdout.len() as u64))
+fn gzip_bytes(bytes: &[u8]) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .args(["-6", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("gzip stdin")?;
+    let data = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output()?;
+    writer.join().ok();
+    Ok(out.stdout.len() as u64)
+}
+
+fn file_sizes(path: &Path) -> anyhow::Result<(u64, u64)> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{} (run `.ci/build --release` first)", path.display()))?;
+    Ok((bytes.len() as u64, gzip_bytes(&bytes)?))
+}
+
+/// The five environments of the benchmark's pipeline.
+const ENVIRONMENTS: [&str; 5] = ["dev", "integration", "staging", "preprod", "production"];
+
+/// A configuration file with the five environments and limits for 1,000 open pages.
+fn config_file(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("bench.toml");
+    let envs: Vec<String> = ENVIRONMENTS.iter().map(|e| format!("{e:?}")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "environments = [{}]\n\n[limits]\nmax_connections = 4096\nlive_streams_per_person = 2000\nsign_ins_per_minute = 10000\n",
+            envs.join(", ")
+        ),
+    )?;
+    Ok(path)
+}
+
+/// The `release_session` cookie of a development sign-in, for wrk.
+async fn session_cookie(base: &str) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let r = client
+        .post(format!("{base}/auth/dev"))
+        .header("origin", base)
+        .form(&[("login", "wrk"), ("role", "viewer")])
+        .send()
+        .await?;
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("release_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .context("the development sign-in set no session cookie")
+}
+
+/// Runs wrk; returns (requests/s, non-2xx/3xx responses, socket errors).
+fn wrk(args: &[&str]) -> anyhow::Result<(f64, u64, u64)> {
+    let out = Command::new("wrk")
+        .args(args)
+        .output()
+        .context("running wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "wrk failed: {text}");
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))?;
+    let non2xx = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let socket = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok((rps, non2xx, socket))
+}
+
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx from Debian serving `root` on loopback (2 workers, no access log): the limit of
+/// serving the same bytes from disk on this machine.
+async fn nginx(dir: &Path, root: &Path) -> anyhow::Result<Nginx> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; worker_processes 2; pid {dir}/nginx.pid; error_log {dir}/nginx-error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; sendfile on; tcp_nopush on; default_type text/html;\n\
+               client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir}; scgi_temp_path {dir};\n\
+               server {{ listen 127.0.0.1:{port}; root {root}; location / {{ index index.html; }} }} }}\n",
+            dir = dir.display(),
+            root = root.display()
+        ),
+    )?;
+    let bin = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|b| Path::new(b).exists() || *b == "nginx")
+        .unwrap_or("nginx");
+    let child = Command::new(bin)
+        .args([
+            "-c",
+            &conf.display().to_string(),
+            "-p",
+            &dir.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting nginx (apt-get install nginx)")?;
+    let n = Nginx { child, port };
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("nginx did not start")
+}
+
+/// Opens `n` grids' live streams (`/api/live?grid=1`), then sends `events` pipeline events
+/// one at a time, each a new version of one app (so its row changes), and measures for
+/// each the time from sending it to its row's delta arriving at every stream. Returns
+/// (median ms, p99 ms, mean bytes of a delta as sent to one browser).
+async fn grid_deltas(
+    base: &str,
+    token: &str,
+    n: usize,
+    events: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    use futures::StreamExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, usize)>();
+    let mut ready = Vec::new();
+    let client = signed_in_as(base, "grids").await?;
+    for _ in 0..n {
+        let resp = client.get(format!("{base}/api/live?grid=1")).send().await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "live stream refused: {}",
+            resp.status()
+        );
+        let tx = tx.clone();
+        let (ok_tx, ok_rx) = tokio::sync::oneshot::channel::<()>();
+        ready.push(ok_rx);
+        tokio::spawn(async move {
+            let mut body = resp.bytes_stream();
+            let _ = ok_tx.send(());
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(i) = buf.find("\n\n") {
+                    if buf[..i].starts_with("event: grid") {
+                        let _ = tx.send((Instant::now(), i + 2));
+                    }
+                    buf.drain(..i + 2);
+                }
+            }
+        });
+    }
+    for r in ready {
+        let _ = r.await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let poster = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mut lat = Vec::with_capacity(n * events);
+    let mut bytes = 0usize;
+    for i in 0..events {
+        let body = serde_json::json!({"repo": "bench-org/service-001", "environment": "dev",
+            "version": format!("v{}", 900_000 + i), "stage": "build", "status": "started"});
+        let sent = Instant::now();
+        let r = poster
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "event refused: {}", r.status());
+        for _ in 0..n {
+            let (at, size) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("stream closed"))?;
+            lat.push(at.saturating_duration_since(sent).as_secs_f64() * 1000.0);
+            bytes += size;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok((
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        bytes as f64 / lat.len() as f64,
+    ))
+}
+
+/// The wrk script for `POST /deployments`: a new version each request, spread over the
+/// apps and environments.
+fn notify_script(dir: &Path, token: &str, apps: i64) -> anyhow::Result<PathBuf> {
+    let path = dir.join("notify.lua");
+    let envs: Vec<String> = ENVIRONMENTS.iter().map(|e| format!("{e:?}")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            r#"local n = 0
+local envs = {{{envs}}}
+local thread_id = 0
+setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
+request = function()
+  n = n + 1
+  local app = string.format("service-%03d", (n * 7 + tid * 131) % {apps})
+  local env = envs[(n % #envs) + 1]
+  local body = string.format('{{"repo":"bench-org/%s","deployment":{{"environment":"%s","version":"w%d-%d"}}}}', app, env, tid, n)
+  return wrk.format("POST", "/deployments", {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}, body)
+end
+"#,
+            envs = envs.join(", ")
+        ),
+    )?;
+    Ok(path)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let apps = env_num("BENCH_APPS", 300);
-    let small = env_num("BENCH_SMALL", 1_000);
-    let large = env_num("BENCH_LARGE", 1_000_000);
+    let apps = env_num("BENCH_APPS", 1000);
+    let history = env_num("BENCH_HISTORY", 1_000_000);
     let requests = env_num("BENCH_GRID_REQUESTS", 500);
-    let notifications = env_num("BENCH_NOTIFY", 4_000);
-    let secs = env_num("BENCH_SECONDS", 5) as u64;
+    let secs = env_num("BENCH_SECONDS", 10);
     let bin = PathBuf::from(
         std::env::var("BENCH_SERVER").unwrap_or_else(|_| "target/release/release".into()),
     );
     let dir = tempfile::tempdir()?;
-
+    let environments = Environments::new(
+        &ENVIRONMENTS
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    let config = config_file(dir.path())?;
     let mut report = String::new();
-    let mut rows = Vec::new();
-    let mut peak: f64 = 0.0;
-    let mut sse: Option<(usize, f64, f64, f64)> = None;
-    for history in [small, large] {
-        let (url, token) = seed(dir.path(), apps, history).await?;
-        let server = start(&bin, &url).await?;
-        let (median, p99, size) = grid_latency(&server.base, requests).await?;
-        let rps = grid_throughput(&server.base, 4, secs).await?;
-        let notify = if history == small {
-            Some(notify_throughput(&server.base, &token, notifications, 16).await?)
-        } else {
-            None
-        };
-        peak = peak.max(server.peak_mib());
-        if history == small {
-            let conns = env_num("BENCH_SSE_CLIENTS", 200) as usize;
-            let (med, p99) = sse_latency(
-                &server.base,
-                &token,
-                conns,
-                env_num("BENCH_SSE_EVENTS", 20) as usize,
-            )
-            .await?;
-            sse = Some((conns, med, p99, server.rss_mib()));
-        }
-        rows.push((history, median, p99, rps, size, notify));
-    }
-    // The mixed workload, on SQLite and (when one answers) PostgreSQL.
+
+    // 1. The grid at 1,000 x 5 with 1,000,000 deployments.
+    let started = Instant::now();
+    let (url, token) = seed(dir.path(), apps, history, environments.clone()).await?;
+    eprintln!("seeded in {:.0} s", started.elapsed().as_secs_f64());
+    let server = start(&bin, &url, Some(&config)).await?;
+    let (median, p99, _) = grid_latency(&server.base, requests).await?;
+    let page = signed_in(&server.base)
+        .await?
+        .get(format!("{}/", server.base))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let page_gz = gzip_bytes(&page)?;
+    let rows = String::from_utf8_lossy(&page)
+        .matches("<th><a href=\"/applications/")
+        .count();
+    anyhow::ensure!(
+        rows as i64 == apps,
+        "the grid shows {rows} rows, not {apps}"
+    );
+    let fragment = signed_in(&server.base)
+        .await?
+        .get(format!("{}/grid/fragment", server.base))
+        .send()
+        .await?;
+    let etag = fragment
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let fragment = fragment.bytes().await?;
+    let per_row = fragment.len() as f64 / apps as f64;
+    let revalidated = signed_in(&server.base)
+        .await?
+        .get(format!("{}/grid/fragment", server.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await?
+        .status();
+
+    // 2. Throughput side by side: wrk on the server's grid, wrk on nginx with its bytes.
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www)?;
+    std::fs::write(www.join("index.html"), &page)?;
+    let web = nginx(dir.path(), &www).await?;
+    let cookie = format!("Cookie: {}", session_cookie(&server.base).await?);
+    let duration = format!("{secs}s");
+    let ours = wrk(&[
+        "-t2",
+        "-c8",
+        "-d",
+        &duration,
+        "--timeout",
+        "10s",
+        "-H",
+        &cookie,
+        &format!("{}/", server.base),
+    ])?;
+    let theirs = wrk(&[
+        "-t2",
+        "-c8",
+        "-d",
+        &duration,
+        "--timeout",
+        "10s",
+        &format!("http://127.0.0.1:{}/", web.port),
+    ])?;
+    drop(web);
+
+    // 3. Ingest: POST /deployments under wrk, 16 connections.
+    let script = notify_script(dir.path(), &token, apps)?;
+    let notify = wrk(&[
+        "-t2",
+        "-c16",
+        "-d",
+        &duration,
+        "--timeout",
+        "10s",
+        "-s",
+        &script.display().to_string(),
+        &server.base,
+    ])?;
+
+    // 4. Live deltas to 1,000 open grids.
+    let clients = env_num("BENCH_SSE_CLIENTS", 1000) as usize;
+    let (d_med, d_p99, d_bytes) = grid_deltas(
+        &server.base,
+        &token,
+        clients,
+        env_num("BENCH_SSE_EVENTS", 20) as usize,
+    )
+    .await?;
+    let sse_rss = server.rss_mib();
+    let peak = server.peak_mib();
+    drop(server);
+
+    // 5. The grid page's cold load, gzipped: HTML + JS + wasm + CSS.
+    let pkg = Path::new("target/site/pkg");
+    let wasm_path = if pkg.join("release_bg.wasm").exists() {
+        pkg.join("release_bg.wasm")
+    } else {
+        pkg.join("release.wasm")
+    };
+    let (wasm_raw, wasm_gz) = file_sizes(&wasm_path)?;
+    let (_, js_gz) = file_sizes(&pkg.join("release.js"))?;
+    let (_, css_gz) = file_sizes(&pkg.join("release.css"))?;
+    let cold = page_gz + js_gz + wasm_gz + css_gz;
+
+    // 6. The mixed workload, on SQLite and (when one answers) PostgreSQL.
+    let load_apps = env_num("BENCH_LOAD_APPS", 300);
     let load_secs = env_num("BENCH_LOAD_SECONDS", 60) as u64;
     let mut load = Vec::new();
     {
         let load_dir = dir.path().join("load");
         std::fs::create_dir_all(&load_dir)?;
-        let (url, token) = seed(&load_dir, apps, small).await?;
-        let server = start(&bin, &url).await?;
+        let (url, token) = seed(&load_dir, load_apps, 1_000, Environments::default()).await?;
+        let server = start(&bin, &url, None).await?;
         load.push(("SQLite", mixed_load(&server.base, &token, load_secs).await?));
     }
-    match seed_postgres(apps).await? {
+    match seed_postgres(load_apps).await? {
         Some((url, token)) => {
-            let server = start(&bin, &url).await?;
+            let server = start(&bin, &url, None).await?;
             load.push((
                 "PostgreSQL",
                 mixed_load(&server.base, &token, load_secs).await?,
@@ -546,45 +754,54 @@ async fn main() -> anyhow::Result<()> {
         }
         None => eprintln!("PostgreSQL not reachable: the mixed load runs on SQLite only"),
     }
-    let (raw, gz) = gzip_size(Path::new("target/site/pkg/release.wasm"))?;
 
+    let kb = |b: f64| b / 1024.0;
     report.push_str(&format!(
-        "Machine: {} cores; SQLite; {apps} apps x 3 environments; server `{}`.\n\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        "Machine: {} cores; SQLite; {apps} apps x {} environments; {history} deployments; server `{}`.\n\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        ENVIRONMENTS.len(),
         bin.display()
     ));
-    report.push_str("| history (deployments) | grid median | grid p99 | grid throughput (4 clients) | grid page size |\n|---|---|---|---|---|\n");
-    for (h, med, p99, rps, size, _) in &rows {
-        report.push_str(&format!(
-            "| {h} | {med:.2} ms | {p99:.2} ms | {rps:.0} req/s | {:.0} KB |\n",
-            *size as f64 / 1024.0
-        ));
-    }
-    let ratio = rows[1].1 / rows[0].1;
+    report.push_str("| measure | figure | limit asked |\n|---|---|---|\n");
     report.push_str(&format!(
-        "\n- history ratio (grid median at {large} / at {small}): **{ratio:.2}**\n"
-    ));
-    if let Some(n) = rows[0].5 {
-        report.push_str(&format!("- `POST /deployments`: **{n:.0} notifications/s** ({notifications} requests, 16 connections)\n"));
-    }
-    report.push_str(&format!(
-        "- wasm bundle: **{:.0} KB raw, {:.0} KB gzipped** (`target/site/pkg/release.wasm`)\n",
-        raw as f64 / 1024.0,
-        gz as f64 / 1024.0
+        "| grid page, {apps} apps x {} environments | {:.0} KB of HTML, {:.0} KB gzipped | <= 400 KB (<= 60 KB gzipped) |\n",
+        ENVIRONMENTS.len(), kb(page.len() as f64), kb(page_gz as f64)
     ));
     report.push_str(&format!(
-        "- server peak memory (VmHWM): **{peak:.1} MiB**\n"
+        "| grid bytes per row (`/grid/fragment` / apps) | {per_row:.0} bytes | budget test: `tests/api/pages.rs` |\n"
     ));
-    if let Some((conns, med, p99, mem)) = sse {
-        report.push_str(&format!(
-            "- live updates: {conns} SSE connections open; event sent -> its arrival at every client (write included): \
-             **median {med:.2} ms, p99 {p99:.2} ms**; server memory with them open (VmRSS): **{mem:.1} MiB**\n"
-        ));
-    }
     report.push_str(&format!(
-        "\n### Mixed load, {load_secs} s (4 notifiers, 3 event senders, 2 people browsing the grid and activity pages, signing in again every 5 s)\n\n\
+        "| grid median / p99 (sequential, signed in, {requests} requests) | {median:.2} ms / {p99:.2} ms | <= 10 ms median |\n"
+    ));
+    report.push_str(&format!(
+        "| grid throughput, wrk -t2 -c8 -d{secs}s: Release / nginx serving the same bytes | {:.0} / {:.0} req/s = **{:.3}** | >= 0.10 (aim 0.25) |\n",
+        ours.0, theirs.0, ours.0 / theirs.0
+    ));
+    report.push_str(&format!(
+        "| `POST /deployments`, wrk -t2 -c16 -d{secs}s | **{:.0}/s**, {} non-2xx, {} socket errors | >= 5,000/s, zero errors |\n",
+        notify.0, notify.1, notify.2
+    ));
+    report.push_str(&format!(
+        "| live delta: event sent -> changed row applied at each of {clients} open grids | median {d_med:.1} ms, **p99 {d_p99:.1} ms**; {d_bytes:.0} bytes per change per browser; server RSS {sse_rss:.0} MiB | p99 <= 100 ms, <= 5 KB, RSS <= 150 MB |\n"
+    ));
+    report.push_str(&format!(
+        "| wasm bundle | {:.0} KB raw / **{:.0} KB gzipped** | <= 250 KB gzipped |\n",
+        kb(wasm_raw as f64),
+        kb(wasm_gz as f64)
+    ));
+    report.push_str(&format!(
+        "| grid page cold load, gzipped: HTML + JS + wasm + CSS | {:.0} + {:.0} + {:.0} + {:.0} = **{:.0} KB** | |\n",
+        kb(page_gz as f64), kb(js_gz as f64), kb(wasm_gz as f64), kb(css_gz as f64), kb(cold as f64)
+    ));
+    report.push_str(&format!(
+        "| `/grid/fragment` revalidated with its ETag | {} | 304 |\n",
+        revalidated.as_u16()
+    ));
+    report.push_str(&format!(
+        "| server peak memory (VmHWM) | {peak:.0} MiB | |\n"
+    ));
+    report.push_str(&format!(
+        "\n### Mixed load, {load_secs} s, {load_apps} apps x 3 environments (4 notifiers, 3 event senders, 2 people browsing the grid and activity pages, signing in again every 5 s)\n\n\
          | database | kind | requests | req/s | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n"
     ));
     for (db, rows) in &load {

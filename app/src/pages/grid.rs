@@ -103,7 +103,7 @@ mod client {
     }
 
     /// Shows the rows the filter keeps: the text matches the app's name, shortname,
-    /// repo or team (the link's text, the row's id and the link's title).
+    /// repo or team (the link's text, its address and its title).
     fn apply_filter(filter: &str, attention_only: bool) {
         let Some(grid) = grid() else { return };
         let q = filter.trim().to_lowercase();
@@ -135,7 +135,7 @@ mod client {
         }
     }
 
-    /// Rewrites every "how long ago" from the cell's `data-t` (seconds since the epoch).
+    /// Rewrites every "how long ago" from the cell's `data-t` (minutes since the epoch).
     fn refresh_ages() {
         let Some(grid) = grid() else { return };
         let now = js_sys::Date::now() as i64;
@@ -153,7 +153,7 @@ mod client {
             else {
                 continue;
             };
-            let text = crate::model::ago_short(now, t * 1000);
+            let text = crate::model::ago_short(now, t * 60_000);
             if el.text_content().as_deref() != Some(text.as_str()) {
                 el.set_text_content(Some(&text));
             }
@@ -190,6 +190,19 @@ mod client {
         });
     }
 
+    /// The row of an application: the one whose name links to its page.
+    fn row_of(shortname: &str) -> Option<Element> {
+        let href = format!(
+            "/applications/{}",
+            crate::domain::encode_path_segment(shortname)
+        );
+        let rows = grid()?.query_selector_all("tbody tr > th > a").ok()?;
+        (0..rows.length())
+            .filter_map(|i| rows.item(i)?.dyn_into::<Element>().ok())
+            .find(|a| a.get_attribute("href").as_deref() == Some(href.as_str()))
+            .and_then(|a| a.closest("tr").ok().flatten())
+    }
+
     /// One delta: `SHORTNAME\nSUMMARY\nROW`, or `*`.
     fn apply_delta(data: &str, filter: RwSignal<String>, attention_only: RwSignal<bool>) {
         let mut parts = data.splitn(3, '\n');
@@ -198,7 +211,7 @@ mod client {
             reload(filter, attention_only);
             return;
         };
-        let existing = document().get_element_by_id(&format!("app-{name}"));
+        let existing = row_of(name);
         match existing {
             Some(el) if row.is_empty() => el.remove(),
             Some(el) => el.set_outer_html(row),

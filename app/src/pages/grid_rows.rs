@@ -42,38 +42,50 @@ pub fn escape(s: &str, out: &mut String) {
     }
 }
 
+/// One environment's cell. Succeeded is the common case and carries no class; the status
+/// words come from CSS. `data-t`: when, in minutes since the epoch, for the browser's "how
+/// long ago".
 fn cell(out: &mut String, cell: Option<&Cell>, continuous: bool, now_ms: i64) {
-    let manual = if continuous { "" } else { " m" };
     let Some(c) = cell else {
         // "not deployed" comes from CSS (`td:empty`).
-        if continuous {
-            out.push_str("<td></td>");
+        out.push_str(if continuous {
+            "<td></td>"
         } else {
-            out.push_str("<td class=\"m\"></td>");
-        }
+            "<td class=\"m\"></td>"
+        });
         return;
     };
     let status = if c.stalled {
-        "stall"
+        Some("stall")
     } else {
         match c.status {
-            DeploymentStatus::Succeeded => "ok",
-            DeploymentStatus::Failed => "fail",
-            DeploymentStatus::InProgress => "run",
-            DeploymentStatus::Requested => "req",
+            DeploymentStatus::Succeeded => None,
+            DeploymentStatus::Failed => Some("fail"),
+            DeploymentStatus::InProgress => Some("run"),
+            DeploymentStatus::Requested => Some("req"),
         }
     };
+    out.push_str("<td");
+    match (status, continuous) {
+        (None, true) => {}
+        (None, false) => out.push_str(" class=\"m\""),
+        (Some(s), true) => {
+            let _ = write!(out, " class=\"{s}\"");
+        }
+        (Some(s), false) => {
+            let _ = write!(out, " class=\"{s} m\"");
+        }
+    }
     let _ = write!(
         out,
-        "<td class=\"{status}{manual}\" data-t=\"{}\"><b>",
-        c.created_at_ms.div_euclid(1000)
+        " data-t=\"{}\"><b>",
+        c.created_at_ms.div_euclid(60_000)
     );
     escape(&c.version, out);
     out.push_str("</b>");
     if let Some(sha) = c.sha.as_deref().filter(|s| *s != c.version) {
-        out.push_str(" <code>");
+        out.push(' ');
         escape(short_sha(sha), out);
-        out.push_str("</code>");
     }
     out.push_str(" <i>");
     out.push_str(&crate::model::ago_short(now_ms, c.created_at_ms));
@@ -114,34 +126,48 @@ impl Counts {
     }
 }
 
-/// One application's row: `<tr id="app-SHORTNAME">`, the name linking to its page, one
-/// cell per environment, then its flags.
+/// One application's row: the name linking to its page (the link is how the browser finds
+/// the row again), one cell per environment, then its flags. The link's title carries the
+/// team, and the repo when it is not named after the app, for filtering.
 pub fn render_row(app: &AppSummary, frozen: bool, now_ms: i64) -> String {
-    let mut out = String::with_capacity(480);
-    out.push_str("<tr id=\"app-");
-    escape(&app.shortname, &mut out);
-    out.push('"');
-    if !app.flags.is_empty() {
-        out.push_str(" class=\"attention\"");
-    }
-    out.push_str("><th><a href=\"/applications/");
+    let mut out = String::with_capacity(400);
+    out.push_str(if app.flags.is_empty() {
+        "<tr>"
+    } else {
+        "<tr class=\"attention\">"
+    });
+    out.push_str("<th><a href=\"/applications/");
     out.push_str(&crate::domain::encode_path_segment(&app.shortname));
-    out.push_str("\" title=\"");
-    escape(&app.repo, &mut out);
-    if !app.team.is_empty() {
-        out.push_str(" · ");
-        escape(&app.team, &mut out);
+    out.push('"');
+    let named_after = app
+        .repo
+        .rsplit_once('/')
+        .is_some_and(|(_, name)| name == app.shortname);
+    let mut title = String::new();
+    if !named_after {
+        title.push_str(&app.repo);
     }
-    out.push_str("\">");
+    if !app.team.is_empty() {
+        if !title.is_empty() {
+            title.push(' ');
+        }
+        title.push_str(&app.team);
+    }
+    if !title.is_empty() {
+        out.push_str(" title=\"");
+        escape(&title, &mut out);
+        out.push('"');
+    }
+    out.push('>');
     escape(&app.name, &mut out);
     out.push_str("</a></th>");
     for (i, c) in app.cells.iter().enumerate() {
         let continuous = app.continuous.get(i).copied().unwrap_or(true);
         cell(&mut out, c.as_ref(), continuous, now_ms);
     }
-    out.push_str("<td class=\"flags\">");
+    out.push_str("<td>");
     if frozen {
-        out.push_str("<span class=\"flag flag-frozen\">frozen</span>");
+        out.push_str("<span class=\"frozen\">frozen</span>");
     }
     for f in &app.flags {
         let env = match f {
@@ -149,7 +175,12 @@ pub fn render_row(app: &AppSummary, frozen: bool, now_ms: i64) -> String {
             | Flag::NotInSync { environment, .. }
             | Flag::LastDeploymentFailed { environment, .. } => environment,
         };
-        let _ = write!(out, "<span class=\"{}\">{}: ", f.css_class(), f.label());
+        let class = match f {
+            Flag::ManualDeployment { .. } => "manual",
+            Flag::NotInSync { .. } => "sync",
+            Flag::LastDeploymentFailed { .. } => "failed",
+        };
+        let _ = write!(out, "<span class=\"{class}\">{}: ", f.label());
         escape(env, &mut out);
         out.push_str("</span>");
     }
@@ -269,9 +300,9 @@ impl Snapshot {
         for r in self.rows.iter() {
             let keep = (!attention_only || r.counts.attention)
                 && (q.is_empty() || r.haystack.contains(&q));
-            match r.html.strip_prefix("<tr ") {
+            match r.html.strip_prefix("<tr") {
                 Some(rest) if !keep => {
-                    out.push_str("<tr hidden ");
+                    out.push_str("<tr hidden");
                     out.push_str(rest);
                 }
                 _ => out.push_str(&r.html),
