@@ -304,8 +304,8 @@ impl Config {
             }
             if let Some(n) = l.live_streams_per_person {
                 anyhow::ensure!(
-                    (1..=1000).contains(&n),
-                    "limits.live_streams_per_person must be 1 to 1000"
+                    (1..=100_000).contains(&n),
+                    "limits.live_streams_per_person must be 1 to 100000"
                 );
                 limits.live_streams_per_session = n;
             }

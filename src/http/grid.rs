@@ -53,12 +53,19 @@ pub async fn fragment(
 }
 
 /// Before the grid page renders (server side, from the cache's last snapshot), apply the
-/// changes announced so far. A store failure is not the page's: it renders the last
-/// snapshot, or says the applications could not be read.
+/// changes announced so far. A store failure or a database slower than two seconds is not
+/// the page's: it renders the last snapshot (live deltas bring it up to date), or says the
+/// applications could not be read.
 pub async fn fresh_grid(State(state): State<ServerState>, req: Request, next: Next) -> Response {
     if req.method() == axum::http::Method::GET && req.uri().path() == "/" {
-        if let Err(e) = state.app.grid.current().await {
-            tracing::warn!(error = %e, "could not bring the grid up to date; showing the last one");
+        match tokio::time::timeout(std::time::Duration::from_secs(2), state.app.grid.current())
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not bring the grid up to date; showing the last one")
+            }
+            Err(_) => tracing::warn!("the grid took over 2 s to bring up to date; showing the last one"),
         }
     }
     next.run(req).await

@@ -474,3 +474,38 @@ async fn an_old_notification_sent_late_does_not_replace_a_newer_one() {
     let (_, a) = app.get_json("/api/v1/applications/frontend").await;
     assert_eq!(a["environments"]["integration"]["current"]["version"], "v2");
 }
+
+/// Group commit: notifications sent at once share transactions; one that is refused (a
+/// repo matching two applications) gets its 409 and spoils none of the others, and every
+/// 200 is a row in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_notifications_share_commits_and_a_refused_one_spoils_none() {
+    let app = std::sync::Arc::new(common::spawn().await);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let repo = if i % 10 == 3 {
+                "alphagov/mono".to_string()
+            } else {
+                format!("alphagov/batch-{i}")
+            };
+            let r = app.notify(&repo, "staging", &format!("v{i}")).await;
+            (i, r.status().as_u16())
+        }));
+    }
+    for t in tasks {
+        let (i, status) = t.await.unwrap();
+        let expected = if i % 10 == 3 { 409 } else { 200 };
+        assert_eq!(status, expected, "notification {i}");
+    }
+    let (apps, deployments): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM applications WHERE repo LIKE 'alphagov/batch-%'),
+                (SELECT COUNT(*) FROM deployments d JOIN applications a ON a.id = d.application_id
+                 WHERE a.repo LIKE 'alphagov/batch-%')",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!((apps, deployments), (54, 54));
+}

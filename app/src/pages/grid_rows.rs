@@ -327,6 +327,9 @@ struct Rendered {
 
 struct Inner {
     changes: broadcast::Receiver<String>,
+    /// Announced and not yet rendered: these apps, or everything.
+    pending: HashSet<String>,
+    pending_all: bool,
     rendered: Option<Rendered>,
     generation: u64,
 }
@@ -359,6 +362,8 @@ impl GridCache {
         let cache = Arc::new(Self {
             inner: tokio::sync::Mutex::new(Inner {
                 changes: store.subscribe(),
+                pending: HashSet::new(),
+                pending_all: true,
                 rendered: None,
                 generation: 0,
             }),
@@ -412,15 +417,18 @@ impl GridCache {
     /// as soon as the NOTIFY arrives.
     pub async fn current(&self) -> Result<Arc<Snapshot>, StoreError> {
         let mut inner = self.inner.lock().await;
-        let mut changed: HashSet<String> = HashSet::new();
-        let mut everything = inner.rendered.is_none();
+        // Drained into `inner`, not a local: a caller that gives up half way (a timeout)
+        // leaves them for the next one.
+        if inner.rendered.is_none() {
+            inner.pending_all = true;
+        }
         loop {
             match inner.changes.try_recv() {
-                Ok(what) if what == "*" => everything = true,
+                Ok(what) if what == "*" => inner.pending_all = true,
                 Ok(what) => {
-                    changed.insert(what);
+                    inner.pending.insert(what);
                 }
-                Err(broadcast::error::TryRecvError::Lagged(_)) => everything = true,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => inner.pending_all = true,
                 Err(_) => break,
             }
         }
@@ -429,7 +437,8 @@ impl GridCache {
             .rendered
             .as_ref()
             .is_some_and(|r| r.minute != minute(now));
-        if !everything && changed.is_empty() && !stale {
+        let everything = inner.pending_all;
+        if !everything && inner.pending.is_empty() && !stale {
             if let Some(s) = self.snapshot() {
                 return Ok(s);
             }
@@ -448,11 +457,14 @@ impl GridCache {
                 self.send_changed(old, &rendered);
             }
             inner.rendered = Some(rendered);
+            inner.pending.clear();
+            inner.pending_all = false;
         } else {
-            let names: Vec<String> = changed.into_iter().collect();
+            let names: Vec<String> = inner.pending.iter().cloned().collect();
             let grid = self.store.grid_for(&names).await?;
             let rendered = inner.rendered.as_mut().expect("rendered above");
             self.apply(rendered, grid, &names, now);
+            inner.pending.clear();
         }
         inner.generation += 1;
         let generation = inner.generation;
