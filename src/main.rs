@@ -1,5 +1,10 @@
 //! `release`: the dashboard server and its command line.
 
+/// mimalloc: the server allocates and frees small objects on every request from several
+/// threads; glibc's allocator spent a fifth of the notification benchmark's time on that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use app::store::Store;
 use clap::{Parser, Subcommand};

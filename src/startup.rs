@@ -86,7 +86,7 @@ impl Server {
             .context("rendering the grid")?;
         let secure_cookies = auth.secure_cookies();
         let (session_layer, sessions) = session_layer(&store, secure_cookies, &auth.session);
-        let state = ServerState {
+        let state = ServerState::new(http::state::ServerStateInner {
             leptos_options,
             app: AppState {
                 store: store.clone(),
@@ -109,7 +109,7 @@ impl Server {
             live: Arc::default(),
             sessions,
             limits: settings.limits.clone(),
-        };
+        });
         let router = outer_layers(router(state.clone()).layer(session_layer), &state);
         Ok(Self {
             listener,

@@ -65,7 +65,9 @@ pub async fn fresh_grid(State(state): State<ServerState>, req: Request, next: Ne
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not bring the grid up to date; showing the last one")
             }
-            Err(_) => tracing::warn!("the grid took over 2 s to bring up to date; showing the last one"),
+            Err(_) => {
+                tracing::warn!("the grid took over 2 s to bring up to date; showing the last one")
+            }
         }
     }
     next.run(req).await

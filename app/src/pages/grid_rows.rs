@@ -275,13 +275,14 @@ fn row(app: &AppSummary, id: i64, frozen: bool, now_ms: i64) -> Row {
 /// What a page is given: the whole fragment, ready to send, and the rows for filtering.
 #[derive(Debug)]
 pub struct Snapshot {
+    generation: u64,
     /// Banners, summary and table: what goes inside `<div id="grid">`.
     pub fragment: Arc<str>,
     /// Changes with every render (a strong validator for `/grid/fragment`).
     pub etag: String,
     banners: String,
     head: String,
-    rows: Arc<Vec<Row>>,
+    rows: Vec<Arc<Row>>,
 }
 
 impl Snapshot {
@@ -321,7 +322,7 @@ struct Rendered {
     environments: Vec<String>,
     freezes: Vec<Freeze>,
     frozen: HashSet<String>,
-    rows: Vec<Row>,
+    rows: Vec<Arc<Row>>,
     minute: i64,
 }
 
@@ -392,7 +393,13 @@ impl GridCache {
                     _ = tick.tick() => {}
                 }
                 let Some(cache) = weak.upgrade() else { return };
-                if let Err(e) = cache.current().await {
+                // Nobody has a grid open: the next page load applies the changes (a busy
+                // pipeline with nobody watching costs no renders at all).
+                if cache.deltas.receiver_count() == 0 {
+                    continue;
+                }
+                let refreshed = cache.refresh().await.map(drop);
+                if let Err(e) = refreshed {
                     tracing::warn!(error = %e, "could not render the grid; trying again on the next change");
                 }
             }
@@ -416,6 +423,23 @@ impl GridCache {
     /// announcement is in the channel before the write's response is sent); on PostgreSQL
     /// as soon as the NOTIFY arrives.
     pub async fn current(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let inner = self.refresh().await?;
+        if let Some(s) = self.snapshot().filter(|s| s.generation == inner.generation) {
+            return Ok(s);
+        }
+        let now = crate::store::now_ms();
+        let rendered = inner.rendered.as_ref().expect("refresh renders");
+        let snapshot = Arc::new(self.assemble(rendered, inner.generation, now));
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = Some(snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    /// Applies the changes announced so far (sending each changed row to open grids),
+    /// without assembling the page's fragment: the background task's work, cheap for a
+    /// few rows however many applications there are.
+    async fn refresh(&self) -> Result<tokio::sync::MutexGuard<'_, Inner>, StoreError> {
         let mut inner = self.inner.lock().await;
         // Drained into `inner`, not a local: a caller that gives up half way (a timeout)
         // leaves them for the next one.
@@ -439,9 +463,7 @@ impl GridCache {
             .is_some_and(|r| r.minute != minute(now));
         let everything = inner.pending_all;
         if !everything && inner.pending.is_empty() && !stale {
-            if let Some(s) = self.snapshot() {
-                return Ok(s);
-            }
+            return Ok(inner);
         }
         if everything || stale {
             let grid = self.store.grid().await?;
@@ -467,13 +489,7 @@ impl GridCache {
             inner.pending.clear();
         }
         inner.generation += 1;
-        let generation = inner.generation;
-        let rendered = inner.rendered.as_ref().expect("rendered above");
-        let snapshot = Arc::new(self.assemble(rendered, generation, now));
-        if let Ok(mut s) = self.snapshot.write() {
-            *s = Some(snapshot.clone());
-        }
-        Ok(snapshot)
+        Ok(inner)
     }
 
     fn stalls(&self, grid: &mut Grid) {
@@ -499,7 +515,7 @@ impl GridCache {
             .apps
             .iter()
             .zip(&grid.ids)
-            .map(|(a, id)| row(a, *id, frozen.contains(&a.shortname), now))
+            .map(|(a, id)| Arc::new(row(a, *id, frozen.contains(&a.shortname), now)))
             .collect();
         Rendered {
             environments: grid.environments,
@@ -513,19 +529,20 @@ impl GridCache {
     /// Replaces the rows of `names` with their new renders and sends each changed one.
     fn apply(&self, r: &mut Rendered, mut grid: Grid, names: &[String], now: i64) {
         self.stalls(&mut grid);
-        let mut fresh: Vec<Row> = grid
+        let mut fresh: Vec<Option<Arc<Row>>> = grid
             .apps
             .iter()
             .zip(&grid.ids)
-            .map(|(a, id)| row(a, *id, r.frozen.contains(&a.shortname), now))
+            .map(|(a, id)| Some(Arc::new(row(a, *id, r.frozen.contains(&a.shortname), now))))
             .collect();
         let mut changed: Vec<(String, Option<usize>)> = Vec::new();
         for name in names {
             let old = r.rows.iter().position(|x| &x.shortname == name);
-            let new = fresh.iter().position(|x| &x.shortname == name);
-            match (old, new) {
-                (Some(i), Some(j)) => {
-                    let row = std::mem::replace(&mut fresh[j], placeholder());
+            let new = fresh
+                .iter()
+                .position(|x| x.as_ref().is_some_and(|x| &x.shortname == name));
+            match (old, new.and_then(|j| fresh[j].take())) {
+                (Some(i), Some(row)) => {
                     if r.rows[i].key != row.key || r.rows[i].order != row.order {
                         r.rows.remove(i);
                         let at = r.rows.partition_point(|x| x.order < row.order);
@@ -533,8 +550,7 @@ impl GridCache {
                         changed.push((name.clone(), Some(at)));
                     }
                 }
-                (None, Some(j)) => {
-                    let row = std::mem::replace(&mut fresh[j], placeholder());
+                (None, Some(row)) => {
                     let at = r.rows.partition_point(|x| x.order < row.order);
                     r.rows.insert(at, row);
                     changed.push((name.clone(), Some(at)));
@@ -567,9 +583,14 @@ impl GridCache {
     fn send_changed(&self, old: &Rendered, new: &Rendered) {
         let counts: Vec<Counts> = new.rows.iter().map(|x| x.counts).collect();
         let summary = render_summary(&counts);
+        let before: std::collections::HashMap<&str, u64> = old
+            .rows
+            .iter()
+            .map(|o| (o.shortname.as_str(), o.key))
+            .collect();
         for row in &new.rows {
-            match old.rows.iter().find(|o| o.shortname == row.shortname) {
-                Some(o) if o.key == row.key => {}
+            match before.get(row.shortname.as_str()) {
+                Some(key) if *key == row.key => {}
                 _ => {
                     self.deltas
                         .send(Arc::from(format!(
@@ -600,23 +621,13 @@ impl GridCache {
         }
         fragment.push_str(TAIL);
         Snapshot {
+            generation,
             fragment: Arc::from(fragment),
             etag: format!("\"g{:x}-{generation}\"", self.boot),
             banners,
             head,
-            rows: Arc::new(r.rows.clone()),
+            rows: r.rows.clone(),
         }
-    }
-}
-
-fn placeholder() -> Row {
-    Row {
-        order: (String::new(), 0),
-        shortname: String::new(),
-        key: 0,
-        counts: Counts::default(),
-        haystack: String::new(),
-        html: String::new(),
     }
 }
 
@@ -666,14 +677,20 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains('\n'), "{html}");
         assert!(html.contains("a&quot;b&lt;script&gt;&#10;"), "{html}");
-        assert!(
-            html.contains("<code>0123456</code> <i>2m ago</i>"),
-            "{html}"
-        );
+        assert!(html.contains("<b>v1</b> 0123456 <i>2m ago</i>"), "{html}");
         assert!(
             html.contains("<strong>smoke tests failed</strong>"),
             "{html}"
         );
         assert!(html.contains("<td class=\"m\"></td>"), "{html}");
+        let mut hostile = app("n");
+        hostile.team = "\"><script>x</script>".into();
+        hostile.repo = "o/<b>".into();
+        let html = render_row(&hostile, true, 0);
+        assert!(
+            html.contains("title=\"o/&lt;b&gt; &quot;&gt;&lt;script&gt;x&lt;/script&gt;\""),
+            "{html}"
+        );
+        assert!(html.contains("<span class=\"frozen\">frozen</span>"), "{html}");
     }
 }

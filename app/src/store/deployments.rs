@@ -99,11 +99,12 @@ struct Job {
 
 /// Group commit for notifications (`POST /deployments`): the notifications that arrive
 /// while a transaction is being written queue up, and the next writer takes them all
-/// (up to `MAX_BATCH`) into one transaction. Each is written under its own savepoint, so
-/// one that fails (a repo matching two applications) is answered with its error and
-/// takes nothing else down; the others are answered only after the commit, so nothing is
-/// acknowledged before it is durable. The one write path stays: the batch's transaction
-/// comes from `Store::write`.
+/// (up to `MAX_BATCH`) into one transaction. One that is refused (a repo matching two
+/// applications) is refused before it writes anything: it gets its error and the batch
+/// goes on. A database error halfway through one rolls the batch back and writes each
+/// notification in a transaction of its own, each with its own answer. Answers come only
+/// after the commit, so nothing is acknowledged before it is durable. The one write path
+/// stays: the batch's transaction comes from `Store::write`.
 #[derive(Default)]
 pub(super) struct GroupCommit {
     queue: std::sync::Mutex<Vec<Job>>,
@@ -168,35 +169,53 @@ impl Store {
             }
         };
         let mut done: Vec<(Job, NotifyOutcome)> = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let step = async {
-                sqlx::query("SAVEPOINT notification")
-                    .execute(&mut *tx)
-                    .await?;
-                Self::write_deployment(&mut tx, &job.deployment, &Also::default()).await
-            }
-            .await;
-            match step {
-                Ok(outcome) => {
-                    match sqlx::query("RELEASE SAVEPOINT notification")
-                        .execute(&mut *tx)
-                        .await
-                    {
-                        Ok(_) => done.push((job, outcome)),
-                        Err(e) => {
-                            job.reply.send(Err(e.into())).ok();
-                        }
-                    }
+        // The common case in bulk: a known app's new version, once per (app, environment)
+        // in the batch: a handful of statements for the whole batch. The rest (a new app,
+        // a repeat of the current version, a second notification for the same cell) one
+        // by one after it, in order, in the same transaction.
+        let jobs = match Self::write_bulk(&mut tx, jobs, &mut done).await {
+            Ok(rest) => rest,
+            Err((e, jobs)) => {
+                tracing::warn!(error = %e, "a group commit failed; writing its notifications one by one");
+                drop(tx);
+                drop(guard);
+                for j in done.into_iter().map(|(j, _)| j).chain(jobs) {
+                    let r = self
+                        .record_deployment_with(&j.deployment, &Also::default())
+                        .await;
+                    j.reply.send(r).ok();
                 }
-                Err(e) => {
-                    // Undo this one only; the transaction goes on for the others.
-                    if let Err(undo) = sqlx::query("ROLLBACK TO SAVEPOINT notification")
-                        .execute(&mut *tx)
-                        .await
-                    {
-                        tracing::warn!(error = %undo, "could not roll back a notification's savepoint");
-                    }
+                return;
+            }
+        };
+        let mut rest = jobs.into_iter();
+        while let Some(job) = rest.next() {
+            match Self::write_deployment(&mut tx, &job.deployment, &Also::default()).await {
+                Ok(outcome) => done.push((job, outcome)),
+                // Refused before it wrote anything (a repo matching two applications, no
+                // free shortname): answered, and the batch goes on.
+                Err(e @ (StoreError::Conflict(_) | StoreError::NotFound(_))) => {
                     job.reply.send(Err(e)).ok();
+                }
+                // The database failed halfway through this one: the transaction is not to
+                // be trusted. Roll it back and write each notification alone, so each gets
+                // its own answer.
+                Err(e) => {
+                    tracing::warn!(error = %e, "a group commit failed; writing its notifications one by one");
+                    drop(tx);
+                    drop(guard);
+                    let all = done
+                        .into_iter()
+                        .map(|(j, _)| j)
+                        .chain(std::iter::once(job))
+                        .chain(rest);
+                    for j in all {
+                        let r = self
+                            .record_deployment_with(&j.deployment, &Also::default())
+                            .await;
+                        j.reply.send(r).ok();
+                    }
+                    return;
                 }
             }
         }
@@ -224,6 +243,202 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Writes the batch's plain notifications (a known app's new version, the first for
+    /// its cell in the batch) with one statement per step for all of them; answers the
+    /// refused ones (a repo matching two applications); returns the others, in order, for
+    /// `write_deployment`. On a database error, returns every job not yet answered.
+    #[allow(clippy::type_complexity)]
+    async fn write_bulk(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        jobs: Vec<Job>,
+        done: &mut Vec<(Job, NotifyOutcome)>,
+    ) -> std::result::Result<Vec<Job>, (StoreError, Vec<Job>)> {
+        use std::collections::{HashMap, HashSet};
+        if jobs.len() < 2 {
+            return Ok(jobs);
+        }
+        let mut repos: Vec<&str> = jobs.iter().map(|j| j.deployment.repo.as_str()).collect();
+        repos.sort_unstable();
+        repos.dedup();
+        let placeholders = |n: usize, from: usize| {
+            (from..from + n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sql = format!(
+            "{} WHERE repo IN ({}) ORDER BY id",
+            super::APP_COLUMNS,
+            placeholders(repos.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, super::AppTuple>(&sql);
+        for r in &repos {
+            q = q.bind(r.to_string());
+        }
+        let apps = match q.fetch_all(&mut **tx).await {
+            Ok(a) => a,
+            Err(e) => return Err((e.into(), jobs)),
+        };
+        let mut by_repo: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        for a in apps {
+            by_repo.entry(a.3.clone()).or_default().push((a.0, a.1));
+        }
+        let ids: Vec<i64> = by_repo
+            .values()
+            .filter(|v| v.len() == 1)
+            .map(|v| v[0].0)
+            .collect();
+        // What is current in each cell of these apps.
+        let mut current: HashMap<(i64, String), String> = HashMap::new();
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT c.application_id, c.environment, d.version FROM current_deployments c
+                 JOIN deployments d ON d.id = c.deployment_id WHERE c.application_id IN ({})",
+                placeholders(ids.len(), 1)
+            );
+            let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            match q.fetch_all(&mut **tx).await {
+                Ok(rows) => {
+                    for (app, env, version) in rows {
+                        current.insert((app, env), version);
+                    }
+                }
+                Err(e) => return Err((e.into(), jobs)),
+            }
+        }
+        let now = now_ms();
+        let mut seen: HashSet<(i64, String)> = HashSet::new();
+        let mut plain: Vec<(Job, i64, String)> = Vec::new();
+        let mut rest: Vec<Job> = Vec::new();
+        for job in jobs {
+            let d = &job.deployment;
+            match by_repo.get(d.repo.as_str()).map(Vec::as_slice) {
+                Some([(id, shortname)]) => {
+                    let cell = (*id, d.environment.as_str().to_owned());
+                    // A repeat of the current version attaches to it (`write_deployment`),
+                    // and so does everything after it for that cell, in order.
+                    let repeat = current.get(&cell).is_some_and(|v| v == d.version.as_str());
+                    if seen.insert(cell) && !repeat {
+                        plain.push((job, *id, shortname.clone()));
+                    } else {
+                        rest.push(job);
+                    }
+                }
+                Some(many) if many.len() > 1 => {
+                    let names: Vec<&str> = many.iter().map(|(_, n)| n.as_str()).collect();
+                    let e = StoreError::Conflict(format!(
+                        "repo {} matches {} applications ({}); it is ambiguous",
+                        d.repo,
+                        many.len(),
+                        names.join(", ")
+                    ));
+                    job.reply.send(Err(e)).ok();
+                }
+                _ => rest.push(job),
+            }
+        }
+        if plain.is_empty() {
+            return Ok(rest);
+        }
+        // One INSERT for every plain notification, then one upsert of the current cells.
+        let mut values = Vec::with_capacity(plain.len());
+        for i in 0..plain.len() {
+            let b = i * 8;
+            values.push(format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 7,
+                b + 8,
+                b + 8
+            ));
+        }
+        let sql = format!(
+            "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
+             VALUES {} RETURNING id, application_id, environment",
+            values.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64, String)>(&sql);
+        for (job, id, _) in &plain {
+            let d = &job.deployment;
+            let sha = d
+                .sha
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
+            q = q
+                .bind(*id)
+                .bind(d.environment.as_str().to_owned())
+                .bind(d.version.as_str().to_owned())
+                .bind(sha)
+                .bind(d.trigger.as_str())
+                .bind(d.deployed_by.clone())
+                .bind(d.base_status.as_str())
+                .bind(d.created_at_ms.unwrap_or(now));
+        }
+        let inserted = match q.fetch_all(&mut **tx).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
+                return Err((e.into(), jobs));
+            }
+        };
+        let new_ids: HashMap<(i64, String), i64> = inserted
+            .into_iter()
+            .map(|(id, app, env)| ((app, env), id))
+            .collect();
+        let mut values = Vec::with_capacity(plain.len());
+        for i in 0..plain.len() {
+            let b = i * 4;
+            values.push(format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+        }
+        let sql = format!(
+            "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at) VALUES {}
+             ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at
+             WHERE excluded.created_at >= current_deployments.created_at",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        let mut outcomes = Vec::with_capacity(plain.len());
+        for (job, app_id, shortname) in &plain {
+            let d = &job.deployment;
+            let cell = (*app_id, d.environment.as_str().to_owned());
+            let Some(deployment_id) = new_ids.get(&cell).copied() else {
+                let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
+                return Err((
+                    StoreError::Conflict(
+                        "a bulk insert returned fewer rows than it inserted".into(),
+                    ),
+                    jobs,
+                ));
+            };
+            q = q
+                .bind(*app_id)
+                .bind(d.environment.as_str().to_owned())
+                .bind(deployment_id)
+                .bind(d.created_at_ms.unwrap_or(now));
+            outcomes.push(NotifyOutcome {
+                application: shortname.clone(),
+                deployment_id,
+                created: true,
+            });
+        }
+        if let Err(e) = q.execute(&mut **tx).await {
+            let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
+            return Err((e.into(), jobs));
+        }
+        done.extend(plain.into_iter().map(|(j, _, _)| j).zip(outcomes));
+        Ok(rest)
     }
 
     /// Records a deployment and, in the same transaction, what `also` asks: a manual
