@@ -27,7 +27,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path, SsrMode,
+    path, Lazy, SsrMode,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -133,6 +133,7 @@ fn UserMenu() -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+
     view! {
         <Stylesheet id="leptos" href="/pkg/release.css"/>
         <Title text="Release"/>
@@ -149,13 +150,70 @@ pub fn App() -> impl IntoView {
             <main id="main">
                 <Routes fallback=|| view! { <pages::NotFound/> }>
                     <Route path=path!("/") view=pages::grid::GridPage ssr=SsrMode::Async/>
-                    <Route path=path!("/applications/:shortname") view=pages::application::ApplicationPage ssr=SsrMode::Async/>
-                    <Route path=path!("/activity") view=pages::activity::ActivityPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
-                    <Route path=path!("/audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/applications/:shortname") view={Lazy::<routes::Application>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/activity") view={Lazy::<routes::Activity>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view={Lazy::<routes::Users>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view={Lazy::<routes::Audit>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// Every page but the grid is a lazy route: its code is a separate wasm chunk (split by
+/// `wasm-split-cli` in `.ci/build`), fetched when the page is first shown or, for a page
+/// loaded directly, before it hydrates. The grid, the page everyone opens first, carries
+/// only its own code.
+mod routes {
+    use leptos::prelude::*;
+    use leptos_router::{lazy_route, LazyRoute};
+
+    pub struct Application;
+    #[lazy_route]
+    impl LazyRoute for Application {
+        fn data() -> Self {
+            Application
+        }
+        fn view(this: Self) -> AnyView {
+            let Application = this;
+            view! { <crate::pages::application::ApplicationPage/> }.into_any()
+        }
+    }
+
+    pub struct Activity;
+    #[lazy_route]
+    impl LazyRoute for Activity {
+        fn data() -> Self {
+            Activity
+        }
+        fn view(this: Self) -> AnyView {
+            let Activity = this;
+            view! { <crate::pages::activity::ActivityPage/> }.into_any()
+        }
+    }
+
+    pub struct Users;
+    #[lazy_route]
+    impl LazyRoute for Users {
+        fn data() -> Self {
+            Users
+        }
+        fn view(this: Self) -> AnyView {
+            let Users = this;
+            view! { <crate::pages::admin::UsersPage/> }.into_any()
+        }
+    }
+
+    pub struct Audit;
+    #[lazy_route]
+    impl LazyRoute for Audit {
+        fn data() -> Self {
+            Audit
+        }
+        fn view(this: Self) -> AnyView {
+            let Audit = this;
+            view! { <crate::pages::audit::AuditPage/> }.into_any()
+        }
     }
 }
 
@@ -163,9 +221,16 @@ pub fn App() -> impl IntoView {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
-    // Lets the browser tests (and anyone curious) know the page is interactive.
-    if let Some(body) = document().body() {
-        let _ = body.set_attribute("data-hydrated", "true");
-    }
+    // Lazy routes: hydration waits for the page's chunk, so it is asynchronous (what
+    // `leptos::mount::hydrate_lazy` does, plus a mark when it is done).
+    _ = any_spawner::Executor::init_wasm_bindgen();
+    leptos::task::spawn_local(async {
+        let Some(body) = document().body() else {
+            return;
+        };
+        let owner = leptos::mount::hydrate_from_async(body.clone(), App).await;
+        owner.forget();
+        // Lets the browser tests (and anyone curious) know the page is interactive.
+        body.set_attribute("data-hydrated", "true").ok();
+    });
 }

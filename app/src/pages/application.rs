@@ -236,6 +236,10 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         </section>
         <section aria-labelledby="history-h">
             <h2 id="history-h">"History"</h2>
+            // The answer to a Resubmit stays here, not beside its button: the deployment
+            // stops being "failed" (and loses the button) as soon as the pipeline starts
+            // again, and the answer must not vanish with it.
+            <ActionResult value=actions.resubmit.value()/>
             {detail.history.into_iter().map(|h| {
                 let repo = repo.clone();
                 view! {
@@ -286,7 +290,6 @@ fn DeploymentItem(
                         <input type="hidden" name="deployment_id" value=d.id.to_string()/>
                         <button type="submit">"Resubmit"</button>
                     </ActionForm>
-                    <ActionResult value=resubmit.value()/>
                 })}
             </div>
             {(!d.events.is_empty()).then(|| view! {

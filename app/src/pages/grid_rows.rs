@@ -691,6 +691,9 @@ mod tests {
             html.contains("title=\"o/&lt;b&gt; &quot;&gt;&lt;script&gt;x&lt;/script&gt;\""),
             "{html}"
         );
-        assert!(html.contains("<span class=\"frozen\">frozen</span>"), "{html}");
+        assert!(
+            html.contains("<span class=\"frozen\">frozen</span>"),
+            "{html}"
+        );
     }
 }
