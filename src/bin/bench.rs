@@ -729,7 +729,26 @@ async fn main() -> anyhow::Result<()> {
         pkg.join("release.wasm")
     };
     let (wasm_raw, wasm_gz) = file_sizes(&wasm_path)?;
-    let (_, js_gz) = file_sizes(&pkg.join("release.js"))?;
+    let (_, main_js_gz) = file_sizes(&pkg.join("release.js"))?;
+    // The split loader is imported by release.js: part of every page's load.
+    let split_js_gz = if pkg.join("__wasm_split.js").exists() {
+        file_sizes(&pkg.join("__wasm_split.js"))?.1
+    } else {
+        0
+    };
+    let js_gz = main_js_gz + split_js_gz;
+    // The lazy routes' chunks: fetched only when their page is shown.
+    let (mut chunks_raw, mut chunks_gz, mut chunks) = (0u64, 0u64, 0usize);
+    for entry in std::fs::read_dir(pkg)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".wasm") && (name.starts_with("split_") || name.starts_with("chunk_")) {
+            let (r, g) = file_sizes(&path)?;
+            chunks_raw += r;
+            chunks_gz += g;
+            chunks += 1;
+        }
+    }
     let (_, css_gz) = file_sizes(&pkg.join("release.css"))?;
     let cold = page_gz + js_gz + wasm_gz + css_gz;
 
