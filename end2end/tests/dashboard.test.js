@@ -89,6 +89,15 @@ test('the activity page lists deployments and filters by environment', async () 
   await page.close();
 });
 
+test('a client-side visit to the grid fetches its rows (and the filter still works)', async () => {
+  const page = await open('/activity');
+  await page.click('header nav a:has-text("Applications")');
+  await page.waitForFunction(() => document.querySelectorAll('table.grid tbody tr').length === 12, null, { timeout: 10000 });
+  await page.fill('#filter', 'publisher');
+  await page.waitForFunction(() => document.querySelectorAll('table.grid tbody tr:not([hidden])').length === 1);
+  await page.close();
+});
+
 test('development sign-in, the header, and sign-out', async () => {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();

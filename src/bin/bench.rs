@@ -28,22 +28,26 @@ fn env_num(name: &str, default: i64) -> i64 {
         .unwrap_or(default)
 }
 
-struct Running {
-    child: Child,
-    base: String,
+/// A child process that is killed (and reaped) when this is dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Already gone is fine: the point is that it does not outlive the benchmark.
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+struct Running {
+    child: KillOnDrop,
+    base: String,
 }
 
 impl Running {
     /// Resident memory of the server process now, in MiB.
     fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id()))
             .unwrap_or_default();
         status
             .lines()
@@ -56,7 +60,7 @@ impl Running {
 
     /// Peak resident memory of the server process, in MiB.
     fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id()))
             .unwrap_or_default();
         status
             .lines()
@@ -144,7 +148,7 @@ async fn start(bin: &Path, url: &str, config: Option<&Path>) -> anyhow::Result<R
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     let running = Running {
-        child,
+        child: KillOnDrop(child),
         base: format!("http://127.0.0.1:{port}"),
     };
     let client = reqwest::Client::new();
@@ -444,15 +448,8 @@ fn wrk(args: &[&str]) -> anyhow::Result<(f64, u64, u64)> {
 }
 
 struct Nginx {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// nginx from Debian serving `root` on loopback (2 workers, no access log): the limit of
@@ -489,7 +486,10 @@ async fn nginx(dir: &Path, root: &Path) -> anyhow::Result<Nginx> {
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting nginx (apt-get install nginx)")?;
-    let n = Nginx { child, port };
+    let n = Nginx {
+        _child: KillOnDrop(child),
+        port,
+    };
     for _ in 0..100 {
         if reqwest::get(format!("http://127.0.0.1:{port}/"))
             .await
@@ -646,7 +646,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let fragment = signed_in(&server.base)
         .await?
-        .get(format!("{}/grid/fragment", server.base))
+        .get(format!("{}/api/grid.html", server.base))
         .send()
         .await?;
     let etag = fragment
@@ -659,7 +659,7 @@ async fn main() -> anyhow::Result<()> {
     let per_row = fragment.len() as f64 / apps as f64;
     let revalidated = signed_in(&server.base)
         .await?
-        .get(format!("{}/grid/fragment", server.base))
+        .get(format!("{}/api/grid.html", server.base))
         .header("if-none-match", &etag)
         .send()
         .await?
@@ -741,7 +741,10 @@ async fn main() -> anyhow::Result<()> {
     let (mut chunks_raw, mut chunks_gz, mut chunks) = (0u64, 0u64, 0usize);
     for entry in std::fs::read_dir(pkg)? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.ends_with(".wasm") && (name.starts_with("split_") || name.starts_with("chunk_")) {
             let (r, g) = file_sizes(&path)?;
             chunks_raw += r;
@@ -787,7 +790,7 @@ async fn main() -> anyhow::Result<()> {
         ENVIRONMENTS.len(), kb(page.len() as f64), kb(page_gz as f64)
     ));
     report.push_str(&format!(
-        "| grid bytes per row (`/grid/fragment` / apps) | {per_row:.0} bytes | budget test: `tests/api/pages.rs` |\n"
+        "| grid bytes per row (`/api/grid.html` / apps) | {per_row:.0} bytes | budget test: `tests/api/pages.rs` |\n"
     ));
     report.push_str(&format!(
         "| grid median / p99 (sequential, signed in, {requests} requests) | {median:.2} ms / {p99:.2} ms | <= 10 ms median |\n"
@@ -818,7 +821,7 @@ async fn main() -> anyhow::Result<()> {
         kb(page_gz as f64), kb(js_gz as f64), kb(wasm_gz as f64), kb(css_gz as f64), kb(cold as f64)
     ));
     report.push_str(&format!(
-        "| `/grid/fragment` revalidated with its ETag | {} | 304 |\n",
+        "| `/api/grid.html` revalidated with its ETag | {} | 304 |\n",
         revalidated.as_u16()
     ));
     report.push_str(&format!(

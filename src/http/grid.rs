@@ -1,4 +1,4 @@
-//! The grid's rows for the browser: `GET /grid/fragment` (ETag-validated, for client-side
+//! The grid's rows for the browser: `GET /api/grid.html` (ETag-validated, for client-side
 //! visits and reloads after a reconnect), and the step that brings the grid cache up to
 //! date before `/` is rendered, so a page loaded right after a write shows it.
 

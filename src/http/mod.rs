@@ -48,5 +48,5 @@ pub fn login_routes() -> Router<ServerState> {
         .route("/auth/dev", post(login::dev_sign_in))
         .route("/auth/sign-out", post(login::sign_out))
         .route("/api/live", get(live::stream))
-        .route("/grid/fragment", get(grid::fragment))
+        .route("/api/grid.html", get(grid::fragment))
 }

@@ -177,3 +177,59 @@ async fn postgres_connections_cut_under_load_are_survived() {
     drop(app);
     common::drop_postgres(admin, &db).await;
 }
+
+/// A grid's stream (`?grid=1`) gets the changed row itself: one `grid` event with the
+/// app's shortname, the new summary line and the row's HTML (escaped), within a second of
+/// the notification; a stream without `grid=1` gets no rows. (Escaping: `grid_rows`'s unit
+/// tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_stream_gets_the_changed_row() {
+    let app = common::spawn().await;
+    let c = app.signed_in("viewer").await;
+    let mut grid = c.get(app.url("/api/live?grid=1")).send().await.unwrap();
+    assert_eq!(grid.status(), 200);
+    let mut plain = open_stream(&app).await;
+    // Let the streams subscribe before the change.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = app.notify("alphagov/frontend", "staging", "v9").await;
+    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut seen = String::new();
+    let delta = loop {
+        assert!(Instant::now() < deadline, "no grid event: {seen}");
+        if let Ok(Ok(Some(b))) =
+            tokio::time::timeout(Duration::from_millis(500), grid.chunk()).await
+        {
+            seen.push_str(&String::from_utf8_lossy(&b));
+        }
+        if let Some(i) = seen.find("event: grid\n") {
+            let rest = &seen[i..];
+            if let Some(end) = rest.find("\n\n") {
+                break rest[..end].to_string();
+            }
+        }
+    };
+    let lines: Vec<&str> = delta
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(lines.len(), 3, "{delta}");
+    assert_eq!(lines[0], "frontend");
+    assert!(lines[1].contains("id=\"grid-summary\""), "{delta}");
+    assert!(lines[2].starts_with("<tr"), "{delta}");
+    assert!(lines[2].contains("<b>v9</b>"), "{delta}");
+    assert!(
+        delta.len() < 5_000,
+        "a delta is small: {} bytes",
+        delta.len()
+    );
+    // The plain stream has its change event, and no rows.
+    assert!(wait_for_change(&mut plain, "frontend", Duration::from_secs(1)).await);
+    let mut rest = String::new();
+    while let Ok(Ok(Some(b))) =
+        tokio::time::timeout(Duration::from_millis(300), plain.chunk()).await
+    {
+        rest.push_str(&String::from_utf8_lossy(&b));
+    }
+    assert!(!rest.contains("event: grid"), "{rest}");
+}

@@ -139,7 +139,7 @@ async fn the_grid_stays_within_its_byte_budget_per_row() {
     }
     let c = app.signed_in("viewer").await;
     let fragment = c
-        .get(app.url("/grid/fragment"))
+        .get(app.url("/api/grid.html"))
         .send()
         .await
         .unwrap()
@@ -159,4 +159,47 @@ async fn the_grid_stays_within_its_byte_budget_per_row() {
         "the grid's rows grew to {per_row} bytes each (budget {BUDGET_PER_ROW}); a sample: <tr{}",
         rows[1]
     );
+}
+
+/// `/api/grid.html`: only for signed-in people; an ETag, and a 304 when it still holds; a
+/// new one once a notification changed the grid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grid_fragment_is_private_and_revalidates() {
+    let app = common::spawn().await;
+    let anonymous = common::browser()
+        .get(app.url("/api/grid.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let c = app.signed_in("viewer").await;
+    let r = c.get(app.url("/api/grid.html")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("private"));
+    let again = c
+        .get(app.url("/api/grid.html"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(
+        app.notify("alphagov/content-store", "staging", "v77")
+            .await
+            .status(),
+        200
+    );
+    let changed = c
+        .get(app.url("/api/grid.html"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
+    assert!(changed.text().await.unwrap().contains("<b>v77</b>"));
 }

@@ -14,15 +14,7 @@ pub async fn get_grid() -> Result<Grid, crate::error::AppError> {
         .await
         .map_err(crate::error::AppError::store)?;
     grid.simulated = state.simulator.is_some();
-    let now = grid.now_ms;
-    for c in grid
-        .apps
-        .iter_mut()
-        .flat_map(|a| a.cells.iter_mut())
-        .flatten()
-    {
-        c.stalled = crate::model::is_stalled(c.status, c.created_at_ms, now, state.stall_ms);
-    }
+    grid.mark_stalled(state.stall_ms);
     Ok(grid)
 }
 
@@ -42,7 +34,7 @@ pub fn GridPage() -> impl IntoView {
     // The rows come ready-made from the grid cache (`grid_rows`), not through a resource:
     // no second copy of the grid as hydration data, and no render per request. After
     // hydration the browser keeps the server's markup; on a client-side visit it fetches
-    // `/grid/fragment` (ETag-validated).
+    // `/api/grid.html` (ETag-validated).
     #[cfg(feature = "ssr")]
     let html = crate::state::app_state()
         .ok()
@@ -56,8 +48,9 @@ pub fn GridPage() -> impl IntoView {
         let _ = (q0, attention0);
         String::new()
     };
+    let grid_div = NodeRef::<leptos::html::Div>::new();
     #[cfg(feature = "hydrate")]
-    client::start(filter, attention_only);
+    client::start(filter, attention_only, grid_div);
 
     view! {
         <h1 class="visually-hidden">"Applications"</h1>
@@ -86,7 +79,7 @@ pub fn GridPage() -> impl IntoView {
             </label>
             <noscript><button type="submit">"Filter"</button></noscript>
         </form>
-        <div id="grid" inner_html=html></div>
+        <div id="grid" node_ref=grid_div inner_html=html></div>
     }
 }
 
@@ -168,7 +161,7 @@ mod client {
                 return;
             };
             let Ok(resp) =
-                wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/grid/fragment")).await
+                wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/api/grid.html")).await
             else {
                 return;
             };
@@ -228,7 +221,11 @@ mod client {
         apply_filter(&filter.get_untracked(), attention_only.get_untracked());
     }
 
-    pub fn start(filter: RwSignal<String>, attention_only: RwSignal<bool>) {
+    pub fn start(
+        filter: RwSignal<String>,
+        attention_only: RwSignal<bool>,
+        grid_div: NodeRef<leptos::html::Div>,
+    ) {
         // "/" focuses the filter box, unless the person is typing somewhere already.
         let handle = window_event_listener(leptos::ev::keydown, move |ev| {
             if ev.key() != "/" {
@@ -257,9 +254,9 @@ mod client {
             apply_filter(&f, a);
         });
 
-        // A client-side visit renders an empty `#grid`: fetch the rows.
+        // A client-side visit renders an empty `#grid`: fetch the rows once it is mounted.
         Effect::new(move |_| {
-            if grid().is_some_and(|g| g.child_element_count() == 0) {
+            if grid_div.get().is_some_and(|g| g.child_element_count() == 0) {
                 reload(filter, attention_only);
             }
         });

@@ -278,7 +278,7 @@ pub struct Snapshot {
     generation: u64,
     /// Banners, summary and table: what goes inside `<div id="grid">`.
     pub fragment: Arc<str>,
-    /// Changes with every render (a strong validator for `/grid/fragment`).
+    /// Changes with every render (a strong validator for `/api/grid.html`).
     pub etag: String,
     banners: String,
     head: String,
@@ -492,20 +492,8 @@ impl GridCache {
         Ok(inner)
     }
 
-    fn stalls(&self, grid: &mut Grid) {
-        let now = grid.now_ms;
-        for c in grid
-            .apps
-            .iter_mut()
-            .flat_map(|a| a.cells.iter_mut())
-            .flatten()
-        {
-            c.stalled = crate::model::is_stalled(c.status, c.created_at_ms, now, self.stall_ms);
-        }
-    }
-
     fn render_all(&self, mut grid: Grid, now: i64) -> Rendered {
-        self.stalls(&mut grid);
+        grid.mark_stalled(self.stall_ms);
         let frozen: HashSet<String> = grid
             .freezes
             .iter()
@@ -528,7 +516,7 @@ impl GridCache {
 
     /// Replaces the rows of `names` with their new renders and sends each changed one.
     fn apply(&self, r: &mut Rendered, mut grid: Grid, names: &[String], now: i64) {
-        self.stalls(&mut grid);
+        grid.mark_stalled(self.stall_ms);
         let mut fresh: Vec<Option<Arc<Row>>> = grid
             .apps
             .iter()
