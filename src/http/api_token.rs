@@ -52,6 +52,7 @@ impl FromRequestParts<ServerState> for ApiToken {
         // limit a failure is a 429 with Retry-After instead of a 401.
         let ip = super::rate_limit::peer_ip(&parts.extensions);
         let refused = |why: &'static str| match state.token_limiter.take(ip) {
+            Ok(()) if why == UNKNOWN_TOKEN => ApiError::InvalidToken(why),
             Ok(()) => ApiError::Unauthorized(why),
             Err(wait) => {
                 tracing::warn!(%ip, "failed API token rate limit reached");
@@ -82,10 +83,12 @@ impl FromRequestParts<ServerState> for ApiToken {
                 state.token_cache.put(hash, name.clone());
                 Ok(ApiToken(name))
             }
-            None => Err(refused("unknown or revoked API token")),
+            None => Err(refused(UNKNOWN_TOKEN)),
         }
     }
 }
+
+const UNKNOWN_TOKEN: &str = "unknown or revoked API token";
 
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -102,7 +102,8 @@ pub async fn release_app_shape(
         "name": app.name,
         "shortname": app.shortname,
         "deploy_freeze": !state.app.store.active_freezes(Some(app.id)).await?.is_empty(),
-        "notes": app.notes,
+        // The Release app answers null, not "", for an application without notes.
+        "notes": (!app.notes.is_empty()).then_some(&app.notes),
         "repository_url": format!("https://github.com/{}", app.repo),
         "repository_default_branch": app.default_branch,
         "continuously_deployed": app.manual_environments.is_empty(),

@@ -10,9 +10,13 @@ use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401: no token, or one we do not know.
+    /// 401: no token, or a malformed Authorization header.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401: a token we do not know, or one that was revoked (`WWW-Authenticate: Bearer
+    /// error="invalid_token"`, RFC 6750, as the Release app answers).
+    #[error("{0}")]
+    InvalidToken(&'static str),
     /// 400: the body is not JSON at all.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
@@ -63,7 +67,7 @@ impl From<StoreError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -102,8 +106,15 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let challenge = if matches!(self, ApiError::InvalidToken(_)) {
+                "Bearer error=\"invalid_token\""
+            } else {
+                "Bearer"
+            };
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         resp
     }

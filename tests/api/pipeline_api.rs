@@ -51,7 +51,7 @@ async fn unknown_repo_creates_the_application() {
             "name": "tariff backend",
             "shortname": "tariff-backend",
             "deploy_freeze": false,
-            "notes": "",
+            "notes": null,
             "repository_url": "https://github.com/trade-tariff/tariff-backend",
             "repository_default_branch": "main",
             "continuously_deployed": true
@@ -126,6 +126,11 @@ async fn tokens_are_checked() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\"",
+        "RFC 6750, as the Release app answers"
+    );
     let r = app
         .client
         .post(app.url("/deployments"))
@@ -149,6 +154,10 @@ async fn tokens_are_checked() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
     let (status, _) = app.get_json("/api/v1/applications").await;
     assert_eq!(status, 401);
     assert_eq!(app.store.deployment_count().await.unwrap(), 0);
