@@ -48,7 +48,7 @@ async fn unknown_repo_creates_the_application() {
     assert_eq!(
         body,
         json!({
-            "name": "tariff backend",
+            "name": "Tariff Backend",
             "shortname": "tariff-backend",
             "deploy_freeze": false,
             "notes": null,

@@ -60,6 +60,31 @@ impl RepoName {
     pub fn default_shortname(&self) -> Shortname {
         Shortname::from_repo_name(self.name())
     }
+
+    /// The Release app's name for an application created on the fly: the repo name's words
+    /// humanized and title-cased, with `api` as `API` (`new_app` and `new-app` -> "New
+    /// App", `devops-api` -> "Devops API").
+    pub fn humanized_name(&self) -> String {
+        self.name()
+            .split(|c: char| c == '-' || c == '_' || c == '.' || c.is_whitespace())
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                if w.eq_ignore_ascii_case("api") {
+                    "API".to_string()
+                } else {
+                    let mut cs = w.chars();
+                    match cs.next() {
+                        Some(first) => first
+                            .to_uppercase()
+                            .chain(cs.flat_map(char::to_lowercase))
+                            .collect(),
+                        None => String::new(),
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl TryFrom<String> for RepoName {
@@ -101,19 +126,21 @@ impl Shortname {
         }
     }
 
+    /// The Release app's shortname for a repo created on the fly: its name
+    /// "parameterized", lower case with every run of other characters made one `-`
+    /// (`new_app` and `New--App` -> `new-app`).
     fn from_repo_name(name: &str) -> Self {
-        let mut s: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else if c == '_' {
-                    '_'
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let mut s = String::with_capacity(name.len());
+        for c in name.chars() {
+            if c.is_ascii_alphanumeric() {
+                s.push(c.to_ascii_lowercase());
+            } else if !s.is_empty() && !s.ends_with('-') {
+                s.push('-');
+            }
+        }
+        while s.ends_with('-') {
+            s.pop();
+        }
         s.truncate(100);
         if s.is_empty() {
             s.push('x');
@@ -169,6 +196,26 @@ mod tests {
         ] {
             assert!(RepoName::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// As the Release app names an application it first hears of.
+    #[test]
+    fn release_app_names() {
+        let name = |r: &str| RepoName::parse(r).unwrap().humanized_name();
+        let short = |r: &str| {
+            RepoName::parse(r)
+                .unwrap()
+                .default_shortname()
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(name("o/new_app"), "New App");
+        assert_eq!(name("o/new-app"), "New App");
+        assert_eq!(name("o/devops-api"), "Devops API");
+        assert_eq!(name("o/Tariff.API"), "Tariff API");
+        assert_eq!(short("o/new_app"), "new-app");
+        assert_eq!(short("o/New__App"), "new-app");
+        assert_eq!(short("o/devops-api"), "devops-api");
     }
 
     proptest! {

@@ -350,7 +350,7 @@ impl Store {
         let base = repo.default_shortname();
         let mut owner_name = format!("{}-{}", repo.owner().to_ascii_lowercase(), base.as_str());
         owner_name.truncate(100);
-        let name = repo.name().replace(['-', '_'], " ");
+        let name = repo.humanized_name();
         let mut created = None;
         for candidate in [base.as_str().to_owned(), owner_name] {
             let id: Option<i64> = sqlx::query_scalar(
