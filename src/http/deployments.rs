@@ -1,4 +1,5 @@
-//! `POST /deployments`: the Release app's notification, kept byte-compatible.
+//! `POST /deployments`: the Release app's notification, kept byte-compatible: a JSON body,
+//! or the form body its older clients send (`repo=...&deployment[environment]=...`).
 
 use super::api_token::ApiToken;
 use super::error::ApiError;
@@ -88,12 +89,78 @@ pub fn parse_time(s: &str, field: &str) -> Result<i64, InvalidInput> {
         })
 }
 
+/// The notification's body, as JSON or as the Release app's form.
+pub struct NotifyInput(NotifyBody);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for NotifyInput {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let form = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        if !form {
+            let JsonBody(body) = JsonBody::<NotifyBody>::from_request(req, state).await?;
+            return Ok(Self(body));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge(super::state::BODY_LIMIT)
+                } else {
+                    ApiError::MalformedForm(rejection.body_text())
+                }
+            })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ApiError::MalformedForm(e.to_string()))?;
+        from_form(&pairs).map(Self)
+    }
+}
+
+/// The Release app's form fields: `repo`, `deployment[environment]`,
+/// `deployment[version]`; older clients' `deployment[deployed_sha]` is the SHA and
+/// `deployment[jenkins_user_name]` who deployed. Fields with no counterpart here
+/// (`application_by_name`, `application_name`, `deployment[jenkins_user_email]`...) are
+/// ignored. The first of a repeated field counts.
+fn from_form(pairs: &[(String, String)]) -> Result<NotifyBody, ApiError> {
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| pairs.iter().find(|(name, _)| name == k))
+            .map(|(_, v)| v.clone())
+    };
+    let required = |key: &str, field: &str| {
+        get(&[key]).ok_or_else(|| {
+            ApiError::Invalid(InvalidInput::new(
+                field,
+                format!("{key} is missing from the form"),
+            ))
+        })
+    };
+    Ok(NotifyBody {
+        repo: required("repo", "repo")?,
+        deployment: NotifyDeployment {
+            environment: required("deployment[environment]", "deployment.environment")?,
+            version: required("deployment[version]", "deployment.version")?,
+            sha: get(&["deployment[sha]", "deployment[deployed_sha]"]),
+            deployed_by: get(&["deployment[deployed_by]", "deployment[jenkins_user_name]"]),
+            trigger: get(&["deployment[trigger]"]),
+            created_at: get(&["deployment[created_at]"]),
+        },
+    })
+}
+
 /// Answers 200 with an empty body, as the Release app does; 409 when the repo matches
 /// more than one application.
 pub async fn create(
     State(state): State<ServerState>,
     ApiToken(token): ApiToken,
-    JsonBody(body): JsonBody<NotifyBody>,
+    NotifyInput(body): NotifyInput,
 ) -> Result<StatusCode, ApiError> {
     let new = parse(body, &state)?;
     let outcome = state.app.store.record_deployment(&new).await?;

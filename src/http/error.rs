@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 400: the body is not JSON at all.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// 400: a form body (`application/x-www-form-urlencoded`) that cannot be decoded.
+    #[error("malformed form body: {0}")]
+    MalformedForm(String),
     /// 413: larger than `BODY_LIMIT`.
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
@@ -68,7 +71,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_) | ApiError::MalformedForm(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::Shape(_) => StatusCode::UNPROCESSABLE_ENTITY,

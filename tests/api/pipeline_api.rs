@@ -231,12 +231,22 @@ async fn bad_notifications_get_precise_answers() {
     )
     .await;
     expect_error(
-        raw("repo=a", "application/x-www-form-urlencoded")
-            .await
-            .unwrap(),
+        raw("repo=a", "text/plain").await.unwrap(),
         415,
         None,
         "application/json",
+    )
+    .await;
+    expect_error(
+        raw(
+            "repo=alphagov%2Ffrontend",
+            "application/x-www-form-urlencoded",
+        )
+        .await
+        .unwrap(),
+        422,
+        Some("deployment.environment"),
+        "missing",
     )
     .await;
     let big = format!("{{\"repo\": \"{}\"}}", "a".repeat(100_000));
@@ -517,4 +527,57 @@ async fn concurrent_notifications_share_commits_and_a_refused_one_spoils_none() 
     .await
     .unwrap();
     assert_eq!((apps, deployments), (54, 54));
+}
+
+/// The Release app's form body, as its older clients (the Capistrano task, the live
+/// `notify-release` step's curl) send it: recorded like the JSON one; the fields with no
+/// counterpart are ignored; bad values are refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_encoded_notification_is_recorded() {
+    let app = spawn().await;
+    let form = [
+        ("repo", "alphagov/frontend"),
+        ("deployment[environment]", "staging"),
+        ("deployment[version]", "release_42"),
+        (
+            "deployment[deployed_sha]",
+            "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",
+        ),
+        ("deployment[jenkins_user_name]", "Jenkins Person"),
+        ("deployment[jenkins_user_email]", "ci@example.org"),
+        ("application_by_name", "true"),
+        ("application_name", "Frontend"),
+    ];
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .bearer_auth(&app.token)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "");
+    let (status, body) = app.get_json("/api/v1/applications/frontend").await;
+    assert_eq!(status, 200);
+    let text = body.to_string();
+    assert!(text.contains("release_42"), "{text}");
+    assert!(text.contains("Jenkins Person"), "{text}");
+    assert!(
+        text.contains("0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"),
+        "{text}"
+    );
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .bearer_auth(&app.token)
+        .form(&[
+            ("repo", "alphagov/frontend"),
+            ("deployment[environment]", "moon"),
+            ("deployment[version]", "v1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 422, Some("deployment.environment"), "").await;
 }
