@@ -353,13 +353,14 @@ pub fn router(state: ServerState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<ServerState, _>(
             app::shell,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::guard::authenticate,
-        ))
+        // Inner to `authenticate`: it runs after it, for signed-in people only.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::grid::fresh_grid,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::guard::authenticate,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::compression::CompressionLayer::new())

@@ -57,7 +57,11 @@ pub async fn fragment(
 /// the page's: it renders the last snapshot (live deltas bring it up to date), or says the
 /// applications could not be read.
 pub async fn fresh_grid(State(state): State<ServerState>, req: Request, next: Next) -> Response {
-    if req.method() == axum::http::Method::GET && req.uri().path() == "/" {
+    let signed_in = req
+        .extensions()
+        .get::<Option<CurrentUser>>()
+        .is_some_and(Option::is_some);
+    if signed_in && req.method() == axum::http::Method::GET && req.uri().path() == "/" {
         match tokio::time::timeout(std::time::Duration::from_secs(2), state.app.grid.current())
             .await
         {

@@ -126,8 +126,11 @@ impl LiveStreams {
 }
 
 /// Whether the session behind a stream still exists and still holds a signed-in person
-/// within the absolute lifetime. A store error counts as "still valid" (the next check
-/// tries again), so a database hiccup does not drop every open page.
+/// within the absolute lifetime, whose organisation membership is not due for its
+/// periodic check (then the stream ends, and the browser's reconnect goes through the
+/// guard, which checks it: someone removed from the organisation stops receiving rows). A
+/// store error counts as "still valid" (the next check tries again), so a database hiccup
+/// does not drop every open page.
 async fn session_alive(state: &ServerState, id: &Id) -> bool {
     match state.sessions.load(id).await {
         Ok(Some(record)) => record
@@ -135,8 +138,10 @@ async fn session_alive(state: &ServerState, id: &Id) -> bool {
             .get(USER_KEY)
             .and_then(|v| serde_json::from_value::<SessionUser>(v.clone()).ok())
             .is_some_and(|u| {
-                app::store::now_ms() - u.signed_in_at_ms
-                    <= state.auth.session.absolute_hours * 3_600_000
+                let now = app::store::now_ms();
+                let refresh_ms = state.auth.access.refresh_minutes * 60_000;
+                now - u.signed_in_at_ms <= state.auth.session.absolute_hours * 3_600_000
+                    && (u.user.dev || now - u.checked_at_ms < refresh_ms)
             }),
         Ok(None) => false,
         Err(e) => {

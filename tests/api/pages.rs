@@ -176,10 +176,16 @@ async fn the_grid_fragment_is_private_and_revalidates() {
     let r = c.get(app.url("/api/grid.html")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let fragment_etag = etag.replace('"', "&quot;");
     assert!(r.headers()["cache-control"]
         .to_str()
         .unwrap()
         .contains("private"));
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&format!("data-etag=\"{fragment_etag}\"")),
+        "the rows say which render they are, for the browser's If-None-Match"
+    );
     let again = c
         .get(app.url("/api/grid.html"))
         .header("if-none-match", &etag)

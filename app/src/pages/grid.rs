@@ -114,12 +114,14 @@ mod client {
                         .as_ref()
                         .and_then(|a| a.text_content())
                         .unwrap_or_default();
+                    let href = link
+                        .as_ref()
+                        .and_then(|a| a.get_attribute("href"))
+                        .unwrap_or_default();
                     let title = link
                         .and_then(|a| a.get_attribute("title"))
                         .unwrap_or_default();
-                    format!("{} {} {}", row.id(), text, title)
-                        .to_lowercase()
-                        .contains(&q)
+                    format!("{href} {text} {title}").to_lowercase().contains(&q)
                 });
             // Only touch rows whose state changes: typing must stay fast at 1,000 rows.
             if row.has_attribute("hidden") == visible {
@@ -153,32 +155,66 @@ mod client {
         }
     }
 
-    /// Fetches the whole fragment (a client-side visit, a reconnect, or a `*` change).
-    /// The browser revalidates with the ETag, so an unchanged grid costs a 304.
+    thread_local! {
+        /// A reload of the fragment is under way.
+        static RELOADING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// A delta or another reload came meanwhile: ask again once it is done.
+        static MISSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// The render the rows on the page come from (`data-etag` on the table).
+    fn current_etag() -> Option<String> {
+        grid()?
+            .query_selector("table.grid")
+            .ok()??
+            .get_attribute("data-etag")
+    }
+
+    /// The fragment if it changed since `etag` (`None`: unchanged, or it could not be had).
+    async fn fetch_fragment(etag: Option<String>) -> Option<String> {
+        let window = web_sys::window()?;
+        let init = web_sys::RequestInit::new();
+        if let Some(tag) = etag {
+            let headers = web_sys::Headers::new().ok()?;
+            headers.set("If-None-Match", &tag).ok()?;
+            init.set_headers(&headers);
+        }
+        let resp = wasm_bindgen_futures::JsFuture::from(
+            window.fetch_with_str_and_init("/api/grid.html", &init),
+        )
+        .await
+        .ok()?
+        .dyn_into::<web_sys::Response>()
+        .ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        wasm_bindgen_futures::JsFuture::from(resp.text().ok()?)
+            .await
+            .ok()?
+            .as_string()
+    }
+
+    /// Brings the rows up to date with the server: a client-side visit (no rows yet), a
+    /// (re)connected live stream (deltas sent before it were not seen here), or a `*`
+    /// change. Asks with the page's render as `If-None-Match`, so an unchanged grid costs a
+    /// 304. Deltas that arrive during a reload are not applied to rows about to be
+    /// replaced: they make the reload ask once more when it is done.
     fn reload(filter: RwSignal<String>, attention_only: RwSignal<bool>) {
+        if RELOADING.get() {
+            MISSED.set(true);
+            return;
+        }
+        RELOADING.set(true);
         leptos::task::spawn_local(async move {
-            let Some(window) = web_sys::window() else {
-                return;
-            };
-            let Ok(resp) =
-                wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/api/grid.html")).await
-            else {
-                return;
-            };
-            let Ok(resp) = resp.dyn_into::<web_sys::Response>() else {
-                return;
-            };
-            if !resp.ok() {
-                return;
-            }
-            let Ok(text) = resp.text() else { return };
-            let Ok(text) = wasm_bindgen_futures::JsFuture::from(text).await else {
-                return;
-            };
-            if let (Some(grid), Some(text)) = (grid(), text.as_string()) {
+            if let (Some(text), Some(grid)) = (fetch_fragment(current_etag()).await, grid()) {
                 grid.set_inner_html(&text);
                 refresh_ages();
                 apply_filter(&filter.get_untracked(), attention_only.get_untracked());
+            }
+            RELOADING.set(false);
+            if MISSED.replace(false) {
+                reload(filter, attention_only);
             }
         });
     }
@@ -198,6 +234,10 @@ mod client {
 
     /// One delta: `SHORTNAME\nSUMMARY\nROW`, or `*`.
     fn apply_delta(data: &str, filter: RwSignal<String>, attention_only: RwSignal<bool>) {
+        if RELOADING.get() {
+            MISSED.set(true);
+            return;
+        }
         let mut parts = data.splitn(3, '\n');
         let (Some(name), Some(summary), Some(row)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -281,14 +321,13 @@ mod client {
         source
             .add_event_listener_with_callback("grid", on_delta.as_ref().unchecked_ref())
             .ok();
-        // After a dropped connection the deltas in between are lost: reload (a 304 when
-        // nothing changed).
-        let mut opened = false;
+        // Deltas sent before the stream opened (between the page's render and now, or
+        // while a dropped connection was down) were not seen here: ask whether the render
+        // changed (a 304 when it did not).
         let on_open = Closure::<dyn FnMut()>::new(move || {
-            if opened {
+            if grid().is_some_and(|g| g.child_element_count() > 0) {
                 reload(filter, attention_only);
             }
-            opened = true;
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         let held = send_wrapper::SendWrapper::new((source, on_delta, on_open));

@@ -227,9 +227,13 @@ fn render_freezes(freezes: &[Freeze], now_ms: i64) -> String {
     out
 }
 
-fn render_head(environments: &[String]) -> String {
-    let mut out = String::from(
-        "<div class=\"table-wrap\"><table class=\"grid\"><caption class=\"visually-hidden\">Deployed versions of each application in each environment</caption><thead><tr><th scope=\"col\">Application</th>",
+/// The table's head. `data-etag`: the render it belongs to, so the browser can ask
+/// `/api/grid.html` whether anything changed since (a 304 when not).
+fn render_head(environments: &[String], etag: &str) -> String {
+    let mut out = String::from("<div class=\"table-wrap\"><table class=\"grid\" data-etag=\"");
+    escape(etag, &mut out);
+    out.push_str(
+        "\"><caption class=\"visually-hidden\">Deployed versions of each application in each environment</caption><thead><tr><th scope=\"col\">Application</th>",
     );
     for e in environments {
         out.push_str("<th scope=\"col\">");
@@ -596,8 +600,16 @@ impl GridCache {
         if self.simulated {
             banners.push_str("<p class=\"banner demo\" role=\"note\">Demo mode: deployments started here are simulated; nothing is deployed anywhere.</p>");
         }
-        banners.push_str(&render_freezes(&r.freezes, now));
-        let head = render_head(&r.environments);
+        // Site-wide freezes as banners; a frozen app shows it in its own row.
+        let site: Vec<Freeze> = r
+            .freezes
+            .iter()
+            .filter(|f| f.application.is_none())
+            .cloned()
+            .collect();
+        banners.push_str(&render_freezes(&site, now));
+        let etag = format!("\"g{:x}-{generation}\"", self.boot);
+        let head = render_head(&r.environments, &etag);
         let counts: Vec<Counts> = r.rows.iter().map(|x| x.counts).collect();
         let size: usize = r.rows.iter().map(|x| x.html.len()).sum();
         let mut fragment = String::with_capacity(banners.len() + head.len() + size + 512);
@@ -611,7 +623,7 @@ impl GridCache {
         Snapshot {
             generation,
             fragment: Arc::from(fragment),
-            etag: format!("\"g{:x}-{generation}\"", self.boot),
+            etag,
             banners,
             head,
             rows: r.rows.clone(),
