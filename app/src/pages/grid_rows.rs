@@ -20,7 +20,6 @@ use crate::domain::{DeploymentStatus, Flag};
 use crate::model::{short_sha, AppSummary, Cell, Freeze, Grid};
 use crate::store::{Store, StoreError};
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
@@ -69,18 +68,15 @@ fn cell(out: &mut String, cell: Option<&Cell>, continuous: bool, now_ms: i64) {
     match (status, continuous) {
         (None, true) => {}
         (None, false) => out.push_str(" class=\"m\""),
-        (Some(s), true) => {
-            let _ = write!(out, " class=\"{s}\"");
-        }
-        (Some(s), false) => {
-            let _ = write!(out, " class=\"{s} m\"");
+        (Some(s), continuous) => {
+            out.push_str(" class=\"");
+            out.push_str(s);
+            out.push_str(if continuous { "\"" } else { " m\"" });
         }
     }
-    let _ = write!(
-        out,
-        " data-t=\"{}\"><b>",
-        c.created_at_ms.div_euclid(60_000)
-    );
+    out.push_str(" data-t=\"");
+    out.push_str(&c.created_at_ms.div_euclid(60_000).to_string());
+    out.push_str("\"><b>");
     escape(&c.version, out);
     out.push_str("</b>");
     if let Some(sha) = c.sha.as_deref().filter(|s| *s != c.version) {
@@ -180,7 +176,11 @@ pub fn render_row(app: &AppSummary, frozen: bool, now_ms: i64) -> String {
             Flag::NotInSync { .. } => "sync",
             Flag::LastDeploymentFailed { .. } => "failed",
         };
-        let _ = write!(out, "<span class=\"{class}\">{}: ", f.label());
+        out.push_str("<span class=\"");
+        out.push_str(class);
+        out.push_str("\">");
+        out.push_str(f.label());
+        out.push_str(": ");
         escape(env, &mut out);
         out.push_str("</span>");
     }
@@ -202,6 +202,12 @@ fn render_summary(counts: &[Counts]) -> String {
             n(|c| c.failed)
         )
     }
+}
+
+/// The summary line of these rows.
+fn summary_of(rows: &[Arc<Row>]) -> String {
+    let counts: Vec<Counts> = rows.iter().map(|r| r.counts).collect();
+    render_summary(&counts)
 }
 
 fn render_freezes(freezes: &[Freeze], now_ms: i64) -> String {
@@ -299,8 +305,7 @@ impl Snapshot {
             return self.fragment.to_string();
         }
         let mut out = self.banners.clone();
-        let counts: Vec<Counts> = self.rows.iter().map(|r| r.counts).collect();
-        out.push_str(&render_summary(&counts));
+        out.push_str(&summary_of(&self.rows));
         out.push_str(&self.head);
         for r in self.rows.iter() {
             let keep = (!attention_only || r.counts.attention)
@@ -557,8 +562,7 @@ impl GridCache {
         if changed.is_empty() {
             return;
         }
-        let counts: Vec<Counts> = r.rows.iter().map(|x| x.counts).collect();
-        let summary = render_summary(&counts);
+        let summary = summary_of(&r.rows);
         for (name, _) in changed {
             let html = r
                 .rows
@@ -566,15 +570,20 @@ impl GridCache {
                 .find(|x| x.shortname == name)
                 .map(|x| x.html.as_str())
                 .unwrap_or("");
-            self.deltas
-                .send(Arc::from(format!("{name}\n{summary}\n{html}")))
-                .ok();
+            self.send_delta(&name, &summary, html);
         }
     }
 
+    /// One row's delta to every open grid. Nobody listening is not a failure: the next
+    /// page load renders the current rows anyway.
+    fn send_delta(&self, name: &str, summary: &str, html: &str) {
+        self.deltas
+            .send(Arc::from(format!("{name}\n{summary}\n{html}")))
+            .ok();
+    }
+
     fn send_changed(&self, old: &Rendered, new: &Rendered) {
-        let counts: Vec<Counts> = new.rows.iter().map(|x| x.counts).collect();
-        let summary = render_summary(&counts);
+        let summary = summary_of(&new.rows);
         let before: std::collections::HashMap<&str, u64> = old
             .rows
             .iter()
@@ -583,14 +592,7 @@ impl GridCache {
         for row in &new.rows {
             match before.get(row.shortname.as_str()) {
                 Some(key) if *key == row.key => {}
-                _ => {
-                    self.deltas
-                        .send(Arc::from(format!(
-                            "{}\n{summary}\n{}",
-                            row.shortname, row.html
-                        )))
-                        .ok();
-                }
+                _ => self.send_delta(&row.shortname, &summary, &row.html),
             }
         }
     }
@@ -610,11 +612,10 @@ impl GridCache {
         banners.push_str(&render_freezes(&site, now));
         let etag = format!("\"g{:x}-{generation}\"", self.boot);
         let head = render_head(&r.environments, &etag);
-        let counts: Vec<Counts> = r.rows.iter().map(|x| x.counts).collect();
         let size: usize = r.rows.iter().map(|x| x.html.len()).sum();
         let mut fragment = String::with_capacity(banners.len() + head.len() + size + 512);
         fragment.push_str(&banners);
-        fragment.push_str(&render_summary(&counts));
+        fragment.push_str(&summary_of(&r.rows));
         fragment.push_str(&head);
         for x in &r.rows {
             fragment.push_str(&x.html);
