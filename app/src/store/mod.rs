@@ -73,6 +73,13 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where `write()` takes its transactions. On SQLite a pool of one connection of its
+    /// own: SQLite drops a connection's whole page cache when it sees that another
+    /// connection wrote to the file, so with writes spread over the read pool every
+    /// batch started by re-reading its indexes. One writer connection never sees a
+    /// foreign write (the file has one writer) and keeps them cached. On PostgreSQL, the
+    /// pool itself.
+    writer: AnyPool,
     backend: Backend,
     /// Shared: a `Store` is cloned into every request's state.
     environments: std::sync::Arc<Environments>,
@@ -119,6 +126,35 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
+    fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(size)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets the grid read while the API writes; NORMAL is durable
+                        // across application crashes, and busy_timeout queues writers.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        // 16 MiB of page cache per connection (SQLite's default is 2): with
+                        // a million deployments the indexes a notification touches stay in
+                        // memory instead of being read back from the OS for every insert.
+                        conn.execute("PRAGMA cache_size = -16384").await?;
+                        // Sorts and temporary indexes in memory, not in temporary files.
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
+                        // WAL checkpoints run in the background (`spawn_checkpointer`), off
+                        // the write path, once a second: a page written by many commits in
+                        // between is copied back once. This is the safety net should that
+                        // task fall behind (SQLite's default is 1,000 pages).
+                        conn.execute("PRAGMA wal_autocheckpoint = 20000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+    }
+
     /// Opens (and for SQLite creates) the database. `sqlite:path` or `postgres://...`.
     pub async fn connect(url: &str, environments: Environments) -> Result<Self> {
         sqlx::any::install_default_drivers();
@@ -143,35 +179,22 @@ impl Store {
             _ => url.to_owned(),
         };
         let opts = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets the grid read while the API writes; NORMAL is durable
-                        // across application crashes, and busy_timeout queues writers.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        // 16 MiB of page cache per connection (SQLite's default is 2): with
-                        // a million deployments the indexes a notification touches stay in
-                        // memory instead of being read back from the OS for every insert.
-                        conn.execute("PRAGMA cache_size = -16384").await?;
-                        // Sorts and temporary indexes in memory, not in temporary files.
-                        conn.execute("PRAGMA temp_store = MEMORY").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(opts)
+        let pool = Self::pool_options(backend, if backend == Backend::Sqlite { 4 } else { 10 })
+            .connect_with(opts.clone())
             .await?;
+        let writer = match backend {
+            Backend::Sqlite => Self::pool_options(backend, 1).connect_with(opts).await?,
+            Backend::Postgres => pool.clone(),
+        };
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         if backend == Backend::Postgres {
             spawn_listener(url.clone(), changes.clone());
+        } else {
+            spawn_checkpointer(pool.clone());
         }
         Ok(Self {
             pool,
+            writer,
             backend,
             environments: std::sync::Arc::new(environments),
             write_lock: Default::default(),
@@ -192,7 +215,7 @@ impl Store {
         match self.backend {
             Backend::Sqlite => {
                 let guard = self.write_lock.clone().lock_owned().await;
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
                 Ok((Some(guard), tx))
             }
             Backend::Postgres => Ok((None, self.pool.begin().await?)),
@@ -261,6 +284,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// Creates or updates the applications declared in configuration.
@@ -402,6 +426,34 @@ impl Store {
 /// Follows `release_changes` on PostgreSQL, reconnecting after a lost connection. After a
 /// reconnect it tells every page to refetch everything (`*`): changes made while it was
 /// away were not heard. (A failed `send` only means no page is open.)
+/// Copies the WAL back into the database file once a second, from a reading connection
+/// (a PASSIVE checkpoint never blocks the writer). A failure is logged once per run of
+/// failures; the writer's own autocheckpoint stays as the safety net.
+fn spawn_checkpointer(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut failing = false;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "a WAL checkpoint failed");
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
 fn spawn_listener(url: String, changes: tokio::sync::broadcast::Sender<String>) {
     tokio::spawn(async move {
         let mut lost = false;
