@@ -13,6 +13,7 @@ use std::path::Path;
 struct FileConfig {
     environments: Option<Vec<String>>,
     public_url: Option<String>,
+    default_owner: Option<String>,
     github: Option<FileGitHub>,
     access: Option<FileAccess>,
     session: Option<FileSession>,
@@ -148,6 +149,9 @@ pub struct Config {
     pub stall_minutes: i64,
     /// The server's limits, with `[limits]` applied.
     pub limits: crate::http::state::Limits,
+    /// The owner of a repo the pipeline names without one (`content-store`): `default_owner`,
+    /// else the `[access]` organisation, else the one owner of every declared application.
+    pub default_owner: Option<String>,
 }
 
 impl Default for Config {
@@ -165,6 +169,7 @@ impl Default for Config {
             argo: vec![],
             stall_minutes: 30,
             limits: Default::default(),
+            default_owner: None,
         }
     }
 }
@@ -317,7 +322,25 @@ impl Config {
                 limits.auth_per_minute = n;
             }
         }
+        let default_owner = match file.default_owner {
+            Some(o) => {
+                RepoName::parse(&format!("{o}/x"))
+                    .map_err(|_| anyhow::anyhow!("default_owner {o:?} is not a GitHub owner (letters, digits, single hyphens)"))?;
+                Some(o)
+            }
+            None if !access.org.is_empty() => Some(access.org.clone()),
+            None => {
+                let mut owners: Vec<&str> = applications.iter().map(|a| a.repo.owner()).collect();
+                owners.sort_unstable();
+                owners.dedup();
+                match owners.as_slice() {
+                    [one] => Some(one.to_string()),
+                    _ => None,
+                }
+            }
+        };
         Ok(Self {
+            default_owner,
             limits,
             environments,
             applications,
@@ -351,6 +374,27 @@ mod tests {
         assert_eq!(c.applications[0].shortname.as_str(), "content-store");
         assert_eq!(c.applications[0].manual_environments, vec!["production"]);
         assert_eq!(c.applications[0].workflow, "deploy.yml");
+        // The one owner among the declared applications.
+        assert_eq!(c.default_owner.as_deref(), Some("alphagov"));
+    }
+
+    #[test]
+    fn the_default_owner() {
+        let owner = |text: &str| Config::parse(text).unwrap().default_owner;
+        assert_eq!(
+            owner("default_owner = \"govuk\"\n[access]\norg = \"alphagov\""),
+            Some("govuk".into())
+        );
+        assert_eq!(
+            owner("[access]\norg = \"alphagov\""),
+            Some("alphagov".into())
+        );
+        assert_eq!(
+            owner("[[applications]]\nrepo = \"a/x\"\n[[applications]]\nrepo = \"b/y\""),
+            None
+        );
+        assert_eq!(owner(""), None);
+        assert!(Config::parse("default_owner = \"not/an owner\"").is_err());
     }
 
     #[test]

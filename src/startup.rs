@@ -109,6 +109,7 @@ impl Server {
             live: Arc::default(),
             sessions,
             limits: settings.limits.clone(),
+            default_owner: settings.config.default_owner.clone(),
         });
         let router = outer_layers(router(state.clone()).layer(session_layer), &state);
         Ok(Self {

@@ -35,7 +35,7 @@ fn parse(body: NotifyBody, state: &ServerState) -> Result<NewDeployment, Invalid
     };
     let d = body.deployment;
     Ok(NewDeployment {
-        repo: RepoName::parse(&body.repo)?,
+        repo: RepoName::parse_reference(&body.repo, state.default_owner.as_deref())?,
         environment: state
             .app
             .store

@@ -59,7 +59,7 @@ fn parse(body: EventBody, state: &ServerState) -> Result<NewEvent, InvalidInput>
         d => d,
     };
     Ok(NewEvent {
-        repo: RepoName::parse(&body.repo)?,
+        repo: RepoName::parse_reference(&body.repo, state.default_owner.as_deref())?,
         environment: state.app.store.environments().parse(&body.environment)?,
         version: GitRef::parse(&body.version)?,
         stage: Stage::parse(&body.stage)?,

@@ -46,6 +46,8 @@ pub struct ServerStateInner {
     pub live: Arc<super::live::LiveStreams>,
     /// The session store, to check that a live stream's session still exists.
     pub sessions: Sessions,
+    /// The owner of a repo the pipeline names without one (see `Config::default_owner`).
+    pub default_owner: Option<String>,
 }
 
 /// Sessions in our own database table, written through the store's one write path (so a

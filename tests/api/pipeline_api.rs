@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::spawn;
+use common::{spawn, spawn_with};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,4 +580,43 @@ async fn a_form_encoded_notification_is_recorded() {
         .await
         .unwrap();
     expect_error(r, 422, Some("deployment.environment"), "").await;
+}
+
+/// A repo without its owner, or as a GitHub URL, as the Release app's clients send it:
+/// resolved to the configured default owner (here the one owner of every declared app);
+/// refused with 422 naming `repo` when the server has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_repo_name_belongs_to_the_default_owner() {
+    let app = spawn().await;
+    let r = app.notify("content-store", "staging", "release_7").await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .notify(
+            "git@github.com:alphagov/frontend.git",
+            "staging",
+            "release_8",
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+    assert!(body.to_string().contains("release_7"), "{body}");
+    let (_, body) = app.get_json("/api/v1/applications/frontend").await;
+    assert!(body.to_string().contains("release_8"), "{body}");
+    // A bare name the server does not know creates the app under the default owner.
+    let r = app.notify("new_app", "integration", "v1").await;
+    assert_eq!(r.status(), 200);
+    let (status, body) = app.get_json("/api/v1/applications/new-app").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("alphagov/new_app"), "{body}");
+
+    // Two owners and no [access] org: no default owner.
+    let two = spawn_with(
+        "[[applications]]\nrepo = \"a/x\"\n[[applications]]\nrepo = \"b/y\"\n",
+        false,
+    )
+    .await;
+    let r = two.notify("x", "staging", "v1").await;
+    expect_error(r, 422, Some("repo"), "default_owner").await;
+    let r = two.notify("a/x", "staging", "v1").await;
+    assert_eq!(r.status(), 200);
 }

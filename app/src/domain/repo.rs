@@ -44,6 +44,36 @@ impl RepoName {
         })
     }
 
+    /// A repo as the Release app's clients name it: `owner/name`, a GitHub URL
+    /// (`git@github.com:owner/name.git`, `https://github.com/owner/name`), or a bare
+    /// `name`, which belongs to `default_owner` (refused when there is none).
+    pub fn parse_reference(s: &str, default_owner: Option<&str>) -> Result<Self, InvalidInput> {
+        let t = s.trim();
+        let path = [
+            "git@github.com:",
+            "ssh://git@github.com/",
+            "https://github.com/",
+            "http://github.com/",
+        ]
+        .iter()
+        .find_map(|p| t.strip_prefix(p))
+        .map(|rest| rest.trim_end_matches('/'))
+        .map(|rest| rest.strip_suffix(".git").unwrap_or(rest));
+        match path {
+            Some(p) => Self::parse(p),
+            None if t.contains('/') || t.contains(':') => Self::parse(t),
+            None => match default_owner {
+                Some(owner) => Self::parse(&format!("{owner}/{t}")),
+                None => Err(InvalidInput::new(
+                    "repo",
+                    format!(
+                        "{s:?} names no owner and this server has no default_owner; send \"owner/name\""
+                    ),
+                )),
+            },
+        }
+    }
+
     pub fn owner(&self) -> &str {
         &self.full[..self.slash]
     }
@@ -84,6 +114,44 @@ impl RepoName {
             })
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use super::RepoName;
+
+    #[test]
+    fn references_as_the_release_app_clients_send_them() {
+        let p = |s: &str, d: Option<&str>| RepoName::parse_reference(s, d).map(|r| r.to_string());
+        assert_eq!(
+            p("alphagov/content-store", None).unwrap(),
+            "alphagov/content-store"
+        );
+        assert_eq!(
+            p("content-store", Some("alphagov")).unwrap(),
+            "alphagov/content-store"
+        );
+        assert_eq!(
+            p("git@github.com:alphagov/whitehall.git", None).unwrap(),
+            "alphagov/whitehall"
+        );
+        assert_eq!(
+            p("https://github.com/alphagov/whitehall/", None).unwrap(),
+            "alphagov/whitehall"
+        );
+        assert_eq!(
+            p("ssh://git@github.com/alphagov/router.git", Some("x")).unwrap(),
+            "alphagov/router"
+        );
+        let e = p("content-store", None).unwrap_err();
+        assert!(e.message.contains("default_owner"), "{e:?}");
+        // Anything else is still parsed strictly.
+        assert!(p("git@gitlab.com:a/b.git", Some("alphagov")).is_err());
+        assert!(p("../etc", Some("alphagov")).is_err());
+        assert!(p("a b", Some("alphagov")).is_err());
+        assert!(p("", Some("alphagov")).is_err());
+        assert!(p("https://github.com/a/b/c", None).is_err());
     }
 }
 
