@@ -21,8 +21,132 @@ struct FileConfig {
     argo: std::collections::HashMap<String, FileArgo>,
     deploys: Option<FileDeploys>,
     limits: Option<FileLimits>,
+    alerts: Option<FileAlerts>,
     #[serde(default)]
     applications: Vec<FileApplication>,
+}
+
+/// `[alerts]` and its `[[alerts.receivers]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAlerts {
+    /// The first retry's wait (doubling after each failure, at most an hour). Default 10.
+    retry_first_seconds: Option<f64>,
+    /// How long an alert is retried before it is given up. Default 24.
+    give_up_hours: Option<f64>,
+    #[serde(default)]
+    receivers: Vec<FileReceiver>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReceiver {
+    name: String,
+    /// `slack` or `webhook`.
+    kind: String,
+    /// Or `RELEASE_ALERT_URL_<NAME>` (a Slack webhook URL is a secret).
+    url: Option<String>,
+    #[serde(default)]
+    teams: Vec<String>,
+    #[serde(default)]
+    events: Vec<String>,
+}
+
+/// A receiver as configured; its URL (when not in the file) and a webhook's secret come
+/// from the environment at startup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverConfig {
+    pub name: String,
+    pub kind: crate::alerts::ReceiverKind,
+    pub url: Option<String>,
+    pub teams: Vec<String>,
+    pub events: Vec<app::domain::AlertKind>,
+}
+
+impl ReceiverConfig {
+    /// `deploy-alerts` -> `DEPLOY_ALERTS`, for `RELEASE_ALERT_URL_...` and `..._SECRET_...`.
+    pub fn env_suffix(&self) -> String {
+        self.name.to_ascii_uppercase().replace('-', "_")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertConfig {
+    pub receivers: Vec<ReceiverConfig>,
+    pub retry_first: std::time::Duration,
+    pub give_up_after: std::time::Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            receivers: vec![],
+            retry_first: std::time::Duration::from_secs(10),
+            give_up_after: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+fn parse_alerts(file: FileAlerts) -> anyhow::Result<AlertConfig> {
+    let retry = file.retry_first_seconds.unwrap_or(10.0);
+    anyhow::ensure!(
+        (0.1..=3600.0).contains(&retry),
+        "alerts.retry_first_seconds must be 0.1 to 3600"
+    );
+    let give_up = file.give_up_hours.unwrap_or(24.0);
+    anyhow::ensure!(
+        (0.001..=24.0 * 30.0).contains(&give_up),
+        "alerts.give_up_hours must be more than 0 and at most 720"
+    );
+    let mut receivers: Vec<ReceiverConfig> = Vec::new();
+    for r in file.receivers {
+        anyhow::ensure!(
+            (1..=50).contains(&r.name.len())
+                && r.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "alerts.receivers: name {:?} must be 1 to 50 lowercase letters, digits or -",
+            r.name
+        );
+        anyhow::ensure!(
+            !receivers.iter().any(|x| x.name == r.name),
+            "alerts.receivers: two receivers are named {:?}",
+            r.name
+        );
+        let kind = match r.kind.as_str() {
+            "slack" => crate::alerts::ReceiverKind::Slack,
+            "webhook" => crate::alerts::ReceiverKind::Webhook,
+            other => bail!(
+                "alerts.receivers.{}: kind must be slack or webhook, got {other:?}",
+                r.name
+            ),
+        };
+        if let Some(u) = &r.url {
+            anyhow::ensure!(
+                u.starts_with("https://") || u.starts_with("http://"),
+                "alerts.receivers.{}: url must be an http(s) URL",
+                r.name
+            );
+        }
+        let events = r
+            .events
+            .iter()
+            .map(|e| app::domain::AlertKind::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("alerts.receivers.{}", r.name))?;
+        receivers.push(ReceiverConfig {
+            name: r.name,
+            kind,
+            url: r.url,
+            teams: r.teams,
+            events,
+        });
+    }
+    Ok(AlertConfig {
+        receivers,
+        retry_first: std::time::Duration::from_secs_f64(retry),
+        give_up_after: std::time::Duration::from_secs_f64(give_up * 3600.0),
+    })
 }
 
 /// `[limits]`: for a site with more people than the defaults allow for.
@@ -152,6 +276,8 @@ pub struct Config {
     /// The owner of a repo the pipeline names without one (`content-store`): `default_owner`,
     /// else the `[access]` organisation, else the one owner of every declared application.
     pub default_owner: Option<String>,
+    /// `[alerts]`: where deploy alerts go.
+    pub alerts: AlertConfig,
 }
 
 impl Default for Config {
@@ -170,6 +296,7 @@ impl Default for Config {
             stall_minutes: 30,
             limits: Default::default(),
             default_owner: None,
+            alerts: AlertConfig::default(),
         }
     }
 }
@@ -339,7 +466,12 @@ impl Config {
                 }
             }
         };
+        let alerts = match file.alerts {
+            Some(a) => parse_alerts(a)?,
+            None => AlertConfig::default(),
+        };
         Ok(Self {
+            alerts,
             default_owner,
             limits,
             environments,
@@ -395,6 +527,24 @@ mod tests {
         );
         assert_eq!(owner(""), None);
         assert!(Config::parse("default_owner = \"not/an owner\"").is_err());
+    }
+
+    #[test]
+    fn alert_receivers() {
+        let c = Config::parse(
+            "[alerts]\nretry_first_seconds = 0.5\n[[alerts.receivers]]\nname = \"deploy-alerts\"\nkind = \"slack\"\nteams = [\"#publishing\"]\nevents = [\"deployment_failed\"]\n[[alerts.receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://example.org/hook\"",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.receivers.len(), 2);
+        assert_eq!(c.alerts.receivers[0].env_suffix(), "DEPLOY_ALERTS");
+        assert_eq!(c.alerts.retry_first, std::time::Duration::from_millis(500));
+        let bad = |t: &str| Config::parse(&format!("[[alerts.receivers]]\n{t}")).is_err();
+        assert!(bad("name = \"x\"\nkind = \"email\""));
+        assert!(bad("name = \"Bad Name\"\nkind = \"slack\""));
+        assert!(bad("name = \"x\"\nkind = \"slack\"\nurl = \"ftp://x\""));
+        assert!(bad(
+            "name = \"x\"\nkind = \"slack\"\nevents = [\"everything\"]"
+        ));
     }
 
     #[test]

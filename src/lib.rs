@@ -1,6 +1,7 @@
 //! The Release server: where requests enter (`http`, and the Leptos pages from the `app`
 //! crate), how the server is put together (`startup`), configuration, demo data.
 
+pub mod alerts;
 pub mod configuration;
 pub use app::crypto;
 pub mod demo;

@@ -125,6 +125,10 @@ async fn main() -> anyhow::Result<()> {
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(2_000),
+                alert_env: std::env::vars()
+                    .filter(|(k, _)| k.starts_with("RELEASE_ALERT_"))
+                    .collect(),
+                alert_poll: std::time::Duration::from_secs(1),
                 argo_tokens: std::env::vars()
                     .filter_map(|(k, v)| {
                         Some((

@@ -36,6 +36,10 @@ pub struct Settings {
     /// only on a loopback address.
     pub dev_sign_in: bool,
     pub limits: Limits,
+    /// `RELEASE_ALERT_URL_<NAME>` and `RELEASE_ALERT_SECRET_<NAME>` variables, by name.
+    pub alert_env: std::collections::HashMap<String, String>,
+    /// How often the alert outbox is looked at (1 s).
+    pub alert_poll: std::time::Duration,
 }
 
 pub struct Server {
@@ -84,6 +88,13 @@ impl Server {
         let grid = app::pages::grid_rows::GridCache::start(store.clone(), stall_ms, simulated)
             .await
             .context("rendering the grid")?;
+        let alert_settings = Arc::new(alert_settings(&settings)?);
+        let public_url = settings
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        crate::alerts::spawn_sender(store.clone(), alert_settings.clone(), public_url, stall_ms);
         let secure_cookies = auth.secure_cookies();
         let (session_layer, sessions) = session_layer(&store, secure_cookies, &auth.session);
         let state = ServerState::new(http::state::ServerStateInner {
@@ -94,6 +105,9 @@ impl Server {
                 cipher: auth.cipher.clone(),
                 stall_ms,
                 grid,
+                alert_receivers: Arc::new(
+                    alert_settings.receivers.iter().map(|r| r.info()).collect(),
+                ),
                 // The demo without GitHub drives a simulated pipeline instead.
                 simulator: (settings.demo && settings.config.github.is_none())
                     .then(|| Arc::new(app::simulator::Simulator::new(settings.demo_stage_ms))),
@@ -208,6 +222,49 @@ impl Server {
         self.store.close().await;
         Ok(())
     }
+}
+
+/// The alert receivers with their URLs and secrets from the environment: a receiver
+/// without a URL, or a webhook without a secret, stops the server with the variable to set.
+fn alert_settings(settings: &Settings) -> anyhow::Result<crate::alerts::AlertSettings> {
+    let config = &settings.config.alerts;
+    let mut receivers = Vec::new();
+    for r in &config.receivers {
+        let url_var = format!("RELEASE_ALERT_URL_{}", r.env_suffix());
+        let secret_var = format!("RELEASE_ALERT_SECRET_{}", r.env_suffix());
+        let url = match (&r.url, settings.alert_env.get(&url_var)) {
+            (_, Some(u)) if u.starts_with("https://") || u.starts_with("http://") => u.clone(),
+            (_, Some(_)) => anyhow::bail!("{url_var} must be an http(s) URL"),
+            (Some(u), None) => u.clone(),
+            (None, None) => anyhow::bail!(
+                "alert receiver {:?} has no url: set it in [[alerts.receivers]] or in {url_var}",
+                r.name
+            ),
+        };
+        let secret = settings.alert_env.get(&secret_var).cloned();
+        if r.kind == crate::alerts::ReceiverKind::Webhook
+            && secret.as_deref().is_none_or(|s| s.len() < 16)
+        {
+            anyhow::bail!(
+                "webhook receiver {:?} needs a signing secret of at least 16 characters in {secret_var}",
+                r.name
+            );
+        }
+        receivers.push(crate::alerts::Receiver {
+            name: r.name.clone(),
+            kind: r.kind,
+            url,
+            secret,
+            teams: r.teams.clone(),
+            events: r.events.clone(),
+        });
+    }
+    Ok(crate::alerts::AlertSettings {
+        receivers,
+        retry_first: config.retry_first,
+        give_up_after: config.give_up_after,
+        poll: settings.alert_poll,
+    })
 }
 
 fn pipeline(settings: &Settings) -> app::pipeline::Pipeline {

@@ -18,6 +18,8 @@ pub struct AppState {
     pub simulator: Option<std::sync::Arc<crate::simulator::Simulator>>,
     /// The grid's rows, rendered once per change.
     pub grid: std::sync::Arc<crate::pages::grid_rows::GridCache>,
+    /// The configured alert receivers (names, kinds, routes; no URLs or secrets).
+    pub alert_receivers: std::sync::Arc<Vec<crate::domain::AlertReceiverInfo>>,
 }
 
 /// The server's state, from inside a server function or a page's server-side render.

@@ -129,9 +129,15 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for NotifyInput {
 /// (`application_by_name`, `application_name`, `deployment[jenkins_user_email]`...) are
 /// ignored. The first of a repeated field counts.
 fn from_form(pairs: &[(String, String)]) -> Result<NotifyBody, ApiError> {
+    // An optional field sent empty (`deployment[deployed_sha]=`, as clients that no longer
+    // know it send) counts as absent, not as a bad value.
     let get = |keys: &[&str]| {
         keys.iter()
-            .find_map(|k| pairs.iter().find(|(name, _)| name == k))
+            .find_map(|k| {
+                pairs
+                    .iter()
+                    .find(|(name, v)| name == k && !v.trim().is_empty())
+            })
             .map(|(_, v)| v.clone())
     };
     let required = |key: &str, field: &str| {

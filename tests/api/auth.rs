@@ -379,6 +379,9 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     // Each caller freezes the app, then lifts their own freeze.
     ("/api/freeze", [401, 403, 200, 200, 200]),
     ("/api/unfreeze", [401, 403, 200, 200, 200]),
+    ("/api/alerts", [401, 403, 403, 403, 200]),
+    // The demo has no alert receivers: an admin's test for one is a 404.
+    ("/api/alert_test", [401, 403, 403, 403, 404]),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,6 +419,7 @@ async fn the_authorization_matrix() {
                 "/api/resubmit" => format!("deployment_id={failed}"),
                 "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
                 "/api/unfreeze" => "shortname=publisher".to_string(),
+                "/api/alert_test" => "receiver=nobody".to_string(),
                 "/api/refs" => "shortname=publisher".to_string(),
                 "/api/preview" => {
                     "shortname=publisher&environment=integration&git_ref=v1".to_string()
@@ -582,6 +586,8 @@ async fn development_sign_in_is_refused_off_loopback() {
         argo_tokens: Default::default(),
         dev_sign_in: true,
         limits: Default::default(),
+        alert_env: Default::default(),
+        alert_poll: std::time::Duration::from_millis(100),
     })
     .await
     .err()
@@ -608,6 +614,8 @@ async fn github_needs_its_secrets() {
         argo_tokens: Default::default(),
         dev_sign_in: false,
         limits: Default::default(),
+        alert_env: Default::default(),
+        alert_poll: std::time::Duration::from_millis(100),
     })
     .await
     .err()

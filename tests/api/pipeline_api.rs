@@ -580,6 +580,22 @@ async fn a_form_encoded_notification_is_recorded() {
         .await
         .unwrap();
     expect_error(r, 422, Some("deployment.environment"), "").await;
+    // Fields newer clients send empty count as absent.
+    let r = app
+        .client
+        .post(app.url("/deployments"))
+        .bearer_auth(&app.token)
+        .form(&[
+            ("repo", "alphagov/frontend"),
+            ("deployment[environment]", "integration"),
+            ("deployment[version]", "release_43"),
+            ("deployment[deployed_sha]", ""),
+            ("deployment[jenkins_user_name]", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 /// A repo without its owner, or as a GitHub URL, as the Release app's clients send it:

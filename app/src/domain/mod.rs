@@ -4,6 +4,7 @@
 //! Everything here compiles for the server and for the browser, so the grid can compute
 //! nothing the server did not, and the server can trust nothing the browser sent.
 
+mod alert;
 pub mod deploy_rules;
 mod environment;
 mod flags;
@@ -12,6 +13,7 @@ mod k8s;
 mod repo;
 mod status;
 
+pub use alert::{AlertEvent, AlertKind, AlertReceiverInfo, DeliveryRow};
 pub use environment::{Environment, Environments};
 pub use flags::{app_flags, release_app_status, CellState, Flag};
 pub use git_ref::{GitRef, Sha};

@@ -1,4 +1,5 @@
-//! `/admin/users`: who has signed in, their roles, and when they last signed in. Admins only.
+//! `/admin/users`: who has signed in, their roles, and when they last signed in; the alert
+//! receivers with their recent deliveries and a test button. Admins only.
 
 use super::ErrorView;
 use crate::model::{ago, exact_time};
@@ -81,6 +82,158 @@ pub fn UsersPage() -> impl IntoView {
                                 </tbody>
                             </table>
                         }
+                    })
+                })}
+            </ErrorBoundary>
+        </Suspense>
+        <AlertsSection/>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertsView {
+    pub receivers: Vec<crate::domain::AlertReceiverInfo>,
+    pub deliveries: Vec<crate::domain::DeliveryRow>,
+    pub now_ms: i64,
+}
+
+#[server(endpoint = "alerts")]
+pub async fn alerts_overview() -> Result<AlertsView, crate::error::AppError> {
+    crate::auth::require_role(crate::auth::Role::Admin)?;
+    let state = crate::state::app_state()?;
+    let deliveries = state
+        .store
+        .recent_deliveries(20)
+        .await
+        .map_err(crate::error::AppError::store)?;
+    Ok(AlertsView {
+        receivers: state.alert_receivers.as_ref().clone(),
+        deliveries,
+        now_ms: crate::store::now_ms(),
+    })
+}
+
+/// Queues a test message for one configured receiver (delivered like any alert).
+#[server(endpoint = "alert_test")]
+pub async fn send_test_alert(receiver: String) -> Result<String, crate::error::AppError> {
+    let user = crate::auth::require_role(crate::auth::Role::Admin)?;
+    let state = crate::state::app_state()?;
+    let Some(r) = state.alert_receivers.iter().find(|r| r.name == receiver) else {
+        return Err(crate::error::AppError::new(
+            404,
+            format!("no alert receiver is named {receiver:?}"),
+        ));
+    };
+    let detail = format!("test message queued for {}", r.name);
+    state
+        .store
+        .enqueue_test_alert(
+            &r.name,
+            &user.login,
+            &crate::store::NewAudit {
+                actor: &user.login,
+                action: "alert_test",
+                application: None,
+                environment: None,
+                outcome: "requested",
+                detail: &detail,
+            },
+        )
+        .await
+        .map_err(crate::error::AppError::store)?;
+    Ok(format!(
+        "A test message to {} is queued; its delivery shows below.",
+        r.name
+    ))
+}
+
+#[component]
+fn AlertsSection() -> impl IntoView {
+    let test = ServerAction::<SendTestAlert>::new();
+    let overview = Resource::new(move || test.version().get(), |_| alerts_overview());
+    view! {
+        <h2>"Alert receivers"</h2>
+        {move || test.value().get().map(|r| match r {
+            Ok(m) => view! { <p class="notice ok" role="status">{m}</p> }.into_any(),
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+        })}
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
+                {move || Suspend::new(async move {
+                    overview.await.map(|o| {
+                        let now = o.now_ms;
+                        let receivers = if o.receivers.is_empty() {
+                            view! { <p>"No alert receivers are configured ([[alerts.receivers]] in the configuration file)."</p> }.into_any()
+                        } else {
+                            view! {
+                                <table class="activity">
+                                    <thead><tr>
+                                        <th scope="col">"Receiver"</th>
+                                        <th scope="col">"Kind"</th>
+                                        <th scope="col">"Teams"</th>
+                                        <th scope="col">"Events"</th>
+                                        <th scope="col">"Test"</th>
+                                    </tr></thead>
+                                    <tbody>
+                                        {o.receivers.into_iter().map(|r| view! {
+                                            <tr>
+                                                <td>{r.name.clone()}</td>
+                                                <td>{r.kind}</td>
+                                                <td>{if r.teams.is_empty() { "every application".to_string() } else { r.teams.join(", ") }}</td>
+                                                <td>{if r.events.is_empty() { "all".to_string() } else { r.events.join(", ") }}</td>
+                                                <td>
+                                                    <ActionForm action=test>
+                                                        <input type="hidden" name="receiver" value=r.name.clone()/>
+                                                        <button type="submit">"Send a test message"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        };
+                        let deliveries = if o.deliveries.is_empty() {
+                            view! { <p>"No deliveries yet."</p> }.into_any()
+                        } else {
+                            view! {
+                                <table class="activity">
+                                    <caption>"Recent deliveries (newest first, 20 per receiver)"</caption>
+                                    <thead><tr>
+                                        <th scope="col">"When"</th>
+                                        <th scope="col">"Receiver"</th>
+                                        <th scope="col">"Alert"</th>
+                                        <th scope="col">"State"</th>
+                                        <th scope="col">"Attempts"</th>
+                                        <th scope="col">"Last answer"</th>
+                                    </tr></thead>
+                                    <tbody>
+                                        {o.deliveries.into_iter().map(|d| {
+                                            let answer = match (d.last_status, d.last_error) {
+                                                (_, Some(e)) => e,
+                                                (Some(s), None) => format!("HTTP {s}"),
+                                                (None, None) => String::new(),
+                                            };
+                                            let state = match d.state.as_str() {
+                                                "pending" if d.attempts > 0 => format!("retrying at {}", exact_time(d.next_attempt_at_ms)),
+                                                other => other.replace('_', " "),
+                                            };
+                                            view! {
+                                                <tr class=format!("delivery-{}", d.state)>
+                                                    <td><time title=exact_time(d.created_at_ms)>{ago(now, d.created_at_ms)}</time></td>
+                                                    <td>{d.receiver}</td>
+                                                    <td>{d.summary}</td>
+                                                    <td>{state}</td>
+                                                    <td>{d.attempts}</td>
+                                                    <td>{answer}</td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        };
+                        view! { {receivers} {deliveries} }
                     })
                 })}
             </ErrorBoundary>

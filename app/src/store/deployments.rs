@@ -1,10 +1,11 @@
 //! Writing deployments and pipeline events.
 
+use super::alerts::insert_alert;
 use super::ops::{insert_audit, NewAudit};
 use super::{now_ms, Result, Store, StoreError};
 use crate::domain::{
-    status_from_events, DeploymentStatus, Environment, EventStatus, EventSummary, GitRef, RepoName,
-    Sha, Stage, Trigger,
+    status_from_events, AlertEvent, AlertKind, DeploymentStatus, Environment, Environments,
+    EventStatus, EventSummary, GitRef, RepoName, Sha, Stage, Trigger,
 };
 use crate::model::Workflow;
 use serde::{Deserialize, Serialize};
@@ -176,7 +177,7 @@ impl Store {
         // in the batch: a handful of statements for the whole batch. The rest (a new app,
         // a repeat of the current version, a second notification for the same cell) one
         // by one after it, in order, in the same transaction.
-        let jobs = match Self::write_bulk(&mut tx, jobs, &mut done).await {
+        let jobs = match Self::write_bulk(&mut tx, &self.environments, jobs, &mut done).await {
             Ok(rest) => rest,
             Err((e, jobs)) => {
                 tracing::warn!(error = %e, "a group commit failed; writing its notifications one by one");
@@ -193,7 +194,14 @@ impl Store {
         };
         let mut rest = jobs.into_iter();
         while let Some(job) = rest.next() {
-            match Self::write_deployment(&mut tx, &job.deployment, &Also::default()).await {
+            match Self::write_deployment(
+                &mut tx,
+                &self.environments,
+                &job.deployment,
+                &Also::default(),
+            )
+            .await
+            {
                 Ok(outcome) => done.push((job, outcome)),
                 // Refused before it wrote anything (a repo matching two applications, no
                 // free shortname): answered, and the batch goes on.
@@ -255,6 +263,7 @@ impl Store {
     #[allow(clippy::type_complexity)]
     async fn write_bulk(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        envs: &Environments,
         jobs: Vec<Job>,
         done: &mut Vec<(Job, NotifyOutcome)>,
     ) -> std::result::Result<Vec<Job>, (StoreError, Vec<Job>)> {
@@ -285,8 +294,16 @@ impl Store {
             Err(e) => return Err((e.into(), jobs)),
         };
         let mut by_repo: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        let mut manual: HashMap<i64, Vec<String>> = HashMap::new();
         for a in apps {
-            by_repo.entry(a.3.clone()).or_default().push((a.0, a.1));
+            by_repo
+                .entry(a.3.clone())
+                .or_default()
+                .push((a.0, a.1.clone()));
+            let row = super::ApplicationRow::from(a);
+            if !row.manual_environments.is_empty() {
+                manual.insert(row.id, row.manual_environments);
+            }
         }
         let ids: Vec<i64> = by_repo
             .values()
@@ -446,6 +463,30 @@ impl Store {
             let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
             return Err((e.into(), jobs));
         }
+        // A new version whose next environment is deployed by hand and runs something
+        // else: that environment newly needs a manual deployment.
+        for ((job, app_id, shortname), outcome) in plain.iter().zip(&outcomes) {
+            let d = &job.deployment;
+            let Some(next) = envs.next(&d.environment) else {
+                continue;
+            };
+            if d.base_status != DeploymentStatus::Succeeded
+                || !manual
+                    .get(app_id)
+                    .is_some_and(|m| m.iter().any(|e| e == next.as_str()))
+            {
+                continue;
+            }
+            let there = current.get(&(*app_id, next.as_str().to_owned()));
+            if there.is_some_and(|v| v == d.version.as_str()) {
+                continue;
+            }
+            let alert = needs_manual(shortname, d, next, outcome.deployment_id);
+            if let Err(e) = insert_alert(tx, &alert).await {
+                let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
+                return Err((e, jobs));
+            }
+        }
         done.extend(plain.into_iter().map(|(j, _, _)| j).zip(outcomes));
         Ok(rest)
     }
@@ -459,7 +500,7 @@ impl Store {
         also: &Also<'_>,
     ) -> Result<NotifyOutcome> {
         let (_guard, mut tx) = self.write().await?;
-        let outcome = Self::write_deployment(&mut tx, d, also).await?;
+        let outcome = Self::write_deployment(&mut tx, &self.environments, d, also).await?;
         tx.commit().await?;
         self.publish(&outcome.application).await;
         Ok(outcome)
@@ -468,6 +509,7 @@ impl Store {
     /// The deployment's rows, inside the caller's transaction.
     async fn write_deployment(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        envs: &Environments,
         d: &NewDeployment,
         also: &Also<'_>,
     ) -> Result<NotifyOutcome> {
@@ -518,6 +560,39 @@ impl Store {
         )
         .await?;
         also.write(tx, id).await?;
+        if also.deploy_lock.is_some() {
+            let mut alert = AlertEvent::new(AlertKind::DeployRequested, created_at);
+            alert.application = Some(app.shortname.clone());
+            alert.environment = Some(d.environment.as_str().to_owned());
+            alert.version = Some(d.version.as_str().to_owned());
+            alert.deployment_id = Some(id);
+            alert.actor = d.deployed_by.clone();
+            alert.workflow_url = also
+                .deploy_lock
+                .and_then(|(_, _, run)| run.map(str::to_owned));
+            insert_alert(tx, &alert).await?;
+        }
+        if let Some(next) = envs.next(&d.environment) {
+            if d.base_status == DeploymentStatus::Succeeded
+                && app.manual_environments.iter().any(|e| e == next.as_str())
+            {
+                let there: Option<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT d.version, d.sha FROM current_deployments c JOIN deployments d ON d.id = c.deployment_id
+                     WHERE c.application_id = $1 AND c.environment = $2",
+                )
+                .bind(app.id)
+                .bind(next.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+                let same = there.is_some_and(|(v, s)| {
+                    v == d.version.as_str()
+                        || matches!((s, d.sha.as_ref()), (Some(a), Some(b)) if a.starts_with(b.as_str()) || b.as_str().starts_with(a.as_str()))
+                });
+                if !same {
+                    insert_alert(tx, &needs_manual(&app.shortname, d, next, id)).await?;
+                }
+            }
+        }
         Ok(NotifyOutcome {
             application: app.shortname,
             deployment_id: id,
@@ -567,8 +642,8 @@ impl Store {
         let app = Self::application_for_repo(&mut tx, &e.repo).await?;
         let now = now_ms();
         let at = e.at_ms.unwrap_or(now);
-        let existing: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, base_status FROM deployments WHERE application_id = $1 AND environment = $2 AND version = $3
+        let existing: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, base_status, status FROM deployments WHERE application_id = $1 AND environment = $2 AND version = $3
              ORDER BY id DESC LIMIT 1",
         )
         .bind(app.id)
@@ -576,12 +651,16 @@ impl Store {
         .bind(e.version.as_str())
         .fetch_optional(&mut *tx)
         .await?;
+        let mut was_failed = false;
         let (deployment_id, base, created_deployment) = match existing {
-            Some((id, base)) => (
-                id,
-                DeploymentStatus::parse(&base).unwrap_or(DeploymentStatus::InProgress),
-                false,
-            ),
+            Some((id, base, status)) => {
+                was_failed = status == DeploymentStatus::Failed.as_str();
+                (
+                    id,
+                    DeploymentStatus::parse(&base).unwrap_or(DeploymentStatus::InProgress),
+                    false,
+                )
+            }
             None => {
                 let sha = e.version.as_sha().map(|s| s.as_str().to_owned());
                 let id = insert_deployment(
@@ -668,8 +747,37 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        if status == DeploymentStatus::Failed && !was_failed {
+            let mut alert = AlertEvent::new(AlertKind::DeploymentFailed, at);
+            alert.application = Some(outcome.application.clone());
+            alert.environment = Some(e.environment.as_str().to_owned());
+            alert.version = Some(e.version.as_str().to_owned());
+            alert.deployment_id = Some(deployment_id);
+            alert.stage = failed_stage.map(|s| s.as_str().to_owned());
+            alert.message = e.message.clone();
+            alert.workflow_url = match e.workflow.as_ref().and_then(|w| w.url.clone()) {
+                Some(url) => Some(url),
+                None => {
+                    sqlx::query_scalar("SELECT workflow_url FROM deployments WHERE id = $1")
+                        .bind(deployment_id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+            };
+            insert_alert(&mut tx, &alert).await?;
+        }
         if let Some(a) = audit {
             insert_audit(&mut tx, a).await?;
+            if a.action == "resubmit" {
+                let mut alert = AlertEvent::new(AlertKind::ResubmitRequested, now);
+                alert.application = Some(outcome.application.clone());
+                alert.environment = Some(e.environment.as_str().to_owned());
+                alert.version = Some(e.version.as_str().to_owned());
+                alert.deployment_id = Some(deployment_id);
+                alert.actor = Some(a.actor.to_owned());
+                alert.workflow_url = e.workflow.as_ref().and_then(|w| w.url.clone());
+                insert_alert(&mut tx, &alert).await?;
+            }
         }
         tx.commit().await?;
         self.publish(&outcome.application).await;
@@ -808,6 +916,20 @@ async fn insert_deployment(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// `next` newly needs a manual deployment of `d`'s version.
+fn needs_manual(shortname: &str, d: &NewDeployment, next: &Environment, id: i64) -> AlertEvent {
+    let mut alert = AlertEvent::new(
+        AlertKind::NeedsManualDeployment,
+        d.created_at_ms.unwrap_or_else(now_ms),
+    );
+    alert.application = Some(shortname.to_owned());
+    alert.environment = Some(next.as_str().to_owned());
+    alert.behind = Some(d.environment.as_str().to_owned());
+    alert.version = Some(d.version.as_str().to_owned());
+    alert.deployment_id = Some(id);
+    alert
 }
 
 /// The answer when a group commit's writer went away without answering (it cannot,

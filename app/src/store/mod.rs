@@ -5,6 +5,7 @@
 //! The grid reads `current_deployments` (one row per app and environment), never the
 //! history, so its cost does not grow with the number of deployments ever made.
 
+mod alerts;
 mod deployments;
 mod ops;
 mod sessions;
@@ -12,6 +13,7 @@ mod tokens;
 mod users;
 mod views;
 
+pub use alerts::{AlertRoute, Delivery};
 pub use deployments::Also;
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
 pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, ResubmitTarget};

@@ -1,7 +1,9 @@
 //! Manual deploys, freezes and the audit log.
 
+use super::alerts::insert_alert;
 use super::{now_ms, Result, Store};
 use crate::domain::deploy_rules::Authority;
+use crate::domain::{AlertEvent, AlertKind};
 
 pub use crate::model::Freeze;
 
@@ -36,6 +38,15 @@ pub(super) async fn insert_audit(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A freeze set or lifted, for the alert outbox: the app (none: site-wide), who, why.
+fn freeze_alert(kind: AlertKind, audit: &NewAudit<'_>, reason: &str) -> AlertEvent {
+    let mut alert = AlertEvent::new(kind, now_ms());
+    alert.application = audit.application.map(str::to_owned);
+    alert.actor = Some(audit.actor.to_owned());
+    alert.message = Some(reason.to_owned());
+    alert
 }
 
 /// Who holds the in-flight deploy for an app and environment.
@@ -178,6 +189,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;
+        insert_alert(&mut tx, &freeze_alert(AlertKind::FreezeSet, audit, reason)).await?;
         tx.commit().await?;
         self.publish("*").await;
         Ok(id)
@@ -201,6 +213,13 @@ impl Store {
             .rows_affected();
         }
         insert_audit(&mut tx, audit).await?;
+        if n > 0 {
+            insert_alert(
+                &mut tx,
+                &freeze_alert(AlertKind::FreezeLifted, audit, audit.detail),
+            )
+            .await?;
+        }
         tx.commit().await?;
         if n > 0 {
             self.publish("*").await;

@@ -298,6 +298,8 @@ production = ["@prod-person"]
         .collect(),
         dev_sign_in: false,
         limits: Default::default(),
+        alert_env: Default::default(),
+        alert_poll: std::time::Duration::from_millis(100),
     };
     f(&mut settings);
     let server = Server::build(settings).await.unwrap();

@@ -70,6 +70,8 @@ pub fn settings(
         argo_tokens: Default::default(),
         dev_sign_in: true,
         limits: Default::default(),
+        alert_env: Default::default(),
+        alert_poll: std::time::Duration::from_millis(100),
     };
     f(&mut s);
     s

@@ -1,0 +1,349 @@
+//! The alert outbox. `insert_alert` runs inside the transaction of the change that causes
+//! the alert, so a change is never recorded without its alert, nor an alert without its
+//! change. The sender (`src/alerts.rs`) then fans each event out to the receivers whose
+//! teams match, one delivery row each, and claims due deliveries with a lease, so two
+//! servers never send one delivery at the same time and a server killed mid-send leaves
+//! it to be sent again once the lease runs out (at least once).
+
+use super::{now_ms, Result, Store};
+use crate::domain::{AlertEvent, AlertKind, DeliveryRow};
+
+/// Appends `event` to the outbox inside `tx`.
+pub(super) async fn insert_alert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    event: &AlertEvent,
+) -> Result<i64> {
+    let kind = event.kind.map_or("unknown", |k| k.as_str());
+    let payload = serde_json::to_string(event)
+        .map_err(|e| super::StoreError::Conflict(format!("an alert could not be encoded: {e}")))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO alert_events (kind, application, payload, created_at, fanned_out) VALUES ($1, $2, $3, $4, 0) RETURNING id",
+    )
+    .bind(kind)
+    .bind(event.application.clone())
+    .bind(payload)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// A receiver, as the fan-out needs it: which apps' teams and which events it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRoute {
+    pub name: String,
+    /// Empty: every application (and site-wide events).
+    pub teams: Vec<String>,
+    /// Empty: every event.
+    pub kinds: Vec<AlertKind>,
+}
+
+impl AlertRoute {
+    /// Site-wide events (no application, or an app with no team) reach only site-wide
+    /// receivers.
+    fn takes(&self, kind: Option<AlertKind>, team: Option<&str>) -> bool {
+        let kind_ok = self.kinds.is_empty() || kind.is_some_and(|k| self.kinds.contains(&k));
+        let team_ok = self.teams.is_empty()
+            || team.is_some_and(|t| !t.is_empty() && self.teams.iter().any(|x| x == t));
+        kind_ok && team_ok && kind != Some(AlertKind::Test)
+    }
+}
+
+/// A delivery claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub receiver: String,
+    pub attempts: i64,
+    pub created_at_ms: i64,
+    pub event: AlertEvent,
+}
+
+type DeliveryTuple = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+impl Store {
+    /// Gives each new event a delivery row per matching receiver; how many events it took.
+    /// An event is taken once even by two servers at a time (its `fanned_out` flips once).
+    pub async fn fan_out_alerts(&self, routes: &[AlertRoute]) -> Result<usize> {
+        let waiting: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM alert_events WHERE fanned_out = 0 LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        if waiting.is_none() {
+            return Ok(0);
+        }
+        let (_guard, mut tx) = self.write().await?;
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT e.id, e.kind, a.team FROM alert_events e LEFT JOIN applications a ON a.shortname = e.application
+             WHERE e.fanned_out = 0 ORDER BY e.id LIMIT 500",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let now = now_ms();
+        for (id, kind, team) in &rows {
+            let taken = sqlx::query(
+                "UPDATE alert_events SET fanned_out = 1 WHERE id = $1 AND fanned_out = 0",
+            )
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+            if taken.rows_affected() != 1 {
+                continue;
+            }
+            let kind = AlertKind::parse(kind).ok();
+            for r in routes.iter().filter(|r| r.takes(kind, team.as_deref())) {
+                sqlx::query(
+                    "INSERT INTO alert_deliveries (event_id, receiver, state, attempts, next_attempt_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3)",
+                )
+                .bind(*id)
+                .bind(r.name.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    /// Claims up to `limit` deliveries that are due, leasing them for `lease_ms`.
+    pub async fn claim_due_deliveries(&self, lease_ms: i64, limit: i64) -> Result<Vec<Delivery>> {
+        let now = now_ms();
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM alert_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(vec![]);
+        }
+        let (_guard, mut tx) = self.write().await?;
+        let rows: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT d.id, d.receiver, d.attempts, d.created_at, e.payload FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id
+             WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)
+             ORDER BY d.next_attempt_at, d.id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for (id, receiver, attempts, created_at_ms, payload) in rows {
+            let taken = sqlx::query(
+                "UPDATE alert_deliveries SET lease_until = $1 WHERE id = $2 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
+            )
+            .bind(now + lease_ms)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if taken.rows_affected() != 1 {
+                continue;
+            }
+            match serde_json::from_str::<AlertEvent>(&payload) {
+                Ok(event) => claimed.push(Delivery {
+                    id,
+                    receiver,
+                    attempts,
+                    created_at_ms,
+                    event,
+                }),
+                // Written by this program, so this cannot happen short of tampering: the
+                // delivery is given up with the reason rather than retried forever.
+                Err(e) => {
+                    sqlx::query("UPDATE alert_deliveries SET state = 'gave_up', last_error = $1, lease_until = NULL WHERE id = $2")
+                        .bind(format!("the stored alert is unreadable: {e}"))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records an attempt: delivered (`next_attempt_at` None and `error` None), to retry at
+    /// `next_attempt_at`, or given up (`next_attempt_at` None with an error).
+    pub async fn record_delivery_attempt(
+        &self,
+        id: i64,
+        status: Option<u16>,
+        error: Option<&str>,
+        next_attempt_at: Option<i64>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let state = match (error, next_attempt_at) {
+            (None, _) => "delivered",
+            (Some(_), Some(_)) => "pending",
+            (Some(_), None) => "gave_up",
+        };
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, last_error = $3,
+               next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, lease_until = NULL WHERE id = $6",
+        )
+        .bind(state)
+        .bind(status.map(i64::from))
+        .bind(error.map(str::to_owned))
+        .bind(next_attempt_at)
+        .bind((state == "delivered").then_some(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest deliveries, newest first, `limit` per receiver at most.
+    pub async fn recent_deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>> {
+        let rows: Vec<(i64, String, String, String, i64, Option<i64>, Option<String>, i64, i64, Option<i64>, String)> = sqlx::query_as(
+            "SELECT d.id, d.receiver, e.kind, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.next_attempt_at, d.delivered_at, e.payload
+             FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id ORDER BY d.id DESC LIMIT $1",
+        )
+        .bind(limit * 10)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut per: std::collections::HashMap<String, i64> = Default::default();
+        Ok(rows
+            .into_iter()
+            .filter(|r| {
+                let n = per.entry(r.1.clone()).or_default();
+                *n += 1;
+                *n <= limit
+            })
+            .map(|r| {
+                let t: DeliveryTuple = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9);
+                let summary = serde_json::from_str::<AlertEvent>(&r.10)
+                    .map(|e| e.summary())
+                    .unwrap_or_else(|_| t.2.clone());
+                DeliveryRow {
+                    id: t.0,
+                    receiver: t.1,
+                    kind: t.2,
+                    summary,
+                    state: t.3,
+                    attempts: t.4,
+                    last_status: t.5,
+                    last_error: t.6,
+                    created_at_ms: t.7,
+                    next_attempt_at_ms: t.8,
+                    delivered_at_ms: t.9,
+                }
+            })
+            .collect())
+    }
+
+    /// An admin's test message for one receiver (delivered like any alert), audited.
+    pub async fn enqueue_test_alert(
+        &self,
+        receiver: &str,
+        actor: &str,
+        audit: &super::NewAudit<'_>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut event = AlertEvent::new(AlertKind::Test, now);
+        event.actor = Some(actor.to_owned());
+        let (_guard, mut tx) = self.write().await?;
+        let id = insert_alert(&mut tx, &event).await?;
+        sqlx::query("UPDATE alert_events SET fanned_out = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO alert_deliveries (event_id, receiver, state, attempts, next_attempt_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3)",
+        )
+        .bind(id)
+        .bind(receiver)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        super::ops::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Alerts each manual deploy that has heard nothing for `stall_ms`, once; how many.
+    pub async fn alert_stalled_deploys(&self, stall_ms: i64) -> Result<usize> {
+        let now = now_ms();
+        let query = "SELECT d.id, a.shortname, d.environment, d.version, d.deployed_by, d.run_url FROM deploy_locks l
+             JOIN deployments d ON d.id = l.deployment_id JOIN applications a ON a.id = d.application_id
+             WHERE d.status = 'requested' AND d.created_at < $1 AND d.stall_alerted_at IS NULL";
+        let any: Vec<(i64, String, String, String, Option<String>, Option<String>)> =
+            sqlx::query_as(query)
+                .bind(now - stall_ms)
+                .fetch_all(&self.pool)
+                .await?;
+        if any.is_empty() {
+            return Ok(0);
+        }
+        let (_guard, mut tx) = self.write().await?;
+        let mut n = 0;
+        for (id, app, env, version, by, run_url) in any {
+            let taken = sqlx::query("UPDATE deployments SET stall_alerted_at = $1 WHERE id = $2 AND stall_alerted_at IS NULL AND status = 'requested'")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if taken.rows_affected() != 1 {
+                continue;
+            }
+            let mut e = AlertEvent::new(AlertKind::DeploymentStalled, now);
+            e.application = Some(app);
+            e.environment = Some(env);
+            e.version = Some(version);
+            e.deployment_id = Some(id);
+            e.actor = by;
+            e.workflow_url = run_url;
+            insert_alert(&mut tx, &e).await?;
+            n += 1;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_team_and_event() {
+        let site = AlertRoute {
+            name: "all".into(),
+            teams: vec![],
+            kinds: vec![],
+        };
+        let team = AlertRoute {
+            name: "pub".into(),
+            teams: vec!["#publishing".into()],
+            kinds: vec![AlertKind::DeploymentFailed],
+        };
+        let failed = Some(AlertKind::DeploymentFailed);
+        assert!(site.takes(failed, None));
+        assert!(site.takes(failed, Some("#publishing")));
+        assert!(team.takes(failed, Some("#publishing")));
+        assert!(!team.takes(failed, Some("#other")));
+        assert!(
+            !team.takes(failed, None),
+            "a site-wide event reaches site-wide receivers only"
+        );
+        assert!(!team.takes(Some(AlertKind::FreezeSet), Some("#publishing")));
+        assert!(
+            !site.takes(Some(AlertKind::Test), None),
+            "a test goes to the one receiver asked"
+        );
+    }
+}
