@@ -143,6 +143,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Applications"</A>
                     <A href="/activity">"Activity"</A>
+                    <A href="/train">"Release train"</A>
                     <A href="/audit">"Audit log"</A>
                     <UserMenu/>
                 </nav>
@@ -154,6 +155,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/activity") view={Lazy::<routes::Activity>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view={Lazy::<routes::Users>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view={Lazy::<routes::Audit>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/train") view={Lazy::<routes::Train>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -201,6 +203,18 @@ mod routes {
         fn view(this: Self) -> AnyView {
             let Users = this;
             view! { <crate::pages::admin::UsersPage/> }.into_any()
+        }
+    }
+
+    pub struct Train;
+    #[lazy_route]
+    impl LazyRoute for Train {
+        fn data() -> Self {
+            Train
+        }
+        fn view(this: Self) -> AnyView {
+            let Train = this;
+            view! { <crate::pages::promote::TrainPage/> }.into_any()
         }
     }
 

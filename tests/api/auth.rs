@@ -358,6 +358,7 @@ const PAGES: &[(&str, [u16; 5])] = &[
     // The page answers 403 to a signed-in non-admin, with the reason on it.
     ("/admin/users", [303, 403, 403, 403, 200]),
     ("/audit", [303, 200, 200, 200, 200]),
+    ("/train", [303, 200, 200, 200, 200]),
 ];
 /// Server functions, same callers.
 const SERVER_FNS: &[(&str, [u16; 5])] = &[
@@ -380,6 +381,11 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     ("/api/freeze", [401, 403, 200, 200, 200]),
     ("/api/unfreeze", [401, 403, 200, 200, 200]),
     ("/api/alerts", [401, 403, 403, 403, 200]),
+    ("/api/train_candidates", [401, 200, 200, 200, 200]),
+    // Viewers may not; the integration deployer may not promote to staging; the demo's
+    // publisher has nothing to promote there (409; in a train, an item skipped).
+    ("/api/promote", [401, 403, 403, 409, 409]),
+    ("/api/train", [401, 403, 403, 200, 200]),
     // The demo has no alert receivers: an admin's test for one is a 404.
     ("/api/alert_test", [401, 403, 403, 403, 404]),
 ];
@@ -420,6 +426,8 @@ async fn the_authorization_matrix() {
                 "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
                 "/api/unfreeze" => "shortname=publisher".to_string(),
                 "/api/alert_test" => "receiver=nobody".to_string(),
+                "/api/promote" => "shortname=publisher&environment=staging".to_string(),
+                "/api/train" => "environment=staging&applications[0]=publisher".to_string(),
                 "/api/refs" => "shortname=publisher".to_string(),
                 "/api/preview" => {
                     "shortname=publisher&environment=integration&git_ref=v1".to_string()

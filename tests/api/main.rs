@@ -12,5 +12,6 @@ mod fuzz;
 mod live;
 mod pages;
 mod pipeline_api;
+mod promotion;
 mod security;
 mod storage;

@@ -99,7 +99,8 @@ async fn activity_filters_by_environment() {
     );
 }
 
-/// The grid's byte budget: 440 bytes per application row at 5 environments. Every cell is
+/// The grid's byte budget: 448 bytes per application row at 5 environments (440 until a
+/// "manual deployment" flag became a link to its one-click promotion). Every cell is
 /// filled with what a pipeline sends at most: a version, a full SHA and who deployed it;
 /// one app in four has production a version behind (flagged). `make bench`'s data (no
 /// SHA) comes to about 390 bytes a row, 1,000 apps within the 400 KB the performance issue
@@ -107,7 +108,7 @@ async fn activity_filters_by_environment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grid_stays_within_its_byte_budget_per_row() {
     const APPS: usize = 40;
-    const BUDGET_PER_ROW: usize = 440;
+    const BUDGET_PER_ROW: usize = 448;
     let mut config = String::from(
         "environments = [\"dev\", \"integration\", \"staging\", \"preprod\", \"production\"]\n",
     );

@@ -145,6 +145,61 @@ pub fn check_deploy(ask: &DeployAsk<'_>) -> Result<DeployPermit, Refusal> {
     }
 }
 
+/// What a promotion deploys: exactly what runs in the environment before the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    pub from: String,
+    pub to: String,
+    pub version: String,
+}
+
+/// "Deploy v301 to staging": the version is never the caller's, it is what the environment
+/// before `target` runs now, and only once it succeeded there. `names` and `cells` are in
+/// pipeline order. The deploy itself then goes through [`check_deploy`] like any other.
+pub fn promotion(
+    names: &[&str],
+    cells: &[Option<super::CellState>],
+    target: &str,
+) -> Result<Promotion, Refusal> {
+    use super::DeploymentStatus as S;
+    let Some(i) = names.iter().position(|n| *n == target) else {
+        return Err(Refusal::Unconfirmed(format!(
+            "there is no environment {target}"
+        )));
+    };
+    let Some(j) = i.checked_sub(1) else {
+        return Err(Refusal::Unconfirmed(format!(
+            "{target} is the first environment: there is nothing before it to promote"
+        )));
+    };
+    let from = names[j];
+    let Some(Some(prev)) = cells.get(j) else {
+        return Err(Refusal::Conflict(format!(
+            "nothing runs in {from} to promote"
+        )));
+    };
+    if prev.status != S::Succeeded {
+        return Err(Refusal::Conflict(format!(
+            "{} in {from} has not succeeded ({}): promote it once it has",
+            prev.version,
+            prev.status.as_str().replace('_', " ")
+        )));
+    }
+    if let Some(Some(there)) = cells.get(i) {
+        if there.same_release_as(prev) && there.status != S::Failed {
+            return Err(Refusal::Conflict(format!(
+                "{target} already runs {}",
+                there.version
+            )));
+        }
+    }
+    Ok(Promotion {
+        from: from.to_owned(),
+        to: target.to_owned(),
+        version: prev.version.clone(),
+    })
+}
+
 /// The refusal when someone else's deploy to the same app and environment is in flight.
 pub fn in_flight(application: &str, environment: &str, holder: &str, ago: &str) -> Refusal {
     Refusal::Conflict(format!(
@@ -517,5 +572,59 @@ mod tests {
         );
         let g = promotion_gate("a", &staging, &[], &[freeze(None, Authority::Admin)]);
         assert!(!g.allowed && g.reason.unwrap().contains("frozen site-wide"));
+    }
+
+    #[test]
+    fn a_promotion_deploys_what_runs_before_once_it_succeeded() {
+        use crate::domain::{CellState, DeploymentStatus as S};
+        let names = ["integration", "staging", "production"];
+        let cell = |v: &str, status| {
+            Some(CellState {
+                version: v.into(),
+                sha: None,
+                status,
+                failed_stage: None,
+            })
+        };
+        let cells = [cell("v301", S::Succeeded), cell("v300", S::Succeeded), None];
+        assert_eq!(
+            promotion(&names, &cells, "staging").unwrap(),
+            Promotion {
+                from: "integration".into(),
+                to: "staging".into(),
+                version: "v301".into()
+            }
+        );
+        assert_eq!(
+            promotion(&names, &cells, "production").unwrap().version,
+            "v300"
+        );
+        assert_eq!(
+            promotion(&names, &cells, "integration")
+                .unwrap_err()
+                .status(),
+            422
+        );
+        assert_eq!(promotion(&names, &cells, "moon").unwrap_err().status(), 422);
+        let same = [cell("v301", S::Succeeded), cell("v301", S::Succeeded), None];
+        assert!(promotion(&names, &same, "staging")
+            .unwrap_err()
+            .message()
+            .contains("already runs v301"));
+        // A failed target may be redeployed with the same version.
+        let failed_there = [cell("v301", S::Succeeded), cell("v301", S::Failed), None];
+        assert!(promotion(&names, &failed_there, "staging").is_ok());
+        for status in [S::Failed, S::InProgress, S::Requested] {
+            let not_yet = [cell("v302", status), cell("v301", S::Succeeded), None];
+            assert_eq!(
+                promotion(&names, &not_yet, "staging").unwrap_err().status(),
+                409
+            );
+        }
+        let nothing = [None, cell("v1", S::Succeeded), None];
+        assert_eq!(
+            promotion(&names, &nothing, "staging").unwrap_err().status(),
+            409
+        );
     }
 }

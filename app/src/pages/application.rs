@@ -46,11 +46,13 @@ pub fn ApplicationPage() -> impl IntoView {
     let resubmit = ServerAction::<Resubmit>::new();
     let freeze = ServerAction::<SetFreeze>::new();
     let unfreeze = ServerAction::<LiftFreeze>::new();
+    let promote = ServerAction::<super::promote::Promote>::new();
     let actions = Actions {
         deploy,
         resubmit,
         freeze,
         unfreeze,
+        promote,
     };
     // Any action done: read the app again.
     let detail = Resource::new(
@@ -61,6 +63,7 @@ pub fn ApplicationPage() -> impl IntoView {
                 resubmit.version().get(),
                 freeze.version().get(),
                 unfreeze.version().get(),
+                promote.version().get(),
             )
         },
         |(s, ..)| get_application(s),
@@ -89,6 +92,7 @@ struct Actions {
     resubmit: ServerAction<Resubmit>,
     freeze: ServerAction<SetFreeze>,
     unfreeze: ServerAction<LiftFreeze>,
+    promote: ServerAction<super::promote::Promote>,
 }
 
 #[component]
@@ -115,6 +119,26 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
     let chosen_env = RwSignal::new(envs.first().cloned().unwrap_or_default());
     let chosen_ref = RwSignal::new(String::new());
     let sn_preview = s.shortname.clone();
+    // Each "manual deployment" flag offers its promotion: what runs in the environment
+    // before (the server decides the version again when it is asked).
+    let promotions: Vec<(String, String)> = s
+        .flags
+        .iter()
+        .filter_map(|f| match f {
+            crate::domain::Flag::ManualDeployment {
+                environment,
+                behind,
+            } => {
+                let i = envs.iter().position(|e| e == behind)?;
+                let cell = s.cells.get(i)?.as_ref()?;
+                (cell.status == crate::domain::DeploymentStatus::Succeeded)
+                    .then(|| (environment.clone(), cell.version.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let last_env = envs.last().cloned().unwrap_or_default();
+    let sn_promote = s.shortname.clone();
     let current = envs
         .iter()
         .cloned()
@@ -159,6 +183,36 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                     </ul>
                 }.into_any()
             }}
+            {promotions.into_iter().map(|(env, version)| {
+                let (sn, env_p, version_p) = (sn_promote.clone(), env.clone(), version.clone());
+                let sn_form = sn_promote.clone();
+                let is_last = env == last_env;
+                let id = format!("promote-{env}");
+                let confirm_label = format!(" I mean it (needed for {env})");
+                let label = format!("Deploy {version} to {env}");
+                view! {
+                    <div class="promote" id=id>
+                        <ActionForm action=actions.promote attr:class="promote-form">
+                            <input type="hidden" name="shortname" value=sn_form/>
+                            <input type="hidden" name="environment" value=env/>
+                            {is_last.then(|| view! {
+                                <label class="check"><input type="checkbox" name="confirm" value="yes"/>{confirm_label.clone()}</label>
+                            })}
+                            <button type="submit">{label}</button>
+                        </ActionForm>
+                        <button
+                            type="button"
+                            class="secondary"
+                            on:click=move |_| {
+                                preview.dispatch(PreviewDeploy { shortname: sn.clone(), environment: env_p.clone(), git_ref: version_p.clone() });
+                            }
+                        >
+                            "What would this ship?"
+                        </button>
+                    </div>
+                }
+            }).collect_view()}
+            <ActionResult value=actions.promote.value()/>
         </section>
         <section aria-labelledby="deploy-h" class="deploy">
             <h2 id="deploy-h">"Deploy"</h2>

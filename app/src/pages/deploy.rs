@@ -25,18 +25,49 @@ pub async fn deploy(
     confirm: Option<String>,
     override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
+    use crate::error::AppError;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let (shortname, env, git_ref) = parse_target(&state.store, &shortname, &environment, &git_ref)?;
+    let app = state
+        .store
+        .application(shortname.as_str())
+        .await
+        .map_err(AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    perform_deploy(
+        &state,
+        &user,
+        &app,
+        env,
+        git_ref,
+        confirm.as_deref() == Some("yes"),
+        override_reason.as_deref(),
+        None,
+    )
+    .await
+}
+
+/// A deploy once its target is parsed: every rule checked (`deploy_rules::check_deploy`),
+/// the in-flight slot taken, the workflow dispatched as the person, and the request
+/// recorded with its audit entry. Deploy, promotion and release trains all come here.
+/// `promoted_from`: the environment whose version this promotes (for the audit log).
+#[cfg(feature = "ssr")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn perform_deploy(
+    state: &crate::state::AppState,
+    user: &crate::auth::CurrentUser,
+    app: &crate::store::ApplicationRow,
+    env: crate::domain::Environment,
+    git_ref: crate::domain::GitRef,
+    confirmed: bool,
+    override_reason: Option<&str>,
+    promoted_from: Option<&str>,
+) -> Result<ActionDone, crate::error::AppError> {
     use crate::domain::{deploy_rules as rules, DeploymentStatus, RepoName, Trigger};
     use crate::error::AppError;
     use crate::store::NewDeployment;
-    let user = crate::auth::require_user()?;
-    let state = crate::state::app_state()?;
     let store = &state.store;
-    let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
-    let app = store
-        .application(shortname.as_str())
-        .await
-        .map_err(crate::error::AppError::store)?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let audit = Audit::new(
         store,
         &user.login,
@@ -54,9 +85,9 @@ pub async fn deploy(
         application: &app.shortname,
         environment: &env,
         is_last_environment: is_last,
-        confirmed: confirm.as_deref() == Some("yes"),
+        confirmed,
         freezes: &freezes,
-        override_reason: override_reason.as_deref(),
+        override_reason,
     });
     match permit {
         Ok(rules::DeployPermit::Plain) => {}
@@ -110,7 +141,7 @@ pub async fn deploy(
     let run_url = if state.simulator.is_some() {
         None
     } else {
-        let token = crate::state::github_token(&state, &user).await.and_then(|t| {
+        let token = crate::state::github_token(state, user).await.and_then(|t| {
             t.ok_or_else(|| {
                 AppError::new(503, "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)")
             })
@@ -148,10 +179,13 @@ pub async fn deploy(
             }
         }
     };
+    let promoted = promoted_from
+        .map(|from| format!(" (promoted from {from})"))
+        .unwrap_or_default();
     let detail = match (&state.simulator, &run_url) {
-        (Some(_), _) => format!("{git_ref} to {env} (simulated pipeline)"),
+        (Some(_), _) => format!("{git_ref} to {env}{promoted} (simulated pipeline)"),
         (None, run) => format!(
-            "{git_ref} to {env}; GitHub run: {}",
+            "{git_ref} to {env}{promoted}; GitHub run: {}",
             run.as_deref().unwrap_or("(no run details)")
         ),
     };

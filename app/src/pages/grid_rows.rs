@@ -179,9 +179,23 @@ pub fn render_row(app: &AppSummary, frozen: bool, now_ms: i64) -> String {
         out.push_str("<span class=\"");
         out.push_str(class);
         out.push_str("\">");
-        out.push_str(f.label());
-        out.push_str(": ");
-        escape(env, &mut out);
+        if let Flag::ManualDeployment { environment, .. } = f {
+            // The promotion is one click away on the app's page (the grid's rows are the
+            // same for everyone; the button and its rules are per person there).
+            out.push_str("<a href=\"/applications/");
+            escape(&app.shortname, &mut out);
+            out.push_str("#promote-");
+            escape(environment, &mut out);
+            out.push_str("\">");
+            out.push_str(f.label());
+            out.push_str(": ");
+            escape(env, &mut out);
+            out.push_str("</a>");
+        } else {
+            out.push_str(f.label());
+            out.push_str(": ");
+            escape(env, &mut out);
+        }
         out.push_str("</span>");
     }
     out.push_str("</td></tr>");

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod grid;
 #[cfg(feature = "ssr")]
 pub mod grid_rows;
+pub mod promote;
 
 use crate::domain::{DeploymentStatus, Flag, Stage};
 use crate::model::{ago, exact_time, short_sha, Cell};

@@ -1,0 +1,408 @@
+//! One-click promotion ("Deploy v301 to staging": what runs in the environment before) and
+//! release trains (the same for many apps at once). The version always comes from the
+//! server's own record (`deploy_rules::promotion`); each deploy goes through
+//! `deploy::perform_deploy`, so the rules, the in-flight slot, the audit entry and the
+//! alert are the same as a manual Deploy's.
+
+use super::deploy::ActionDone;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Deploys to `environment` what runs in the environment before it.
+#[server(endpoint = "promote")]
+pub async fn promote(
+    shortname: String,
+    environment: String,
+    confirm: Option<String>,
+) -> Result<ActionDone, crate::error::AppError> {
+    use crate::error::AppError;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let env = state
+        .store
+        .environments()
+        .parse(&environment)
+        .map_err(|e| AppError::new(422, e.to_string()))?;
+    let shortname = crate::domain::Shortname::parse(&shortname)
+        .map_err(|e| AppError::new(422, e.to_string()))?;
+    // The role first: someone who may not deploy there learns nothing more.
+    if !crate::domain::deploy_rules::may_act_on(&user, env.as_str()) {
+        return Err(AppError::new(
+            403,
+            format!("you may not deploy to {env}; ask an admin to add you to a team that may"),
+        ));
+    }
+    let app = state
+        .store
+        .application(shortname.as_str())
+        .await
+        .map_err(AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let confirmed = confirm.as_deref() == Some("yes");
+    promote_one(&state, &user, &app, &env, confirmed).await
+}
+
+/// One app's promotion: what to deploy from the server's record, then the deploy.
+#[cfg(feature = "ssr")]
+async fn promote_one(
+    state: &crate::state::AppState,
+    user: &crate::auth::CurrentUser,
+    app: &crate::store::ApplicationRow,
+    env: &crate::domain::Environment,
+    confirmed: bool,
+) -> Result<ActionDone, crate::error::AppError> {
+    use crate::error::AppError;
+    let grid = state
+        .store
+        .grid_for(std::slice::from_ref(&app.shortname))
+        .await
+        .map_err(AppError::store)?;
+    let summary = grid
+        .apps
+        .first()
+        .ok_or_else(|| AppError::new(404, format!("no application {}", app.shortname)))?;
+    let names: Vec<&str> = grid.environments.iter().map(String::as_str).collect();
+    let cells: Vec<Option<crate::domain::CellState>> = summary
+        .cells
+        .iter()
+        .map(|c| {
+            c.as_ref().map(|c| crate::domain::CellState {
+                version: c.version.clone(),
+                sha: c.sha.clone(),
+                status: c.status,
+                failed_stage: c.failed_stage,
+            })
+        })
+        .collect();
+    let p = crate::domain::deploy_rules::promotion(&names, &cells, env.as_str())
+        .map_err(|r| AppError::new(r.status(), format!("{}: {r}", app.shortname)))?;
+    let git_ref = crate::domain::GitRef::parse(&p.version).map_err(|e| {
+        AppError::new(
+            422,
+            format!(
+                "{} in {} is not a git ref GitHub could deploy: {}",
+                p.version, p.from, e.message
+            ),
+        )
+    })?;
+    super::deploy::perform_deploy(
+        state,
+        user,
+        app,
+        env.clone(),
+        git_ref,
+        confirmed,
+        None,
+        Some(&p.from),
+    )
+    .await
+}
+
+/// What happened to one app of a train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainItem {
+    pub application: String,
+    /// `dispatched`, `skipped` (frozen, in flight, nothing to promote) or `failed`.
+    pub outcome: String,
+    pub message: String,
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainResult {
+    pub environment: String,
+    pub items: Vec<TrainItem>,
+}
+
+/// The most apps one train takes (each is a GitHub call as the person).
+pub const MAX_TRAIN: usize = 100;
+
+/// A release train: promotes each chosen app (`applications[0]=...&applications[1]=...`,
+/// or shortnames separated by commas or spaces; none: every app that needs a manual
+/// deployment to `environment`).
+/// One dispatch per app, four at a time; a refusal or failure of one does not stop the
+/// others. The train is one audit entry listing its items (each deploy has its own too).
+#[server(endpoint = "train")]
+pub async fn release_train(
+    environment: String,
+    applications: Option<Vec<String>>,
+    confirm: Option<String>,
+) -> Result<TrainResult, crate::error::AppError> {
+    use crate::domain::Flag;
+    use crate::error::AppError;
+    use futures::StreamExt;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let env = store
+        .environments()
+        .parse(&environment)
+        .map_err(|e| AppError::new(422, e.to_string()))?;
+    if !crate::domain::deploy_rules::may_act_on(&user, env.as_str()) {
+        return Err(AppError::new(
+            403,
+            format!("you may not deploy to {env}; ask an admin to add you to a team that may"),
+        ));
+    }
+    let asked: Vec<String> = applications
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|a| a.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            crate::domain::Shortname::parse(s)
+                .map(|s| s.as_str().to_owned())
+                .map_err(|e| AppError::new(422, e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let chosen: Vec<String> = if asked.is_empty() {
+        let grid = store.grid().await.map_err(AppError::store)?;
+        grid.apps
+            .iter()
+            .filter(|a| {
+                a.flags.iter().any(|f| {
+                    matches!(f, Flag::ManualDeployment { environment, .. } if environment == env.as_str())
+                })
+            })
+            .map(|a| a.shortname.clone())
+            .collect()
+    } else {
+        let mut asked = asked;
+        asked.sort();
+        asked.dedup();
+        asked
+    };
+    if chosen.is_empty() {
+        return Err(AppError::new(
+            409,
+            format!("no application needs a manual deployment to {env}"),
+        ));
+    }
+    if chosen.len() > MAX_TRAIN {
+        return Err(AppError::new(
+            422,
+            format!(
+                "a train takes at most {MAX_TRAIN} applications ({} chosen): run it in parts",
+                chosen.len()
+            ),
+        ));
+    }
+    let confirmed = confirm.as_deref() == Some("yes");
+    let (state_ref, user_ref, env_ref) = (&state, &user, &env);
+    let items: Vec<TrainItem> = futures::stream::iter(chosen)
+        .map(|shortname| async move {
+            let app = match state_ref.store.application(&shortname).await {
+                Ok(Some(app)) => app,
+                Ok(None) => {
+                    return TrainItem {
+                        application: shortname.clone(),
+                        outcome: "skipped".into(),
+                        message: format!("no application {shortname}"),
+                        link: None,
+                    }
+                }
+                Err(e) => {
+                    return TrainItem {
+                        application: shortname,
+                        outcome: "failed".into(),
+                        message: AppError::store(e).to_string(),
+                        link: None,
+                    }
+                }
+            };
+            match promote_one(state_ref, user_ref, &app, env_ref, confirmed).await {
+                Ok(done) => TrainItem {
+                    application: app.shortname,
+                    outcome: "dispatched".into(),
+                    message: done.message,
+                    link: done.link,
+                },
+                Err(e) => TrainItem {
+                    application: app.shortname,
+                    // Refused by the state of things (frozen, in flight, nothing to
+                    // promote) or by a missing confirmation: skipped, with the reason.
+                    outcome: if matches!(e.status, 409 | 422) {
+                        "skipped"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                    message: e.to_string(),
+                    link: None,
+                },
+            }
+        })
+        .buffered(4)
+        .collect()
+        .await;
+    // An item's refusal or failure is part of the answer, not the answer's status (an
+    // `AppError` made for one sets the response's status as it is made).
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(axum::http::StatusCode::OK);
+    }
+    let count = |o: &str| items.iter().filter(|i| i.outcome == o).count();
+    let detail = format!(
+        "{} dispatched, {} skipped, {} failed: {}",
+        count("dispatched"),
+        count("skipped"),
+        count("failed"),
+        items
+            .iter()
+            .map(|i| format!("{} {} ({})", i.application, i.outcome, i.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let entry = crate::store::NewAudit {
+        actor: &user.login,
+        action: "train",
+        application: None,
+        environment: Some(env.as_str()),
+        outcome: if count("dispatched") > 0 {
+            "requested"
+        } else {
+            "refused"
+        },
+        detail: &detail,
+    };
+    if let Err(e) = store.audit(&entry).await {
+        // The deploys themselves are audited one by one; the train's summary is lost.
+        tracing::error!(error = %e, "could not write the release train's audit entry");
+    }
+    Ok(TrainResult {
+        environment: env.to_string(),
+        items,
+    })
+}
+
+/// An app waiting for a manual deployment, and what its promotion would deploy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub shortname: String,
+    pub name: String,
+    pub from: String,
+    pub version: String,
+}
+
+/// Per environment (pipeline order, the first left out), the apps flagged "manual
+/// deployment" there whose version before has succeeded.
+#[server(endpoint = "train_candidates")]
+pub async fn train_candidates() -> Result<Vec<(String, Vec<Candidate>)>, crate::error::AppError> {
+    use crate::domain::{DeploymentStatus, Flag};
+    crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let grid = state
+        .store
+        .grid()
+        .await
+        .map_err(crate::error::AppError::store)?;
+    let mut out: Vec<(String, Vec<Candidate>)> = grid
+        .environments
+        .iter()
+        .skip(1)
+        .map(|e| (e.clone(), vec![]))
+        .collect();
+    for app in &grid.apps {
+        for f in &app.flags {
+            let Flag::ManualDeployment {
+                environment,
+                behind,
+            } = f
+            else {
+                continue;
+            };
+            let Some(i) = grid.environments.iter().position(|e| e == behind) else {
+                continue;
+            };
+            let Some(Some(cell)) = app.cells.get(i) else {
+                continue;
+            };
+            if cell.status != DeploymentStatus::Succeeded {
+                continue;
+            }
+            if let Some((_, list)) = out.iter_mut().find(|(e, _)| e == environment) {
+                list.push(Candidate {
+                    shortname: app.shortname.clone(),
+                    name: app.name.clone(),
+                    from: behind.clone(),
+                    version: cell.version.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `/train`: every app waiting for a manual deployment, by environment, to promote in one
+/// train; the result of each app as it was dispatched or skipped.
+#[component]
+pub fn TrainPage() -> impl IntoView {
+    let train = ServerAction::<ReleaseTrain>::new();
+    let candidates = Resource::new(move || train.version().get(), |_| train_candidates());
+    crate::live::on_change(None, move || candidates.refetch());
+    view! {
+        <leptos_meta::Title text="Release train · Release"/>
+        <h1>"Release train"</h1>
+        <p class="muted">"Promote many applications at once: each gets exactly what runs in the environment before, through the same rules as Deploy (your role for the environment, freezes, one deploy in flight). Frozen apps and apps with a deploy in flight are skipped with the reason; one failure does not stop the others."</p>
+        {move || train.value().get().map(|r| match r {
+            Ok(result) => view! {
+                <table class="activity train-result">
+                    <caption>{format!("Train to {}: each deployment then shows on the grid and the app's page as the pipeline reports", result.environment)}</caption>
+                    <thead><tr><th scope="col">"Application"</th><th scope="col">"Outcome"</th><th scope="col">"Detail"</th></tr></thead>
+                    <tbody>
+                        {result.items.into_iter().map(|i| view! {
+                            <tr class=format!("train-{}", i.outcome)>
+                                <td><a href=format!("/applications/{}", i.application)>{i.application.clone()}</a></td>
+                                <td>{i.outcome.clone()}</td>
+                                <td>{i.message}{i.link.map(|l| view! { " " <a href=l>"View run"</a> })}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any(),
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+        })}
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <ErrorBoundary fallback=|errors| view! { <super::ErrorView errors/> }>
+                {move || Suspend::new(async move {
+                    candidates.await.map(|envs| {
+                        let last = envs.last().map(|(e, _)| e.clone()).unwrap_or_default();
+                        envs.into_iter().map(|(env, apps)| {
+                            let heading = format!("To {env}");
+                            if apps.is_empty() {
+                                return view! {
+                                    <section><h2>{heading}</h2><p>{format!("No application needs a manual deployment to {env}.")}</p></section>
+                                }.into_any();
+                            }
+                            let n = apps.len();
+                            let needs_confirm = env == last;
+                            view! {
+                                <section>
+                                    <h2>{heading}</h2>
+                                    <ActionForm action=train attr:class="train-form">
+                                        <input type="hidden" name="environment" value=env.clone()/>
+                                        <table class="activity">
+                                            <thead><tr><th scope="col">"Promote"</th><th scope="col">"Application"</th><th scope="col">"Version"</th></tr></thead>
+                                            <tbody>
+                                                {apps.into_iter().enumerate().map(|(i, c)| view! {
+                                                    <tr>
+                                                        <td><input type="checkbox" checked name=format!("applications[{i}]") value=c.shortname.clone() aria-label=format!("promote {}", c.name)/></td>
+                                                        <td><a href=format!("/applications/{}", c.shortname)>{c.name.clone()}</a></td>
+                                                        <td>{format!("{} (runs in {})", c.version, c.from)}</td>
+                                                    </tr>
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                        {needs_confirm.then(|| view! {
+                                            <label class="check"><input type="checkbox" name="confirm" value="yes"/>{format!(" I mean it (needed for {env})")}</label>
+                                        })}
+                                        <button type="submit">{format!("Promote the ticked apps to {env} ({n} waiting)")}</button>
+                                    </ActionForm>
+                                </section>
+                            }.into_any()
+                        }).collect_view()
+                    })
+                })}
+            </ErrorBoundary>
+        </Suspense>
+    }
+}
