@@ -95,6 +95,9 @@ impl Default for AlertSettings {
     }
 }
 
+/// Ended deliveries are kept this long (after the give-up time) for admins to read.
+const KEEP: Duration = Duration::from_secs(14 * 24 * 3600);
+
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// A claimed delivery is someone else's to send once this has passed (twice the send
@@ -132,8 +135,10 @@ pub fn spawn_sender(
             }
         };
         let routes: Vec<AlertRoute> = settings.receivers.iter().map(Receiver::route).collect();
+        let names: Vec<String> = settings.receivers.iter().map(|r| r.name.clone()).collect();
         let mut failing = false;
         let mut last_stall_check = tokio::time::Instant::now() - Duration::from_secs(3600);
+        let mut last_prune = tokio::time::Instant::now() - Duration::from_secs(2 * 3600);
         loop {
             if store.pool().is_closed() {
                 return;
@@ -143,9 +148,19 @@ pub fn spawn_sender(
                     last_stall_check = tokio::time::Instant::now();
                     store.alert_stalled_deploys(stall_ms).await?;
                 }
+                if last_prune.elapsed() >= Duration::from_secs(3600) {
+                    last_prune = tokio::time::Instant::now();
+                    let keep = KEEP.as_millis() as i64 + settings.give_up_after.as_millis() as i64;
+                    store.prune_alerts(app::store::now_ms() - keep).await?;
+                }
                 store.fan_out_alerts(&routes).await?;
                 let due = store
-                    .claim_due_deliveries(LEASE.as_millis() as i64, 20)
+                    .claim_due_deliveries(
+                        &names,
+                        LEASE.as_millis() as i64,
+                        20,
+                        settings.give_up_after.as_millis() as i64,
+                    )
                     .await?;
                 let sends = due
                     .into_iter()
@@ -180,6 +195,7 @@ async fn deliver(
         return store
             .record_delivery_attempt(
                 d.id,
+                d.lease_until,
                 None,
                 Some("no receiver of this name is configured any more"),
                 None,
@@ -205,7 +221,7 @@ async fn deliver(
         None => {}
     }
     store
-        .record_delivery_attempt(d.id, status, error.as_deref(), next)
+        .record_delivery_attempt(d.id, d.lease_until, status, error.as_deref(), next)
         .await
 }
 
@@ -242,7 +258,8 @@ async fn send(
         } else if e.is_connect() {
             "could not connect".to_string()
         } else {
-            format!("request failed: {e}")
+            // Without the URL: a Slack webhook URL is a secret.
+            format!("request failed: {}", e.without_url())
         };
         (None, why)
     })?;
@@ -250,8 +267,16 @@ async fn send(
     if status.is_success() {
         return Ok(status.as_u16());
     }
-    let text = resp.text().await.unwrap_or_default();
-    let text: String = text.chars().take(200).collect();
+    // The first 200 bytes of the answer are enough to say why.
+    let mut resp = resp;
+    let mut head = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        head.extend_from_slice(&chunk);
+        if head.len() >= 200 {
+            break;
+        }
+    }
+    let text: String = String::from_utf8_lossy(&head).chars().take(200).collect();
     Err((
         Some(status.as_u16()),
         format!("HTTP {}: {text}", status.as_u16()),
@@ -319,7 +344,7 @@ pub fn slack_message(event: &AlertEvent, public_url: &str) -> serde_json::Value 
     }
     let mut blocks = vec![json!({
         "type": "section",
-        "text": {"type": "mrkdwn", "text": headline}
+        "text": {"type": "mrkdwn", "text": headline, "verbatim": true}
     })];
     let mut context = vec![format!(
         "Release · `{}`",
@@ -337,7 +362,7 @@ pub fn slack_message(event: &AlertEvent, public_url: &str) -> serde_json::Value 
     ));
     blocks.push(json!({
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": context.join(" · ")}]
+        "elements": [{"type": "mrkdwn", "text": context.join(" · "), "verbatim": true}]
     }));
     let mut buttons = Vec::new();
     if event.kind == Some(AlertKind::DeploymentFailed) {
@@ -365,7 +390,7 @@ pub fn slack_message(event: &AlertEvent, public_url: &str) -> serde_json::Value 
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
-    json!({"text": event.summary(), "blocks": blocks})
+    json!({"text": mrkdwn(&event.summary()), "blocks": blocks})
 }
 
 /// The generic webhook's body: the event's facts, a one-line text, and links.
@@ -420,9 +445,10 @@ mod tests {
         let mut e = AlertEvent::new(AlertKind::DeploymentFailed, 0);
         e.application = Some("frontend".into());
         e.message = Some("<!channel> see <https://evil.example|here> & more".into());
+        e.version = Some("<!here>".into());
         e.workflow_url = Some("javascript:alert(1)".into());
         let m = slack_message(&e, "https://release.example").to_string();
-        assert!(!m.contains("<!channel>"), "{m}");
+        assert!(!m.contains("<!channel>") && !m.contains("<!here>"), "{m}");
         assert!(m.contains("&lt;!channel&gt;"), "{m}");
         assert!(!m.contains("javascript:"), "{m}");
     }

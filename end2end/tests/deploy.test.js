@@ -59,3 +59,24 @@ test('deploy, watch it live, resubmit a flaky smoke test, see the promotion on t
   await page.close();
   await grid.close();
 });
+
+test('a manual-deployment flag offers its promotion, and the train page lists what waits', async () => {
+  const page = await context.newPage();
+  await page.goto(BASE + '/train');
+  await page.waitForSelector('body[data-hydrated="true"]');
+  const production = page.locator('section:has(h2:text-is("To production"))');
+  assert.match(await production.innerText(), /Frontend/);
+  assert.equal(await production.locator('input[type="checkbox"][value="frontend"]').isChecked(), true);
+
+  await page.goto(BASE + '/applications/frontend');
+  await page.waitForSelector('body[data-hydrated="true"]');
+  const promote = page.locator('#promote-production');
+  assert.match(await promote.locator('button[type="submit"]').innerText(), /^Deploy .+ to production$/);
+  // Production needs the confirmation, as Deploy does.
+  await promote.locator('button[type="submit"]').click();
+  await page.waitForSelector('text=/needs an explicit confirmation/');
+  await promote.locator('input[name="confirm"]').check();
+  await promote.locator('button[type="submit"]').click();
+  await page.waitForSelector('text=/Simulated deploy of .+ to production started\\./');
+  await page.close();
+});

@@ -26,6 +26,7 @@ CREATE TABLE alert_deliveries (
 );
 CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at);
 CREATE INDEX alert_deliveries_receiver ON alert_deliveries (receiver, id);
+CREATE INDEX alert_deliveries_event ON alert_deliveries (event_id);
 
 -- When a stalled manual deploy was alerted (once per deployment).
 ALTER TABLE deployments ADD COLUMN stall_alerted_at BIGINT;

@@ -154,9 +154,9 @@ async fn a_failed_deployment_reaches_slack_and_the_signed_webhook() {
         json!({
             "text": "content-store v5 failed in staging at smoke_tests",
             "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn",
+                {"type": "section", "text": {"type": "mrkdwn", "verbatim": true,
                     "text": "*content-store v5 failed in staging at smoke_tests*\n>3 of 40 &lt;!channel&gt; checks failed"}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": at}]},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": at, "verbatim": true}]},
                 {"type": "actions", "elements": [
                     {"type": "button", "style": "danger", "text": {"type": "plain_text", "text": "Resubmit in Release"}, "url": link},
                     {"type": "button", "text": {"type": "plain_text", "text": "View workflow"}, "url": "https://argo.example/workflows/apps/post-sync-x"}

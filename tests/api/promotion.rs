@@ -137,6 +137,20 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
             && a.detail.contains("promoted from integration")),
         "{audit:?}"
     );
+    // A button read before integration moved on: nothing is deployed.
+    let (s, body) = common::call(
+        &env.base,
+        &c,
+        "promote",
+        &[
+            ("shortname", "train-b"),
+            ("environment", "staging"),
+            ("expected_version", "v4"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(body.contains("now runs v5, not v4"), "{body}");
     // Requested now: a second click is a 409 and dispatches nothing.
     let (s, body) = common::call(
         &env.base,

@@ -63,7 +63,7 @@ impl RepoName {
             Some(p) => Self::parse(p),
             None if t.contains('/') || t.contains(':') => Self::parse(t),
             None => match default_owner {
-                Some(owner) => Self::parse(&format!("{owner}/{t}")),
+                Some(owner) => Self::parse(&format!("{owner}/{}", t.strip_suffix(".git").unwrap_or(t))),
                 None => Err(InvalidInput::new(
                     "repo",
                     format!(

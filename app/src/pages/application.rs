@@ -195,6 +195,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                         <ActionForm action=actions.promote attr:class="promote-form">
                             <input type="hidden" name="shortname" value=sn_form/>
                             <input type="hidden" name="environment" value=env/>
+                            <input type="hidden" name="expected_version" value=version.clone()/>
                             {is_last.then(|| view! {
                                 <label class="check"><input type="checkbox" name="confirm" value="yes"/>{confirm_label.clone()}</label>
                             })}

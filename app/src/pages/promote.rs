@@ -14,6 +14,7 @@ pub async fn promote(
     shortname: String,
     environment: String,
     confirm: Option<String>,
+    expected_version: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::error::AppError;
     let user = crate::auth::require_user()?;
@@ -39,7 +40,15 @@ pub async fn promote(
         .map_err(AppError::store)?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let confirmed = confirm.as_deref() == Some("yes");
-    promote_one(&state, &user, &app, &env, confirmed).await
+    promote_one(
+        &state,
+        &user,
+        &app,
+        &env,
+        confirmed,
+        expected_version.as_deref(),
+    )
+    .await
 }
 
 /// One app's promotion: what to deploy from the server's record, then the deploy.
@@ -50,6 +59,7 @@ async fn promote_one(
     app: &crate::store::ApplicationRow,
     env: &crate::domain::Environment,
     confirmed: bool,
+    expected_version: Option<&str>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::error::AppError;
     let grid = state
@@ -76,6 +86,17 @@ async fn promote_one(
         .collect();
     let p = crate::domain::deploy_rules::promotion(&names, &cells, env.as_str())
         .map_err(|r| AppError::new(r.status(), format!("{}: {r}", app.shortname)))?;
+    // The button said which version: if the environment before moved on since the page
+    // was read, nothing is deployed and the person looks again.
+    if let Some(expected) = expected_version.filter(|v| *v != p.version) {
+        return Err(AppError::new(
+            409,
+            format!(
+                "{}: {} now runs {}, not {expected}: nothing was deployed; look again",
+                app.shortname, p.from, p.version
+            ),
+        ));
+    }
     let git_ref = crate::domain::GitRef::parse(&p.version).map_err(|e| {
         AppError::new(
             422,
@@ -210,7 +231,7 @@ pub async fn release_train(
                     }
                 }
             };
-            match promote_one(state_ref, user_ref, &app, env_ref, confirmed).await {
+            match promote_one(state_ref, user_ref, &app, env_ref, confirmed, None).await {
                 Ok(done) => TrainItem {
                     application: app.shortname,
                     outcome: "dispatched".into(),

@@ -53,6 +53,8 @@ impl AlertRoute {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: i64,
+    /// The lease this claim holds: the attempt is recorded only while it still holds it.
+    pub lease_until: i64,
     pub receiver: String,
     pub attempts: i64,
     pub created_at_ms: i64,
@@ -117,8 +119,17 @@ impl Store {
         Ok(rows.len())
     }
 
-    /// Claims up to `limit` deliveries that are due, leasing them for `lease_ms`.
-    pub async fn claim_due_deliveries(&self, lease_ms: i64, limit: i64) -> Result<Vec<Delivery>> {
+    /// Claims up to `limit` deliveries to `receivers` (the ones this server knows) that are
+    /// due, leasing them for `lease_ms`. A delivery to a receiver no server has configured
+    /// for `give_up_ms` is given up (during a rolling change of configuration another
+    /// server may know it).
+    pub async fn claim_due_deliveries(
+        &self,
+        receivers: &[String],
+        lease_ms: i64,
+        limit: i64,
+        give_up_ms: i64,
+    ) -> Result<Vec<Delivery>> {
         let now = now_ms();
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM alert_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
@@ -129,16 +140,36 @@ impl Store {
         if due.is_none() {
             return Ok(vec![]);
         }
+        let names = if receivers.is_empty() {
+            "''".to_string()
+        } else {
+            (0..receivers.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let (_guard, mut tx) = self.write().await?;
-        let rows: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
+        let sql = format!(
+            "UPDATE alert_deliveries SET state = 'gave_up', last_error = 'no receiver of this name is configured', lease_until = NULL
+             WHERE state = 'pending' AND created_at < $1 AND (lease_until IS NULL OR lease_until < $2) AND receiver NOT IN ({names})"
+        );
+        let mut q = sqlx::query(&sql).bind(now - give_up_ms).bind(now);
+        for r in receivers {
+            q = q.bind(r.as_str());
+        }
+        q.execute(&mut *tx).await?;
+        let sql = format!(
             "SELECT d.id, d.receiver, d.attempts, d.created_at, e.payload FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)
-             ORDER BY d.next_attempt_at, d.id LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+             AND d.receiver IN ({names}) ORDER BY d.next_attempt_at, d.id LIMIT $2"
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, i64, i64, String)>(&sql)
+            .bind(now)
+            .bind(limit);
+        for r in receivers {
+            q = q.bind(r.as_str());
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for (id, receiver, attempts, created_at_ms, payload) in rows {
             let taken = sqlx::query(
@@ -155,6 +186,7 @@ impl Store {
             match serde_json::from_str::<AlertEvent>(&payload) {
                 Ok(event) => claimed.push(Delivery {
                     id,
+                    lease_until: now + lease_ms,
                     receiver,
                     attempts,
                     created_at_ms,
@@ -176,10 +208,12 @@ impl Store {
     }
 
     /// Records an attempt: delivered (`next_attempt_at` None and `error` None), to retry at
-    /// `next_attempt_at`, or given up (`next_attempt_at` None with an error).
+    /// `next_attempt_at`, or given up (`next_attempt_at` None with an error). Only while
+    /// the claim's lease holds: once it ran out, the delivery is another claim's to record.
     pub async fn record_delivery_attempt(
         &self,
         id: i64,
+        lease_until: i64,
         status: Option<u16>,
         error: Option<&str>,
         next_attempt_at: Option<i64>,
@@ -193,7 +227,7 @@ impl Store {
         let (_guard, mut tx) = self.write().await?;
         sqlx::query(
             "UPDATE alert_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, last_error = $3,
-               next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, lease_until = NULL WHERE id = $6",
+               next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, lease_until = NULL WHERE id = $6 AND lease_until = $7",
         )
         .bind(state)
         .bind(status.map(i64::from))
@@ -201,6 +235,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind((state == "delivered").then_some(now))
         .bind(id)
+        .bind(lease_until)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -273,6 +308,28 @@ impl Store {
         super::ops::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Forgets deliveries that ended (delivered or given up) before `before_ms`, and events
+    /// left with no delivery; how many deliveries. The outbox does not grow for ever.
+    pub async fn prune_alerts(&self, before_ms: i64) -> Result<u64> {
+        let (_guard, mut tx) = self.write().await?;
+        let n = sqlx::query(
+            "DELETE FROM alert_deliveries WHERE state <> 'pending' AND created_at < $1",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM alert_events WHERE fanned_out = 1 AND created_at < $1
+             AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.event_id = alert_events.id)",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Alerts each manual deploy that has heard nothing for `stall_ms`, once; how many.

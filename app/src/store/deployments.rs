@@ -717,6 +717,17 @@ impl Store {
             })
             .collect();
         let (status, failed_stage) = status_from_events(base, &summaries);
+        // Newly failed, decided by the row itself: of two servers recording failures of one
+        // deployment at once (PostgreSQL), only the one whose update changes it alerts.
+        let newly_failed = status == DeploymentStatus::Failed
+            && !was_failed
+            && sqlx::query("UPDATE deployments SET status = $1 WHERE id = $2 AND status <> $1")
+                .bind(DeploymentStatus::Failed.as_str())
+                .bind(deployment_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
         sqlx::query(
             "UPDATE deployments SET status = $1, failed_stage = $2,
                workflow_environment = COALESCE($3, workflow_environment), workflow_namespace = COALESCE($4, workflow_namespace),
@@ -747,7 +758,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        if status == DeploymentStatus::Failed && !was_failed {
+        if newly_failed {
             let mut alert = AlertEvent::new(AlertKind::DeploymentFailed, at);
             alert.application = Some(outcome.application.clone());
             alert.environment = Some(e.environment.as_str().to_owned());
