@@ -442,3 +442,64 @@ impl Drop for Killed {
         }
     }
 }
+
+/// A manual deploy's request alerts in its own transaction; once it has heard nothing for
+/// the stall time it alerts once more as stalled, and only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_request_and_its_stall_are_alerted_once() {
+    let (fake, _receiver) = fake_receiver().await;
+    let app = spawn(&fake).await;
+    let store = &app.store;
+    let frontend = store.application("frontend").await.unwrap().unwrap();
+    assert!(store
+        .take_deploy_lock(frontend.id, "staging", "octocat", 30 * 60_000)
+        .await
+        .unwrap()
+        .is_ok());
+    store
+        .record_deployment_with(
+            &app::store::NewDeployment {
+                repo: app::domain::RepoName::parse("alphagov/frontend").unwrap(),
+                environment: app::domain::Environment::parse_name("staging").unwrap(),
+                version: app::domain::GitRef::parse("v42").unwrap(),
+                sha: None,
+                deployed_by: Some("octocat".into()),
+                trigger: app::domain::Trigger::Manual,
+                created_at_ms: None,
+                base_status: app::domain::DeploymentStatus::Requested,
+            },
+            &app::store::Also {
+                deploy_lock: Some((
+                    frontend.id,
+                    "staging",
+                    Some("https://github.example/runs/1"),
+                )),
+                audit: None,
+            },
+        )
+        .await
+        .unwrap();
+    let kinds = || async {
+        sqlx::query_scalar::<_, String>("SELECT kind FROM alert_events ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(kinds().await, ["deploy_requested"]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Not stalled yet with a 10-minute stall time; stalled with a 10 ms one, once.
+    assert_eq!(store.alert_stalled_deploys(600_000).await.unwrap(), 0);
+    assert_eq!(store.alert_stalled_deploys(10).await.unwrap(), 1);
+    assert_eq!(store.alert_stalled_deploys(10).await.unwrap(), 0);
+    assert_eq!(kinds().await, ["deploy_requested", "deployment_stalled"]);
+    let payload: String =
+        sqlx::query_scalar("SELECT payload FROM alert_events WHERE kind = 'deployment_stalled'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(payload["application"], "frontend");
+    assert_eq!(payload["version"], "v42");
+    assert_eq!(payload["actor"], "octocat");
+    assert_eq!(payload["workflow_url"], "https://github.example/runs/1");
+}
