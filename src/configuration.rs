@@ -19,6 +19,8 @@ struct FileConfig {
     session: Option<FileSession>,
     #[serde(default)]
     argo: std::collections::HashMap<String, FileArgo>,
+    #[serde(default)]
+    argocd: std::collections::HashMap<String, FileArgo>,
     deploys: Option<FileDeploys>,
     limits: Option<FileLimits>,
     alerts: Option<FileAlerts>,
@@ -253,6 +255,10 @@ struct FileApplication {
     /// Environments where continuous deployment is off: a person deploys there.
     #[serde(default)]
     manual: Vec<String>,
+    /// The Argo CD application's name (default: the shortname).
+    argocd_app: Option<String>,
+    /// The image whose tag is the running version (default: the repo's name).
+    image: Option<String>,
 }
 
 /// The configuration after checking: every name parsed, every environment known.
@@ -278,6 +284,11 @@ pub struct Config {
     pub default_owner: Option<String>,
     /// `[alerts]`: where deploy alerts go.
     pub alerts: AlertConfig,
+    /// Each environment's Argo CD (environment, URL); tokens from
+    /// `RELEASE_ARGOCD_TOKEN_<ENVIRONMENT>`.
+    pub argocd: Vec<(String, String)>,
+    /// Argo CD application name -> (shortname, image), for the declared applications.
+    pub argocd_apps: std::collections::HashMap<String, (String, String)>,
 }
 
 impl Default for Config {
@@ -297,6 +308,8 @@ impl Default for Config {
             limits: Default::default(),
             default_owner: None,
             alerts: AlertConfig::default(),
+            argocd: vec![],
+            argocd_apps: Default::default(),
         }
     }
 }
@@ -315,6 +328,7 @@ impl Config {
             None => Environments::default(),
         };
         let mut applications = Vec::with_capacity(file.applications.len());
+        let mut argocd_apps = std::collections::HashMap::new();
         for a in file.applications {
             let repo = RepoName::parse(&a.repo)?;
             let shortname = match a.shortname {
@@ -331,6 +345,24 @@ impl Config {
                 environments
                     .parse(m)
                     .with_context(|| format!("application {shortname}: manual"))?;
+            }
+            let argocd_name = a
+                .argocd_app
+                .clone()
+                .unwrap_or_else(|| shortname.as_str().to_owned());
+            let image = a.image.clone().unwrap_or_else(|| repo.name().to_owned());
+            anyhow::ensure!(
+                !argocd_name.is_empty()
+                    && argocd_name.len() <= 253
+                    && !image.is_empty()
+                    && image.len() <= 255,
+                "application {shortname}: argocd_app and image must not be empty"
+            );
+            if argocd_apps
+                .insert(argocd_name.clone(), (shortname.as_str().to_owned(), image))
+                .is_some()
+            {
+                bail!("two applications have the Argo CD name {argocd_name:?}");
             }
             let workflow = a.workflow.unwrap_or_else(|| "deploy.yml".into());
             if workflow.is_empty()
@@ -420,6 +452,17 @@ impl Config {
             );
             argo.push((env, a.url.trim_end_matches('/').to_owned()));
         }
+        let mut argocd = Vec::new();
+        for (env, a) in file.argocd {
+            environments
+                .parse(&env)
+                .with_context(|| format!("argocd.{env}"))?;
+            anyhow::ensure!(
+                a.url.starts_with("http://") || a.url.starts_with("https://"),
+                "argocd.{env}.url must be an http(s) URL"
+            );
+            argocd.push((env, a.url.trim_end_matches('/').to_owned()));
+        }
         let stall_minutes = file.deploys.and_then(|d| d.stall_minutes).unwrap_or(30);
         anyhow::ensure!(
             stall_minutes >= 1,
@@ -471,6 +514,8 @@ impl Config {
             None => AlertConfig::default(),
         };
         Ok(Self {
+            argocd,
+            argocd_apps,
             alerts,
             default_owner,
             limits,

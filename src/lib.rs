@@ -2,6 +2,7 @@
 //! crate), how the server is put together (`startup`), configuration, demo data.
 
 pub mod alerts;
+pub mod argocd;
 pub mod configuration;
 pub use app::crypto;
 pub mod demo;

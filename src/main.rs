@@ -126,7 +126,9 @@ async fn main() -> anyhow::Result<()> {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(2_000),
                 alert_env: std::env::vars()
-                    .filter(|(k, _)| k.starts_with("RELEASE_ALERT_"))
+                    .filter(|(k, _)| {
+                        k.starts_with("RELEASE_ALERT_") || k.starts_with("RELEASE_ARGOCD_TOKEN_")
+                    })
                     .collect(),
                 alert_poll: std::time::Duration::from_secs(1),
                 argo_tokens: std::env::vars()

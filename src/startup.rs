@@ -36,7 +36,8 @@ pub struct Settings {
     /// only on a loopback address.
     pub dev_sign_in: bool,
     pub limits: Limits,
-    /// `RELEASE_ALERT_URL_<NAME>` and `RELEASE_ALERT_SECRET_<NAME>` variables, by name.
+    /// `RELEASE_ALERT_URL_<NAME>`, `RELEASE_ALERT_SECRET_<NAME>` and
+    /// `RELEASE_ARGOCD_TOKEN_<ENVIRONMENT>` variables, by name.
     pub alert_env: std::collections::HashMap<String, String>,
     /// How often the alert outbox is looked at (1 s).
     pub alert_poll: std::time::Duration,
@@ -95,6 +96,28 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         crate::alerts::spawn_sender(store.clone(), alert_settings.clone(), public_url, stall_ms);
+        let argocd: Vec<crate::argocd::ArgoCd> = settings
+            .config
+            .argocd
+            .iter()
+            .map(|(env, url)| crate::argocd::ArgoCd {
+                environment: env.clone(),
+                url: url.clone(),
+                token: settings
+                    .alert_env
+                    .get(&format!(
+                        "RELEASE_ARGOCD_TOKEN_{}",
+                        env.to_ascii_uppercase().replace('-', "_")
+                    ))
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        crate::argocd::spawn_observers(
+            store.clone(),
+            argocd,
+            crate::argocd::AppMap(settings.config.argocd_apps.clone()),
+        );
         let secure_cookies = auth.secure_cookies();
         let (session_layer, sessions) = session_layer(&store, secure_cookies, &auth.session);
         let state = ServerState::new(http::state::ServerStateInner {

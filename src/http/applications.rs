@@ -82,7 +82,38 @@ pub async fn show(
         .iter()
         .map(|s| s.to_string())
         .collect();
-    Ok(Json(summary_json(&envs, &detail.summary)))
+    let mut body = summary_json(&envs, &detail.summary);
+    // What really runs, per environment, when an Argo CD is observed.
+    let live = state.app.store.live_states(shortname.as_str()).await?;
+    if let Some(environments) = body.get_mut("environments").and_then(Value::as_object_mut) {
+        for l in live {
+            if let Some(e) = environments
+                .get_mut(&l.environment)
+                .and_then(Value::as_object_mut)
+            {
+                e.insert(
+                    "live".into(),
+                    json!({
+                        "version": l.version,
+                        "health": l.health,
+                        "sync_status": l.sync_status,
+                        "operation_phase": l.operation_phase,
+                        "argocd_app": l.argocd_app,
+                        "observed_at": time(l.observed_at_ms),
+                        "version_since": time(l.version_since_ms),
+                        "unknown_since": l.unknown_since_ms.map(time),
+                        "unknown_reason": l.unknown_reason,
+                    }),
+                );
+            }
+        }
+    }
+    Ok(Json(body))
+}
+
+fn time(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// The Release app's shape, for tools written against it.

@@ -10,6 +10,9 @@ pub enum Trigger {
     Manual,
     /// The pipeline promoted a successful deployment from the previous environment.
     Promotion,
+    /// Release's Argo CD observer saw a version running that nobody reported. Only the
+    /// observer records it: the pipeline API does not accept it.
+    Observed,
 }
 
 impl Trigger {
@@ -29,6 +32,7 @@ impl Trigger {
             Self::Continuous => "continuous",
             Self::Manual => "manual",
             Self::Promotion => "promotion",
+            Self::Observed => "observed",
         }
     }
 }

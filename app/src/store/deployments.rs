@@ -888,7 +888,7 @@ async fn refresh_current(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_deployment(
+pub(super) async fn insert_deployment(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     application_id: i64,
     environment: &str,

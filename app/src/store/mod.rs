@@ -7,6 +7,7 @@
 
 mod alerts;
 mod deployments;
+mod live;
 mod ops;
 mod sessions;
 mod tokens;
@@ -16,6 +17,7 @@ mod views;
 pub use alerts::{AlertRoute, Delivery};
 pub use deployments::Also;
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
+pub use live::{LiveState, Observation, Observed};
 pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, ResubmitTarget};
 pub use tokens::TokenInfo;
 pub use users::{SignIn, UserRow};

@@ -1,0 +1,199 @@
+//! What really runs, as each environment's Argo CD reports it (`src/argocd.rs` observes).
+//! One row per application and environment in `live_states`; a version seen running that
+//! Release never heard of becomes a deployment with trigger `observed`.
+
+use super::{now_ms, Result, Store};
+use crate::domain::{DeploymentStatus, Trigger};
+use serde::{Deserialize, Serialize};
+
+/// One application's state in one environment, from Argo CD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The Argo CD application's name.
+    pub argocd_app: String,
+    /// The running version (image tag); None when the app's image is not among the pods'.
+    pub version: Option<String>,
+    /// Healthy | Progressing | Degraded | Suspended | Missing | Unknown
+    pub health: String,
+    /// Synced | OutOfSync | Unknown
+    pub sync_status: String,
+    /// Running | Succeeded | Failed | Error | Terminating
+    pub operation_phase: Option<String>,
+}
+
+/// The stored live state of one cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveState {
+    pub environment: String,
+    pub version: Option<String>,
+    pub health: String,
+    pub sync_status: String,
+    pub operation_phase: Option<String>,
+    pub argocd_app: String,
+    pub observed_at_ms: i64,
+    pub version_since_ms: i64,
+    /// Argo CD could not be read since then: the state above is old.
+    pub unknown_since_ms: Option<i64>,
+    pub unknown_reason: Option<String>,
+}
+
+/// What recording an observation changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// Something a person would see changed (version, health, sync, phase, known again).
+    pub changed: bool,
+    /// The version was new to Release: recorded as an `observed` deployment.
+    pub recorded_deployment: bool,
+}
+
+type LiveTuple = (
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+impl Store {
+    /// Records what Argo CD reports for `shortname` in `environment`. Two servers
+    /// observing at once cannot record an `observed` deployment twice: the live row is
+    /// written (and so locked, on PostgreSQL) before the history is looked at.
+    pub async fn record_observation(
+        &self,
+        shortname: &str,
+        environment: &str,
+        o: &Observation,
+    ) -> Result<Observed> {
+        let Some(app) = self.application(shortname).await? else {
+            return Ok(Observed::default());
+        };
+        let now = now_ms();
+        let (_guard, mut tx) = self.write().await?;
+        let before: Option<(Option<String>, String, String, Option<String>, Option<i64>)> =
+            sqlx::query_as(
+                "SELECT version, health, sync_status, operation_phase, unknown_since FROM live_states WHERE application_id = $1 AND environment = $2",
+            )
+            .bind(app.id)
+            .bind(environment)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let same_version = before.as_ref().is_some_and(|b| b.0 == o.version);
+        let changed = match &before {
+            None => true,
+            Some((v, h, s, p, unknown)) => {
+                *v != o.version
+                    || *h != o.health
+                    || *s != o.sync_status
+                    || *p != o.operation_phase
+                    || unknown.is_some()
+            }
+        };
+        sqlx::query(
+            "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, NULL, NULL)
+             ON CONFLICT (application_id, environment) DO UPDATE SET version = excluded.version, health = excluded.health,
+               sync_status = excluded.sync_status, operation_phase = excluded.operation_phase, argocd_app = excluded.argocd_app,
+               observed_at = excluded.observed_at,
+               version_since = CASE WHEN $9 = 1 THEN live_states.version_since ELSE excluded.version_since END,
+               unknown_since = NULL, unknown_reason = NULL",
+        )
+        .bind(app.id)
+        .bind(environment)
+        .bind(o.version.clone())
+        .bind(o.health.as_str())
+        .bind(o.sync_status.as_str())
+        .bind(o.operation_phase.clone())
+        .bind(o.argocd_app.as_str())
+        .bind(now)
+        .bind(i64::from(same_version))
+        .execute(&mut *tx)
+        .await?;
+        let mut recorded_deployment = false;
+        if let Some(version) = o.version.as_deref().filter(|_| !same_version) {
+            let known: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM deployments WHERE application_id = $1 AND environment = $2 AND (version = $3 OR sha = $3) LIMIT 1",
+            )
+            .bind(app.id)
+            .bind(environment)
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if known.is_none() {
+                super::deployments::insert_deployment(
+                    &mut tx,
+                    app.id,
+                    environment,
+                    version,
+                    crate::domain::GitRef::parse(version)
+                        .ok()
+                        .and_then(|r| r.as_sha().map(|s| s.as_str().to_owned())),
+                    Trigger::Observed,
+                    None,
+                    DeploymentStatus::Succeeded,
+                    now,
+                )
+                .await?;
+                recorded_deployment = true;
+            }
+        }
+        tx.commit().await?;
+        if changed || recorded_deployment {
+            self.publish(&app.shortname).await;
+        }
+        Ok(Observed {
+            changed,
+            recorded_deployment,
+        })
+    }
+
+    /// Argo CD for `environment` could not be read: every cell there is "live state
+    /// unknown since" the first failure (never a stale version shown as the truth).
+    pub async fn mark_live_unknown(&self, environment: &str, reason: &str) -> Result<u64> {
+        let (_guard, mut tx) = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE live_states SET unknown_since = $1, unknown_reason = $2 WHERE environment = $3 AND unknown_since IS NULL",
+        )
+        .bind(now_ms())
+        .bind(reason)
+        .bind(environment)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n > 0 {
+            self.publish("*").await;
+        }
+        Ok(n)
+    }
+
+    /// An application's live state in every environment that has one.
+    pub async fn live_states(&self, shortname: &str) -> Result<Vec<LiveState>> {
+        let rows: Vec<LiveTuple> = sqlx::query_as(
+            "SELECT l.environment, l.version, l.health, l.sync_status, l.operation_phase, l.argocd_app, l.observed_at, l.version_since, l.unknown_since, l.unknown_reason
+             FROM live_states l JOIN applications a ON a.id = l.application_id WHERE a.shortname = $1",
+        )
+        .bind(shortname)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LiveState {
+                environment: r.0,
+                version: r.1,
+                health: r.2,
+                sync_status: r.3,
+                operation_phase: r.4,
+                argocd_app: r.5,
+                observed_at_ms: r.6,
+                version_since_ms: r.7,
+                unknown_since_ms: r.8,
+                unknown_reason: r.9,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,306 @@
+//! What really runs: a fake Argo CD that speaks its API (the application list, and the
+//! watch stream as newline-delimited JSON), asserting the exact requests and token; an
+//! out-of-pipeline version recorded as `observed`; the watch dropping and reconnecting;
+//! Argo CD down then up; two Release servers observing at once without duplicates.
+
+use crate::common;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const TOKEN: &str = "argocd-staging-token";
+
+#[derive(Clone, Default)]
+struct Fake {
+    /// The applications the list answers with.
+    apps: Arc<Mutex<Vec<Value>>>,
+    /// (path, Authorization header) of every request.
+    requests: Arc<Mutex<Vec<(String, String)>>>,
+    /// Open watches: send a line to each.
+    watchers: Arc<Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl Fake {
+    /// Sends a watch event to every open watch.
+    fn push(&self, kind: &str, app: Value) {
+        let line = json!({"result": {"type": kind, "application": app}}).to_string() + "\n";
+        self.watchers
+            .lock()
+            .unwrap()
+            .retain(|w| w.send(line.clone()).is_ok());
+    }
+
+    /// Closes every open watch (Argo CD restarting).
+    fn drop_watches(&self) {
+        self.watchers.lock().unwrap().clear();
+    }
+
+    fn requests_to(&self, path: &str) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+}
+
+fn application(name: &str, tag: &str, health: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "argocd"},
+        "spec": {"source": {"repoURL": "https://github.com/alphagov/govuk-helm-charts", "targetRevision": "HEAD"}},
+        "status": {
+            "sync": {"status": "Synced", "revision": "abc123"},
+            "health": {"status": health},
+            "summary": {"images": [
+                "registry.example/govuk/nginx:1.25",
+                format!("172025368201.dkr.ecr.eu-west-1.amazonaws.com/github/alphagov/govuk/{name}:release-{tag}")
+            ]},
+            "operationState": {"phase": "Succeeded", "finishedAt": "2026-11-28T10:00:00Z"},
+            "reconciledAt": "2026-11-28T10:00:05Z"
+        }
+    })
+}
+
+async fn fake_argocd() -> (String, Fake) {
+    async fn list(State(f): State<Fake>, h: HeaderMap) -> axum::response::Response {
+        let auth = h
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        f.requests
+            .lock()
+            .unwrap()
+            .push(("/api/v1/applications".into(), auth.clone()));
+        if f.down.load(Ordering::SeqCst) {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        if auth != format!("Bearer {TOKEN}") {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "invalid session", "code": 16})),
+            )
+                .into_response();
+        }
+        let items = f.apps.lock().unwrap().clone();
+        axum::Json(json!({"metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+    }
+    async fn stream(State(f): State<Fake>, h: HeaderMap) -> axum::response::Response {
+        let auth = h
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        f.requests
+            .lock()
+            .unwrap()
+            .push(("/api/v1/stream/applications".into(), auth.clone()));
+        if f.down.load(Ordering::SeqCst) || auth != format!("Bearer {TOKEN}") {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        f.watchers.lock().unwrap().push(tx);
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|line| (Ok::<_, std::io::Error>(line), rx))
+        });
+        axum::body::Body::from_stream(body).into_response()
+    }
+    let f = Fake::default();
+    let app = axum::Router::new()
+        .route("/api/v1/applications", axum::routing::get(list))
+        .route("/api/v1/stream/applications", axum::routing::get(stream))
+        .with_state(f.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    (format!("http://{addr}"), f)
+}
+
+fn config(fake: &str) -> String {
+    format!("{}\n[argocd.staging]\nurl = \"{fake}\"\n", common::CONFIG)
+}
+
+fn with_token(s: &mut release::startup::Settings) {
+    s.alert_env
+        .insert("RELEASE_ARGOCD_TOKEN_STAGING".into(), TOKEN.into());
+}
+
+/// Waits (at most 10 s) until `f` holds for content-store's staging as the API shows it.
+async fn wait_for(app: &common::TestApp, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+        if f(&body["environments"]["staging"]) {
+            return body["environments"]["staging"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+    panic!("{what}: {}", body["environments"]["staging"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_state_follows_argo_cd() {
+    let (fake, argocd) = fake_argocd().await;
+    argocd
+        .apps
+        .lock()
+        .unwrap()
+        .push(application("content-store", "v5", "Healthy"));
+    let app = common::spawn_custom(&config(&fake), false, with_token).await;
+    assert_eq!(
+        app.notify("alphagov/content-store", "staging", "v5")
+            .await
+            .status(),
+        200
+    );
+
+    let staging = wait_for(&app, "the listed state", |s| s["live"]["version"] == "v5").await;
+    assert_eq!(staging["live"]["health"], "Healthy");
+    assert_eq!(staging["live"]["sync_status"], "Synced");
+    assert_eq!(staging["live"]["operation_phase"], "Succeeded");
+    assert_eq!(staging["live"]["argocd_app"], "content-store");
+    assert!(staging["live"]["unknown_since"].is_null());
+    // The exact requests, with the environment's token.
+    assert_eq!(
+        argocd.requests_to("/api/v1/applications")[0],
+        format!("Bearer {TOKEN}")
+    );
+    for _ in 0..50 {
+        if !argocd.requests_to("/api/v1/stream/applications").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        argocd.requests_to("/api/v1/stream/applications")[0],
+        format!("Bearer {TOKEN}")
+    );
+
+    // Someone syncs a version the pipeline never reported: it is live, and the history
+    // records it as observed (current in staging).
+    argocd.push(
+        "MODIFIED",
+        application("content-store", "v6-hotfix", "Progressing"),
+    );
+    let staging = wait_for(&app, "the watched change", |s| {
+        s["live"]["version"] == "v6-hotfix"
+    })
+    .await;
+    assert_eq!(staging["live"]["health"], "Progressing");
+    assert_eq!(staging["current"]["version"], "v6-hotfix");
+    assert_eq!(staging["current"]["trigger"], "observed");
+    // Seen again (a relist, a restart): not recorded twice.
+    argocd.push(
+        "MODIFIED",
+        application("content-store", "v6-hotfix", "Healthy"),
+    );
+    wait_for(&app, "healthy", |s| s["live"]["health"] == "Healthy").await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE version = 'v6-hotfix'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // An application that is not ours is ignored; a known version is not re-recorded.
+    argocd.push("ADDED", application("somebody-elses", "v1", "Healthy"));
+    argocd.push("MODIFIED", application("content-store", "v5", "Healthy"));
+    wait_for(&app, "back to v5", |s| s["live"]["version"] == "v5").await;
+    let observed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE trigger_kind = 'observed'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(observed, 1);
+
+    // Argo CD goes down (the watch drops, the list answers 503): "unknown since", never a
+    // stale version as the truth. Then up again: known, and the watch reopened.
+    argocd.down.store(true, Ordering::SeqCst);
+    argocd.drop_watches();
+    let staging = wait_for(&app, "unknown", |s| !s["live"]["unknown_since"].is_null()).await;
+    assert!(
+        staging["live"]["unknown_reason"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{staging}"
+    );
+    let watches = argocd.requests_to("/api/v1/stream/applications").len();
+    argocd.down.store(false, Ordering::SeqCst);
+    argocd.apps.lock().unwrap()[0] = application("content-store", "v7", "Healthy");
+    wait_for(&app, "known again", |s| {
+        s["live"]["unknown_since"].is_null() && s["live"]["version"] == "v7"
+    })
+    .await;
+    for _ in 0..100 {
+        if argocd.requests_to("/api/v1/stream/applications").len() > watches {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        argocd.requests_to("/api/v1/stream/applications").len() > watches,
+        "the watch reopened"
+    );
+    // Readiness stays up through it all.
+    let r = app
+        .client
+        .get(app.url("/healthcheck/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_says_unknown_and_two_servers_record_once() {
+    // A wrong token: 401 from the list, the cells unknown with the reason.
+    let (fake, argocd) = fake_argocd().await;
+    argocd
+        .apps
+        .lock()
+        .unwrap()
+        .push(application("content-store", "v5", "Healthy"));
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("release.db").display());
+    let one = common::spawn_on_custom(&config(&fake), false, db.clone(), with_token).await;
+    let two = common::spawn_on_custom(&config(&fake), false, db.clone(), with_token).await;
+    wait_for(&one, "observed", |s| s["live"]["version"] == "v5").await;
+    // Both servers watch; a new version reaches both at once: one observed deployment.
+    for _ in 0..100 {
+        if argocd.watchers.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        argocd.watchers.lock().unwrap().len() >= 2,
+        "both servers watch"
+    );
+    argocd.push("MODIFIED", application("content-store", "v8", "Healthy"));
+    wait_for(&two, "both", |s| s["live"]["version"] == "v8").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE version = 'v8'")
+        .fetch_one(one.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "two observers, one record");
+
+    let (fake, _argocd) = fake_argocd().await;
+    let refused = common::spawn_custom(&config(&fake), false, |s| {
+        s.alert_env
+            .insert("RELEASE_ARGOCD_TOKEN_STAGING".into(), "wrong".into());
+    })
+    .await;
+    // It has never seen the app: nothing to mark, and nothing invented.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, body) = refused.get_json("/api/v1/applications/content-store").await;
+    assert!(body["environments"]["staging"]["live"].is_null(), "{body}");
+}
