@@ -150,39 +150,44 @@ async fn wait_for(app: &common::TestApp, what: &str, f: impl Fn(&Value) -> bool)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_state_follows_argo_cd() {
     let (fake, argocd) = fake_argocd().await;
-    argocd
-        .apps
-        .lock()
-        .unwrap()
-        .push(application("content-store", "v5", "Healthy"));
     let app = common::spawn_custom(&config(&fake), false, with_token).await;
+    // The pipeline's notification first (Argo CD lists nothing yet), so v5 is known.
     assert_eq!(
         app.notify("alphagov/content-store", "staging", "v5")
             .await
             .status(),
         200
     );
-
-    let staging = wait_for(&app, "the listed state", |s| s["live"]["version"] == "v5").await;
+    for _ in 0..100 {
+        if !argocd.watchers.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The exact requests, with the environment's token: the list, then the watch.
+    assert_eq!(
+        argocd.requests_to("/api/v1/applications")[0],
+        format!("Bearer {TOKEN}")
+    );
+    assert_eq!(
+        argocd.requests_to("/api/v1/stream/applications")[0],
+        format!("Bearer {TOKEN}")
+    );
+    argocd
+        .apps
+        .lock()
+        .unwrap()
+        .push(application("content-store", "v5", "Healthy"));
+    argocd.push("ADDED", application("content-store", "v5", "Healthy"));
+    let staging = wait_for(&app, "the watched state", |s| s["live"]["version"] == "v5").await;
     assert_eq!(staging["live"]["health"], "Healthy");
     assert_eq!(staging["live"]["sync_status"], "Synced");
     assert_eq!(staging["live"]["operation_phase"], "Succeeded");
     assert_eq!(staging["live"]["argocd_app"], "content-store");
     assert!(staging["live"]["unknown_since"].is_null());
-    // The exact requests, with the environment's token.
     assert_eq!(
-        argocd.requests_to("/api/v1/applications")[0],
-        format!("Bearer {TOKEN}")
-    );
-    for _ in 0..50 {
-        if !argocd.requests_to("/api/v1/stream/applications").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        argocd.requests_to("/api/v1/stream/applications")[0],
-        format!("Bearer {TOKEN}")
+        staging["current"]["trigger"], "continuous",
+        "a known version is not re-recorded"
     );
 
     // Someone syncs a version the pipeline never reported: it is live, and the history
@@ -191,12 +196,13 @@ async fn the_live_state_follows_argo_cd() {
         "MODIFIED",
         application("content-store", "v6-hotfix", "Progressing"),
     );
+    // (The API reads the history and the live state one after the other: wait for both.)
     let staging = wait_for(&app, "the watched change", |s| {
-        s["live"]["version"] == "v6-hotfix"
+        s["live"]["version"] == "v6-hotfix" && s["current"]["version"] == "v6-hotfix"
     })
     .await;
     assert_eq!(staging["live"]["health"], "Progressing");
-    assert_eq!(staging["current"]["version"], "v6-hotfix");
+    assert_eq!(staging["current"]["version"], "v6-hotfix", "{staging}");
     assert_eq!(staging["current"]["trigger"], "observed");
     // Seen again (a relist, a restart): not recorded twice.
     argocd.push(
