@@ -173,6 +173,9 @@ struct FileArgo {
 #[serde(deny_unknown_fields)]
 struct FileDeploys {
     stall_minutes: Option<i64>,
+    /// How long Argo CD's running version may differ from the current deployment before
+    /// the cell is flagged drift (default 600).
+    drift_grace_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +280,8 @@ pub struct Config {
     pub argo: Vec<(String, String)>,
     /// A manual deploy that hears nothing from the pipeline for this long is stalled.
     pub stall_minutes: i64,
+    /// What runs may differ from the current deployment this long before it is drift.
+    pub drift_grace_seconds: i64,
     /// The server's limits, with `[limits]` applied.
     pub limits: crate::http::state::Limits,
     /// The owner of a repo the pipeline names without one (`content-store`): `default_owner`,
@@ -305,6 +310,7 @@ impl Default for Config {
             session: SessionSettings::default(),
             argo: vec![],
             stall_minutes: 30,
+            drift_grace_seconds: 600,
             limits: Default::default(),
             default_owner: None,
             alerts: AlertConfig::default(),
@@ -463,7 +469,20 @@ impl Config {
             );
             argocd.push((env, a.url.trim_end_matches('/').to_owned()));
         }
-        let stall_minutes = file.deploys.and_then(|d| d.stall_minutes).unwrap_or(30);
+        let stall_minutes = file
+            .deploys
+            .as_ref()
+            .and_then(|d| d.stall_minutes)
+            .unwrap_or(30);
+        let drift_grace_seconds = file
+            .deploys
+            .as_ref()
+            .and_then(|d| d.drift_grace_seconds)
+            .unwrap_or(600);
+        anyhow::ensure!(
+            (0..=7 * 24 * 3600).contains(&drift_grace_seconds),
+            "deploys.drift_grace_seconds must be 0 to 604800"
+        );
         anyhow::ensure!(
             stall_minutes >= 1,
             "deploys.stall_minutes must be at least 1"
@@ -527,6 +546,7 @@ impl Config {
             session,
             argo,
             stall_minutes,
+            drift_grace_seconds,
         })
     }
 }

@@ -55,14 +55,16 @@ pub struct Server {
 
 impl Server {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url, settings.config.environments.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the database {}",
-                    app::store::redact_url(&settings.database_url)
-                )
-            })?;
+        let mut store =
+            Store::connect(&settings.database_url, settings.config.environments.clone())
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening the database {}",
+                        app::store::redact_url(&settings.database_url)
+                    )
+                })?;
+        store.set_drift_grace_ms(settings.config.drift_grace_seconds * 1000);
         store.migrate().await.context("running migrations")?;
         store
             .sync_applications(&settings.config.applications)

@@ -41,6 +41,19 @@ pub struct AppSummary {
     pub flags: Vec<Flag>,
     /// The Release app's one-line status ("all environments match"...).
     pub release_status: String,
+    /// One per environment: what Argo CD says runs there (none without `[argocd]`).
+    #[serde(default)]
+    pub live: Vec<Option<LiveCell>>,
+}
+
+/// What runs in one cell, as Argo CD last said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveCell {
+    pub version: Option<String>,
+    pub health: String,
+    pub version_since_ms: i64,
+    /// Argo CD could not be read since then.
+    pub unknown_since_ms: Option<i64>,
 }
 
 /// One line of the audit log.

@@ -310,3 +310,65 @@ async fn a_refused_token_says_unknown_and_two_servers_record_once() {
     let (_, body) = refused.get_json("/api/v1/applications/content-store").await;
     assert!(body["environments"]["staging"]["live"].is_null(), "{body}");
 }
+
+/// Drift: what runs differs from Release's current deployment for longer than the grace
+/// period. Not during it (a rollout); flagged after, with both versions, in the API and on
+/// the grid; gone once they agree again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_flagged_after_the_grace_period() {
+    let (fake, argocd) = fake_argocd().await;
+    let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
+    let app = common::spawn_custom(&config, false, with_token).await;
+    for v in ["v5", "v9"] {
+        assert_eq!(
+            app.notify("alphagov/content-store", "staging", v)
+                .await
+                .status(),
+            200
+        );
+    }
+    for _ in 0..100 {
+        if !argocd.watchers.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Argo CD still runs v5 (someone synced the old revision, or the rollout of v9 has
+    // not happened): within the grace period, no flag.
+    argocd.push("MODIFIED", application("content-store", "v5", "Healthy"));
+    wait_for(&app, "observed", |s| s["live"]["version"] == "v5").await;
+    let drift = |body: &Value| {
+        body["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == "drift")
+            .cloned()
+    };
+    let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+    assert_eq!(drift(&body), None, "not drift during the grace period");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+    let flag = drift(&body).expect("drift after the grace period");
+    assert_eq!(flag["environment"], "staging");
+    assert_eq!(flag["running"], "v5");
+    assert_eq!(flag["expected"], "v9");
+    // The grid says it too (its row re-rendered at the next change of the app).
+    argocd.push("MODIFIED", application("content-store", "v5", "Degraded"));
+    wait_for(&app, "degraded", |s| s["live"]["health"] == "Degraded").await;
+    let mut seen = false;
+    for _ in 0..50 {
+        let (_, html) = app.page("/").await;
+        if html.contains("drift: staging") {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the grid shows the drift flag");
+    // Argo CD catches up: no drift.
+    argocd.push("MODIFIED", application("content-store", "v9", "Healthy"));
+    wait_for(&app, "caught up", |s| s["live"]["version"] == "v9").await;
+    let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+    assert_eq!(drift(&body), None);
+}

@@ -36,6 +36,14 @@ pub enum Flag {
         environment: String,
         stage: Option<Stage>,
     },
+    /// Argo CD says `environment` runs `running`, not `expected` (Release's current
+    /// deployment there), and has for longer than the grace period.
+    Drift {
+        environment: String,
+        running: String,
+        expected: String,
+        since_ms: i64,
+    },
 }
 
 impl Flag {
@@ -44,6 +52,7 @@ impl Flag {
             Flag::ManualDeployment { .. } => "manual deployment",
             Flag::NotInSync { .. } => "not in sync",
             Flag::LastDeploymentFailed { .. } => "last deployment failed",
+            Flag::Drift { .. } => "drift",
         }
     }
 
@@ -52,6 +61,7 @@ impl Flag {
             Flag::ManualDeployment { .. } => "flag flag-manual",
             Flag::NotInSync { .. } => "flag flag-sync",
             Flag::LastDeploymentFailed { .. } => "flag flag-failed",
+            Flag::Drift { .. } => "flag flag-drift",
         }
     }
 
@@ -70,6 +80,9 @@ impl Flag {
             Flag::LastDeploymentFailed { environment, stage: None } => {
                 format!("the latest deployment to {environment} failed")
             }
+            Flag::Drift { environment, running, expected, .. } => format!(
+                "Argo CD says {environment} runs {running}, not {expected} as Release recorded: deployed outside the pipeline, rolled back by hand, or a notification lost"
+            ),
         }
     }
 }
@@ -114,6 +127,32 @@ pub fn app_flags(names: &[&str], cells: &[Option<CellState>], continuous: &[bool
         }
     }
     flags
+}
+
+/// How long what runs may differ from what Release recorded before it is drift (a
+/// rollout takes minutes).
+pub const DRIFT_GRACE_MS: i64 = 10 * 60_000;
+
+/// Drift in one cell: Argo CD's running version (`live_version`, running since
+/// `live_since_ms`) is not Release's current deployment (recorded at `current_at_ms`), and
+/// has not been for longer than `grace_ms` (counted from the later of the two: a rollout of
+/// a new version, or a new version running, is not drift yet). The time it started, if so.
+pub fn drift_since(
+    current: &CellState,
+    current_at_ms: i64,
+    live_version: &str,
+    live_since_ms: i64,
+    now_ms: i64,
+    grace_ms: i64,
+) -> Option<i64> {
+    let same = live_version == current.version
+        || current.sha.as_deref().is_some_and(|s| {
+            s.len() >= 7
+                && live_version.len() >= 7
+                && (s.starts_with(live_version) || live_version.starts_with(s))
+        });
+    let since = live_since_ms.max(current_at_ms);
+    (!same && now_ms - since > grace_ms).then_some(since)
 }
 
 /// The Release app's own one-line status, kept for compatibility (see the contracts,
@@ -240,5 +279,33 @@ mod tests {
             failed_stage: None,
         };
         assert!(a.same_release_as(&b));
+    }
+
+    #[test]
+    fn drift_only_after_the_grace_period_and_only_when_different() {
+        let cell = |v: &str, sha: Option<&str>| CellState {
+            version: v.into(),
+            sha: sha.map(str::to_owned),
+            status: DeploymentStatus::Succeeded,
+            failed_stage: None,
+        };
+        let g = 600_000;
+        // Same version, or the same commit by SHA prefix: never drift.
+        assert_eq!(drift_since(&cell("v9", None), 0, "v9", 0, 10 * g, g), None);
+        let sha = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
+        assert_eq!(
+            drift_since(&cell("v9", Some(sha)), 0, "0a1b2c3", 0, 10 * g, g),
+            None
+        );
+        // Different: not within the grace period from the later of the two times.
+        assert_eq!(drift_since(&cell("v9", None), 1_000, "v5", 0, g, g), None);
+        assert_eq!(
+            drift_since(&cell("v9", None), 1_000, "v5", 0, g + 1_001, g),
+            Some(1_000)
+        );
+        assert_eq!(
+            drift_since(&cell("v9", None), 0, "v5", 5_000, g + 5_001, g),
+            Some(5_000)
+        );
     }
 }

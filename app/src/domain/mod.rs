@@ -15,7 +15,7 @@ mod status;
 
 pub use alert::{AlertEvent, AlertKind, AlertReceiverInfo, DeliveryRow};
 pub use environment::{Environment, Environments};
-pub use flags::{app_flags, release_app_status, CellState, Flag};
+pub use flags::{app_flags, drift_since, release_app_status, CellState, Flag, DRIFT_GRACE_MS};
 pub use git_ref::{GitRef, Sha};
 pub use k8s::K8sName;
 pub use repo::{RepoName, Shortname};

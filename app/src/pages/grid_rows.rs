@@ -169,12 +169,14 @@ pub fn render_row(app: &AppSummary, frozen: bool, now_ms: i64) -> String {
         let env = match f {
             Flag::ManualDeployment { environment, .. }
             | Flag::NotInSync { environment, .. }
-            | Flag::LastDeploymentFailed { environment, .. } => environment,
+            | Flag::LastDeploymentFailed { environment, .. }
+            | Flag::Drift { environment, .. } => environment,
         };
         let class = match f {
             Flag::ManualDeployment { .. } => "manual",
             Flag::NotInSync { .. } => "sync",
             Flag::LastDeploymentFailed { .. } => "failed",
+            Flag::Drift { .. } => "drift",
         };
         out.push_str("<span class=\"");
         out.push_str(class);
@@ -682,6 +684,7 @@ mod tests {
             continuous: vec![true, false],
             flags: vec![],
             release_status: String::new(),
+            live: vec![],
         }
     }
 

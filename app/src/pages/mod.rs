@@ -58,6 +58,13 @@ pub fn FlagBadge(flag: Flag) -> impl IntoView {
         Flag::ManualDeployment { environment, .. } | Flag::NotInSync { environment, .. } => {
             format!("{}: {}", flag.label(), environment)
         }
+        Flag::Drift {
+            environment,
+            running,
+            ..
+        } => {
+            format!("{}: {} runs {}", flag.label(), environment, running)
+        }
     };
     view! { <span class=flag.css_class() title=flag.explain()>{text}</span> }
 }

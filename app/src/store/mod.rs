@@ -93,6 +93,9 @@ pub struct Store {
     changes: tokio::sync::broadcast::Sender<String>,
     /// Notifications waiting for their group commit (`deployments::GroupCommit`).
     group: std::sync::Arc<deployments::GroupCommit>,
+    /// How long what Argo CD says runs may differ from the current deployment before it is
+    /// drift (`[deploys] drift_grace_seconds`).
+    drift_grace_ms: i64,
 }
 
 /// The PostgreSQL channel that carries changes between Release servers.
@@ -204,6 +207,7 @@ impl Store {
             write_lock: Default::default(),
             changes,
             group: Default::default(),
+            drift_grace_ms: crate::domain::DRIFT_GRACE_MS,
         })
     }
 
@@ -251,6 +255,11 @@ impl Store {
                 self.changes.send(what.to_owned()).ok();
             }
         }
+    }
+
+    /// Sets the drift grace period (before the store is shared).
+    pub fn set_drift_grace_ms(&mut self, ms: i64) {
+        self.drift_grace_ms = ms.max(0);
     }
 
     pub fn backend(&self) -> Backend {

@@ -130,6 +130,7 @@ impl Store {
                     continuous: names.iter().map(|n| !manual.contains(n)).collect(),
                     flags: vec![],
                     release_status: String::new(),
+                    live: vec![None; names.len()],
                 });
             }
             let app = apps.last_mut().expect("pushed above");
@@ -152,8 +153,10 @@ impl Store {
                 }
             }
         }
+        self.fill_live(&mut apps, &ids, &names).await?;
+        let now = now_ms();
         for app in &mut apps {
-            finish_summary(&names, app);
+            finish_summary(&names, app, self.drift_grace_ms, now);
         }
         let freezes = match only {
             None => self.all_active_freezes().await?,
@@ -201,8 +204,11 @@ impl Store {
                 d.events = events.get(&d.id).cloned().unwrap_or_default();
             }
         }
-        let summary =
+        let mut summary =
             summary_from_history(&names, &app, &self.current_ids(app.id).await?, &history);
+        self.fill_live(std::slice::from_mut(&mut summary), &[app.id], &names)
+            .await?;
+        finish_summary(&names, &mut summary, self.drift_grace_ms, now_ms());
         let freezes = self.active_freezes(Some(app.id)).await?;
         Ok(Some(AppDetail {
             simulated: false,
@@ -321,7 +327,7 @@ fn deployment_view(r: DeploymentRow) -> DeploymentView {
     r.0
 }
 
-fn finish_summary(names: &[&str], app: &mut AppSummary) {
+fn finish_summary(names: &[&str], app: &mut AppSummary, drift_grace_ms: i64, now: i64) {
     let states: Vec<Option<CellState>> = app
         .cells
         .iter()
@@ -336,6 +342,72 @@ fn finish_summary(names: &[&str], app: &mut AppSummary) {
         .collect();
     app.flags = app_flags(names, &states, &app.continuous);
     app.release_status = release_app_status(names, &states).to_owned();
+    // Drift: only where Argo CD's word is current (an unknown live state says nothing).
+    for (i, (cell, live)) in app.cells.iter().zip(&app.live).enumerate() {
+        let (Some(cell), Some(live), Some(state)) = (cell, live, &states[i]) else {
+            continue;
+        };
+        let Some(running) = live
+            .version
+            .as_deref()
+            .filter(|_| live.unknown_since_ms.is_none())
+        else {
+            continue;
+        };
+        if let Some(since_ms) = crate::domain::drift_since(
+            state,
+            cell.created_at_ms,
+            running,
+            live.version_since_ms,
+            now,
+            drift_grace_ms,
+        ) {
+            app.flags.push(crate::domain::Flag::Drift {
+                environment: names[i].to_owned(),
+                running: running.to_owned(),
+                expected: cell.version.clone(),
+                since_ms,
+            });
+        }
+    }
+}
+
+impl Store {
+    /// Fills each app's `live` from `live_states` (`ids` in the order of `apps`).
+    async fn fill_live(&self, apps: &mut [AppSummary], ids: &[i64], names: &[&str]) -> Result<()> {
+        if apps.is_empty() {
+            return Ok(());
+        }
+        // One app (its page): its rows; else the whole table (5 rows an app at most).
+        let one = match ids {
+            [id] => format!(" WHERE application_id = {id}"),
+            _ => String::new(),
+        };
+        let rows: Vec<(i64, String, Option<String>, String, i64, Option<i64>)> = sqlx::query_as(
+            &format!("SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states{one}"),
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        for (app_id, env, version, health, since, unknown) in rows {
+            let (Some(&a), Some(e)) = (index.get(&app_id), names.iter().position(|n| *n == env))
+            else {
+                continue;
+            };
+            if let Some(slot) = apps.get_mut(a).and_then(|app| app.live.get_mut(e)) {
+                *slot = Some(crate::model::LiveCell {
+                    version,
+                    health,
+                    version_since_ms: since,
+                    unknown_since_ms: unknown,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 fn summary_from_history(
@@ -370,7 +442,8 @@ fn summary_from_history(
         continuous: history.iter().map(|h| h.continuous).collect(),
         flags: vec![],
         release_status: String::new(),
+        live: vec![None; names.len()],
     };
-    finish_summary(names, &mut s);
+    finish_summary(names, &mut s, i64::MAX, 0);
     s
 }
