@@ -80,6 +80,10 @@ pub struct Freeze {
     pub created_at_ms: i64,
     /// Who may lift it: an admin's freeze needs an admin.
     pub authority: crate::domain::deploy_rules::Authority,
+    /// Set by a rollback: only promotion *from* this environment is frozen (deploys are
+    /// not). None: an ordinary freeze of deploys.
+    #[serde(default)]
+    pub from_environment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

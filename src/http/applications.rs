@@ -171,9 +171,16 @@ pub async fn promotion(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
     let freezes = store.active_freezes(Some(app.id)).await?;
+    let envs = store.environments();
+    let from = envs
+        .index_of(&env)
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| envs.as_slice().get(i))
+        .map(|e| e.as_str().to_owned());
     let gate = app::domain::deploy_rules::promotion_gate(
         &app.shortname,
         &env,
+        from.as_deref(),
         &app.manual_environments,
         &freezes,
     );

@@ -14,5 +14,6 @@ mod live;
 mod pages;
 mod pipeline_api;
 mod promotion;
+mod rollback;
 mod security;
 mod storage;

@@ -122,7 +122,8 @@ pub fn check_deploy(ask: &DeployAsk<'_>) -> Result<DeployPermit, Refusal> {
             "deploying to {env} needs an explicit confirmation: tick the box"
         )));
     }
-    let Some(f) = ask.freezes.first() else {
+    // A rollback's freeze stops promotion out of its environment, not deploys.
+    let Some(f) = ask.freezes.iter().find(|f| f.from_environment.is_none()) else {
         return Ok(DeployPermit::Plain);
     };
     let what = frozen_what(ask.application, f);
@@ -198,6 +199,40 @@ pub fn promotion(
         to: target.to_owned(),
         version: prev.version.clone(),
     })
+}
+
+/// "Roll back to v299": the newest earlier deployment in that environment that
+/// succeeded with another version than what is current there. `history` is newest first.
+pub fn rollback_target(
+    environment: &str,
+    current: Option<&str>,
+    history: &[(String, super::DeploymentStatus)],
+) -> Result<String, Refusal> {
+    let Some(current) = current else {
+        return Err(Refusal::Conflict(format!(
+            "nothing runs in {environment} to roll back"
+        )));
+    };
+    history
+        .iter()
+        .find(|(v, s)| v != current && *s == super::DeploymentStatus::Succeeded)
+        .map(|(v, _)| v.clone())
+        .ok_or_else(|| {
+            Refusal::Conflict(format!(
+                "no earlier version succeeded in {environment}: there is nothing to roll back to"
+            ))
+        })
+}
+
+/// A rollback's reason: written down, 1 to 500 printable characters.
+pub fn rollback_reason(reason: Option<&str>) -> Result<String, Refusal> {
+    let r = reason.map(str::trim).unwrap_or("");
+    if r.is_empty() || r.chars().count() > 500 || r.chars().any(char::is_control) {
+        return Err(Refusal::Unconfirmed(
+            "a rollback needs a written reason (1 to 500 characters): it is recorded and shown on the freeze".into(),
+        ));
+    }
+    Ok(r.to_owned())
 }
 
 /// The refusal when someone else's deploy to the same app and environment is in flight.
@@ -313,10 +348,25 @@ pub struct Gate {
 pub fn promotion_gate(
     application: &str,
     to: &Environment,
+    from: Option<&str>,
     manual_environments: &[String],
     freezes: &[Freeze],
 ) -> Gate {
-    if let Some(f) = freezes.first() {
+    // Any freeze of deploys, or a rollback's freeze of promotion out of `from`.
+    let blocking = freezes.iter().find(|f| match &f.from_environment {
+        None => true,
+        Some(e) => Some(e.as_str()) == from,
+    });
+    if let Some(f) = blocking {
+        if let Some(e) = &f.from_environment {
+            return Gate {
+                allowed: false,
+                reason: Some(format!(
+                    "promotion of {application} from {e} is frozen by {} (rollback): {}",
+                    f.frozen_by, f.reason
+                )),
+            };
+        }
         return Gate {
             allowed: false,
             reason: Some(format!(
@@ -356,6 +406,7 @@ mod tests {
 
     fn freeze(app: Option<&str>, authority: Authority) -> Freeze {
         Freeze {
+            from_environment: None,
             id: 1,
             application: app.map(str::to_owned),
             reason: "incident".into(),
@@ -562,15 +613,21 @@ mod tests {
     #[test]
     fn the_promotion_gate() {
         let staging = env("staging");
-        assert!(promotion_gate("a", &staging, &[], &[]).allowed);
-        let g = promotion_gate("a", &staging, &["staging".into()], &[]);
+        assert!(promotion_gate("a", &staging, Some("integration"), &[], &[]).allowed);
+        let g = promotion_gate("a", &staging, Some("integration"), &["staging".into()], &[]);
         assert!(
             !g.allowed
                 && g.reason
                     .unwrap()
                     .contains("continuous deployment to staging is off")
         );
-        let g = promotion_gate("a", &staging, &[], &[freeze(None, Authority::Admin)]);
+        let g = promotion_gate(
+            "a",
+            &staging,
+            Some("integration"),
+            &[],
+            &[freeze(None, Authority::Admin)],
+        );
         assert!(!g.allowed && g.reason.unwrap().contains("frozen site-wide"));
     }
 
@@ -626,5 +683,88 @@ mod tests {
             promotion(&names, &nothing, "staging").unwrap_err().status(),
             409
         );
+    }
+
+    #[test]
+    fn rollback_goes_to_the_newest_earlier_success_with_a_reason() {
+        use crate::domain::DeploymentStatus as S;
+        let h = |v: &[(&str, S)]| {
+            v.iter()
+                .map(|(v, s)| (v.to_string(), *s))
+                .collect::<Vec<_>>()
+        };
+        let history = h(&[
+            ("v301", S::Succeeded),
+            ("v300", S::Failed),
+            ("v301", S::Succeeded),
+            ("v299", S::Succeeded),
+        ]);
+        assert_eq!(
+            rollback_target("production", Some("v301"), &history).unwrap(),
+            "v299"
+        );
+        assert_eq!(
+            rollback_target("production", None, &history)
+                .unwrap_err()
+                .status(),
+            409
+        );
+        assert_eq!(
+            rollback_target("production", Some("v1"), &h(&[("v1", S::Succeeded)]))
+                .unwrap_err()
+                .status(),
+            409
+        );
+        assert_eq!(
+            rollback_reason(Some("  bad release  ")).unwrap(),
+            "bad release"
+        );
+        assert_eq!(rollback_reason(Some(" ")).unwrap_err().status(), 422);
+        assert_eq!(rollback_reason(None).unwrap_err().status(), 422);
+        assert_eq!(
+            rollback_reason(Some(&"x".repeat(501)))
+                .unwrap_err()
+                .status(),
+            422
+        );
+    }
+
+    #[test]
+    fn a_rollback_freeze_stops_promotion_from_its_environment_only() {
+        let mut f = freeze(Some("frontend"), Authority::Deployer);
+        f.from_environment = Some("staging".into());
+        let production = Environment::parse_name("production").unwrap();
+        let staging = Environment::parse_name("staging").unwrap();
+        let g = promotion_gate(
+            "frontend",
+            &production,
+            Some("staging"),
+            &[],
+            std::slice::from_ref(&f),
+        );
+        assert!(!g.allowed);
+        assert!(g.reason.unwrap().contains("from staging is frozen"));
+        assert!(
+            promotion_gate(
+                "frontend",
+                &staging,
+                Some("integration"),
+                &[],
+                std::slice::from_ref(&f)
+            )
+            .allowed
+        );
+        // Deploys go on (the rollback itself among them).
+        let u = user(false, &["staging"]);
+        let ask = DeployAsk {
+            user: &u,
+            application: "frontend",
+            environment: &staging,
+            is_last_environment: false,
+            confirmed: false,
+            freezes: std::slice::from_ref(&f),
+            override_reason: None,
+        };
+        assert_eq!(check_deploy(&ask), Ok(DeployPermit::Plain));
     }
 }

@@ -47,12 +47,14 @@ pub fn ApplicationPage() -> impl IntoView {
     let freeze = ServerAction::<SetFreeze>::new();
     let unfreeze = ServerAction::<LiftFreeze>::new();
     let promote = ServerAction::<super::promote::Promote>::new();
+    let rollback = ServerAction::<super::promote::Rollback>::new();
     let actions = Actions {
         deploy,
         resubmit,
         freeze,
         unfreeze,
         promote,
+        rollback,
     };
     // Any action done: read the app again.
     let detail = Resource::new(
@@ -64,6 +66,7 @@ pub fn ApplicationPage() -> impl IntoView {
                 freeze.version().get(),
                 unfreeze.version().get(),
                 promote.version().get(),
+                rollback.version().get(),
             )
         },
         |(s, ..)| get_application(s),
@@ -93,6 +96,7 @@ struct Actions {
     freeze: ServerAction<SetFreeze>,
     unfreeze: ServerAction<LiftFreeze>,
     promote: ServerAction<super::promote::Promote>,
+    rollback: ServerAction<super::promote::Rollback>,
 }
 
 #[component]
@@ -139,16 +143,61 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         .collect();
     let last_env = envs.last().cloned().unwrap_or_default();
     let sn_promote = s.shortname.clone();
+    // Each environment's rollback: the newest earlier version that succeeded there (the
+    // server decides it again, and refuses if it changed).
+    let rollbacks: Vec<Option<String>> = detail
+        .history
+        .iter()
+        .zip(&s.cells)
+        .map(|(h, cell)| {
+            let history: Vec<(String, crate::domain::DeploymentStatus)> = h
+                .deployments
+                .iter()
+                .map(|d| (d.version.clone(), d.status))
+                .collect();
+            crate::domain::deploy_rules::rollback_target(
+                &h.environment,
+                cell.as_ref().map(|c| c.version.as_str()),
+                &history,
+            )
+            .ok()
+        })
+        .collect();
+    let sn_rollback = s.shortname.clone();
+    let last_rollback = last_env.clone();
     let current = envs
         .iter()
         .cloned()
         .zip(s.cells.into_iter().zip(s.continuous.iter().copied()))
-        .map(|(env, (cell, continuous))| {
+        .zip(rollbacks)
+        .map(|((env, (cell, continuous)), target)| {
             let repo = repo.clone();
+            let (sn_form, env_form) = (sn_rollback.clone(), env.clone());
+            let needs_confirm = env == last_rollback;
+            let form = target.map(move |target| {
+                let label = format!("Roll back to {target}");
+                let confirm_label = format!(" I mean it (needed for {env_form})");
+                view! {
+                    <details class="rollback">
+                        <summary>{label.clone()}</summary>
+                        <ActionForm action=actions.rollback attr:class="rollback-form">
+                            <input type="hidden" name="shortname" value=sn_form.clone()/>
+                            <input type="hidden" name="environment" value=env_form.clone()/>
+                            <input type="hidden" name="expected_version" value=target.clone()/>
+                            <label>"Reason " <input name="reason" required maxlength="500" placeholder="what went wrong"/></label>
+                            {needs_confirm.then(|| view! {
+                                <label class="check"><input type="checkbox" name="confirm" value="yes"/>{confirm_label.clone()}</label>
+                            })}
+                            <button type="submit">{label}</button>
+                        </ActionForm>
+                    </details>
+                }
+            });
             view! {
                 <div class="env-card">
-                    <h3>{env} {(!continuous).then(|| view! { <span class="tag">"manual"</span> })}</h3>
+                    <h3>{env.clone()} {(!continuous).then(|| view! { <span class="tag">"manual"</span> })}</h3>
                     <CellView repo cell now_ms=now/>
+                    {form}
                 </div>
             }
         })
@@ -169,6 +218,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
             <h2 id="current-h">"Deployed now"</h2>
             <div class="env-cards">{current}</div>
             <p class="muted small">{s.release_status.clone()}</p>
+            <ActionResult value=actions.rollback.value()/>
         </section>
         <section aria-labelledby="flags-h">
             <h2 id="flags-h">"Needs attention"</h2>

@@ -179,9 +179,11 @@ pub(crate) async fn perform_deploy(
             }
         }
     };
-    let promoted = promoted_from
-        .map(|from| format!(" (promoted from {from})"))
-        .unwrap_or_default();
+    let promoted = match promoted_from {
+        Some(n) if n.starts_with("rollback") => format!(" ({n})"),
+        Some(from) => format!(" (promoted from {from})"),
+        None => String::new(),
+    };
     let detail = match (&state.simulator, &run_url) {
         (Some(_), _) => format!("{git_ref} to {env}{promoted} (simulated pipeline)"),
         (None, run) => format!(
@@ -744,9 +746,10 @@ pub fn FreezeBanners(freezes: Vec<Freeze>, now_ms: i64) -> impl IntoView {
     freezes
         .into_iter()
         .map(|f| {
-            let what = match &f.application {
-                Some(a) => format!("Deploys to {a} are frozen"),
-                None => "Deploys are frozen site-wide".to_string(),
+            let what = match (&f.application, &f.from_environment) {
+                (Some(a), Some(e)) => format!("Promotion of {a} from {e} is frozen (rollback)"),
+                (Some(a), None) => format!("Deploys to {a} are frozen"),
+                (None, _) => "Deploys are frozen site-wide".to_string(),
             };
             view! {
                 <p class="banner frozen" role="status">

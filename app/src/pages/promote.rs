@@ -1,5 +1,6 @@
-//! One-click promotion ("Deploy v301 to staging": what runs in the environment before) and
-//! release trains (the same for many apps at once). The version always comes from the
+//! One-click promotion ("Deploy v301 to staging": what runs in the environment before),
+//! release trains (the same for many apps at once), and rollback ("Roll back to v299", with
+//! a reason, freezing promotion out of that environment). The version always comes from the
 //! server's own record (`deploy_rules::promotion`); each deploy goes through
 //! `deploy::perform_deploy`, so the rules, the in-flight slot, the audit entry and the
 //! alert are the same as a manual Deploy's.
@@ -117,6 +118,131 @@ async fn promote_one(
         Some(&p.from),
     )
     .await
+}
+
+/// Rolls `environment` back to the newest earlier version that succeeded there
+/// (`deploy_rules::rollback_target`), through the same deploy path as Deploy, then freezes
+/// automatic promotion of the app *from* that environment with the written reason (the
+/// pipeline's promotion gate answers `allowed: false` until someone lifts it). Audited.
+#[server(endpoint = "rollback")]
+pub async fn rollback(
+    shortname: String,
+    environment: String,
+    reason: Option<String>,
+    confirm: Option<String>,
+    expected_version: Option<String>,
+) -> Result<ActionDone, crate::error::AppError> {
+    use crate::domain::deploy_rules as rules;
+    use crate::error::AppError;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let env = store
+        .environments()
+        .parse(&environment)
+        .map_err(|e| AppError::new(422, e.to_string()))?;
+    let shortname = crate::domain::Shortname::parse(&shortname)
+        .map_err(|e| AppError::new(422, e.to_string()))?;
+    if !rules::may_act_on(&user, env.as_str()) {
+        return Err(AppError::new(
+            403,
+            format!("you may not deploy to {env}; ask an admin to add you to a team that may"),
+        ));
+    }
+    let reason = rules::rollback_reason(reason.as_deref()).map_err(AppError::from)?;
+    let app = store
+        .application(shortname.as_str())
+        .await
+        .map_err(AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let detail = store
+        .app_detail(shortname.as_str())
+        .await
+        .map_err(AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let idx = store.environments().index_of(&env).unwrap_or(0);
+    let current = detail.summary.cells.get(idx).cloned().flatten();
+    let history: Vec<(String, crate::domain::DeploymentStatus)> = detail
+        .history
+        .get(idx)
+        .map(|h| {
+            h.deployments
+                .iter()
+                .map(|d| (d.version.clone(), d.status))
+                .collect()
+        })
+        .unwrap_or_default();
+    let target = rules::rollback_target(
+        env.as_str(),
+        current.as_ref().map(|c| c.version.as_str()),
+        &history,
+    )
+    .map_err(AppError::from)?;
+    if let Some(expected) = expected_version.as_deref().filter(|v| *v != target) {
+        return Err(AppError::new(
+            409,
+            format!("the version to roll back to is now {target}, not {expected}: nothing was deployed; look again"),
+        ));
+    }
+    let git_ref = crate::domain::GitRef::parse(&target).map_err(|e| {
+        AppError::new(
+            422,
+            format!(
+                "{target} is not a git ref GitHub could deploy: {}",
+                e.message
+            ),
+        )
+    })?;
+    let from_version = current.map(|c| c.version).unwrap_or_default();
+    let note = format!("rollback from {from_version}: {reason}");
+    let done = super::deploy::perform_deploy(
+        &state,
+        &user,
+        &app,
+        env.clone(),
+        git_ref,
+        confirm.as_deref() == Some("yes"),
+        None,
+        Some(&note),
+    )
+    .await?;
+    let audit_detail = format!(
+        "{} {env}: {from_version} -> {target}; promotion from {env} frozen: {reason}",
+        app.shortname
+    );
+    store
+        .freeze_promotion_from(
+            app.id,
+            env.as_str(),
+            &reason,
+            &user.login,
+            &crate::store::NewAudit {
+                actor: &user.login,
+                action: "rollback",
+                application: Some(&app.shortname),
+                environment: Some(env.as_str()),
+                outcome: "requested",
+                detail: &audit_detail,
+            },
+        )
+        .await
+        .map_err(|e| {
+            AppError::new(
+                503,
+                format!(
+                    "{} Promotion from {env} could NOT be frozen ({e}): freeze the app by hand.",
+                    done.message
+                ),
+            )
+        })?;
+    Ok(ActionDone {
+        message: format!(
+            "{} Promotion of {} from {env} is frozen until someone lifts it.",
+            done.message.replace("Deploy of", "Rollback to"),
+            app.shortname
+        ),
+        link: done.link,
+    })
 }
 
 /// What happened to one app of a train.

@@ -139,8 +139,8 @@ impl Store {
     }
 
     async fn freezes_where(&self, condition: &str, arg: i64) -> Result<Vec<Freeze>> {
-        let rows: Vec<(i64, Option<String>, String, String, i64, String)> = sqlx::query_as(&format!(
-            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at, f.authority FROM freezes f
+        let rows: Vec<(i64, Option<String>, String, String, i64, String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at, f.authority, f.from_environment FROM freezes f
              LEFT JOIN applications a ON a.id = f.application_id
              WHERE f.lifted_at IS NULL AND {condition} ORDER BY f.id"
         ))
@@ -150,7 +150,16 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(id, application, reason, frozen_by, created_at_ms, authority)| Freeze {
+                |(
+                    id,
+                    application,
+                    reason,
+                    frozen_by,
+                    created_at_ms,
+                    authority,
+                    from_environment,
+                )| Freeze {
+                    from_environment,
                     id,
                     application,
                     reason,
@@ -186,6 +195,35 @@ impl Store {
             Authority::Admin => "admin",
             Authority::Deployer => "deployer",
         })
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        insert_alert(&mut tx, &freeze_alert(AlertKind::FreezeSet, audit, reason)).await?;
+        tx.commit().await?;
+        self.publish("*").await;
+        Ok(id)
+    }
+
+    /// A rollback's freeze: automatic promotion of the app *from* `environment` stops, with
+    /// the reason, until someone lifts it like any freeze. Written with the rollback's audit
+    /// entry and its alert in one transaction.
+    pub async fn freeze_promotion_from(
+        &self,
+        app_id: i64,
+        environment: &str,
+        reason: &str,
+        by: &str,
+        audit: &NewAudit<'_>,
+    ) -> Result<i64> {
+        let (_guard, mut tx) = self.write().await?;
+        let id = sqlx::query_scalar(
+            "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment) VALUES ($1, $2, $3, $4, 'deployer', $5) RETURNING id",
+        )
+        .bind(app_id)
+        .bind(reason)
+        .bind(by)
+        .bind(now_ms())
+        .bind(environment)
         .fetch_one(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;

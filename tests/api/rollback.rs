@@ -1,0 +1,172 @@
+//! Rollback: "Roll back to v299" with a reason, against the fake GitHub: the exact
+//! dispatch, the promotion freeze with its reason, the pipeline's promotion gate refusing
+//! meanwhile, the audit entries, and the role per environment.
+
+use crate::common::{self, fake_github::*};
+use app::domain::{DeploymentStatus, Environment, GitRef, RepoName, Trigger};
+use app::store::NewDeployment;
+use serde_json::{json, Value};
+
+async fn record(env: &Env, environment: &str, version: &str) {
+    env.store
+        .record_deployment(&NewDeployment {
+            repo: RepoName::parse("example-org/shop").unwrap(),
+            environment: Environment::parse_name(environment).unwrap(),
+            version: GitRef::parse(version).unwrap(),
+            sha: None,
+            deployed_by: Some("pipeline".into()),
+            trigger: Trigger::Continuous,
+            created_at_ms: None,
+            base_status: DeploymentStatus::Succeeded,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
+    let env = spawn_with_github(
+        15,
+        None,
+        "staging = [\"release-team\"]\n\n[[applications]]\nname = \"Shop\"\nrepo = \"example-org/shop\"\n",
+    )
+    .await;
+    for v in ["v298", "v299"] {
+        record(&env, "staging", v).await;
+    }
+    record(&env, "staging", "v300").await;
+    env.member("octocat", &["release-team"]);
+    env.member("intern", &["developers"]);
+    let token = common::pipeline_token(&env.store).await;
+    let gate = || async {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/applications/shop/promotion?to=production",
+                env.base
+            ))
+            .bearer_auth(&token)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(gate().await["allowed"], true);
+
+    // The role for the environment, and a written reason, before anything.
+    let intern = env.sign_in("intern").await;
+    let (s, _) = common::call(
+        &env.base,
+        &intern,
+        "rollback",
+        &[
+            ("shortname", "shop"),
+            ("environment", "staging"),
+            ("reason", "bad"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403);
+    let c = env.sign_in("octocat").await;
+    let (s, body) = common::call(
+        &env.base,
+        &c,
+        "rollback",
+        &[
+            ("shortname", "shop"),
+            ("environment", "staging"),
+            ("reason", "  "),
+        ],
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    // A page read before another version landed: nothing happens.
+    let (s, body) = common::call(
+        &env.base,
+        &c,
+        "rollback",
+        &[
+            ("shortname", "shop"),
+            ("environment", "staging"),
+            ("reason", "x"),
+            ("expected_version", "v298"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(env.fake.lock().unwrap().dispatches.is_empty());
+    assert_eq!(
+        gate().await["allowed"],
+        true,
+        "nothing frozen by refused attempts"
+    );
+
+    let (s, body) = common::call(
+        &env.base,
+        &c,
+        "rollback",
+        &[
+            ("shortname", "shop"),
+            ("environment", "staging"),
+            ("reason", "checkout 500s since v300"),
+            ("expected_version", "v299"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let d = env.fake.lock().unwrap().dispatches.clone();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        d[0].path,
+        "/api/repos/example-org/shop/actions/workflows/deploy.yml/dispatches"
+    );
+    assert_eq!(
+        d[0].body,
+        json!({"ref": "main", "inputs": {"environment": "staging", "gitRef": "v299"}, "return_run_details": true})
+    );
+    assert!(d[0].headers["authorization"].starts_with("Bearer gho_octocat."));
+
+    // Promotion out of staging is frozen, with the reason; deploys are not.
+    let g = gate().await;
+    assert_eq!(g["allowed"], false);
+    let why = g["reason"].as_str().unwrap();
+    assert!(
+        why.contains("from staging is frozen") && why.contains("checkout 500s since v300"),
+        "{why}"
+    );
+    let detail = env.store.app_detail("shop").await.unwrap().unwrap();
+    let f = &detail.freezes[0];
+    assert_eq!(f.from_environment.as_deref(), Some("staging"));
+    assert_eq!(f.frozen_by, "octocat");
+    let staging = detail.summary.cells[1].clone().unwrap();
+    assert_eq!(
+        (staging.version.as_str(), staging.status.as_str()),
+        ("v299", "requested")
+    );
+
+    // Audited: the deploy (with the rollback's note) and the rollback itself.
+    let audit = env.store.audit_log(Some("shop"), None, 20).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "deploy" && a.detail.contains("rollback from v300")),
+        "{audit:?}"
+    );
+    let r = audit
+        .iter()
+        .find(|a| a.action == "rollback")
+        .expect("a rollback entry");
+    assert_eq!(r.actor, "octocat");
+    assert!(
+        r.detail.contains("v300 -> v299") && r.detail.contains("checkout 500s"),
+        "{}",
+        r.detail
+    );
+
+    // Lifted like any freeze: the gate opens.
+    let (s, body) = common::call(&env.base, &c, "unfreeze", &[("shortname", "shop")]).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(gate().await["allowed"], true);
+}
