@@ -323,6 +323,7 @@ async fn apply(store: &Store, server: &ArgoCd, apps: &AppMap, a: Application) {
             .operation_state
             .and_then(|o| o.phase)
             .map(|p| word(Some(p), "Unknown")),
+        since_ms: None,
     };
     if let Err(e) = store
         .record_observation(&shortname, &server.environment, &o)

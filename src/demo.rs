@@ -334,8 +334,26 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
             }
         }
     }
+    // The simulated Argo CD: every environment runs what Release recorded, except one:
+    // production of `static` still runs the version before (someone synced it back by
+    // hand two hours ago): drift, to try "Roll back" and the drift flag on.
+    for a in APPS {
+        let repo = RepoName::parse(&format!("{ORG}/{}", a.repo))?;
+        for (env, version, _) in a.current {
+            let environment = store.environments().parse(env)?;
+            let (running, since) = if a.repo == DRIFTED.0 && *env == DRIFTED.1 {
+                (older_version(version, 1), Some(now - 2 * 3600 * 1000))
+            } else {
+                (version.to_string(), Some(now - 3600 * 1000))
+            };
+            app::simulator::observe(store, &repo, &environment, &running, since).await?;
+        }
+    }
     Ok(true)
 }
+
+/// The demo app and environment whose Argo CD runs something else than Release recorded.
+pub const DRIFTED: (&str, &str) = ("static", "production");
 
 /// "v3412" with h=3 -> "v3409"; a SHA or other shape gets a made-up older SHA.
 fn older_version(version: &str, h: usize) -> String {

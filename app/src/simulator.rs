@@ -155,6 +155,10 @@ impl Simulator {
                         wf,
                     ))
                     .await?;
+                // The rollout done, the (simulated) Argo CD runs the new version.
+                if stage == Stage::Rollout {
+                    observe(store, repo, &env, version.as_str(), None).await?;
+                }
             }
             // Promote when the next environment takes deployments by itself.
             let Some(next) = store.environments().next(&env).cloned() else {
@@ -197,6 +201,39 @@ impl Simulator {
             from = Stage::Build;
         }
     }
+}
+
+/// What the demo's simulated Argo CD says runs: `version` in `env`, healthy.
+pub async fn observe(
+    store: &Store,
+    repo: &RepoName,
+    env: &Environment,
+    version: &str,
+    since_ms: Option<i64>,
+) -> Result<(), crate::store::StoreError> {
+    let Some(app) = store
+        .applications()
+        .await?
+        .into_iter()
+        .find(|a| a.repo == repo.as_str())
+    else {
+        return Ok(());
+    };
+    store
+        .record_observation(
+            &app.shortname,
+            env.as_str(),
+            &crate::store::Observation {
+                argocd_app: app.shortname.clone(),
+                version: Some(version.to_owned()),
+                health: "Healthy".into(),
+                sync_status: "Synced".into(),
+                operation_phase: Some("Succeeded".into()),
+                since_ms,
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 fn event(

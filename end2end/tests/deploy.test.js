@@ -80,3 +80,26 @@ test('a manual-deployment flag offers its promotion, and the train page lists wh
   await page.waitForSelector('text=/Simulated deploy of .+ to production started\\./');
   await page.close();
 });
+
+test('a drifted app shows the drift flag; rolling it back freezes its promotion and the rollback shows live', async () => {
+  const page = await context.newPage();
+  await page.goto(BASE + '/');
+  await page.waitForSelector('body[data-hydrated="true"]');
+  assert.match(await page.locator('tr:has(a[href="/applications/static"])').innerText(), /drift: production/);
+
+  await page.goto(BASE + '/applications/static');
+  await page.waitForSelector('body[data-hydrated="true"]');
+  assert.match(await page.locator('main').innerText(), /Argo CD says production runs v2104, not v2105/);
+  const card = page.locator('.env-card:has(h3:has-text("production"))');
+  await card.locator('details.rollback summary').click();
+  await card.locator('input[name="reason"]').fill('errors since v2105');
+  await card.locator('input[name="confirm"]').check();
+  await card.locator('.rollback-form button[type="submit"]').click();
+  await page.waitForSelector('text=/Promotion of static from production is frozen \\(rollback\\)/');
+  // The rollback's deployment is production's current one now, without a reload.
+  await page.waitForFunction(() => {
+    const c = [...document.querySelectorAll('.env-card')].find((e) => e.querySelector('h3')?.textContent.includes('production'));
+    return c && c.innerText.includes('v2104');
+  }, null, { timeout: 15000 });
+  await page.close();
+});

@@ -22,10 +22,12 @@ async fn the_grid_has_every_app_with_its_flags() {
         12,
         "a row per demo app"
     );
+    // 7, and `static`, whose (simulated) Argo CD runs the version before: drift.
     assert!(
-        html.contains("7 of 12 applications need attention"),
+        html.contains("8 of 12 applications need attention"),
         "summary"
     );
+    assert!(row(&html, "static").contains("drift: production"));
     assert!(row(&html, "frontend").contains("manual deployment: production"));
     assert!(row(&html, "asset-manager").contains("manual deployment: staging"));
     assert!(row(&html, "publisher").contains("smoke tests failed"));

@@ -19,6 +19,9 @@ pub struct Observation {
     pub sync_status: String,
     /// Running | Succeeded | Failed | Error | Terminating
     pub operation_phase: Option<String>,
+    /// When this version started running, if known (the demo's history); else now.
+    #[serde(default)]
+    pub since_ms: Option<i64>,
 }
 
 /// The stored live state of one cell.
@@ -95,7 +98,7 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, NULL, NULL)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL)
              ON CONFLICT (application_id, environment) DO UPDATE SET version = excluded.version, health = excluded.health,
                sync_status = excluded.sync_status, operation_phase = excluded.operation_phase, argocd_app = excluded.argocd_app,
                observed_at = excluded.observed_at,
@@ -111,6 +114,7 @@ impl Store {
         .bind(o.argocd_app.as_str())
         .bind(now)
         .bind(i64::from(same_version))
+        .bind(o.since_ms.unwrap_or(now).min(now))
         .execute(&mut *tx)
         .await?;
         let mut recorded_deployment = false;
