@@ -602,6 +602,152 @@ end
     Ok(path)
 }
 
+/// A fake Argo CD for the observer's cost: one list of `apps` applications (one image
+/// each, `service-NNN:release-TAG`) served for every environment, and watches to push
+/// changes to.
+#[derive(Clone, Default)]
+struct FakeArgoCd {
+    apps: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    watchers: std::sync::Arc<std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>>,
+}
+
+fn argocd_app(name: &str, tag: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": name},
+        "status": {
+            "sync": {"status": "Synced"},
+            "health": {"status": "Healthy"},
+            "summary": {"images": [format!("registry.example/bench/{name}:release-{tag}")]},
+            "operationState": {"phase": "Succeeded"}
+        }
+    })
+}
+
+async fn fake_argocd(apps: i64) -> anyhow::Result<(String, FakeArgoCd)> {
+    use axum::extract::State;
+    use axum::response::IntoResponse;
+    let f = FakeArgoCd::default();
+    *f.apps.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = (0..apps)
+        .map(|i| argocd_app(&format!("service-{i:03}"), "obs1"))
+        .collect();
+    async fn list(State(f): State<FakeArgoCd>) -> axum::response::Response {
+        let items = f.apps.lock().map(|a| a.clone()).unwrap_or_default();
+        axum::Json(serde_json::json!({ "items": items })).into_response()
+    }
+    async fn stream(State(f): State<FakeArgoCd>) -> axum::response::Response {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        if let Ok(mut w) = f.watchers.lock() {
+            w.push(tx);
+        }
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|l| (Ok::<_, std::io::Error>(l), rx))
+        });
+        axum::body::Body::from_stream(body).into_response()
+    }
+    let router = axum::Router::new()
+        .route("/api/v1/applications", axum::routing::get(list))
+        .route("/api/v1/stream/applications", axum::routing::get(stream))
+        .with_state(f.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    Ok((format!("http://{addr}"), f))
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Linux counts them in clock ticks of 1/100 s (sysconf(_SC_CLK_TCK) = 100).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The observer's cost: 1,000 apps x 5 environments observed through a fake Argo CD.
+/// Returns (initial sync seconds, idle CPU %, RSS MiB, change->API median ms, p99 ms).
+async fn observer_cost(
+    bin: &Path,
+    url: &str,
+    config: &Path,
+    store: &Store,
+    apps: i64,
+    token: &str,
+) -> anyhow::Result<(f64, f64, f64, f64, f64)> {
+    let (fake, argocd) = fake_argocd(apps).await?;
+    let mut text = std::fs::read_to_string(config)?;
+    for env in ENVIRONMENTS {
+        text.push_str(&format!("\n[argocd.{env}]\nurl = \"{fake}\"\n"));
+    }
+    let with_argocd = config.with_file_name("argocd.toml");
+    std::fs::write(&with_argocd, text)?;
+    let started = Instant::now();
+    let server = start(bin, url, Some(&with_argocd)).await?;
+    let cells = apps * ENVIRONMENTS.len() as i64;
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM live_states")
+            .fetch_one(store.pool())
+            .await?;
+        if n >= cells {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the observers did not sync {cells} cells in 10 minutes ({n})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sync = started.elapsed().as_secs_f64();
+    while argocd.watchers.lock().map(|w| w.len()).unwrap_or(0) < ENVIRONMENTS.len() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = server.child.0.id();
+    let c0 = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_cpu = (cpu_seconds(pid) - c0) / 10.0 * 100.0;
+    let rss = server.rss_mib();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut lat = Vec::new();
+    for i in 0..20 {
+        let name = format!("service-{:03}", (i * 37) % apps);
+        let tag = format!("obs-change-{i}");
+        let line = serde_json::json!({"result": {"type": "MODIFIED", "application": argocd_app(&name, &tag)}}).to_string() + "\n";
+        let sent = Instant::now();
+        if let Ok(mut w) = argocd.watchers.lock() {
+            w.retain(|tx| tx.send(line.clone()).is_ok());
+        }
+        loop {
+            let body: serde_json::Value = client
+                .get(format!("{}/api/v1/applications/{name}", server.base))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if body["environments"]["staging"]["live"]["version"] == tag.as_str() {
+                break;
+            }
+            anyhow::ensure!(
+                sent.elapsed() < Duration::from_secs(10),
+                "a change did not reach the API in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lat.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok((
+        sync,
+        idle_cpu,
+        rss,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+    ))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let apps = env_num("BENCH_APPS", 1000);
@@ -720,6 +866,12 @@ async fn main() -> anyhow::Result<()> {
     let peak = server.peak_mib();
     drop(server);
 
+    // 4b. The Argo CD observers' cost: 1,000 apps x 5 environments.
+    let obs_store = Store::connect(&url, environments.clone()).await?;
+    let (obs_sync, obs_cpu, obs_rss, obs_med, obs_p99) =
+        observer_cost(&bin, &url, &config, &obs_store, apps, &token).await?;
+    obs_store.close().await;
+
     // 5. The grid page's cold load, gzipped: HTML + JS + wasm + CSS.
     let pkg = Path::new("target/site/pkg");
     let wasm_path = if pkg.join("release_bg.wasm").exists() {
@@ -825,6 +977,16 @@ async fn main() -> anyhow::Result<()> {
     ));
     report.push_str(&format!(
         "| server peak memory (VmHWM) | {peak:.0} MiB | |\n"
+    ));
+    report.push_str(&format!(
+        "| Argo CD observers, {apps} apps x {} environments: first sync (list, every cell recorded) | {obs_sync:.1} s | |\n",
+        ENVIRONMENTS.len()
+    ));
+    report.push_str(&format!(
+        "| observers idle (5 watches open, 10 s): server CPU, RSS | {obs_cpu:.2} % of a core, {obs_rss:.0} MiB | |\n"
+    ));
+    report.push_str(&format!(
+        "| an Argo CD change (watch event) -> the API shows it, 20 changes | median {obs_med:.1} ms, p99 {obs_p99:.1} ms | |\n"
     ));
     report.push_str(&format!(
         "\n### Mixed load, {load_secs} s, {load_apps} apps x 3 environments (4 notifiers, 3 event senders, 2 people browsing the grid and activity pages, signing in again every 5 s)\n\n\
