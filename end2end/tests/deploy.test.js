@@ -67,6 +67,14 @@ test('a manual-deployment flag offers its promotion, and the train page lists wh
   const production = page.locator('section:has(h2:text-is("To production"))');
   assert.match(await production.innerText(), /Frontend/);
   assert.equal(await production.locator('input[type="checkbox"][value="frontend"]').isChecked(), true);
+  // A train to staging: each app's deployment then shows in the result, live.
+  const staging = page.locator('section:has(h2:text-is("To staging"))');
+  await staging.locator('button[type="submit"]').click();
+  await page.waitForSelector('table.train-result tr.train-dispatched');
+  await page.waitForFunction(() => {
+    const now = document.querySelector('table.train-result tr.train-dispatched td.train-now');
+    return now && /v\d+ (in progress|succeeded|failed|requested)/.test(now.textContent);
+  }, null, { timeout: 15000 });
 
   await page.goto(BASE + '/applications/frontend');
   await page.waitForSelector('body[data-hydrated="true"]');

@@ -382,6 +382,7 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     ("/api/unfreeze", [401, 403, 200, 200, 200]),
     ("/api/alerts", [401, 403, 403, 403, 200]),
     ("/api/train_candidates", [401, 200, 200, 200, 200]),
+    ("/api/train_status", [401, 200, 200, 200, 200]),
     // Viewers may not; the integration deployer may not promote to staging; the demo's
     // publisher has nothing to promote there (409; in a train, an item skipped).
     ("/api/promote", [401, 403, 403, 409, 409]),
@@ -428,6 +429,7 @@ async fn the_authorization_matrix() {
                 "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
                 "/api/unfreeze" => "shortname=publisher".to_string(),
                 "/api/alert_test" => "receiver=nobody".to_string(),
+                "/api/train_status" => "environment=staging&applications[0]=publisher".to_string(),
                 "/api/promote" => "shortname=publisher&environment=staging".to_string(),
                 "/api/rollback" => {
                     "shortname=publisher&environment=staging&reason=matrix&expected_version=nope"

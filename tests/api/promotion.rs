@@ -313,6 +313,27 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
     let e = env.store.app_detail("train-e").await.unwrap().unwrap();
     assert!(e.summary.cells[1].is_none());
 
+    // The train's results, followed: what each dispatched app has in staging now.
+    let (s, body) = common::call(
+        &env.base,
+        &c,
+        "train_status",
+        &[
+            ("environment", "staging"),
+            ("applications[0]", "train-a"),
+            ("applications[1]", "train-e"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let now: Vec<(String, String)> = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        now,
+        [
+            ("train-a".to_string(), "v2 requested".to_string()),
+            ("train-e".to_string(), "not deployed".to_string())
+        ]
+    );
     // One audit entry for the train, with its items.
     let audit = env
         .store

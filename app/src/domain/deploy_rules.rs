@@ -71,6 +71,16 @@ pub fn may_act_on(user: &CurrentUser, environment: &str) -> bool {
     user.admin || user.deploy_environments.iter().any(|e| e == environment)
 }
 
+/// The deploy role for `environment`, checked first by everything that deploys there
+/// (promote, a train, a rollback), so someone without it learns nothing more.
+pub fn check_deploy_role(user: &CurrentUser, environment: &str) -> Result<(), Refusal> {
+    if may_act_on(user, environment) {
+        Ok(())
+    } else {
+        Err(forbidden_env(environment))
+    }
+}
+
 fn forbidden_env(environment: &str) -> Refusal {
     Refusal::Forbidden(format!(
         "you may not deploy to {environment}; ask an admin to add you to a team that may"

@@ -28,12 +28,7 @@ pub async fn promote(
     let shortname = crate::domain::Shortname::parse(&shortname)
         .map_err(|e| AppError::new(422, e.to_string()))?;
     // The role first: someone who may not deploy there learns nothing more.
-    if !crate::domain::deploy_rules::may_act_on(&user, env.as_str()) {
-        return Err(AppError::new(
-            403,
-            format!("you may not deploy to {env}; ask an admin to add you to a team that may"),
-        ));
-    }
+    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str()).map_err(AppError::from)?;
     let app = state
         .store
         .application(shortname.as_str())
@@ -143,12 +138,7 @@ pub async fn rollback(
         .map_err(|e| AppError::new(422, e.to_string()))?;
     let shortname = crate::domain::Shortname::parse(&shortname)
         .map_err(|e| AppError::new(422, e.to_string()))?;
-    if !rules::may_act_on(&user, env.as_str()) {
-        return Err(AppError::new(
-            403,
-            format!("you may not deploy to {env}; ask an admin to add you to a team that may"),
-        ));
-    }
+    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str()).map_err(AppError::from)?;
     let reason = rules::rollback_reason(reason.as_deref()).map_err(AppError::from)?;
     let app = store
         .application(shortname.as_str())
@@ -285,12 +275,7 @@ pub async fn release_train(
         .environments()
         .parse(&environment)
         .map_err(|e| AppError::new(422, e.to_string()))?;
-    if !crate::domain::deploy_rules::may_act_on(&user, env.as_str()) {
-        return Err(AppError::new(
-            403,
-            format!("you may not deploy to {env}; ask an admin to add you to a team that may"),
-        ));
-    }
+    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str()).map_err(AppError::from)?;
     let asked: Vec<String> = applications
         .unwrap_or_default()
         .iter()
@@ -421,6 +406,58 @@ pub async fn release_train(
     })
 }
 
+/// What each of `applications` has in `environment` now ("v301 in progress"): a train's
+/// results, followed live.
+#[server(endpoint = "train_status")]
+pub async fn train_status(
+    environment: String,
+    applications: Vec<String>,
+) -> Result<Vec<(String, String)>, crate::error::AppError> {
+    use crate::error::AppError;
+    crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let env = state
+        .store
+        .environments()
+        .parse(&environment)
+        .map_err(|e| AppError::new(422, e.to_string()))?;
+    if applications.len() > MAX_TRAIN {
+        return Err(AppError::new(
+            422,
+            format!("at most {MAX_TRAIN} applications"),
+        ));
+    }
+    let names: Vec<String> = applications
+        .iter()
+        .filter_map(|a| crate::domain::Shortname::parse(a).ok())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let mut grid = state
+        .store
+        .grid_for(&names)
+        .await
+        .map_err(AppError::store)?;
+    grid.mark_stalled(state.stall_ms);
+    let i = state.store.environments().index_of(&env).unwrap_or(0);
+    Ok(grid
+        .apps
+        .iter()
+        .map(|a| {
+            let now = match a.cells.get(i).and_then(Option::as_ref) {
+                Some(c) if c.stalled => format!("{} stalled", c.version),
+                Some(c) => match (c.status, c.failed_stage) {
+                    (crate::domain::DeploymentStatus::Failed, Some(stage)) => {
+                        format!("{} failed at {}", c.version, stage.label())
+                    }
+                    (status, _) => format!("{} {}", c.version, status.label()),
+                },
+                None => "not deployed".to_string(),
+            };
+            (a.shortname.clone(), now)
+        })
+        .collect())
+}
+
 /// An app waiting for a manual deployment, and what its promotion would deploy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -485,29 +522,71 @@ pub async fn train_candidates() -> Result<Vec<(String, Vec<Candidate>)>, crate::
 pub fn TrainPage() -> impl IntoView {
     let train = ServerAction::<ReleaseTrain>::new();
     let candidates = Resource::new(move || train.version().get(), |_| train_candidates());
-    crate::live::on_change(None, move || candidates.refetch());
+    // The dispatched apps' deployments, read again at every change the pipeline reports.
+    let tick = RwSignal::new(0u64);
+    crate::live::on_change(None, move || {
+        candidates.refetch();
+        tick.update(|t| *t += 1);
+    });
+    let status = Resource::new(
+        move || {
+            let asked = train.value().get().and_then(Result::ok).map(|r| {
+                let apps: Vec<String> = r
+                    .items
+                    .iter()
+                    .filter(|i| i.outcome == "dispatched")
+                    .map(|i| i.application.clone())
+                    .collect();
+                (r.environment, apps)
+            });
+            (asked, tick.get())
+        },
+        |(asked, _)| async move {
+            match asked {
+                Some((environment, applications)) if !applications.is_empty() => {
+                    train_status(environment, applications)
+                        .await
+                        .unwrap_or_default()
+                }
+                _ => vec![],
+            }
+        },
+    );
     view! {
         <leptos_meta::Title text="Release train · Release"/>
         <h1>"Release train"</h1>
         <p class="muted">"Promote many applications at once: each gets exactly what runs in the environment before, through the same rules as Deploy (your role for the environment, freezes, one deploy in flight). Frozen apps and apps with a deploy in flight are skipped with the reason; one failure does not stop the others."</p>
-        {move || train.value().get().map(|r| match r {
-            Ok(result) => view! {
-                <table class="activity train-result">
-                    <caption>{format!("Train to {}: each deployment then shows on the grid and the app's page as the pipeline reports", result.environment)}</caption>
-                    <thead><tr><th scope="col">"Application"</th><th scope="col">"Outcome"</th><th scope="col">"Detail"</th></tr></thead>
-                    <tbody>
-                        {result.items.into_iter().map(|i| view! {
-                            <tr class=format!("train-{}", i.outcome)>
-                                <td><a href=format!("/applications/{}", i.application)>{i.application.clone()}</a></td>
-                                <td>{i.outcome.clone()}</td>
-                                <td>{i.message}{i.link.map(|l| view! { " " <a href=l>"View run"</a> })}</td>
-                            </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            }.into_any(),
-            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
-        })}
+        <Transition fallback=|| ()>
+            {move || {
+                let now: Vec<(String, String)> = status.get().unwrap_or_default();
+                train.value().get().map(|r| match r {
+                    Ok(result) => view! {
+                        <table class="activity train-result" aria-live="polite">
+                            <caption>{format!("Train to {}: each app's deployment as the pipeline reports it, live", result.environment)}</caption>
+                            <thead><tr><th scope="col">"Application"</th><th scope="col">"Outcome"</th><th scope="col">"Now"</th><th scope="col">"Detail"</th></tr></thead>
+                            <tbody>
+                                {result.items.into_iter().map(|i| {
+                                    let state = now
+                                        .iter()
+                                        .find(|(a, _)| *a == i.application)
+                                        .map(|(_, s)| s.clone())
+                                        .unwrap_or_default();
+                                    view! {
+                                        <tr class=format!("train-{}", i.outcome)>
+                                            <td><a href=format!("/applications/{}", i.application)>{i.application.clone()}</a></td>
+                                            <td>{i.outcome.clone()}</td>
+                                            <td class="train-now">{state}</td>
+                                            <td>{i.message}{i.link.map(|l| view! { " " <a href=l>"View run"</a> })}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+                })
+            }}
+        </Transition>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <super::ErrorView errors/> }>
                 {move || Suspend::new(async move {
