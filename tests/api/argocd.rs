@@ -238,6 +238,16 @@ async fn the_live_state_follows_argo_cd() {
             .contains("503"),
         "{staging}"
     );
+    let mut unknown = false;
+    for _ in 0..50 {
+        let (_, html) = app.page("/").await;
+        if html.contains("live state unknown") {
+            unknown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(unknown, "the grid's cell says its live state is unknown");
     let watches = argocd.requests_to("/api/v1/stream/applications").len();
     argocd.down.store(false, Ordering::SeqCst);
     argocd.apps.lock().unwrap()[0] = application("content-store", "v7", "Healthy");
@@ -366,6 +376,11 @@ async fn drift_is_flagged_after_the_grace_period() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(seen, "the grid shows the drift flag");
+    let (_, html) = app.page("/").await;
+    assert!(
+        html.contains("<s>Degraded</s>"),
+        "the cell says what Argo CD says of its health"
+    );
     // Argo CD catches up: no drift.
     argocd.push("MODIFIED", application("content-store", "v9", "Healthy"));
     wait_for(&app, "caught up", |s| s["live"]["version"] == "v9").await;

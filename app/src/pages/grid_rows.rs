@@ -44,7 +44,13 @@ pub fn escape(s: &str, out: &mut String) {
 /// One environment's cell. Succeeded is the common case and carries no class; the status
 /// words come from CSS. `data-t`: when, in minutes since the epoch, for the browser's "how
 /// long ago".
-fn cell(out: &mut String, cell: Option<&Cell>, continuous: bool, now_ms: i64) {
+fn cell(
+    out: &mut String,
+    cell: Option<&Cell>,
+    live: Option<&crate::model::LiveCell>,
+    continuous: bool,
+    now_ms: i64,
+) {
     let Some(c) = cell else {
         // "not deployed" comes from CSS (`td:empty`).
         out.push_str(if continuous {
@@ -97,6 +103,22 @@ fn cell(out: &mut String, cell: Option<&Cell>, continuous: bool, now_ms: i64) {
             out.push_str(stage.label());
             out.push_str(" failed</strong>");
         }
+    }
+    // What Argo CD says, only when it is worth reading: not healthy, or not known.
+    match live {
+        Some(l) if l.unknown_since_ms.is_some() => {
+            out.push_str(" <s title=\"Argo CD could not be read since ");
+            out.push_str(&crate::model::exact_time(
+                l.unknown_since_ms.unwrap_or_default(),
+            ));
+            out.push_str("\">live state unknown</s>");
+        }
+        Some(l) if l.health != "Healthy" => {
+            out.push_str(" <s>");
+            escape(&l.health, out);
+            out.push_str("</s>");
+        }
+        _ => {}
     }
     out.push_str("</td>");
 }
@@ -159,7 +181,8 @@ pub fn render_row(app: &AppSummary, frozen: bool, now_ms: i64) -> String {
     out.push_str("</a></th>");
     for (i, c) in app.cells.iter().enumerate() {
         let continuous = app.continuous.get(i).copied().unwrap_or(true);
-        cell(&mut out, c.as_ref(), continuous, now_ms);
+        let live = app.live.get(i).and_then(Option::as_ref);
+        cell(&mut out, c.as_ref(), live, continuous, now_ms);
     }
     out.push_str("<td>");
     if frozen {
