@@ -45,9 +45,13 @@ const IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Deserialize)]
 struct List {
+    /// Parsed one by one: an item we cannot read is skipped, not the whole list.
     #[serde(default)]
-    items: Option<Vec<Application>>,
+    items: Option<Vec<serde_json::Value>>,
 }
+
+/// The most a list answer may weigh (1,000 applications are a few MiB).
+const MAX_LIST: usize = 64 << 20;
 
 #[derive(Debug, Deserialize)]
 struct WatchLine {
@@ -236,13 +240,26 @@ async fn list(http: &reqwest::Client, server: &ArgoCd) -> Result<Vec<Application
         }
         s => return Err(format!("Argo CD answered {s}")),
     }
-    let body = resp
-        .bytes()
+    let mut resp = resp;
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| format!("reading Argo CD's answer: {}", e.without_url()))?;
+        .map_err(|e| format!("reading Argo CD's answer: {}", e.without_url()))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_LIST {
+            return Err(format!("Argo CD's list is over {} MiB", MAX_LIST >> 20));
+        }
+    }
     let list: List = serde_json::from_slice(&body)
         .map_err(|e| format!("Argo CD's list is not JSON we know: {e}"))?;
-    Ok(list.items.unwrap_or_default())
+    Ok(list
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
 }
 
 /// Follows the watch until it ends (Ok) or cannot be opened (Err).
@@ -264,6 +281,8 @@ async fn watch(
         return Err(format!("watch answered {}", resp.status().as_u16()));
     }
     let mut buf: Vec<u8> = Vec::new();
+    // Bytes of `buf` already searched for a newline: each byte is looked at once.
+    let mut scanned = 0;
     loop {
         let chunk = match tokio::time::timeout(IDLE, resp.chunk()).await {
             Ok(Ok(Some(c))) => c,
@@ -274,9 +293,13 @@ async fn watch(
             }
         };
         buf.extend_from_slice(&chunk);
-        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            let line = line.trim_ascii();
+        let mut start = 0;
+        while let Some(at) = buf[scanned..].iter().position(|b| *b == b'\n') {
+            let end = scanned + at;
+            scanned = end + 1;
+            let line = buf[start..end].trim_ascii().to_vec();
+            start = end + 1;
+            let line = line.as_slice();
             if line.is_empty() {
                 continue;
             }
@@ -292,9 +315,12 @@ async fn watch(
                 Err(e) => tracing::debug!(error = %e, "argocd: a watch line we do not know"),
             }
         }
+        buf.drain(..start);
+        scanned = buf.len();
         // A line longer than 4 MiB is not an application: drop it.
         if buf.len() > 4 << 20 {
             buf.clear();
+            scanned = 0;
         }
     }
 }
@@ -303,6 +329,9 @@ async fn apply(store: &Store, server: &ArgoCd, apps: &AppMap, a: Application) {
     let name = a.metadata.name;
     let (shortname, image) = match apps.0.get(&name) {
         Some((s, i)) => (s.clone(), i.clone()),
+        // A declared application is found by its own Argo CD name only: another Argo CD
+        // application that happens to bear its shortname is not it.
+        None if apps.0.values().any(|(s, _)| *s == name) => return,
         None => match store.application(&name).await {
             Ok(Some(row)) => {
                 let image = row.repo.rsplit('/').next().unwrap_or(&row.repo).to_owned();

@@ -103,7 +103,7 @@ test('a drifted app shows the drift flag; rolling it back freezes its promotion 
   await card.locator('input[name="reason"]').fill('errors since v2105');
   await card.locator('input[name="confirm"]').check();
   await card.locator('.rollback-form button[type="submit"]').click();
-  await page.waitForSelector('text=/Promotion of static from production is frozen \\(rollback\\)/');
+  await page.waitForSelector('text=/Promotion of static into and out of production is frozen \\(rollback\\)/');
   // The rollback's deployment is production's current one now, without a reload.
   await page.waitForFunction(() => {
     const c = [...document.querySelectorAll('.env-card')].find((e) => e.querySelector('h3')?.textContent.includes('production'));

@@ -132,7 +132,14 @@ pub async fn release_app_shape(
     Ok(Json(json!({
         "name": app.name,
         "shortname": app.shortname,
-        "deploy_freeze": !state.app.store.active_freezes(Some(app.id)).await?.is_empty(),
+        // A rollback's freeze stops promotion, not deploys.
+        "deploy_freeze": state
+            .app
+            .store
+            .active_freezes(Some(app.id))
+            .await?
+            .iter()
+            .any(|f| f.from_environment.is_none()),
         // The Release app answers null, not "", for an application without notes.
         "notes": (!app.notes.is_empty()).then_some(&app.notes),
         "repository_url": format!("https://github.com/{}", app.repo),

@@ -192,24 +192,38 @@ async fn the_live_state_follows_argo_cd() {
 
     // Someone syncs a version the pipeline never reported: it is live, and the history
     // records it as observed (current in staging).
+    // While it rolls out (Progressing) it is live but not yet history.
     argocd.push(
         "MODIFIED",
         application("content-store", "v6-hotfix", "Progressing"),
     );
+    let staging = wait_for(&app, "the rollout", |s| s["live"]["version"] == "v6-hotfix").await;
+    assert_eq!(staging["live"]["health"], "Progressing");
+    assert_eq!(
+        staging["current"]["version"], "v5",
+        "a rollout in flight is not recorded"
+    );
+    // Settled (Healthy, Synced): recorded as observed, current in staging.
+    argocd.push(
+        "MODIFIED",
+        application("content-store", "v6-hotfix", "Healthy"),
+    );
     // (The API reads the history and the live state one after the other: wait for both.)
-    let staging = wait_for(&app, "the watched change", |s| {
-        s["live"]["version"] == "v6-hotfix" && s["current"]["version"] == "v6-hotfix"
+    let staging = wait_for(&app, "the settled change", |s| {
+        s["live"]["health"] == "Healthy" && s["current"]["version"] == "v6-hotfix"
     })
     .await;
-    assert_eq!(staging["live"]["health"], "Progressing");
-    assert_eq!(staging["current"]["version"], "v6-hotfix", "{staging}");
-    assert_eq!(staging["current"]["trigger"], "observed");
+    assert_eq!(staging["current"]["trigger"], "observed", "{staging}");
     // Seen again (a relist, a restart): not recorded twice.
     argocd.push(
         "MODIFIED",
         application("content-store", "v6-hotfix", "Healthy"),
     );
-    wait_for(&app, "healthy", |s| s["live"]["health"] == "Healthy").await;
+    argocd.push(
+        "MODIFIED",
+        application("content-store", "v6-hotfix", "Degraded"),
+    );
+    wait_for(&app, "degraded", |s| s["live"]["health"] == "Degraded").await;
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE version = 'v6-hotfix'")
         .fetch_one(app.store.pool())
         .await

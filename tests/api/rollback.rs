@@ -133,7 +133,8 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     assert_eq!(g["allowed"], false);
     let why = g["reason"].as_str().unwrap();
     assert!(
-        why.contains("from staging is frozen") && why.contains("checkout 500s since v300"),
+        why.contains("into and out of staging is frozen")
+            && why.contains("checkout 500s since v300"),
         "{why}"
     );
     let detail = env.store.app_detail("shop").await.unwrap().unwrap();

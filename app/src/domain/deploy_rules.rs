@@ -288,7 +288,8 @@ pub fn check_resubmit<'a>(
     if !facts.has_workflow {
         return Err(Refusal::Conflict("the pipeline did not report an Argo workflow for this deployment, so there is nothing to resubmit; deploy again instead".into()));
     }
-    if let Some(f) = facts.freezes.first() {
+    // A rollback's freeze stops promotion, not a resubmit.
+    if let Some(f) = facts.freezes.iter().find(|f| f.from_environment.is_none()) {
         return Err(Refusal::Conflict(format!(
             "{} by {}: {}",
             frozen_what(facts.application, f),
@@ -362,17 +363,18 @@ pub fn promotion_gate(
     manual_environments: &[String],
     freezes: &[Freeze],
 ) -> Gate {
-    // Any freeze of deploys, or a rollback's freeze of promotion out of `from`.
+    // Any freeze of deploys, or a rollback's freeze of promotion into or out of its
+    // environment (the rolled-back version stays; nothing moves on from it).
     let blocking = freezes.iter().find(|f| match &f.from_environment {
         None => true,
-        Some(e) => Some(e.as_str()) == from,
+        Some(e) => Some(e.as_str()) == from || e == to.as_str(),
     });
     if let Some(f) = blocking {
         if let Some(e) = &f.from_environment {
             return Gate {
                 allowed: false,
                 reason: Some(format!(
-                    "promotion of {application} from {e} is frozen by {} (rollback): {}",
+                    "promotion of {application} into and out of {e} is frozen by {} after a rollback: {}",
                     f.frozen_by, f.reason
                 )),
             };
@@ -753,12 +755,27 @@ mod tests {
             std::slice::from_ref(&f),
         );
         assert!(!g.allowed);
-        assert!(g.reason.unwrap().contains("from staging is frozen"));
+        assert!(g
+            .reason
+            .unwrap()
+            .contains("into and out of staging is frozen"));
+        // Into the rolled-back environment too: the pipeline does not overwrite it.
         assert!(
-            promotion_gate(
+            !promotion_gate(
                 "frontend",
                 &staging,
                 Some("integration"),
+                &[],
+                std::slice::from_ref(&f)
+            )
+            .allowed
+        );
+        let integration = Environment::parse_name("integration").unwrap();
+        assert!(
+            promotion_gate(
+                "frontend",
+                &integration,
+                None,
                 &[],
                 std::slice::from_ref(&f)
             )

@@ -747,7 +747,9 @@ pub fn FreezeBanners(freezes: Vec<Freeze>, now_ms: i64) -> impl IntoView {
         .into_iter()
         .map(|f| {
             let what = match (&f.application, &f.from_environment) {
-                (Some(a), Some(e)) => format!("Promotion of {a} from {e} is frozen (rollback)"),
+                (Some(a), Some(e)) => {
+                    format!("Promotion of {a} into and out of {e} is frozen (rollback)")
+                }
                 (Some(a), None) => format!("Deploys to {a} are frozen"),
                 (None, _) => "Deploys are frozen site-wide".to_string(),
             };

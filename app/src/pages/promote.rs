@@ -206,6 +206,7 @@ pub async fn rollback(
             env.as_str(),
             &reason,
             &user.login,
+            rules::Authority::of(&user).unwrap_or(rules::Authority::Deployer),
             &crate::store::NewAudit {
                 actor: &user.login,
                 action: "rollback",
@@ -227,7 +228,7 @@ pub async fn rollback(
         })?;
     Ok(ActionDone {
         message: format!(
-            "{} Promotion of {} from {env} is frozen until someone lifts it.",
+            "{} Promotion of {} into and out of {env} is frozen until someone lifts it.",
             done.message.replace("Deploy of", "Rollback to"),
             app.shortname
         ),

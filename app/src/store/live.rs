@@ -77,9 +77,9 @@ impl Store {
         };
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let before: Option<(Option<String>, String, String, Option<String>, Option<i64>)> =
+        let before: Option<(Option<String>, String, String, Option<String>, Option<i64>, i64)> =
             sqlx::query_as(
-                "SELECT version, health, sync_status, operation_phase, unknown_since FROM live_states WHERE application_id = $1 AND environment = $2",
+                "SELECT version, health, sync_status, operation_phase, unknown_since, observed_at FROM live_states WHERE application_id = $1 AND environment = $2",
             )
             .bind(app.id)
             .bind(environment)
@@ -88,7 +88,7 @@ impl Store {
         let same_version = before.as_ref().is_some_and(|b| b.0 == o.version);
         let changed = match &before {
             None => true,
-            Some((v, h, s, p, unknown)) => {
+            Some((v, h, s, p, unknown, _)) => {
                 *v != o.version
                     || *h != o.health
                     || *s != o.sync_status
@@ -96,6 +96,28 @@ impl Store {
                     || unknown.is_some()
             }
         };
+        // The same state told again (a relist, a chatty watch): nothing to write, but for
+        // "observed at" once a minute.
+        if !changed && before.as_ref().is_some_and(|b| now - b.5 < 60_000) {
+            return Ok(Observed::default());
+        }
+        // Settled: healthy, in sync, no operation running or failed. Only then is a version
+        // Release never heard of recorded in the history (a rollout in flight, a degraded
+        // or failing sync is not "what runs").
+        let settled = o.health == "Healthy"
+            && o.sync_status == "Synced"
+            && !matches!(
+                o.operation_phase.as_deref(),
+                Some("Running" | "Failed" | "Error" | "Terminating")
+            );
+        let was_settled = before.as_ref().is_some_and(|b| {
+            b.1 == "Healthy"
+                && b.2 == "Synced"
+                && !matches!(
+                    b.3.as_deref(),
+                    Some("Running" | "Failed" | "Error" | "Terminating")
+                )
+        });
         sqlx::query(
             "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL)
@@ -118,7 +140,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let mut recorded_deployment = false;
-        if let Some(version) = o.version.as_deref().filter(|_| !same_version) {
+        if let Some(version) = o
+            .version
+            .as_deref()
+            .filter(|_| settled && !(same_version && was_settled))
+        {
             let known: Option<i64> = sqlx::query_scalar(
                 "SELECT id FROM deployments WHERE application_id = $1 AND environment = $2 AND (version = $3 OR sha = $3) LIMIT 1",
             )

@@ -213,16 +213,21 @@ impl Store {
         environment: &str,
         reason: &str,
         by: &str,
+        authority: Authority,
         audit: &NewAudit<'_>,
     ) -> Result<i64> {
         let (_guard, mut tx) = self.write().await?;
         let id = sqlx::query_scalar(
-            "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment) VALUES ($1, $2, $3, $4, 'deployer', $5) RETURNING id",
+            "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(app_id)
         .bind(reason)
         .bind(by)
         .bind(now_ms())
+        .bind(match authority {
+            Authority::Admin => "admin",
+            Authority::Deployer => "deployer",
+        })
         .bind(environment)
         .fetch_one(&mut *tx)
         .await?;
