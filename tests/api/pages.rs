@@ -212,3 +212,14 @@ async fn the_grid_fragment_is_private_and_revalidates() {
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
     assert!(changed.text().await.unwrap().contains("<b>v77</b>"));
 }
+
+/// Empty pages say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_pages_say_so() {
+    let app = common::spawn().await;
+    let (status, html) = app.page("/audit").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No audit entries yet"), "{html}");
+    let (_, html) = app.page("/activity").await;
+    assert!(html.contains("No deployments yet."));
+}

@@ -43,7 +43,9 @@ pub fn AuditPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
                 {move || Suspend::new(async move {
-                    log.await.map(|(entries, now)| view! {
+                    log.await.map(|(entries, now)| if entries.is_empty() {
+                        view! { <p class="muted">"No audit entries yet (or none match the filter)."</p> }.into_any()
+                    } else { view! {
                         <table class="activity">
                             <thead><tr>
                                 <th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"Action"</th>
@@ -63,7 +65,7 @@ pub fn AuditPage() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    })
+                    }.into_any() })
                 })}
             </ErrorBoundary>
         </Suspense>
