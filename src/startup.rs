@@ -133,6 +133,14 @@ impl Server {
                 alert_receivers: Arc::new(
                     alert_settings.receivers.iter().map(|r| r.info()).collect(),
                 ),
+                who_may_deploy: Arc::new({
+                    let access = &settings.config.access;
+                    let mut who = access.deployers.clone();
+                    if !access.admins.is_empty() {
+                        who.push(("every environment (admins)".into(), access.admins.clone()));
+                    }
+                    who
+                }),
                 // The demo without GitHub drives a simulated pipeline instead.
                 simulator: (settings.demo && settings.config.github.is_none())
                     .then(|| Arc::new(app::simulator::Simulator::new(settings.demo_stage_ms))),

@@ -199,6 +199,13 @@ pub struct AppDetail {
     /// Deploys go to the demo's simulated pipeline.
     #[serde(default)]
     pub simulated: bool,
+    /// The environments the person reading may deploy to (the forms show only these).
+    #[serde(default)]
+    pub may_deploy: Vec<String>,
+    /// Who may deploy where (teams and `@people` per environment, and the admins), for
+    /// those who may not.
+    #[serde(default)]
+    pub who_may_deploy: Vec<(String, Vec<String>)>,
     pub summary: AppSummary,
     pub freezes: Vec<Freeze>,
     pub default_branch: String,

@@ -20,6 +20,9 @@ pub struct AppState {
     pub grid: std::sync::Arc<crate::pages::grid_rows::GridCache>,
     /// The configured alert receivers (names, kinds, routes; no URLs or secrets).
     pub alert_receivers: std::sync::Arc<Vec<crate::domain::AlertReceiverInfo>>,
+    /// Who may deploy where, from `[access]`: per environment the teams and `@people`, and
+    /// the admins under "every environment". Shown to those who may not.
+    pub who_may_deploy: std::sync::Arc<Vec<(String, Vec<String>)>>,
 }
 
 /// The server's state, from inside a server function or a page's server-side render.

@@ -223,3 +223,35 @@ async fn empty_pages_say_so() {
     let (_, html) = app.page("/activity").await;
     assert!(html.contains("No deployments yet."));
 }
+
+/// A viewer sees who may deploy instead of a Deploy form that would refuse them; a
+/// deployer for one environment is offered only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_who_may_deploy_instead_of_a_form() {
+    let app = common::spawn_with("", true).await;
+    let (status, html) = app.page("/applications/frontend").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("You may not deploy this application"),
+        "{html}"
+    );
+    let at = html.find("deploy-form").unwrap_or(0);
+    let start = html[..at].rfind("<form").unwrap_or(0);
+    let form = &html[start..at + html[at..].find('>').unwrap_or(0)];
+    assert!(form.contains("hidden"), "the form is hidden: {form:?}");
+    let c = app.signed_in("deployer:integration").await;
+    let html = c
+        .get(app.url("/applications/frontend"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("You may not deploy this application"));
+    assert!(html.contains("<option value=\"integration\">"));
+    assert!(
+        !html.contains("<option value=\"production\">"),
+        "only the environments they may deploy to"
+    );
+}

@@ -15,7 +15,7 @@ use leptos_router::hooks::use_params_map;
 pub async fn get_application(
     shortname: String,
 ) -> Result<Option<AppDetail>, crate::error::AppError> {
-    crate::auth::require_user()?;
+    let user = crate::auth::require_user()?;
     let shortname = crate::domain::Shortname::parse(&shortname)
         .map_err(|e| crate::error::AppError::new(422, e.to_string()))?;
     let state = crate::state::app_state()?;
@@ -26,6 +26,15 @@ pub async fn get_application(
         .map_err(crate::error::AppError::store)?;
     Ok(detail.map(|mut d| {
         d.simulated = state.simulator.is_some();
+        d.may_deploy = state
+            .store
+            .environments()
+            .names()
+            .into_iter()
+            .filter(|e| crate::domain::deploy_rules::may_act_on(&user, e))
+            .map(str::to_owned)
+            .collect();
+        d.who_may_deploy = state.who_may_deploy.as_ref().clone();
         let now = d.now_ms;
         for dep in d.history.iter_mut().flat_map(|h| h.deployments.iter_mut()) {
             dep.stalled =
@@ -120,7 +129,12 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
     // Suggestions load when the ref box is first focused, not with the page.
     let suggestions = ServerAction::<RefSuggestions>::new();
     let sn_refs = s.shortname.clone();
-    let chosen_env = RwSignal::new(envs.first().cloned().unwrap_or_default());
+    // The forms offer only the environments this person may deploy to; someone who may
+    // deploy nowhere sees who may instead of a form that would refuse them.
+    let may = detail.may_deploy.clone();
+    let cannot = may.is_empty();
+    let who_may = detail.who_may_deploy.clone();
+    let chosen_env = RwSignal::new(may.first().cloned().unwrap_or_default());
     let chosen_ref = RwSignal::new(String::new());
     let sn_preview = s.shortname.clone();
     // Each "manual deployment" flag offers its promotion: what runs in the environment
@@ -140,6 +154,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
             }
             _ => None,
         })
+        .filter(|(env, _)| may.contains(env))
         .collect();
     let last_env = envs.last().cloned().unwrap_or_default();
     let sn_promote = s.shortname.clone();
@@ -150,6 +165,9 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         .iter()
         .zip(&s.cells)
         .map(|(h, cell)| {
+            if !may.contains(&h.environment) {
+                return None;
+            }
             let history: Vec<(String, crate::domain::DeploymentStatus)> = h
                 .deployments
                 .iter()
@@ -268,12 +286,28 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         <section aria-labelledby="deploy-h" class="deploy">
             <h2 id="deploy-h">"Deploy"</h2>
             {detail.simulated.then(|| view! { <p class="banner demo" role="note">"Demo mode: deploys here drive a simulated pipeline (a few seconds per stage, an occasional smoke-test failure). Nothing is deployed anywhere."</p> })}
-            <ActionForm action=actions.deploy attr:class="deploy-form">
+            {cannot.then(|| view! {
+                <div class="who-may" role="note">
+                    <p>"You may not deploy this application. Who may:"</p>
+                    {if who_may.is_empty() {
+                        view! { <p class="muted">"No deploy roles are configured here ([access.deployers] in the configuration file); in the demo, sign in as a deployer."</p> }.into_any()
+                    } else {
+                        view! {
+                            <ul>
+                                {who_may.iter().map(|(env, who)| view! {
+                                    <li><strong>{env.clone()}</strong>": "{who.join(", ")}</li>
+                                }).collect_view()}
+                            </ul>
+                        }.into_any()
+                    }}
+                </div>
+            })}
+            <ActionForm action=actions.deploy attr:class="deploy-form" attr:hidden=cannot>
                 <input type="hidden" name="shortname" value=sn_deploy.clone()/>
                 <label>
                     "Environment "
                     <select name="environment" on:change=move |ev| chosen_env.set(event_target_value(&ev))>
-                        {envs.iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
+                        {may.iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>
@@ -316,6 +350,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
             <button
                 type="button"
                 class="secondary"
+                hidden=cannot
                 on:click=move |_| {
                     preview.dispatch(PreviewDeploy { shortname: sn_preview.clone(), environment: chosen_env.get_untracked(), git_ref: chosen_ref.get_untracked() });
                 }
@@ -324,7 +359,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
             </button>
             <PreviewView value=preview.value()/>
             <ActionResult value=actions.deploy.value()/>
-            <details class="freeze-controls">
+            <details class="freeze-controls" hidden=cannot>
                 <summary>"Freeze deploys to this app"</summary>
                 <ActionForm action=actions.freeze>
                     <input type="hidden" name="shortname" value=sn_freeze.clone()/>

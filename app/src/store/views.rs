@@ -212,6 +212,8 @@ impl Store {
         let freezes = self.active_freezes(Some(app.id)).await?;
         Ok(Some(AppDetail {
             simulated: false,
+            may_deploy: vec![],
+            who_may_deploy: vec![],
             summary,
             freezes,
             default_branch: app.default_branch,
