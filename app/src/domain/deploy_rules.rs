@@ -54,6 +54,23 @@ pub enum Authority {
 }
 
 impl Authority {
+    /// As stored with a freeze.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authority::Admin => "admin",
+            Authority::Deployer => "deployer",
+        }
+    }
+
+    /// From the stored word: anything but `deployer` is taken as the stricter `admin`.
+    pub fn from_stored(s: &str) -> Self {
+        if s == "deployer" {
+            Authority::Deployer
+        } else {
+            Authority::Admin
+        }
+    }
+
     pub fn of(user: &CurrentUser) -> Option<Self> {
         if user.admin {
             Some(Authority::Admin)

@@ -51,7 +51,8 @@ pub async fn deploy(
 /// A deploy once its target is parsed: every rule checked (`deploy_rules::check_deploy`),
 /// the in-flight slot taken, the workflow dispatched as the person, and the request
 /// recorded with its audit entry. Deploy, promotion and release trains all come here.
-/// `promoted_from`: the environment whose version this promotes (for the audit log).
+/// `why`: what this deploy is, for the audit entry ("promoted from integration",
+/// "rollback from v300: reason").
 #[cfg(feature = "ssr")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn perform_deploy(
@@ -62,7 +63,7 @@ pub(crate) async fn perform_deploy(
     git_ref: crate::domain::GitRef,
     confirmed: bool,
     override_reason: Option<&str>,
-    promoted_from: Option<&str>,
+    why: Option<&str>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::domain::{deploy_rules as rules, DeploymentStatus, RepoName, Trigger};
     use crate::error::AppError;
@@ -179,11 +180,7 @@ pub(crate) async fn perform_deploy(
             }
         }
     };
-    let promoted = match promoted_from {
-        Some(n) if n.starts_with("rollback") => format!(" ({n})"),
-        Some(from) => format!(" (promoted from {from})"),
-        None => String::new(),
-    };
+    let promoted = why.map(|w| format!(" ({w})")).unwrap_or_default();
     let detail = match (&state.simulator, &run_url) {
         (Some(_), _) => format!("{git_ref} to {env}{promoted} (simulated pipeline)"),
         (None, run) => format!(

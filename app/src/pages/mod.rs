@@ -29,6 +29,19 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
+/// A deployment's status in words, naming the failed stage if there is one.
+pub fn status_words(
+    status: DeploymentStatus,
+    failed_stage: Option<Stage>,
+    stalled: bool,
+) -> String {
+    match (status, failed_stage) {
+        (DeploymentStatus::Failed, Some(stage)) => format!("{} failed", stage.label()),
+        _ if stalled => "stalled: nothing heard from the pipeline".to_string(),
+        _ => status.label().to_string(),
+    }
+}
+
 /// A deployment's status as a badge, naming the failed stage if there is one.
 #[component]
 pub fn StatusBadge(
@@ -36,11 +49,7 @@ pub fn StatusBadge(
     failed_stage: Option<Stage>,
     #[prop(optional)] stalled: bool,
 ) -> impl IntoView {
-    let text = match (status, failed_stage) {
-        (DeploymentStatus::Failed, Some(stage)) => format!("{} failed", stage.label()),
-        _ if stalled => "stalled: nothing heard from the pipeline".to_string(),
-        _ => status.label().to_string(),
-    };
+    let text = status_words(status, failed_stage, stalled);
     let class = if stalled {
         "status status-stalled".to_string()
     } else {

@@ -36,10 +36,16 @@ pub async fn promote(
         .map_err(AppError::store)?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let confirmed = confirm.as_deref() == Some("yes");
+    let grid = state
+        .store
+        .grid_for(std::slice::from_ref(&app.shortname))
+        .await
+        .map_err(AppError::store)?;
     promote_one(
         &state,
         &user,
         &app,
+        &grid,
         &env,
         confirmed,
         expected_version.as_deref(),
@@ -47,25 +53,23 @@ pub async fn promote(
     .await
 }
 
-/// One app's promotion: what to deploy from the server's record, then the deploy.
+/// One app's promotion: what to deploy from the server's record (`grid`, read once for
+/// all the apps of a train), then the deploy.
 #[cfg(feature = "ssr")]
 async fn promote_one(
     state: &crate::state::AppState,
     user: &crate::auth::CurrentUser,
     app: &crate::store::ApplicationRow,
+    grid: &crate::model::Grid,
     env: &crate::domain::Environment,
     confirmed: bool,
     expected_version: Option<&str>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::error::AppError;
-    let grid = state
-        .store
-        .grid_for(std::slice::from_ref(&app.shortname))
-        .await
-        .map_err(AppError::store)?;
     let summary = grid
         .apps
-        .first()
+        .iter()
+        .find(|a| a.shortname == app.shortname)
         .ok_or_else(|| AppError::new(404, format!("no application {}", app.shortname)))?;
     let names: Vec<&str> = grid.environments.iter().map(String::as_str).collect();
     let cells: Vec<Option<crate::domain::CellState>> = summary
@@ -110,7 +114,7 @@ async fn promote_one(
         git_ref,
         confirmed,
         None,
-        Some(&p.from),
+        Some(&format!("promoted from {}", p.from)),
     )
     .await
 }
@@ -321,29 +325,32 @@ pub async fn release_train(
         ));
     }
     let confirmed = confirm.as_deref() == Some("yes");
-    let (state_ref, user_ref, env_ref) = (&state, &user, &env);
+    // Every app's row and state read once for the whole train, not once per app.
+    let rows: std::collections::HashMap<String, crate::store::ApplicationRow> = store
+        .applications()
+        .await
+        .map_err(AppError::store)?
+        .into_iter()
+        .map(|a| (a.shortname.clone(), a))
+        .collect();
+    let grid = store.grid_for(&chosen).await.map_err(AppError::store)?;
+    let (state_ref, user_ref, env_ref, rows_ref, grid_ref) = (&state, &user, &env, &rows, &grid);
     let items: Vec<TrainItem> = futures::stream::iter(chosen)
         .map(|shortname| async move {
-            let app = match state_ref.store.application(&shortname).await {
-                Ok(Some(app)) => app,
-                Ok(None) => {
-                    return TrainItem {
-                        application: shortname.clone(),
-                        outcome: "skipped".into(),
-                        message: format!("no application {shortname}"),
-                        link: None,
-                    }
-                }
-                Err(e) => {
-                    return TrainItem {
-                        application: shortname,
-                        outcome: "failed".into(),
-                        message: AppError::store(e).to_string(),
-                        link: None,
-                    }
-                }
+            let Some(app) = rows_ref.get(&shortname) else {
+                return TrainItem {
+                    message: format!("no application {shortname}"),
+                    application: shortname,
+                    outcome: "skipped".into(),
+                    link: None,
+                };
             };
-            match promote_one(state_ref, user_ref, &app, env_ref, confirmed, None).await {
+            let app = app.clone();
+            match promote_one(
+                state_ref, user_ref, &app, grid_ref, env_ref, confirmed, None,
+            )
+            .await
+            {
                 Ok(done) => TrainItem {
                     application: app.shortname,
                     outcome: "dispatched".into(),
@@ -445,13 +452,11 @@ pub async fn train_status(
         .iter()
         .map(|a| {
             let now = match a.cells.get(i).and_then(Option::as_ref) {
-                Some(c) if c.stalled => format!("{} stalled", c.version),
-                Some(c) => match (c.status, c.failed_stage) {
-                    (crate::domain::DeploymentStatus::Failed, Some(stage)) => {
-                        format!("{} failed at {}", c.version, stage.label())
-                    }
-                    (status, _) => format!("{} {}", c.version, status.label()),
-                },
+                Some(c) => format!(
+                    "{} {}",
+                    c.version,
+                    super::status_words(c.status, c.failed_stage, c.stalled)
+                ),
                 None => "not deployed".to_string(),
             };
             (a.shortname.clone(), now)

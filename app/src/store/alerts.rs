@@ -61,9 +61,9 @@ pub struct Delivery {
     pub event: AlertEvent,
 }
 
+/// A `recent_deliveries` row: the delivery's columns, then the alert's kind and payload.
 type DeliveryTuple = (
     i64,
-    String,
     String,
     String,
     i64,
@@ -72,6 +72,8 @@ type DeliveryTuple = (
     i64,
     i64,
     Option<i64>,
+    String,
+    String,
 );
 
 impl Store {
@@ -244,8 +246,8 @@ impl Store {
 
     /// The latest deliveries, newest first, `limit` per receiver at most.
     pub async fn recent_deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>> {
-        let rows: Vec<(i64, String, String, String, i64, Option<i64>, Option<String>, i64, i64, Option<i64>, String)> = sqlx::query_as(
-            "SELECT d.id, d.receiver, e.kind, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.next_attempt_at, d.delivered_at, e.payload
+        let rows: Vec<DeliveryTuple> = sqlx::query_as(
+            "SELECT d.id, d.receiver, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.next_attempt_at, d.delivered_at, e.kind, e.payload
              FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id ORDER BY d.id DESC LIMIT $1",
         )
         .bind(limit * 10)
@@ -259,25 +261,38 @@ impl Store {
                 *n += 1;
                 *n <= limit
             })
-            .map(|r| {
-                let t: DeliveryTuple = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9);
-                let summary = serde_json::from_str::<AlertEvent>(&r.10)
-                    .map(|e| e.summary())
-                    .unwrap_or_else(|_| t.2.clone());
-                DeliveryRow {
-                    id: t.0,
-                    receiver: t.1,
-                    kind: t.2,
-                    summary,
-                    state: t.3,
-                    attempts: t.4,
-                    last_status: t.5,
-                    last_error: t.6,
-                    created_at_ms: t.7,
-                    next_attempt_at_ms: t.8,
-                    delivered_at_ms: t.9,
-                }
-            })
+            .map(
+                |(
+                    id,
+                    receiver,
+                    state,
+                    attempts,
+                    last_status,
+                    last_error,
+                    created_at_ms,
+                    next_attempt_at_ms,
+                    delivered_at_ms,
+                    kind,
+                    payload,
+                )| {
+                    let summary = serde_json::from_str::<AlertEvent>(&payload)
+                        .map(|e| e.summary())
+                        .unwrap_or_else(|_| kind.clone());
+                    DeliveryRow {
+                        id,
+                        receiver,
+                        kind,
+                        summary,
+                        state,
+                        attempts,
+                        last_status,
+                        last_error,
+                        created_at_ms,
+                        next_attempt_at_ms,
+                        delivered_at_ms,
+                    }
+                },
+            )
             .collect())
     }
 

@@ -165,16 +165,14 @@ impl Store {
                     reason,
                     frozen_by,
                     created_at_ms,
-                    authority: if authority == "deployer" {
-                        Authority::Deployer
-                    } else {
-                        Authority::Admin
-                    },
+                    authority: Authority::from_stored(&authority),
                 },
             )
             .collect())
     }
 
+    /// Freezes deploys to an app (`app_id`) or the whole site (None). Written with its
+    /// audit entry and its alert in one transaction.
     pub async fn freeze(
         &self,
         app_id: Option<i64>,
@@ -183,34 +181,36 @@ impl Store {
         authority: Authority,
         audit: &NewAudit<'_>,
     ) -> Result<i64> {
-        let (_guard, mut tx) = self.write().await?;
-        let id = sqlx::query_scalar(
-            "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(app_id)
-        .bind(reason)
-        .bind(by)
-        .bind(now_ms())
-        .bind(match authority {
-            Authority::Admin => "admin",
-            Authority::Deployer => "deployer",
-        })
-        .fetch_one(&mut *tx)
-        .await?;
-        insert_audit(&mut tx, audit).await?;
-        insert_alert(&mut tx, &freeze_alert(AlertKind::FreezeSet, audit, reason)).await?;
-        tx.commit().await?;
-        self.publish("*").await;
-        Ok(id)
+        self.insert_freeze(app_id, None, reason, by, authority, audit)
+            .await
     }
 
-    /// A rollback's freeze: automatic promotion of the app *from* `environment` stops, with
-    /// the reason, until someone lifts it like any freeze. Written with the rollback's audit
-    /// entry and its alert in one transaction.
+    /// A rollback's freeze: automatic promotion of the app into and out of `environment`
+    /// stops, with the reason, until someone lifts it like any freeze (deploys go on).
     pub async fn freeze_promotion_from(
         &self,
         app_id: i64,
         environment: &str,
+        reason: &str,
+        by: &str,
+        authority: Authority,
+        audit: &NewAudit<'_>,
+    ) -> Result<i64> {
+        self.insert_freeze(
+            Some(app_id),
+            Some(environment),
+            reason,
+            by,
+            authority,
+            audit,
+        )
+        .await
+    }
+
+    async fn insert_freeze(
+        &self,
+        app_id: Option<i64>,
+        from_environment: Option<&str>,
         reason: &str,
         by: &str,
         authority: Authority,
@@ -224,11 +224,8 @@ impl Store {
         .bind(reason)
         .bind(by)
         .bind(now_ms())
-        .bind(match authority {
-            Authority::Admin => "admin",
-            Authority::Deployer => "deployer",
-        })
-        .bind(environment)
+        .bind(authority.as_str())
+        .bind(from_environment.map(str::to_owned))
         .fetch_one(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;

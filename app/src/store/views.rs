@@ -380,16 +380,23 @@ impl Store {
         if apps.is_empty() {
             return Ok(());
         }
-        // One app (its page): its rows; else the whole table (5 rows an app at most).
-        let one = match ids {
-            [id] => format!(" WHERE application_id = {id}"),
-            _ => String::new(),
+        // A few apps (a page, a change): their rows; the whole grid: the whole table (5 rows
+        // an app at most).
+        let few = ids.len() <= 100;
+        let sql = if few {
+            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            format!("SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states WHERE application_id IN ({})", marks.join(", "))
+        } else {
+            "SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states".to_string()
         };
-        let rows: Vec<(i64, String, Option<String>, String, i64, Option<i64>)> = sqlx::query_as(
-            &format!("SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states{one}"),
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let mut q =
+            sqlx::query_as::<_, (i64, String, Option<String>, String, i64, Option<i64>)>(&sql);
+        if few {
+            for id in ids {
+                q = q.bind(*id);
+            }
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         if rows.is_empty() {
             return Ok(());
         }
