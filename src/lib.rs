@@ -9,4 +9,5 @@ pub mod demo;
 pub mod github;
 pub mod http;
 pub mod startup;
+pub mod stats;
 pub mod telemetry;

@@ -127,7 +127,9 @@ async fn main() -> anyhow::Result<()> {
                     .unwrap_or(2_000),
                 alert_env: std::env::vars()
                     .filter(|(k, _)| {
-                        k.starts_with("RELEASE_ALERT_") || k.starts_with("RELEASE_ARGOCD_TOKEN_")
+                        k.starts_with("RELEASE_ALERT_")
+                            || k.starts_with("RELEASE_ARGOCD_TOKEN_")
+                            || k == "RELEASE_GITHUB_STATS_TOKEN"
                     })
                     .collect(),
                 alert_poll: std::time::Duration::from_secs(1),

@@ -36,10 +36,11 @@ pub struct Settings {
     /// only on a loopback address.
     pub dev_sign_in: bool,
     pub limits: Limits,
-    /// `RELEASE_ALERT_URL_<NAME>`, `RELEASE_ALERT_SECRET_<NAME>` and
-    /// `RELEASE_ARGOCD_TOKEN_<ENVIRONMENT>` variables, by name.
+    /// `RELEASE_ALERT_URL_<NAME>`, `RELEASE_ALERT_SECRET_<NAME>`,
+    /// `RELEASE_ARGOCD_TOKEN_<ENVIRONMENT>` and `RELEASE_GITHUB_STATS_TOKEN` variables, by
+    /// name.
     pub alert_env: std::collections::HashMap<String, String>,
-    /// How often the alert outbox is looked at (1 s).
+    /// How often the alert outbox and the stats are looked at (1 s).
     pub alert_poll: std::time::Duration,
 }
 
@@ -120,13 +121,26 @@ impl Server {
             argocd,
             crate::argocd::AppMap(settings.config.argocd_apps.clone()),
         );
+        let pipeline = Arc::new(pipeline(&settings));
+        crate::stats::spawn(
+            store.clone(),
+            pipeline.clone(),
+            crate::stats::StatsSettings {
+                every: settings.alert_poll,
+                github_token: settings
+                    .alert_env
+                    .get("RELEASE_GITHUB_STATS_TOKEN")
+                    .filter(|t| !t.is_empty())
+                    .cloned(),
+            },
+        );
         let secure_cookies = auth.secure_cookies();
         let (session_layer, sessions) = session_layer(&store, secure_cookies, &auth.session);
         let state = ServerState::new(http::state::ServerStateInner {
             leptos_options,
             app: AppState {
                 store: store.clone(),
-                pipeline: Arc::new(pipeline(&settings)),
+                pipeline,
                 cipher: auth.cipher.clone(),
                 stall_ms,
                 grid,

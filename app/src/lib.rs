@@ -144,6 +144,7 @@ pub fn App() -> impl IntoView {
                     <A href="/" exact=true>"Applications"</A>
                     <A href="/activity">"Activity"</A>
                     <A href="/train">"Release train"</A>
+                    <A href="/stats">"Stats"</A>
                     <A href="/audit">"Audit log"</A>
                     <UserMenu/>
                 </nav>
@@ -156,6 +157,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/users") view={Lazy::<routes::Users>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view={Lazy::<routes::Audit>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/train") view={Lazy::<routes::Train>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/stats") view={Lazy::<routes::Stats>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -215,6 +217,18 @@ mod routes {
         fn view(this: Self) -> AnyView {
             let Train = this;
             view! { <crate::pages::promote::TrainPage/> }.into_any()
+        }
+    }
+
+    pub struct Stats;
+    #[lazy_route]
+    impl LazyRoute for Stats {
+        fn data() -> Self {
+            Stats
+        }
+        fn view(this: Self) -> AnyView {
+            let Stats = this;
+            view! { <crate::pages::stats::StatsPage/> }.into_any()
         }
     }
 

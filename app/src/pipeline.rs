@@ -292,6 +292,65 @@ impl Pipeline {
         Ok(out)
     }
 
+    /// `GET {api}/repos/{owner}/{repo}/commits/{sha}`: when the commit was made (its
+    /// committer's date), for the lead time of a change. `Ok(None)`: GitHub does not know
+    /// that commit (404, or 422 for a SHA it cannot read).
+    pub async fn commit_time(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        sha: &crate::domain::Sha,
+    ) -> Result<Option<i64>, OutsideError> {
+        const WHO: &str = "GitHub";
+        let api = self.github_api.as_deref().ok_or_else(|| {
+            OutsideError::NotConfigured("GitHub is not configured on this Release".into())
+        })?;
+        let url = endpoint(
+            api,
+            &["repos", repo.owner(), repo.name(), "commits", sha.as_str()],
+        )?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .send()
+            .await
+            .map_err(|e| self.transport(WHO, e))?;
+        #[derive(Deserialize)]
+        struct Committer {
+            date: chrono::DateTime<chrono::Utc>,
+        }
+        #[derive(Deserialize)]
+        struct Inner {
+            committer: Committer,
+        }
+        #[derive(Deserialize)]
+        struct Commit {
+            commit: Inner,
+        }
+        match resp.status().as_u16() {
+            200 => {
+                let c: Commit = resp.json().await.map_err(|_| OutsideError::Server {
+                    who: WHO,
+                    status: 200,
+                })?;
+                Ok(Some(c.commit.committer.date.timestamp_millis()))
+            }
+            404 | 422 => Ok(None),
+            401 => Err(OutsideError::Unauthorized {
+                who: WHO,
+                hint: "RELEASE_GITHUB_STATS_TOKEN is wrong or expired",
+            }),
+            403 => Err(OutsideError::Forbidden {
+                who: WHO,
+                hint: "RELEASE_GITHUB_STATS_TOKEN may not read this repository, or its rate limit is spent",
+            }),
+            s => Err(OutsideError::Server { who: WHO, status: s }),
+        }
+    }
+
     /// `GET {api}/repos/{owner}/{repo}/compare/{base}...{head}`: what deploying `head`
     /// where `base` runs would ship.
     pub async fn compare(

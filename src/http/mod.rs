@@ -14,8 +14,10 @@ pub mod json;
 pub mod limits;
 pub mod live;
 pub mod login;
+pub mod openapi;
 pub mod rate_limit;
 pub mod state;
+pub mod stats;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -35,6 +37,9 @@ pub fn api_routes() -> Router<ServerState> {
             "/api/v1/applications/{shortname}/promotion",
             get(applications::promotion),
         )
+        .route("/api/v1/stats", get(stats::json))
+        .route("/api/v1/stats.csv", get(stats::csv))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/healthcheck/live", get(health::live))
         .route("/healthcheck/ready", get(health::ready))
 }
@@ -49,4 +54,5 @@ pub fn login_routes() -> Router<ServerState> {
         .route("/auth/sign-out", post(login::sign_out))
         .route("/api/live", get(live::stream))
         .route("/api/grid.html", get(grid::fragment))
+        .route("/stats.csv", get(stats::csv_for_person))
 }

@@ -16,4 +16,5 @@ mod pipeline_api;
 mod promotion;
 mod rollback;
 mod security;
+mod stats;
 mod storage;

@@ -11,6 +11,7 @@ mod flags;
 mod git_ref;
 mod k8s;
 mod repo;
+pub mod stats;
 mod status;
 
 pub use alert::{AlertEvent, AlertKind, AlertReceiverInfo, DeliveryRow};

@@ -10,6 +10,7 @@ pub mod grid;
 #[cfg(feature = "ssr")]
 pub mod grid_rows;
 pub mod promote;
+pub mod stats;
 
 use crate::domain::{DeploymentStatus, Flag, Stage};
 use crate::model::{ago, exact_time, short_sha, Cell};

@@ -10,6 +10,7 @@ mod deployments;
 mod live;
 mod ops;
 mod sessions;
+mod stats;
 mod tokens;
 mod users;
 mod views;
@@ -19,6 +20,7 @@ pub use deployments::Also;
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
 pub use live::{LiveState, Observation, Observed};
 pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, ResubmitTarget};
+pub use stats::StatsWork;
 pub use tokens::TokenInfo;
 pub use users::{SignIn, UserRow};
 

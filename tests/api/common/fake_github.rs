@@ -49,6 +49,10 @@ pub struct FakeState {
     pub requests: Vec<(String, String)>,
     /// Workflow dispatches answer only after this long (a slow GitHub).
     pub dispatch_delay_ms: u64,
+    /// Single-commit lookups received (the stats' commit times).
+    pub commit_lookups: Vec<Recorded>,
+    /// Commits the fake knows: sha -> committer date (RFC 3339).
+    pub commits: HashMap<String, String>,
 }
 
 pub type Fake = Arc<Mutex<FakeState>>;
@@ -162,6 +166,21 @@ pub async fn fake_github() -> (String, Fake) {
         )
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", post(dispatch))
         .route("/api/repos/{owner}/{repo}/compare/{spec}", get(compare))
+        .route(
+            "/api/repos/{owner}/{repo}/commits/{sha}",
+            get(|State(f): State<Fake>, h: HeaderMap, uri: axum::http::Uri, Path((_o, _r, sha)): Path<(String, String, String)>| async move {
+                let headers = h.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+                let mut s = f.lock().unwrap();
+                s.commit_lookups.push(Recorded { method: "GET".into(), path: uri.path().to_owned(), headers, body: Value::Null });
+                if h.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer stats-token") {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                match s.commits.get(&sha) {
+                    Some(date) => Json(json!({"sha": sha, "commit": {"message": "A change", "author": {"name": "Li Wei", "date": date}, "committer": {"name": "GitHub", "date": date}}})).into_response(),
+                    None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
+                }
+            }),
+        )
         .route(
             "/api/repos/{owner}/{repo}/tags",
             get(|State(f): State<Fake>, h: HeaderMap| async move {

@@ -1,0 +1,361 @@
+//! Delivery metrics: the daily counts (`stats_daily`) the stats task keeps, the facts it
+//! counts them from, and the commits whose time GitHub is asked for.
+//!
+//! The task (`src/stats.rs`) finds what changed from two marks, the last deployment id and
+//! the last event id it counted, so the write path (the pipeline's notifications) does no
+//! extra work: a new deployment, or an event that changed one, makes the task count that
+//! deployment's day again.
+
+use super::{Result, Store};
+use crate::domain::stats::{
+    count_days, DayStats, DeploymentFact, Durations, ProductionBefore, DAY_MS,
+};
+use crate::domain::DeploymentStatus;
+use std::collections::BTreeMap;
+
+/// What the stats task has to count again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsWork {
+    /// Days to count again, ascending.
+    pub days: Vec<i64>,
+    /// The marks once they are counted.
+    pub deployment_id: i64,
+    pub event_id: i64,
+    /// The marks before.
+    pub from_deployment_id: i64,
+}
+
+/// The most days one pass reads at once (a pass over a long history goes by months).
+const RUN_DAYS: i64 = 31;
+/// Ids a pass looks back past its mark: on PostgreSQL a transaction that took a lower id
+/// can commit after one with a higher id.
+const LOOK_BACK: i64 = 1000;
+
+type FactRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
+
+impl Store {
+    fn production_and_first(&self) -> (String, String) {
+        let names = self.environments.names();
+        (
+            names.last().map(|s| s.to_string()).unwrap_or_default(),
+            names.first().map(|s| s.to_string()).unwrap_or_default(),
+        )
+    }
+
+    /// What changed since the stats were last counted; `None` when nothing did.
+    pub async fn stats_work(&self) -> Result<Option<StatsWork>> {
+        let (done_d, done_e): (i64, i64) =
+            sqlx::query_as("SELECT deployment_id, event_id FROM stats_progress WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        let (max_d, max_e): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE((SELECT MAX(id) FROM deployments), 0) AS BIGINT), CAST(COALESCE((SELECT MAX(id) FROM events), 0) AS BIGINT)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if max_d == done_d && max_e == done_e {
+            return Ok(None);
+        }
+        let from_d = if done_d == 0 { 0 } else { done_d - LOOK_BACK };
+        let from_e = if done_e == 0 { 0 } else { done_e - LOOK_BACK };
+        let mut days: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT CAST(created_at / 86400000 AS BIGINT) FROM deployments WHERE id > $1 AND id <= $2
+             UNION
+             SELECT DISTINCT CAST(d.created_at / 86400000 AS BIGINT) FROM events e JOIN deployments d ON d.id = e.deployment_id
+             WHERE e.id > $3 AND e.id <= $4",
+        )
+        .bind(from_d.max(0))
+        .bind(max_d)
+        .bind(from_e.max(0))
+        .bind(max_e)
+        .fetch_all(&self.pool)
+        .await?;
+        days.sort_unstable();
+        days.dedup();
+        Ok(Some(StatsWork {
+            days,
+            deployment_id: max_d,
+            event_id: max_e,
+            from_deployment_id: from_d.max(0),
+        }))
+    }
+
+    /// Counts `days` again from the deployments and stores them, with the new marks when
+    /// given (`None`: a recount, say once GitHub told a commit's time).
+    pub async fn count_stats(&self, days: &[i64], marks: Option<(i64, i64)>) -> Result<()> {
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for &day in days {
+            match runs.last_mut() {
+                Some((first, last)) if day == *last + 1 && day - *first < RUN_DAYS => *last = day,
+                _ => runs.push((day, day)),
+            }
+        }
+        let mut counted = Vec::new();
+        for &(first, last) in &runs {
+            counted.push((first, last, self.count_range(None, first, last).await?));
+        }
+        let (_guard, mut tx) = self.write().await?;
+        for (first, last, rows) in counted {
+            sqlx::query("DELETE FROM stats_daily WHERE day >= $1 AND day <= $2")
+                .bind(first)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO stats_daily (day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(r.day)
+                .bind(r.environment)
+                .bind(r.deployments as i64)
+                .bind(r.succeeded as i64)
+                .bind(r.failed as i64)
+                .bind(r.failed_changes as i64)
+                .bind(r.rollbacks as i64)
+                .bind(r.lead.encode())
+                .bind(r.lead_from_commit as i64)
+                .bind(r.restore.encode())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Some((deployment_id, event_id)) = marks {
+            sqlx::query("UPDATE stats_progress SET deployment_id = $1, event_id = $2 WHERE id = 1")
+                .bind(deployment_id)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts the deployments made from day `first` to day `last` (both included), of one
+    /// application or of all.
+    async fn count_range(
+        &self,
+        application_id: Option<i64>,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<DayStats>> {
+        let (production, integration) = self.production_and_first();
+        // Two statements rather than `$5 = 0 OR ...`, which would keep SQLite from using
+        // the application's index.
+        let only = if application_id.is_some() {
+            "AND d.application_id = $5"
+        } else {
+            "AND $5 = 0"
+        };
+        let sql = format!(
+            "SELECT d.application_id, d.environment, d.version, d.status, d.created_at,
+               CASE WHEN d.environment = $3 THEN (SELECT c.committed_at FROM commit_times c WHERE c.application_id = d.application_id AND c.sha = d.sha) END,
+               CASE WHEN d.environment = $3 THEN (SELECT MIN(i.created_at) FROM deployments i
+                 WHERE i.application_id = d.application_id AND i.environment = $4 AND i.version = d.version) END,
+               CAST(CASE WHEN d.environment = $3 AND EXISTS (SELECT 1 FROM deployments p
+                 WHERE p.application_id = d.application_id AND p.environment = $3 AND p.version = d.version AND p.id < d.id) THEN 1 ELSE 0 END AS BIGINT)
+             FROM deployments d
+             WHERE d.created_at >= $1 AND d.created_at < $2 {only}
+             ORDER BY d.application_id, d.id"
+        );
+        let rows: Vec<FactRow> = sqlx::query_as(&sql)
+            .bind(first * DAY_MS)
+            .bind((last + 1) * DAY_MS)
+            .bind(&production)
+            .bind(&integration)
+            .bind(application_id.unwrap_or(0))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut facts = Vec::with_capacity(rows.len());
+        let mut first_production: BTreeMap<i64, i64> = BTreeMap::new();
+        for (app, env, version, status, at, committed, integrated, before) in rows {
+            let Some(status) = DeploymentStatus::parse(&status) else {
+                continue;
+            };
+            if env == production {
+                first_production.entry(app).or_insert(at);
+            }
+            facts.push(DeploymentFact {
+                application_id: app,
+                environment: env,
+                version,
+                status,
+                created_at_ms: at,
+                committed_at_ms: committed,
+                integrated_at_ms: integrated,
+                deployed_before: before == 1,
+            });
+        }
+        let mut before = BTreeMap::new();
+        for &app in first_production.keys() {
+            before.insert(
+                app,
+                self.production_before(app, &production, first * DAY_MS)
+                    .await?,
+            );
+        }
+        Ok(count_days(&facts, &production, &before))
+    }
+
+    /// Production's state for an application just before `at`: its last deployment, and
+    /// since when it has been failing (looking back up to 50 deployments).
+    async fn production_before(
+        &self,
+        app: i64,
+        production: &str,
+        at: i64,
+    ) -> Result<ProductionBefore> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT version, status, created_at FROM deployments
+             WHERE application_id = $1 AND environment = $2 AND created_at < $3 ORDER BY id DESC LIMIT 50",
+        )
+        .bind(app)
+        .bind(production)
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = ProductionBefore::default();
+        let parsed = rows
+            .into_iter()
+            .filter_map(|(v, s, at)| Some((v, DeploymentStatus::parse(&s)?, at)));
+        for (i, (version, status, at)) in parsed.enumerate() {
+            if i == 0 {
+                out.last = Some((version, status, at));
+            }
+            if status != DeploymentStatus::Failed {
+                break;
+            }
+            out.failing_since_ms = Some(at);
+        }
+        Ok(out)
+    }
+
+    /// The counted days from `first` to `last`, all applications.
+    pub async fn stats_days(&self, first: i64, last: i64) -> Result<Vec<DayStats>> {
+        let rows: Vec<(i64, String, i64, i64, i64, i64, i64, String, i64, String)> = sqlx::query_as(
+            "SELECT day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times
+             FROM stats_daily WHERE day >= $1 AND day <= $2",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(day, environment, d, s, f, fc, rb, lead, lfc, restore)| DayStats {
+                    day,
+                    environment,
+                    deployments: d.max(0) as u64,
+                    succeeded: s.max(0) as u64,
+                    failed: f.max(0) as u64,
+                    failed_changes: fc.max(0) as u64,
+                    rollbacks: rb.max(0) as u64,
+                    lead: Durations::decode(&lead),
+                    lead_from_commit: lfc.max(0) as u64,
+                    restore: Durations::decode(&restore),
+                },
+            )
+            .collect())
+    }
+
+    /// One application's days from `first` to `last`, counted from its deployments (an
+    /// application's history is short enough to count on demand).
+    pub async fn application_stats(
+        &self,
+        application_id: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<DayStats>> {
+        self.count_range(Some(application_id), first, last).await
+    }
+
+    /// Queues the production deployments' commits among the new deployments, for GitHub's
+    /// commit time.
+    pub async fn queue_commits(&self, work: &StatsWork) -> Result<()> {
+        let (production, _) = self.production_and_first();
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query(
+            "INSERT INTO commit_times (application_id, sha, day, committed_at, looked_up_at)
+             SELECT application_id, sha, MIN(CAST(created_at / 86400000 AS BIGINT)), NULL, NULL FROM deployments
+             WHERE id > $1 AND id <= $2 AND environment = $3 AND sha IS NOT NULL
+             GROUP BY application_id, sha
+             ON CONFLICT (application_id, sha) DO NOTHING",
+        )
+        .bind(work.from_deployment_id)
+        .bind(work.deployment_id)
+        .bind(production)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Commits not looked up yet: `(application id, repo, sha)`.
+    pub async fn pending_commits(&self, limit: i64) -> Result<Vec<(i64, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT c.application_id, a.repo, c.sha FROM commit_times c JOIN applications a ON a.id = c.application_id
+             WHERE c.looked_up_at IS NULL ORDER BY c.day DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Stores what GitHub said of a commit (`None`: it does not know it) and marks the day
+    /// of its first production deployment to be counted again. Returns that day.
+    pub async fn save_commit_time(
+        &self,
+        application_id: i64,
+        sha: &str,
+        committed_at_ms: Option<i64>,
+    ) -> Result<Option<i64>> {
+        let (_guard, mut tx) = self.write().await?;
+        let day: Option<i64> = sqlx::query_scalar(
+            "UPDATE commit_times SET committed_at = $1, looked_up_at = $2 WHERE application_id = $3 AND sha = $4 RETURNING day",
+        )
+        .bind(committed_at_ms)
+        .bind(super::now_ms())
+        .bind(application_id)
+        .bind(sha)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(day)
+    }
+}
+
+impl Store {
+    /// The report for a parsed query: the counted days, or one application's days counted
+    /// now. An application that does not exist is `NotFound`.
+    pub async fn stats_report(
+        &self,
+        q: &crate::domain::stats::StatsQuery,
+    ) -> Result<crate::domain::stats::StatsReport> {
+        let days = match &q.application {
+            Some(shortname) => {
+                let app = self.application(shortname).await?.ok_or_else(|| {
+                    super::StoreError::NotFound(format!("no application {shortname}"))
+                })?;
+                self.application_stats(app.id, q.from_day, q.to_day).await?
+            }
+            None => self.stats_days(q.from_day, q.to_day).await?,
+        };
+        let envs: Vec<String> = self
+            .environments
+            .names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Ok(crate::domain::stats::StatsReport::build(q, &envs, &days))
+    }
+}

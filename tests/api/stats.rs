@@ -1,0 +1,346 @@
+//! Delivery metrics: `/api/v1/stats`, its CSV, the `/stats` page, and commit times from
+//! GitHub for the lead time.
+
+use crate::common::{self, fake_github};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// Polls `path` until `ready` holds for its JSON (the stats task counts a little later).
+async fn stats_when(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = client.get(url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        if ready(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats never became ready: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_four_metrics_count_failures_rollbacks_and_restores() {
+    let app = common::spawn().await;
+    // Two days ago, at midnight UTC, so everything falls on one day.
+    let t0 = (app::store::now_ms() / 86_400_000 - 2) * 86_400_000;
+    let notify = |env: &str, v: &str, at: i64| json!({"repo": "alphagov/content-store", "deployment": {"environment": env, "version": v, "created_at": iso(at)}});
+    for (env, v, at) in [
+        ("integration", "v1", t0),
+        ("staging", "v1", t0 + HOUR / 2),
+        ("production", "v1", t0 + 2 * HOUR),
+        ("integration", "v2", t0 + 2 * HOUR + 1000),
+    ] {
+        assert_eq!(
+            app.post_json("/deployments", &notify(env, v, at))
+                .await
+                .status(),
+            200,
+            "{env} {v}"
+        );
+    }
+    // v2 fails in production (the event creates the deployment)...
+    for status in ["started", "failed"] {
+        let r = app
+            .event(json!({"repo": "alphagov/content-store", "environment": "production", "version": "v2",
+                "stage": "rollout", "status": status, "at": iso(t0 + 3 * HOUR), "message": "CrashLoopBackOff"}))
+            .await;
+        assert!(r.status().is_success(), "{status}: {}", r.status());
+    }
+    // ...v3 restores it two hours later; then v1 comes back: a rollback of v3.
+    for (env, v, at) in [
+        ("production", "v3", t0 + 5 * HOUR),
+        ("production", "v1", t0 + 6 * HOUR),
+    ] {
+        assert_eq!(
+            app.post_json("/deployments", &notify(env, v, at))
+                .await
+                .status(),
+            200,
+            "{env} {v}"
+        );
+    }
+    let v = stats_when(&app.client, &app.url("/api/v1/stats"), &app.token, |v| {
+        v["change_failure_rate"]["production_deployments"] == 4
+    })
+    .await;
+    assert_eq!(v["days"], 90);
+    assert_eq!(
+        v["environments"],
+        json!(["integration", "staging", "production"])
+    );
+    assert_eq!(v["deployment_frequency"]["integration"]["deployments"], 2);
+    assert_eq!(v["deployment_frequency"]["staging"]["deployments"], 1);
+    assert_eq!(v["deployment_frequency"]["production"]["failed"], 1);
+    let cfr = &v["change_failure_rate"];
+    assert_eq!(
+        (cfr["failed_changes"].as_u64(), cfr["rollbacks"].as_u64()),
+        (Some(2), Some(1)),
+        "{cfr}"
+    );
+    assert_eq!(cfr["rate"], 0.5);
+    // Lead time: v1 twice (2 h and 6 h after its integration deploy), v2 from its own
+    // integration deploy (about 1 h); v3 never went through integration.
+    let lead = &v["lead_time"];
+    assert_eq!(
+        (lead["count"].as_u64(), lead["from_commit"].as_u64()),
+        (Some(3), Some(0)),
+        "{lead}"
+    );
+    let near = |got: &Value, want_s: f64| (got.as_f64().unwrap() / want_s - 1.0).abs() < 0.025;
+    assert!(near(&lead["median_seconds"], 7200.0), "{lead}");
+    // Restores: v2's failure to v3 (2 h), and v3 replaced by the rollback an hour later.
+    let ttr = &v["time_to_restore"];
+    assert_eq!(ttr["count"], 2, "{ttr}");
+    assert!(near(&ttr["median_seconds"], 3600.0), "{ttr}");
+    let day = chrono::DateTime::from_timestamp_millis(t0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let daily = v["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 90);
+    let that_day = daily.iter().find(|d| d["date"] == day.as_str()).unwrap();
+    assert_eq!(that_day["deployments"]["production"], 4);
+    assert!(v["weekly"].as_array().unwrap().len() >= 13);
+
+    // One application, one environment, a range.
+    let (s, one) = app
+        .get_json(&format!(
+            "/api/v1/stats?application=content-store&environment=production&from={day}&to={day}"
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(one["environments"], json!(["production"]));
+    assert_eq!(one["days"], 1);
+    assert_eq!(one["change_failure_rate"], v["change_failure_rate"]);
+    assert_eq!(one["time_to_restore"], v["time_to_restore"]);
+    let (_, other) = app.get_json("/api/v1/stats?application=frontend").await;
+    assert_eq!(other["change_failure_rate"]["production_deployments"], 0);
+    assert_eq!(other["change_failure_rate"]["rate"], Value::Null);
+
+    // The CSV: one line per day and environment.
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/stats.csv?from={day}&to={day}")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("date,environment,deployments\n{day},integration,2\n{day},staging,1\n{day},production,4\n")
+    );
+}
+
+#[tokio::test]
+async fn bad_stats_queries_get_precise_errors() {
+    let app = common::spawn().await;
+    for (query, status, field) in [
+        ("from=yesterday", 422, Some("from")),
+        ("from=2026-02-01&to=2026-01-01", 422, Some("from")),
+        ("from=2020-01-01&to=2026-01-01", 422, Some("from")),
+        ("to=2026-02-30", 422, Some("to")),
+        ("environment=qa", 422, Some("environment")),
+        ("application=..%2Fetc", 422, Some("application")),
+        ("application=nope", 404, None),
+        ("from=%FF", 422, None),
+    ] {
+        let (s, body) = app.get_json(&format!("/api/v1/stats?{query}")).await;
+        assert_eq!(s, status, "{query}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{query}: {body}"
+        );
+        if let Some(f) = field {
+            assert_eq!(body["field"], f, "{query}: {body}");
+        }
+    }
+    // The pipeline API wants a token; the page's CSV wants a signed-in person.
+    let r = app
+        .client
+        .get(app.url("/api/v1/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let anonymous = common::browser();
+    let r = anonymous.get(app.url("/stats.csv")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/auth/sign-in"));
+    let viewer = app.signed_in("viewer").await;
+    let r = viewer
+        .get(app.url("/stats.csv?environment=staging"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"release-stats-"));
+    let body = r.text().await.unwrap();
+    assert_eq!(body.lines().count(), 91, "{body}");
+    assert!(body.lines().skip(1).all(|l| l.ends_with(",staging,0")));
+}
+
+#[tokio::test]
+async fn the_stats_page_draws_charts_with_tables_beside_them() {
+    let app = common::spawn().await;
+    let now = app::store::now_ms();
+    for (env, v) in [
+        ("integration", "v1"),
+        ("staging", "v1"),
+        ("production", "v1"),
+    ] {
+        let body = json!({"repo": "alphagov/frontend", "deployment": {"environment": env, "version": v, "created_at": iso(now - HOUR)}});
+        assert_eq!(app.post_json("/deployments", &body).await.status(), 200);
+    }
+    stats_when(&app.client, &app.url("/api/v1/stats"), &app.token, |v| {
+        v["change_failure_rate"]["production_deployments"] == 1
+    })
+    .await;
+    let (status, html) = app.page("/stats").await;
+    assert_eq!(status, 200);
+    for want in [
+        "Delivery stats",
+        "Deployments to production a day",
+        "Lead time for changes",
+        "Change failure rate",
+        "0.0%",
+        "Time to restore",
+        "<svg",
+        "role=\"img\"",
+        "<caption>Deployments per week</caption>",
+        "href=\"/stats.csv\"",
+    ] {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+    assert_eq!(html.matches("<svg").count(), 4);
+    // A filter that names nothing is an error on the page, with its status.
+    let (status, html) = app.page("/stats?application=nope").await;
+    assert_eq!(status, 404, "{html}");
+    assert!(html.contains("no application nope"));
+    let (status, _) = app.page("/stats?from=tomorrow").await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn lead_time_starts_at_the_commit_when_github_knows_it() {
+    let extra = r#"
+[[applications]]
+name = "Frontend"
+repo = "example-org/frontend"
+"#;
+    let env = fake_github::spawn_with_github_and(15, None, extra, |s| {
+        s.demo = false;
+        s.alert_env
+            .insert("RELEASE_GITHUB_STATS_TOKEN".into(), "stats-token".into());
+    })
+    .await;
+    let token = common::pipeline_token(&env.store).await;
+    let now = app::store::now_ms();
+    let known = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let unknown = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    env.fake
+        .lock()
+        .unwrap()
+        .commits
+        .insert(known.into(), iso(now - 10 * HOUR));
+    let client = fake_github::client();
+    for (version, sha) in [("v1", known), ("v2", unknown)] {
+        for (env_name, at) in [("integration", now - 4 * HOUR), ("production", now - HOUR)] {
+            let r = client
+                .post(format!("{}/deployments", env.base))
+                .bearer_auth(&token)
+                .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": env_name, "version": version, "sha": sha, "created_at": iso(at)}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let v = stats_when(
+        &client,
+        &format!("{}/api/v1/stats", env.base),
+        &token,
+        |v| v["lead_time"]["from_commit"] == 1 && v["lead_time"]["count"] == 2,
+    )
+    .await;
+    // v1 from its commit (9 h), v2 from its integration deploy (3 h): p90 is the commit's.
+    let p90 = v["lead_time"]["p90_seconds"].as_f64().unwrap();
+    assert!((p90 / 32_400.0 - 1.0).abs() < 0.025, "{v:#}");
+    let lookups = env.fake.lock().unwrap().commit_lookups.clone();
+    let mut paths: Vec<&str> = lookups.iter().map(|r| r.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            format!("/api/repos/example-org/frontend/commits/{known}"),
+            format!("/api/repos/example-org/frontend/commits/{unknown}")
+        ]
+    );
+    for r in &lookups {
+        assert_eq!(r.headers["authorization"], "Bearer stats-token");
+        assert_eq!(r.headers["accept"], "application/vnd.github+json");
+    }
+}
+
+/// The same counting on PostgreSQL (the SQL runs on both).
+#[tokio::test]
+async fn stats_count_on_postgres() {
+    let Some((admin, db, url)) = common::fresh_postgres("stats_count_on_postgres").await else {
+        return;
+    };
+    let run = async {
+        let app = common::spawn_on(common::CONFIG, false, url, tempfile::tempdir().unwrap()).await;
+        let now = app::store::now_ms();
+        for (env, v, at) in [
+            ("integration", "v1", now - 3 * HOUR),
+            ("production", "v1", now - 2 * HOUR),
+            ("production", "v2", now - HOUR),
+            ("production", "v1", now - HOUR / 2),
+        ] {
+            let body = json!({"repo": "alphagov/content-store", "deployment": {"environment": env, "version": v, "created_at": iso(at)}});
+            assert_eq!(app.post_json("/deployments", &body).await.status(), 200);
+        }
+        let v = stats_when(&app.client, &app.url("/api/v1/stats"), &app.token, |v| {
+            v["change_failure_rate"]["production_deployments"] == 3
+        })
+        .await;
+        assert_eq!(v["change_failure_rate"]["rollbacks"], 1);
+        assert_eq!(v["lead_time"]["count"], 2);
+        let (s, one) = app
+            .get_json("/api/v1/stats?application=content-store")
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(one["change_failure_rate"], v["change_failure_rate"]);
+        app.store.close().await;
+    };
+    let result = tokio::spawn(run).await;
+    common::drop_postgres(admin, &db).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
