@@ -53,6 +53,10 @@ enum Command {
         /// Only without GitHub sign-in, only on a loopback address.
         #[arg(long)]
         dev_sign_in: bool,
+        /// Serve Prometheus metrics at /metrics on this address of its own (no token).
+        /// Without it, /metrics is on the main address with RELEASE_METRICS_TOKEN.
+        #[arg(long, env = "RELEASE_METRICS_ADDR")]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Run the database migrations and exit.
     Migrate {
@@ -104,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             db,
             demo,
             dev_sign_in,
+            metrics_addr,
         } => {
             let config = load_config(db.config.as_ref())?;
             let dev_sign_in = dev_sign_in || (demo && config.github.is_none());
@@ -133,6 +138,8 @@ async fn main() -> anyhow::Result<()> {
                     })
                     .collect(),
                 alert_poll: std::time::Duration::from_secs(1),
+                metrics_addr,
+                metrics_token: std::env::var("RELEASE_METRICS_TOKEN").ok(),
                 argo_tokens: std::env::vars()
                     .filter_map(|(k, v)| {
                         Some((
@@ -157,6 +164,9 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!(
                     "no GitHub OAuth app configured: development sign-in is on (loopback only)"
                 );
+            }
+            if let Some(m) = server.metrics_addr() {
+                tracing::info!("Prometheus metrics on http://{m}/metrics");
             }
             server.run_until(shutdown_signal()).await?;
             tracing::info!("Release stopped");

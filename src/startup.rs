@@ -42,6 +42,10 @@ pub struct Settings {
     pub alert_env: std::collections::HashMap<String, String>,
     /// How often the alert outbox and the stats are looked at (1 s).
     pub alert_poll: std::time::Duration,
+    /// `--metrics-addr`: `/metrics` on an address of its own (no token).
+    pub metrics_addr: Option<SocketAddr>,
+    /// `RELEASE_METRICS_TOKEN`: `/metrics` on the main address, with this bearer token.
+    pub metrics_token: Option<String>,
 }
 
 pub struct Server {
@@ -52,6 +56,7 @@ pub struct Server {
     pub store: Store,
     pub demo_loaded: bool,
     pub dev_sign_in: bool,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -171,7 +176,14 @@ impl Server {
             sessions,
             limits: settings.limits.clone(),
             default_owner: settings.config.default_owner.clone(),
+            metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
         });
+        // The recorder exists before the first request is counted.
+        http::metrics::handle();
+        let metrics_addr = match settings.metrics_addr {
+            Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
+            None => None,
+        };
         let router = outer_layers(router(state.clone()).layer(session_layer), &state);
         Ok(Self {
             listener,
@@ -181,7 +193,13 @@ impl Server {
             store,
             demo_loaded,
             dev_sign_in: state.auth.dev_sign_in,
+            metrics_addr,
         })
+    }
+
+    /// Where `/metrics` is served on its own, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -269,6 +287,23 @@ impl Server {
         self.store.close().await;
         Ok(())
     }
+}
+
+/// `/metrics` alone on `addr` (for a network only Prometheus reaches): no token, no pages.
+async fn serve_metrics(addr: SocketAddr, state: ServerState) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for metrics on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let router = Router::new()
+        .route("/metrics", axum::routing::get(http::metrics::scrape))
+        .with_state(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(bound)
 }
 
 /// The alert receivers with their URLs and secrets from the environment: a receiver
@@ -469,6 +504,7 @@ pub fn router(state: ServerState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn(http::metrics::record))
         .with_state(state)
 }
 
@@ -492,4 +528,5 @@ pub fn outer_layers(router: Router, state: &ServerState) -> Router {
             http::rate_limit::limit_sign_in,
         ))
         .layer(axum::middleware::from_fn(http::guard::security_headers))
+        .layer(axum::middleware::from_fn(crate::telemetry::request_id))
 }

@@ -282,3 +282,152 @@ mod tests {
         assert_eq!(ago_short(0, 5_000), "now");
     }
 }
+
+/// One stage of a deployment's pipeline run: how it went and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRow {
+    pub stage: Stage,
+    /// `running`, `succeeded` or `failed`.
+    pub outcome: &'static str,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    /// The failure's (or the last) message.
+    pub message: Option<String>,
+    /// The workflow's link, on the first row of each workflow only.
+    pub workflow_url: Option<String>,
+    /// 1 for the first run of this stage, 2 after a resubmit...
+    pub attempt: u32,
+}
+
+impl StageRow {
+    pub fn duration_ms(&self) -> Option<i64> {
+        Some(self.finished_ms? - self.started_ms?).filter(|d| *d >= 0)
+    }
+}
+
+/// The events of one deployment (oldest first) as one row per stage run: a `started`
+/// opens a row, the `succeeded` or `failed` after it closes it. A stage started again
+/// after it finished (a resubmit) is a new row, its next attempt.
+pub fn stage_rows(events: &[EventView]) -> Vec<StageRow> {
+    let mut rows: Vec<StageRow> = Vec::new();
+    let mut seen_workflows: Vec<String> = Vec::new();
+    for e in events {
+        let open = rows
+            .iter()
+            .rposition(|r| r.stage == e.stage && r.finished_ms.is_none());
+        let i = match (e.status.as_str(), open) {
+            ("started", Some(i)) => i,
+            (_, Some(i)) => i,
+            (_, None) => {
+                let attempt = rows.iter().filter(|r| r.stage == e.stage).count() as u32 + 1;
+                rows.push(StageRow {
+                    stage: e.stage,
+                    outcome: "running",
+                    started_ms: None,
+                    finished_ms: None,
+                    message: None,
+                    workflow_url: None,
+                    attempt,
+                });
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[i];
+        match e.status.as_str() {
+            "started" => {
+                row.started_ms.get_or_insert(e.at_ms);
+            }
+            "succeeded" => {
+                row.outcome = "succeeded";
+                row.finished_ms = Some(e.at_ms);
+            }
+            "failed" => {
+                row.outcome = "failed";
+                row.finished_ms = Some(e.at_ms);
+            }
+            _ => {}
+        }
+        if e.message.is_some() {
+            row.message = e.message.clone();
+        }
+        if let Some(url) = e.workflow.as_ref().and_then(|w| w.url.clone()) {
+            if !seen_workflows.contains(&url) {
+                seen_workflows.push(url.clone());
+                row.workflow_url = Some(url);
+            }
+        }
+    }
+    rows
+}
+
+/// "2 min 5 s", "45 s", "1 h 3 min".
+pub fn short_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+
+    fn ev(stage: Stage, status: &str, at: i64, url: Option<&str>) -> EventView {
+        EventView {
+            stage,
+            status: status.into(),
+            message: (status == "failed").then(|| "boom".to_string()),
+            workflow: url.map(|u| Workflow {
+                environment: None,
+                namespace: None,
+                name: None,
+                url: Some(u.into()),
+            }),
+            at_ms: at,
+        }
+    }
+
+    #[test]
+    fn one_row_per_stage_run_with_durations() {
+        let w = Some("https://argo/wf/1");
+        let rows = stage_rows(&[
+            ev(Stage::Build, "started", 0, None),
+            ev(Stage::Build, "succeeded", 65_000, None),
+            ev(Stage::SmokeTests, "started", 70_000, w),
+            ev(Stage::SmokeTests, "failed", 100_000, w),
+            ev(
+                Stage::SmokeTests,
+                "started",
+                200_000,
+                Some("https://argo/wf/2"),
+            ),
+            ev(
+                Stage::SmokeTests,
+                "succeeded",
+                230_000,
+                Some("https://argo/wf/2"),
+            ),
+            ev(Stage::Rollout, "succeeded", 240_000, w),
+        ]);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            (rows[0].outcome, rows[0].duration_ms()),
+            ("succeeded", Some(65_000))
+        );
+        assert_eq!(
+            (rows[1].outcome, rows[1].message.as_deref(), rows[1].attempt),
+            ("failed", Some("boom"), 1)
+        );
+        assert_eq!(rows[1].workflow_url.as_deref(), Some("https://argo/wf/1"));
+        assert_eq!((rows[2].attempt, rows[2].duration_ms()), (2, Some(30_000)));
+        assert_eq!(rows[2].workflow_url.as_deref(), Some("https://argo/wf/2"));
+        // Finished without a start: no duration; its workflow was linked already.
+        assert_eq!(
+            (rows[3].duration_ms(), rows[3].workflow_url.clone()),
+            (None, None)
+        );
+        assert_eq!(short_duration(65_000), "1 min 5 s");
+    }
+}

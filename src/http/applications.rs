@@ -46,6 +46,12 @@ fn summary_json(envs: &[String], a: &AppSummary) -> Value {
     })
 }
 
+/// Every application and what runs where.
+#[utoipa::path(get, path = "/api/v1/applications", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The applications", body = super::openapi::ApplicationsJson),
+        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+    ), tag = "applications")]
 pub async fn list(
     State(state): State<ServerState>,
     _token: ApiToken,
@@ -62,6 +68,15 @@ pub async fn list(
     ))
 }
 
+/// One application, with what Argo CD says runs where it is observed.
+#[utoipa::path(get, path = "/api/v1/applications/{shortname}", security(("bearer" = [])),
+    params(("shortname" = String, Path, description = "The application's shortname")),
+    responses(
+        (status = 200, description = "The application", body = super::openapi::ApplicationJson),
+        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+        (status = 404, description = "No such application", body = super::openapi::ErrorJson),
+        (status = 422, description = "Not a shortname", body = super::openapi::ErrorJson),
+    ), tag = "applications")]
 pub async fn show(
     State(state): State<ServerState>,
     _token: ApiToken,
@@ -116,7 +131,15 @@ fn time(ms: i64) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-/// The Release app's shape, for tools written against it.
+/// The Release app's shape, for tools written against it (also at
+/// `/applications/{shortname}.json`).
+#[utoipa::path(get, path = "/api/v1/applications/{shortname}/release-app", security(("bearer" = [])),
+    params(("shortname" = String, Path, description = "The application's shortname")),
+    responses(
+        (status = 200, description = "The application as the Release app describes it", body = super::openapi::ReleaseAppJson),
+        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+        (status = 404, description = "No such application", body = super::openapi::ErrorJson),
+    ), tag = "applications")]
 pub async fn release_app_shape(
     State(state): State<ServerState>,
     _token: ApiToken,
@@ -155,6 +178,17 @@ pub struct PromotionQuery {
 
 /// May the pipeline promote this app to `to`? No while the app or the site is frozen, nor
 /// to an environment where the app's continuous deployment is off.
+#[utoipa::path(get, path = "/api/v1/applications/{shortname}/promotion", security(("bearer" = [])),
+    params(
+        ("shortname" = String, Path, description = "The application's shortname"),
+        ("to" = String, Query, description = "The environment to promote to"),
+    ),
+    responses(
+        (status = 200, description = "Allowed or not, and why", body = super::openapi::GateJson),
+        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+        (status = 404, description = "No such application", body = super::openapi::ErrorJson),
+        (status = 422, description = "No `to`, or not an environment", body = super::openapi::ErrorJson),
+    ), tag = "applications")]
 pub async fn promotion(
     State(state): State<ServerState>,
     _token: ApiToken,

@@ -11,13 +11,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+/// The Release app's notification.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NotifyBody {
     repo: String,
     deployment: NotifyDeployment,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NotifyDeployment {
     environment: String,
     version: String,
@@ -163,6 +164,26 @@ fn from_form(pairs: &[(String, String)]) -> Result<NotifyBody, ApiError> {
 
 /// Answers 200 with an empty body, as the Release app does; 409 when the repo matches
 /// more than one application.
+#[utoipa::path(
+    post,
+    path = "/deployments",
+    request_body(content(
+        (NotifyBody = "application/json"),
+        (String = "application/x-www-form-urlencoded", example = "repo=org%2Fapp&deployment%5Benvironment%5D=staging&deployment%5Bversion%5D=v12"),
+    )),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Recorded (an empty body, as the Release app answers)"),
+        (status = 400, description = "Not JSON, or a form that does not decode", body = super::openapi::ErrorJson),
+        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+        (status = 409, description = "The repo belongs to several applications", body = super::openapi::ErrorJson),
+        (status = 413, description = "Larger than 64 KiB", body = super::openapi::ErrorJson),
+        (status = 415, description = "Neither JSON nor a form", body = super::openapi::ErrorJson),
+        (status = 422, description = "A field that does not parse", body = super::openapi::ErrorJson),
+        (status = 503, description = "The database is busy; retry", body = super::openapi::ErrorJson),
+    ),
+    tag = "pipeline"
+)]
 pub async fn create(
     State(state): State<ServerState>,
     ApiToken(token): ApiToken,
@@ -170,6 +191,8 @@ pub async fn create(
 ) -> Result<StatusCode, ApiError> {
     let new = parse(body, &state)?;
     let outcome = state.app.store.record_deployment(&new).await?;
+    metrics::counter!("release_notifications_total", "environment" => new.environment.as_str().to_owned())
+        .increment(1);
     tracing::info!(
         token = %token, app = %outcome.application, environment = %new.environment, version = %new.version,
         created = outcome.created, "deployment recorded"

@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+/// A pipeline stage started, succeeded or failed.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EventBody {
     repo: String,
     environment: String,
@@ -25,7 +26,7 @@ pub struct EventBody {
     at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowBody {
     environment: Option<String>,
     namespace: Option<String>,
@@ -122,6 +123,21 @@ fn parse_workflow(w: WorkflowBody, state: &ServerState) -> Result<Workflow, Inva
 }
 
 /// Answers 200 with what happened: the deployment the event attached to and its status now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    request_body = EventBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Recorded (or a repeated delivery id: the first answer again)", body = super::openapi::EventOutcomeJson),
+        (status = 400, description = "Not JSON", body = super::openapi::ErrorJson),
+        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+        (status = 409, description = "The repo belongs to several applications", body = super::openapi::ErrorJson),
+        (status = 422, description = "A field that does not parse", body = super::openapi::ErrorJson),
+        (status = 503, description = "The database is busy; retry", body = super::openapi::ErrorJson),
+    ),
+    tag = "pipeline"
+)]
 pub async fn create(
     State(state): State<ServerState>,
     ApiToken(_token): ApiToken,
@@ -129,6 +145,8 @@ pub async fn create(
 ) -> Result<Json<EventOutcome>, ApiError> {
     let event = parse(body, &state)?;
     let outcome = state.app.store.record_event(&event).await?;
+    metrics::counter!("release_events_total", "stage" => event.stage.as_str(), "status" => event.status.as_str())
+        .increment(1);
     tracing::info!(
         app = %outcome.application, environment = %event.environment, version = %event.version,
         stage = event.stage.as_str(), status = event.status.as_str(), "event recorded"

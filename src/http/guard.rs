@@ -45,7 +45,8 @@ pub fn normalize_path(raw: &str) -> String {
 /// Paths that are not pages: assets, sign-in itself, the token-authenticated API, health
 /// checks, and server functions (which answer 401/403 themselves).
 fn is_page(method: &Method, path: &str) -> bool {
-    const NOT_PAGES: [&str; 6] = [
+    const NOT_PAGES: [&str; 7] = [
+        "/metrics",
         "/auth/",
         "/pkg/",
         "/api/",

@@ -14,6 +14,7 @@ pub mod json;
 pub mod limits;
 pub mod live;
 pub mod login;
+pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod state;
@@ -40,6 +41,7 @@ pub fn api_routes() -> Router<ServerState> {
         .route("/api/v1/stats", get(stats::json))
         .route("/api/v1/stats.csv", get(stats::csv))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::scrape_with_token))
         .route("/healthcheck/live", get(health::live))
         .route("/healthcheck/ready", get(health::ready))
 }

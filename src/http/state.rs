@@ -48,6 +48,8 @@ pub struct ServerStateInner {
     pub sessions: Sessions,
     /// The owner of a repo the pipeline names without one (see `Config::default_owner`).
     pub default_owner: Option<String>,
+    /// `RELEASE_METRICS_TOKEN`: `/metrics` on the main address wants it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 /// Sessions in our own database table, written through the store's one write path (so a

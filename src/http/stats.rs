@@ -99,6 +99,9 @@ pub struct StatsJson {
     pub time_to_restore: SpreadJson,
     pub weekly: Vec<WeekJson>,
     pub daily: Vec<DayJson>,
+    /// The figures may be a few seconds behind: the stats task is counting what arrived
+    /// last (or, the first time, the whole history).
+    pub counting: bool,
 }
 
 fn spread(s: &app::domain::stats::Spread) -> SpreadJson {
@@ -174,6 +177,7 @@ impl From<StatsReport> for StatsJson {
                 })
                 .collect(),
             environments: r.environments,
+            counting: r.counting,
         }
     }
 }

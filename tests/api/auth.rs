@@ -604,6 +604,8 @@ async fn development_sign_in_is_refused_off_loopback() {
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),
+        metrics_addr: None,
+        metrics_token: None,
     })
     .await
     .err()
@@ -632,6 +634,8 @@ async fn github_needs_its_secrets() {
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),
+        metrics_addr: None,
+        metrics_token: None,
     })
     .await
     .err()

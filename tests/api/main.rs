@@ -11,6 +11,7 @@ mod deploys;
 mod faults;
 mod fuzz;
 mod live;
+mod operations;
 mod pages;
 mod pipeline_api;
 mod promotion;

@@ -307,7 +307,7 @@ async fn suite(store: Store) {
 
     // The benchmark's seeding: spread over every app and environment, newest is current.
     let before = store.deployment_count().await.unwrap();
-    store.seed_history(30, 20_000).await.unwrap();
+    store.seed_history(30, 20_000, 1000).await.unwrap();
     assert_eq!(store.deployment_count().await.unwrap(), before + 30);
     let grid = store.grid().await.unwrap();
     for a in &grid.apps {

@@ -372,6 +372,9 @@ pub struct StatsReport {
     pub weeks: Vec<Week>,
     /// Each day, `(date, deployments per environment)`, for the CSV and the API.
     pub daily: Vec<(String, Vec<u64>)>,
+    /// The stats task has not counted everything yet (the figures may be behind).
+    #[serde(default)]
+    pub counting: bool,
 }
 
 impl StatsReport {
@@ -447,6 +450,7 @@ impl StatsReport {
                 })
                 .collect(),
             daily: all_days,
+            counting: false,
         }
     }
 

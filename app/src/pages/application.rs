@@ -414,6 +414,9 @@ fn DeploymentItem(
         .filter(|s| *s != d.version)
         .map(|s| short_sha(s).to_string());
     let workflow_link = d.workflow.as_ref().and_then(|w| w.url.clone());
+    // The deployment's own workflow is linked once, above; a stage links another one
+    // (a resubmit's) where it first appears.
+    let head_link = workflow_link.clone();
     view! {
         <li class="deployment" id=format!("deployment-{}", d.id)>
             <div class="deployment-head">
@@ -433,16 +436,25 @@ fn DeploymentItem(
                 })}
             </div>
             {(!d.events.is_empty()).then(|| view! {
-                <ol class="timeline" aria-label="Pipeline timeline">
-                    {d.events.into_iter().map(|e| {
-                        let url = e.workflow.as_ref().and_then(|w| w.url.clone());
+                <ol class="timeline" aria-label="Pipeline stages">
+                    {crate::model::stage_rows(&d.events).into_iter().map(|r| {
+                        let when = r.started_ms.or(r.finished_ms).unwrap_or(d.created_at_ms);
+                        let took = match (r.duration_ms(), r.outcome) {
+                            (Some(ms), _) => crate::model::short_duration(ms),
+                            (None, "running") => format!("running for {}", crate::model::short_duration(now_ms - when)),
+                            (None, _) => String::new(),
+                        };
+                        let attempt = (r.attempt > 1).then(|| format!("attempt {}", r.attempt));
+                        let link = r.workflow_url.filter(|u| Some(u) != head_link.as_ref());
                         view! {
-                            <li class=format!("event event-{}", e.status)>
-                                <span class="stage">{e.stage.label()}</span>
-                                <span class="event-status">{e.status.clone()}</span>
-                                <time datetime=exact_time(e.at_ms) title=exact_time(e.at_ms)>{ago(now_ms, e.at_ms)}</time>
-                                {e.message.map(|m| view! { <span class="message">{m}</span> })}
-                                {url.map(|u| view! { <a href=u>"View workflow"</a> })}
+                            <li class=format!("stage-row stage-{}", r.outcome)>
+                                <span class="stage">{r.stage.label()}</span>
+                                {attempt.map(|a| view! { <span class="muted">{a}</span> })}
+                                <span class="event-status">{r.outcome}</span>
+                                <span class="duration">{took}</span>
+                                <time datetime=exact_time(when) title=exact_time(when)>{ago(now_ms, when)}</time>
+                                {r.message.map(|m| view! { <span class="message">{m}</span> })}
+                                {link.map(|u| view! { <a href=u>"View workflow"</a> })}
                             </li>
                         }
                     }).collect_view()}

@@ -191,8 +191,12 @@ fn Report(r: StatsReport) -> impl IntoView {
             r.lead_time_from_commit, r.lead_time.count
         )
     };
+    let counting = r.counting.then(|| view! {
+        <p class="notice" role="status">"Counting the latest deployments: these figures may be a few seconds behind."</p>
+    });
     view! {
         <p class="muted">{scope}</p>
+        {counting}
         <dl class="stat-cards">
             <div><dt>{format!("Deployments to {} a day", r.production)}</dt><dd>{per_day}</dd></div>
             <div><dt>"Lead time for changes"</dt><dd>{spread_text(&r.lead_time)}</dd><dd class="muted">{from_commit}</dd></div>

@@ -831,7 +831,10 @@ impl Store {
     /// For the benchmark only: adds about `count` made-up deployments spread evenly over
     /// every application and environment, then points `current_deployments` at the newest
     /// of each.
-    pub async fn seed_history(&self, count: i64, start_ms: i64) -> Result<()> {
+    /// Bulk-loads `count` succeeded deployments spread evenly over the applications and
+    /// environments (benchmarks): the n-th of a cell at `start_ms + n * step_ms`, an hour
+    /// later in each next environment.
+    pub async fn seed_history(&self, count: i64, start_ms: i64, step_ms: i64) -> Result<()> {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -848,7 +851,7 @@ impl Store {
         let (_guard, mut tx) = self.write().await?;
         let mut cell = 0;
         for id in &ids {
-            for env in &envs {
+            for (env_index, env) in envs.iter().enumerate() {
                 // Spread the remainder over the first cells so the total is exact.
                 let rows = count / cells + i64::from(cell < count % cells);
                 cell += 1;
@@ -858,13 +861,14 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
                      WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1)
-                     SELECT $2, $3, 'v' || CAST(n AS TEXT), NULL, 'continuous', 'bench', 'succeeded', 'succeeded', $4 + n * 1000, $4 + n * 1000
+                     SELECT $2, $3, 'v' || CAST(n AS TEXT), NULL, 'continuous', 'bench', 'succeeded', 'succeeded', $4 + n * $5, $4 + n * $5
                      FROM seq",
                 )
                 .bind(rows)
                 .bind(*id)
                 .bind(env.as_str())
-                .bind(start_ms)
+                .bind(start_ms + env_index as i64 * 3_600_000)
+                .bind(step_ms)
                 .execute(&mut *tx)
                 .await?;
             }

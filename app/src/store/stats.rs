@@ -51,6 +51,18 @@ impl Store {
         )
     }
 
+    /// Whether the stats have counted every deployment and event there is (two reads of
+    /// a primary key each: cheap enough to poll).
+    pub async fn stats_caught_up(&self) -> Result<bool> {
+        let (done_d, done_e, max_d, max_e): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT deployment_id, event_id, CAST(COALESCE((SELECT MAX(id) FROM deployments), 0) AS BIGINT),
+               CAST(COALESCE((SELECT MAX(id) FROM events), 0) AS BIGINT) FROM stats_progress WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(done_d == max_d && done_e == max_e)
+    }
+
     /// What changed since the stats were last counted; `None` when nothing did.
     pub async fn stats_work(&self) -> Result<Option<StatsWork>> {
         let (done_d, done_e): (i64, i64) =
@@ -356,6 +368,51 @@ impl Store {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        Ok(crate::domain::stats::StatsReport::build(q, &envs, &days))
+        let mut report = crate::domain::stats::StatsReport::build(q, &envs, &days);
+        // One application is counted now, from its deployments: never behind.
+        report.counting = q.application.is_none() && !self.stats_caught_up().await?;
+        Ok(report)
+    }
+}
+
+/// What `/metrics` reports of the database, read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct OperationalCounts {
+    /// Current deployments by environment and status (one per application and environment).
+    pub current: Vec<(String, String, i64)>,
+    /// Deployments ever recorded, by environment (from the daily counts).
+    pub recorded: Vec<(String, i64)>,
+    /// Alert deliveries not yet sent.
+    pub alerts_pending: i64,
+}
+
+impl Store {
+    /// Connections of the read pool: (open, idle).
+    pub fn pool_use(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    pub async fn operational_counts(&self) -> Result<OperationalCounts> {
+        let current = sqlx::query_as(
+            "SELECT c.environment, d.status, CAST(COUNT(*) AS BIGINT) FROM current_deployments c
+             JOIN deployments d ON d.id = c.deployment_id GROUP BY c.environment, d.status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let recorded = sqlx::query_as(
+            "SELECT environment, CAST(SUM(deployments) AS BIGINT) FROM stats_daily GROUP BY environment",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let alerts_pending: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM alert_deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OperationalCounts {
+            current,
+            recorded,
+            alerts_pending,
+        })
     }
 }

@@ -319,6 +319,8 @@ production = ["@prod-person"]
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),
+        metrics_addr: None,
+        metrics_token: None,
     };
     f(&mut settings);
     let server = Server::build(settings).await.unwrap();

@@ -12,6 +12,8 @@ pub struct TestApp {
     pub token: String,
     pub store: Store,
     pub client: reqwest::Client,
+    /// Where `/metrics` is served on its own, when the settings ask for it.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     _dir: tempfile::TempDir,
 }
 
@@ -72,6 +74,8 @@ pub fn settings(
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),
+        metrics_addr: None,
+        metrics_token: None,
     };
     f(&mut s);
     s
@@ -128,6 +132,7 @@ async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     let server = Server::build(settings).await.expect("server builds");
     let base = format!("http://{}", server.local_addr());
     let store = server.store.clone();
+    let metrics_addr = server.metrics_addr();
     let token = pipeline_token(&store).await;
     tokio::spawn(server.run_until(std::future::pending()));
     TestApp {
@@ -138,6 +143,7 @@ async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap(),
+        metrics_addr,
         _dir: dir,
     }
 }

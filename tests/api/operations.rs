@@ -1,0 +1,345 @@
+//! Operations: Prometheus metrics, the OpenAPI description checked against real answers
+//! of every endpoint, and request ids.
+
+use crate::common;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
+    let app = common::spawn_custom(common::CONFIG, false, |s| {
+        s.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+        s.metrics_token = Some("metrics-secret-token".into());
+    })
+    .await;
+    // Something to count.
+    assert_eq!(
+        app.notify("alphagov/frontend", "integration", "v1")
+            .await
+            .status(),
+        200
+    );
+    let r = app
+        .event(json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v1", "stage": "build", "status": "started"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let (s, _) = app.get_json("/api/v1/applications/nope").await;
+    assert_eq!(s, 404);
+
+    // The main address: not without the token, and not with a wrong one.
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-secret-tokeX")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-secret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text().await.unwrap();
+    for want in [
+        "release_http_requests_total{method=\"POST\",route=\"/deployments\",status=\"200\"}",
+        "release_http_requests_total{method=\"GET\",route=\"/api/v1/applications/{shortname}\",status=\"404\"}",
+        "release_http_request_duration_seconds_bucket{method=\"POST\",route=\"/deployments\",le=\"0.005\"}",
+        "release_notifications_total{environment=\"integration\"}",
+        "release_events_total{stage=\"build\",status=\"started\"}",
+        "release_current_deployments{environment=\"integration\",status=\"in_progress\"}",
+        "release_live_streams_open",
+        "release_db_pool_connections{state=\"idle\"}",
+        "release_alert_outbox_pending 0",
+        "release_db_up 1",
+    ] {
+        assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
+    // Raw paths never become labels.
+    assert!(!text.contains("route=\"/api/v1/applications/nope\""));
+
+    // The metrics address: no token needed, nothing else served.
+    let addr = format!("http://{}", app.metrics_addr.expect("metrics address"));
+    let r = app
+        .client
+        .get(format!("{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("release_http_requests_total"));
+    let r = app
+        .client
+        .get(format!("{addr}/api/v1/applications"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn no_metrics_on_the_main_address_without_a_token_configured() {
+    let app = common::spawn().await;
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id_and_a_plain_one_is_kept() {
+    let app = common::spawn().await;
+    let r = app
+        .client
+        .get(app.url("/healthcheck/live"))
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 16);
+    let r = app
+        .client
+        .get(app.url("/healthcheck/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        r.headers()["x-request-id"],
+        id.as_str(),
+        "each request its own id"
+    );
+    let r = app
+        .client
+        .get(app.url("/nope"))
+        .header("x-request-id", "lb-1234.abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "lb-1234.abc");
+    let r = app
+        .client
+        .get(app.url("/healthcheck/live"))
+        .header("x-request-id", "a b\"c")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "a b\"c");
+}
+
+/// The response schema the document gives for `method path` and `status`, with the
+/// document's components, so `$ref`s resolve.
+fn schema_for(doc: &Value, path: &str, method: &str, status: u16) -> Option<Value> {
+    let resp = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        resp.is_object(),
+        "{method} {path} documents no {status} answer"
+    );
+    let schema = resp["content"]["application/json"]["schema"].clone();
+    if schema.is_null() {
+        return None;
+    }
+    let mut s = json!({"components": doc["components"].clone()});
+    for (k, v) in schema.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    Some(s)
+}
+
+fn check(doc: &Value, path: &str, method: &str, status: u16, body: &[u8]) {
+    match schema_for(doc, path, method, status) {
+        Some(schema) => {
+            let body: Value = serde_json::from_slice(body)
+                .unwrap_or_else(|e| panic!("{method} {path} {status}: not JSON ({e})"));
+            let v = jsonschema::validator_for(&schema).expect("the document's schema compiles");
+            let errors: Vec<String> = v
+                .iter_errors(&body)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{method} {path} {status}: {errors:?}\n{body:#}"
+            );
+        }
+        None => assert!(
+            body.is_empty() || status == 200,
+            "{method} {path} {status}: undocumented body"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_real_answer() {
+    let app = common::spawn().await;
+    let r = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    for p in [
+        "/deployments",
+        "/api/v1/events",
+        "/api/v1/applications",
+        "/api/v1/applications/{shortname}",
+        "/api/v1/applications/{shortname}/release-app",
+        "/api/v1/applications/{shortname}/promotion",
+        "/api/v1/stats",
+        "/api/v1/stats.csv",
+        "/healthcheck/live",
+        "/healthcheck/ready",
+    ] {
+        assert!(paths.iter().any(|x| *x == p), "{p} is not described");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+
+    let c = &app.client;
+    let t = &app.token;
+    let send = |rb: reqwest::RequestBuilder| async move {
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.bytes().await.unwrap().to_vec())
+    };
+    // The pipeline's two notifications, good and bad.
+    let good = json!({"repo": "alphagov/frontend", "deployment": {"environment": "staging", "version": "v7"}});
+    let (s, b) = send(c.post(app.url("/deployments")).bearer_auth(t).json(&good)).await;
+    assert_eq!(s, 200);
+    check(&doc, "/deployments", "post", s, &b);
+    for (body, want) in [
+        (
+            json!({"repo": "alphagov/frontend", "deployment": {"environment": "qa", "version": "v7"}}),
+            422,
+        ),
+        (
+            json!({"repo": "alphagov/mono", "deployment": {"environment": "staging", "version": "v7"}}),
+            409,
+        ),
+    ] {
+        let (s, b) = send(c.post(app.url("/deployments")).bearer_auth(t).json(&body)).await;
+        assert_eq!(s, want, "{body}");
+        check(&doc, "/deployments", "post", s, &b);
+    }
+    let (s, b) = send(
+        c.post(app.url("/deployments"))
+            .bearer_auth(t)
+            .header("content-type", "application/json")
+            .body("{"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    check(&doc, "/deployments", "post", s, &b);
+    let (s, b) = send(c.post(app.url("/deployments")).json(&good)).await;
+    assert_eq!(s, 401);
+    check(&doc, "/deployments", "post", s, &b);
+    let event = json!({"repo": "alphagov/frontend", "environment": "staging", "version": "v7", "stage": "smoke_tests", "status": "failed", "message": "boom"});
+    let (s, b) = send(
+        c.post(app.url("/api/v1/events"))
+            .bearer_auth(t)
+            .json(&event),
+    )
+    .await;
+    assert_eq!(s, 200);
+    check(&doc, "/api/v1/events", "post", s, &b);
+    let (s, b) = send(
+        c.post(app.url("/api/v1/events"))
+            .bearer_auth(t)
+            .json(&json!({"repo": "alphagov/frontend"})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    check(&doc, "/api/v1/events", "post", s, &b);
+
+    // What the pipeline reads back.
+    for (url, path, want) in [
+        ("/api/v1/applications", "/api/v1/applications", 200),
+        (
+            "/api/v1/applications/frontend",
+            "/api/v1/applications/{shortname}",
+            200,
+        ),
+        (
+            "/api/v1/applications/nope",
+            "/api/v1/applications/{shortname}",
+            404,
+        ),
+        (
+            "/api/v1/applications/NOPE!",
+            "/api/v1/applications/{shortname}",
+            422,
+        ),
+        (
+            "/api/v1/applications/frontend/release-app",
+            "/api/v1/applications/{shortname}/release-app",
+            200,
+        ),
+        (
+            "/api/v1/applications/nope/release-app",
+            "/api/v1/applications/{shortname}/release-app",
+            404,
+        ),
+        (
+            "/api/v1/applications/frontend/promotion?to=production",
+            "/api/v1/applications/{shortname}/promotion",
+            200,
+        ),
+        (
+            "/api/v1/applications/frontend/promotion",
+            "/api/v1/applications/{shortname}/promotion",
+            422,
+        ),
+        ("/api/v1/stats", "/api/v1/stats", 200),
+        (
+            "/api/v1/stats?application=frontend&environment=staging",
+            "/api/v1/stats",
+            200,
+        ),
+        ("/api/v1/stats?from=nope", "/api/v1/stats", 422),
+        ("/api/v1/stats?application=nope", "/api/v1/stats", 404),
+    ] {
+        let (s, b) = send(c.get(app.url(url)).bearer_auth(t)).await;
+        assert_eq!(s, want, "{url}");
+        check(&doc, path, "get", s, &b);
+    }
+    let (s, b) = send(c.get(app.url("/api/v1/applications"))).await;
+    assert_eq!(s, 401);
+    check(&doc, "/api/v1/applications", "get", s, &b);
+    for path in ["/healthcheck/live", "/healthcheck/ready"] {
+        let (s, b) = send(c.get(app.url(path))).await;
+        assert_eq!(s, 200);
+        check(&doc, path, "get", s, &b);
+    }
+    let r = c
+        .get(app.url("/api/v1/stats.csv"))
+        .bearer_auth(t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        doc["paths"]["/api/v1/stats.csv"]["get"]["responses"]["200"]["content"]["text/csv"]
+            .is_object()
+    );
+}
