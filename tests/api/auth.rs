@@ -359,6 +359,7 @@ const PAGES: &[(&str, [u16; 5])] = &[
     ("/admin/users", [303, 403, 403, 403, 200]),
     ("/audit", [303, 200, 200, 200, 200]),
     ("/train", [303, 200, 200, 200, 200]),
+    ("/stats", [303, 200, 200, 200, 200]),
 ];
 /// Server functions, same callers.
 const SERVER_FNS: &[(&str, [u16; 5])] = &[
@@ -383,6 +384,7 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     ("/api/alerts", [401, 403, 403, 403, 200]),
     ("/api/train_candidates", [401, 200, 200, 200, 200]),
     ("/api/train_status", [401, 200, 200, 200, 200]),
+    ("/api/stats", [401, 200, 200, 200, 200]),
     // Viewers may not; the integration deployer may not promote to staging; the demo's
     // publisher has nothing to promote there (409; in a train, an item skipped).
     ("/api/promote", [401, 403, 403, 409, 409]),
