@@ -285,6 +285,7 @@ fn Chart(
         }
     });
     let title_id = format!("chart-{id}-title");
+    let table_label = format!("{title}: the numbers");
     let max_label = format!("{:.1}{unit}", top);
     view! {
         <section class="chart" aria-labelledby=title_id.clone()>
@@ -300,7 +301,7 @@ fn Chart(
                     {bars}
                     {ticks}
                 </svg>
-                <div class="chart-table">
+                <div class="chart-table" tabindex="0" role="region" aria-label=table_label>
                     <table>
                         <caption>{title}</caption>
                         <thead><tr>{head.into_iter().map(|h| view! { <th scope="col">{h}</th> }).collect_view()}</tr></thead>
