@@ -360,16 +360,6 @@ pub fn stage_rows(events: &[EventView]) -> Vec<StageRow> {
     rows
 }
 
-/// "2 min 5 s", "45 s", "1 h 3 min".
-pub fn short_duration(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
 #[cfg(test)]
 mod stage_tests {
     use super::*;
@@ -428,6 +418,6 @@ mod stage_tests {
             (rows[3].duration_ms(), rows[3].workflow_url.clone()),
             (None, None)
         );
-        assert_eq!(short_duration(65_000), "1 min 5 s");
+        assert_eq!(crate::domain::stats::human_duration(65), "1 min 5 s");
     }
 }

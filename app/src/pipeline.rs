@@ -145,6 +145,45 @@ impl Pipeline {
         }
     }
 
+    /// GitHub's API base URL, or why there is none.
+    fn github(&self) -> Result<&str, OutsideError> {
+        self.github_api.as_deref().ok_or_else(|| {
+            OutsideError::NotConfigured("GitHub is not configured on this Release".into())
+        })
+    }
+
+    /// Sends a request to GitHub's REST API as `token`, with the headers GitHub asks for.
+    /// The answer comes back whatever its status (each call words its own refusals); a
+    /// transport failure is a timeout or "unreachable".
+    async fn github_send(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, OutsideError> {
+        let mut rb = self
+            .http
+            .request(method, url)
+            .bearer_auth(token)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28");
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        rb.send().await.map_err(|e| self.transport("GitHub", e))
+    }
+
+    /// A 200's JSON body; one that does not parse is GitHub's trouble, not the caller's.
+    async fn github_json<T: serde::de::DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> Result<T, OutsideError> {
+        resp.json().await.map_err(|_| OutsideError::Server {
+            who: "GitHub",
+            status: 200,
+        })
+    }
+
     /// `POST {api}/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`, as the
     /// person whose token this is.
     pub async fn dispatch(
@@ -157,7 +196,7 @@ impl Pipeline {
         git_ref: &GitRef,
     ) -> Result<DispatchResult, OutsideError> {
         const WHO: &str = "GitHub";
-        let api = self.github_api.as_deref().ok_or_else(|| {
+        let api = self.github().map_err(|_| {
             OutsideError::NotConfigured(
                 "GitHub is not configured on this Release, so it cannot start deploys".into(),
             )
@@ -180,15 +219,8 @@ impl Pipeline {
             "return_run_details": true,
         });
         let resp = self
-            .http
-            .post(url)
-            .bearer_auth(token)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.transport(WHO, e))?;
+            .github_send(reqwest::Method::POST, url, token, Some(&body))
+            .await?;
         match resp.status().as_u16() {
             204 => Ok(DispatchResult::default()),
             200 | 201 => {
@@ -221,9 +253,7 @@ impl Pipeline {
         branch: &str,
     ) -> Result<Vec<(String, String)>, OutsideError> {
         const WHO: &str = "GitHub";
-        let api = self.github_api.as_deref().ok_or_else(|| {
-            OutsideError::NotConfigured("GitHub is not configured on this Release".into())
-        })?;
+        let api = self.github()?;
         let mut tags = endpoint(api, &["repos", repo.owner(), repo.name(), "tags"])?;
         tags.query_pairs_mut().append_pair("per_page", "15");
         let mut commits = endpoint(api, &["repos", repo.owner(), repo.name(), "commits"])?;
@@ -234,14 +264,8 @@ impl Pipeline {
         let mut out = Vec::new();
         for url in [tags, commits] {
             let resp = self
-                .http
-                .get(url)
-                .bearer_auth(token)
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28")
-                .send()
-                .await
-                .map_err(|e| self.transport(WHO, e))?;
+                .github_send(reqwest::Method::GET, url, token, None)
+                .await?;
             match resp.status().as_u16() {
                 200 => {}
                 401 => {
@@ -269,11 +293,7 @@ impl Pipeline {
                     })
                 }
             }
-            let items: Vec<serde_json::Value> =
-                resp.json().await.map_err(|_| OutsideError::Server {
-                    who: WHO,
-                    status: 200,
-                })?;
+            let items: Vec<serde_json::Value> = Self::github_json(resp).await?;
             for v in items {
                 if let Some(tag) = v["name"].as_str() {
                     out.push((tag.to_owned(), "tag".to_owned()));
@@ -302,22 +322,14 @@ impl Pipeline {
         sha: &crate::domain::Sha,
     ) -> Result<Option<i64>, OutsideError> {
         const WHO: &str = "GitHub";
-        let api = self.github_api.as_deref().ok_or_else(|| {
-            OutsideError::NotConfigured("GitHub is not configured on this Release".into())
-        })?;
+        let api = self.github()?;
         let url = endpoint(
             api,
             &["repos", repo.owner(), repo.name(), "commits", sha.as_str()],
         )?;
         let resp = self
-            .http
-            .get(url)
-            .bearer_auth(token)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .send()
-            .await
-            .map_err(|e| self.transport(WHO, e))?;
+            .github_send(reqwest::Method::GET, url, token, None)
+            .await?;
         #[derive(Deserialize)]
         struct Committer {
             date: chrono::DateTime<chrono::Utc>,
@@ -332,10 +344,7 @@ impl Pipeline {
         }
         match resp.status().as_u16() {
             200 => {
-                let c: Commit = resp.json().await.map_err(|_| OutsideError::Server {
-                    who: WHO,
-                    status: 200,
-                })?;
+                let c: Commit = Self::github_json(resp).await?;
                 Ok(Some(c.commit.committer.date.timestamp_millis()))
             }
             404 | 422 => Ok(None),
@@ -361,9 +370,7 @@ impl Pipeline {
         head: &GitRef,
     ) -> Result<serde_json::Value, OutsideError> {
         const WHO: &str = "GitHub";
-        let api = self.github_api.as_deref().ok_or_else(|| {
-            OutsideError::NotConfigured("GitHub is not configured on this Release".into())
-        })?;
+        let api = self.github()?;
         // One segment, `BASE...HEAD`: each side is encoded by `endpoint` (a `%`, `#` or `/`
         // in a ref cannot leave the compare endpoint).
         let range = format!("{base}...{}", head.as_str());
@@ -372,19 +379,10 @@ impl Pipeline {
             &["repos", repo.owner(), repo.name(), "compare", &range],
         )?;
         let resp = self
-            .http
-            .get(url)
-            .bearer_auth(token)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .send()
-            .await
-            .map_err(|e| self.transport(WHO, e))?;
+            .github_send(reqwest::Method::GET, url, token, None)
+            .await?;
         match resp.status().as_u16() {
-            200 => resp.json().await.map_err(|_| OutsideError::Server {
-                who: WHO,
-                status: 200,
-            }),
+            200 => Self::github_json(resp).await,
             401 => Err(OutsideError::Unauthorized {
                 who: WHO,
                 hint: "your GitHub sign-in has expired; sign out and sign in again",

@@ -162,7 +162,8 @@ pub struct HealthJson {
 )]
 pub struct ApiDoc;
 
-/// `GET /api/openapi.json`: public, like any API description.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// `GET /api/openapi.json`: public, like any API description. Built once per process.
+pub async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(ApiDoc::openapi))
 }

@@ -344,3 +344,46 @@ async fn stats_count_on_postgres() {
         std::panic::resume_unwind(panic.into_panic());
     }
 }
+
+/// A failure on one day restored on a later one: the later day's count reads production's
+/// state before it (the last deployment, and since when it has been failing).
+#[tokio::test]
+async fn a_restore_spanning_days_is_counted() {
+    let app = common::spawn().await;
+    let today = app::store::now_ms() / 86_400_000 * 86_400_000;
+    for (v, at) in [
+        ("v1", today - 3 * 86_400_000),
+        ("v2", today - 2 * 86_400_000),
+    ] {
+        for status in ["started", "failed"] {
+            let r = app
+                .event(json!({"repo": "alphagov/content-store", "environment": "production", "version": v,
+                    "stage": "rollout", "status": status, "at": iso(at)}))
+                .await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let body = json!({"repo": "alphagov/content-store", "deployment": {"environment": "production", "version": "v3", "created_at": iso(today + 60_000)}});
+    assert_eq!(app.post_json("/deployments", &body).await.status(), 200);
+    let v = stats_when(&app.client, &app.url("/api/v1/stats"), &app.token, |v| {
+        v["change_failure_rate"]["production_deployments"] == 3 && v["counting"] == false
+    })
+    .await;
+    // Failing since v1 (three days before v3 succeeded), one restore.
+    let ttr = &v["time_to_restore"];
+    assert_eq!(ttr["count"], 1, "{ttr}");
+    let days = ttr["median_seconds"].as_f64().unwrap() / 86_400.0;
+    assert!((days / 3.0 - 1.0).abs() < 0.025, "{ttr}");
+    assert_eq!(v["change_failure_rate"]["failed_changes"], 2);
+    // One application, counted on demand for today alone, reads the same history.
+    let day = chrono::DateTime::from_timestamp_millis(today)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let (_, one) = app
+        .get_json(&format!(
+            "/api/v1/stats?application=content-store&from={day}&to={day}"
+        ))
+        .await;
+    assert_eq!(one["time_to_restore"]["count"], 1, "{one}");
+}

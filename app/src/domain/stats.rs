@@ -481,20 +481,19 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// "2 h 5 min", "3 d 4 h", "45 s".
+/// A duration in its two largest units: "45 s", "1 min 5 s", "2 h 5 min", "3 d 4 h".
+/// The stats and the pipeline timeline both write durations this way.
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.max(0);
+    let two = |big: i64, big_unit: &str, small: i64, small_unit: &str| match small {
+        0 => format!("{big} {big_unit}"),
+        n => format!("{big} {big_unit} {n} {small_unit}"),
+    };
     match s {
         0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min", s / 60),
-        3600..=86_399 => match (s % 3600) / 60 {
-            0 => format!("{} h", s / 3600),
-            m => format!("{} h {m} min", s / 3600),
-        },
-        _ => match (s % 86_400) / 3600 {
-            0 => format!("{} d", s / 86_400),
-            h => format!("{} d {h} h", s / 86_400),
-        },
+        60..=3599 => two(s / 60, "min", s % 60, "s"),
+        3600..=86_399 => two(s / 3600, "h", (s % 3600) / 60, "min"),
+        _ => two(s / 86_400, "d", (s % 86_400) / 3600, "h"),
     }
 }
 

@@ -440,8 +440,8 @@ fn DeploymentItem(
                     {crate::model::stage_rows(&d.events).into_iter().map(|r| {
                         let when = r.started_ms.or(r.finished_ms).unwrap_or(d.created_at_ms);
                         let took = match (r.duration_ms(), r.outcome) {
-                            (Some(ms), _) => crate::model::short_duration(ms),
-                            (None, "running") => format!("running for {}", crate::model::short_duration(now_ms - when)),
+                            (Some(ms), _) => crate::domain::stats::human_duration(ms / 1000),
+                            (None, "running") => format!("running for {}", crate::domain::stats::human_duration((now_ms - when) / 1000)),
                             (None, _) => String::new(),
                         };
                         let attempt = (r.attempt > 1).then(|| format!("attempt {}", r.attempt));

@@ -3,7 +3,7 @@
 //! with its numbers; the CSV download is `/stats.csv` with the same query.
 
 use super::ErrorView;
-use crate::domain::stats::{human_duration, Spread, StatsReport};
+use crate::domain::stats::{human_duration, Spread, StatsReport, Week};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -108,81 +108,57 @@ fn Report(r: StatsReport) -> impl IntoView {
     let per_day = prod_index
         .map(|i| format!("{:.1}", r.per_day(i)))
         .unwrap_or_else(|| "n/a".into());
+    // Every chart and table is one value (or row) per week.
+    let per_week = |f: &dyn Fn(&Week) -> Vec<String>| -> Vec<Vec<String>> {
+        r.weeks
+            .iter()
+            .map(|w| std::iter::once(w.starts.clone()).chain(f(w)).collect())
+            .collect()
+    };
+    let series = |f: &dyn Fn(&Week) -> f64| -> Vec<f64> { r.weeks.iter().map(f).collect() };
     let weeks: Vec<String> = r.weeks.iter().map(|w| w.starts.clone()).collect();
     let deploy_series: Vec<(String, Vec<f64>)> = r
         .environments
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            (
-                e.clone(),
-                r.weeks
-                    .iter()
-                    .map(|w| w.deployments.get(i).copied().unwrap_or(0) as f64)
-                    .collect(),
-            )
+            let n = |w: &Week| w.deployments.get(i).copied().unwrap_or(0) as f64;
+            (e.clone(), series(&n))
         })
         .collect();
     let hours = |s: &Spread| s.median_seconds.map(|v| v as f64 / 3600.0).unwrap_or(0.0);
-    let lead: Vec<f64> = r.weeks.iter().map(|w| hours(&w.lead_time)).collect();
-    let restore: Vec<f64> = r.weeks.iter().map(|w| hours(&w.time_to_restore)).collect();
-    let cfr: Vec<f64> = r
-        .weeks
-        .iter()
-        .map(|w| {
-            if w.production_deployments == 0 {
-                0.0
-            } else {
-                100.0 * w.failed_changes as f64 / w.production_deployments as f64
-            }
-        })
-        .collect();
-    let deploy_rows: Vec<Vec<String>> = r
-        .weeks
-        .iter()
-        .map(|w| {
-            std::iter::once(w.starts.clone())
-                .chain(w.deployments.iter().map(|n| n.to_string()))
-                .collect()
-        })
-        .collect();
+    let lead = series(&|w| hours(&w.lead_time));
+    let restore = series(&|w| hours(&w.time_to_restore));
+    let cfr = series(&|w| {
+        if w.production_deployments == 0 {
+            0.0
+        } else {
+            100.0 * w.failed_changes as f64 / w.production_deployments as f64
+        }
+    });
+    let deploy_rows = per_week(&|w| w.deployments.iter().map(|n| n.to_string()).collect());
     let deploy_head: Vec<String> = std::iter::once("Week of".to_string())
         .chain(r.environments.iter().cloned())
         .collect();
-    let lead_rows: Vec<Vec<String>> = r
-        .weeks
-        .iter()
-        .map(|w| {
-            vec![
-                w.starts.clone(),
-                w.production_deployments.to_string(),
-                spread_text(&w.lead_time),
-            ]
-        })
-        .collect();
-    let cfr_rows: Vec<Vec<String>> = r
-        .weeks
-        .iter()
-        .map(|w| {
-            vec![
-                w.starts.clone(),
-                w.production_deployments.to_string(),
-                w.failed_changes.to_string(),
-                percent(w.failed_changes, w.production_deployments),
-            ]
-        })
-        .collect();
-    let restore_rows: Vec<Vec<String>> = r
-        .weeks
-        .iter()
-        .map(|w| {
-            vec![
-                w.starts.clone(),
-                w.time_to_restore.count.to_string(),
-                spread_text(&w.time_to_restore),
-            ]
-        })
-        .collect();
+    let lead_rows = per_week(&|w| {
+        vec![
+            w.production_deployments.to_string(),
+            spread_text(&w.lead_time),
+        ]
+    });
+    let cfr_rows = per_week(&|w| {
+        vec![
+            w.production_deployments.to_string(),
+            w.failed_changes.to_string(),
+            percent(w.failed_changes, w.production_deployments),
+        ]
+    });
+    let restore_rows = per_week(&|w| {
+        vec![
+            w.time_to_restore.count.to_string(),
+            spread_text(&w.time_to_restore),
+        ]
+    });
     let from_commit = if r.lead_time.count == 0 {
         String::new()
     } else {

@@ -207,46 +207,74 @@ impl Store {
                 deployed_before: before == 1,
             });
         }
-        let mut before = BTreeMap::new();
-        for &app in first_production.keys() {
-            before.insert(
-                app,
-                self.production_before(app, &production, first * DAY_MS)
-                    .await?,
-            );
-        }
+        let apps: Vec<i64> = first_production.keys().copied().collect();
+        let before = self
+            .production_before(&apps, &production, first * DAY_MS)
+            .await?;
         Ok(count_days(&facts, &production, &before))
     }
 
-    /// Production's state for an application just before `at`: its last deployment, and
-    /// since when it has been failing (looking back up to 50 deployments).
+    /// Production's state for each of `apps` just before `at`: its last deployment (one
+    /// statement for all, 500 applications at a time), and, for the few whose last one
+    /// failed, since when it has been failing (looking back up to 50 deployments).
     async fn production_before(
         &self,
-        app: i64,
+        apps: &[i64],
         production: &str,
         at: i64,
-    ) -> Result<ProductionBefore> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT version, status, created_at FROM deployments
-             WHERE application_id = $1 AND environment = $2 AND created_at < $3 ORDER BY id DESC LIMIT 50",
-        )
-        .bind(app)
-        .bind(production)
-        .bind(at)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = ProductionBefore::default();
-        let parsed = rows
-            .into_iter()
-            .filter_map(|(v, s, at)| Some((v, DeploymentStatus::parse(&s)?, at)));
-        for (i, (version, status, at)) in parsed.enumerate() {
-            if i == 0 {
-                out.last = Some((version, status, at));
+    ) -> Result<BTreeMap<i64, ProductionBefore>> {
+        let mut out: BTreeMap<i64, ProductionBefore> = BTreeMap::new();
+        for chunk in apps.chunks(500) {
+            // The ids are integers from this database, written as numbers.
+            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            let sql = format!(
+                "SELECT d.application_id, d.version, d.status, d.created_at FROM deployments d WHERE d.id IN (
+                   SELECT (SELECT p.id FROM deployments p WHERE p.application_id = a.id AND p.environment = $1 AND p.created_at < $2
+                           ORDER BY p.id DESC LIMIT 1)
+                   FROM applications a WHERE a.id IN ({}))",
+                ids.join(",")
+            );
+            let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(&sql)
+                .bind(production)
+                .bind(at)
+                .fetch_all(&self.pool)
+                .await?;
+            for (app, version, status, created) in rows {
+                let Some(status) = DeploymentStatus::parse(&status) else {
+                    continue;
+                };
+                out.insert(
+                    app,
+                    ProductionBefore {
+                        last: Some((version, status, created)),
+                        failing_since_ms: None,
+                    },
+                );
             }
-            if status != DeploymentStatus::Failed {
-                break;
+        }
+        let failing: Vec<i64> = out
+            .iter()
+            .filter(|(_, p)| matches!(p.last, Some((_, DeploymentStatus::Failed, _))))
+            .map(|(app, _)| *app)
+            .collect();
+        for app in failing {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, created_at FROM deployments
+                 WHERE application_id = $1 AND environment = $2 AND created_at < $3 ORDER BY id DESC LIMIT 50",
+            )
+            .bind(app)
+            .bind(production)
+            .bind(at)
+            .fetch_all(&self.pool)
+            .await?;
+            let since = rows
+                .iter()
+                .take_while(|(s, _)| s.as_str() == DeploymentStatus::Failed.as_str())
+                .last()
+                .map(|(_, at)| *at);
+            if let Some(p) = out.get_mut(&app) {
+                p.failing_since_ms = since;
             }
-            out.failing_since_ms = Some(at);
         }
         Ok(out)
     }
