@@ -73,9 +73,7 @@ async fn pass(
         if github.is_some() {
             store.queue_commits(&work).await?;
         }
-        store
-            .count_stats(&work.days, Some((work.deployment_id, work.event_id)))
-            .await?;
+        store.count_stats(&work).await?;
         metrics::histogram!("release_stats_pass_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(days = work.days.len(), "stats: counted");
     }
@@ -106,7 +104,7 @@ async fn pass(
         days.sort_unstable();
         days.dedup();
         if !days.is_empty() {
-            store.count_stats(&days, None).await?;
+            store.recount_stats(&days).await?;
         }
     }
     Ok(())

@@ -170,8 +170,17 @@ pub fn count_days(
     production: &str,
     before: &BTreeMap<i64, ProductionBefore>,
 ) -> Vec<DayStats> {
+    count_days_from(facts, production, &mut before.clone())
+}
+
+/// The same, with production's state per application carried in `state` (read before,
+/// left as after), so facts can be counted a batch at a time.
+pub fn count_days_from(
+    facts: &[DeploymentFact],
+    production: &str,
+    state: &mut BTreeMap<i64, ProductionBefore>,
+) -> Vec<DayStats> {
     let mut days: BTreeMap<(i64, String), DayStats> = BTreeMap::new();
-    let mut state: BTreeMap<i64, ProductionBefore> = BTreeMap::new();
     for f in facts {
         let day = f.created_at_ms.div_euclid(DAY_MS);
         let d = days
@@ -190,9 +199,7 @@ pub fn count_days(
         if f.environment != production {
             continue;
         }
-        let prod = state
-            .entry(f.application_id)
-            .or_insert_with(|| before.get(&f.application_id).cloned().unwrap_or_default());
+        let prod = state.entry(f.application_id).or_default();
         let start = f.committed_at_ms.or(f.integrated_at_ms);
         if let Some(start) = start {
             d.lead.add(f.created_at_ms - start);

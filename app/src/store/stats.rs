@@ -3,32 +3,36 @@
 //!
 //! The task (`src/stats.rs`) finds what changed from two marks, the last deployment id and
 //! the last event id it counted, so the write path (the pipeline's notifications) does no
-//! extra work: a new deployment, or an event that changed one, makes the task count that
-//! deployment's day again.
+//! extra work. New deployments are added to their days' counts, a batch at a time, with
+//! production's state per application carried from one to the next: the cost of a pass
+//! follows what arrived, not the size of the day. A day where an event changed a
+//! deployment already counted is counted again from its deployments.
 
-use super::{Result, Store};
+use super::{Backend, Result, Store};
 use crate::domain::stats::{
-    count_days, DayStats, DeploymentFact, Durations, ProductionBefore, DAY_MS,
+    count_days, count_days_from, DayStats, DeploymentFact, Durations, ProductionBefore, DAY_MS,
 };
 use crate::domain::DeploymentStatus;
 use std::collections::BTreeMap;
 
-/// What the stats task has to count again.
+/// What the stats task has to count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsWork {
-    /// Days to count again, ascending.
+    /// Days to count again from their deployments, ascending.
     pub days: Vec<i64>,
+    /// New deployments: ids after `from_deployment_id`, up to `deployment_id`.
+    pub from_deployment_id: i64,
     /// The marks once they are counted.
     pub deployment_id: i64,
     pub event_id: i64,
-    /// The marks before.
-    pub from_deployment_id: i64,
 }
 
-/// The most days one pass reads at once (a pass over a long history goes by months).
+/// The most days one recount reads at once (a long recount goes by months).
 const RUN_DAYS: i64 = 31;
-/// Ids a pass looks back past its mark: on PostgreSQL a transaction that took a lower id
-/// can commit after one with a higher id.
+/// New deployments are read this many ids at a time.
+const BATCH_IDS: i64 = 50_000;
+/// On PostgreSQL a transaction that took a lower id can commit after one with a higher id:
+/// the days of the last ids before the mark are counted again, in case one came late.
 const LOOK_BACK: i64 = 1000;
 
 type FactRow = (
@@ -41,6 +45,30 @@ type FactRow = (
     Option<i64>,
     i64,
 );
+
+/// The facts of the deployments a `WHERE` clause picks ($1, $2 its own; $3 production,
+/// $4 the first environment), in order of application, then id.
+fn facts_sql(filter: &str) -> String {
+    format!(
+        "SELECT d.application_id, d.environment, d.version, d.status, d.created_at,
+           CASE WHEN d.environment = $3 THEN (SELECT c.committed_at FROM commit_times c WHERE c.application_id = d.application_id AND c.sha = d.sha) END,
+           CASE WHEN d.environment = $3 THEN (SELECT MIN(i.created_at) FROM deployments i
+             WHERE i.application_id = d.application_id AND i.environment = $4 AND i.version = d.version) END,
+           CAST(CASE WHEN d.environment = $3 AND EXISTS (SELECT 1 FROM deployments p
+             WHERE p.application_id = d.application_id AND p.environment = $3 AND p.version = d.version AND p.id < d.id) THEN 1 ELSE 0 END AS BIGINT)
+         FROM deployments d
+         WHERE {filter}
+         ORDER BY d.application_id, d.id"
+    )
+}
+
+/// Where production's state is read from: before a time (a recount of days) or up to an
+/// id (new deployments, which come after every id counted).
+#[derive(Clone, Copy)]
+enum Before {
+    Time(i64),
+    UpToId(i64),
+}
 
 impl Store {
     fn production_and_first(&self) -> (String, String) {
@@ -77,33 +105,84 @@ impl Store {
         if max_d == done_d && max_e == done_e {
             return Ok(None);
         }
-        let from_d = if done_d == 0 { 0 } else { done_d - LOOK_BACK };
-        let from_e = if done_e == 0 { 0 } else { done_e - LOOK_BACK };
+        // SQLite has one writer: its ids commit in order, and nothing is looked back at.
+        let late = match self.backend {
+            Backend::Postgres => LOOK_BACK,
+            Backend::Sqlite => 0,
+        };
+        // Days where an event changed a deployment counted before (an event for a new
+        // deployment is counted with it), and, on PostgreSQL, the last ids' days.
         let mut days: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT CAST(created_at / 86400000 AS BIGINT) FROM deployments WHERE id > $1 AND id <= $2
+            "SELECT DISTINCT CAST(d.created_at / 86400000 AS BIGINT) FROM events e JOIN deployments d ON d.id = e.deployment_id
+             WHERE e.id > $1 AND e.id <= $2 AND d.id <= $3
              UNION
-             SELECT DISTINCT CAST(d.created_at / 86400000 AS BIGINT) FROM events e JOIN deployments d ON d.id = e.deployment_id
-             WHERE e.id > $3 AND e.id <= $4",
+             SELECT DISTINCT CAST(created_at / 86400000 AS BIGINT) FROM deployments WHERE id > $4 AND id <= $3",
         )
-        .bind(from_d.max(0))
-        .bind(max_d)
-        .bind(from_e.max(0))
+        .bind((done_e - late).max(0))
         .bind(max_e)
+        .bind(done_d)
+        .bind((done_d - late).max(0))
         .fetch_all(&self.pool)
         .await?;
         days.sort_unstable();
         days.dedup();
         Ok(Some(StatsWork {
             days,
+            from_deployment_id: done_d,
             deployment_id: max_d,
             event_id: max_e,
-            from_deployment_id: from_d.max(0),
         }))
     }
 
-    /// Counts `days` again from the deployments and stores them, with the new marks when
-    /// given (`None`: a recount, say once GitHub told a commit's time).
-    pub async fn count_stats(&self, days: &[i64], marks: Option<(i64, i64)>) -> Result<()> {
+    /// Counts what `work` names and moves the marks, in one transaction.
+    pub async fn count_stats(&self, work: &StatsWork) -> Result<()> {
+        let recounted = self.recount(&work.days).await?;
+        let added = self
+            .count_new(work.from_deployment_id, work.deployment_id, &work.days)
+            .await?;
+        let (_guard, mut tx) = self.write().await?;
+        replace_days(&mut tx, recounted).await?;
+        for delta in added.into_values() {
+            let existing: Option<StatsRow> = sqlx::query_as(
+                "SELECT day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times
+                 FROM stats_daily WHERE day = $1 AND environment = $2",
+            )
+            .bind(delta.day)
+            .bind(&delta.environment)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let mut row = existing.map(day_stats).unwrap_or_default();
+            row.day = delta.day;
+            row.environment = delta.environment.clone();
+            row.merge(&delta);
+            sqlx::query("DELETE FROM stats_daily WHERE day = $1 AND environment = $2")
+                .bind(row.day)
+                .bind(&row.environment)
+                .execute(&mut *tx)
+                .await?;
+            insert_day(&mut tx, &row).await?;
+        }
+        sqlx::query("UPDATE stats_progress SET deployment_id = $1, event_id = $2 WHERE id = 1")
+            .bind(work.deployment_id)
+            .bind(work.event_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts `days` again from their deployments (once GitHub told a commit's time).
+    pub async fn recount_stats(&self, days: &[i64]) -> Result<()> {
+        let recounted = self.recount(days).await?;
+        let (_guard, mut tx) = self.write().await?;
+        replace_days(&mut tx, recounted).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `days` counted from their deployments, a month at most at a time: (first, last,
+    /// the counts).
+    async fn recount(&self, days: &[i64]) -> Result<Vec<(i64, i64, Vec<DayStats>)>> {
         let mut runs: Vec<(i64, i64)> = Vec::new();
         for &day in days {
             match runs.last_mut() {
@@ -112,44 +191,57 @@ impl Store {
             }
         }
         let mut counted = Vec::new();
-        for &(first, last) in &runs {
+        for (first, last) in runs {
             counted.push((first, last, self.count_range(None, first, last).await?));
         }
-        let (_guard, mut tx) = self.write().await?;
-        for (first, last, rows) in counted {
-            sqlx::query("DELETE FROM stats_daily WHERE day >= $1 AND day <= $2")
-                .bind(first)
-                .bind(last)
-                .execute(&mut *tx)
+        Ok(counted)
+    }
+
+    /// The deployments after id `from` up to id `to`, counted a batch at a time, by day and
+    /// environment (days in `skip`, counted again whole, left out).
+    async fn count_new(
+        &self,
+        from: i64,
+        to: i64,
+        skip: &[i64],
+    ) -> Result<BTreeMap<(i64, String), DayStats>> {
+        let (production, integration) = self.production_and_first();
+        let sql = facts_sql("d.id > $1 AND d.id <= $2");
+        let mut state: BTreeMap<i64, ProductionBefore> = BTreeMap::new();
+        let mut out: BTreeMap<(i64, String), DayStats> = BTreeMap::new();
+        let mut lo = from;
+        while lo < to {
+            let hi = (lo + BATCH_IDS).min(to);
+            let rows: Vec<FactRow> = sqlx::query_as(&sql)
+                .bind(lo)
+                .bind(hi)
+                .bind(&production)
+                .bind(&integration)
+                .fetch_all(&self.pool)
                 .await?;
-            for r in rows {
-                sqlx::query(
-                    "INSERT INTO stats_daily (day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(r.day)
-                .bind(r.environment)
-                .bind(r.deployments as i64)
-                .bind(r.succeeded as i64)
-                .bind(r.failed as i64)
-                .bind(r.failed_changes as i64)
-                .bind(r.rollbacks as i64)
-                .bind(r.lead.encode())
-                .bind(r.lead_from_commit as i64)
-                .bind(r.restore.encode())
-                .execute(&mut *tx)
-                .await?;
+            let (facts, apps) = facts_of(rows, &production);
+            let unseen: Vec<i64> = apps
+                .into_iter()
+                .filter(|a| !state.contains_key(a))
+                .collect();
+            state.extend(
+                self.production_before(&unseen, &production, Before::UpToId(from))
+                    .await?,
+            );
+            for d in count_days_from(&facts, &production, &mut state) {
+                if skip.binary_search(&d.day).is_err() {
+                    out.entry((d.day, d.environment.clone()))
+                        .or_insert_with(|| DayStats {
+                            day: d.day,
+                            environment: d.environment.clone(),
+                            ..DayStats::default()
+                        })
+                        .merge(&d);
+                }
             }
+            lo = hi;
         }
-        if let Some((deployment_id, event_id)) = marks {
-            sqlx::query("UPDATE stats_progress SET deployment_id = $1, event_id = $2 WHERE id = 1")
-                .bind(deployment_id)
-                .bind(event_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        Ok(out)
     }
 
     /// Counts the deployments made from day `first` to day `last` (both included), of one
@@ -163,22 +255,11 @@ impl Store {
         let (production, integration) = self.production_and_first();
         // Two statements rather than `$5 = 0 OR ...`, which would keep SQLite from using
         // the application's index.
-        let only = if application_id.is_some() {
-            "AND d.application_id = $5"
+        let sql = facts_sql(if application_id.is_some() {
+            "d.created_at >= $1 AND d.created_at < $2 AND d.application_id = $5"
         } else {
-            "AND $5 = 0"
-        };
-        let sql = format!(
-            "SELECT d.application_id, d.environment, d.version, d.status, d.created_at,
-               CASE WHEN d.environment = $3 THEN (SELECT c.committed_at FROM commit_times c WHERE c.application_id = d.application_id AND c.sha = d.sha) END,
-               CASE WHEN d.environment = $3 THEN (SELECT MIN(i.created_at) FROM deployments i
-                 WHERE i.application_id = d.application_id AND i.environment = $4 AND i.version = d.version) END,
-               CAST(CASE WHEN d.environment = $3 AND EXISTS (SELECT 1 FROM deployments p
-                 WHERE p.application_id = d.application_id AND p.environment = $3 AND p.version = d.version AND p.id < d.id) THEN 1 ELSE 0 END AS BIGINT)
-             FROM deployments d
-             WHERE d.created_at >= $1 AND d.created_at < $2 {only}
-             ORDER BY d.application_id, d.id"
-        );
+            "d.created_at >= $1 AND d.created_at < $2 AND $5 = 0"
+        });
         let rows: Vec<FactRow> = sqlx::query_as(&sql)
             .bind(first * DAY_MS)
             .bind((last + 1) * DAY_MS)
@@ -187,29 +268,9 @@ impl Store {
             .bind(application_id.unwrap_or(0))
             .fetch_all(&self.pool)
             .await?;
-        let mut facts = Vec::with_capacity(rows.len());
-        let mut first_production: BTreeMap<i64, i64> = BTreeMap::new();
-        for (app, env, version, status, at, committed, integrated, before) in rows {
-            let Some(status) = DeploymentStatus::parse(&status) else {
-                continue;
-            };
-            if env == production {
-                first_production.entry(app).or_insert(at);
-            }
-            facts.push(DeploymentFact {
-                application_id: app,
-                environment: env,
-                version,
-                status,
-                created_at_ms: at,
-                committed_at_ms: committed,
-                integrated_at_ms: integrated,
-                deployed_before: before == 1,
-            });
-        }
-        let apps: Vec<i64> = first_production.keys().copied().collect();
+        let (facts, apps) = facts_of(rows, &production);
         let before = self
-            .production_before(&apps, &production, first * DAY_MS)
+            .production_before(&apps, &production, Before::Time(first * DAY_MS))
             .await?;
         Ok(count_days(&facts, &production, &before))
     }
@@ -221,18 +282,22 @@ impl Store {
         &self,
         apps: &[i64],
         production: &str,
-        at: i64,
+        before: Before,
     ) -> Result<BTreeMap<i64, ProductionBefore>> {
+        let (bound, at) = match before {
+            Before::Time(ms) => ("p.created_at < $2", ms),
+            Before::UpToId(id) => ("p.id <= $2", id),
+        };
         let mut out: BTreeMap<i64, ProductionBefore> = BTreeMap::new();
         for chunk in apps.chunks(500) {
             // The ids are integers from this database, written as numbers.
             let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
             let sql = format!(
                 "SELECT d.application_id, d.version, d.status, d.created_at FROM deployments d WHERE d.id IN (
-                   SELECT (SELECT p.id FROM deployments p WHERE p.application_id = a.id AND p.environment = $1 AND p.created_at < $2
+                   SELECT (SELECT p.id FROM deployments p WHERE p.application_id = a.id AND p.environment = $1 AND {bound}
                            ORDER BY p.id DESC LIMIT 1)
-                   FROM applications a WHERE a.id IN ({}))",
-                ids.join(",")
+                   FROM applications a WHERE a.id IN ({ids}))",
+                ids = ids.join(",")
             );
             let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(&sql)
                 .bind(production)
@@ -258,15 +323,16 @@ impl Store {
             .map(|(app, _)| *app)
             .collect();
         for app in failing {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT status, created_at FROM deployments
-                 WHERE application_id = $1 AND environment = $2 AND created_at < $3 ORDER BY id DESC LIMIT 50",
-            )
-            .bind(app)
-            .bind(production)
-            .bind(at)
-            .fetch_all(&self.pool)
-            .await?;
+            let sql = format!(
+                "SELECT p.status, p.created_at FROM deployments p
+                 WHERE p.application_id = $3 AND p.environment = $1 AND {bound} ORDER BY p.id DESC LIMIT 50"
+            );
+            let rows: Vec<(String, i64)> = sqlx::query_as(&sql)
+                .bind(production)
+                .bind(at)
+                .bind(app)
+                .fetch_all(&self.pool)
+                .await?;
             let since = rows
                 .iter()
                 .take_while(|(s, _)| s.as_str() == DeploymentStatus::Failed.as_str())
@@ -281,7 +347,7 @@ impl Store {
 
     /// The counted days from `first` to `last`, all applications.
     pub async fn stats_days(&self, first: i64, last: i64) -> Result<Vec<DayStats>> {
-        let rows: Vec<(i64, String, i64, i64, i64, i64, i64, String, i64, String)> = sqlx::query_as(
+        let rows: Vec<StatsRow> = sqlx::query_as(
             "SELECT day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times
              FROM stats_daily WHERE day >= $1 AND day <= $2",
         )
@@ -289,23 +355,7 @@ impl Store {
         .bind(last)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(day, environment, d, s, f, fc, rb, lead, lfc, restore)| DayStats {
-                    day,
-                    environment,
-                    deployments: d.max(0) as u64,
-                    succeeded: s.max(0) as u64,
-                    failed: f.max(0) as u64,
-                    failed_changes: fc.max(0) as u64,
-                    rollbacks: rb.max(0) as u64,
-                    lead: Durations::decode(&lead),
-                    lead_from_commit: lfc.max(0) as u64,
-                    restore: Durations::decode(&restore),
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(day_stats).collect())
     }
 
     /// One application's days from `first` to `last`, counted from its deployments (an
@@ -401,6 +451,88 @@ impl Store {
         report.counting = q.application.is_none() && !self.stats_caught_up().await?;
         Ok(report)
     }
+}
+
+/// A `stats_daily` row as stored.
+type StatsRow = (i64, String, i64, i64, i64, i64, i64, String, i64, String);
+
+fn day_stats((day, environment, d, s, f, fc, rb, lead, lfc, restore): StatsRow) -> DayStats {
+    DayStats {
+        day,
+        environment,
+        deployments: d.max(0) as u64,
+        succeeded: s.max(0) as u64,
+        failed: f.max(0) as u64,
+        failed_changes: fc.max(0) as u64,
+        rollbacks: rb.max(0) as u64,
+        lead: Durations::decode(&lead),
+        lead_from_commit: lfc.max(0) as u64,
+        restore: Durations::decode(&restore),
+    }
+}
+
+async fn insert_day(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &DayStats) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stats_daily (day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(r.day)
+    .bind(&r.environment)
+    .bind(r.deployments as i64)
+    .bind(r.succeeded as i64)
+    .bind(r.failed as i64)
+    .bind(r.failed_changes as i64)
+    .bind(r.rollbacks as i64)
+    .bind(r.lead.encode())
+    .bind(r.lead_from_commit as i64)
+    .bind(r.restore.encode())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Replaces whole runs of days with their new counts.
+async fn replace_days(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    runs: Vec<(i64, i64, Vec<DayStats>)>,
+) -> Result<()> {
+    for (first, last, rows) in runs {
+        sqlx::query("DELETE FROM stats_daily WHERE day >= $1 AND day <= $2")
+            .bind(first)
+            .bind(last)
+            .execute(&mut **tx)
+            .await?;
+        for r in &rows {
+            insert_day(tx, r).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses fact rows; also returns the applications with a production deployment among
+/// them.
+fn facts_of(rows: Vec<FactRow>, production: &str) -> (Vec<DeploymentFact>, Vec<i64>) {
+    let mut facts = Vec::with_capacity(rows.len());
+    let mut apps: Vec<i64> = Vec::new();
+    for (app, env, version, status, at, committed, integrated, before) in rows {
+        let Some(status) = DeploymentStatus::parse(&status) else {
+            continue;
+        };
+        if env == production && apps.last() != Some(&app) {
+            apps.push(app);
+        }
+        facts.push(DeploymentFact {
+            application_id: app,
+            environment: env,
+            version,
+            status,
+            created_at_ms: at,
+            committed_at_ms: committed,
+            integrated_at_ms: integrated,
+            deployed_before: before == 1,
+        });
+    }
+    (facts, apps)
 }
 
 /// What `/metrics` reports of the database, read at scrape time.
