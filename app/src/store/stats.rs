@@ -29,8 +29,9 @@ pub struct StatsWork {
 
 /// The most days one recount reads at once (a long recount goes by months).
 const RUN_DAYS: i64 = 31;
-/// New deployments are read this many ids at a time.
-const BATCH_IDS: i64 = 50_000;
+/// New deployments are read this many ids at a time (a first count of a long history
+/// holds one batch in memory at once).
+const BATCH_IDS: i64 = 10_000;
 /// On PostgreSQL a transaction that took a lower id can commit after one with a higher id:
 /// the days of the last ids before the mark are counted again, in case one came late.
 const LOOK_BACK: i64 = 1000;
