@@ -40,23 +40,56 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 /// Records every request: `release_http_requests_total{method, route, status}` and
-/// `release_http_request_duration_seconds{method, route}`. The route is the pattern that
-/// matched (`/applications/{shortname}`), never the raw path, so the label set is bounded.
+/// `release_http_request_duration_seconds{method, route}`.
+///
+/// Every label comes from a bounded set, because a label value is a series the recorder
+/// keeps for the life of the process: anyone can send a request, so anything taken from
+/// it verbatim (a made-up method, a raw path) would let them grow the server's memory and
+/// every scrape without limit. The method is one of the nine standard ones or `other`;
+/// the route is the pattern that matched (`/applications/{shortname}`), `/pkg/{file}` for
+/// the site's files, or `unmatched`; the status is the server's own answer.
 pub async fn record(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = match req.extensions().get::<MatchedPath>() {
-        Some(p) => p.as_str().to_owned(),
-        None if req.uri().path().starts_with("/pkg/") => "/pkg/{file}".to_owned(),
-        None => "unmatched".to_owned(),
+    let method = method_label(req.method());
+    let route: std::borrow::Cow<'static, str> = match req.extensions().get::<MatchedPath>() {
+        Some(p) => p.as_str().to_owned().into(),
+        None if req.uri().path().starts_with("/pkg/") => "/pkg/{file}".into(),
+        None => "unmatched".into(),
     };
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("release_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    let status = status_label(resp.status());
+    metrics::counter!("release_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("release_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// The method as a label: the standard methods by name, anything else `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The status as a label: a known status by its number, anything else (a status no
+/// handler of ours sends) `other`.
+fn status_label(status: StatusCode) -> std::borrow::Cow<'static, str> {
+    if status.canonical_reason().is_some() {
+        status.as_u16().to_string().into()
+    } else {
+        "other".into()
+    }
 }
 
 /// `GET /metrics` on the main address: only with `RELEASE_METRICS_TOKEN`, as a bearer

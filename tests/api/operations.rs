@@ -343,3 +343,167 @@ async fn the_openapi_document_describes_every_real_answer() {
             .is_object()
     );
 }
+
+/// Issue 19, finding 1: a label value is a series kept for the life of the process, so a
+/// caller who could choose one could grow the server's memory (and every scrape) without
+/// limit. The real binary is flooded with a new method and a new path on every request;
+/// the series stay the bounded set and the process's memory stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_methods_and_paths_adds_no_series_and_no_memory() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("release.db").display());
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_release"))
+        .args([
+            "serve",
+            "--dev-sign-in",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--database-url",
+            &url,
+        ])
+        .env("RUST_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().expect("the server runs");
+    let base = format!("http://127.0.0.1:{port}");
+    // What the review's attacker sent: a non-browser client says it is same-origin.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "sec-fetch-site",
+        reqwest::header::HeaderValue::from_static("same-origin"),
+    );
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..400 {
+        if http
+            .get(format!("{base}/healthcheck/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the server did not become ready");
+    let rss_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+    };
+    let flood = |from: usize, to: usize| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            futures::stream::iter(from..to)
+                .map(|i| {
+                    let (http, base) = (http.clone(), base.clone());
+                    async move {
+                        let method =
+                            reqwest::Method::from_bytes(format!("X{i:07}METHOD").as_bytes())
+                                .unwrap();
+                        let path = match i % 3 {
+                            0 => "/healthcheck/live".to_owned(),
+                            1 => format!("/nope-{i}/x"),
+                            _ => format!("/pkg/chunk-{i}.js"),
+                        };
+                        let r = http
+                            .request(method, format!("{base}{path}"))
+                            .send()
+                            .await
+                            .expect("the server answers every request");
+                        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<()>>()
+                .await;
+        }
+    };
+    let scrape = || {
+        let (http, metrics_port) = (http.clone(), metrics_port);
+        async move {
+            let r = http
+                .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("release_http_requests_total{"))
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+
+    // Warm up (every route and allocator arena touched), then measure.
+    flood(0, 3_000).await;
+    let before_text = scrape().await;
+    let before_rss = rss_kib();
+    flood(3_000, 23_000).await;
+    let after_text = scrape().await;
+    let after_rss = rss_kib();
+
+    let (before, after) = (series(&before_text), series(&after_text));
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "20,000 new methods and paths added series: {:?}",
+        after.difference(&before).take(5).collect::<Vec<_>>()
+    );
+    assert!(after.len() <= 12, "series: {after:#?}");
+    for line in &after {
+        assert!(
+            !line.contains("METHOD"),
+            "a caller's method became a label: {line}"
+        );
+        assert!(!line.contains("nope-"), "a raw path became a label: {line}");
+        assert!(
+            !line.contains("chunk-"),
+            "a raw path became a label: {line}"
+        );
+    }
+    assert!(
+        after_text.contains(
+            "release_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"}"
+        ),
+        "{after_text}"
+    );
+    // The scrape does not grow either (counts grow by digits only).
+    assert!(
+        after_text.len() < before_text.len() + 2_000,
+        "the scrape grew from {} to {} bytes",
+        before_text.len(),
+        after_text.len()
+    );
+    // Before the fix, 20,000 such requests grew RSS by about 40 MB.
+    let grown = after_rss.saturating_sub(before_rss);
+    assert!(
+        grown < 16 * 1024,
+        "RSS grew by {grown} KiB ({before_rss} -> {after_rss}) over 20,000 requests"
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
