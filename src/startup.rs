@@ -178,6 +178,15 @@ impl Server {
             default_owner: settings.config.default_owner.clone(),
             metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
         });
+        // Intents whose outcome was lost (a restart between GitHub's answer and its
+        // record) are reconciled at once and then every 15 s; a live dispatch task takes
+        // at most twice the outside timeout and a little.
+        app::actions::dispatch::spawn_reconciler(
+            state.app.clone(),
+            std::time::Duration::from_secs(15),
+            settings.limits.outside_timeout * 2 + std::time::Duration::from_secs(10),
+            store.backend() == app::store::Backend::Sqlite,
+        );
         // The recorder exists before the first request is counted.
         http::metrics::handle();
         let metrics_addr = match settings.metrics_addr {

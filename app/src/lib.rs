@@ -2,10 +2,13 @@
 //!
 //! - `domain`: types that parse input and the dashboard's rules (both sides).
 //! - `model`: the data pages show (both sides).
+//! - `actions`: what people do (deploy, promote, roll back, trains, resubmit, freezes),
+//!   each through one durable path: intent, effect in a task of its own, outcome.
 //! - `pages`: one module per page, with the server functions it calls.
 //! - `store`: all the SQL (server only).
 //! - `state`: what server functions find in context (server only).
 
+pub mod actions;
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod crypto;

@@ -93,6 +93,34 @@ pub enum OutsideError {
     Timeout { who: &'static str, secs: u64 },
     #[error("{who} could not be reached; check the network or the configured URL")]
     Unreachable { who: &'static str },
+    /// The request went out and the connection broke before the answer: it may or may not
+    /// have acted.
+    #[error("the connection to {who} broke before it answered")]
+    Interrupted { who: &'static str },
+}
+
+impl OutsideError {
+    /// True when the outside system certainly did nothing (it refused, or the request never
+    /// left); false when it may have acted (a timeout, a 5xx, a broken connection), so what
+    /// it did must be looked up.
+    pub fn certainly_did_nothing(&self) -> bool {
+        !matches!(
+            self,
+            Self::Timeout { .. } | Self::Server { .. } | Self::Interrupted { .. }
+        )
+    }
+
+    /// The status to answer a person with when this stopped their action.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Unauthorized { .. } => 401,
+            Self::Forbidden { .. } => 403,
+            Self::NotFound { .. } | Self::Invalid { .. } => 422,
+            Self::NotConfigured(_) => 503,
+            Self::Timeout { .. } => 504,
+            _ => 502,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -100,6 +128,27 @@ pub struct DispatchResult {
     pub run_id: Option<i64>,
     pub run_api_url: Option<String>,
     pub html_url: Option<String>,
+}
+
+/// `GET .../actions/workflows/{workflow}/runs`: the fields a lost dispatch is matched on.
+#[derive(Deserialize)]
+struct WorkflowRuns {
+    #[serde(default)]
+    workflow_runs: Vec<WorkflowRun>,
+}
+
+#[derive(Deserialize)]
+struct WorkflowRun {
+    id: i64,
+    html_url: Option<String>,
+    event: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    actor: Option<RunActor>,
+}
+
+#[derive(Deserialize)]
+struct RunActor {
+    login: String,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +164,11 @@ impl Pipeline {
     }
 
     /// The same, giving up on a call after `timeout`.
+    /// How long any one call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn with_timeout(
         github_api: Option<String>,
         argo: HashMap<String, ArgoServer>,
@@ -140,8 +194,10 @@ impl Pipeline {
                 who,
                 secs: self.timeout.as_secs().max(1),
             }
-        } else {
+        } else if e.is_connect() || e.is_builder() {
             OutsideError::Unreachable { who }
+        } else {
+            OutsideError::Interrupted { who }
         }
     }
 
@@ -242,6 +298,87 @@ impl Pipeline {
             }
             s => Err(OutsideError::Server { who: WHO, status: s }),
         }
+    }
+
+    /// The run a lost dispatch started: `GET {api}/repos/{owner}/{repo}/actions/workflows/
+    /// {workflow}/runs?event=workflow_dispatch&created=>=SINCE`, as the person, the oldest
+    /// run that `actor` started since then and that is not in `taken` (runs already linked
+    /// to other dispatches). `None` when there is none.
+    pub async fn find_dispatched_run(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        workflow: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+        taken: &[String],
+    ) -> Result<Option<String>, OutsideError> {
+        const WHO: &str = "GitHub";
+        let api = self.github()?;
+        let mut url = endpoint(
+            api,
+            &[
+                "repos",
+                repo.owner(),
+                repo.name(),
+                "actions",
+                "workflows",
+                workflow,
+                "runs",
+            ],
+        )?;
+        url.query_pairs_mut()
+            .append_pair("event", "workflow_dispatch")
+            .append_pair(
+                "created",
+                &format!(">={}", since.format("%Y-%m-%dT%H:%M:%SZ")),
+            )
+            .append_pair("per_page", "100");
+        let resp = self
+            .github_send(reqwest::Method::GET, url, token, None)
+            .await?;
+        match resp.status().as_u16() {
+            200 => {}
+            401 => {
+                return Err(OutsideError::Unauthorized {
+                    who: WHO,
+                    hint: "the person's GitHub sign-in has expired",
+                })
+            }
+            403 => {
+                return Err(OutsideError::Forbidden {
+                    who: WHO,
+                    hint: "the person's GitHub account may not read this repository's runs",
+                })
+            }
+            404 => {
+                return Err(OutsideError::NotFound {
+                    who: WHO,
+                    hint: "the repository or its Deploy workflow does not exist",
+                })
+            }
+            s => {
+                return Err(OutsideError::Server {
+                    who: WHO,
+                    status: s,
+                })
+            }
+        }
+        let runs: WorkflowRuns = Self::github_json(resp).await?;
+        let mut mine: Vec<&WorkflowRun> = runs
+            .workflow_runs
+            .iter()
+            .filter(|r| {
+                r.event.as_deref() == Some("workflow_dispatch")
+                    && r.actor
+                        .as_ref()
+                        .is_some_and(|a| a.login.eq_ignore_ascii_case(actor))
+                    && r.created_at >= since
+                    && r.html_url.as_ref().is_some_and(|u| !taken.contains(u))
+            })
+            .collect();
+        mine.sort_by_key(|r| (r.created_at, r.id));
+        Ok(mine.first().and_then(|r| r.html_url.clone()))
     }
 
     /// `GET {api}/repos/{owner}/{repo}/tags` and `.../commits?sha={branch}`: recent refs to

@@ -86,7 +86,7 @@ async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
     let c = env.sign_in("octocat").await;
     let (status, body) = deploy(&env, &c, "frontend", "integration", "v1.2.3").await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("https://github.example/x/y/actions/runs/777"));
+    assert!(body.contains("https://github.example/example-org/frontend/actions/runs/777"));
 
     let d = env.fake.lock().unwrap().dispatches[0].clone();
     assert_eq!(
@@ -113,20 +113,36 @@ async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
     assert_eq!(current.deployed_by.as_deref(), Some("octocat"));
     assert_eq!(
         detail.history[0].deployments[0].run_url.as_deref(),
-        Some("https://github.example/x/y/actions/runs/777")
+        Some("https://github.example/example-org/frontend/actions/runs/777")
     );
     let audit = env
         .store
         .audit_log(Some("frontend"), None, 10)
         .await
         .unwrap();
+    // The intent ("requested", written before GitHub was called), then the outcome.
+    assert_eq!(
+        (
+            audit[1].action.as_str(),
+            audit[1].outcome.as_str(),
+            audit[1].actor.as_str()
+        ),
+        ("deploy", "requested", "octocat")
+    );
     assert_eq!(
         (
             audit[0].action.as_str(),
             audit[0].outcome.as_str(),
             audit[0].actor.as_str()
         ),
-        ("deploy", "requested", "octocat")
+        ("deploy", "dispatched", "octocat")
+    );
+    assert!(
+        audit[0]
+            .detail
+            .contains("https://github.example/example-org/frontend/actions/runs/777"),
+        "{}",
+        audit[0].detail
     );
 
     // The pipeline's notification for that version attaches to the request.
@@ -242,11 +258,21 @@ async fn a_second_deploy_while_one_is_in_flight_is_refused_and_fifty_at_once_dis
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn github_failures_are_explained_and_nothing_is_recorded() {
+async fn github_failures_are_explained_recorded_as_refused_and_change_nothing_that_runs() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
     let c = env.sign_in("octocat").await;
     let before = env.store.deployment_count().await.unwrap();
+    let cell_before = env
+        .store
+        .app_detail("frontend")
+        .await
+        .unwrap()
+        .unwrap()
+        .summary
+        .cells[0]
+        .clone()
+        .map(|c| c.version);
     let (s, b) = deploy(&env, &c, "frontend", "integration", "no-such-ref").await;
     assert_eq!(s, 422);
     assert!(
@@ -256,13 +282,46 @@ async fn github_failures_are_explained_and_nothing_is_recorded() {
     let (s, b) = deploy(&env, &c, "frontend", "integration", "forbidden").await;
     assert_eq!(s, 403);
     assert!(b.contains("ask for write access"), "{b}");
+    // A 502 may or may not have started a run: GitHub is asked for it, and without one
+    // the dispatch is "not confirmed".
     let (s, b) = deploy(&env, &c, "frontend", "integration", "boom").await;
     assert_eq!(s, 502);
-    assert!(b.contains("answered 502"), "{b}");
+    assert!(
+        b.contains("answered 502") && b.contains("Dispatch not confirmed"),
+        "{b}"
+    );
+    let lookups = env.fake.lock().unwrap().run_lookups.clone();
+    assert_eq!(lookups.len(), 1, "only the uncertain answer is looked up");
+    assert!(
+        lookups[0].path.starts_with(
+            "/api/repos/example-org/frontend/actions/workflows/deploy.yml/runs?event=workflow_dispatch&created=%3E%3D"
+        ),
+        "{}",
+        lookups[0].path
+    );
+    assert!(lookups[0].headers["authorization"].starts_with("Bearer gho_octocat."));
+    // Each request GitHub received is recorded, with what became of it; what runs in
+    // integration is what ran before.
+    assert_eq!(env.store.deployment_count().await.unwrap(), before + 3);
+    let detail = env.store.app_detail("frontend").await.unwrap().unwrap();
     assert_eq!(
-        env.store.deployment_count().await.unwrap(),
-        before,
-        "nothing recorded as deployed"
+        detail.summary.cells[0].clone().map(|c| c.version),
+        cell_before
+    );
+    let states: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT d.version, d.dispatch_state FROM deployments d JOIN applications a ON a.id = d.application_id
+         WHERE a.shortname = 'frontend' AND d.trigger_kind = 'manual' AND d.deployed_by = 'octocat' ORDER BY d.id",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        [
+            ("no-such-ref".to_string(), Some("refused".to_string())),
+            ("forbidden".to_string(), Some("refused".to_string())),
+            ("boom".to_string(), Some("not confirmed".to_string())),
+        ]
     );
     let audit = env
         .store
@@ -271,11 +330,19 @@ async fn github_failures_are_explained_and_nothing_is_recorded() {
         .unwrap();
     assert_eq!(
         audit.iter().filter(|a| a.outcome == "failed").count(),
-        3,
-        "failed attempts are audited with GitHub's answer"
+        2,
+        "refused attempts are audited with GitHub's answer"
     );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.outcome == "not confirmed")
+            .count(),
+        1
+    );
+    assert_eq!(audit.iter().filter(|a| a.outcome == "requested").count(), 3);
     assert!(audit.iter().any(|a| a.detail.contains("No ref found")));
-    // The failed attempts released the in-flight slot.
+    // Every attempt released the in-flight slot.
     assert_eq!(
         deploy(&env, &c, "frontend", "integration", "v9").await.0,
         200
@@ -581,13 +648,20 @@ async fn a_revoked_github_token_is_explained() {
     let (env, _, _) = env_with_argo().await;
     env.member("octocat", &["developers"]);
     let c = env.sign_in("octocat").await;
-    // GitHub forgets the token (revoked by the person): 401, nothing recorded.
+    // GitHub forgets the token (revoked by the person): 401, the request recorded as
+    // refused, and what ran still runs.
     env.fake.lock().unwrap().tokens.clear();
-    let before = env.store.deployment_count().await.unwrap();
     let (s, b) = deploy(&env, &c, "frontend", "integration", "v1").await;
     assert_eq!(s, 401);
     assert!(b.contains("sign out and sign in again"), "{b}");
-    assert_eq!(env.store.deployment_count().await.unwrap(), before);
+    let detail = env.store.app_detail("frontend").await.unwrap().unwrap();
+    assert_eq!(
+        detail.summary.cells[0].as_ref().map(|c| c.version.as_str()),
+        Some("v210"),
+        "what ran in integration still runs there"
+    );
+    assert_eq!(detail.history[0].deployments[0].version, "v1");
+    assert_eq!(detail.history[0].deployments[0].status.as_str(), "failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,15 +251,62 @@ pub fn rollback_target(
         })
 }
 
-/// A rollback's reason: written down, 1 to 500 printable characters.
-pub fn rollback_reason(reason: Option<&str>) -> Result<String, Refusal> {
+/// A written reason (a rollback's, a freeze's): 1 to 500 printable characters, trimmed.
+/// `what` says what needs it, in the refusal.
+pub fn written_reason(reason: Option<&str>, what: &str) -> Result<String, Refusal> {
     let r = reason.map(str::trim).unwrap_or("");
     if r.is_empty() || r.chars().count() > 500 || r.chars().any(char::is_control) {
-        return Err(Refusal::Unconfirmed(
-            "a rollback needs a written reason (1 to 500 characters): it is recorded and shown on the freeze".into(),
-        ));
+        return Err(Refusal::Unconfirmed(format!(
+            "{what} needs a written reason (1 to 500 characters, no control characters): it is recorded and shown on the freeze"
+        )));
     }
     Ok(r.to_owned())
+}
+
+/// A rollback's reason (see `written_reason`).
+pub fn rollback_reason(reason: Option<&str>) -> Result<String, Refusal> {
+    written_reason(reason, "a rollback")
+}
+
+/// The version a button showed against the one the server would deploy now: when what
+/// runs moved on since the page was read, nothing is deployed and the person looks again.
+/// `now` says what the server has ("integration now runs v302").
+pub fn expected_version(
+    expected: Option<&str>,
+    actual: &str,
+    now: impl FnOnce() -> String,
+) -> Result<(), Refusal> {
+    match expected {
+        Some(e) if e != actual => Err(Refusal::Conflict(format!(
+            "{}, not {e}: nothing was deployed; look again",
+            now()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A version recorded in `place` as a ref GitHub could deploy.
+pub fn deployable_ref(version: &str, place: &str) -> Result<super::GitRef, Refusal> {
+    super::GitRef::parse(version).map_err(|e| {
+        Refusal::Unconfirmed(format!(
+            "{version} in {place} is not a git ref GitHub could deploy: {}",
+            e.message
+        ))
+    })
+}
+
+/// The most apps one release train takes (each is a GitHub call as the person).
+pub const MAX_TRAIN: usize = 100;
+
+/// A train item refused with `status`: refused by the state of things (frozen, in
+/// flight, nothing to promote: 409) or by a missing confirmation or a bad version (422)
+/// it is skipped, with the reason; anything else failed.
+pub fn train_item_outcome(status: u16) -> &'static str {
+    if matches!(status, 409 | 422) {
+        "skipped"
+    } else {
+        "failed"
+    }
 }
 
 /// The refusal when someone else's deploy to the same app and environment is in flight.

@@ -3,13 +3,10 @@
 
 use crate::model::Freeze;
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActionDone {
-    pub message: String,
-    pub link: Option<String>,
-}
+pub use crate::actions::ActionDone;
+#[cfg(feature = "ssr")]
+use crate::actions::Audit;
 
 /// Dispatches the app's Deploy workflow on GitHub as the signed-in person.
 ///
@@ -35,194 +32,25 @@ pub async fn deploy(
         .await
         .map_err(AppError::store)?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
-    perform_deploy(
+    use crate::actions::deploy::{answer_wait, perform_deploy, DeployCommand};
+    let dispatching = perform_deploy(
         &state,
         &user,
-        &app,
-        env,
-        git_ref,
-        confirm.as_deref() == Some("yes"),
-        override_reason.as_deref(),
-        None,
+        DeployCommand {
+            app: &app,
+            environment: env,
+            git_ref,
+            confirmed: confirm.as_deref() == Some("yes"),
+            override_reason: override_reason.as_deref(),
+            why: None,
+            rollback: None,
+            train_id: None,
+        },
     )
-    .await
-}
-
-/// A deploy once its target is parsed: every rule checked (`deploy_rules::check_deploy`),
-/// the in-flight slot taken, the workflow dispatched as the person, and the request
-/// recorded with its audit entry. Deploy, promotion and release trains all come here.
-/// `why`: what this deploy is, for the audit entry ("promoted from integration",
-/// "rollback from v300: reason").
-#[cfg(feature = "ssr")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn perform_deploy(
-    state: &crate::state::AppState,
-    user: &crate::auth::CurrentUser,
-    app: &crate::store::ApplicationRow,
-    env: crate::domain::Environment,
-    git_ref: crate::domain::GitRef,
-    confirmed: bool,
-    override_reason: Option<&str>,
-    why: Option<&str>,
-) -> Result<ActionDone, crate::error::AppError> {
-    use crate::domain::{deploy_rules as rules, DeploymentStatus, RepoName, Trigger};
-    use crate::error::AppError;
-    use crate::store::NewDeployment;
-    let store = &state.store;
-    let audit = Audit::new(
-        store,
-        &user.login,
-        "deploy",
-        Some(&app.shortname),
-        Some(env.as_str()),
-    );
-    let freezes = store
-        .active_freezes(Some(app.id))
+    .await?;
+    dispatching
+        .answer(answer_wait(state.pipeline.timeout()))
         .await
-        .map_err(crate::error::AppError::store)?;
-    let is_last = store.environments().as_slice().last() == Some(&env);
-    let permit = rules::check_deploy(&rules::DeployAsk {
-        user: &user,
-        application: &app.shortname,
-        environment: &env,
-        is_last_environment: is_last,
-        confirmed,
-        freezes: &freezes,
-        override_reason,
-    });
-    match permit {
-        Ok(rules::DeployPermit::Plain) => {}
-        Ok(rules::DeployPermit::Override { freeze, reason }) => {
-            // An override that cannot be audited does not happen.
-            let detail = format!("{freeze}; overridden: {reason}");
-            store
-                .audit(&audit.entry("override", &detail))
-                .await
-                .map_err(crate::error::AppError::store)?;
-        }
-        Err(refusal) => {
-            audit.record("refused", &refusal.to_string()).await;
-            return Err(AppError::new(refusal.status(), refusal.to_string()));
-        }
-    }
-    match store
-        .take_deploy_lock(app.id, env.as_str(), &user.login, state.stall_ms)
-        .await
-        .map_err(crate::error::AppError::store)?
-    {
-        Ok(()) => {}
-        Err(holder) => {
-            audit
-                .record(
-                    "refused",
-                    &format!("{} is already deploying", holder.requested_by),
-                )
-                .await;
-            let r = rules::in_flight(
-                &app.shortname,
-                env.as_str(),
-                &holder.requested_by,
-                &crate::model::ago(crate::store::now_ms(), holder.requested_at_ms),
-            );
-            return Err(AppError::new(r.status(), r.to_string()));
-        }
-    }
-    // A failure after the slot was taken frees it, with its audit entry, together.
-    let (app_id, env_name, audit_ref) = (app.id, env.as_str(), &audit);
-    let release_lock = |why: String| async move {
-        if let Err(err) = store
-            .release_deploy_lock(app_id, env_name, &audit_ref.entry("failed", &why))
-            .await
-        {
-            tracing::error!(error = %err, %why, "could not release the in-flight deploy slot");
-        }
-    };
-    let repo = RepoName::parse(&app.repo).map_err(|e| AppError::new(500, e.to_string()))?;
-    // GitHub, as the person; or, in the demo, the simulated pipeline.
-    let run_url = if state.simulator.is_some() {
-        None
-    } else {
-        let token = crate::state::github_token(state, user).await.and_then(|t| {
-            t.ok_or_else(|| {
-                AppError::new(503, "deploys need GitHub: this Release has no GitHub OAuth app configured (development sign-in has no GitHub token)")
-            })
-        });
-        let dispatched = match token {
-            Ok(token) => state
-                .pipeline
-                .dispatch(
-                    &token,
-                    &repo,
-                    &app.workflow,
-                    &app.default_branch,
-                    &env,
-                    &git_ref,
-                )
-                .await
-                .map_err(|e| {
-                    use crate::pipeline::OutsideError as O;
-                    let status = match e {
-                        O::Unauthorized { .. } => 401,
-                        O::Forbidden { .. } => 403,
-                        O::NotFound { .. } | O::Invalid { .. } => 422,
-                        O::NotConfigured(_) => 503,
-                        _ => 502,
-                    };
-                    AppError::new(status, format!("Nothing was deployed. {e}"))
-                }),
-            Err(e) => Err(e),
-        };
-        match dispatched {
-            Ok(run) => run.html_url,
-            Err(e) => {
-                release_lock(e.to_string()).await;
-                return Err(e);
-            }
-        }
-    };
-    let promoted = why.map(|w| format!(" ({w})")).unwrap_or_default();
-    let detail = match (&state.simulator, &run_url) {
-        (Some(_), _) => format!("{git_ref} to {env}{promoted} (simulated pipeline)"),
-        (None, run) => format!(
-            "{git_ref} to {env}{promoted}; GitHub run: {}",
-            run.as_deref().unwrap_or("(no run details)")
-        ),
-    };
-    // The request, the slot pointing at it, and the audit entry: one transaction.
-    let recorded = store
-        .record_deployment_with(
-            &NewDeployment {
-                repo: repo.clone(),
-                environment: env.clone(),
-                version: git_ref.clone(),
-                sha: None,
-                deployed_by: Some(user.login.clone()),
-                trigger: Trigger::Manual,
-                created_at_ms: None,
-                base_status: DeploymentStatus::Requested,
-            },
-            &crate::store::Also {
-                deploy_lock: Some((app.id, env.as_str(), run_url.as_deref())),
-                audit: Some(audit.entry("requested", &detail)),
-            },
-        )
-        .await;
-    if let Err(e) = recorded {
-        // The request went out but could not be recorded: say so, and free the slot.
-        release_lock(format!("dispatched, but not recorded: {e}")).await;
-        return Err(crate::error::AppError::store(e));
-    }
-    if let Some(sim) = &state.simulator {
-        sim.start(store.clone(), repo, env.clone(), git_ref.clone());
-        return Ok(ActionDone {
-            message: format!("Simulated deploy of {git_ref} to {env} started."),
-            link: None,
-        });
-    }
-    Ok(ActionDone {
-        message: format!("Deploy of {git_ref} to {env} requested on GitHub."),
-        link: run_url,
-    })
 }
 
 /// What a deploy of `git_ref` to `environment` would ship: the commits between what runs
@@ -668,55 +496,6 @@ async fn freeze_target(
                 .map_err(crate::error::AppError::store)?
                 .ok_or_else(|| AppError::new(404, format!("no application {s}")))?;
             Ok((state, user, Some(app)))
-        }
-    }
-}
-
-/// One action's audit entries: who, what, on which app and environment. An action's own
-/// entry is written in the action's transaction (`entry`); a refusal's alone (`record`).
-#[cfg(feature = "ssr")]
-struct Audit<'a> {
-    store: &'a crate::store::Store,
-    actor: &'a str,
-    action: &'static str,
-    application: Option<&'a str>,
-    environment: Option<&'a str>,
-}
-
-#[cfg(feature = "ssr")]
-impl<'a> Audit<'a> {
-    fn new(
-        store: &'a crate::store::Store,
-        actor: &'a str,
-        action: &'static str,
-        application: Option<&'a str>,
-        environment: Option<&'a str>,
-    ) -> Self {
-        Self {
-            store,
-            actor,
-            action,
-            application,
-            environment,
-        }
-    }
-
-    /// The entry for this action with `outcome` and `detail`, to write with the action.
-    fn entry<'b>(&'b self, outcome: &'b str, detail: &'b str) -> crate::store::NewAudit<'b> {
-        crate::store::NewAudit {
-            actor: self.actor,
-            action: self.action,
-            application: self.application,
-            environment: self.environment,
-            outcome,
-            detail,
-        }
-    }
-
-    /// An entry with no action of its own (a refusal): a failure to write it is logged.
-    async fn record(&self, outcome: &str, detail: &str) {
-        if let Err(e) = self.store.audit(&self.entry(outcome, detail)).await {
-            tracing::error!(error = %e, action = self.action, "could not write the audit log");
         }
     }
 }

@@ -2,10 +2,10 @@
 //! release trains (the same for many apps at once), and rollback ("Roll back to v299", with
 //! a reason, freezing promotion out of that environment). The version always comes from the
 //! server's own record (`deploy_rules::promotion`); each deploy goes through
-//! `deploy::perform_deploy`, so the rules, the in-flight slot, the audit entry and the
+//! `actions::deploy::perform_deploy`, so the rules, the in-flight slot, the audit entry and the
 //! alert are the same as a manual Deploy's.
 
-use super::deploy::ActionDone;
+use crate::actions::{ActionDone, TrainResult};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -17,112 +17,45 @@ pub async fn promote(
     confirm: Option<String>,
     expected_version: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
+    use crate::actions::deploy::answer_wait;
     use crate::error::AppError;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
-    let env = state
-        .store
-        .environments()
-        .parse(&environment)
-        .map_err(|e| AppError::new(422, e.to_string()))?;
-    let shortname = crate::domain::Shortname::parse(&shortname)
-        .map_err(|e| AppError::new(422, e.to_string()))?;
+    let env = state.store.environments().parse(&environment)?;
+    let shortname = crate::domain::Shortname::parse(&shortname)?;
     // The role first: someone who may not deploy there learns nothing more.
-    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str()).map_err(AppError::from)?;
+    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str())?;
     let app = state
         .store
         .application(shortname.as_str())
         .await
         .map_err(AppError::store)?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
-    let confirmed = confirm.as_deref() == Some("yes");
     let grid = state
         .store
         .grid_for(std::slice::from_ref(&app.shortname))
         .await
         .map_err(AppError::store)?;
-    promote_one(
+    crate::actions::promote::promote_one(
         &state,
         &user,
         &app,
         &grid,
         &env,
-        confirmed,
+        confirm.as_deref() == Some("yes"),
         expected_version.as_deref(),
-    )
-    .await
-}
-
-/// One app's promotion: what to deploy from the server's record (`grid`, read once for
-/// all the apps of a train), then the deploy.
-#[cfg(feature = "ssr")]
-async fn promote_one(
-    state: &crate::state::AppState,
-    user: &crate::auth::CurrentUser,
-    app: &crate::store::ApplicationRow,
-    grid: &crate::model::Grid,
-    env: &crate::domain::Environment,
-    confirmed: bool,
-    expected_version: Option<&str>,
-) -> Result<ActionDone, crate::error::AppError> {
-    use crate::error::AppError;
-    let summary = grid
-        .apps
-        .iter()
-        .find(|a| a.shortname == app.shortname)
-        .ok_or_else(|| AppError::new(404, format!("no application {}", app.shortname)))?;
-    let names: Vec<&str> = grid.environments.iter().map(String::as_str).collect();
-    let cells: Vec<Option<crate::domain::CellState>> = summary
-        .cells
-        .iter()
-        .map(|c| {
-            c.as_ref().map(|c| crate::domain::CellState {
-                version: c.version.clone(),
-                sha: c.sha.clone(),
-                status: c.status,
-                failed_stage: c.failed_stage,
-            })
-        })
-        .collect();
-    let p = crate::domain::deploy_rules::promotion(&names, &cells, env.as_str())
-        .map_err(|r| AppError::new(r.status(), format!("{}: {r}", app.shortname)))?;
-    // The button said which version: if the environment before moved on since the page
-    // was read, nothing is deployed and the person looks again.
-    if let Some(expected) = expected_version.filter(|v| *v != p.version) {
-        return Err(AppError::new(
-            409,
-            format!(
-                "{}: {} now runs {}, not {expected}: nothing was deployed; look again",
-                app.shortname, p.from, p.version
-            ),
-        ));
-    }
-    let git_ref = crate::domain::GitRef::parse(&p.version).map_err(|e| {
-        AppError::new(
-            422,
-            format!(
-                "{} in {} is not a git ref GitHub could deploy: {}",
-                p.version, p.from, e.message
-            ),
-        )
-    })?;
-    super::deploy::perform_deploy(
-        state,
-        user,
-        app,
-        env.clone(),
-        git_ref,
-        confirmed,
         None,
-        Some(&format!("promoted from {}", p.from)),
     )
+    .await?
+    .answer(answer_wait(state.pipeline.timeout()))
     .await
 }
 
 /// Rolls `environment` back to the newest earlier version that succeeded there
-/// (`deploy_rules::rollback_target`), through the same deploy path as Deploy, then freezes
-/// automatic promotion of the app *from* that environment with the written reason (the
-/// pipeline's promotion gate answers `allowed: false` until someone lifts it). Audited.
+/// (`deploy_rules::rollback_target`), through the same deploy path as Deploy, freezing
+/// automatic promotion of the app into and out of that environment with the written
+/// reason, in the same transaction as the deploy's intent (the pipeline's promotion gate
+/// answers `allowed: false` until someone lifts it). Audited.
 #[server(endpoint = "rollback")]
 pub async fn rollback(
     shortname: String,
@@ -131,166 +64,72 @@ pub async fn rollback(
     confirm: Option<String>,
     expected_version: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
+    use crate::actions::deploy::answer_wait;
     use crate::domain::deploy_rules as rules;
     use crate::error::AppError;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
-    let store = &state.store;
-    let env = store
-        .environments()
-        .parse(&environment)
-        .map_err(|e| AppError::new(422, e.to_string()))?;
-    let shortname = crate::domain::Shortname::parse(&shortname)
-        .map_err(|e| AppError::new(422, e.to_string()))?;
-    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str()).map_err(AppError::from)?;
-    let reason = rules::rollback_reason(reason.as_deref()).map_err(AppError::from)?;
-    let app = store
+    let env = state.store.environments().parse(&environment)?;
+    let shortname = crate::domain::Shortname::parse(&shortname)?;
+    rules::check_deploy_role(&user, env.as_str())?;
+    let reason = rules::rollback_reason(reason.as_deref())?;
+    let app = state
+        .store
         .application(shortname.as_str())
         .await
         .map_err(AppError::store)?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
-    let detail = store
-        .app_detail(shortname.as_str())
-        .await
-        .map_err(AppError::store)?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
-    let idx = store.environments().index_of(&env).unwrap_or(0);
-    let current = detail.summary.cells.get(idx).cloned().flatten();
-    let history: Vec<(String, crate::domain::DeploymentStatus)> = detail
-        .history
-        .get(idx)
-        .map(|h| {
-            h.deployments
-                .iter()
-                .map(|d| (d.version.clone(), d.status))
-                .collect()
-        })
-        .unwrap_or_default();
-    let target = rules::rollback_target(
-        env.as_str(),
-        current.as_ref().map(|c| c.version.as_str()),
-        &history,
-    )
-    .map_err(AppError::from)?;
-    if let Some(expected) = expected_version.as_deref().filter(|v| *v != target) {
-        return Err(AppError::new(
-            409,
-            format!("the version to roll back to is now {target}, not {expected}: nothing was deployed; look again"),
-        ));
-    }
-    let git_ref = crate::domain::GitRef::parse(&target).map_err(|e| {
-        AppError::new(
-            422,
-            format!(
-                "{target} is not a git ref GitHub could deploy: {}",
-                e.message
-            ),
-        )
-    })?;
-    let from_version = current.map(|c| c.version).unwrap_or_default();
-    let note = format!("rollback from {from_version}: {reason}");
-    let done = super::deploy::perform_deploy(
+    let (dispatching, _from, _target) = crate::actions::promote::rollback(
         &state,
         &user,
         &app,
-        env.clone(),
-        git_ref,
+        &env,
+        reason,
         confirm.as_deref() == Some("yes"),
-        None,
-        Some(&note),
+        expected_version.as_deref(),
     )
     .await?;
-    let audit_detail = format!(
-        "{} {env}: {from_version} -> {target}; promotion from {env} frozen: {reason}",
-        app.shortname
-    );
-    store
-        .freeze_promotion_from(
-            app.id,
-            env.as_str(),
-            &reason,
-            &user.login,
-            rules::Authority::of(&user).unwrap_or(rules::Authority::Deployer),
-            &crate::store::NewAudit {
-                actor: &user.login,
-                action: "rollback",
-                application: Some(&app.shortname),
-                environment: Some(env.as_str()),
-                outcome: "requested",
-                detail: &audit_detail,
-            },
-        )
-        .await
-        .map_err(|e| {
-            AppError::new(
-                503,
-                format!(
-                    "{} Promotion from {env} could NOT be frozen ({e}): freeze the app by hand.",
-                    done.message
-                ),
-            )
-        })?;
+    let done = dispatching
+        .answer(answer_wait(state.pipeline.timeout()))
+        .await?;
     Ok(ActionDone {
         message: format!(
             "{} Promotion of {} into and out of {env} is frozen until someone lifts it.",
-            done.message.replace("Deploy of", "Rollback to"),
+            done.message
+                .replace("Deploy of", "Rollback to")
+                .replace("The deploy of", "The rollback to"),
             app.shortname
         ),
         link: done.link,
     })
 }
 
-/// What happened to one app of a train.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainItem {
-    pub application: String,
-    /// `dispatched`, `skipped` (frozen, in flight, nothing to promote) or `failed`.
-    pub outcome: String,
-    pub message: String,
-    pub link: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainResult {
-    pub environment: String,
-    pub items: Vec<TrainItem>,
-}
-
-/// The most apps one train takes (each is a GitHub call as the person).
-pub const MAX_TRAIN: usize = 100;
-
 /// A release train: promotes each chosen app (`applications[0]=...&applications[1]=...`,
 /// or shortnames separated by commas or spaces; none: every app that needs a manual
-/// deployment to `environment`).
-/// One dispatch per app, four at a time; a refusal or failure of one does not stop the
-/// others. The train is one audit entry listing its items (each deploy has its own too).
+/// deployment to `environment`). The train is stored and run as a job
+/// (`actions::train`): one dispatch per app, four at a time; a refusal or failure of one
+/// does not stop the others; one audit entry lists its items (each deploy has its own
+/// too). The answer comes when the train ends, or after a while with the items as they
+/// stand (the page follows the rest live, and `/train?id=N` shows it after a reload).
 #[server(endpoint = "train")]
 pub async fn release_train(
     environment: String,
     applications: Option<Vec<String>>,
     confirm: Option<String>,
 ) -> Result<TrainResult, crate::error::AppError> {
-    use crate::domain::Flag;
+    use crate::domain::{deploy_rules as rules, Flag};
     use crate::error::AppError;
-    use futures::StreamExt;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let store = &state.store;
-    let env = store
-        .environments()
-        .parse(&environment)
-        .map_err(|e| AppError::new(422, e.to_string()))?;
-    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str()).map_err(AppError::from)?;
+    let env = store.environments().parse(&environment)?;
+    rules::check_deploy_role(&user, env.as_str())?;
     let asked: Vec<String> = applications
         .unwrap_or_default()
         .iter()
         .flat_map(|a| a.split(|c: char| c == ',' || c.is_whitespace()))
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            crate::domain::Shortname::parse(s)
-                .map(|s| s.as_str().to_owned())
-                .map_err(|e| AppError::new(422, e.to_string()))
-        })
+        .map(|s| crate::domain::Shortname::parse(s).map(|s| s.as_str().to_owned()))
         .collect::<Result<_, _>>()?;
     let chosen: Vec<String> = if asked.is_empty() {
         let grid = store.grid().await.map_err(AppError::store)?;
@@ -315,103 +154,44 @@ pub async fn release_train(
             format!("no application needs a manual deployment to {env}"),
         ));
     }
-    if chosen.len() > MAX_TRAIN {
+    if chosen.len() > rules::MAX_TRAIN {
         return Err(AppError::new(
             422,
             format!(
-                "a train takes at most {MAX_TRAIN} applications ({} chosen): run it in parts",
+                "a train takes at most {} applications ({} chosen): run it in parts",
+                rules::MAX_TRAIN,
                 chosen.len()
             ),
         ));
     }
     let confirmed = confirm.as_deref() == Some("yes");
-    // Every app's row and state read once for the whole train, not once per app.
-    let rows: std::collections::HashMap<String, crate::store::ApplicationRow> = store
-        .applications()
+    let (id, job) = crate::actions::train::start(&state, &user, env, chosen, confirmed).await?;
+    let wait = crate::actions::deploy::answer_wait(state.pipeline.timeout());
+    if tokio::time::timeout(wait, job).await.is_err() {
+        tracing::debug!(train = id, "the train goes on after its request's answer");
+    }
+    let train = store
+        .train(id)
         .await
         .map_err(AppError::store)?
-        .into_iter()
-        .map(|a| (a.shortname.clone(), a))
-        .collect();
-    let grid = store.grid_for(&chosen).await.map_err(AppError::store)?;
-    let (state_ref, user_ref, env_ref, rows_ref, grid_ref) = (&state, &user, &env, &rows, &grid);
-    let items: Vec<TrainItem> = futures::stream::iter(chosen)
-        .map(|shortname| async move {
-            let Some(app) = rows_ref.get(&shortname) else {
-                return TrainItem {
-                    message: format!("no application {shortname}"),
-                    application: shortname,
-                    outcome: "skipped".into(),
-                    link: None,
-                };
-            };
-            let app = app.clone();
-            match promote_one(
-                state_ref, user_ref, &app, grid_ref, env_ref, confirmed, None,
-            )
-            .await
-            {
-                Ok(done) => TrainItem {
-                    application: app.shortname,
-                    outcome: "dispatched".into(),
-                    message: done.message,
-                    link: done.link,
-                },
-                Err(e) => TrainItem {
-                    application: app.shortname,
-                    // Refused by the state of things (frozen, in flight, nothing to
-                    // promote) or by a missing confirmation: skipped, with the reason.
-                    outcome: if matches!(e.status, 409 | 422) {
-                        "skipped"
-                    } else {
-                        "failed"
-                    }
-                    .into(),
-                    message: e.to_string(),
-                    link: None,
-                },
-            }
-        })
-        .buffered(4)
-        .collect()
-        .await;
-    // An item's refusal or failure is part of the answer, not the answer's status (an
-    // `AppError` made for one sets the response's status as it is made).
-    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-        resp.set_status(axum::http::StatusCode::OK);
-    }
-    let count = |o: &str| items.iter().filter(|i| i.outcome == o).count();
-    let detail = format!(
-        "{} dispatched, {} skipped, {} failed: {}",
-        count("dispatched"),
-        count("skipped"),
-        count("failed"),
-        items
-            .iter()
-            .map(|i| format!("{} {} ({})", i.application, i.outcome, i.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-    let entry = crate::store::NewAudit {
-        actor: &user.login,
-        action: "train",
-        application: None,
-        environment: Some(env.as_str()),
-        outcome: if count("dispatched") > 0 {
-            "requested"
-        } else {
-            "refused"
-        },
-        detail: &detail,
-    };
-    if let Err(e) = store.audit(&entry).await {
-        // The deploys themselves are audited one by one; the train's summary is lost.
-        tracing::error!(error = %e, "could not write the release train's audit entry");
-    }
-    Ok(TrainResult {
-        environment: env.to_string(),
-        items,
-    })
+        .ok_or_else(|| AppError::new(404, format!("no train {id}")))?;
+    Ok(crate::actions::train::result_of(train))
+}
+
+/// A train's items as they stand now (the train page follows a train with it, and shows
+/// one after a reload). Anyone signed in may read it, as the audit log.
+#[server(endpoint = "train_progress")]
+pub async fn train_progress(id: i64) -> Result<TrainResult, crate::error::AppError> {
+    use crate::error::AppError;
+    crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let train = state
+        .store
+        .train(id)
+        .await
+        .map_err(AppError::store)?
+        .ok_or_else(|| AppError::new(404, format!("no train {id}")))?;
+    Ok(crate::actions::train::result_of(train))
 }
 
 /// What each of `applications` has in `environment` now ("v301 in progress"): a train's
@@ -429,10 +209,13 @@ pub async fn train_status(
         .environments()
         .parse(&environment)
         .map_err(|e| AppError::new(422, e.to_string()))?;
-    if applications.len() > MAX_TRAIN {
+    if applications.len() > crate::domain::deploy_rules::MAX_TRAIN {
         return Err(AppError::new(
             422,
-            format!("at most {MAX_TRAIN} applications"),
+            format!(
+                "at most {} applications",
+                crate::domain::deploy_rules::MAX_TRAIN
+            ),
         ));
     }
     let names: Vec<String> = applications
@@ -528,15 +311,49 @@ pub async fn train_candidates() -> Result<Vec<(String, Vec<Candidate>)>, crate::
 pub fn TrainPage() -> impl IntoView {
     let train = ServerAction::<ReleaseTrain>::new();
     let candidates = Resource::new(move || train.version().get(), |_| train_candidates());
-    // The dispatched apps' deployments, read again at every change the pipeline reports.
+    // The train's items and the dispatched apps' deployments, read again at every change
+    // (the train's job publishes each item's state as it changes).
     let tick = RwSignal::new(0u64);
     crate::live::on_change(None, move || {
         candidates.refetch();
         tick.update(|t| *t += 1);
     });
+    // The train just started here, or the one the address names (`/train?id=N`).
+    let query = leptos_router::hooks::use_query_map();
+    let train_id = Memo::new(move |_| {
+        train
+            .value()
+            .get()
+            .and_then(Result::ok)
+            .map(|r| r.id)
+            .or_else(|| query.read().get("id").and_then(|v| v.parse::<i64>().ok()))
+    });
+    // A reload shows the same train.
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| {
+        if let Some(r) = train.value().get().and_then(Result::ok) {
+            navigate(
+                &format!("/train?id={}", r.id),
+                leptos_router::NavigateOptions {
+                    replace: true,
+                    scroll: false,
+                    ..Default::default()
+                },
+            );
+        }
+    });
+    let progress = Resource::new(
+        move || (train_id.get(), tick.get()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => train_progress(id).await.ok(),
+                None => None,
+            }
+        },
+    );
     let status = Resource::new(
         move || {
-            let asked = train.value().get().and_then(Result::ok).map(|r| {
+            let asked = progress.get().flatten().map(|r| {
                 let apps: Vec<String> = r
                     .items
                     .iter()
@@ -561,14 +378,22 @@ pub fn TrainPage() -> impl IntoView {
     view! {
         <leptos_meta::Title text="Release train · Release"/>
         <h1>"Release train"</h1>
-        <p class="muted">"Promote many applications at once: each gets exactly what runs in the environment before, through the same rules as Deploy (your role for the environment, freezes, one deploy in flight). Frozen apps and apps with a deploy in flight are skipped with the reason; one failure does not stop the others."</p>
+        <p class="muted">"Promote many applications at once: each gets exactly what runs in the environment before, through the same rules as Deploy (your role for the environment, freezes, one deploy in flight). Frozen apps and apps with a deploy in flight are skipped with the reason; one failure does not stop the others. A train runs on the server: leaving this page stops nothing, and its address shows it again."</p>
         <Transition fallback=|| ()>
             {move || {
                 let now: Vec<(String, String)> = status.get().unwrap_or_default();
-                train.value().get().map(|r| match r {
-                    Ok(result) => view! {
+                let failed = train.value().get().and_then(|r| r.err());
+                let shown = progress.get().flatten().or_else(|| train.value().get().and_then(Result::ok));
+                match (failed, shown) {
+                    (Some(e), _) => Some(view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any()),
+                    (None, Some(result)) => Some(view! {
                         <table class="activity train-result" aria-live="polite">
-                            <caption>{format!("Train to {}: each app's deployment as the pipeline reports it, live", result.environment)}</caption>
+                            <caption>{format!(
+                                "Train {} to {}{}: each app's deployment as the pipeline reports it, live",
+                                result.id,
+                                result.environment,
+                                if result.finished { "" } else { " (running)" }
+                            )}</caption>
                             <thead><tr><th scope="col">"Application"</th><th scope="col">"Outcome"</th><th scope="col">"Now"</th><th scope="col">"Detail"</th></tr></thead>
                             <tbody>
                                 {result.items.into_iter().map(|i| {
@@ -588,9 +413,9 @@ pub fn TrainPage() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    }.into_any(),
-                    Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
-                })
+                    }.into_any()),
+                    (None, None) => None,
+                }
             }}
         </Transition>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -507,7 +507,7 @@ impl Store {
     }
 
     /// The deployment's rows, inside the caller's transaction.
-    async fn write_deployment(
+    pub(super) async fn write_deployment(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         envs: &Environments,
         d: &NewDeployment,

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod deployments;
+mod dispatches;
 mod live;
 mod ops;
 mod sessions;
@@ -18,8 +19,11 @@ mod views;
 pub use alerts::{AlertRoute, Delivery};
 pub use deployments::Also;
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
+pub use dispatches::{
+    DeployIntent, DispatchRow, Intent, Outcome, PendingDispatch, TrainItemRow, TrainRow,
+};
 pub use live::{LiveState, Observation, Observed};
-pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, ResubmitTarget};
+pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, NewFreeze, ResubmitTarget};
 pub use stats::StatsWork;
 pub use tokens::TokenInfo;
 pub use users::{SignIn, UserRow};

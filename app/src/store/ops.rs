@@ -49,6 +49,42 @@ fn freeze_alert(kind: AlertKind, audit: &NewAudit<'_>, reason: &str) -> AlertEve
     alert
 }
 
+/// A freeze to set: on an app (none: the whole site), of deploys or (with
+/// `from_environment`) of promotion into and out of that environment.
+pub struct NewFreeze<'a> {
+    pub application_id: Option<i64>,
+    pub from_environment: Option<&'a str>,
+    pub reason: &'a str,
+    pub by: &'a str,
+    pub authority: Authority,
+}
+
+/// Sets `freeze` inside `tx`, with its audit entry and its alert.
+pub(super) async fn insert_freeze_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    freeze: &NewFreeze<'_>,
+    audit: &NewAudit<'_>,
+) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(freeze.application_id)
+    .bind(freeze.reason)
+    .bind(freeze.by)
+    .bind(now_ms())
+    .bind(freeze.authority.as_str())
+    .bind(freeze.from_environment.map(str::to_owned))
+    .fetch_one(&mut **tx)
+    .await?;
+    insert_audit(tx, audit).await?;
+    insert_alert(
+        tx,
+        &freeze_alert(AlertKind::FreezeSet, audit, freeze.reason),
+    )
+    .await?;
+    Ok(id)
+}
+
 /// Who holds the in-flight deploy for an app and environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LockHolder {
@@ -217,19 +253,18 @@ impl Store {
         audit: &NewAudit<'_>,
     ) -> Result<i64> {
         let (_guard, mut tx) = self.write().await?;
-        let id = sqlx::query_scalar(
-            "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        let id = insert_freeze_in(
+            &mut tx,
+            &NewFreeze {
+                application_id: app_id,
+                from_environment,
+                reason,
+                by,
+                authority,
+            },
+            audit,
         )
-        .bind(app_id)
-        .bind(reason)
-        .bind(by)
-        .bind(now_ms())
-        .bind(authority.as_str())
-        .bind(from_environment.map(str::to_owned))
-        .fetch_one(&mut *tx)
         .await?;
-        insert_audit(&mut tx, audit).await?;
-        insert_alert(&mut tx, &freeze_alert(AlertKind::FreezeSet, audit, reason)).await?;
         tx.commit().await?;
         self.publish("*").await;
         Ok(id)

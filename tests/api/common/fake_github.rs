@@ -53,6 +53,11 @@ pub struct FakeState {
     pub commit_lookups: Vec<Recorded>,
     /// Commits the fake knows: sha -> committer date (RFC 3339).
     pub commits: HashMap<String, String>,
+    /// Workflow runs started by accepted dispatches, as GitHub lists them
+    /// (`GET .../actions/workflows/{workflow}/runs`), each with its repo and workflow.
+    pub runs: Vec<(String, String, Value)>,
+    /// Run-list requests received (method, path with query).
+    pub run_lookups: Vec<Recorded>,
 }
 
 pub type Fake = Arc<Mutex<FakeState>>;
@@ -165,6 +170,7 @@ pub async fn fake_github() -> (String, Fake) {
             }),
         )
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", post(dispatch))
+        .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/runs", get(list_runs))
         .route("/api/repos/{owner}/{repo}/compare/{spec}", get(compare))
         .route(
             "/api/repos/{owner}/{repo}/commits/{sha}",
@@ -214,10 +220,12 @@ pub async fn fake_github() -> (String, Fake) {
     (base, fake)
 }
 
-/// The dispatch endpoint. Some refs make it fail the way GitHub does.
+/// The dispatch endpoint. Some refs make it fail the way GitHub does. An accepted
+/// dispatch starts a run at once (listed by `list_runs`), before a slow answer.
 async fn dispatch(
     State(f): State<Fake>,
     uri: axum::http::Uri,
+    Path((owner, repo, workflow)): Path<(String, String, String)>,
     h: HeaderMap,
     body: String,
 ) -> axum::response::Response {
@@ -225,15 +233,95 @@ async fn dispatch(
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
-    let delay = f.lock().unwrap().dispatch_delay_ms;
-    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let git_ref = body["inputs"]["gitRef"].as_str().unwrap_or("").to_owned();
+    let branch = body["ref"].as_str().unwrap_or("").to_owned();
     f.lock().unwrap().dispatches.push(Recorded {
         method: "POST".into(),
         path: uri.path().to_owned(),
         headers,
         body,
+    });
+    let Some(login) = login_of(&f, &h) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    };
+    let refused = match git_ref.as_str() {
+        "no-such-ref" => Some(
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"message": "No ref found for: no-such-ref"})),
+            )
+                .into_response(),
+        ),
+        "forbidden" => Some(
+            (
+                StatusCode::FORBIDDEN,
+                Json(json!({"message": "Resource not accessible by integration"})),
+            )
+                .into_response(),
+        ),
+        "boom" => Some(StatusCode::BAD_GATEWAY.into_response()),
+        _ => None,
+    };
+    if let Some(r) = refused {
+        return r;
+    }
+    // The run, as GitHub's list shows it (fields from its REST API's workflow run).
+    let (id, html_url) = {
+        let mut s = f.lock().unwrap();
+        let id = 777 + s.runs.len() as i64;
+        let html_url = format!("https://github.example/{owner}/{repo}/actions/runs/{id}");
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let run = json!({
+            "id": id, "name": "Deploy", "node_id": format!("WFR_{id}"), "head_branch": branch,
+            "head_sha": "009b8a3a9ccbb128af87f9b1c0f4c62e8a304f6d", "path": format!(".github/workflows/{workflow}"),
+            "run_number": id - 700, "event": "workflow_dispatch", "display_title": "Deploy",
+            "status": "queued", "conclusion": null, "workflow_id": 161335,
+            "url": format!("https://api.github.example/repos/{owner}/{repo}/actions/runs/{id}"),
+            "html_url": html_url, "created_at": now, "updated_at": now, "run_attempt": 1,
+            "actor": {"login": login, "id": 1, "type": "User"},
+            "triggering_actor": {"login": login, "id": 1, "type": "User"},
+        });
+        s.runs
+            .push((format!("{owner}/{repo}"), workflow.clone(), run));
+        (id, html_url)
+    };
+    let delay = f.lock().unwrap().dispatch_delay_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    match git_ref.as_str() {
+        "slow" => {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => Json(json!({"workflow_run_id": id, "run_url": format!("https://api.github.example/repos/{owner}/{repo}/actions/runs/{id}"),
+                         "html_url": html_url})).into_response(),
+    }
+}
+
+/// `GET .../actions/workflows/{workflow}/runs?event=..&created=>=..`: the runs of that
+/// workflow, newest first, filtered as GitHub filters them.
+async fn list_runs(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    Path((owner, repo, workflow)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> axum::response::Response {
+    let headers = h
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    f.lock().unwrap().run_lookups.push(Recorded {
+        method: "GET".into(),
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
+        headers,
+        body: Value::Null,
     });
     if login_of(&f, &h).is_none() {
         return (
@@ -242,17 +330,30 @@ async fn dispatch(
         )
             .into_response();
     }
-    match git_ref.as_str() {
-        "no-such-ref" => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"message": "No ref found for: no-such-ref"}))).into_response(),
-        "forbidden" => (StatusCode::FORBIDDEN, Json(json!({"message": "Resource not accessible by integration"}))).into_response(),
-        "boom" => StatusCode::BAD_GATEWAY.into_response(),
-        "slow" => {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            StatusCode::NO_CONTENT.into_response()
-        }
-        _ => Json(json!({"workflow_run_id": 777, "run_url": "https://api.github.example/repos/x/y/actions/runs/777",
-                         "html_url": "https://github.example/x/y/actions/runs/777"})).into_response(),
-    }
+    let q = query(&format!("http://x{uri}"));
+    let since = q
+        .get("created")
+        .and_then(|c| c.strip_prefix(">="))
+        .map(str::to_owned);
+    let event = q.get("event").cloned();
+    let full = format!("{owner}/{repo}");
+    let mut runs: Vec<Value> = f
+        .lock()
+        .unwrap()
+        .runs
+        .iter()
+        .filter(|(r, w, run)| {
+            *r == full
+                && *w == workflow
+                && event.as_deref().is_none_or(|e| run["event"] == e)
+                && since
+                    .as_deref()
+                    .is_none_or(|s| run["created_at"].as_str().unwrap_or("") >= s)
+        })
+        .map(|(_, _, run)| run.clone())
+        .collect();
+    runs.reverse();
+    Json(json!({"total_count": runs.len(), "workflow_runs": runs})).into_response()
 }
 
 pub struct Env {

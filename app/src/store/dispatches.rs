@@ -1,0 +1,671 @@
+//! Actions' intents and outcomes, and release trains as jobs (issue 18).
+//!
+//! A deploy is written in two transactions around GitHub's answer, never one after it:
+//! `begin_deploy` writes the intent (the deployment, requested; the in-flight slot
+//! pointing at it; the audit entry; a rollback's freeze; the `dispatches` row, pending)
+//! before GitHub is called, and `finish_dispatch` writes the outcome (run link, refusal,
+//! or "not confirmed", with the slot released and the alert) from a task the request does
+//! not own. So whatever is dropped in between (the client, the request, the process), no
+//! dispatch is without its deployment and audit entry, and no slot is without its
+//! deployment; a `pending` row whose task died is found by `due_dispatches`.
+
+use super::alerts::insert_alert;
+use super::deployments::Also;
+use super::ops::{insert_audit, insert_freeze_in, LockHolder, NewAudit, NewFreeze};
+use super::{now_ms, NewDeployment, Result, Store};
+use crate::domain::{AlertEvent, AlertKind};
+use serde::{Deserialize, Serialize};
+
+/// Everything a deploy writes before GitHub is called.
+pub struct DeployIntent<'a> {
+    pub application_id: i64,
+    pub deployment: NewDeployment,
+    pub actor: &'a str,
+    /// Whose stored GitHub token looks for the run if the outcome is lost.
+    pub user_id: Option<i64>,
+    pub github_id: Option<i64>,
+    /// A slot older than this no longer blocks (the deploy stalled).
+    pub stall_ms: i64,
+    /// The action's own entry ("requested").
+    pub audit: NewAudit<'a>,
+    /// An admin's override of a freeze, audited with the action or not at all.
+    pub override_audit: Option<NewAudit<'a>>,
+    /// A rollback's freeze of promotion, with its own audit entry.
+    pub freeze: Option<(NewFreeze<'a>, NewAudit<'a>)>,
+    pub train_id: Option<i64>,
+}
+
+/// The intent as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intent {
+    pub dispatch_id: i64,
+    pub deployment_id: i64,
+    pub application: String,
+}
+
+/// What GitHub (or Argo) made of the call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It started: the run's link when GitHub gave one.
+    Dispatched { run_url: Option<String> },
+    /// It said no (401, 403, 404, 422, or it could not be reached at all): nothing runs.
+    Refused { error: String },
+    /// It may or may not have started (a timeout, a 5xx, the process gone) and no run
+    /// could be found: the slot is released and the deployment says so.
+    NotConfirmed { error: String },
+}
+
+/// A dispatch whose outcome was never written, as the reconciler needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDispatch {
+    pub id: i64,
+    pub kind: String,
+    pub deployment_id: i64,
+    pub shortname: String,
+    pub repo: String,
+    pub workflow: String,
+    pub environment: String,
+    pub git_ref: String,
+    pub actor: String,
+    pub user_id: Option<i64>,
+    pub github_id: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+/// A dispatch as admins see it (the ones whose outcome could not be confirmed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchRow {
+    pub id: i64,
+    pub deployment_id: i64,
+    pub application: String,
+    pub environment: String,
+    pub git_ref: String,
+    pub actor: String,
+    pub state: String,
+    pub error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A release train and its items, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainRow {
+    pub id: i64,
+    pub environment: String,
+    pub actor: String,
+    pub state: String,
+    pub items: Vec<TrainItemRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainItemRow {
+    pub position: i64,
+    pub application: String,
+    /// pending, dispatching, dispatched, skipped, failed
+    pub outcome: String,
+    pub message: String,
+    pub link: Option<String>,
+}
+
+type PendingRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
+
+impl Store {
+    /// Takes the in-flight slot and writes the deploy's intent, all in one transaction; or
+    /// says who holds the slot (and writes nothing).
+    pub async fn begin_deploy(
+        &self,
+        i: &DeployIntent<'_>,
+    ) -> Result<std::result::Result<Intent, LockHolder>> {
+        let now = now_ms();
+        let env = i.deployment.environment.as_str();
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query(
+            "DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2 AND (requested_at < $3
+               OR deployment_id IN (SELECT id FROM deployments WHERE status IN ('succeeded', 'failed')))",
+        )
+        .bind(i.application_id)
+        .bind(env)
+        .bind(now - i.stall_ms)
+        .execute(&mut *tx)
+        .await?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO deploy_locks (application_id, environment, requested_by, requested_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (application_id, environment) DO NOTHING RETURNING application_id",
+        )
+        .bind(i.application_id)
+        .bind(env)
+        .bind(i.actor)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_none() {
+            let holder: Option<(String, i64)> = sqlx::query_as(
+                "SELECT requested_by, requested_at FROM deploy_locks WHERE application_id = $1 AND environment = $2",
+            )
+            .bind(i.application_id)
+            .bind(env)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            let (requested_by, requested_at_ms) = holder.unwrap_or_else(|| ("someone".into(), now));
+            return Ok(Err(LockHolder {
+                requested_by,
+                requested_at_ms,
+            }));
+        }
+        let previous: Option<i64> = sqlx::query_scalar(
+            "SELECT deployment_id FROM current_deployments WHERE application_id = $1 AND environment = $2",
+        )
+        .bind(i.application_id)
+        .bind(env)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let written = Self::write_deployment(
+            &mut tx,
+            &self.environments,
+            &i.deployment,
+            &Also {
+                deploy_lock: Some((i.application_id, env, None)),
+                audit: Some(i.audit.clone()),
+            },
+        )
+        .await?;
+        if let Some(a) = &i.override_audit {
+            insert_audit(&mut tx, a).await?;
+        }
+        if let Some((f, a)) = &i.freeze {
+            insert_freeze_in(&mut tx, f, a).await?;
+        }
+        sqlx::query("UPDATE deployments SET dispatch_state = 'dispatching' WHERE id = $1")
+            .bind(written.deployment_id)
+            .execute(&mut *tx)
+            .await?;
+        let dispatch_id: i64 = sqlx::query_scalar(
+            "INSERT INTO dispatches (kind, deployment_id, application_id, environment, git_ref, actor, user_id, github_id,
+               created_deployment, previous_deployment_id, state, train_id, created_at, updated_at)
+             VALUES ('deploy', $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11) RETURNING id",
+        )
+        .bind(written.deployment_id)
+        .bind(i.application_id)
+        .bind(env)
+        .bind(i.deployment.version.as_str())
+        .bind(i.actor)
+        .bind(i.user_id)
+        .bind(i.github_id)
+        .bind(i64::from(written.created))
+        .bind(previous.filter(|p| *p != written.deployment_id))
+        .bind(i.train_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.publish(&written.application).await;
+        if i.freeze.is_some() {
+            self.publish("*").await;
+        }
+        Ok(Ok(Intent {
+            dispatch_id,
+            deployment_id: written.deployment_id,
+            application: written.application,
+        }))
+    }
+
+    /// Writes a dispatch's outcome with its audit entry (and, for a refusal, its alert),
+    /// in one transaction. Only a pending dispatch changes: `false` when another writer
+    /// (a reconciler on another server) already wrote it.
+    pub async fn finish_dispatch(
+        &self,
+        id: i64,
+        outcome: &Outcome,
+        audit: &NewAudit<'_>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let (_guard, mut tx) = self.write().await?;
+        let row: Option<(i64, i64, String, i64, Option<i64>, String, String, String, String)> =
+            sqlx::query_as(
+                "SELECT d.deployment_id, d.application_id, d.environment, d.created_deployment, d.previous_deployment_id,
+                        d.state, a.shortname, d.git_ref, d.actor
+                 FROM dispatches d JOIN applications a ON a.id = d.application_id WHERE d.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((dep, app_id, env, created, previous, state, shortname, git_ref, actor)) = row
+        else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if state != "pending" {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let release_slot = "DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2 AND deployment_id = $3";
+        match outcome {
+            Outcome::Dispatched { run_url } => {
+                sqlx::query("UPDATE dispatches SET state = 'dispatched', run_url = $1, updated_at = $2 WHERE id = $3")
+                    .bind(run_url.clone())
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE deployments SET run_url = COALESCE($1, run_url), dispatch_state = NULL, updated_at = $2 WHERE id = $3",
+                )
+                .bind(run_url.clone())
+                .bind(now)
+                .bind(dep)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Outcome::Refused { error } => {
+                sqlx::query("UPDATE dispatches SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3")
+                    .bind(error)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(release_slot)
+                    .bind(app_id)
+                    .bind(&env)
+                    .bind(dep)
+                    .execute(&mut *tx)
+                    .await?;
+                if created == 1 {
+                    // Nothing runs: the deployment is a refused request, and what runs is
+                    // what ran before.
+                    sqlx::query(
+                        "UPDATE deployments SET status = 'failed', base_status = 'failed', dispatch_state = 'refused', updated_at = $1 WHERE id = $2",
+                    )
+                    .bind(now)
+                    .bind(dep)
+                    .execute(&mut *tx)
+                    .await?;
+                    restore_current(&mut tx, app_id, &env, dep, previous).await?;
+                } else {
+                    sqlx::query("UPDATE deployments SET dispatch_state = NULL WHERE id = $1")
+                        .bind(dep)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut alert = AlertEvent::new(AlertKind::DeploymentFailed, now);
+                alert.application = Some(shortname.clone());
+                alert.environment = Some(env.clone());
+                alert.version = Some(git_ref);
+                alert.deployment_id = Some(dep);
+                alert.actor = Some(actor);
+                alert.message = Some(format!("not dispatched: {error}"));
+                insert_alert(&mut tx, &alert).await?;
+            }
+            Outcome::NotConfirmed { error } => {
+                sqlx::query("UPDATE dispatches SET state = 'unconfirmed', error = $1, updated_at = $2 WHERE id = $3")
+                    .bind(error)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(release_slot)
+                    .bind(app_id)
+                    .bind(&env)
+                    .bind(dep)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE deployments SET dispatch_state = 'not confirmed', updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(dep)
+                    .execute(&mut *tx)
+                    .await?;
+                // Whether it runs is not known: the grid shows what is known to have run
+                // (a notification from the pipeline makes it current again if it does).
+                if created == 1 {
+                    restore_current(&mut tx, app_id, &env, dep, previous).await?;
+                }
+            }
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.publish(&shortname).await;
+        Ok(true)
+    }
+
+    /// Pending dispatches created before `before_ms` and not claimed in the last
+    /// `claim_ms` (their task died, or is on a server that died): the reconciler's work.
+    pub async fn due_dispatches(
+        &self,
+        before_ms: i64,
+        claim_ms: i64,
+    ) -> Result<Vec<PendingDispatch>> {
+        let rows: Vec<PendingRow> = sqlx::query_as(
+            "SELECT d.id, d.kind, d.deployment_id, a.shortname, a.repo, a.workflow, d.environment, d.git_ref, d.actor,
+                    d.user_id, d.github_id, d.created_at
+             FROM dispatches d JOIN applications a ON a.id = d.application_id
+             WHERE d.state = 'pending' AND d.created_at < $1 AND (d.claimed_at IS NULL OR d.claimed_at < $2)
+             ORDER BY d.id LIMIT 100",
+        )
+        .bind(before_ms)
+        .bind(now_ms() - claim_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    kind,
+                    deployment_id,
+                    shortname,
+                    repo,
+                    workflow,
+                    environment,
+                    git_ref,
+                    actor,
+                    user_id,
+                    github_id,
+                    created_at_ms,
+                )| PendingDispatch {
+                    id,
+                    kind,
+                    deployment_id,
+                    shortname,
+                    repo,
+                    workflow,
+                    environment,
+                    git_ref,
+                    actor,
+                    user_id,
+                    github_id,
+                    created_at_ms,
+                },
+            )
+            .collect())
+    }
+
+    /// Claims a pending dispatch for reconciling (one server at a time): `false` when it
+    /// was finished or claimed meanwhile.
+    pub async fn claim_dispatch(&self, id: i64, claim_ms: i64) -> Result<bool> {
+        let now = now_ms();
+        let (_guard, mut tx) = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE dispatches SET claimed_at = $1 WHERE id = $2 AND state = 'pending' AND (claimed_at IS NULL OR claimed_at < $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now - claim_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Run links already linked to a dispatch of this application (so one run is never
+    /// linked to two dispatches).
+    pub async fn linked_runs(&self, shortname: &str, since_ms: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT d.run_url FROM dispatches d JOIN applications a ON a.id = d.application_id
+             WHERE a.shortname = $1 AND d.created_at >= $2 AND d.run_url IS NOT NULL",
+        )
+        .bind(shortname)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Dispatches whose outcome could not be confirmed, newest first (for admins).
+    pub async fn unconfirmed_dispatches(&self, limit: i64) -> Result<Vec<DispatchRow>> {
+        let rows: Vec<(i64, i64, String, String, String, String, String, Option<String>, i64)> =
+            sqlx::query_as(
+                "SELECT d.id, d.deployment_id, a.shortname, d.environment, d.git_ref, d.actor, d.state, d.error, d.created_at
+                 FROM dispatches d JOIN applications a ON a.id = d.application_id
+                 WHERE d.state = 'unconfirmed' ORDER BY d.id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    deployment_id,
+                    application,
+                    environment,
+                    git_ref,
+                    actor,
+                    state,
+                    error,
+                    created_at_ms,
+                )| DispatchRow {
+                    id,
+                    deployment_id,
+                    application,
+                    environment,
+                    git_ref,
+                    actor,
+                    state,
+                    error,
+                    created_at_ms,
+                },
+            )
+            .collect())
+    }
+
+    /// A new train and its items (all pending), before anything is dispatched.
+    pub async fn create_train(
+        &self,
+        environment: &str,
+        actor: &str,
+        applications: &[String],
+    ) -> Result<i64> {
+        let now = now_ms();
+        let (_guard, mut tx) = self.write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO trains (environment, actor, state, created_at, heartbeat_at) VALUES ($1, $2, 'running', $3, $3) RETURNING id",
+        )
+        .bind(environment)
+        .bind(actor)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (position, app) in applications.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO train_items (train_id, position, application, outcome, message) VALUES ($1, $2, $3, 'pending', 'waiting for its turn')",
+            )
+            .bind(id)
+            .bind(position as i64)
+            .bind(app)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// One item's state, and the train's heartbeat (a train without one for a while was
+    /// left by a server that stopped).
+    pub async fn set_train_item(&self, train_id: i64, item: &TrainItemRow) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query(
+            "UPDATE train_items SET outcome = $1, message = $2, link = $3 WHERE train_id = $4 AND position = $5",
+        )
+        .bind(&item.outcome)
+        .bind(&item.message)
+        .bind(item.link.clone())
+        .bind(train_id)
+        .bind(item.position)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(train_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.publish("*").await;
+        Ok(())
+    }
+
+    /// Ends a train with its one audit entry (every item in it), in one transaction. Items
+    /// still pending or dispatching (their server stopped) are ended with `left_as`.
+    pub async fn finish_train(
+        &self,
+        train_id: i64,
+        left_as: Option<&str>,
+        audit: impl FnOnce(&TrainRow) -> (String, String),
+    ) -> Result<Option<TrainRow>> {
+        let (_guard, mut tx) = self.write().await?;
+        let head: Option<(String, String, String)> =
+            sqlx::query_as("SELECT environment, actor, state FROM trains WHERE id = $1")
+                .bind(train_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((environment, actor, state)) = head else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        if state != "running" {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if let Some(why) = left_as {
+            sqlx::query(
+                "UPDATE train_items SET outcome = CASE WHEN outcome = 'pending' THEN 'skipped' ELSE 'failed' END, message = $1
+                 WHERE train_id = $2 AND outcome IN ('pending', 'dispatching')",
+            )
+            .bind(why)
+            .bind(train_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let items = train_items(&mut *tx, train_id).await?;
+        let train = TrainRow {
+            id: train_id,
+            environment,
+            actor,
+            state: "done".into(),
+            items,
+        };
+        let (outcome, detail) = audit(&train);
+        sqlx::query("UPDATE trains SET state = 'done', finished_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(train_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(
+            &mut tx,
+            &NewAudit {
+                actor: &train.actor,
+                action: "train",
+                application: None,
+                environment: Some(&train.environment),
+                outcome: &outcome,
+                detail: &detail,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.publish("*").await;
+        Ok(Some(train))
+    }
+
+    /// A train and its items.
+    pub async fn train(&self, id: i64) -> Result<Option<TrainRow>> {
+        let head: Option<(String, String, String)> =
+            sqlx::query_as("SELECT environment, actor, state FROM trains WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((environment, actor, state)) = head else {
+            return Ok(None);
+        };
+        let mut conn = self.pool.acquire().await?;
+        let items = train_items(&mut *conn, id).await?;
+        Ok(Some(TrainRow {
+            id,
+            environment,
+            actor,
+            state,
+            items,
+        }))
+    }
+
+    /// Trains still running with no heartbeat since `before_ms`: left by a server that
+    /// stopped.
+    pub async fn abandoned_trains(&self, before_ms: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM trains WHERE state = 'running' AND heartbeat_at < $1 ORDER BY id",
+        )
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// Points an environment's current deployment back at `previous` (or at nothing), if it
+/// still points at `dep` (a later deployment stays).
+async fn restore_current(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    app_id: i64,
+    env: &str,
+    dep: i64,
+    previous: Option<i64>,
+) -> Result<()> {
+    match previous {
+        Some(prev) => {
+            sqlx::query(
+                "UPDATE current_deployments SET deployment_id = $1,
+                   created_at = (SELECT created_at FROM deployments WHERE id = $1)
+                 WHERE application_id = $2 AND environment = $3 AND deployment_id = $4",
+            )
+            .bind(prev)
+            .bind(app_id)
+            .bind(env)
+            .bind(dep)
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "DELETE FROM current_deployments WHERE application_id = $1 AND environment = $2 AND deployment_id = $3",
+            )
+            .bind(app_id)
+            .bind(env)
+            .bind(dep)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn train_items(conn: &mut sqlx::AnyConnection, train_id: i64) -> Result<Vec<TrainItemRow>> {
+    let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT position, application, outcome, message, link FROM train_items WHERE train_id = $1 ORDER BY position",
+    )
+    .bind(train_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(position, application, outcome, message, link)| TrainItemRow {
+                position,
+                application,
+                outcome,
+                message,
+                link,
+            },
+        )
+        .collect())
+}
