@@ -276,7 +276,8 @@ async fn send(
             break;
         }
     }
-    let text: String = String::from_utf8_lossy(&head).chars().take(200).collect();
+    // Printable only: the answer is stored and logged, and must not forge a log line.
+    let text = app::domain::outside_text::printable(&String::from_utf8_lossy(&head), 200);
     Err((
         Some(status.as_u16()),
         format!("HTTP {}: {text}", status.as_u16()),

@@ -272,5 +272,5 @@ fn describe_oauth_error<E: std::error::Error>(e: &E) -> String {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    msg.chars().take(300).collect()
+    app::domain::outside_text::printable(&msg, 300)
 }

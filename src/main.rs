@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
                 config,
                 demo,
                 dev_sign_in,
+                dev_sign_in_key: std::env::var("RELEASE_DEV_SIGN_IN_KEY").ok(),
                 limits,
                 site_root,
                 github_client_secret: std::env::var("RELEASE_GITHUB_CLIENT_SECRET").ok(),
@@ -160,10 +161,13 @@ async fn main() -> anyhow::Result<()> {
                 app::store::redact_url(&db.database_url),
                 if server.demo_loaded { "loaded" } else if demo { "not loaded: the database already has deployments" } else { "off" }
             );
-            if server.dev_sign_in {
+            if let Some(link) = server.dev_sign_in_link() {
                 tracing::warn!(
-                    "no GitHub OAuth app configured: development sign-in is on (loopback only)"
+                    "no GitHub OAuth app configured: development sign-in is on (loopback only, with the key in this link)"
                 );
+                // On standard error as well as in the log: the person who started the server
+                // opens it (the key is the sign-in's only secret).
+                eprintln!("\n  Sign in at {link}\n");
             }
             if let Some(m) = server.metrics_addr() {
                 tracing::info!("Prometheus metrics on http://{m}/metrics");

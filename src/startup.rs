@@ -35,6 +35,9 @@ pub struct Settings {
     /// The development sign-in (`--dev-sign-in`, implied by `--demo`): only without GitHub,
     /// only on a loopback address.
     pub dev_sign_in: bool,
+    /// The development sign-in's key (`RELEASE_DEV_SIGN_IN_KEY`, 16 characters or more);
+    /// `None`: a random one, printed at startup.
+    pub dev_sign_in_key: Option<String>,
     pub limits: Limits,
     /// `RELEASE_ALERT_URL_<NAME>`, `RELEASE_ALERT_SECRET_<NAME>`,
     /// `RELEASE_ARGOCD_TOKEN_<ENVIRONMENT>` and `RELEASE_GITHUB_STATS_TOKEN` variables, by
@@ -56,6 +59,7 @@ pub struct Server {
     pub store: Store,
     pub demo_loaded: bool,
     pub dev_sign_in: bool,
+    dev_key: String,
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -179,12 +183,10 @@ impl Server {
             metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
         });
         // Intents whose outcome was lost (a restart between GitHub's answer and its
-        // record) are reconciled at once and then every 15 s; a live dispatch task takes
-        // at most twice the outside timeout and a little.
+        // record) are reconciled at once and then every 5 s.
         app::actions::dispatch::spawn_reconciler(
             state.app.clone(),
-            std::time::Duration::from_secs(15),
-            settings.limits.outside_timeout * 2 + std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(5),
             store.backend() == app::store::Backend::Sqlite,
         );
         // The recorder exists before the first request is counted.
@@ -202,6 +204,7 @@ impl Server {
             store,
             demo_loaded,
             dev_sign_in: state.auth.dev_sign_in,
+            dev_key: state.auth.dev_key.clone(),
             metrics_addr,
         })
     }
@@ -209,6 +212,17 @@ impl Server {
     /// Where `/metrics` is served on its own, when it is.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The development sign-in's link with its key, when development sign-in is on.
+    pub fn dev_sign_in_link(&self) -> Option<String> {
+        self.dev_sign_in.then(|| {
+            format!(
+                "http://{}/auth/sign-in?key={}",
+                self.local_addr(),
+                self.dev_key
+            )
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -430,8 +444,17 @@ fn auth_state(settings: &Settings, bound: SocketAddr) -> anyhow::Result<AuthStat
             (None, cipher)
         }
     };
+    let dev_key = settings
+        .dev_sign_in_key
+        .clone()
+        .filter(|k| k.len() >= 16)
+        .unwrap_or_else(|| {
+            use rand::Rng;
+            hex::encode(rand::thread_rng().gen::<[u8; 16]>())
+        });
     Ok(AuthState {
         dev_sign_in: github.is_none() && loopback && settings.dev_sign_in,
+        dev_key,
         github,
         cipher,
         access: config.access.clone(),

@@ -139,8 +139,8 @@ struct WorkflowRuns {
 
 #[derive(Deserialize)]
 struct WorkflowRun {
-    id: i64,
     html_url: Option<String>,
+    head_branch: Option<String>,
     event: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
     actor: Option<RunActor>,
@@ -294,25 +294,29 @@ impl Pipeline {
                     .ok()
                     .and_then(|v| v["message"].as_str().map(str::to_owned))
                     .unwrap_or_else(|| "the branch, the ref or the workflow's inputs were not accepted".into());
-                Err(OutsideError::Invalid { who: WHO, detail: detail.chars().take(300).collect() })
+                Err(OutsideError::Invalid { who: WHO, detail: crate::domain::outside_text::printable(&detail, 300) })
             }
             s => Err(OutsideError::Server { who: WHO, status: s }),
         }
     }
 
     /// The run a lost dispatch started: `GET {api}/repos/{owner}/{repo}/actions/workflows/
-    /// {workflow}/runs?event=workflow_dispatch&created=>=SINCE`, as the person, the oldest
-    /// run that `actor` started since then and that is not in `taken` (runs already linked
-    /// to other dispatches). `None` when there is none.
+    /// {workflow}/runs?event=workflow_dispatch&created=SINCE..UNTIL` (three minutes), as
+    /// the person: the run that `actor` started on `branch` in that window and that is not
+    /// in `taken` (runs already linked to other dispatches). `None` when there is none; an
+    /// error when several could be it (a guess could link someone else's deploy).
+    #[allow(clippy::too_many_arguments)]
     pub async fn find_dispatched_run(
         &self,
         token: &str,
         repo: &RepoName,
         workflow: &str,
+        branch: &str,
         since: chrono::DateTime<chrono::Utc>,
         actor: &str,
         taken: &[String],
     ) -> Result<Option<String>, OutsideError> {
+        let until = since + chrono::Duration::minutes(3);
         const WHO: &str = "GitHub";
         let api = self.github()?;
         let mut url = endpoint(
@@ -331,7 +335,11 @@ impl Pipeline {
             .append_pair("event", "workflow_dispatch")
             .append_pair(
                 "created",
-                &format!(">={}", since.format("%Y-%m-%dT%H:%M:%SZ")),
+                &format!(
+                    "{}..{}",
+                    since.format("%Y-%m-%dT%H:%M:%SZ"),
+                    until.format("%Y-%m-%dT%H:%M:%SZ")
+                ),
             )
             .append_pair("per_page", "100");
         let resp = self
@@ -365,7 +373,7 @@ impl Pipeline {
             }
         }
         let runs: WorkflowRuns = Self::github_json(resp).await?;
-        let mut mine: Vec<&WorkflowRun> = runs
+        let mine: Vec<&WorkflowRun> = runs
             .workflow_runs
             .iter()
             .filter(|r| {
@@ -373,12 +381,23 @@ impl Pipeline {
                     && r.actor
                         .as_ref()
                         .is_some_and(|a| a.login.eq_ignore_ascii_case(actor))
+                    && r.head_branch.as_deref() == Some(branch)
                     && r.created_at >= since
+                    && r.created_at <= until
                     && r.html_url.as_ref().is_some_and(|u| !taken.contains(u))
             })
             .collect();
-        mine.sort_by_key(|r| (r.created_at, r.id));
-        Ok(mine.first().and_then(|r| r.html_url.clone()))
+        match mine.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(one.html_url.clone()),
+            more => Err(OutsideError::Invalid {
+                who: "Release",
+                detail: format!(
+                    "{} runs of {workflow} started by {actor} then could each be this dispatch's",
+                    more.len()
+                ),
+            }),
+        }
     }
 
     /// `GET {api}/repos/{owner}/{repo}/tags` and `.../commits?sha={branch}`: recent refs to

@@ -6,6 +6,8 @@ const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
 
 const BASE = process.env.RELEASE_URL || 'http://127.0.0.1:3000';
+// The development sign-in's key (.ci/test starts the server with it).
+const KEY = process.env.RELEASE_DEV_SIGN_IN_KEY || '';
 const AXE = require.resolve('axe-core/axe.min.js');
 let browser;
 
@@ -24,7 +26,7 @@ async function as(role) {
   const ctx = await browser.newContext({ bypassCSP: true });
   if (role) {
     const page = await ctx.newPage();
-    await page.goto(BASE + '/auth/sign-in');
+    await page.goto(BASE + '/auth/sign-in?key=' + encodeURIComponent(KEY));
     await page.fill('#login', `a11y-${role}`);
     await page.check(`input[value="${role}"]`);
     await page.click('button:has-text("Sign in as a demo user")');

@@ -6,6 +6,8 @@ const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
 
 const BASE = process.env.RELEASE_URL || 'http://127.0.0.1:3000';
+// The development sign-in's key (.ci/test starts the server with it).
+const KEY = process.env.RELEASE_DEV_SIGN_IN_KEY || '';
 let browser;
 let context;
 
@@ -17,7 +19,7 @@ before(async () => {
   });
   context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(BASE + '/auth/sign-in');
+  await page.goto(BASE + '/auth/sign-in?key=' + encodeURIComponent(KEY));
   await page.fill('#login', 'e2e-deployer');
   await page.check('input[value="deployer"]');
   await page.click('button:has-text("Sign in as a demo user")');

@@ -31,6 +31,9 @@ CREATE TABLE dispatches (
 );
 CREATE INDEX dispatches_state ON dispatches (state, id);
 CREATE INDEX dispatches_deployment ON dispatches (deployment_id);
+CREATE INDEX dispatches_application ON dispatches (application_id, created_at);
+-- One run is linked to one dispatch at most (NULLs are distinct).
+CREATE UNIQUE INDEX dispatches_run ON dispatches (run_url);
 
 -- What the deployment's history says of its dispatch: NULL (nothing to say),
 -- 'dispatching', 'not confirmed' or 'refused'.

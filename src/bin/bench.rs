@@ -150,6 +150,7 @@ async fn start(bin: &Path, url: &str, config: Option<&Path>) -> anyhow::Result<R
         .args(&args)
         .env("LEPTOS_SITE_ROOT", "target/site")
         .env("RUST_LOG", "warn")
+        .env("RELEASE_DEV_SIGN_IN_KEY", BENCH_DEV_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -183,6 +184,9 @@ async fn signed_in(base: &str) -> anyhow::Result<reqwest::Client> {
     signed_in_as(base, "bench").await
 }
 
+/// The development sign-in's key the benchmark starts the server with.
+const BENCH_DEV_KEY: &str = "bench-dev-sign-in-key";
+
 /// The same, as a given demo login (each person may hold 8 live streams).
 async fn signed_in_as(base: &str, login: &str) -> anyhow::Result<reqwest::Client> {
     let client = reqwest::Client::builder()
@@ -192,7 +196,7 @@ async fn signed_in_as(base: &str, login: &str) -> anyhow::Result<reqwest::Client
     let r = client
         .post(format!("{base}/auth/dev"))
         .header("origin", base)
-        .form(&[("login", login), ("role", "viewer")])
+        .form(&[("login", login), ("role", "viewer"), ("key", BENCH_DEV_KEY)])
         .send()
         .await?;
     anyhow::ensure!(
@@ -467,7 +471,7 @@ async fn session_cookie(base: &str) -> anyhow::Result<String> {
     let r = client
         .post(format!("{base}/auth/dev"))
         .header("origin", base)
-        .form(&[("login", "wrk"), ("role", "viewer")])
+        .form(&[("login", "wrk"), ("role", "viewer"), ("key", BENCH_DEV_KEY)])
         .send()
         .await?;
     r.headers()

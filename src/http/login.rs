@@ -93,15 +93,7 @@ fn dev_sign_in_allowed(state: &ServerState, headers: &axum::http::HeaderMap) -> 
     if !state.auth.dev_sign_in {
         return false;
     }
-    const FORWARDING: [&str; 6] = [
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-        "x-real-ip",
-        "via",
-    ];
-    if FORWARDING.iter().any(|h| headers.contains_key(*h)) {
+    if headers.keys().any(|h| is_forwarding(h.as_str())) {
         return false;
     }
     let Some(host) = headers
@@ -118,6 +110,38 @@ fn dev_sign_in_allowed(state: &ServerState, headers: &axum::http::HeaderMap) -> 
         },
     };
     addr.is_loopback()
+}
+
+/// A header a proxy adds to say who the client is or how it was reached: any
+/// `X-Forwarded-*` or `X-Original-Forwarded-*`, `Forwarded`, `Via`, and the common
+/// client-address headers of proxies and CDNs. (Header names arrive lowercase.)
+fn is_forwarding(name: &str) -> bool {
+    const NAMES: [&str; 11] = [
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "client-ip",
+        "cf-connecting-ip",
+        "true-client-ip",
+        "fastly-client-ip",
+        "x-envoy-external-address",
+        "x-proxyuser-ip",
+    ];
+    name.starts_with("x-forwarded")
+        || name.starts_with("x-original-forwarded")
+        || name.starts_with("x-original-")
+        || NAMES.contains(&name)
+}
+
+/// The development sign-in's key, compared by digest (the time taken says nothing of how
+/// much of it was right).
+fn dev_key_matches(state: &ServerState, given: Option<&str>) -> bool {
+    use sha2::{Digest, Sha256};
+    given.is_some_and(|g| {
+        Sha256::digest(g.as_bytes()) == Sha256::digest(state.auth.dev_key.as_bytes())
+    })
 }
 
 pub fn escape(s: &str) -> String {
@@ -154,6 +178,8 @@ fn problem(status: StatusCode, title: &str, message: &str) -> Response {
 #[derive(Deserialize)]
 pub struct SignInQuery {
     return_to: Option<String>,
+    /// The development sign-in's key, from the link printed at startup.
+    key: Option<String>,
 }
 
 pub async fn sign_in_page(
@@ -182,6 +208,11 @@ pub async fn sign_in_page(
         ));
     }
     if dev_sign_in_allowed(&state, &headers) {
+        // The link printed at startup carries the key; without it, the form asks for it.
+        let key_field = match q.key.as_deref().filter(|k| dev_key_matches(&state, Some(k))) {
+            Some(k) => format!(r#"<input type="hidden" name="key" value="{}">"#, escape(k)),
+            None => r#"<p><label for="key">Sign-in key</label> <input id="key" name="key" required autocomplete="off" spellcheck="false"> <span class="muted small">printed by the server when it started</span></p>"#.to_string(),
+        };
         let per_env: String = state
             .app
             .store
@@ -196,8 +227,9 @@ pub async fn sign_in_page(
         body.push_str(&format!(
             r#"<form method="post" action="/auth/dev" class="dev-sign-in">
 <h2>Sign in as a demo user</h2>
-<p class="muted small">Release was started with development sign-in (no GitHub OAuth app, loopback address only). Pick a role to try.</p>
+<p class="muted small">Release was started with development sign-in (no GitHub OAuth app, loopback address only, with the key it printed at startup). Pick a role to try.</p>
 <input type="hidden" name="return_to" value="{}">
+{key_field}
 <p><label for="login">Login</label> <input id="login" name="login" value="demo" required pattern="[A-Za-z0-9\-]{{1,39}}"></p>
 <fieldset><legend>Role</legend>
 <label><input type="radio" name="role" value="viewer" checked> Viewer: sees everything, deploys nothing</label><br>
@@ -205,7 +237,8 @@ pub async fn sign_in_page(
 {per_env}<label><input type="radio" name="role" value="admin"> Admin: everything, and the users page</label>
 </fieldset>
 <p><button type="submit">Sign in as a demo user</button></p></form>"#,
-            escape(&return_to)
+            escape(&return_to),
+            key_field = key_field,
         ));
     }
     page(StatusCode::OK, "Sign in", &body)
@@ -410,6 +443,8 @@ pub struct DevSignIn {
     login: String,
     role: String,
     return_to: Option<String>,
+    /// The key printed at startup.
+    key: Option<String>,
 }
 
 pub async fn dev_sign_in(
@@ -424,6 +459,14 @@ pub async fn dev_sign_in(
             StatusCode::NOT_FOUND,
             "Development sign-in is off",
             "Development sign-in is only for a Release started with --dev-sign-in, reached directly at a loopback address.",
+        );
+    }
+    if !dev_key_matches(&state, f.key.as_deref()) {
+        tracing::warn!("development sign-in refused: no key or a wrong one");
+        return problem(
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            "Development sign-in needs the key the server printed when it started (open the link it printed).",
         );
     }
     let login = f.login.trim();

@@ -138,6 +138,11 @@ pub struct AuthState {
     /// The development sign-in: only when asked for (`--dev-sign-in`, or `--demo`), without
     /// GitHub, on a loopback address; each request is checked again (see `login`).
     pub dev_sign_in: bool,
+    /// The development sign-in's key, made at startup (or `RELEASE_DEV_SIGN_IN_KEY`) and
+    /// printed with the sign-in link: the form needs it, so a page that reaches the
+    /// loopback address some other way (a proxy that rewrites `Host`, a browser tricked
+    /// into posting) cannot sign in.
+    pub dev_key: String,
     /// The public base URL (`public_url`, or `http://` + the bound address): where
     /// sign-in may send people back to, and whether cookies are Secure.
     pub public_url: url::Url,

@@ -20,6 +20,8 @@ struct Receiver {
     got: Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>,
     /// 0: answer 200.
     status: Arc<AtomicU16>,
+    /// The body of a refusal (default "down").
+    answer: Arc<Mutex<Option<String>>>,
 }
 
 impl Receiver {
@@ -56,17 +58,23 @@ async fn fake_receiver() -> (String, Receiver) {
         uri: axum::http::Uri,
         headers: HeaderMap,
         body: axum::body::Bytes,
-    ) -> (StatusCode, &'static str) {
+    ) -> (StatusCode, String) {
         let status = r.status.load(Ordering::SeqCst);
+        let answer = r
+            .answer
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| "down".into());
         r.got
             .lock()
             .unwrap()
             .push((uri.path().to_owned(), headers, body.to_vec()));
         match status {
-            0 => (StatusCode::OK, "ok"),
+            0 => (StatusCode::OK, "ok".into()),
             s => (
                 StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                "down",
+                answer,
             ),
         }
     }
@@ -335,6 +343,45 @@ async fn a_receiver_down_for_a_while_gets_the_alert_once_it_is_up() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
+/// The third review's finding 6: a receiver's error answer cannot forge a log line (or
+/// a terminal sequence): it is stored, shown and logged with its control characters
+/// escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receivers_error_answer_is_stored_printable() {
+    let (fake, receiver) = fake_receiver().await;
+    receiver.status.store(500, Ordering::SeqCst);
+    *receiver.answer.lock().unwrap() =
+        Some("oops\n2026-12-06T00:00:00Z INFO release: sign-in ok login=admin\u{1b}[2J".into());
+    let app = spawn(&fake).await;
+    let r = app
+        .event(
+            json!({"repo": "alphagov/content-store", "environment": "production", "version": "v7",
+            "stage": "rollout", "status": "failed"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    receiver.wait_for("/hook", 1).await;
+    let mut error = None;
+    for _ in 0..100 {
+        let rows = app.store.recent_deliveries(20).await.unwrap();
+        if let Some(e) = rows
+            .iter()
+            .find(|d| d.receiver == "hook")
+            .and_then(|d| d.last_error.clone())
+        {
+            error = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let error = error.expect("the refusal is recorded");
+    assert_eq!(
+        error,
+        "HTTP 500: oops\\n2026-12-06T00:00:00Z INFO release: sign-in ok login=admin\\u{1b}[2J"
+    );
+    assert!(!error.chars().any(char::is_control), "{error:?}");
+}
+
 /// The real binary, killed with SIGKILL after the change is committed and before its
 /// alert could be delivered (the receiver is down), then started again on the same
 /// database with the receiver up: the alert is delivered.
@@ -450,35 +497,34 @@ async fn a_deploy_request_and_its_stall_are_alerted_once() {
     let (fake, _receiver) = fake_receiver().await;
     let app = spawn(&fake).await;
     let store = &app.store;
-    let frontend = store.application("frontend").await.unwrap().unwrap();
+    let intent = common::begin_deploy(
+        store,
+        "alphagov/frontend",
+        "staging",
+        "v42",
+        "octocat",
+        30 * 60_000,
+    )
+    .await
+    .unwrap();
+    // The request alerts once GitHub took it, with its run.
     assert!(store
-        .take_deploy_lock(frontend.id, "staging", "octocat", 30 * 60_000)
-        .await
-        .unwrap()
-        .is_ok());
-    store
-        .record_deployment_with(
-            &app::store::NewDeployment {
-                repo: app::domain::RepoName::parse("alphagov/frontend").unwrap(),
-                environment: app::domain::Environment::parse_name("staging").unwrap(),
-                version: app::domain::GitRef::parse("v42").unwrap(),
-                sha: None,
-                deployed_by: Some("octocat".into()),
-                trigger: app::domain::Trigger::Manual,
-                created_at_ms: None,
-                base_status: app::domain::DeploymentStatus::Requested,
+        .finish_dispatch(
+            intent.dispatch_id,
+            &app::store::Outcome::Dispatched {
+                run_url: Some("https://github.example/runs/1".into())
             },
-            &app::store::Also {
-                deploy_lock: Some((
-                    frontend.id,
-                    "staging",
-                    Some("https://github.example/runs/1"),
-                )),
-                audit: None,
+            &app::store::NewAudit {
+                actor: "octocat",
+                action: "deploy",
+                application: Some("frontend"),
+                environment: Some("staging"),
+                outcome: "dispatched",
+                detail: "v42 to staging",
             },
         )
         .await
-        .unwrap();
+        .unwrap());
     let kinds = || async {
         sqlx::query_scalar::<_, String>("SELECT kind FROM alert_events ORDER BY id")
             .fetch_all(store.pool())

@@ -523,7 +523,7 @@ async fn cross_site_posts_are_refused() {
     let r = c
         .post(app.url("/auth/dev"))
         .header("origin", "null")
-        .form(&[("login", "x"), ("role", "admin")])
+        .form(&[("login", "x"), ("role", "admin"), ("key", common::DEV_KEY)])
         .send()
         .await
         .unwrap();
@@ -606,6 +606,7 @@ async fn development_sign_in_is_refused_off_loopback() {
         demo_stage_ms: 50,
         argo_tokens: Default::default(),
         dev_sign_in: true,
+        dev_sign_in_key: None,
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),
@@ -636,6 +637,7 @@ async fn github_needs_its_secrets() {
         demo_stage_ms: 50,
         argo_tokens: Default::default(),
         dev_sign_in: false,
+        dev_sign_in_key: None,
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),

@@ -8,6 +8,7 @@ mod alerts;
 mod argocd;
 mod auth;
 mod deploys;
+mod durability;
 mod faults;
 mod fuzz;
 mod live;

@@ -80,13 +80,16 @@ async fn setup() -> Env {
         )
         .await
         .unwrap();
-    let d = env.store.application("train-d").await.unwrap().unwrap();
-    assert!(env
-        .store
-        .take_deploy_lock(d.id, "staging", "another-person", 30 * 60_000)
-        .await
-        .unwrap()
-        .is_ok());
+    assert!(common::begin_deploy(
+        &env.store,
+        "example-org/train-d",
+        "staging",
+        "v8",
+        "another-person",
+        30 * 60_000
+    )
+    .await
+    .is_ok());
     env.member("octocat", &["release-team"]);
     env.member("intern", &["developers"]);
     env

@@ -151,7 +151,12 @@ async fn return_to_never_leaves_the_site() {
         let c = common::browser();
         let r = c
             .post(app.url("/auth/dev"))
-            .form(&[("login", "demo"), ("role", "viewer"), ("return_to", bad)])
+            .form(&[
+                ("login", "demo"),
+                ("role", "viewer"),
+                ("return_to", bad),
+                ("key", common::DEV_KEY),
+            ])
             .send()
             .await
             .unwrap();
@@ -253,6 +258,16 @@ async fn development_sign_in_fails_closed() {
             ("host", format!("127.0.0.1:{port}")),
             ("forwarded", "for=203.0.113.9".into()),
         ],
+        // The third review's finding 4: every forwarding and client-address header.
+        vec![("x-forwarded-server", "proxy.example".into())],
+        vec![("x-forwarded-port", "443".into())],
+        vec![("x-forwarded-prefix", "/release".into())],
+        vec![("x-original-forwarded-for", "203.0.113.9".into())],
+        vec![("cf-connecting-ip", "203.0.113.9".into())],
+        vec![("true-client-ip", "203.0.113.9".into())],
+        vec![("x-client-ip", "203.0.113.9".into())],
+        vec![("x-cluster-client-ip", "203.0.113.9".into())],
+        vec![("via", "1.1 proxy".into())],
         // DNS rebinding: Host and Origin agree, both the attacker's name.
         vec![
             ("host", "rebind.attacker.example".into()),
@@ -262,9 +277,11 @@ async fn development_sign_in_fails_closed() {
     ];
     for headers in attempts {
         let c = common::browser();
-        let mut req = c
-            .post(app.url("/auth/dev"))
-            .form(&[("login", "x"), ("role", "admin")]);
+        let mut req = c.post(app.url("/auth/dev")).form(&[
+            ("login", "x"),
+            ("role", "admin"),
+            ("key", common::DEV_KEY),
+        ]);
         for (k, v) in &headers {
             req = req.header(*k, v);
         }
@@ -277,14 +294,65 @@ async fn development_sign_in_fails_closed() {
         let html = req.send().await.unwrap().text().await.unwrap();
         assert!(!html.contains("Sign in as a demo user"), "{headers:?}");
     }
-    // Directly on the loopback address it works.
+    // Directly on the loopback address, with the key, it works.
     let r = common::browser()
         .post(app.url("/auth/dev"))
-        .form(&[("login", "x"), ("role", "viewer")])
+        .form(&[("login", "x"), ("role", "viewer"), ("key", common::DEV_KEY)])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+}
+
+/// The third review's finding 4: development sign-in needs the key printed at startup
+/// (so a proxy that rewrites `Host`, or a page that gets a browser to post, cannot sign
+/// in); the sign-in page asks for it unless its link carried it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_sign_in_needs_the_key_printed_at_startup() {
+    let app = common::spawn_with("", true).await;
+    // Directly on the loopback address, without the key printed at startup or with a
+    // wrong one: refused (a proxy that rewrites Host cannot sign in either).
+    for key in [None, Some("wrong-key-wrong-key"), Some("")] {
+        let mut form = vec![("login", "x"), ("role", "admin")];
+        if let Some(k) = key {
+            form.push(("key", k));
+        }
+        let r = common::browser()
+            .post(app.url("/auth/dev"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "key {key:?}");
+    }
+    // The sign-in page asks for the key, unless its link carried the right one.
+    let html = common::browser()
+        .get(app.url("/auth/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"<input id="key" name="key" required"#),
+        "{html}"
+    );
+    let html = common::browser()
+        .get(app.url(&format!("/auth/sign-in?key={}", common::DEV_KEY)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!(
+            r#"<input type="hidden" name="key" value="{}">"#,
+            common::DEV_KEY
+        )),
+        "{html}"
+    );
 }
 
 /// Finding 5: a deployer cannot lift an admin's freeze (which would re-open automatic
@@ -617,7 +685,7 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
         .unwrap();
     let r = bare
         .post(app.url("/auth/dev"))
-        .form(&[("login", "x"), ("role", "viewer")])
+        .form(&[("login", "x"), ("role", "viewer"), ("key", common::DEV_KEY)])
         .send()
         .await
         .unwrap();
@@ -625,7 +693,7 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
     let r = bare
         .post(app.url("/auth/dev"))
         .header("origin", &app.base)
-        .form(&[("login", "x"), ("role", "viewer")])
+        .form(&[("login", "x"), ("role", "viewer"), ("key", common::DEV_KEY)])
         .send()
         .await
         .unwrap();

@@ -200,25 +200,17 @@ async fn suite(store: Store) {
 
     // One in-flight deploy per app and environment; a stalled one stops counting.
     let web_id = store.application("web").await.unwrap().unwrap().id;
-    assert!(store
-        .take_deploy_lock(web_id, "staging", "ann", 60_000)
+    let web_repo = store.application("web").await.unwrap().unwrap().repo;
+    let ann = common::begin_deploy(&store, &web_repo, "staging", "v1", "ann", 60_000)
         .await
-        .unwrap()
-        .is_ok());
-    let held = store
-        .take_deploy_lock(web_id, "staging", "bob", 60_000)
+        .expect("the slot is free");
+    let held = common::begin_deploy(&store, &web_repo, "staging", "v2", "bob", 60_000)
         .await
-        .unwrap()
         .unwrap_err();
     assert_eq!(held.requested_by, "ann");
-    assert!(
-        store
-            .take_deploy_lock(web_id, "staging", "bob", -1)
-            .await
-            .unwrap()
-            .is_ok(),
-        "stalled: replaced"
-    );
+    let bob = common::begin_deploy(&store, &web_repo, "staging", "v2", "bob", -1)
+        .await
+        .expect("stalled: replaced");
     let note = |actor, action, outcome| app::store::NewAudit {
         actor,
         action,
@@ -227,10 +219,40 @@ async fn suite(store: Store) {
         outcome,
         detail: "",
     };
-    store
-        .release_deploy_lock(web_id, "staging", &note("bob", "deploy", "failed"))
+    // GitHub refused bob's: the slot is free, and what ran (ann's request) is current.
+    assert!(store
+        .finish_dispatch(
+            bob.dispatch_id,
+            &app::store::Outcome::Refused { error: "no".into() },
+            &note("bob", "deploy", "failed"),
+        )
         .await
-        .unwrap();
+        .unwrap());
+    assert!(
+        !store
+            .finish_dispatch(
+                bob.dispatch_id,
+                &app::store::Outcome::Dispatched { run_url: None },
+                &note("bob", "deploy", "dispatched"),
+            )
+            .await
+            .unwrap(),
+        "an outcome is written once"
+    );
+    let current: i64 = sqlx::query_scalar(
+        "SELECT deployment_id FROM current_deployments WHERE application_id = $1 AND environment = 'staging'",
+    )
+    .bind(web_id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(current, ann.deployment_id);
+    assert!(
+        common::begin_deploy(&store, &web_repo, "staging", "v3", "cy", 60_000)
+            .await
+            .is_ok(),
+        "the refused dispatch freed the slot"
+    );
 
     // Freezes and the audit log.
     store

@@ -265,8 +265,8 @@ pub async fn perform_deploy(
 }
 
 /// How long a request waits for GitHub's answer before answering "being dispatched":
-/// the outside calls' timeout twice (the dispatch, and the look-up of its run when the
-/// answer was lost) and a little, within the request's own time limit.
+/// the dispatch's timeout, and when its answer was lost, two look-ups of its run (after 2
+/// and 4 more seconds), within the request's own time limit (30 s).
 pub fn answer_wait(outside_timeout: Duration) -> Duration {
-    (outside_timeout * 2 + Duration::from_secs(3)).min(Duration::from_secs(25))
+    (outside_timeout * 2 + Duration::from_secs(9)).min(Duration::from_secs(25))
 }

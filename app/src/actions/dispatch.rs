@@ -8,12 +8,15 @@ use crate::state::AppState;
 use crate::store::{Intent, NewAudit, Outcome, PendingDispatch};
 use std::time::Duration;
 
-/// How long after a dispatch whose answer was lost GitHub is asked for the run it started
-/// (GitHub creates the run a moment after accepting the dispatch).
-const LOOKUP_DELAY: Duration = Duration::from_secs(2);
+/// When, after a dispatch whose answer was lost, GitHub is asked for the run it started
+/// (GitHub lists the run a moment after accepting the dispatch).
+const LOOKUP_DELAYS: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(4)];
 
 /// A reconciler's claim on a pending dispatch lasts this long (then another may take it).
 const CLAIM_MS: i64 = 120_000;
+
+/// How long after a dispatch GitHub is given to list the run it started.
+const RUN_APPEARS_MS: i64 = 20_000;
 
 /// A pending dispatch whose run cannot be looked up (GitHub down) is given up as "not
 /// confirmed" after this long.
@@ -62,7 +65,11 @@ pub fn spawn_deploy(state: AppState, call: DeployCall) -> tokio::task::JoinHandl
             outcome: word,
             detail: &detail,
         };
-        record(&state, call.intent.dispatch_id, &outcome, &audit).await;
+        let outcome = record(&state, call.intent.dispatch_id, outcome, &audit).await;
+        let status = match outcome {
+            Outcome::Dispatched { .. } => 200,
+            _ => status,
+        };
         if let (Some(sim), Outcome::Dispatched { .. }) = (&state.simulator, &outcome) {
             sim.start(
                 state.store.clone(),
@@ -102,25 +109,33 @@ async fn dispatch(state: &AppState, token: &str, call: &DeployCall) -> (Outcome,
             e.status(),
         ),
         Err(e) => {
-            tokio::time::sleep(LOOKUP_DELAY).await;
             let since = call.requested_at - chrono::Duration::seconds(5);
-            let taken = state
-                .store
-                .linked_runs(&call.intent.application, since.timestamp_millis())
-                .await
-                .unwrap_or_default();
-            match state
-                .pipeline
-                .find_dispatched_run(
-                    token,
-                    &call.repo,
-                    &call.workflow,
-                    since,
-                    &call.actor,
-                    &taken,
-                )
-                .await
-            {
+            let mut found = Ok(None);
+            // GitHub lists the run a moment after it took the dispatch: look twice.
+            for wait in LOOKUP_DELAYS {
+                tokio::time::sleep(wait).await;
+                let taken = state
+                    .store
+                    .linked_runs(&call.intent.application, since.timestamp_millis())
+                    .await
+                    .unwrap_or_default();
+                found = state
+                    .pipeline
+                    .find_dispatched_run(
+                        token,
+                        &call.repo,
+                        &call.workflow,
+                        &call.default_branch,
+                        since,
+                        &call.actor,
+                        &taken,
+                    )
+                    .await;
+                if !matches!(found, Ok(None)) {
+                    break;
+                }
+            }
+            match found {
                 Ok(Some(url)) => (Outcome::Dispatched { run_url: Some(url) }, 200),
                 Ok(None) => (
                     Outcome::NotConfirmed {
@@ -165,12 +180,19 @@ fn audit_words(what: &str, outcome: &Outcome) -> (&'static str, String) {
 }
 
 /// Writes an outcome, trying again while the database is busy; if it still cannot, the
-/// dispatch stays pending and the reconciler finishes it (said in the log).
-async fn record(state: &AppState, id: i64, outcome: &Outcome, audit: &NewAudit<'_>) {
+/// dispatch stays pending and the reconciler finishes it (said in the log). The outcome
+/// that stands: another writer's (a reconciler's) when it finished the dispatch first.
+async fn record(state: &AppState, id: i64, outcome: Outcome, audit: &NewAudit<'_>) -> Outcome {
     let mut wait = Duration::from_millis(100);
     for attempt in 1..=6 {
-        match state.store.finish_dispatch(id, outcome, audit).await {
-            Ok(_) => return,
+        match state.store.finish_dispatch(id, &outcome, audit).await {
+            Ok(true) => return outcome,
+            Ok(false) => {
+                return match state.store.dispatch_outcome(id).await {
+                    Ok(Some(stored)) => stored,
+                    _ => outcome,
+                }
+            }
             Err(e) if attempt < 6 => {
                 tracing::warn!(error = %e, dispatch = id, attempt, "could not record a dispatch's outcome yet");
                 tokio::time::sleep(wait).await;
@@ -183,6 +205,7 @@ async fn record(state: &AppState, id: i64, outcome: &Outcome, audit: &NewAudit<'
             ),
         }
     }
+    outcome
 }
 
 /// Finishes the pending dispatches created before `before_ms` whose task is gone: links
@@ -191,10 +214,11 @@ async fn record(state: &AppState, id: i64, outcome: &Outcome, audit: &NewAudit<'
 pub async fn reconcile(state: &AppState, before: i64) -> crate::store::Result<usize> {
     let mut done = 0;
     for p in state.store.due_dispatches(before, CLAIM_MS).await? {
-        if !state.store.claim_dispatch(p.id, CLAIM_MS).await? {
+        if !state.store.claim_dispatch(p.id, before, CLAIM_MS).await? {
             continue;
         }
         let Some(outcome) = reconcile_one(state, &p).await else {
+            state.store.release_dispatch_claim(p.id).await?;
             continue;
         };
         let what = format!(
@@ -266,10 +290,20 @@ async fn reconcile_one(state: &AppState, p: &PendingDispatch) -> Option<Outcome>
         .ok()?;
     match state
         .pipeline
-        .find_dispatched_run(&token, &repo, &p.workflow, since, &p.actor, &taken)
+        .find_dispatched_run(
+            &token,
+            &repo,
+            &p.workflow,
+            &p.default_branch,
+            since,
+            &p.actor,
+            &taken,
+        )
         .await
     {
         Ok(Some(url)) => Some(Outcome::Dispatched { run_url: Some(url) }),
+        // GitHub may list the run a little later: ask again for a while.
+        Ok(None) if crate::store::now_ms() - p.created_at_ms < RUN_APPEARS_MS => None,
         Ok(None) => Some(not_confirmed(
             "the server stopped between the dispatch and its record, and GitHub has no run for it"
                 .into(),
@@ -287,23 +321,20 @@ async fn reconcile_one(state: &AppState, p: &PendingDispatch) -> Option<Outcome>
     }
 }
 
-/// Reconciles now and then every `every`: dispatches older than `older_than` (longer than
-/// a live task can take), and at the first pass, when this is the only server (SQLite),
-/// every one written before this process started (their tasks died with the last one).
-pub fn spawn_reconciler(state: AppState, every: Duration, older_than: Duration, only_server: bool) {
+/// Reconciles now and then every `every`: dispatches whose live task's claim ran out
+/// (a live task takes far less than `CLAIM_MS`), and, when this is the only server
+/// (SQLite), every one written before this process started (their tasks died with the
+/// last process).
+pub fn spawn_reconciler(state: AppState, every: Duration, only_server: bool) {
     let started = crate::store::now_ms();
     tokio::spawn(async move {
-        let mut first = only_server;
         loop {
-            let now = crate::store::now_ms();
-            let aged = now - older_than.as_millis() as i64;
-            let trains_aged = now - super::train::ABANDONED_MS;
-            let (before, trains_before) = if first {
-                (aged.max(started), trains_aged.max(started))
+            let trains_aged = crate::store::now_ms() - super::train::ABANDONED_MS;
+            let (before, trains_before) = if only_server {
+                (started, trains_aged.max(started))
             } else {
-                (aged, trains_aged)
+                (i64::MIN, trains_aged)
             };
-            first = false;
             if let Err(e) = reconcile(&state, before).await {
                 tracing::warn!(error = %e, "reconciling lost dispatches failed; trying again");
             }

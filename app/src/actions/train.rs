@@ -30,7 +30,13 @@ pub async fn start(
         .store
         .create_train(environment.as_str(), &user.login, &chosen)
         .await
-        .map_err(AppError::store)?;
+        .map_err(AppError::store)?
+        .map_err(|(id, actor)| {
+            AppError::new(
+                409,
+                format!("{actor}'s train {id} to {environment} is running: wait for it to end (the train page shows it)"),
+            )
+        })?;
     let handle = tokio::spawn(run(
         state.clone(),
         user.clone(),
@@ -77,6 +83,19 @@ async fn run(
     let rows: std::sync::Arc<std::collections::HashMap<String, crate::store::ApplicationRow>> =
         std::sync::Arc::new(rows.into_iter().map(|a| (a.shortname.clone(), a)).collect());
     let grid = std::sync::Arc::new(grid);
+    // The job says it is alive between its items' changes (a dispatch can take a while).
+    let heartbeat = {
+        let store = store.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+                if let Err(e) = store.train_heartbeat(id).await {
+                    tracing::warn!(error = %e, train = id, "a train's heartbeat was not recorded");
+                }
+            }
+        }))
+    };
+    let state_for_items = state.clone();
     let items = chosen.into_iter().enumerate().map(|(position, shortname)| {
         let (state, user, env, rows, grid) = (
             state.clone(),
@@ -85,7 +104,9 @@ async fn run(
             rows.clone(),
             grid.clone(),
         );
-        async move {
+        // Each item in a task of its own: one that panics ends as failed, not the train.
+        let app = shortname.clone();
+        let task = tokio::spawn(async move {
             let item = Item {
                 train: id,
                 position: position as i64,
@@ -93,13 +114,37 @@ async fn run(
                 confirmed,
             };
             run_item(&state, &user, &env, &rows, &grid, item).await
+        });
+        let state = state_for_items.clone();
+        async move {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, train = id, application = %app, "a train item's task failed");
+                let failed = TrainItemRow {
+                    position: position as i64,
+                    application: app,
+                    outcome: "failed".into(),
+                    message: "Release failed while dispatching it: the application's page says what became of its deploy".into(),
+                    link: None,
+                };
+                save(&state, id, &failed).await;
+            }
         }
     });
     futures::stream::iter(items)
         .buffer_unordered(AT_ONCE)
         .collect::<Vec<()>>()
         .await;
+    drop(heartbeat);
     finish(&state, id, None).await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One item of a train.

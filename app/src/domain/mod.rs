@@ -10,6 +10,7 @@ mod environment;
 mod flags;
 mod git_ref;
 mod k8s;
+pub mod outside_text;
 mod repo;
 pub mod stats;
 mod status;

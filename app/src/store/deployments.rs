@@ -79,7 +79,8 @@ impl Also<'_> {
                 .bind(env)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("UPDATE deployments SET run_url = $1 WHERE id = $2")
+            // An earlier run's link is kept until this deploy's run is known.
+            sqlx::query("UPDATE deployments SET run_url = COALESCE($1, run_url) WHERE id = $2")
                 .bind(run_url.map(str::to_owned))
                 .bind(deployment_id)
                 .execute(&mut **tx)
@@ -560,18 +561,8 @@ impl Store {
         )
         .await?;
         also.write(tx, id).await?;
-        if also.deploy_lock.is_some() {
-            let mut alert = AlertEvent::new(AlertKind::DeployRequested, created_at);
-            alert.application = Some(app.shortname.clone());
-            alert.environment = Some(d.environment.as_str().to_owned());
-            alert.version = Some(d.version.as_str().to_owned());
-            alert.deployment_id = Some(id);
-            alert.actor = d.deployed_by.clone();
-            alert.workflow_url = also
-                .deploy_lock
-                .and_then(|(_, _, run)| run.map(str::to_owned));
-            insert_alert(tx, &alert).await?;
-        }
+        // A manual deploy's "requested" alert is written with the dispatch's outcome
+        // (`Store::finish_dispatch`), once GitHub took it and with its run.
         if let Some(next) = envs.next(&d.environment) {
             if d.base_status == DeploymentStatus::Succeeded
                 && app.manual_environments.iter().any(|e| e == next.as_str())

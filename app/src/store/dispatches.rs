@@ -64,6 +64,7 @@ pub struct PendingDispatch {
     pub shortname: String,
     pub repo: String,
     pub workflow: String,
+    pub default_branch: String,
     pub environment: String,
     pub git_ref: String,
     pub actor: String,
@@ -110,6 +111,7 @@ type PendingRow = (
     i64,
     String,
     i64,
+    String,
     String,
     String,
     String,
@@ -194,8 +196,8 @@ impl Store {
             .await?;
         let dispatch_id: i64 = sqlx::query_scalar(
             "INSERT INTO dispatches (kind, deployment_id, application_id, environment, git_ref, actor, user_id, github_id,
-               created_deployment, previous_deployment_id, state, train_id, created_at, updated_at)
-             VALUES ('deploy', $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11) RETURNING id",
+               created_deployment, previous_deployment_id, state, train_id, claimed_at, created_at, updated_at)
+             VALUES ('deploy', $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11, $11) RETURNING id",
         )
         .bind(written.deployment_id)
         .bind(i.application_id)
@@ -251,15 +253,37 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        // The transition itself, guarded: of two writers (the live task and a reconciler,
+        // on two servers), only the one that moves it out of 'pending' writes the rest.
+        let (new_state, run_url, error) = match outcome {
+            Outcome::Dispatched { run_url } => ("dispatched", run_url.clone(), None),
+            Outcome::Refused { error } => ("failed", None, Some(error.clone())),
+            Outcome::NotConfirmed { error } => ("unconfirmed", None, Some(error.clone())),
+        };
+        let moved = sqlx::query(
+            "UPDATE dispatches SET state = $1, run_url = $2, error = $3, updated_at = $4 WHERE id = $5 AND state = 'pending'",
+        )
+        .bind(new_state)
+        .bind(run_url.clone())
+        .bind(error.clone())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let release_slot = "DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2 AND deployment_id = $3";
+        let mut alert = AlertEvent::new(AlertKind::DeployRequested, now);
+        alert.application = Some(shortname.clone());
+        alert.environment = Some(env.clone());
+        alert.version = Some(git_ref);
+        alert.deployment_id = Some(dep);
+        alert.actor = Some(actor);
         match outcome {
             Outcome::Dispatched { run_url } => {
-                sqlx::query("UPDATE dispatches SET state = 'dispatched', run_url = $1, updated_at = $2 WHERE id = $3")
-                    .bind(run_url.clone())
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
                 sqlx::query(
                     "UPDATE deployments SET run_url = COALESCE($1, run_url), dispatch_state = NULL, updated_at = $2 WHERE id = $3",
                 )
@@ -268,14 +292,11 @@ impl Store {
                 .bind(dep)
                 .execute(&mut *tx)
                 .await?;
+                // The deploy is requested once GitHub took it: the alert carries its run.
+                alert.workflow_url = run_url.clone();
+                insert_alert(&mut tx, &alert).await?;
             }
             Outcome::Refused { error } => {
-                sqlx::query("UPDATE dispatches SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3")
-                    .bind(error)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
                 sqlx::query(release_slot)
                     .bind(app_id)
                     .bind(&env)
@@ -299,22 +320,11 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let mut alert = AlertEvent::new(AlertKind::DeploymentFailed, now);
-                alert.application = Some(shortname.clone());
-                alert.environment = Some(env.clone());
-                alert.version = Some(git_ref);
-                alert.deployment_id = Some(dep);
-                alert.actor = Some(actor);
+                alert.kind = Some(AlertKind::DeploymentFailed);
                 alert.message = Some(format!("not dispatched: {error}"));
                 insert_alert(&mut tx, &alert).await?;
             }
-            Outcome::NotConfirmed { error } => {
-                sqlx::query("UPDATE dispatches SET state = 'unconfirmed', error = $1, updated_at = $2 WHERE id = $3")
-                    .bind(error)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+            Outcome::NotConfirmed { .. } => {
                 sqlx::query(release_slot)
                     .bind(app_id)
                     .bind(&env)
@@ -327,7 +337,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 // Whether it runs is not known: the grid shows what is known to have run
-                // (a notification from the pipeline makes it current again if it does).
+                // (the pipeline's notification or event makes it current if it does).
                 if created == 1 {
                     restore_current(&mut tx, app_id, &env, dep, previous).await?;
                 }
@@ -339,18 +349,42 @@ impl Store {
         Ok(true)
     }
 
-    /// Pending dispatches created before `before_ms` and not claimed in the last
-    /// `claim_ms` (their task died, or is on a server that died): the reconciler's work.
+    /// The outcome written for a dispatch (`None` while it is pending): what the live task
+    /// reports when another writer finished it first.
+    pub async fn dispatch_outcome(&self, id: i64) -> Result<Option<Outcome>> {
+        let row: Option<(String, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT state, run_url, error FROM dispatches WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(
+            row.and_then(|(state, run_url, error)| match state.as_str() {
+                "dispatched" => Some(Outcome::Dispatched { run_url }),
+                "failed" => Some(Outcome::Refused {
+                    error: error.unwrap_or_default(),
+                }),
+                "unconfirmed" => Some(Outcome::NotConfirmed {
+                    error: error.unwrap_or_default(),
+                }),
+                _ => None,
+            }),
+        )
+    }
+
+    /// Pending dispatches whose claim is older than `claim_ms` or was released (their task
+    /// died, or is on a server that died), and those created before `before_ms` (on
+    /// SQLite, the only server: before this process started): the reconciler's work. A
+    /// live task claims its dispatch when the intent is written.
     pub async fn due_dispatches(
         &self,
         before_ms: i64,
         claim_ms: i64,
     ) -> Result<Vec<PendingDispatch>> {
         let rows: Vec<PendingRow> = sqlx::query_as(
-            "SELECT d.id, d.kind, d.deployment_id, a.shortname, a.repo, a.workflow, d.environment, d.git_ref, d.actor,
+            "SELECT d.id, d.kind, d.deployment_id, a.shortname, a.repo, a.workflow, a.default_branch, d.environment, d.git_ref, d.actor,
                     d.user_id, d.github_id, d.created_at
              FROM dispatches d JOIN applications a ON a.id = d.application_id
-             WHERE d.state = 'pending' AND d.created_at < $1 AND (d.claimed_at IS NULL OR d.claimed_at < $2)
+             WHERE d.state = 'pending' AND (d.created_at < $1 OR d.claimed_at IS NULL OR d.claimed_at < $2)
              ORDER BY d.id LIMIT 100",
         )
         .bind(before_ms)
@@ -367,6 +401,7 @@ impl Store {
                     shortname,
                     repo,
                     workflow,
+                    default_branch,
                     environment,
                     git_ref,
                     actor,
@@ -380,6 +415,7 @@ impl Store {
                     shortname,
                     repo,
                     workflow,
+                    default_branch,
                     environment,
                     git_ref,
                     actor,
@@ -392,16 +428,18 @@ impl Store {
     }
 
     /// Claims a pending dispatch for reconciling (one server at a time): `false` when it
-    /// was finished or claimed meanwhile.
-    pub async fn claim_dispatch(&self, id: i64, claim_ms: i64) -> Result<bool> {
+    /// was finished or claimed meanwhile. `before_ms` as in `due_dispatches`.
+    pub async fn claim_dispatch(&self, id: i64, before_ms: i64, claim_ms: i64) -> Result<bool> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
         let n = sqlx::query(
-            "UPDATE dispatches SET claimed_at = $1 WHERE id = $2 AND state = 'pending' AND (claimed_at IS NULL OR claimed_at < $3)",
+            "UPDATE dispatches SET claimed_at = $1 WHERE id = $2 AND state = 'pending'
+               AND (created_at < $4 OR claimed_at IS NULL OR claimed_at < $3)",
         )
         .bind(now)
         .bind(id)
         .bind(now - claim_ms)
+        .bind(before_ms)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -409,15 +447,27 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Run links already linked to a dispatch of this application (so one run is never
-    /// linked to two dispatches).
+    /// Gives a claimed dispatch back, to be looked at again at the next pass.
+    pub async fn release_dispatch_claim(&self, id: i64) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query("UPDATE dispatches SET claimed_at = NULL WHERE id = $1 AND state = 'pending'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Run links already linked to a dispatch of this application in the day before
+    /// `since_ms` and after (so one run is never linked to two dispatches; a unique index
+    /// on `run_url` makes a second link fail its transaction).
     pub async fn linked_runs(&self, shortname: &str, since_ms: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT d.run_url FROM dispatches d JOIN applications a ON a.id = d.application_id
              WHERE a.shortname = $1 AND d.created_at >= $2 AND d.run_url IS NOT NULL",
         )
         .bind(shortname)
-        .bind(since_ms)
+        .bind(since_ms - 86_400_000)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -461,15 +511,27 @@ impl Store {
             .collect())
     }
 
-    /// A new train and its items (all pending), before anything is dispatched.
+    /// A new train and its items (all pending), before anything is dispatched; or the
+    /// train already running to that environment (id, who started it): one at a time
+    /// there, so nobody can multiply the calls made to GitHub at once.
     pub async fn create_train(
         &self,
         environment: &str,
         actor: &str,
         applications: &[String],
-    ) -> Result<i64> {
+    ) -> Result<std::result::Result<i64, (i64, String)>> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
+        let running: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, actor FROM trains WHERE environment = $1 AND state = 'running' ORDER BY id LIMIT 1",
+        )
+        .bind(environment)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = running {
+            tx.rollback().await?;
+            return Ok(Err(r));
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO trains (environment, actor, state, created_at, heartbeat_at) VALUES ($1, $2, 'running', $3, $3) RETURNING id",
         )
@@ -489,7 +551,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(id)
+        Ok(Ok(id))
     }
 
     /// One item's state, and the train's heartbeat (a train without one for a while was
@@ -497,7 +559,8 @@ impl Store {
     pub async fn set_train_item(&self, train_id: i64, item: &TrainItemRow) -> Result<()> {
         let (_guard, mut tx) = self.write().await?;
         sqlx::query(
-            "UPDATE train_items SET outcome = $1, message = $2, link = $3 WHERE train_id = $4 AND position = $5",
+            "UPDATE train_items SET outcome = $1, message = $2, link = $3 WHERE train_id = $4 AND position = $5
+               AND EXISTS (SELECT 1 FROM trains WHERE id = $4 AND state = 'running')",
         )
         .bind(&item.outcome)
         .bind(&item.message)
@@ -557,11 +620,19 @@ impl Store {
             items,
         };
         let (outcome, detail) = audit(&train);
-        sqlx::query("UPDATE trains SET state = 'done', finished_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(train_id)
-            .execute(&mut *tx)
-            .await?;
+        let moved = sqlx::query(
+            "UPDATE trains SET state = 'done', finished_at = $1 WHERE id = $2 AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(train_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            // Ended by another writer meanwhile: one audit entry per train.
+            tx.rollback().await?;
+            return Ok(None);
+        }
         insert_audit(
             &mut tx,
             &NewAudit {
@@ -577,6 +648,18 @@ impl Store {
         tx.commit().await?;
         self.publish("*").await;
         Ok(Some(train))
+    }
+
+    /// Says a train's job is alive (between its items' changes).
+    pub async fn train_heartbeat(&self, train_id: i64) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2 AND state = 'running'")
+            .bind(now_ms())
+            .bind(train_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A train and its items.

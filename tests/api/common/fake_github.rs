@@ -58,6 +58,8 @@ pub struct FakeState {
     pub runs: Vec<(String, String, Value)>,
     /// Run-list requests received (method, path with query).
     pub run_lookups: Vec<Recorded>,
+    /// The run list answers with no runs (a dispatch that never started one).
+    pub hide_runs: bool,
 }
 
 pub type Fake = Arc<Mutex<FakeState>>;
@@ -331,12 +333,17 @@ async fn list_runs(
             .into_response();
     }
     let q = query(&format!("http://x{uri}"));
-    let since = q
-        .get("created")
-        .and_then(|c| c.strip_prefix(">="))
-        .map(str::to_owned);
+    // `created=A..B` (or `>=A`), as GitHub's search qualifiers.
+    let created = q.get("created").cloned().unwrap_or_default();
+    let (since, until) = match created.split_once("..") {
+        Some((a, b)) => (Some(a.to_owned()), Some(b.to_owned())),
+        None => (created.strip_prefix(">=").map(str::to_owned), None),
+    };
     let event = q.get("event").cloned();
     let full = format!("{owner}/{repo}");
+    if f.lock().unwrap().hide_runs {
+        return Json(json!({"total_count": 0, "workflow_runs": []})).into_response();
+    }
     let mut runs: Vec<Value> = f
         .lock()
         .unwrap()
@@ -349,6 +356,9 @@ async fn list_runs(
                 && since
                     .as_deref()
                     .is_none_or(|s| run["created_at"].as_str().unwrap_or("") >= s)
+                && until
+                    .as_deref()
+                    .is_none_or(|u| run["created_at"].as_str().unwrap_or("") <= u)
         })
         .map(|(_, _, run)| run.clone())
         .collect();
@@ -378,25 +388,7 @@ pub async fn spawn_with_github_and(
     super::init_logs();
     let (gh, fake) = fake_github().await;
     let dir = tempfile::tempdir().unwrap();
-    let public = public_url
-        .map(|u| format!("public_url = \"{u}\"\n"))
-        .unwrap_or_default();
-    let config = format!(
-        r#"{public}
-[github]
-client_id = "fake-client"
-web_url = "{gh}"
-api_url = "{gh}/api"
-[access]
-org = "example-org"
-admins = ["release-admins"]
-refresh_minutes = {refresh_minutes}
-[access.deployers]
-integration = ["developers"]
-production = ["@prod-person"]
-{extra}
-"#
-    );
+    let config = config_text(&gh, refresh_minutes, public_url, extra);
     let mut settings = Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
         database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
@@ -417,6 +409,7 @@ production = ["@prod-person"]
         .into_iter()
         .collect(),
         dev_sign_in: false,
+        dev_sign_in_key: None,
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),
@@ -434,6 +427,53 @@ production = ["@prod-person"]
         fake,
         store,
         _dir: dir,
+    }
+}
+
+/// The configuration of a Release signing in with the fake GitHub at `gh`.
+pub fn config_text(
+    gh: &str,
+    refresh_minutes: i64,
+    public_url: Option<&str>,
+    extra: &str,
+) -> String {
+    let public = public_url
+        .map(|u| format!("public_url = \"{u}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"{public}
+[github]
+client_id = "fake-client"
+web_url = "{gh}"
+api_url = "{gh}/api"
+[access]
+org = "example-org"
+admins = ["release-admins"]
+refresh_minutes = {refresh_minutes}
+[access.deployers]
+integration = ["developers"]
+production = ["@prod-person"]
+{extra}
+"#
+    )
+}
+
+impl Env {
+    /// An `Env` for a server started elsewhere (the real binary) on `store`'s database.
+    pub fn external(
+        base: String,
+        gh: String,
+        fake: Fake,
+        store: app::store::Store,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        Self {
+            base,
+            gh,
+            fake,
+            store,
+            _dir: dir,
+        }
     }
 }
 

@@ -42,6 +42,9 @@ shortname = "mono-b"
 repo = "alphagov/mono"
 "##;
 
+/// The development sign-in's key in tests (the server prints a random one otherwise).
+pub const DEV_KEY: &str = "test-dev-sign-in-key";
+
 pub async fn spawn() -> TestApp {
     spawn_with(CONFIG, false).await
 }
@@ -71,6 +74,7 @@ pub fn settings(
         demo_stage_ms: 60_000,
         argo_tokens: Default::default(),
         dev_sign_in: true,
+        dev_sign_in_key: Some(DEV_KEY.into()),
         limits: Default::default(),
         alert_env: Default::default(),
         alert_poll: std::time::Duration::from_millis(100),
@@ -243,7 +247,7 @@ impl TestApp {
         let c = browser();
         let r = c
             .post(self.url("/auth/dev"))
-            .form(&[("login", "demo"), ("role", role)])
+            .form(&[("login", "demo"), ("role", role), ("key", DEV_KEY)])
             .send()
             .await
             .unwrap();
@@ -296,4 +300,58 @@ pub async fn drop_postgres(mut admin: sqlx::PgConnection, db: &str) {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+/// A manual deploy's intent written straight to the store (as `actions::deploy` writes
+/// it before calling GitHub): the deployment, the in-flight slot and the audit entry; or
+/// who holds the slot.
+pub async fn begin_deploy(
+    store: &Store,
+    repo: &str,
+    environment: &str,
+    version: &str,
+    actor: &str,
+    stall_ms: i64,
+) -> Result<app::store::Intent, app::store::LockHolder> {
+    let repo_name = app::domain::RepoName::parse(repo).unwrap();
+    let application_id = store
+        .applications()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.repo == repo)
+        .expect("a declared application")
+        .id;
+    let detail = format!("{version} to {environment}");
+    store
+        .begin_deploy(&app::store::DeployIntent {
+            application_id,
+            deployment: app::store::NewDeployment {
+                repo: repo_name,
+                environment: app::domain::Environment::parse_name(environment).unwrap(),
+                version: app::domain::GitRef::parse(version).unwrap(),
+                sha: None,
+                deployed_by: Some(actor.into()),
+                trigger: app::domain::Trigger::Manual,
+                created_at_ms: None,
+                base_status: app::domain::DeploymentStatus::Requested,
+            },
+            actor,
+            user_id: None,
+            github_id: None,
+            stall_ms,
+            audit: app::store::NewAudit {
+                actor,
+                action: "deploy",
+                application: None,
+                environment: Some(environment),
+                outcome: "requested",
+                detail: &detail,
+            },
+            override_audit: None,
+            freeze: None,
+            train_id: None,
+        })
+        .await
+        .unwrap()
 }
