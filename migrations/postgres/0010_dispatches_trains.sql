@@ -63,3 +63,8 @@ CREATE TABLE train_items (
     link TEXT,
     PRIMARY KEY (train_id, position)
 );
+
+-- A deployer's freeze holds only the environments that person may deploy to
+-- (comma-separated, in pipeline order); NULL: every environment (an admin's, or a
+-- deployer to every environment). Anyone who may deploy to all of them may lift it.
+ALTER TABLE freezes ADD COLUMN environments TEXT;

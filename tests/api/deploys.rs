@@ -447,10 +447,13 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
         .0,
         200
     );
+    // octocat may deploy to integration only: the freeze holds integration (the third
+    // review's finding 3), not promotion into staging.
     assert_eq!(
-        promotion("content-store", "staging").await["allowed"],
+        promotion("content-store", "integration").await["allowed"],
         false
     );
+    assert_eq!(promotion("content-store", "staging").await["allowed"], true);
     assert_eq!(promotion("frontend", "staging").await["allowed"], true);
     let (s, _) = deploy(&env, &c, "content-store", "integration", "v2").await;
     assert_eq!(s, 409);

@@ -38,6 +38,21 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     env.member("octocat", &["release-team"]);
     env.member("intern", &["developers"]);
     let token = common::pipeline_token(&env.store).await;
+    let gate_to = |to: &'static str| {
+        let (base, token) = (env.base.clone(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/api/v1/applications/shop/promotion?to={to}"))
+                .bearer_auth(&token)
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
     let gate = || async {
         reqwest::Client::new()
             .get(format!(
@@ -128,14 +143,20 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     );
     assert!(d[0].headers["authorization"].starts_with("Bearer gho_octocat."));
 
-    // Promotion out of staging is frozen, with the reason; deploys are not.
-    let g = gate().await;
+    // Promotion into staging is frozen, with the reason; deploys are not. octocat may
+    // deploy to staging only: their rollback cannot hold production (the third review's
+    // finding 3), so promotion out of staging is not theirs to stop.
+    let g = gate_to("staging").await;
     assert_eq!(g["allowed"], false);
     let why = g["reason"].as_str().unwrap();
     assert!(
-        why.contains("into and out of staging is frozen")
-            && why.contains("checkout 500s since v300"),
+        why.contains("into staging is frozen") && why.contains("checkout 500s since v300"),
         "{why}"
+    );
+    assert_eq!(
+        gate().await["allowed"],
+        true,
+        "production's gate stays open"
     );
     let detail = env.store.app_detail("shop").await.unwrap().unwrap();
     let f = &detail.freezes[0];
@@ -169,5 +190,5 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     // Lifted like any freeze: the gate opens.
     let (s, body) = common::call(&env.base, &c, "unfreeze", &[("shortname", "shop")]).await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!(gate().await["allowed"], true);
+    assert_eq!(gate_to("staging").await["allowed"], true);
 }

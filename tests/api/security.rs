@@ -880,3 +880,126 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
     let audit = env.store.audit_log(None, None, 100).await.unwrap();
     assert!(audit.iter().all(|a| a.outcome == "refused"), "{audit:?}");
 }
+
+/// The third review's finding 3, across every button: an integration-only deployer's
+/// freeze and rollback hold integration (and promotion into it) and nothing later; the
+/// production deployer deploys, and production's and staging's gates stay open; another
+/// integration deployer may lift the freeze.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button() {
+    let app = common::spawn_with("", true).await;
+    let bob = app.signed_in("deployer:integration").await;
+    let prod = app.signed_in("deployer:production").await;
+    let gate = |to: &'static str| {
+        let app = &app;
+        async move {
+            let (s, g) = app
+                .get_json(&format!("/api/v1/applications/signon/promotion?to={to}"))
+                .await;
+            assert_eq!(s, 200);
+            g
+        }
+    };
+    let (s, body) = call(
+        &app.base,
+        &bob,
+        "freeze",
+        &[("shortname", "signon"), ("reason", "bob's freeze")],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains("Deploys of signon to integration are frozen"),
+        "{body}"
+    );
+    assert_eq!(gate("integration").await["allowed"], false);
+    for to in ["staging", "production"] {
+        assert_eq!(gate(to).await["allowed"], true, "{to}");
+    }
+    // The production deployer deploys to production: not held.
+    let (s, body) = call(
+        &app.base,
+        &prod,
+        "deploy",
+        &[
+            ("shortname", "signon"),
+            ("environment", "production"),
+            ("git_ref", "v941"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    // bob's own deploy to integration is held.
+    let (s, body) = call(
+        &app.base,
+        &bob,
+        "deploy",
+        &[
+            ("shortname", "signon"),
+            ("environment", "integration"),
+            ("git_ref", "v941"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 409, "{body}");
+    // bob rolls back integration: staging's gate stays open.
+    let (s, body) = call(
+        &app.base,
+        &bob,
+        "rollback",
+        &[
+            ("shortname", "signon"),
+            ("environment", "integration"),
+            ("reason", "bad build"),
+        ],
+    )
+    .await;
+    // Held by bob's own freeze (a rollback is a deploy): refused, nothing frozen more.
+    assert_eq!(s, 409, "{body}");
+    // Another integration deployer lifts bob's freeze; then bob's rollback goes through.
+    let other = common::browser();
+    let r = other
+        .post(app.url("/auth/dev"))
+        .form(&[
+            ("login", "ada"),
+            ("role", "deployer:integration"),
+            ("key", common::DEV_KEY),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (s, body) = call(&app.base, &other, "unfreeze", &[("shortname", "signon")]).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = call(
+        &app.base,
+        &bob,
+        "rollback",
+        &[
+            ("shortname", "signon"),
+            ("environment", "integration"),
+            ("reason", "bad build"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let g = gate("integration").await;
+    assert_eq!(g["allowed"], false);
+    assert!(
+        g["reason"]
+            .as_str()
+            .unwrap()
+            .contains("into integration is frozen"),
+        "{g}"
+    );
+    assert_eq!(
+        gate("staging").await["allowed"],
+        true,
+        "staging's gate stays open"
+    );
+    assert_eq!(gate("production").await["allowed"], true);
+    // The production deployer may not lift what holds integration only; nor need to.
+    let (s, _) = call(&app.base, &prod, "unfreeze", &[("shortname", "signon")]).await;
+    assert_eq!(s, 403);
+}

@@ -181,6 +181,11 @@ pub async fn perform_deploy(
             NewFreeze {
                 application_id: Some(app.id),
                 from_environment: Some(env.as_str()),
+                environments: rules::rollback_freeze_scope(
+                    user,
+                    store.environments().as_slice(),
+                    env,
+                ),
                 reason: &r.reason,
                 by: &user.login,
                 authority: rules::Authority::of(user).unwrap_or(rules::Authority::Deployer),

@@ -217,6 +217,37 @@ pub async fn reconcile(state: &AppState, before: i64) -> crate::store::Result<us
         if !state.store.claim_dispatch(p.id, before, CLAIM_MS).await? {
             continue;
         }
+        if p.kind == "resubmit" {
+            // Argo's answer was lost with the process: say so (Argo's workflows are not
+            // looked through for it).
+            let error = format!(
+                "Resubmit not confirmed: the server stopped while Argo was resubmitting a workflow of {} {} in {}. Check Argo before resubmitting again.",
+                p.shortname, p.git_ref, p.environment
+            );
+            let audit = NewAudit {
+                actor: &p.actor,
+                action: "resubmit",
+                application: Some(&p.shortname),
+                environment: Some(&p.environment),
+                outcome: "not confirmed",
+                detail: &error,
+            };
+            if state
+                .store
+                .finish_resubmit(
+                    p.id,
+                    &Outcome::NotConfirmed {
+                        error: error.clone(),
+                    },
+                    None,
+                    &audit,
+                )
+                .await?
+            {
+                done += 1;
+            }
+            continue;
+        }
         let Some(outcome) = reconcile_one(state, &p).await else {
             state.store.release_dispatch_claim(p.id).await?;
             continue;

@@ -23,7 +23,11 @@ pub mod deploy;
 #[cfg(feature = "ssr")]
 pub mod dispatch;
 #[cfg(feature = "ssr")]
+pub mod freeze;
+#[cfg(feature = "ssr")]
 pub mod promote;
+#[cfg(feature = "ssr")]
+pub mod resubmit;
 #[cfg(feature = "ssr")]
 pub mod train;
 

@@ -105,11 +105,50 @@ fn forbidden_env(environment: &str) -> Refusal {
 }
 
 fn frozen_what(app: &str, f: &Freeze) -> String {
-    if f.application.is_some() {
-        format!("{app} is frozen")
-    } else {
-        "deploys are frozen site-wide".into()
+    match (&f.application, f.scope_words()) {
+        (Some(_), Some(to)) => format!("deploys of {app} {to} are frozen"),
+        (Some(_), None) => format!("{app} is frozen"),
+        (None, _) => "deploys are frozen site-wide".into(),
     }
+}
+
+/// The environments a person's freeze holds: every one (`None`) for an admin or someone
+/// who may deploy to every environment; otherwise only those they may deploy to, in
+/// pipeline order. Nobody can hold an environment they could not deploy to themselves.
+pub fn freeze_scope(user: &CurrentUser, environments: &[Environment]) -> Option<Vec<String>> {
+    if environments.iter().all(|e| may_act_on(user, e.as_str())) {
+        return None;
+    }
+    Some(
+        environments
+            .iter()
+            .filter(|e| may_act_on(user, e.as_str()))
+            .map(|e| e.as_str().to_owned())
+            .collect(),
+    )
+}
+
+/// A rollback's freeze in `environment`: promotion into it, and out of it (into the next
+/// one) only when the person may deploy there too. `None`: into and out of it, whoever
+/// may deploy everywhere rolled back.
+pub fn rollback_freeze_scope(
+    user: &CurrentUser,
+    environments: &[Environment],
+    environment: &Environment,
+) -> Option<Vec<String>> {
+    if environments.iter().all(|e| may_act_on(user, e.as_str())) {
+        return None;
+    }
+    let next = environments.iter().skip_while(|e| *e != environment).nth(1);
+    // Never an environment the person may not deploy to (a rollback needs the role for
+    // its own, so that one is always theirs).
+    Some(
+        std::iter::once(environment)
+            .chain(next)
+            .filter(|e| may_act_on(user, e.as_str()))
+            .map(|e| e.as_str().to_owned())
+            .collect(),
+    )
 }
 
 /// A deploy as asked for, with the facts the server found.
@@ -149,8 +188,13 @@ pub fn check_deploy(ask: &DeployAsk<'_>) -> Result<DeployPermit, Refusal> {
             "deploying to {env} needs an explicit confirmation: tick the box"
         )));
     }
-    // A rollback's freeze stops promotion out of its environment, not deploys.
-    let Some(f) = ask.freezes.iter().find(|f| f.from_environment.is_none()) else {
+    // A rollback's freeze stops promotion, not deploys; a deployer's freeze holds only
+    // the environments they may deploy to.
+    let Some(f) = ask
+        .freezes
+        .iter()
+        .find(|f| f.from_environment.is_none() && f.holds(env))
+    else {
         return Ok(DeployPermit::Plain);
     };
     let what = frozen_what(ask.application, f);
@@ -353,7 +397,11 @@ pub fn check_resubmit<'a>(
         return Err(Refusal::Conflict("the pipeline did not report an Argo workflow for this deployment, so there is nothing to resubmit; deploy again instead".into()));
     }
     // A rollback's freeze stops promotion, not a resubmit.
-    if let Some(f) = facts.freezes.iter().find(|f| f.from_environment.is_none()) {
+    if let Some(f) = facts
+        .freezes
+        .iter()
+        .find(|f| f.from_environment.is_none() && f.holds(env))
+    {
         return Err(Refusal::Conflict(format!(
             "{} by {}: {}",
             frozen_what(facts.application, f),
@@ -398,14 +446,25 @@ pub fn check_lift(
             f.frozen_by, f.reason
         )));
     }
-    let everywhere = environments.iter().all(|e| may_act_on(user, e.as_str()));
-    if let Some(f) = freezes
-        .iter()
-        .find(|f| !everywhere && !user.admin && f.frozen_by != user.login)
-    {
+    // Anyone who may deploy to every environment a freeze holds may lift it.
+    let may_lift = |f: &Freeze| {
+        user.admin
+            || f.frozen_by == user.login
+            || environments
+                .iter()
+                .filter(|e| f.holds(e.as_str()))
+                .all(|e| may_act_on(user, e.as_str()))
+    };
+    if let Some(f) = freezes.iter().find(|f| !may_lift(f)) {
         return Err(Refusal::Forbidden(format!(
-            "{} froze this ({}): only they, an admin, or someone who may deploy to every environment may lift it",
-            f.frozen_by, f.reason
+            "{} froze this ({}){}: only they, an admin, or someone who may deploy to {} may lift it",
+            f.frozen_by,
+            f.reason,
+            f.scope_words().map(|w| format!(" {w}")).unwrap_or_default(),
+            f.environments
+                .as_ref()
+                .map(|e| e.join(" and "))
+                .unwrap_or_else(|| "every environment".into())
         )));
     }
     Ok(())
@@ -429,16 +488,26 @@ pub fn promotion_gate(
 ) -> Gate {
     // Any freeze of deploys, or a rollback's freeze of promotion into or out of its
     // environment (the rolled-back version stays; nothing moves on from it).
-    let blocking = freezes.iter().find(|f| match &f.from_environment {
-        None => true,
-        Some(e) => Some(e.as_str()) == from || e == to.as_str(),
-    });
+    let blocking = freezes
+        .iter()
+        .find(|f| match (&f.from_environment, &f.environments) {
+            // A freeze of deploys holds promotion into its environments.
+            (None, _) => f.holds(to.as_str()),
+            // A rollback's: into and out of its environment, or, a deployer's, into the
+            // environments it holds.
+            (Some(e), None) => Some(e.as_str()) == from || e == to.as_str(),
+            (Some(_), Some(_)) => f.holds(to.as_str()),
+        });
     if let Some(f) = blocking {
         if let Some(e) = &f.from_environment {
+            let what = match &f.environments {
+                Some(held) if held.len() == 1 => format!("into {e}"),
+                _ => format!("into and out of {e}"),
+            };
             return Gate {
                 allowed: false,
                 reason: Some(format!(
-                    "promotion of {application} into and out of {e} is frozen by {} after a rollback: {}",
+                    "promotion of {application} {what} is frozen by {} after a rollback: {}",
                     f.frozen_by, f.reason
                 )),
             };
@@ -489,6 +558,7 @@ mod tests {
             frozen_by: "boss".into(),
             created_at_ms: 0,
             authority,
+            environments: None,
         }
     }
 
@@ -857,5 +927,118 @@ mod tests {
             override_reason: None,
         };
         assert_eq!(check_deploy(&ask), Ok(DeployPermit::Plain));
+    }
+
+    fn person(login: &str, envs: &[&str]) -> CurrentUser {
+        CurrentUser {
+            login: login.into(),
+            ..user(false, envs)
+        }
+    }
+
+    /// The third review's finding 3: an integration-only deployer's freeze and rollback
+    /// freeze hold integration (and promotion into it) and nothing later; a production
+    /// deployer lifts it; someone who may deploy everywhere freezes everything.
+    #[test]
+    fn a_deployers_freeze_holds_only_their_environments() {
+        let envs = Environments::default();
+        let all = envs.as_slice();
+        let bob = person("bob", &["integration"]);
+        let prod = person("pat", &["production"]);
+        let everywhere = person("eve", &["integration", "staging", "production"]);
+        assert_eq!(
+            freeze_scope(&bob, all),
+            Some(vec!["integration".to_string()])
+        );
+        assert_eq!(freeze_scope(&everywhere, all), None);
+        let mut f = freeze(Some("signon"), Authority::Deployer);
+        f.frozen_by = "bob".into();
+        f.environments = freeze_scope(&bob, all);
+        let ask = |u: &CurrentUser, e: &str| {
+            let e = env(e);
+            check_deploy(&DeployAsk {
+                user: u,
+                application: "signon",
+                environment: &e,
+                is_last_environment: e.as_str() == "production",
+                confirmed: true,
+                freezes: std::slice::from_ref(&f),
+                override_reason: None,
+            })
+        };
+        assert!(ask(&prod, "production").is_ok(), "production is not held");
+        assert_eq!(ask(&bob, "integration").unwrap_err().status(), 409);
+        let gate = |to: &str, from: Option<&str>| {
+            promotion_gate("signon", &env(to), from, &[], std::slice::from_ref(&f)).allowed
+        };
+        assert!(
+            !gate("integration", None),
+            "promotion into integration is held"
+        );
+        assert!(gate("staging", Some("integration")));
+        assert!(gate("production", Some("staging")));
+        // Anyone who may deploy to integration may lift it; the production deployer too?
+        // No: they may not deploy to integration. An admin may.
+        let dev = person("dev", &["integration"]);
+        assert!(check_lift(&dev, false, std::slice::from_ref(&f), all).is_ok());
+        assert_eq!(
+            check_lift(&prod, false, std::slice::from_ref(&f), all)
+                .unwrap_err()
+                .status(),
+            403
+        );
+
+        // bob's rollback in integration: promotion into integration is held, staging's
+        // gate stays open.
+        let mut r = freeze(Some("signon"), Authority::Deployer);
+        r.frozen_by = "bob".into();
+        r.from_environment = Some("integration".into());
+        r.environments = rollback_freeze_scope(&bob, all, &env("integration"));
+        assert_eq!(r.environments, Some(vec!["integration".to_string()]));
+        let gate = |to: &str, from: Option<&str>| {
+            promotion_gate("signon", &env(to), from, &[], std::slice::from_ref(&r)).allowed
+        };
+        assert!(!gate("integration", None));
+        assert!(
+            gate("staging", Some("integration")),
+            "staging's gate stays open"
+        );
+        // Someone who may deploy everywhere rolls back staging: into and out of it.
+        r.environments = rollback_freeze_scope(&everywhere, all, &env("staging"));
+        r.from_environment = Some("staging".into());
+        assert_eq!(r.environments, None);
+        let gate = |to: &str, from: Option<&str>| {
+            promotion_gate("signon", &env(to), from, &[], std::slice::from_ref(&r)).allowed
+        };
+        assert!(!gate("staging", Some("integration")));
+        assert!(!gate("production", Some("staging")));
+    }
+
+    /// The invariant across every path: an integration-only deployer can cause nothing in
+    /// staging or production, whatever they freeze or roll back.
+    #[test]
+    fn an_integration_deployer_never_holds_a_later_environment() {
+        let envs = Environments::default();
+        let all = envs.as_slice();
+        let bob = person("bob", &["integration"]);
+        let mut freezes = vec![];
+        let mut f = freeze(Some("signon"), Authority::Deployer);
+        f.environments = freeze_scope(&bob, all);
+        freezes.push(f);
+        for e in all {
+            let mut r = freeze(Some("signon"), Authority::Deployer);
+            r.from_environment = Some(e.as_str().into());
+            r.environments = rollback_freeze_scope(&bob, all, e);
+            freezes.push(r);
+        }
+        for later in ["staging", "production"] {
+            for from in [None, Some("integration"), Some("staging")] {
+                assert!(
+                    promotion_gate("signon", &env(later), from, &[], &freezes).allowed,
+                    "{later} from {from:?}"
+                );
+            }
+            assert!(freezes.iter().all(|f| !f.holds(later)), "{later}");
+        }
     }
 }

@@ -5,8 +5,6 @@ use crate::model::Freeze;
 use leptos::prelude::*;
 
 pub use crate::actions::ActionDone;
-#[cfg(feature = "ssr")]
-use crate::actions::Audit;
 
 /// Dispatches the app's Deploy workflow on GitHub as the signed-in person.
 ///
@@ -245,135 +243,18 @@ fn parse_target(
 }
 
 /// Resubmits the failed Argo workflow of a deployment (what "RESUBMIT" does in Argo's UI),
-/// records the new workflow on the deployment's timeline, and puts it back in progress.
+/// records the new workflow on the deployment's timeline, and puts it back in progress
+/// (`actions::resubmit`).
 #[server(endpoint = "resubmit")]
 pub async fn resubmit(deployment_id: i64) -> Result<ActionDone, crate::error::AppError> {
-    use crate::domain::{deploy_rules as rules, EventStatus, GitRef, K8sName, RepoName, Stage};
-    use crate::error::AppError;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
-    let store = &state.store;
-    let target = store
-        .deployment_for_resubmit(deployment_id)
+    crate::actions::resubmit::resubmit(&state, &user, deployment_id)
+        .await?
+        .answer(crate::actions::deploy::answer_wait(
+            state.pipeline.timeout(),
+        ))
         .await
-        .map_err(crate::error::AppError::store)?
-        .ok_or_else(|| AppError::new(404, format!("no deployment {deployment_id}")))?;
-    // Server-side facts only: the deployment's own environment, from the database.
-    let stored = |e: crate::domain::InvalidInput| {
-        AppError::new(
-            409,
-            format!("the stored deployment cannot be resubmitted: {e}"),
-        )
-    };
-    let env = store
-        .environments()
-        .parse(&target.environment)
-        .map_err(stored)?;
-    let audit = Audit::new(
-        store,
-        &user.login,
-        "resubmit",
-        Some(&target.shortname),
-        Some(&target.environment),
-    );
-    let freezes = store
-        .active_freezes(Some(target.application_id))
-        .await
-        .map_err(crate::error::AppError::store)?;
-    let checked = rules::check_resubmit(
-        &user,
-        &rules::ResubmitFacts {
-            application: &target.shortname,
-            environment: &env,
-            failed: target.status == "failed",
-            has_workflow: target.workflow_namespace.is_some() && target.workflow_name.is_some(),
-            freezes: &freezes,
-        },
-    );
-    let argo_env = match checked {
-        Ok(e) => e.clone(),
-        Err(refusal) => {
-            audit.record("refused", &refusal.to_string()).await;
-            return Err(AppError::new(refusal.status(), refusal.to_string()));
-        }
-    };
-    // Parsed again: rows written before names were checked on arrival must not reach a URL.
-    let namespace = K8sName::namespace(
-        target.workflow_namespace.as_deref().unwrap_or_default(),
-        "workflow.namespace",
-    )
-    .map_err(stored)?;
-    let name = K8sName::object(
-        target.workflow_name.as_deref().unwrap_or_default(),
-        "workflow.name",
-    )
-    .map_err(stored)?;
-    let repo = RepoName::parse(&target.repo).map_err(stored)?;
-    let version = store
-        .deployment_version(deployment_id)
-        .await
-        .map_err(crate::error::AppError::store)?
-        .unwrap_or_default();
-    let version = GitRef::parse(&version).map_err(stored)?;
-    let stage = target
-        .failed_stage
-        .as_deref()
-        .and_then(|s| Stage::parse(s).ok())
-        .unwrap_or(Stage::SmokeTests);
-    // The demo's simulated pipeline, or the deployment's own environment's Argo server.
-    let (new_name, url) = match &state.simulator {
-        Some(sim) => (sim.resubmitted_name(name.as_str()), None),
-        None => match state.pipeline.resubmit(&argo_env, &namespace, &name).await {
-            Ok(n) => {
-                let url = K8sName::object(&n, "name")
-                    .ok()
-                    .and_then(|n| state.pipeline.workflow_url(&argo_env, &namespace, &n));
-                (n, url)
-            }
-            Err(e) => {
-                audit
-                    .record("failed", &format!("{namespace}/{name}: {e}"))
-                    .await;
-                return Err(AppError::new(502, format!("Nothing was resubmitted. {e}")));
-            }
-        },
-    };
-    let workflow = crate::model::Workflow {
-        environment: Some(argo_env.to_string()),
-        namespace: Some(namespace.to_string()),
-        name: Some(new_name.clone()),
-        url: url.clone(),
-    };
-    let event = crate::store::NewEvent {
-        repo: repo.clone(),
-        environment: env.clone(),
-        version: version.clone(),
-        stage,
-        status: EventStatus::Started,
-        message: Some(format!("resubmitted by {} as {new_name}", user.login)),
-        workflow: Some(workflow.clone()),
-        delivery_id: None,
-        at_ms: None,
-    };
-    // The new workflow on the timeline and the audit entry: one transaction. Argo has
-    // already resubmitted, so a failure here is said in the audit log too.
-    let detail = format!("{namespace}/{name} resubmitted as {new_name}");
-    if let Err(e) = store
-        .record_event_with(&event, Some(&audit.entry("requested", &detail)))
-        .await
-    {
-        audit
-            .record("failed", &format!("{detail}, but not recorded: {e}"))
-            .await;
-        return Err(crate::error::AppError::store(e));
-    }
-    if let Some(sim) = &state.simulator {
-        sim.resume(store.clone(), repo, env, version, stage, workflow);
-    }
-    Ok(ActionDone {
-        message: format!("Resubmitted as {new_name}."),
-        link: url,
-    })
 }
 
 /// Freezes deploys to one app (deployers) or the whole site (admins), with a reason. The
@@ -383,89 +264,16 @@ pub async fn set_freeze(
     shortname: Option<String>,
     reason: String,
 ) -> Result<ActionDone, crate::error::AppError> {
-    use crate::domain::deploy_rules as rules;
-    use crate::error::AppError;
     let (state, user, app) = freeze_target(shortname).await?;
-    let authority = rules::check_freeze(&user, app.is_none()).map_err(AppError::from)?;
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(AppError::new(422, "say why, in 1 to 500 characters"));
-    }
-    let (id, name) = match &app {
-        Some(a) => (Some(a.id), a.shortname.clone()),
-        None => (None, "the whole site".to_string()),
-    };
-    let audit = Audit::new(
-        &state.store,
-        &user.login,
-        "freeze",
-        app.as_ref().map(|a| a.shortname.as_str()),
-        None,
-    );
-    state
-        .store
-        .freeze(
-            id,
-            reason,
-            &user.login,
-            authority,
-            &audit.entry("done", reason),
-        )
-        .await
-        .map_err(crate::error::AppError::store)?;
-    Ok(ActionDone {
-        message: format!("Deploys to {name} are frozen."),
-        link: None,
-    })
+    crate::actions::freeze::set(&state, &user, app.as_ref(), &reason).await
 }
 
 /// Lifts the freezes on one app (or the site): refused, and audited, when any of them was
 /// set with more authority than the person has.
 #[server(endpoint = "unfreeze")]
 pub async fn lift_freeze(shortname: Option<String>) -> Result<ActionDone, crate::error::AppError> {
-    use crate::domain::deploy_rules as rules;
-    use crate::error::AppError;
     let (state, user, app) = freeze_target(shortname).await?;
-    let site_wide = app.is_none();
-    let app_name = app.as_ref().map(|a| a.shortname.as_str());
-    let in_force: Vec<_> = state
-        .store
-        .active_freezes(app.as_ref().map(|a| a.id))
-        .await
-        .map_err(crate::error::AppError::store)?
-        .into_iter()
-        // Lifting an app's freezes lifts only that app's; the site's needs the site.
-        .filter(|f| f.application.is_some() != site_wide)
-        .collect();
-    let audit = Audit::new(&state.store, &user.login, "unfreeze", app_name, None);
-    if let Err(r) = rules::check_lift(
-        &user,
-        site_wide,
-        &in_force,
-        state.store.environments().as_slice(),
-    ) {
-        audit.record("refused", &r.to_string()).await;
-        return Err(AppError::new(r.status(), r.to_string()));
-    }
-    let ids: Vec<i64> = in_force.iter().map(|f| f.id).collect();
-    let lifted: Vec<String> = in_force
-        .iter()
-        .map(|f| format!("{} ({})", f.reason, f.frozen_by))
-        .collect();
-    let detail = format!("{} freeze(s) lifted: {}", ids.len(), lifted.join("; "));
-    let n = state
-        .store
-        .lift_freezes(&ids, &user.login, &audit.entry("done", &detail))
-        .await
-        .map_err(crate::error::AppError::store)?;
-    Ok(ActionDone {
-        message: if n == 0 {
-            "Nothing was frozen.".into()
-        } else {
-            "Freeze lifted.".into()
-        },
-        link: None,
-    })
+    crate::actions::freeze::lift(&state, &user, app.as_ref()).await
 }
 
 /// The app a freeze form names (or the site): signed in, and the app exists. Who may do
@@ -522,13 +330,7 @@ pub fn FreezeBanners(freezes: Vec<Freeze>, now_ms: i64) -> impl IntoView {
     freezes
         .into_iter()
         .map(|f| {
-            let what = match (&f.application, &f.from_environment) {
-                (Some(a), Some(e)) => {
-                    format!("Promotion of {a} into and out of {e} is frozen (rollback)")
-                }
-                (Some(a), None) => format!("Deploys to {a} are frozen"),
-                (None, _) => "Deploys are frozen site-wide".to_string(),
-            };
+            let what = f.headline();
             view! {
                 <p class="banner frozen" role="status">
                     <strong>{what}</strong>

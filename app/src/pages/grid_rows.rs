@@ -253,21 +253,7 @@ fn render_freezes(freezes: &[Freeze], now_ms: i64) -> String {
     let mut out = String::new();
     for f in freezes {
         out.push_str("<p class=\"banner frozen\" role=\"status\"><strong>");
-        match (&f.application, &f.from_environment) {
-            (Some(a), Some(e)) => {
-                out.push_str("Promotion of ");
-                escape(a, &mut out);
-                out.push_str(" into and out of ");
-                escape(e, &mut out);
-                out.push_str(" is frozen (rollback)");
-            }
-            (Some(a), None) => {
-                out.push_str("Deploys to ");
-                escape(a, &mut out);
-                out.push_str(" are frozen");
-            }
-            (None, _) => out.push_str("Deploys are frozen site-wide"),
-        }
+        escape(&f.headline(), &mut out);
         out.push_str("</strong> by ");
         escape(&f.frozen_by, &mut out);
         out.push(' ');

@@ -630,7 +630,20 @@ impl Store {
                 });
             }
         }
-        let app = Self::application_for_repo(&mut tx, &e.repo).await?;
+        let outcome = Self::write_event(&mut tx, e, audit).await?;
+        tx.commit().await?;
+        self.publish(&outcome.application).await;
+        Ok(outcome)
+    }
+
+    /// A pipeline event's rows (and `audit`, and the alerts they cause), inside the
+    /// caller's transaction.
+    pub(super) async fn write_event(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        e: &NewEvent,
+        audit: Option<&NewAudit<'_>>,
+    ) -> Result<EventOutcome> {
+        let app = Self::application_for_repo(tx, &e.repo).await?;
         let now = now_ms();
         let at = e.at_ms.unwrap_or(now);
         let existing: Option<(i64, String, String)> = sqlx::query_as(
@@ -640,12 +653,33 @@ impl Store {
         .bind(app.id)
         .bind(e.environment.as_str())
         .bind(e.version.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let mut was_failed = false;
         let (deployment_id, base, created_deployment) = match existing {
             Some((id, base, status)) => {
                 was_failed = status == DeploymentStatus::Failed.as_str();
+                // A deploy whose dispatch was "not confirmed" is heard of: it did start.
+                // It is current again (unless something newer is).
+                let confirmed = sqlx::query(
+                    "UPDATE deployments SET dispatch_state = NULL WHERE id = $1 AND dispatch_state = 'not confirmed'",
+                )
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if confirmed {
+                    sqlx::query(
+                        "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at)
+                         SELECT application_id, environment, id, created_at FROM deployments WHERE id = $1
+                         ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id,
+                           created_at = excluded.created_at WHERE excluded.created_at >= current_deployments.created_at",
+                    )
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
                 (
                     id,
                     DeploymentStatus::parse(&base).unwrap_or(DeploymentStatus::InProgress),
@@ -655,7 +689,7 @@ impl Store {
             None => {
                 let sha = e.version.as_sha().map(|s| s.as_str().to_owned());
                 let id = insert_deployment(
-                    &mut tx,
+                    tx,
                     app.id,
                     e.environment.as_str(),
                     e.version.as_str(),
@@ -689,13 +723,13 @@ impl Store {
         .bind(wf.url.clone())
         .bind(at)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT stage, status, at FROM events WHERE deployment_id = $1 ORDER BY id",
         )
         .bind(deployment_id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let summaries: Vec<EventSummary> = rows
             .iter()
@@ -715,7 +749,7 @@ impl Store {
             && sqlx::query("UPDATE deployments SET status = $1 WHERE id = $2 AND status <> $1")
                 .bind(DeploymentStatus::Failed.as_str())
                 .bind(deployment_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected()
                 == 1;
@@ -733,7 +767,7 @@ impl Store {
         .bind(wf.url)
         .bind(now)
         .bind(deployment_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let outcome = EventOutcome {
             application: app.shortname,
@@ -746,7 +780,7 @@ impl Store {
             sqlx::query("UPDATE deliveries SET response = $1 WHERE delivery_id = $2")
                 .bind(serde_json::to_string(&outcome).unwrap_or_default())
                 .bind(delivery)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         if newly_failed {
@@ -762,14 +796,14 @@ impl Store {
                 None => {
                     sqlx::query_scalar("SELECT workflow_url FROM deployments WHERE id = $1")
                         .bind(deployment_id)
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&mut **tx)
                         .await?
                 }
             };
-            insert_alert(&mut tx, &alert).await?;
+            insert_alert(tx, &alert).await?;
         }
         if let Some(a) = audit {
-            insert_audit(&mut tx, a).await?;
+            insert_audit(tx, a).await?;
             if a.action == "resubmit" {
                 let mut alert = AlertEvent::new(AlertKind::ResubmitRequested, now);
                 alert.application = Some(outcome.application.clone());
@@ -778,11 +812,9 @@ impl Store {
                 alert.deployment_id = Some(deployment_id);
                 alert.actor = Some(a.actor.to_owned());
                 alert.workflow_url = e.workflow.as_ref().and_then(|w| w.url.clone());
-                insert_alert(&mut tx, &alert).await?;
+                insert_alert(tx, &alert).await?;
             }
         }
-        tx.commit().await?;
-        self.publish(&outcome.application).await;
         Ok(outcome)
     }
 

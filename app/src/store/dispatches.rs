@@ -371,6 +371,83 @@ impl Store {
         )
     }
 
+    /// A resubmit's intent (the `dispatches` row, kind `resubmit`, and its audit entry),
+    /// in one transaction before Argo is called: its id.
+    pub async fn begin_resubmit(
+        &self,
+        application_id: i64,
+        deployment_id: i64,
+        environment: &str,
+        version: &str,
+        audit: &NewAudit<'_>,
+    ) -> Result<i64> {
+        let now = now_ms();
+        let (_guard, mut tx) = self.write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO dispatches (kind, deployment_id, application_id, environment, git_ref, actor,
+               created_deployment, state, claimed_at, created_at, updated_at)
+             VALUES ('resubmit', $1, $2, $3, $4, $5, 0, 'pending', $6, $6, $6) RETURNING id",
+        )
+        .bind(deployment_id)
+        .bind(application_id)
+        .bind(environment)
+        .bind(version)
+        .bind(audit.actor)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A resubmit's outcome: the new workflow on the deployment's timeline (`event`, with
+    /// its alert) and the audit entry, with the guarded move out of 'pending', in one
+    /// transaction. `false` when another writer finished it first.
+    pub async fn finish_resubmit(
+        &self,
+        id: i64,
+        outcome: &Outcome,
+        event: Option<&super::NewEvent>,
+        audit: &NewAudit<'_>,
+    ) -> Result<bool> {
+        let (new_state, run_url, error) = match outcome {
+            Outcome::Dispatched { run_url } => ("dispatched", run_url.clone(), None),
+            Outcome::Refused { error } => ("failed", None, Some(error.clone())),
+            Outcome::NotConfirmed { error } => ("unconfirmed", None, Some(error.clone())),
+        };
+        let (_guard, mut tx) = self.write().await?;
+        let moved = sqlx::query(
+            "UPDATE dispatches SET state = $1, run_url = $2, error = $3, updated_at = $4 WHERE id = $5 AND state = 'pending' AND kind = 'resubmit'",
+        )
+        .bind(new_state)
+        .bind(run_url)
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let application = match event {
+            Some(e) => Some(
+                Self::write_event(&mut tx, e, Some(audit))
+                    .await?
+                    .application,
+            ),
+            None => {
+                insert_audit(&mut tx, audit).await?;
+                audit.application.map(str::to_owned)
+            }
+        };
+        tx.commit().await?;
+        self.publish(application.as_deref().unwrap_or("*")).await;
+        Ok(true)
+    }
+
     /// Pending dispatches whose claim is older than `claim_ms` or was released (their task
     /// died, or is on a server that died), and those created before `before_ms` (on
     /// SQLite, the only server: before this process started): the reconciler's work. A

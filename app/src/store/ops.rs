@@ -54,6 +54,8 @@ fn freeze_alert(kind: AlertKind, audit: &NewAudit<'_>, reason: &str) -> AlertEve
 pub struct NewFreeze<'a> {
     pub application_id: Option<i64>,
     pub from_environment: Option<&'a str>,
+    /// The environments it holds (`deploy_rules::freeze_scope`); `None`: every one.
+    pub environments: Option<Vec<String>>,
     pub reason: &'a str,
     pub by: &'a str,
     pub authority: Authority,
@@ -66,7 +68,7 @@ pub(super) async fn insert_freeze_in(
     audit: &NewAudit<'_>,
 ) -> Result<i64> {
     let id = sqlx::query_scalar(
-        "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment, environments) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(freeze.application_id)
     .bind(freeze.reason)
@@ -74,6 +76,7 @@ pub(super) async fn insert_freeze_in(
     .bind(now_ms())
     .bind(freeze.authority.as_str())
     .bind(freeze.from_environment.map(str::to_owned))
+    .bind(freeze.environments.as_ref().map(|e| e.join(",")))
     .fetch_one(&mut **tx)
     .await?;
     insert_audit(tx, audit).await?;
@@ -108,8 +111,18 @@ impl Store {
     }
 
     async fn freezes_where(&self, condition: &str, arg: i64) -> Result<Vec<Freeze>> {
-        let rows: Vec<(i64, Option<String>, String, String, i64, String, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at, f.authority, f.from_environment FROM freezes f
+        type Row = (
+            i64,
+            Option<String>,
+            String,
+            String,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at, f.authority, f.from_environment, f.environments FROM freezes f
              LEFT JOIN applications a ON a.id = f.application_id
              WHERE f.lifted_at IS NULL AND {condition} ORDER BY f.id"
         ))
@@ -127,8 +140,15 @@ impl Store {
                     created_at_ms,
                     authority,
                     from_environment,
+                    environments,
                 )| Freeze {
                     from_environment,
+                    environments: environments.map(|e| {
+                        e.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    }),
                     id,
                     application,
                     reason,
@@ -150,54 +170,24 @@ impl Store {
         authority: Authority,
         audit: &NewAudit<'_>,
     ) -> Result<i64> {
-        self.insert_freeze(app_id, None, reason, by, authority, audit)
-            .await
-    }
-
-    /// A rollback's freeze: automatic promotion of the app into and out of `environment`
-    /// stops, with the reason, until someone lifts it like any freeze (deploys go on).
-    pub async fn freeze_promotion_from(
-        &self,
-        app_id: i64,
-        environment: &str,
-        reason: &str,
-        by: &str,
-        authority: Authority,
-        audit: &NewAudit<'_>,
-    ) -> Result<i64> {
-        self.insert_freeze(
-            Some(app_id),
-            Some(environment),
-            reason,
-            by,
-            authority,
-            audit,
-        )
-        .await
-    }
-
-    async fn insert_freeze(
-        &self,
-        app_id: Option<i64>,
-        from_environment: Option<&str>,
-        reason: &str,
-        by: &str,
-        authority: Authority,
-        audit: &NewAudit<'_>,
-    ) -> Result<i64> {
-        let (_guard, mut tx) = self.write().await?;
-        let id = insert_freeze_in(
-            &mut tx,
+        self.set_freeze(
             &NewFreeze {
                 application_id: app_id,
-                from_environment,
+                from_environment: None,
+                environments: None,
                 reason,
                 by,
                 authority,
             },
             audit,
         )
-        .await?;
+        .await
+    }
+
+    /// Sets `freeze` with its audit entry and alert, in one transaction.
+    pub async fn set_freeze(&self, freeze: &NewFreeze<'_>, audit: &NewAudit<'_>) -> Result<i64> {
+        let (_guard, mut tx) = self.write().await?;
+        let id = insert_freeze_in(&mut tx, freeze, audit).await?;
         tx.commit().await?;
         self.publish("*").await;
         Ok(id)
