@@ -43,11 +43,64 @@ const POLL: Duration = Duration::from_secs(30);
 /// A watch silent for this long is reopened (and the list read again).
 const IDLE: Duration = Duration::from_secs(60);
 
+/// `GET /api/v1/applications?fields=...`: `{"metadata": {...}, "items": [...]}` (items
+/// `null` when a filtered list is empty, on Argo CD up to 3.5).
 #[derive(Debug, Deserialize)]
 struct List {
-    /// Parsed one by one: an item we cannot read is skipped, not the whole list.
-    #[serde(default)]
-    items: Option<Vec<serde_json::Value>>,
+    /// Parsed item by item into the few fields read (never a tree of JSON values): an
+    /// item we cannot read is skipped, not the whole list, and a list costs about its
+    /// own size in memory.
+    #[serde(default, deserialize_with = "items")]
+    items: Vec<Application>,
+}
+
+/// Only what Release reads of a list (Argo CD's own field filter: `items.<key>` from its
+/// fixed list of selectable fields; `status.summary`, not `status.summary.images`).
+const LIST_FIELDS: &str = "items.metadata.name,items.status.summary,items.status.health,items.status.sync.status,items.status.operationState.phase";
+
+fn items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Application>, D::Error> {
+    struct Items;
+    impl<'de> serde::de::Visitor<'de> for Items {
+        type Value = Vec<Application>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of applications, or null")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<MaybeApplication>()? {
+                if let MaybeApplication::App(a) = item {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Items)
+}
+
+/// One item: an application we can read, or anything else (skipped).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MaybeApplication {
+    App(Application),
+    Other(serde::de::IgnoredAny),
+}
+
+/// A watch line that ends the stream (grpc-gateway's error chunk).
+#[derive(Debug, Deserialize)]
+struct StreamError {
+    grpc_code: Option<i64>,
+    http_code: Option<i64>,
+    message: Option<String>,
 }
 
 /// The most a list answer may weigh (1,000 applications are a few MiB).
@@ -56,6 +109,7 @@ const MAX_LIST: usize = 64 << 20;
 #[derive(Debug, Deserialize)]
 struct WatchLine {
     result: Option<WatchEvent>,
+    error: Option<StreamError>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,20 +161,159 @@ struct OperationState {
     phase: Option<String>,
 }
 
-/// The tag of `image` among `images` (`registry/path/image:tag`, a digest after `@`
-/// ignored), as the pipeline names versions (`release-` trimmed). Only a valid git ref is
-/// taken: what Argo CD sends is parsed like anything else from outside.
-pub fn version_of(images: &[String], image: &str) -> Option<String> {
-    images.iter().find_map(|full| {
-        let without_digest = full.split('@').next()?;
-        let last = without_digest.rsplit('/').next()?;
-        let (name, tag) = last.split_once(':')?;
-        if name != image {
-            return None;
+/// What an app's image says runs, from `status.summary.images` (the sorted union of
+/// every pod's images in the app's tree, as Argo CD computes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Running {
+    /// One tag, and it is a version.
+    Version(String),
+    /// More than one tag of the app's image (a rollout in flight, an old pod still
+    /// terminating, a leftover job's pod): mid-rollout until one remains. Never chosen
+    /// between.
+    Rolling(Vec<String>),
+    /// A tag that is not a version (`latest`, `main`, `stable`): what runs is not known.
+    NotAVersion(String),
+    /// The image by digest only (`image@sha256:...`).
+    DigestOnly,
+    /// The app's image is not among its pods' (none running, or another image name).
+    Absent,
+}
+
+impl Running {
+    /// The version, when there is exactly one.
+    pub fn version(&self) -> Option<String> {
+        match self {
+            Running::Version(v) => Some(v.clone()),
+            _ => None,
         }
-        let tag = tag.strip_prefix("release-").unwrap_or(tag);
-        GitRef::parse(tag).ok().map(|r| r.as_str().to_owned())
-    })
+    }
+
+    /// What a person is told when no version can be read.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Running::Version(_) | Running::Absent => None,
+            Running::Rolling(tags) => Some(format!("rolling out: {}", tags.join(", "))),
+            Running::NotAVersion(tag) => Some(format!("tag {tag} is not a version")),
+            Running::DigestOnly => Some("runs an image by digest only".into()),
+        }
+    }
+}
+
+/// Which tags are versions: a configured pattern (`[deploys] version_pattern`, or an
+/// application's `version_pattern`), or by default any tag with a digit in it that is not
+/// one of the usual moving names.
+#[derive(Debug, Clone, Default)]
+pub struct VersionRule(Option<regex::Regex>);
+
+impl VersionRule {
+    /// A pattern the whole tag must match (anchored here).
+    pub fn pattern(p: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(&format!("^(?:{p})$")).map(|r| Self(Some(r)))
+    }
+
+    pub fn is_version(&self, tag: &str) -> bool {
+        match &self.0 {
+            Some(r) => r.is_match(tag),
+            None => {
+                const MOVING: [&str; 14] = [
+                    "latest",
+                    "main",
+                    "master",
+                    "stable",
+                    "dev",
+                    "develop",
+                    "edge",
+                    "nightly",
+                    "head",
+                    "current",
+                    "next",
+                    "canary",
+                    "release",
+                    "production",
+                ];
+                tag.chars().any(|c| c.is_ascii_digit())
+                    && !MOVING.contains(&tag.to_ascii_lowercase().as_str())
+            }
+        }
+    }
+}
+
+/// What runs of `image` among `images` (`registry:port/path/image:tag@digest`), as the
+/// pipeline names versions (`release-` trimmed). Only a valid git ref is a version: what
+/// Argo CD sends is parsed like anything else from outside.
+pub fn running_of(images: &[String], image: &str, rule: &VersionRule) -> Running {
+    let mut tags = std::collections::BTreeSet::new();
+    let mut digest_only = false;
+    for full in images {
+        let (without_digest, digest) = match full.split_once('@') {
+            Some((i, d)) => (i, Some(d)),
+            None => (full.as_str(), None),
+        };
+        // The last path segment is `name[:tag]` (a registry's port is in an earlier one).
+        let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+        let (name, tag) = match last.split_once(':') {
+            Some((n, t)) => (n, Some(t)),
+            None => (last, None),
+        };
+        if name != image {
+            continue;
+        }
+        match tag {
+            Some(t) => {
+                tags.insert(t.strip_prefix("release-").unwrap_or(t).to_owned());
+            }
+            None if digest.is_some() => digest_only = true,
+            // No tag and no digest: the runtime pulls `latest`.
+            None => {
+                tags.insert("latest".to_owned());
+            }
+        }
+    }
+    let shown = |t: &str| app::domain::outside_text::printable(t, 64);
+    match tags.len() {
+        0 if digest_only => Running::DigestOnly,
+        0 => Running::Absent,
+        1 => {
+            let tag = tags.into_iter().next().unwrap_or_default();
+            match GitRef::parse(&tag) {
+                Ok(r) if rule.is_version(r.as_str()) => Running::Version(r.as_str().to_owned()),
+                _ => Running::NotAVersion(shown(&tag)),
+            }
+        }
+        _ => Running::Rolling(tags.iter().map(|t| shown(t)).collect()),
+    }
+}
+
+/// The version rules: the default (or `[deploys] version_pattern`) and per application.
+#[derive(Debug, Clone, Default)]
+pub struct VersionRules {
+    pub default: VersionRule,
+    /// Shortname -> its own rule.
+    pub per_app: HashMap<String, VersionRule>,
+}
+
+impl VersionRules {
+    /// From `[deploys] version_pattern` and the applications' own (checked when the
+    /// configuration was read; a pattern that does not compile here is the default).
+    pub fn from_config(config: &crate::configuration::Config) -> Self {
+        let rule = |p: &String| VersionRule::pattern(p).unwrap_or_default();
+        Self {
+            default: config
+                .version_pattern
+                .as_ref()
+                .map(rule)
+                .unwrap_or_default(),
+            per_app: config
+                .version_patterns
+                .iter()
+                .map(|(s, p)| (s.clone(), rule(p)))
+                .collect(),
+        }
+    }
+
+    fn of(&self, shortname: &str) -> &VersionRule {
+        self.per_app.get(shortname).unwrap_or(&self.default)
+    }
 }
 
 /// Keeps a word from Argo CD short and printable (health, sync, phase).
@@ -129,8 +322,15 @@ fn word(s: Option<String>, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// How the observers read what runs: the application map and the version rules.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub apps: AppMap,
+    pub rules: VersionRules,
+}
+
 /// Starts one observer per configured Argo CD.
-pub fn spawn_observers(store: Store, servers: Vec<ArgoCd>, apps: AppMap) {
+pub fn spawn_observers(store: Store, servers: Vec<ArgoCd>, reading: Reading) {
     let http = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
@@ -143,10 +343,10 @@ pub fn spawn_observers(store: Store, servers: Vec<ArgoCd>, apps: AppMap) {
             return;
         }
     };
-    let apps = std::sync::Arc::new(apps);
+    let reading = std::sync::Arc::new(reading);
     for server in servers {
-        let (store, http, apps) = (store.clone(), http.clone(), apps.clone());
-        tokio::spawn(async move { observe(store, http, server, apps).await });
+        let (store, http, reading) = (store.clone(), http.clone(), reading.clone());
+        tokio::spawn(async move { observe(store, http, server, reading).await });
     }
 }
 
@@ -154,9 +354,11 @@ async fn observe(
     store: Store,
     http: reqwest::Client,
     server: ArgoCd,
-    apps: std::sync::Arc<AppMap>,
+    reading: std::sync::Arc<Reading>,
 ) {
+    // One log line per outage (of the list, of the watch), with Argo CD's own words.
     let mut outage: Option<String> = None;
+    let mut watch_outage: Option<String> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
         if store.pool().is_closed() {
@@ -167,16 +369,25 @@ async fn observe(
                 if outage.take().is_some() {
                     tracing::info!(environment = %server.environment, "argocd: reachable again");
                 }
+                // Argo CD answers again: the next watch or list is not held back.
+                backoff = Duration::from_secs(1);
+                let present: Vec<String> = items.iter().map(|a| a.metadata.name.clone()).collect();
                 for a in items {
-                    apply(&store, &server, &apps, a).await;
+                    apply(&store, &server, &reading, a).await;
+                }
+                // An application Argo CD no longer has is "not in Argo CD", not its last
+                // state forever.
+                if let Err(e) = store.mark_live_absent(&server.environment, &present).await {
+                    tracing::warn!(error = %e, "argocd: could not record the applications Argo CD no longer has");
                 }
             }
             Err(why) => {
                 if outage.is_none() {
                     tracing::warn!(environment = %server.environment, error = %why, "argocd: cannot read the live state; cells say unknown until it answers");
-                    if let Err(e) = store.mark_live_unknown(&server.environment, &why).await {
-                        tracing::warn!(error = %e, "argocd: could not record the outage");
-                    }
+                }
+                // Every cell of the environment says why, the latest reason.
+                if let Err(e) = store.mark_live_unknown(&server.environment, &why).await {
+                    tracing::warn!(error = %e, "argocd: could not record the outage");
                 }
                 outage = Some(why);
                 tokio::time::sleep(backoff).await;
@@ -185,10 +396,13 @@ async fn observe(
             }
         }
         let opened = tokio::time::Instant::now();
-        match watch(&http, &server, &store, &apps).await {
+        match watch(&http, &server, &store, &reading).await {
             // The watch ran and ended (Argo CD restarted, a proxy cut it, idle): list
             // again at once if it ran a while, else after the backoff.
             Ok(()) => {
+                if watch_outage.take().is_some() {
+                    tracing::info!(environment = %server.environment, "argocd: the watch is open again");
+                }
                 if opened.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_secs(1);
                 } else {
@@ -196,9 +410,13 @@ async fn observe(
                     backoff = (backoff * 2).min(POLL);
                 }
             }
-            // No watch (not offered, refused): list every 30 s instead.
+            // No watch (refused, or Argo CD ended it with an error): list every 30 s
+            // meanwhile, and say why once.
             Err(why) => {
-                tracing::debug!(environment = %server.environment, error = %why, "argocd: no watch; listing every 30 s");
+                if watch_outage.is_none() {
+                    tracing::warn!(environment = %server.environment, error = %why, "argocd: no watch; listing every 30 s until it opens");
+                }
+                watch_outage = Some(why);
                 tokio::time::sleep(POLL).await;
             }
         }
@@ -214,8 +432,38 @@ fn endpoint(server: &ArgoCd, segments: &[&str]) -> Result<reqwest::Url, String> 
     Ok(url)
 }
 
+/// Argo CD's reason in a refusal's body (`{"error": "...", "message": "..."}`, or text),
+/// printable and short.
+async fn refusal_reason(resp: reqwest::Response) -> String {
+    let status = resp.status().as_u16();
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= 2048 {
+            break;
+        }
+    }
+    let v: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let said = v
+        .as_ref()
+        .and_then(|v| {
+            v["message"]
+                .as_str()
+                .or(v["error"].as_str())
+                .or(v["error"]["message"].as_str())
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    format!(
+        "Argo CD answered {status}: {}",
+        app::domain::outside_text::printable(said.trim(), 200)
+    )
+}
+
 async fn list(http: &reqwest::Client, server: &ArgoCd) -> Result<Vec<Application>, String> {
-    let url = endpoint(server, &["api", "v1", "applications"])?;
+    let mut url = endpoint(server, &["api", "v1", "applications"])?;
+    url.query_pairs_mut().append_pair("fields", LIST_FIELDS);
     let resp = http
         .get(url)
         .bearer_auth(&server.token)
@@ -233,12 +481,12 @@ async fn list(http: &reqwest::Client, server: &ArgoCd) -> Result<Vec<Application
         200 => {}
         401 | 403 => {
             return Err(format!(
-                "Argo CD refused the token ({}): check RELEASE_ARGOCD_TOKEN_{}",
-                resp.status().as_u16(),
+                "{} (check RELEASE_ARGOCD_TOKEN_{})",
+                refusal_reason(resp).await,
                 server.environment.to_ascii_uppercase()
             ))
         }
-        s => return Err(format!("Argo CD answered {s}")),
+        _ => return Err(refusal_reason(resp).await),
     }
     let mut resp = resp;
     let mut body: Vec<u8> = Vec::new();
@@ -254,20 +502,16 @@ async fn list(http: &reqwest::Client, server: &ArgoCd) -> Result<Vec<Application
     }
     let list: List = serde_json::from_slice(&body)
         .map_err(|e| format!("Argo CD's list is not JSON we know: {e}"))?;
-    Ok(list
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| serde_json::from_value(v).ok())
-        .collect())
+    Ok(list.items)
 }
 
-/// Follows the watch until it ends (Ok) or cannot be opened (Err).
+/// Follows the watch until it ends (Ok) or cannot be opened or is ended by Argo CD with
+/// an error (Err, with Argo CD's message).
 async fn watch(
     http: &reqwest::Client,
     server: &ArgoCd,
     store: &Store,
-    apps: &AppMap,
+    reading: &Reading,
 ) -> Result<(), String> {
     let url = endpoint(server, &["api", "v1", "stream", "applications"])?;
     let mut resp = tokio::time::timeout(
@@ -278,21 +522,27 @@ async fn watch(
     .map_err(|_| "the watch did not open within 10 s".to_string())?
     .map_err(|e| format!("watch: {}", e.without_url()))?;
     if !resp.status().is_success() {
-        return Err(format!("watch answered {}", resp.status().as_u16()));
+        return Err(format!("watch refused: {}", refusal_reason(resp).await));
     }
     let mut buf: Vec<u8> = Vec::new();
     // Bytes of `buf` already searched for a newline: each byte is looked at once.
     let mut scanned = 0;
     loop {
         let chunk = match tokio::time::timeout(IDLE, resp.chunk()).await {
-            Ok(Ok(Some(c))) => c,
-            Ok(Ok(None)) | Err(_) => return Ok(()),
+            Ok(Ok(Some(c))) => Some(c),
+            Ok(Ok(None)) | Err(_) => None,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e.without_url(), "argocd: the watch broke");
                 return Ok(());
             }
         };
-        buf.extend_from_slice(&chunk);
+        let ended = chunk.is_none();
+        if let Some(chunk) = chunk {
+            buf.extend_from_slice(&chunk);
+        } else {
+            // The stream ended: its last line (grpc-gateway's error chunk) has no newline.
+            buf.push(b'\n');
+        }
         let mut start = 0;
         while let Some(at) = buf[scanned..].iter().position(|b| *b == b'\n') {
             let end = scanned + at;
@@ -304,16 +554,42 @@ async fn watch(
                 continue;
             }
             match serde_json::from_slice::<WatchLine>(line) {
+                Ok(WatchLine { error: Some(e), .. }) => {
+                    return Err(format!(
+                        "Argo CD ended the watch: {} (grpc code {}, HTTP {})",
+                        app::domain::outside_text::printable(
+                            e.message.as_deref().unwrap_or("no message"),
+                            200
+                        ),
+                        e.grpc_code.unwrap_or(0),
+                        e.http_code.unwrap_or(0)
+                    ))
+                }
                 Ok(WatchLine {
                     result:
                         Some(WatchEvent {
                             kind,
                             application: Some(a),
                         }),
-                }) if kind.as_deref() != Some("DELETED") => apply(store, server, apps, a).await,
+                    ..
+                }) => {
+                    if kind.as_deref() == Some("DELETED") {
+                        if let Err(e) = store
+                            .mark_app_absent(&server.environment, &a.metadata.name)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "argocd: could not record a deleted application");
+                        }
+                    } else {
+                        apply(store, server, reading, a).await
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "argocd: a watch line we do not know"),
             }
+        }
+        if ended {
+            return Ok(());
         }
         buf.drain(..start);
         scanned = buf.len();
@@ -325,8 +601,9 @@ async fn watch(
     }
 }
 
-async fn apply(store: &Store, server: &ArgoCd, apps: &AppMap, a: Application) {
+async fn apply(store: &Store, server: &ArgoCd, reading: &Reading, a: Application) {
     let name = a.metadata.name;
+    let apps = &reading.apps;
     let (shortname, image) = match apps.0.get(&name) {
         Some((s, i)) => (s.clone(), i.clone()),
         // A declared application is found by its own Argo CD name only: another Argo CD
@@ -342,9 +619,11 @@ async fn apply(store: &Store, server: &ArgoCd, apps: &AppMap, a: Application) {
         },
     };
     let images = a.status.summary.map(|s| s.images).unwrap_or_default();
+    let running = running_of(&images, &image, reading.rules.of(&shortname));
     let o = Observation {
         argocd_app: name,
-        version: version_of(&images, &image),
+        version: running.version(),
+        note: running.note(),
         health: word(a.status.health.and_then(|h| h.status), "Unknown"),
         sync_status: word(a.status.sync.and_then(|s| s.status), "Unknown"),
         operation_phase: a
@@ -368,22 +647,95 @@ mod tests {
 
     #[test]
     fn the_version_is_the_images_tag() {
+        let rule = VersionRule::default();
         let images = vec![
             "registry.example/govuk/nginx:1.25".to_string(),
             "172025368201.dkr.ecr.eu-west-1.amazonaws.com/github/alphagov/govuk/frontend:release-v301".to_string(),
         ];
-        assert_eq!(version_of(&images, "frontend").as_deref(), Some("v301"));
-        assert_eq!(version_of(&images, "router"), None);
-        let sha =
-            vec!["ecr/x/router:0a1b2c3d4e5f60718293a4b5c6d7e8f901234567@sha256:abc".to_string()];
         assert_eq!(
-            version_of(&sha, "router").as_deref(),
+            running_of(&images, "frontend", &rule),
+            Running::Version("v301".into())
+        );
+        assert_eq!(running_of(&images, "router", &rule), Running::Absent);
+        // A tag with a digest; a registry with a port.
+        let sha = vec![
+            "localhost:5000/x/router:0a1b2c3d4e5f60718293a4b5c6d7e8f901234567@sha256:abc"
+                .to_string(),
+        ];
+        assert_eq!(
+            running_of(&sha, "router", &rule).version().as_deref(),
             Some("0a1b2c3d4e5f60718293a4b5c6d7e8f901234567")
         );
         // Hostile or odd tags are not versions.
-        assert_eq!(version_of(&["r/x:a b".to_string()], "x"), None);
-        assert_eq!(version_of(&["r/x".to_string()], "x"), None);
+        assert_eq!(
+            running_of(&["r/x:a b".to_string()], "x", &rule),
+            Running::NotAVersion("a b".into())
+        );
+        assert_eq!(
+            running_of(&["r/x".to_string()], "x", &rule),
+            Running::NotAVersion("latest".into())
+        );
         assert_eq!(word(Some("Healthy".into()), "Unknown"), "Healthy");
         assert_eq!(word(Some("<script>".into()), "Unknown"), "Unknown");
+    }
+
+    /// The third review: two tags of one image are a rollout (never chosen by string
+    /// order); moving tags are not versions; a digest alone is said.
+    #[test]
+    fn two_tags_moving_tags_and_digests() {
+        let rule = VersionRule::default();
+        let two = vec![
+            "nginx:release-v300".to_string(),
+            "nginx:release-v301".to_string(),
+        ];
+        assert_eq!(
+            running_of(&two, "nginx", &rule),
+            Running::Rolling(vec!["v300".into(), "v301".into()])
+        );
+        let order = vec!["app:v100".to_string(), "app:v99".to_string()];
+        assert_eq!(running_of(&order, "app", &rule).version(), None);
+        for moving in ["latest", "main", "stable", "master"] {
+            assert_eq!(
+                running_of(&[format!("reg/app:{moving}")], "app", &rule),
+                Running::NotAVersion(moving.into()),
+                "{moving}"
+            );
+        }
+        assert_eq!(
+            running_of(&["reg/app@sha256:0123".to_string()], "app", &rule),
+            Running::DigestOnly
+        );
+        // A sidecar's other image does not count.
+        let side = vec!["envoy:1.30".to_string(), "reg/app:v7".to_string()];
+        assert_eq!(
+            running_of(&side, "app", &rule),
+            Running::Version("v7".into())
+        );
+        // A configured pattern: only release_NNN.
+        let strict = VersionRule::pattern(r"release_\d+").unwrap();
+        assert_eq!(
+            running_of(&["app:release_455".to_string()], "app", &strict),
+            Running::Version("release_455".into())
+        );
+        assert_eq!(
+            running_of(&["app:v1".to_string()], "app", &strict),
+            Running::NotAVersion("v1".into())
+        );
+    }
+
+    /// Argo CD's list, as its server writes it with the field filter: typed item by item;
+    /// an item we cannot read is skipped; `items: null` is an empty list.
+    #[test]
+    fn the_list_is_read_item_by_item() {
+        let body = r#"{"metadata":{"resourceVersion":"722811400"},"items":[{"metadata":{"name":"velero-test"},"status":{"health":{"status":"Healthy"},"operationState":{"phase":"Succeeded"},"summary":{"images":["nginx:latest"]},"sync":{"status":"Synced"}}},{"metadata":{"name":7}},{"metadata":{"name":"test-app"},"status":{"health":{},"summary":{},"sync":{"status":""}}}]}"#;
+        let list: List = serde_json::from_str(body).unwrap();
+        let names: Vec<&str> = list
+            .items
+            .iter()
+            .map(|a| a.metadata.name.as_str())
+            .collect();
+        assert_eq!(names, ["velero-test", "test-app"]);
+        let empty: List = serde_json::from_str(r#"{"metadata":{},"items":null}"#).unwrap();
+        assert!(empty.items.is_empty());
     }
 }

@@ -176,6 +176,8 @@ struct FileDeploys {
     /// How long Argo CD's running version may differ from the current deployment before
     /// the cell is flagged drift (default 600).
     drift_grace_seconds: Option<i64>,
+    /// Which image tags are versions (a regular expression the whole tag must match).
+    version_pattern: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +264,9 @@ struct FileApplication {
     argocd_app: Option<String>,
     /// The image whose tag is the running version (default: the repo's name).
     image: Option<String>,
+    /// Which of that image's tags are versions (a regular expression the whole tag must
+    /// match); default `[deploys] version_pattern`.
+    version_pattern: Option<String>,
 }
 
 /// The configuration after checking: every name parsed, every environment known.
@@ -294,6 +299,11 @@ pub struct Config {
     pub argocd: Vec<(String, String)>,
     /// Argo CD application name -> (shortname, image), for the declared applications.
     pub argocd_apps: std::collections::HashMap<String, (String, String)>,
+    /// `[deploys] version_pattern`: which image tags are versions (default: a tag with a
+    /// digit that is not a moving name such as `latest`, `main` or `stable`).
+    pub version_pattern: Option<String>,
+    /// Shortname -> its own `version_pattern`.
+    pub version_patterns: std::collections::HashMap<String, String>,
 }
 
 impl Default for Config {
@@ -316,6 +326,8 @@ impl Default for Config {
             alerts: AlertConfig::default(),
             argocd: vec![],
             argocd_apps: Default::default(),
+            version_pattern: None,
+            version_patterns: Default::default(),
         }
     }
 }
@@ -335,6 +347,7 @@ impl Config {
         };
         let mut applications = Vec::with_capacity(file.applications.len());
         let mut argocd_apps = std::collections::HashMap::new();
+        let mut version_patterns = std::collections::HashMap::new();
         for a in file.applications {
             let repo = RepoName::parse(&a.repo)?;
             let shortname = match a.shortname {
@@ -369,6 +382,12 @@ impl Config {
                 .is_some()
             {
                 bail!("two applications have the Argo CD name {argocd_name:?}");
+            }
+            if let Some(p) = &a.version_pattern {
+                crate::argocd::VersionRule::pattern(p).with_context(|| {
+                    format!("application {shortname}: version_pattern is not a regular expression")
+                })?;
+                version_patterns.insert(shortname.as_str().to_owned(), p.clone());
             }
             let workflow = a.workflow.unwrap_or_else(|| "deploy.yml".into());
             if workflow.is_empty()
@@ -474,6 +493,14 @@ impl Config {
             .as_ref()
             .and_then(|d| d.stall_minutes)
             .unwrap_or(30);
+        let version_pattern = file
+            .deploys
+            .as_ref()
+            .and_then(|d| d.version_pattern.clone());
+        if let Some(p) = &version_pattern {
+            crate::argocd::VersionRule::pattern(p)
+                .context("[deploys] version_pattern is not a regular expression")?;
+        }
         let drift_grace_seconds = file
             .deploys
             .as_ref()
@@ -535,6 +562,8 @@ impl Config {
         Ok(Self {
             argocd,
             argocd_apps,
+            version_pattern,
+            version_patterns,
             alerts,
             default_owner,
             limits,

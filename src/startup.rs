@@ -128,7 +128,10 @@ impl Server {
         crate::argocd::spawn_observers(
             store.clone(),
             argocd,
-            crate::argocd::AppMap(settings.config.argocd_apps.clone()),
+            crate::argocd::Reading {
+                apps: crate::argocd::AppMap(settings.config.argocd_apps.clone()),
+                rules: crate::argocd::VersionRules::from_config(&settings.config),
+            },
         );
         let pipeline = Arc::new(pipeline(&settings));
         crate::stats::spawn(

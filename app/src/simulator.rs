@@ -230,6 +230,7 @@ pub async fn observe(
                 sync_status: "Synced".into(),
                 operation_phase: Some("Succeeded".into()),
                 since_ms,
+                note: None,
             },
         )
         .await?;

@@ -68,3 +68,7 @@ CREATE TABLE train_items (
 -- (comma-separated, in pipeline order); NULL: every environment (an admin's, or a
 -- deployer to every environment). Anyone who may deploy to all of them may lift it.
 ALTER TABLE freezes ADD COLUMN environments TEXT;
+
+-- What Argo CD's images say when no version can be read from them ("rolling out: v300,
+-- v301", "tag latest is not a version", "runs an image by digest only").
+ALTER TABLE live_states ADD COLUMN note TEXT;

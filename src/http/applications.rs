@@ -118,6 +118,7 @@ pub async fn show(
                         "version_since": time(l.version_since_ms),
                         "unknown_since": l.unknown_since_ms.map(time),
                         "unknown_reason": l.unknown_reason,
+                        "note": l.note,
                     }),
                 );
             }

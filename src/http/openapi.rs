@@ -69,6 +69,9 @@ pub struct LiveJson {
     pub version_since: Option<String>,
     pub unknown_since: Option<String>,
     pub unknown_reason: Option<String>,
+    /// Why there is no version when the images say ("rolling out: v300, v301", "tag
+    /// latest is not a version", "runs an image by digest only").
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

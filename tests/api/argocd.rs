@@ -23,6 +23,8 @@ struct Fake {
     /// Open watches: send a line to each.
     watchers: Arc<Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>>,
     down: Arc<AtomicBool>,
+    /// The query of every list request.
+    list_queries: Arc<Mutex<Vec<String>>>,
 }
 
 impl Fake {
@@ -33,6 +35,14 @@ impl Fake {
             .lock()
             .unwrap()
             .retain(|w| w.send(line.clone()).is_ok());
+    }
+
+    /// Sends a raw chunk to every open watch (grpc-gateway's error chunk has no newline),
+    /// then closes them.
+    fn end_with(&self, chunk: &str) {
+        for w in self.watchers.lock().unwrap().drain(..) {
+            w.send(chunk.to_owned()).ok();
+        }
     }
 
     /// Closes every open watch (Argo CD restarting).
@@ -69,7 +79,15 @@ fn application(name: &str, tag: &str, health: &str) -> Value {
 }
 
 async fn fake_argocd() -> (String, Fake) {
-    async fn list(State(f): State<Fake>, h: HeaderMap) -> axum::response::Response {
+    async fn list(
+        State(f): State<Fake>,
+        h: HeaderMap,
+        uri: axum::http::Uri,
+    ) -> axum::response::Response {
+        f.list_queries
+            .lock()
+            .unwrap()
+            .push(uri.query().unwrap_or("").to_owned());
         let auth = h
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -400,4 +418,254 @@ async fn drift_is_flagged_after_the_grace_period() {
     wait_for(&app, "caught up", |s| s["live"]["version"] == "v9").await;
     let (_, body) = app.get_json("/api/v1/applications/content-store").await;
     assert_eq!(drift(&body), None);
+}
+
+/// An application as Argo CD's field-filtered list and watch carry it, with these images
+/// (the sorted union of its pods' images).
+fn with_images(name: &str, images: &[&str], health: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "argocd"},
+        "status": {
+            "sync": {"status": "Synced"},
+            "health": {"status": health},
+            "summary": {"images": images},
+            "operationState": {"phase": "Succeeded"}
+        }
+    })
+}
+
+/// The third review's Argo CD findings, with objects shaped as Argo CD's own test data:
+/// the list asks only for the fields read; two tags of one image are a rollout (no drift,
+/// nothing recorded, never chosen by string order); a moving tag is not a version; a
+/// digest alone is said; a deleted application is "not in Argo CD", by the watch and by a
+/// relist; its reason clears once Argo CD has it again; the stream's error chunk ends the
+/// watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_cd_as_it_really_answers() {
+    let (fake, argocd) = fake_argocd().await;
+    let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
+    let app = common::spawn_custom(&config, false, with_token).await;
+    assert_eq!(
+        app.notify("alphagov/content-store", "staging", "v301")
+            .await
+            .status(),
+        200
+    );
+    for _ in 0..100 {
+        if !argocd.watchers.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Only the fields Release reads, as Argo CD's list selects them.
+    let q = argocd.list_queries.lock().unwrap()[0].clone();
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(
+        fields,
+        [(
+            "fields".to_string(),
+            "items.metadata.name,items.status.summary,items.status.health,items.status.sync.status,items.status.operationState.phase".to_string()
+        )]
+    );
+    let registry = "172025368201.dkr.ecr.eu-west-1.amazonaws.com/github/alphagov/govuk";
+    let observed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deployments WHERE trigger_kind = 'observed'",
+        )
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+    };
+    let drift = |s: &Value| s.to_string().contains("\"drift\"");
+    // Two tags of one image, Healthy and Synced (an old pod still terminating).
+    argocd.push(
+        "MODIFIED",
+        with_images(
+            "content-store",
+            &[
+                &format!("{registry}/content-store:release-v300"),
+                &format!("{registry}/content-store:release-v301"),
+                "docker.io/library/nginx:1.25",
+            ],
+            "Healthy",
+        ),
+    );
+    let staging = wait_for(&app, "mid-rollout", |s| {
+        s["live"]["note"] == "rolling out: v300, v301"
+    })
+    .await;
+    assert!(staging["live"]["version"].is_null(), "{staging}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+    assert!(
+        !drift(&body["flags"]),
+        "no drift mid-rollout: {}",
+        body["flags"]
+    );
+    assert_eq!(observed().await, 0);
+    // v100 and v99: never chosen by string order.
+    argocd.push(
+        "MODIFIED",
+        with_images(
+            "content-store",
+            &[
+                &format!("{registry}/content-store:v100"),
+                &format!("{registry}/content-store:v99"),
+            ],
+            "Healthy",
+        ),
+    );
+    wait_for(&app, "v100 and v99", |s| {
+        s["live"]["note"] == "rolling out: v100, v99"
+    })
+    .await;
+    assert_eq!(observed().await, 0);
+    // A moving tag is not a version.
+    argocd.push(
+        "MODIFIED",
+        with_images(
+            "content-store",
+            &[&format!("{registry}/content-store:latest")],
+            "Healthy",
+        ),
+    );
+    let staging = wait_for(&app, "latest", |s| {
+        s["live"]["note"] == "tag latest is not a version"
+    })
+    .await;
+    assert!(staging["live"]["version"].is_null());
+    // A digest alone.
+    argocd.push(
+        "MODIFIED",
+        with_images(
+            "content-store",
+            &[&format!(
+                "{registry}/content-store@sha256:{}",
+                "a".repeat(64)
+            )],
+            "Healthy",
+        ),
+    );
+    wait_for(&app, "digest", |s| {
+        s["live"]["note"] == "runs an image by digest only"
+    })
+    .await;
+    assert_eq!(observed().await, 0, "nothing but versions is recorded");
+    // One tag again: v301, as the pipeline said.
+    argocd.push(
+        "MODIFIED",
+        with_images(
+            "content-store",
+            &[&format!("{registry}/content-store:release-v301")],
+            "Healthy",
+        ),
+    );
+    wait_for(&app, "v301", |s| {
+        s["live"]["version"] == "v301" && s["live"]["note"].is_null()
+    })
+    .await;
+
+    // Deleted in Argo CD (the watch's DELETED event).
+    argocd.push(
+        "DELETED",
+        with_images(
+            "content-store",
+            &[&format!("{registry}/content-store:release-v301")],
+            "Healthy",
+        ),
+    );
+    let staging = wait_for(&app, "deleted", |s| {
+        s["live"]["unknown_reason"] == "not in Argo CD"
+    })
+    .await;
+    assert!(staging["live"]["version"].is_null());
+    // Back: known again, the reason cleared.
+    argocd.push(
+        "ADDED",
+        with_images(
+            "content-store",
+            &[&format!("{registry}/content-store:release-v301")],
+            "Healthy",
+        ),
+    );
+    wait_for(&app, "back", |s| {
+        s["live"]["unknown_reason"].is_null() && s["live"]["version"] == "v301"
+    })
+    .await;
+    // Gone from a relist (the watch dropped; the list no longer has it).
+    argocd.apps.lock().unwrap().clear();
+    argocd.drop_watches();
+    wait_for(&app, "not in the relist", |s| {
+        s["live"]["unknown_reason"] == "not in Argo CD"
+    })
+    .await;
+    // Argo CD ends the stream with grpc-gateway's error chunk (no newline): the watch
+    // ends; the observer lists instead; nothing is corrupted.
+    for _ in 0..100 {
+        if !argocd.watchers.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lists = argocd.requests_to("/api/v1/applications").len();
+    argocd.end_with(
+        r#"{"error":{"grpc_code":16,"http_code":401,"message":"no session information","http_status":"Unauthorized"}}"#,
+    );
+    argocd.apps.lock().unwrap().push(with_images(
+        "content-store",
+        &[&format!("{registry}/content-store:release-v301")],
+        "Healthy",
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, body) = app.get_json("/api/v1/applications/content-store").await;
+    assert_eq!(
+        body["environments"]["staging"]["live"]["unknown_reason"], "not in Argo CD",
+        "an error chunk is not an application"
+    );
+    assert_eq!(argocd.requests_to("/api/v1/applications").len(), lists);
+}
+
+/// Argo CD restarted: once a list succeeds again, the watch reopens at once (the backoff
+/// is reset), not after the longest wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_argo_cd_is_watched_again_at_once() {
+    let (fake, argocd) = fake_argocd().await;
+    argocd
+        .apps
+        .lock()
+        .unwrap()
+        .push(application("content-store", "v5", "Healthy"));
+    let app = common::spawn_custom(&config(&fake), false, with_token).await;
+    wait_for(&app, "observed", |s| s["live"]["version"] == "v5").await;
+    // Down for a while: the backoff grows (1, 2, 4, 8 s...).
+    argocd.down.store(true, Ordering::SeqCst);
+    argocd.drop_watches();
+    wait_for(&app, "unknown", |s| !s["live"]["unknown_since"].is_null()).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let watches = argocd.requests_to("/api/v1/stream/applications").len();
+    argocd.down.store(false, Ordering::SeqCst);
+    let up = std::time::Instant::now();
+    wait_for(&app, "known again", |s| {
+        s["live"]["unknown_since"].is_null()
+    })
+    .await;
+    for _ in 0..100 {
+        if argocd.requests_to("/api/v1/stream/applications").len() > watches
+            && !argocd.watchers.lock().unwrap().is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !argocd.watchers.lock().unwrap().is_empty(),
+        "the watch reopened"
+    );
+    assert!(
+        up.elapsed() < Duration::from_secs(12),
+        "the watch reopened {:?} after Argo CD came back",
+        up.elapsed()
+    );
 }

@@ -130,6 +130,7 @@ struct Counts {
     manual: bool,
     sync: bool,
     failed: bool,
+    drift: bool,
 }
 
 impl Counts {
@@ -140,6 +141,7 @@ impl Counts {
             manual: any(|f| matches!(f, Flag::ManualDeployment { .. })),
             sync: any(|f| matches!(f, Flag::NotInSync { .. })),
             failed: any(|f| matches!(f, Flag::LastDeploymentFailed { .. })),
+            drift: any(|f| matches!(f, Flag::Drift { .. })),
         }
     }
 }
@@ -235,10 +237,11 @@ fn render_summary(counts: &[Counts]) -> String {
         format!("<section class=\"summary\" id=\"grid-summary\" aria-live=\"polite\"><p class=\"ok\">All {total} applications are in order.</p></section>")
     } else {
         format!(
-            "<section class=\"summary\" id=\"grid-summary\" aria-live=\"polite\"><p><strong>{attention} of {total} applications need attention</strong>: {} need a manual deployment, {} not in sync, {} with a failed deployment.</p></section>",
+            "<section class=\"summary\" id=\"grid-summary\" aria-live=\"polite\"><p><strong>{attention} of {total} applications need attention</strong>: {} need a manual deployment, {} not in sync, {} with a failed deployment, {} drifted from what Release recorded.</p></section>",
             n(|c| c.manual),
             n(|c| c.sync),
-            n(|c| c.failed)
+            n(|c| c.failed),
+            n(|c| c.drift)
         )
     }
 }

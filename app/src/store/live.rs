@@ -22,6 +22,9 @@ pub struct Observation {
     /// When this version started running, if known (the demo's history); else now.
     #[serde(default)]
     pub since_ms: Option<i64>,
+    /// Why there is no version, when the images say (a rollout, a moving tag, a digest).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// The stored live state of one cell.
@@ -38,6 +41,9 @@ pub struct LiveState {
     /// Argo CD could not be read since then: the state above is old.
     pub unknown_since_ms: Option<i64>,
     pub unknown_reason: Option<String>,
+    /// Why there is no version, when the images say.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// What recording an observation changed.
@@ -49,6 +55,9 @@ pub struct Observed {
     pub recorded_deployment: bool,
 }
 
+/// The reason of a cell whose application Argo CD no longer has.
+pub const NOT_IN_ARGOCD: &str = "not in Argo CD";
+
 type LiveTuple = (
     String,
     Option<String>,
@@ -59,6 +68,7 @@ type LiveTuple = (
     i64,
     i64,
     Option<i64>,
+    Option<String>,
     Option<String>,
 );
 
@@ -77,9 +87,18 @@ impl Store {
         };
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let before: Option<(Option<String>, String, String, Option<String>, Option<i64>, i64)> =
+        type Before = (
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            i64,
+            Option<String>,
+        );
+        let before: Option<Before> =
             sqlx::query_as(
-                "SELECT version, health, sync_status, operation_phase, unknown_since, observed_at FROM live_states WHERE application_id = $1 AND environment = $2",
+                "SELECT version, health, sync_status, operation_phase, unknown_since, observed_at, note FROM live_states WHERE application_id = $1 AND environment = $2",
             )
             .bind(app.id)
             .bind(environment)
@@ -88,12 +107,13 @@ impl Store {
         let same_version = before.as_ref().is_some_and(|b| b.0 == o.version);
         let changed = match &before {
             None => true,
-            Some((v, h, s, p, unknown, _)) => {
+            Some((v, h, s, p, unknown, _, note)) => {
                 *v != o.version
                     || *h != o.health
                     || *s != o.sync_status
                     || *p != o.operation_phase
                     || unknown.is_some()
+                    || *note != o.note
             }
         };
         // The same state told again (a relist, a chatty watch): nothing to write, but for
@@ -119,9 +139,9 @@ impl Store {
                 )
         });
         sqlx::query(
-            "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL)
-             ON CONFLICT (application_id, environment) DO UPDATE SET version = excluded.version, health = excluded.health,
+            "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL, $11)
+             ON CONFLICT (application_id, environment) DO UPDATE SET version = excluded.version, health = excluded.health, note = excluded.note,
                sync_status = excluded.sync_status, operation_phase = excluded.operation_phase, argocd_app = excluded.argocd_app,
                observed_at = excluded.observed_at,
                version_since = CASE WHEN $9 = 1 THEN live_states.version_since ELSE excluded.version_since END,
@@ -137,6 +157,7 @@ impl Store {
         .bind(now)
         .bind(i64::from(same_version))
         .bind(o.since_ms.unwrap_or(now).min(now))
+        .bind(o.note.clone())
         .execute(&mut *tx)
         .await?;
         let mut recorded_deployment = false;
@@ -185,8 +206,10 @@ impl Store {
     /// unknown since" the first failure (never a stale version shown as the truth).
     pub async fn mark_live_unknown(&self, environment: &str, reason: &str) -> Result<u64> {
         let (_guard, mut tx) = self.write().await?;
+        // Since the first failure; the reason is the latest (never a stale one).
         let n = sqlx::query(
-            "UPDATE live_states SET unknown_since = $1, unknown_reason = $2 WHERE environment = $3 AND unknown_since IS NULL",
+            "UPDATE live_states SET unknown_since = COALESCE(unknown_since, $1), unknown_reason = $2
+             WHERE environment = $3 AND (unknown_since IS NULL OR unknown_reason IS NULL OR unknown_reason <> $2)",
         )
         .bind(now_ms())
         .bind(reason)
@@ -201,10 +224,57 @@ impl Store {
         Ok(n)
     }
 
+    /// After a list of `environment`'s Argo CD: every application it no longer has
+    /// (`present` are the names it listed) is "not in Argo CD": no version, and why.
+    pub async fn mark_live_absent(&self, environment: &str, present: &[String]) -> Result<u64> {
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT application_id, argocd_app, unknown_reason FROM live_states WHERE environment = $1",
+        )
+        .bind(environment)
+        .fetch_all(&self.pool)
+        .await?;
+        let present: std::collections::HashSet<&str> = present.iter().map(String::as_str).collect();
+        let gone: Vec<&String> = rows
+            .iter()
+            .filter(|(_, name, reason)| {
+                !present.contains(name.as_str()) && reason.as_deref() != Some(NOT_IN_ARGOCD)
+            })
+            .map(|(_, name, _)| name)
+            .collect();
+        let mut n = 0;
+        for name in gone {
+            n += self.mark_app_absent(environment, name).await?;
+        }
+        Ok(n)
+    }
+
+    /// Argo CD no longer has `argocd_app` in `environment` (deleted, or a relist without
+    /// it): no version, "not in Argo CD" since now.
+    pub async fn mark_app_absent(&self, environment: &str, argocd_app: &str) -> Result<u64> {
+        let (_guard, mut tx) = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE live_states SET version = NULL, note = NULL, health = 'Missing', sync_status = 'Unknown', operation_phase = NULL,
+               unknown_since = $1, unknown_reason = $2
+             WHERE environment = $3 AND argocd_app = $4 AND (unknown_reason IS NULL OR unknown_reason <> $2)",
+        )
+        .bind(now_ms())
+        .bind(NOT_IN_ARGOCD)
+        .bind(environment)
+        .bind(argocd_app)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n > 0 {
+            self.publish("*").await;
+        }
+        Ok(n)
+    }
+
     /// An application's live state in every environment that has one.
     pub async fn live_states(&self, shortname: &str) -> Result<Vec<LiveState>> {
         let rows: Vec<LiveTuple> = sqlx::query_as(
-            "SELECT l.environment, l.version, l.health, l.sync_status, l.operation_phase, l.argocd_app, l.observed_at, l.version_since, l.unknown_since, l.unknown_reason
+            "SELECT l.environment, l.version, l.health, l.sync_status, l.operation_phase, l.argocd_app, l.observed_at, l.version_since, l.unknown_since, l.unknown_reason, l.note
              FROM live_states l JOIN applications a ON a.id = l.application_id WHERE a.shortname = $1",
         )
         .bind(shortname)
@@ -223,6 +293,7 @@ impl Store {
                 version_since_ms: r.7,
                 unknown_since_ms: r.8,
                 unknown_reason: r.9,
+                note: r.10,
             })
             .collect())
     }
