@@ -35,7 +35,22 @@ impl AppError {
     /// 500 otherwise; the cause is logged here.
     #[cfg(feature = "ssr")]
     pub fn store(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
         use leptos::prelude::use_context;
+        match err {
+            StoreError::NotFound(m) => return Self::new(404, m),
+            StoreError::Conflict(m) => return Self::new(409, m),
+            StoreError::Busy(m) => {
+                if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+                    resp.insert_header(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from_static("2"),
+                    );
+                }
+                return Self::new(429, m);
+            }
+            _ => {}
+        }
         if err.is_unavailable() {
             tracing::warn!(error = %err, "database busy or unreachable in a server function");
             if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {

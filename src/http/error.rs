@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 429: too many failed tokens from this address; retry after the duration.
     #[error("too many failed API tokens from this address; try again in {} s", .0.as_secs().max(1))]
     TooMany(std::time::Duration),
+    /// 429: too many expensive reads at once; retry in a moment.
+    #[error("{0}")]
+    Busy(String),
     /// 503: the database is busy or unreachable; retry after a moment.
     #[error("the database is busy or unreachable; retry in a moment")]
     Unavailable(#[source] StoreError),
@@ -61,6 +64,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Busy(m) => ApiError::Busy(m),
             other if other.is_unavailable() => ApiError::Unavailable(other),
             other => ApiError::Internal(other.into()),
         }
@@ -77,7 +81,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::Shape(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooMany(_) | ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,6 +105,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::TooMany(wait) => Some(wait.as_secs().max(1)),
+            ApiError::Busy(_) => Some(2),
             ApiError::Unavailable(_) => Some(2),
             _ => None,
         };

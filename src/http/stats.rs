@@ -209,6 +209,7 @@ pub async fn report(state: &ServerState, raw: Option<&str>) -> Result<StatsRepor
         (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
         (status = 404, description = "No such application", body = super::openapi::ErrorJson),
         (status = 422, description = "A parameter that does not parse", body = super::openapi::ErrorJson),
+        (status = 429, description = "Too many applications' stats being counted at once; retry after Retry-After", body = super::openapi::ErrorJson),
         (status = 503, description = "The database is busy; retry", body = super::openapi::ErrorJson),
     ),
     tag = "stats"
@@ -230,7 +231,10 @@ pub async fn json(
     responses(
         (status = 200, description = "`date,environment,deployments` lines", content_type = "text/csv", body = String),
         (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+        (status = 404, description = "No such application", body = super::openapi::ErrorJson),
         (status = 422, description = "A parameter that does not parse", body = super::openapi::ErrorJson),
+        (status = 429, description = "Too many applications' stats being counted at once; retry after Retry-After", body = super::openapi::ErrorJson),
+        (status = 503, description = "The database is busy; retry", body = super::openapi::ErrorJson),
     ),
     tag = "stats"
 )]

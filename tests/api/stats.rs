@@ -392,3 +392,82 @@ async fn a_restore_spanning_days_is_counted() {
         .await;
     assert_eq!(one["time_to_restore"]["count"], 1, "{one}");
 }
+
+/// The third review's finding 7: one application's stats are counted once per change of
+/// its history (then answered from memory), and at most two applications are counted at
+/// once: beyond, 429 with Retry-After, while answers already counted still come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_applications_stats_are_counted_once_per_change_and_bounded() {
+    let app = common::spawn().await;
+    let id = app
+        .store
+        .application("content-store")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let now = app::store::now_ms();
+    // Two thousand production deployments over two years.
+    let rows: Vec<(i64, String, String, i64)> = (0..2_000i64)
+        .map(|i| {
+            (
+                id,
+                "production".to_string(),
+                format!("v{i}"),
+                now - (2_000 - i) * 8 * HOUR,
+            )
+        })
+        .collect();
+    app.store.bulk_insert_deployments(&rows).await.unwrap();
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let (from, to) = (day(now - 730 * 24 * HOUR), day(now));
+    let url = |app_name: &str| format!("/api/v1/stats?application={app_name}&from={from}&to={to}");
+    let (s, first) = app.get_json(&url("content-store")).await;
+    assert_eq!(s, 200, "{}", first["error"]);
+    assert_eq!(
+        first["change_failure_rate"]["production_deployments"],
+        2_000
+    );
+    // Every counting slot taken: the answer already counted still comes, from memory.
+    let held: Vec<_> = std::iter::from_fn(|| app.store.hold_stats_counting()).collect();
+    assert_eq!(held.len(), 2);
+    let (s, again) = app.get_json(&url("content-store")).await;
+    assert_eq!(s, 200);
+    assert!(again == first, "the same answer");
+    // An application not counted yet must wait: 429 with Retry-After.
+    let r = app
+        .client
+        .get(app.url(&url("frontend")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "2");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("try again"),
+        "{body}"
+    );
+    drop(held);
+    let (s, _) = app.get_json(&url("frontend")).await;
+    assert_eq!(s, 200);
+    // A new deployment changes the history: counted again.
+    assert_eq!(
+        app.notify("alphagov/content-store", "production", "v5000")
+            .await
+            .status(),
+        200
+    );
+    let (s, after) = app.get_json(&url("content-store")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        after["change_failure_rate"]["production_deployments"],
+        2_001
+    );
+}

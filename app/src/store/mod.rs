@@ -43,6 +43,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// Too many expensive reads at once: retry in a moment (429 with Retry-After).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl StoreError {
@@ -102,6 +105,8 @@ pub struct Store {
     /// How long what Argo CD says runs may differ from the current deployment before it is
     /// drift (`[deploys] drift_grace_seconds`).
     drift_grace_ms: i64,
+    /// One application's stats, counted once per change (`Store::application_stats`).
+    app_stats: std::sync::Arc<stats::AppStatsCache>,
 }
 
 /// The PostgreSQL channel that carries changes between Release servers.
@@ -214,6 +219,7 @@ impl Store {
             changes,
             group: Default::default(),
             drift_grace_ms: crate::domain::DRIFT_GRACE_MS,
+            app_stats: Default::default(),
         })
     }
 

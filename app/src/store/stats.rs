@@ -359,15 +359,51 @@ impl Store {
         Ok(rows.into_iter().map(day_stats).collect())
     }
 
-    /// One application's days from `first` to `last`, counted from its deployments (an
-    /// application's history is short enough to count on demand).
+    /// One application's days from `first` to `last`: its whole history counted once and
+    /// kept while the application's deployments, events and commit times are unchanged
+    /// (a fingerprint read from indexes, a few milliseconds), so a repeated question is
+    /// answered from memory. Counting is bounded: at most `AppStatsCache::COUNTING` at
+    /// once, `StoreError::Busy` beyond (the caller answers 429 with Retry-After).
     pub async fn application_stats(
         &self,
         application_id: i64,
         first: i64,
         last: i64,
     ) -> Result<Vec<DayStats>> {
-        self.count_range(Some(application_id), first, last).await
+        let fingerprint: (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MAX(id), MAX(updated_at) FROM deployments WHERE application_id = $1",
+        )
+        .bind(application_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let looked_up: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(looked_up_at) FROM commit_times WHERE application_id = $1",
+        )
+        .bind(application_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let key = (fingerprint.0, fingerprint.1, looked_up);
+        let today = super::now_ms().div_euclid(DAY_MS);
+        let cache = &self.app_stats;
+        let days = match cache.get(application_id, key, today) {
+            Some(days) => days,
+            None => {
+                let Ok(_permit) = cache.counting.clone().try_acquire_owned() else {
+                    return Err(super::StoreError::Busy(
+                        "other applications' stats are being counted; try again in a moment".into(),
+                    ));
+                };
+                let days =
+                    std::sync::Arc::new(self.count_range(Some(application_id), 0, today).await?);
+                cache.put(application_id, key, today, days.clone());
+                days
+            }
+        };
+        Ok(days
+            .iter()
+            .filter(|d| d.day >= first && d.day <= last)
+            .cloned()
+            .collect())
     }
 
     /// Queues the production deployments' commits among the new deployments, for GitHub's
@@ -575,5 +611,81 @@ impl Store {
             recorded,
             alerts_pending,
         })
+    }
+}
+
+/// One application's whole history of daily counts, per application, kept while its
+/// fingerprint (last deployment id, last update, last commit lookup) and the day are the
+/// same. Bounded: at most `MAX_APPS` applications (the least recently asked go first).
+#[derive(Debug)]
+pub struct AppStatsCache {
+    entries: std::sync::Mutex<std::collections::HashMap<i64, AppStatsEntry>>,
+    /// Counts running at once.
+    pub(super) counting: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+type Fingerprint = (Option<i64>, Option<i64>, Option<i64>);
+
+#[derive(Debug)]
+struct AppStatsEntry {
+    key: Fingerprint,
+    today: i64,
+    days: std::sync::Arc<Vec<DayStats>>,
+    used: std::time::Instant,
+}
+
+impl Default for AppStatsCache {
+    fn default() -> Self {
+        Self {
+            entries: Default::default(),
+            counting: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::COUNTING)),
+        }
+    }
+}
+
+impl Store {
+    /// Takes one of the slots for counting an application's stats, if one is free (the
+    /// tests fill them to see the 429 a caller gets when all are taken).
+    pub fn hold_stats_counting(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.app_stats.counting.clone().try_acquire_owned().ok()
+    }
+}
+
+impl AppStatsCache {
+    /// Applications kept.
+    pub const MAX_APPS: usize = 256;
+    /// Applications counted at once (each may read years of deployments).
+    pub const COUNTING: usize = 2;
+
+    fn get(&self, app: i64, key: Fingerprint, today: i64) -> Option<std::sync::Arc<Vec<DayStats>>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let e = entries.get_mut(&app)?;
+        if e.key != key || e.today != today {
+            return None;
+        }
+        e.used = std::time::Instant::now();
+        Some(e.days.clone())
+    }
+
+    fn put(&self, app: i64, key: Fingerprint, today: i64, days: std::sync::Arc<Vec<DayStats>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= Self::MAX_APPS && !entries.contains_key(&app) {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(id, _)| *id)
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            app,
+            AppStatsEntry {
+                key,
+                today,
+                days,
+                used: std::time::Instant::now(),
+            },
+        );
     }
 }
