@@ -43,48 +43,112 @@ const POLL: Duration = Duration::from_secs(30);
 /// A watch silent for this long is reopened (and the list read again).
 const IDLE: Duration = Duration::from_secs(60);
 
-/// `GET /api/v1/applications?fields=...`: `{"metadata": {...}, "items": [...]}` (items
-/// `null` when a filtered list is empty, on Argo CD up to 3.5).
-#[derive(Debug, Deserialize)]
-struct List {
-    /// Parsed item by item into the few fields read (never a tree of JSON values): an
-    /// item we cannot read is skipped, not the whole list, and a list costs about its
-    /// own size in memory.
-    #[serde(default, deserialize_with = "items")]
-    items: Vec<Application>,
-}
-
 /// Only what Release reads of a list (Argo CD's own field filter: `items.<key>` from its
 /// fixed list of selectable fields; `status.summary`, not `status.summary.images`).
 const LIST_FIELDS: &str = "items.metadata.name,items.status.summary,items.status.health,items.status.sync.status,items.status.operationState.phase";
 
-fn items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Application>, D::Error> {
-    struct Items;
-    impl<'de> serde::de::Visitor<'de> for Items {
-        type Value = Vec<Application>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of applications, or null")
+/// Reads a list answer from its chunks as they arrive: the applications among `ours`
+/// only, each parsed into the few fields read and the rest dropped as it is read.
+fn parse_list(
+    reader: impl std::io::Read,
+    ours: &std::collections::HashSet<String>,
+) -> Result<Vec<Application>, String> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let list = ListSeed { ours }
+        .deserialize(&mut de)
+        .map_err(|e| format!("Argo CD's list is not JSON we know: {e}"))?;
+    de.end()
+        .map_err(|e| format!("Argo CD's list is not JSON we know: {e}"))?;
+    Ok(list)
+}
+
+/// `std::io::Read` over a body's chunks, received as they arrive (for a blocking task).
+struct Chunks {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(c) => self.current = c,
+                None => return Ok(0),
+            }
         }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+/// `{"metadata": ..., "items": [...] | null}`: the items among `ours`.
+struct ListSeed<'a> {
+    ours: &'a std::collections::HashSet<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ListSeed<'_> {
+    type Value = Vec<Application>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ListSeed<'_> {
+    type Value = Vec<Application>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an application list")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "items" {
+                out = map.next_value_seed(ItemsSeed { ours: self.ours })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
         }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(item) = seq.next_element::<MaybeApplication>()? {
-                if let MaybeApplication::App(a) = item {
+        Ok(out)
+    }
+}
+
+/// The items: each read into an `Application` (or skipped when it is not one), kept only
+/// when it is ours.
+struct ItemsSeed<'a> {
+    ours: &'a std::collections::HashSet<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = Vec<Application>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_> {
+    type Value = Vec<Application>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of applications, or null")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element::<MaybeApplication>()? {
+            if let MaybeApplication::App(a) = item {
+                if self.ours.contains(&a.metadata.name) {
                     out.push(a);
                 }
             }
-            Ok(out)
         }
+        Ok(out)
     }
-    d.deserialize_any(Items)
 }
 
 /// One item: an application we can read, or anything else (skipped).
@@ -364,7 +428,11 @@ async fn observe(
         if store.pool().is_closed() {
             return;
         }
-        match list(&http, &server).await {
+        let listed = match ours(&store, &reading.apps).await {
+            Ok(names) => list(&http, &server, names).await,
+            Err(e) => Err(e),
+        };
+        match listed {
             Ok(items) => {
                 if outage.take().is_some() {
                     tracing::info!(environment = %server.environment, "argocd: reachable again");
@@ -461,7 +529,11 @@ async fn refusal_reason(resp: reqwest::Response) -> String {
     )
 }
 
-async fn list(http: &reqwest::Client, server: &ArgoCd) -> Result<Vec<Application>, String> {
+async fn list(
+    http: &reqwest::Client,
+    server: &ArgoCd,
+    ours: std::collections::HashSet<String>,
+) -> Result<Vec<Application>, String> {
     let mut url = endpoint(server, &["api", "v1", "applications"])?;
     url.query_pairs_mut().append_pair("fields", LIST_FIELDS);
     let resp = http
@@ -488,21 +560,67 @@ async fn list(http: &reqwest::Client, server: &ArgoCd) -> Result<Vec<Application
         }
         _ => return Err(refusal_reason(resp).await),
     }
+    // Parsed as it arrives, off the async threads: a few chunks in flight at a time, so
+    // a list costs what Release keeps of it, not its size.
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let parser = tokio::task::spawn_blocking(move || {
+        parse_list(
+            Chunks {
+                rx,
+                current: bytes::Bytes::new(),
+            },
+            &ours,
+        )
+    });
     let mut resp = resp;
-    let mut body: Vec<u8> = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("reading Argo CD's answer: {}", e.without_url()))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_LIST {
-            return Err(format!("Argo CD's list is over {} MiB", MAX_LIST >> 20));
+    let mut size = 0;
+    let mut failed = None;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                size += chunk.len();
+                if size > MAX_LIST {
+                    failed = Some(format!("Argo CD's list is over {} MiB", MAX_LIST >> 20));
+                    break;
+                }
+                // The parser stopped (it found something it cannot read): its error says.
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(format!("reading Argo CD's answer: {}", e.without_url()));
+                break;
+            }
         }
     }
-    let list: List = serde_json::from_slice(&body)
-        .map_err(|e| format!("Argo CD's list is not JSON we know: {e}"))?;
-    Ok(list.items)
+    drop(tx);
+    let parsed = parser
+        .await
+        .map_err(|e| format!("reading Argo CD's list stopped: {e}"))?;
+    match failed {
+        Some(why) => Err(why),
+        None => parsed,
+    }
+}
+
+/// The Argo CD names of the applications that are Release's: the declared ones by their
+/// Argo CD name, the others by their shortname.
+async fn ours(store: &Store, apps: &AppMap) -> Result<std::collections::HashSet<String>, String> {
+    let declared: std::collections::HashSet<&str> =
+        apps.0.values().map(|(s, _)| s.as_str()).collect();
+    let mut names: std::collections::HashSet<String> = apps.0.keys().cloned().collect();
+    let rows = store
+        .applications()
+        .await
+        .map_err(|e| format!("reading Release's applications: {e}"))?;
+    names.extend(
+        rows.into_iter()
+            .filter(|a| !declared.contains(a.shortname.as_str()))
+            .map(|a| a.shortname),
+    );
+    Ok(names)
 }
 
 /// Follows the watch until it ends (Ok) or cannot be opened or is ended by Argo CD with
@@ -727,15 +845,33 @@ mod tests {
     /// an item we cannot read is skipped; `items: null` is an empty list.
     #[test]
     fn the_list_is_read_item_by_item() {
-        let body = r#"{"metadata":{"resourceVersion":"722811400"},"items":[{"metadata":{"name":"velero-test"},"status":{"health":{"status":"Healthy"},"operationState":{"phase":"Succeeded"},"summary":{"images":["nginx:latest"]},"sync":{"status":"Synced"}}},{"metadata":{"name":7}},{"metadata":{"name":"test-app"},"status":{"health":{},"summary":{},"sync":{"status":""}}}]}"#;
-        let list: List = serde_json::from_str(body).unwrap();
-        let names: Vec<&str> = list
-            .items
+        let ours: std::collections::HashSet<String> = ["velero-test", "test-app"]
             .iter()
-            .map(|a| a.metadata.name.as_str())
+            .map(|s| s.to_string())
             .collect();
+        let read = |body: &str| {
+            // Cut into small chunks, as a body arrives.
+            let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+            for c in body.as_bytes().chunks(7) {
+                tx.try_send(bytes::Bytes::copy_from_slice(c)).unwrap();
+            }
+            drop(tx);
+            parse_list(
+                Chunks {
+                    rx,
+                    current: bytes::Bytes::new(),
+                },
+                &ours,
+            )
+            .unwrap()
+        };
+        let body = r#"{"metadata":{"resourceVersion":"722811400"},"items":[{"metadata":{"name":"velero-test"},"status":{"health":{"status":"Healthy"},"operationState":{"phase":"Succeeded"},"summary":{"images":["nginx:latest"]},"sync":{"status":"Synced"}}},{"metadata":{"name":7}},{"metadata":{"name":"test-app"},"status":{"health":{},"summary":{},"sync":{"status":""}}}]}"#;
+        let items = read(body);
+        let names: Vec<&str> = items.iter().map(|a| a.metadata.name.as_str()).collect();
         assert_eq!(names, ["velero-test", "test-app"]);
-        let empty: List = serde_json::from_str(r#"{"metadata":{},"items":null}"#).unwrap();
-        assert!(empty.items.is_empty());
+        // Somebody else's application is not kept.
+        let theirs = r#"{"items":[{"metadata":{"name":"not-ours"},"status":{}}],"metadata":{}}"#;
+        assert!(read(theirs).is_empty());
+        assert!(read(r#"{"metadata":{},"items":null}"#).is_empty());
     }
 }
