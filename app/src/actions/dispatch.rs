@@ -46,6 +46,8 @@ pub struct Report {
     pub outcome: Outcome,
     /// The status to answer with when it is not a success.
     pub status: u16,
+    /// What to tell the person when it went through (a resubmit names the new workflow).
+    pub message: Option<String>,
 }
 
 /// Calls GitHub (or starts the simulated pipeline) and writes the outcome, in a task of
@@ -78,7 +80,11 @@ pub fn spawn_deploy(state: AppState, call: DeployCall) -> tokio::task::JoinHandl
                 call.git_ref.clone(),
             );
         }
-        Report { outcome, status }
+        Report {
+            outcome,
+            status,
+            message: None,
+        }
     })
 }
 

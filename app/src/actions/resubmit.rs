@@ -24,14 +24,16 @@ impl Resubmitting {
         match tokio::time::timeout(wait, self.handle).await {
             Ok(Ok(Report {
                 outcome: Outcome::Dispatched { run_url },
+                message,
                 ..
             })) => Ok(ActionDone {
-                message: "Resubmitted.".into(),
+                message: message.unwrap_or_else(|| "Resubmitted.".into()),
                 link: run_url,
             }),
             Ok(Ok(Report {
                 outcome: Outcome::Refused { error } | Outcome::NotConfirmed { error },
                 status,
+                ..
             })) => Err(AppError::new(status, error)),
             Ok(Err(e)) => Err(AppError::new(
                 500,
@@ -210,7 +212,17 @@ pub async fn resubmit(
                 tracing::error!(error = %e, dispatch = id, "could not record a resubmit's outcome: the reconciler will mark it")
             }
         }
-        Report { outcome, status }
+        let message = match (&outcome, &event) {
+            (Outcome::Dispatched { .. }, Some((_, new_name))) => {
+                Some(format!("Resubmitted as {new_name}."))
+            }
+            _ => None,
+        };
+        Report {
+            outcome,
+            status,
+            message,
+        }
     });
     Ok(Resubmitting { handle })
 }
