@@ -359,19 +359,11 @@ pub struct VersionRules {
 impl VersionRules {
     /// From `[deploys] version_pattern` and the applications' own (checked when the
     /// configuration was read; a pattern that does not compile here is the default).
-    pub fn from_config(config: &crate::configuration::Config) -> Self {
-        let rule = |p: &String| VersionRule::pattern(p).unwrap_or_default();
+    pub fn from_patterns(default: Option<&str>, per_app: &HashMap<String, String>) -> Self {
+        let rule = |p: &str| VersionRule::pattern(p).unwrap_or_default();
         Self {
-            default: config
-                .version_pattern
-                .as_ref()
-                .map(rule)
-                .unwrap_or_default(),
-            per_app: config
-                .version_patterns
-                .iter()
-                .map(|(s, p)| (s.clone(), rule(p)))
-                .collect(),
+            default: default.map(rule).unwrap_or_default(),
+            per_app: per_app.iter().map(|(s, p)| (s.clone(), rule(p))).collect(),
         }
     }
 

@@ -6,6 +6,7 @@ use app::domain::{Environments, RepoName, Shortname};
 use app::store::ApplicationSpec;
 use serde::Deserialize;
 use std::path::Path;
+use std::time::Duration;
 
 /// The configuration file, as written by people.
 #[derive(Debug, Default, Deserialize)]
@@ -288,7 +289,7 @@ pub struct Config {
     /// What runs may differ from the current deployment this long before it is drift.
     pub drift_grace_seconds: i64,
     /// The server's limits, with `[limits]` applied.
-    pub limits: crate::http::state::Limits,
+    pub limits: Limits,
     /// The owner of a repo the pipeline names without one (`content-store`): `default_owner`,
     /// else the `[access]` organisation, else the one owner of every declared application.
     pub default_owner: Option<String>,
@@ -384,7 +385,7 @@ impl Config {
                 bail!("two applications have the Argo CD name {argocd_name:?}");
             }
             if let Some(p) = &a.version_pattern {
-                crate::argocd::VersionRule::pattern(p).with_context(|| {
+                regex::Regex::new(&format!("^(?:{p})$")).with_context(|| {
                     format!("application {shortname}: version_pattern is not a regular expression")
                 })?;
                 version_patterns.insert(shortname.as_str().to_owned(), p.clone());
@@ -498,7 +499,7 @@ impl Config {
             .as_ref()
             .and_then(|d| d.version_pattern.clone());
         if let Some(p) = &version_pattern {
-            crate::argocd::VersionRule::pattern(p)
+            regex::Regex::new(&format!("^(?:{p})$"))
                 .context("[deploys] version_pattern is not a regular expression")?;
         }
         let drift_grace_seconds = file
@@ -514,7 +515,7 @@ impl Config {
             stall_minutes >= 1,
             "deploys.stall_minutes must be at least 1"
         );
-        let mut limits = crate::http::state::Limits::default();
+        let mut limits = Limits::default();
         if let Some(l) = file.limits {
             if let Some(n) = l.max_connections {
                 anyhow::ensure!(
@@ -651,5 +652,42 @@ mod tests {
             "[[applications]]\nrepo = \"a/b\"\n[[applications]]\nrepo = \"c/b\""
         )
         .is_err());
+    }
+}
+
+/// Limits that keep one client (or many) from exhausting the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection must send its request headers within this time, or it is closed.
+    pub header_read_timeout: Duration,
+    /// A request (other than a live stream) must be answered within this time: 503 after.
+    pub request_timeout: Duration,
+    /// Open connections at most; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Live-update streams one person may hold open at once (all their sessions
+    /// together): 429 beyond.
+    pub live_streams_per_session: usize,
+    /// How often a live stream checks that its session still exists.
+    pub live_session_check: Duration,
+    /// Sign-in requests per client address: a burst, then this many per minute.
+    pub auth_per_minute: u32,
+    /// Failed bearer tokens per client address: a burst, then this many per minute.
+    pub bad_tokens_per_minute: u32,
+    /// A call to GitHub or Argo (Deploy, Resubmit, preview) gives up after this long.
+    pub outside_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 768,
+            live_streams_per_session: 8,
+            live_session_check: Duration::from_secs(10),
+            auth_per_minute: 30,
+            bad_tokens_per_minute: 20,
+            outside_timeout: app::pipeline::TIMEOUT,
+        }
     }
 }

@@ -55,7 +55,7 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    live: Arc<http::live::LiveStreams>,
+    live: Arc<http::streams::LiveStreams>,
     pub store: Store,
     pub demo_loaded: bool,
     pub dev_sign_in: bool,
@@ -130,7 +130,10 @@ impl Server {
             argocd,
             crate::argocd::Reading {
                 apps: crate::argocd::AppMap(settings.config.argocd_apps.clone()),
-                rules: crate::argocd::VersionRules::from_config(&settings.config),
+                rules: crate::argocd::VersionRules::from_patterns(
+                    settings.config.version_pattern.as_deref(),
+                    &settings.config.version_patterns,
+                ),
             },
         );
         let pipeline = Arc::new(pipeline(&settings));
@@ -187,7 +190,7 @@ impl Server {
         });
         // Intents whose outcome was lost (a restart between GitHub's answer and its
         // record) are reconciled at once and then every 5 s.
-        app::actions::dispatch::spawn_reconciler(
+        app::actions::reconcile::spawn_reconciler(
             state.app.clone(),
             std::time::Duration::from_secs(5),
             store.backend() == app::store::Backend::Sqlite,
@@ -560,7 +563,7 @@ pub fn outer_layers(router: Router, state: &ServerState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            http::rate_limit::limit_sign_in,
+            http::login::limit_sign_in,
         ))
         .layer(axum::middleware::from_fn(http::guard::security_headers))
         .layer(axum::middleware::from_fn(crate::telemetry::request_id))

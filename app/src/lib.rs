@@ -10,11 +10,11 @@
 
 pub mod actions;
 pub mod auth;
+pub mod changes;
 #[cfg(feature = "ssr")]
 pub mod crypto;
 pub mod domain;
 pub mod error;
-pub mod live;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -6,39 +6,9 @@ use super::state::ServerState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 /// A request that carried a valid, unrevoked token; holds the token's name.
 pub struct ApiToken(pub String);
-
-/// How long a token found valid is trusted without asking the database again. A token
-/// revoked with `release token revoke` stops working within this time.
-pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
-
-/// Valid tokens recently seen (by hash), so a busy pipeline does not cost a database read
-/// per notification. Only successes are kept: a bad token is always checked.
-#[derive(Default)]
-pub struct TokenCache(Mutex<HashMap<String, (String, Instant)>>);
-
-impl TokenCache {
-    fn get(&self, hash: &str) -> Option<String> {
-        let map = self.0.lock().ok()?;
-        map.get(hash)
-            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(name, _)| name.clone())
-    }
-
-    fn put(&self, hash: String, name: String) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() > 10_000 {
-                map.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
-            }
-            map.insert(hash, (name, Instant::now()));
-        }
-    }
-}
 
 impl FromRequestParts<ServerState> for ApiToken {
     type Rejection = ApiError;

@@ -49,8 +49,8 @@ fn summary_json(envs: &[String], a: &AppSummary) -> Value {
 /// Every application and what runs where.
 #[utoipa::path(get, path = "/api/v1/applications", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The applications", body = super::openapi::ApplicationsJson),
-        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
+        (status = 200, description = "The applications", body = super::schema::ApplicationsJson),
+        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
     ), tag = "applications")]
 pub async fn list(
     State(state): State<ServerState>,
@@ -72,10 +72,10 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}", security(("bearer" = [])),
     params(("shortname" = String, Path, description = "The application's shortname")),
     responses(
-        (status = 200, description = "The application", body = super::openapi::ApplicationJson),
-        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
-        (status = 404, description = "No such application", body = super::openapi::ErrorJson),
-        (status = 422, description = "Not a shortname", body = super::openapi::ErrorJson),
+        (status = 200, description = "The application", body = super::schema::ApplicationJson),
+        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
+        (status = 404, description = "No such application", body = super::schema::ErrorJson),
+        (status = 422, description = "Not a shortname", body = super::schema::ErrorJson),
     ), tag = "applications")]
 pub async fn show(
     State(state): State<ServerState>,
@@ -137,9 +137,9 @@ fn time(ms: i64) -> Option<String> {
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}/release-app", security(("bearer" = [])),
     params(("shortname" = String, Path, description = "The application's shortname")),
     responses(
-        (status = 200, description = "The application as the Release app describes it", body = super::openapi::ReleaseAppJson),
-        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
-        (status = 404, description = "No such application", body = super::openapi::ErrorJson),
+        (status = 200, description = "The application as the Release app describes it", body = super::schema::ReleaseAppJson),
+        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
+        (status = 404, description = "No such application", body = super::schema::ErrorJson),
     ), tag = "applications")]
 pub async fn release_app_shape(
     State(state): State<ServerState>,
@@ -185,10 +185,10 @@ pub struct PromotionQuery {
         ("to" = String, Query, description = "The environment to promote to"),
     ),
     responses(
-        (status = 200, description = "Allowed or not, and why", body = super::openapi::GateJson),
-        (status = 401, description = "No token, or an unknown one", body = super::openapi::ErrorJson),
-        (status = 404, description = "No such application", body = super::openapi::ErrorJson),
-        (status = 422, description = "No `to`, or not an environment", body = super::openapi::ErrorJson),
+        (status = 200, description = "Allowed or not, and why", body = super::schema::GateJson),
+        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
+        (status = 404, description = "No such application", body = super::schema::ErrorJson),
+        (status = 422, description = "No `to`, or not an environment", body = super::schema::ErrorJson),
     ), tag = "applications")]
 pub async fn promotion(
     State(state): State<ServerState>,

@@ -80,7 +80,7 @@ pub async fn authenticate(
             .unwrap_or("/");
         return Redirect::to(&format!(
             "/auth/sign-in?return_to={}",
-            super::login::urlencode(here)
+            url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
         ))
         .into_response();
     }

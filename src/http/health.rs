@@ -6,15 +6,15 @@ use axum::Json;
 use serde_json::json;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthcheck/live", responses((status = 200, description = "Up", body = super::openapi::HealthJson)), tag = "health")]
+#[utoipa::path(get, path = "/healthcheck/live", responses((status = 200, description = "Up", body = super::schema::HealthJson)), tag = "health")]
 pub async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// The process can serve: the database answers.
 #[utoipa::path(get, path = "/healthcheck/ready", responses(
-    (status = 200, description = "Ready", body = super::openapi::HealthJson),
-    (status = 503, description = "The database does not answer", body = super::openapi::HealthJson),
+    (status = 200, description = "Ready", body = super::schema::HealthJson),
+    (status = 503, description = "The database does not answer", body = super::schema::HealthJson),
 ), tag = "health")]
 pub async fn ready(State(state): State<ServerState>) -> Response {
     match state.app.store.ping().await {

@@ -555,3 +555,22 @@ mod tests {
         assert_eq!(safe_return_to(&public, None), "/");
     }
 }
+
+/// Limits `/auth/*` (sign-in pages, GitHub redirects, callbacks, development sign-in);
+/// sign-out is never limited.
+pub async fn limit_sign_in(
+    State(state): State<ServerState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path().starts_with("/auth/") && req.uri().path() != "/auth/sign-out" {
+        if let Err(wait) = state
+            .auth_limiter
+            .take(super::rate_limit::peer_ip(req.extensions()))
+        {
+            tracing::warn!(path = %req.uri().path(), "sign-in rate limit reached");
+            return super::rate_limit::too_many(wait, "sign-in requests");
+        }
+    }
+    next.run(req).await
+}

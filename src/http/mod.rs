@@ -12,13 +12,16 @@ pub mod guard;
 pub mod health;
 pub mod json;
 pub mod limits;
-pub mod live;
 pub mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
+pub mod schema;
+pub mod sse;
 pub mod state;
 pub mod stats;
+pub mod streams;
+pub mod token_cache;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -54,7 +57,7 @@ pub fn login_routes() -> Router<ServerState> {
         .route("/auth/callback", get(login::callback))
         .route("/auth/dev", post(login::dev_sign_in))
         .route("/auth/sign-out", post(login::sign_out))
-        .route("/api/live", get(live::stream))
+        .route("/api/live", get(sse::stream))
         .route("/api/grid.html", get(grid::fragment))
         .route("/stats.csv", get(stats::csv_for_person))
 }

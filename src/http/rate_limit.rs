@@ -4,10 +4,8 @@
 //! The address is the TCP peer's. Behind a reverse proxy every request shares the proxy's
 //! address, so these limits then apply to everyone together (README says so).
 
-use super::state::ServerState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -87,18 +85,6 @@ pub fn peer_ip(req_extensions: &axum::http::Extensions) -> IpAddr {
         Some(ip) => ip,
         None => IpAddr::from([0, 0, 0, 0]),
     }
-}
-
-/// Limits `/auth/*` (sign-in pages, GitHub redirects, callbacks, development sign-in);
-/// sign-out is never limited.
-pub async fn limit_sign_in(State(state): State<ServerState>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/auth/") && req.uri().path() != "/auth/sign-out" {
-        if let Err(wait) = state.auth_limiter.take(peer_ip(req.extensions())) {
-            tracing::warn!(path = %req.uri().path(), "sign-in rate limit reached");
-            return too_many(wait, "sign-in requests");
-        }
-    }
-    next.run(req).await
 }
 
 #[cfg(test)]

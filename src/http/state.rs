@@ -8,7 +8,6 @@ use app::state::AppState;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The largest request body any endpoint takes. Notifications are a few hundred bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -36,14 +35,14 @@ pub struct ServerStateInner {
     pub leptos_options: LeptosOptions,
     pub app: AppState,
     pub auth: Arc<AuthState>,
-    pub token_cache: Arc<super::api_token::TokenCache>,
+    pub token_cache: Arc<super::token_cache::TokenCache>,
     pub limits: Limits,
     /// Sign-in attempts per client address.
     pub auth_limiter: Arc<super::rate_limit::RateLimiter>,
     /// Failed bearer tokens per client address.
     pub token_limiter: Arc<super::rate_limit::RateLimiter>,
     /// Open live streams, per session.
-    pub live: Arc<super::live::LiveStreams>,
+    pub live: Arc<super::streams::LiveStreams>,
     /// The session store, to check that a live stream's session still exists.
     pub sessions: Sessions,
     /// The owner of a repo the pipeline names without one (see `Config::default_owner`).
@@ -163,39 +162,4 @@ impl FromRef<ServerState> for LeptosOptions {
     }
 }
 
-/// Limits that keep one client (or many) from exhausting the server.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// A connection must send its request headers within this time, or it is closed.
-    pub header_read_timeout: Duration,
-    /// A request (other than a live stream) must be answered within this time: 503 after.
-    pub request_timeout: Duration,
-    /// Open connections at most; more are closed as soon as they are accepted.
-    pub max_connections: usize,
-    /// Live-update streams one person may hold open at once (all their sessions
-    /// together): 429 beyond.
-    pub live_streams_per_session: usize,
-    /// How often a live stream checks that its session still exists.
-    pub live_session_check: Duration,
-    /// Sign-in requests per client address: a burst, then this many per minute.
-    pub auth_per_minute: u32,
-    /// Failed bearer tokens per client address: a burst, then this many per minute.
-    pub bad_tokens_per_minute: u32,
-    /// A call to GitHub or Argo (Deploy, Resubmit, preview) gives up after this long.
-    pub outside_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_connections: 768,
-            live_streams_per_session: 8,
-            live_session_check: Duration::from_secs(10),
-            auth_per_minute: 30,
-            bad_tokens_per_minute: 20,
-            outside_timeout: app::pipeline::TIMEOUT,
-        }
-    }
-}
+pub use crate::configuration::Limits;

@@ -27,6 +27,8 @@ pub mod freeze;
 #[cfg(feature = "ssr")]
 pub mod promote;
 #[cfg(feature = "ssr")]
+pub mod reconcile;
+#[cfg(feature = "ssr")]
 pub mod resubmit;
 #[cfg(feature = "ssr")]
 pub mod train;

@@ -7,8 +7,7 @@
 //! function here, and act on its answer. Nothing else decides.
 
 use super::Environment;
-use crate::auth::CurrentUser;
-use crate::model::Freeze;
+use super::{CurrentUser, Freeze};
 
 /// Why an action is refused, with the HTTP status it maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,49 +42,12 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// How much authority a freeze carries: only someone with at least as much may lift it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Authority {
-    Deployer,
-    Admin,
-}
-
-impl Authority {
-    /// As stored with a freeze.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Authority::Admin => "admin",
-            Authority::Deployer => "deployer",
-        }
-    }
-
-    /// From the stored word: anything but `deployer` is taken as the stricter `admin`.
-    pub fn from_stored(s: &str) -> Self {
-        if s == "deployer" {
-            Authority::Deployer
-        } else {
-            Authority::Admin
-        }
-    }
-
-    pub fn of(user: &CurrentUser) -> Option<Self> {
-        if user.admin {
-            Some(Authority::Admin)
-        } else if !user.deploy_environments.is_empty() {
-            Some(Authority::Deployer)
-        } else {
-            None
-        }
-    }
-}
+pub use super::freeze::Authority;
 
 /// May this person deploy to (or otherwise act on) `environment`? Admins everywhere;
 /// others where their teams allow. This is the only place that answers it.
 pub fn may_act_on(user: &CurrentUser, environment: &str) -> bool {
-    user.admin || user.deploy_environments.iter().any(|e| e == environment)
+    user.can_deploy(environment)
 }
 
 /// The deploy role for `environment`, checked first by everything that deploys there

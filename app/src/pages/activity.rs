@@ -32,7 +32,7 @@ pub fn ActivityPage() -> impl IntoView {
     let query = use_query_map();
     let env = move || query.read().get("environment");
     let activity = Resource::new(env, get_activity);
-    crate::live::on_change(None, move || activity.refetch());
+    crate::changes::on_change(None, move || activity.refetch());
     view! {
         <Title text="Activity · Release"/>
         <h1>"Activity"</h1>

@@ -80,7 +80,7 @@ pub fn ApplicationPage() -> impl IntoView {
         },
         |(s, ..)| get_application(s),
     );
-    crate::live::on_change(
+    crate::changes::on_change(
         Some(params.read_untracked().get("shortname").unwrap_or_default()),
         move || detail.refetch(),
     );

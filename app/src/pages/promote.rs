@@ -314,7 +314,7 @@ pub fn TrainPage() -> impl IntoView {
     // The train's items and the dispatched apps' deployments, read again at every change
     // (the train's job publishes each item's state as it changes).
     let tick = RwSignal::new(0u64);
-    crate::live::on_change(None, move || {
+    crate::changes::on_change(None, move || {
         candidates.refetch();
         tick.update(|t| *t += 1);
     });

@@ -320,7 +320,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        super::ops::insert_audit(&mut tx, audit).await?;
+        super::audit::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Writing deployments and pipeline events.
 
 use super::alerts::insert_alert;
-use super::ops::{insert_audit, NewAudit};
+use super::audit::{insert_audit, NewAudit};
 use super::{now_ms, Result, Store, StoreError};
 use crate::domain::{
     status_from_events, AlertEvent, AlertKind, DeploymentStatus, Environment, Environments,

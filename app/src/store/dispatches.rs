@@ -10,8 +10,9 @@
 //! deployment; a `pending` row whose task died is found by `due_dispatches`.
 
 use super::alerts::insert_alert;
+use super::audit::{insert_audit, NewAudit};
 use super::deployments::Also;
-use super::ops::{insert_audit, insert_freeze_in, LockHolder, NewAudit, NewFreeze};
+use super::ops::{insert_freeze_in, LockHolder, NewFreeze};
 use super::{now_ms, NewDeployment, Result, Store};
 use crate::domain::{AlertEvent, AlertKind};
 use serde::{Deserialize, Serialize};

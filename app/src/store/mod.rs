@@ -6,9 +6,10 @@
 //! history, so its cost does not grow with the number of deployments ever made.
 
 mod alerts;
+mod audit;
 mod deployments;
 mod dispatches;
-mod live;
+mod live_states;
 mod ops;
 mod sessions;
 mod stats;
@@ -22,7 +23,7 @@ pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
 pub use dispatches::{
     DeployIntent, DispatchRow, Intent, Outcome, PendingDispatch, TrainItemRow, TrainRow,
 };
-pub use live::{LiveState, Observation, Observed};
+pub use live_states::{LiveState, Observation, Observed};
 pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, NewFreeze, ResubmitTarget};
 pub use stats::StatsWork;
 pub use tokens::TokenInfo;
