@@ -44,6 +44,8 @@ impl Simulator {
     }
 
     /// Runs a whole deployment in the background.
+    /// A person's deploy: as the pipeline our users run says, a manual deployment is never
+    /// promoted to other environments.
     pub fn start(
         self: &Arc<Self>,
         store: Store,
@@ -53,13 +55,18 @@ impl Simulator {
     ) {
         let sim = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = sim.run(&store, &repo, env, &version, Stage::Build).await {
+            if let Err(e) = sim
+                .run(&store, &repo, env, &version, Stage::Build, false)
+                .await
+            {
                 tracing::warn!(error = %e, "the simulated pipeline stopped");
             }
         });
     }
 
-    /// Finishes a resubmitted stage (it passes) and carries on from there.
+    /// Finishes a resubmitted stage (it passes) and carries on from there; `promote`: the
+    /// deployment came through the pipeline (not by hand), so it is promoted onwards.
+    #[allow(clippy::too_many_arguments)]
     pub fn resume(
         self: &Arc<Self>,
         store: Store,
@@ -68,6 +75,7 @@ impl Simulator {
         version: GitRef,
         stage: Stage,
         workflow: Workflow,
+        promote: bool,
     ) {
         let sim = self.clone();
         tokio::spawn(async move {
@@ -83,7 +91,7 @@ impl Simulator {
             );
             if store.record_event(&ev).await.is_ok() {
                 if let Some(next) = Stage::ALL.iter().copied().find(|s| *s > stage) {
-                    if let Err(e) = sim.run(&store, &repo, env, &version, next).await {
+                    if let Err(e) = sim.run(&store, &repo, env, &version, next, promote).await {
                         tracing::warn!(error = %e, "the simulated pipeline stopped");
                     }
                 }
@@ -98,6 +106,7 @@ impl Simulator {
         env: Environment,
         version: &GitRef,
         from: Stage,
+        promote: bool,
     ) -> Result<(), crate::store::StoreError> {
         let mut env = env;
         let mut from = from;
@@ -160,10 +169,14 @@ impl Simulator {
                     observe(store, repo, &env, version.as_str(), None).await?;
                 }
             }
-            // Promote when the next environment takes deployments by itself.
+            // Promote when the deployment came through the pipeline and the next
+            // environment takes deployments by itself.
             let Some(next) = store.environments().next(&env).cloned() else {
                 return Ok(());
             };
+            if !promote {
+                return Ok(());
+            }
             let manual = store
                 .applications()
                 .await?

@@ -28,7 +28,7 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 
-test('deploy, watch it live, resubmit a flaky smoke test, see the promotion on the grid', async () => {
+test('deploy, watch it live, resubmit a flaky smoke test, see it on the grid and never promoted', async () => {
   const grid = await context.newPage();
   await grid.goto(BASE + '/');
   await grid.waitForSelector('body[data-hydrated="true"]');
@@ -53,11 +53,14 @@ test('deploy, watch it live, resubmit a flaky smoke test, see the promotion on t
   await item.locator('.status:has-text("succeeded")').waitFor({ timeout: 20000 });
   assert.match(await item.innerText(), /passed on resubmit/);
 
-  // The promotion to staging reaches the grid in the other tab, live.
+  // The deployment reaches the grid in the other tab, live; as in the pipeline our users
+  // run, a manual deployment is never promoted to the next environment.
   await grid.waitForFunction(() => {
     const cells = document.querySelectorAll('tr:has(a[href="/applications/content-store"]) td');
-    return cells.length > 1 && cells[1].innerText.includes('v9999');
+    return cells.length > 1 && cells[0].innerText.includes('v9999');
   }, null, { timeout: 20000 });
+  await page.waitForTimeout(1500);
+  assert.doesNotMatch(await staging.innerText(), /v9999/);
   await page.close();
   await grid.close();
 });

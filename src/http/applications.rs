@@ -140,6 +140,7 @@ fn time(ms: i64) -> Option<String> {
         (status = 200, description = "The application as the Release app describes it", body = super::schema::ReleaseAppJson),
         (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
         (status = 404, description = "No such application", body = super::schema::ErrorJson),
+        (status = 422, description = "Not a shortname", body = super::schema::ErrorJson),
     ), tag = "applications")]
 pub async fn release_app_shape(
     State(state): State<ServerState>,

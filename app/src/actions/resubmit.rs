@@ -122,6 +122,7 @@ pub async fn resubmit(
         .and_then(|s| Stage::parse(s).ok())
         .unwrap_or(Stage::SmokeTests);
     let what = format!("{namespace}/{name}");
+    let manual = target.manual;
     let id = store
         .begin_resubmit(
             target.application_id,
@@ -204,7 +205,7 @@ pub async fn resubmit(
             Ok(_) => {
                 if let (Some(sim), Some((e, _))) = (&state.simulator, &event) {
                     if let Some(w) = e.workflow.clone() {
-                        sim.resume(state.store.clone(), repo, env, version, stage, w);
+                        sim.resume(state.store.clone(), repo, env, version, stage, w, !manual);
                     }
                 }
             }

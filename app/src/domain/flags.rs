@@ -11,14 +11,36 @@ pub struct CellState {
 }
 
 impl CellState {
-    /// Two environments run the same thing when their SHAs agree (one may be abbreviated)
-    /// or, lacking SHAs, their versions are the same.
+    /// Two environments run the same thing: see [`same_release`].
     pub fn same_release_as(&self, other: &CellState) -> bool {
-        match (&self.sha, &other.sha) {
-            (Some(a), Some(b)) => a.starts_with(b.as_str()) || b.starts_with(a.as_str()),
-            _ => self.version == other.version,
-        }
+        same_release(
+            (&self.version, self.sha.as_deref()),
+            (&other.version, other.sha.as_deref()),
+        )
     }
+}
+
+/// The one definition of "the same release", for the grid's flags and the alerts alike:
+/// the SHAs agree when both are known (one may be abbreviated); lacking either, the
+/// versions are the same. `(version, sha)` each.
+pub fn same_release(a: (&str, Option<&str>), b: (&str, Option<&str>)) -> bool {
+    match (a.1, b.1) {
+        (Some(x), Some(y)) => x.starts_with(y) || y.starts_with(x),
+        _ => a.0 == b.0,
+    }
+}
+
+/// Whether a new deployment (`new`: version and SHA; `succeeded` as it arrives) makes the
+/// next environment, deployed by hand (`next_is_manual`), newly need a manual deployment:
+/// it does unless the next one already runs the same release (`there`). The alert's rule,
+/// decided here so it cannot disagree with the grid's flag.
+pub fn newly_needs_manual(
+    succeeded: bool,
+    next_is_manual: bool,
+    new: (&str, Option<&str>),
+    there: Option<(&str, Option<&str>)>,
+) -> bool {
+    succeeded && next_is_manual && !there.is_some_and(|t| same_release(new, t))
 }
 
 /// Why an app needs someone's attention.
@@ -180,6 +202,65 @@ pub fn release_app_status(names: &[&str], cells: &[Option<CellState>]) -> &'stat
 
 #[cfg(test)]
 mod tests {
+
+    /// One definition of "the same release" for the flag and the alert: a rebuilt version
+    /// (same name, another SHA) is another release; another name on the same SHA is not.
+    #[test]
+    fn the_flag_and_the_alert_agree_on_the_same_release() {
+        let v = |version: &'static str, sha: Option<&'static str>| (version, sha);
+        assert!(same_release(
+            v("v1", Some("abc1234")),
+            v("v2", Some("abc1234def"))
+        ));
+        assert!(!same_release(
+            v("v1", Some("abc1234")),
+            v("v1", Some("fff0000"))
+        ));
+        assert!(same_release(v("v1", None), v("v1", Some("abc"))));
+        assert!(!same_release(v("v1", None), v("v2", None)));
+        // The alert: only a success, only towards a manual environment, only when the
+        // next one runs something else.
+        assert!(newly_needs_manual(
+            true,
+            true,
+            v("v2", None),
+            Some(v("v1", None))
+        ));
+        assert!(newly_needs_manual(true, true, v("v2", None), None));
+        assert!(!newly_needs_manual(
+            true,
+            true,
+            v("v2", None),
+            Some(v("v2", None))
+        ));
+        assert!(!newly_needs_manual(
+            false,
+            true,
+            v("v2", None),
+            Some(v("v1", None))
+        ));
+        assert!(!newly_needs_manual(
+            true,
+            false,
+            v("v2", None),
+            Some(v("v1", None))
+        ));
+        assert!(!newly_needs_manual(
+            true,
+            true,
+            v("v1", Some("fff0000")),
+            Some(v("v1-rebuilt", Some("fff0000aaa")))
+        ));
+        // The grid's cells say the same.
+        let cell = |version: &str, sha: Option<&str>| CellState {
+            version: version.into(),
+            sha: sha.map(str::to_owned),
+            status: DeploymentStatus::Succeeded,
+            failed_stage: None,
+        };
+        assert!(!cell("v1", Some("abc1234")).same_release_as(&cell("v1", Some("fff0000"))));
+    }
+
     use super::*;
 
     const ENVS: [&str; 3] = ["integration", "staging", "production"];

@@ -19,7 +19,10 @@ mod status;
 
 pub use alert::{AlertEvent, AlertKind, AlertReceiverInfo, DeliveryRow};
 pub use environment::{Environment, Environments};
-pub use flags::{app_flags, drift_since, release_app_status, CellState, Flag, DRIFT_GRACE_MS};
+pub use flags::{
+    app_flags, drift_since, newly_needs_manual, release_app_status, same_release, CellState, Flag,
+    DRIFT_GRACE_MS,
+};
 pub use freeze::{Authority, Freeze};
 pub use git_ref::{GitRef, Sha};
 pub use k8s::K8sName;

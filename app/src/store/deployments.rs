@@ -312,21 +312,21 @@ impl Store {
             .map(|v| v[0].0)
             .collect();
         // What is current in each cell of these apps.
-        let mut current: HashMap<(i64, String), String> = HashMap::new();
+        let mut current: HashMap<(i64, String), (String, Option<String>)> = HashMap::new();
         if !ids.is_empty() {
             let sql = format!(
-                "SELECT c.application_id, c.environment, d.version FROM current_deployments c
+                "SELECT c.application_id, c.environment, d.version, d.sha FROM current_deployments c
                  JOIN deployments d ON d.id = c.deployment_id WHERE c.application_id IN ({})",
                 placeholders(ids.len(), 1)
             );
-            let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
+            let mut q = sqlx::query_as::<_, (i64, String, String, Option<String>)>(&sql);
             for id in &ids {
                 q = q.bind(*id);
             }
             match q.fetch_all(&mut **tx).await {
                 Ok(rows) => {
-                    for (app, env, version) in rows {
-                        current.insert((app, env), version);
+                    for (app, env, version, sha) in rows {
+                        current.insert((app, env), (version, sha));
                     }
                 }
                 Err(e) => return Err((e.into(), jobs)),
@@ -343,7 +343,9 @@ impl Store {
                     let cell = (*id, d.environment.as_str().to_owned());
                     // A repeat of the current version attaches to it (`write_deployment`),
                     // and so does everything after it for that cell, in order.
-                    let repeat = current.get(&cell).is_some_and(|v| v == d.version.as_str());
+                    let repeat = current
+                        .get(&cell)
+                        .is_some_and(|(v, _)| v == d.version.as_str());
                     if seen.insert(cell) && !repeat {
                         plain.push((job, *id, shortname.clone()));
                     } else {
@@ -471,15 +473,15 @@ impl Store {
             let Some(next) = envs.next(&d.environment) else {
                 continue;
             };
-            if d.base_status != DeploymentStatus::Succeeded
-                || !manual
-                    .get(app_id)
-                    .is_some_and(|m| m.iter().any(|e| e == next.as_str()))
-            {
-                continue;
-            }
             let there = current.get(&(*app_id, next.as_str().to_owned()));
-            if there.is_some_and(|v| v == d.version.as_str()) {
+            if !crate::domain::newly_needs_manual(
+                d.base_status == DeploymentStatus::Succeeded,
+                manual
+                    .get(app_id)
+                    .is_some_and(|m| m.iter().any(|e| e == next.as_str())),
+                (d.version.as_str(), d.sha.as_ref().map(|s| s.as_str())),
+                there.map(|(v, s)| (v.as_str(), s.as_deref())),
+            ) {
                 continue;
             }
             let alert = needs_manual(shortname, d, next, outcome.deployment_id);
@@ -564,9 +566,9 @@ impl Store {
         // A manual deploy's "requested" alert is written with the dispatch's outcome
         // (`Store::finish_dispatch`), once GitHub took it and with its run.
         if let Some(next) = envs.next(&d.environment) {
-            if d.base_status == DeploymentStatus::Succeeded
-                && app.manual_environments.iter().any(|e| e == next.as_str())
-            {
+            let next_is_manual = app.manual_environments.iter().any(|e| e == next.as_str());
+            let succeeded = d.base_status == DeploymentStatus::Succeeded;
+            if succeeded && next_is_manual {
                 let there: Option<(String, Option<String>)> = sqlx::query_as(
                     "SELECT d.version, d.sha FROM current_deployments c JOIN deployments d ON d.id = c.deployment_id
                      WHERE c.application_id = $1 AND c.environment = $2",
@@ -575,11 +577,12 @@ impl Store {
                 .bind(next.as_str())
                 .fetch_optional(&mut **tx)
                 .await?;
-                let same = there.is_some_and(|(v, s)| {
-                    v == d.version.as_str()
-                        || matches!((s, d.sha.as_ref()), (Some(a), Some(b)) if a.starts_with(b.as_str()) || b.as_str().starts_with(a.as_str()))
-                });
-                if !same {
+                if crate::domain::newly_needs_manual(
+                    succeeded,
+                    next_is_manual,
+                    (d.version.as_str(), d.sha.as_ref().map(|s| s.as_str())),
+                    there.as_ref().map(|(v, s)| (v.as_str(), s.as_deref())),
+                ) {
                     insert_alert(tx, &needs_manual(&app.shortname, d, next, id)).await?;
                 }
             }

@@ -240,8 +240,20 @@ impl Store {
     /// A deployment's identity, for Resubmit: (app id, shortname, environment, status,
     /// failed stage, workflow environment, namespace, name).
     pub async fn deployment_for_resubmit(&self, id: i64) -> Result<Option<ResubmitTarget>> {
-        let row: Option<(i64, String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT d.application_id, a.shortname, a.repo, d.environment, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT d.application_id, a.shortname, a.repo, d.environment, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name, d.trigger_kind
              FROM deployments d JOIN applications a ON a.id = d.application_id WHERE d.id = $1",
         )
         .bind(id)
@@ -257,6 +269,7 @@ impl Store {
             workflow_environment: r.6,
             workflow_namespace: r.7,
             workflow_name: r.8,
+            manual: r.9 == "manual",
         }))
     }
 
@@ -282,4 +295,6 @@ pub struct ResubmitTarget {
     pub workflow_environment: Option<String>,
     pub workflow_namespace: Option<String>,
     pub workflow_name: Option<String>,
+    /// Deployed by a person (a manual deployment is never promoted onwards).
+    pub manual: bool,
 }
