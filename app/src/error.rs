@@ -2,9 +2,11 @@
 //! person. The cause, when there is one worth keeping (a database error), goes to the log
 //! where the error is made, never to the browser.
 //!
-//! It crosses the wire as JSON (`{"status": 403, "message": "..."}`); the server's
-//! `http::limits::server_fn_status` middleware turns that status into the response's, and
-//! pages rendered on the server set it through `ResponseOptions` when the error is made.
+//! A plain value: making one changes nothing (a train's item refused with 409 does not
+//! make the train's answer a 409). Its status is given to the response in one place per
+//! kind of answer: for a server function, the server's `http::limits::server_fn_status`
+//! middleware (from the JSON, `{"status": 403, "message": "..."}`); for a page rendered on
+//! the server, `pages::ErrorView`, which shows it.
 
 use crate::domain::deploy_rules::Refusal;
 use crate::domain::InvalidInput;
@@ -20,11 +22,8 @@ pub struct AppError {
 }
 
 impl AppError {
-    /// An error with this status and message; on the server, the response being rendered
-    /// takes the status.
+    /// An error with this status and message.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        #[cfg(feature = "ssr")]
-        set_status(status);
         Self {
             status,
             message: message.into(),
@@ -69,8 +68,9 @@ impl AppError {
     }
 }
 
+/// Gives the page being rendered on the server the status of the error it shows.
 #[cfg(feature = "ssr")]
-fn set_status(status: u16) {
+pub fn set_page_status(status: u16) {
     use leptos::prelude::use_context;
     if let (Some(resp), Ok(s)) = (
         use_context::<leptos_axum::ResponseOptions>(),

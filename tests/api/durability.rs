@@ -134,9 +134,9 @@ async fn cut_off(
 /// rollback cut off after its dispatch has its freeze.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_gives_up_at_any_point_loses_nothing() {
-    let env = spawn_with_github(15, None, &apps("cut", 16)).await;
+    let env = spawn_with_github(15, None, &apps("cut", 22)).await;
     env.member("octocat", &["developers", "release-team", "release-admins"]);
-    for i in 1..=16 {
+    for i in 1..=22 {
         let app = format!("cut-{i:02}");
         record(&env, &app, "integration", "v2").await;
         record(&env, &app, "staging", "v0").await;
@@ -144,7 +144,8 @@ async fn a_client_that_gives_up_at_any_point_loses_nothing() {
     }
     env.fake.lock().unwrap().dispatch_delay_ms = 800;
     let c = env.sign_in("octocat").await;
-    let cuts = [5u64, 150, 500, 1_200];
+    // Before the intent, around its write, while GitHub holds the answer, after it.
+    let cuts = [5u64, 20, 60, 150, 500, 1_200];
     let mut app_no = 0;
     for action in ["deploy", "promote", "rollback"] {
         for cut in cuts {
@@ -198,10 +199,10 @@ async fn a_client_that_gives_up_at_any_point_loses_nothing() {
     // A train of the last four, cut off at once.
     let form = [
         ("environment", "staging"),
-        ("applications[0]", "cut-13"),
-        ("applications[1]", "cut-14"),
-        ("applications[2]", "cut-15"),
-        ("applications[3]", "cut-16"),
+        ("applications[0]", "cut-19"),
+        ("applications[1]", "cut-20"),
+        ("applications[2]", "cut-21"),
+        ("applications[3]", "cut-22"),
     ];
     assert_eq!(
         cut_off(&env, &c, "train", &form, Duration::from_millis(300)).await,

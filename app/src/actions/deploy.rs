@@ -3,7 +3,7 @@
 //! freeze), then GitHub called from a task the request does not own (`dispatch`).
 //! Deploy, promotion, rollback and release trains all come here.
 
-use super::dispatch::{spawn_deploy, DeployCall, Report};
+use super::dispatch::{dispatch_and_record, DeployCall, Report};
 use super::{ActionDone, Audit};
 use crate::auth::CurrentUser;
 use crate::domain::{
@@ -42,7 +42,7 @@ pub struct RollbackFreeze {
 /// A deploy on its way: the intent is written, the task is calling GitHub.
 pub struct Dispatching {
     pub intent: Intent,
-    handle: tokio::task::JoinHandle<Report>,
+    handle: tokio::task::JoinHandle<Option<Report>>,
     git_ref: GitRef,
     environment: Environment,
     simulated: bool,
@@ -54,7 +54,8 @@ impl Dispatching {
     pub async fn answer(self, wait: Duration) -> Result<ActionDone, AppError> {
         let (git_ref, env, simulated) = (self.git_ref, self.environment, self.simulated);
         match tokio::time::timeout(wait, self.handle).await {
-            Ok(Ok(report)) => answer_of(report, &git_ref, &env, simulated),
+            Ok(Ok(Some(report))) => answer_of(report, &git_ref, &env, simulated),
+            Ok(Ok(None)) => Err(AppError::new(500, "the deploy's intent was not written")),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "a dispatch task ended without an outcome");
                 Err(AppError::new(
@@ -75,7 +76,8 @@ impl Dispatching {
     pub async fn finish(self) -> Result<ActionDone, AppError> {
         let (git_ref, env, simulated) = (self.git_ref, self.environment, self.simulated);
         match self.handle.await {
-            Ok(report) => answer_of(report, &git_ref, &env, simulated),
+            Ok(Some(report)) => answer_of(report, &git_ref, &env, simulated),
+            Ok(None) => Err(AppError::new(500, "the deploy's intent was not written")),
             Err(e) => Err(AppError::new(
                 500,
                 format!("its dispatch task stopped: {e}"),
@@ -176,59 +178,70 @@ pub async fn perform_deploy(
     };
     let detail = format!("{} to {env}{why}{simulated}", cmd.git_ref);
     let requested_detail = format!("{detail}: dispatching");
-    let freeze = cmd.rollback.as_ref().map(|r| {
-        (
-            NewFreeze {
-                application_id: Some(app.id),
-                from_environment: Some(env.as_str()),
-                environments: rules::rollback_freeze_scope(
-                    user,
-                    store.environments().as_slice(),
-                    env,
-                ),
-                reason: &r.reason,
-                by: &user.login,
-                authority: rules::Authority::of(user).unwrap_or(rules::Authority::Deployer),
-            },
-            NewAudit {
-                actor: &user.login,
-                action: "rollback",
-                application: Some(&app.shortname),
-                environment: Some(env.as_str()),
-                outcome: "requested",
-                detail: &r.detail,
-            },
-        )
+    let owned = OwnedIntent {
+        application_id: app.id,
+        shortname: app.shortname.clone(),
+        deployment: NewDeployment {
+            repo: repo.clone(),
+            environment: env.clone(),
+            version: cmd.git_ref.clone(),
+            sha: None,
+            deployed_by: Some(user.login.clone()),
+            trigger: Trigger::Manual,
+            created_at_ms: None,
+            base_status: DeploymentStatus::Requested,
+        },
+        actor: user.login.clone(),
+        user_id: user.github_id.map(|_| user.user_id),
+        github_id: user.github_id,
+        stall_ms: state.stall_ms,
+        requested_detail,
+        override_detail,
+        freeze: cmd.rollback.as_ref().map(|r| OwnedFreeze {
+            environments: rules::rollback_freeze_scope(user, store.environments().as_slice(), env),
+            reason: r.reason.clone(),
+            authority: rules::Authority::of(user).unwrap_or(rules::Authority::Deployer),
+            detail: r.detail.clone(),
+        }),
+        train_id: cmd.train_id,
+    };
+    let call = CallParts {
+        token,
+        repo,
+        workflow: app.workflow.clone(),
+        default_branch: app.default_branch.clone(),
+        environment: env.clone(),
+        git_ref: cmd.git_ref.clone(),
+        actor: user.login.clone(),
+        detail,
+    };
+    // The intent's write and the dispatch in one task no request owns: once the request
+    // has got this far, dropping it (the client gone, a time-out) at any await leaves no
+    // intent without its task.
+    let (began, intent_rx) = tokio::sync::oneshot::channel();
+    let task_state = state.clone();
+    let handle = tokio::spawn(async move {
+        let state = task_state;
+        let written = state.store.begin_deploy(&owned.as_intent()).await;
+        match written {
+            Ok(Ok(intent)) => {
+                // The request may be gone: the dispatch goes on regardless.
+                began.send(Ok(intent.clone())).ok();
+                Some(dispatch_and_record(&state, call.into_call(intent)).await)
+            }
+            Ok(Err(holder)) => {
+                began.send(Err(NotBegun::Held(holder))).ok();
+                None
+            }
+            Err(e) => {
+                began.send(Err(NotBegun::Store(e))).ok();
+                None
+            }
+        }
     });
-    let intent = store
-        .begin_deploy(&DeployIntent {
-            application_id: app.id,
-            deployment: NewDeployment {
-                repo: repo.clone(),
-                environment: env.clone(),
-                version: cmd.git_ref.clone(),
-                sha: None,
-                deployed_by: Some(user.login.clone()),
-                trigger: Trigger::Manual,
-                created_at_ms: None,
-                base_status: DeploymentStatus::Requested,
-            },
-            actor: &user.login,
-            user_id: user.github_id.map(|_| user.user_id),
-            github_id: user.github_id,
-            stall_ms: state.stall_ms,
-            audit: audit.entry("requested", &requested_detail),
-            override_audit: override_detail
-                .as_deref()
-                .map(|d| audit.entry("override", d)),
-            freeze,
-            train_id: cmd.train_id,
-        })
-        .await
-        .map_err(AppError::store)?;
-    let intent = match intent {
-        Ok(i) => i,
-        Err(holder) => {
+    let intent = match intent_rx.await {
+        Ok(Ok(i)) => i,
+        Ok(Err(NotBegun::Held(holder))) => {
             audit
                 .record(
                     "refused",
@@ -243,23 +256,12 @@ pub async fn perform_deploy(
             );
             return Err(r.into());
         }
+        Ok(Err(NotBegun::Store(e))) => return Err(AppError::store(e)),
+        Err(_) => return Err(AppError::new(
+            500,
+            "the deploy's task stopped before its intent was written: nothing was sent to GitHub",
+        )),
     };
-    let handle = spawn_deploy(
-        state.clone(),
-        DeployCall {
-            intent: intent.clone(),
-            token,
-            repo,
-            workflow: app.workflow.clone(),
-            default_branch: app.default_branch.clone(),
-            environment: env.clone(),
-            git_ref: cmd.git_ref.clone(),
-            actor: user.login.clone(),
-            action: "deploy",
-            detail,
-            requested_at: chrono::Utc::now(),
-        },
-    );
     Ok(Dispatching {
         intent,
         handle,
@@ -267,6 +269,116 @@ pub async fn perform_deploy(
         environment: cmd.environment,
         simulated: state.simulator.is_some(),
     })
+}
+
+/// Why an intent was not written.
+enum NotBegun {
+    Held(crate::store::LockHolder),
+    Store(crate::store::StoreError),
+}
+
+/// A deploy's intent, owned (it is written by the task, which outlives the request).
+struct OwnedIntent {
+    application_id: i64,
+    shortname: String,
+    deployment: NewDeployment,
+    actor: String,
+    user_id: Option<i64>,
+    github_id: Option<i64>,
+    stall_ms: i64,
+    requested_detail: String,
+    override_detail: Option<String>,
+    freeze: Option<OwnedFreeze>,
+    train_id: Option<i64>,
+}
+
+/// A rollback's freeze, owned.
+struct OwnedFreeze {
+    environments: Option<Vec<String>>,
+    reason: String,
+    authority: rules::Authority,
+    detail: String,
+}
+
+impl OwnedIntent {
+    fn as_intent(&self) -> DeployIntent<'_> {
+        let env = self.deployment.environment.as_str();
+        DeployIntent {
+            application_id: self.application_id,
+            deployment: self.deployment.clone(),
+            actor: &self.actor,
+            user_id: self.user_id,
+            github_id: self.github_id,
+            stall_ms: self.stall_ms,
+            audit: NewAudit {
+                actor: &self.actor,
+                action: "deploy",
+                application: Some(&self.shortname),
+                environment: Some(env),
+                outcome: "requested",
+                detail: &self.requested_detail,
+            },
+            override_audit: self.override_detail.as_deref().map(|d| NewAudit {
+                actor: &self.actor,
+                action: "deploy",
+                application: Some(&self.shortname),
+                environment: Some(env),
+                outcome: "override",
+                detail: d,
+            }),
+            freeze: self.freeze.as_ref().map(|f| {
+                (
+                    NewFreeze {
+                        application_id: Some(self.application_id),
+                        from_environment: Some(env),
+                        environments: f.environments.clone(),
+                        reason: &f.reason,
+                        by: &self.actor,
+                        authority: f.authority,
+                    },
+                    NewAudit {
+                        actor: &self.actor,
+                        action: "rollback",
+                        application: Some(&self.shortname),
+                        environment: Some(env),
+                        outcome: "requested",
+                        detail: &f.detail,
+                    },
+                )
+            }),
+            train_id: self.train_id,
+        }
+    }
+}
+
+/// What the dispatch needs besides the intent.
+struct CallParts {
+    token: Option<String>,
+    repo: RepoName,
+    workflow: String,
+    default_branch: String,
+    environment: Environment,
+    git_ref: GitRef,
+    actor: String,
+    detail: String,
+}
+
+impl CallParts {
+    fn into_call(self, intent: Intent) -> DeployCall {
+        DeployCall {
+            intent,
+            token: self.token,
+            repo: self.repo,
+            workflow: self.workflow,
+            default_branch: self.default_branch,
+            environment: self.environment,
+            git_ref: self.git_ref,
+            actor: self.actor,
+            action: "deploy",
+            detail: self.detail,
+            requested_at: chrono::Utc::now(),
+        }
+    }
 }
 
 /// How long a request waits for GitHub's answer before answering "being dispatched":

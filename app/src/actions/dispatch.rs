@@ -39,10 +39,11 @@ pub struct Report {
     pub message: Option<String>,
 }
 
-/// Calls GitHub (or starts the simulated pipeline) and writes the outcome, in a task of
-/// its own: dropping the returned handle (the request gone) changes nothing.
-pub fn spawn_deploy(state: AppState, call: DeployCall) -> tokio::task::JoinHandle<Report> {
-    tokio::spawn(async move {
+/// Calls GitHub (or starts the simulated pipeline) and writes the outcome. Run in a task
+/// no request owns (`deploy::perform_deploy` spawns it with the intent's write).
+pub async fn dispatch_and_record(state: &AppState, call: DeployCall) -> Report {
+    {
+        let state = state.clone();
         let (outcome, status) = match &call.token {
             None => (Outcome::Dispatched { run_url: None }, 200),
             Some(token) => dispatch(&state, token, &call).await,
@@ -74,7 +75,7 @@ pub fn spawn_deploy(state: AppState, call: DeployCall) -> tokio::task::JoinHandl
             status,
             message: None,
         }
-    })
+    }
 }
 
 /// The dispatch, and when its answer was lost, the run it may have started.

@@ -15,26 +15,27 @@ use std::time::Duration;
 
 /// A resubmit on its way: the intent is written, the task is calling Argo.
 pub struct Resubmitting {
-    handle: tokio::task::JoinHandle<Report>,
+    handle: tokio::task::JoinHandle<Option<Report>>,
 }
 
 impl Resubmitting {
     /// Argo's answer if it comes within `wait`; otherwise "being resubmitted".
     pub async fn answer(self, wait: Duration) -> Result<ActionDone, AppError> {
         match tokio::time::timeout(wait, self.handle).await {
-            Ok(Ok(Report {
+            Ok(Ok(Some(Report {
                 outcome: Outcome::Dispatched { run_url },
                 message,
                 ..
-            })) => Ok(ActionDone {
+            }))) => Ok(ActionDone {
                 message: message.unwrap_or_else(|| "Resubmitted.".into()),
                 link: run_url,
             }),
-            Ok(Ok(Report {
+            Ok(Ok(Some(Report {
                 outcome: Outcome::Refused { error } | Outcome::NotConfirmed { error },
                 status,
                 ..
-            })) => Err(AppError::new(status, error)),
+            }))) => Err(AppError::new(status, error)),
+            Ok(Ok(None)) => Err(AppError::new(500, "the resubmit's intent was not written")),
             Ok(Err(e)) => Err(AppError::new(
                 500,
                 format!("The resubmit was requested, but its task stopped ({e}): the audit log will say what became of it."),
@@ -123,18 +124,41 @@ pub async fn resubmit(
         .unwrap_or(Stage::SmokeTests);
     let what = format!("{namespace}/{name}");
     let manual = target.manual;
-    let id = store
-        .begin_resubmit(
-            target.application_id,
-            deployment_id,
-            env.as_str(),
-            version.as_str(),
-            &audit.entry("requested", &format!("{what}: resubmitting")),
-        )
-        .await
-        .map_err(AppError::store)?;
+    let (application_id, requested) = (target.application_id, format!("{what}: resubmitting"));
+    let (audit_app, audit_env) = (target.shortname.clone(), target.environment.clone());
     let (state, actor, shortname) = (state.clone(), user.login.clone(), target.shortname.clone());
+    // The intent's write and the call in one task no request owns (a request dropped at any
+    // await leaves no intent without its task).
+    let (began, intent_rx) = tokio::sync::oneshot::channel();
     let handle = tokio::spawn(async move {
+        let written = state
+            .store
+            .begin_resubmit(
+                application_id,
+                deployment_id,
+                env.as_str(),
+                version.as_str(),
+                &NewAudit {
+                    actor: &actor,
+                    action: "resubmit",
+                    application: Some(&audit_app),
+                    environment: Some(&audit_env),
+                    outcome: "requested",
+                    detail: &requested,
+                },
+            )
+            .await;
+        let id = match written {
+            Ok(id) => {
+                // The request may be gone: the call goes on regardless.
+                began.send(Ok(())).ok();
+                id
+            }
+            Err(e) => {
+                began.send(Err(e)).ok();
+                return None;
+            }
+        };
         // The demo's simulated pipeline, or the deployment's own environment's Argo server.
         let called = match &state.simulator {
             Some(sim) => Ok(sim.resubmitted_name(name.as_str())),
@@ -219,13 +243,20 @@ pub async fn resubmit(
             }
             _ => None,
         };
-        Report {
+        Some(Report {
             outcome,
             status,
             message,
-        }
+        })
     });
-    Ok(Resubmitting { handle })
+    match intent_rx.await {
+        Ok(Ok(())) => Ok(Resubmitting { handle }),
+        Ok(Err(e)) => Err(AppError::store(e)),
+        Err(_) => Err(AppError::new(
+            500,
+            "the resubmit's task stopped before its intent was written: nothing was sent to Argo",
+        )),
+    }
 }
 
 /// The status for Argo's refusal: its trouble is a bad gateway (502) whatever it said,

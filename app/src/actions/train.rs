@@ -26,25 +26,42 @@ pub async fn start(
     chosen: Vec<String>,
     confirmed: bool,
 ) -> Result<(i64, tokio::task::JoinHandle<()>), AppError> {
-    let id = state
-        .store
-        .create_train(environment.as_str(), &user.login, &chosen)
-        .await
-        .map_err(AppError::store)?
-        .map_err(|(id, actor)| {
-            AppError::new(
+    // The train's row and its job in one task no request owns: a request dropped at any
+    // await leaves no train without its job.
+    let (began, created) = tokio::sync::oneshot::channel();
+    let (task_state, task_user, env) = (state.clone(), user.clone(), environment.clone());
+    let handle = tokio::spawn(async move {
+        let written = task_state
+            .store
+            .create_train(env.as_str(), &task_user.login, &chosen)
+            .await;
+        match written {
+            Ok(Ok(id)) => {
+                // The request may be gone: the train goes on regardless.
+                began.send(Ok(Ok(id))).ok();
+                run(task_state, task_user, id, env, chosen, confirmed).await;
+            }
+            other => {
+                began.send(other).ok();
+            }
+        }
+    });
+    let id = match created.await {
+        Ok(Ok(Ok(id))) => id,
+        Ok(Ok(Err((id, actor)))) => {
+            return Err(AppError::new(
                 409,
                 format!("{actor}'s train {id} to {environment} is running: wait for it to end (the train page shows it)"),
-            )
-        })?;
-    let handle = tokio::spawn(run(
-        state.clone(),
-        user.clone(),
-        id,
-        environment,
-        chosen,
-        confirmed,
-    ));
+            ))
+        }
+        Ok(Err(e)) => return Err(AppError::store(e)),
+        Err(_) => {
+            return Err(AppError::new(
+                500,
+                "the train's task stopped before the train was written: nothing was dispatched",
+            ))
+        }
+    };
     Ok((id, handle))
 }
 

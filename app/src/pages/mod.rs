@@ -124,6 +124,18 @@ pub fn CellView(repo: String, cell: Option<Cell>, now_ms: i64) -> impl IntoView 
 
 #[component]
 pub fn ErrorView(errors: ArcRwSignal<Errors>) -> impl IntoView {
+    // The one place a page takes its error's status (the highest, when there are several).
+    #[cfg(feature = "ssr")]
+    {
+        let status = errors
+            .get_untracked()
+            .into_iter()
+            .filter_map(|(_, e)| e.downcast_ref::<crate::error::AppError>().map(|a| a.status))
+            .max();
+        if let Some(s) = status {
+            crate::error::set_page_status(s);
+        }
+    }
     view! {
         <div class="error" role="alert">
             <h2>"Something went wrong"</h2>
