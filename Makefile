@@ -9,11 +9,13 @@ TARGET := $(or $(CARGO_TARGET_DIR),target)
 fuzz:
 	FUZZ_CASES=100000 FUZZ_SEED=random cargo test --test api fuzz -- --nocapture
 
-## The dashboard on SQLite with demo data at http://127.0.0.1:3000
+## The dashboard on SQLite with demo data at http://127.0.0.1:3000. Built like the tests
+## build it (the dev profile: no LTO, incremental), so a cold start compiles the server
+## once for both `make run` and `make test`; `make bench` builds the optimised release.
 run:
 	./.ci/setup
-	./.ci/build --release
-	LEPTOS_SITE_ROOT=target/site $(TARGET)/release/release serve --demo --database-url sqlite:release.db
+	./.ci/build
+	LEPTOS_SITE_ROOT=target/site $(TARGET)/debug/release serve --demo --database-url sqlite:release.db
 
 ## Every test (unit, property, storage on SQLite and PostgreSQL, API, pages, browser)
 test:

@@ -80,6 +80,14 @@ pub fn set_page_status(status: u16) {
     }
 }
 
+/// A store error becomes the person's message (see `AppError::store`), so `?` works.
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::store(e)
+    }
+}
+
 impl From<Refusal> for AppError {
     fn from(r: Refusal) -> Self {
         Self::new(r.status(), r.to_string())

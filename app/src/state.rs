@@ -45,7 +45,7 @@ pub async fn github_token(
         .store
         .user_token_for(user.user_id, github_id)
         .await
-        .map_err(AppError::store)?
+        ?
     {
         Some(ct) => state.cipher.decrypt(&ct).map(Some).map_err(|_| {
             AppError::new(401, "your stored GitHub sign-in could not be read (the server key changed); sign out and sign in again")

@@ -124,10 +124,7 @@ pub async fn perform_deploy(
         Some(&app.shortname),
         Some(env.as_str()),
     );
-    let freezes = store
-        .active_freezes(Some(app.id))
-        .await
-        .map_err(AppError::store)?;
+    let freezes = store.active_freezes(Some(app.id)).await?;
     let is_last = store.environments().as_slice().last() == Some(env);
     let permit = rules::check_deploy(&rules::DeployAsk {
         user,

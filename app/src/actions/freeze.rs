@@ -57,8 +57,7 @@ pub async fn set(
             },
             &audit.entry("done", &detail),
         )
-        .await
-        .map_err(AppError::store)?;
+        .await?;
     Ok(ActionDone {
         message,
         link: None,
@@ -77,8 +76,7 @@ pub async fn lift(
     let in_force: Vec<_> = state
         .store
         .active_freezes(app.map(|a| a.id))
-        .await
-        .map_err(AppError::store)?
+        .await?
         .into_iter()
         // Lifting an app's freezes lifts only that app's; the site's needs the site.
         .filter(|f| f.application.is_some() != site_wide)
@@ -108,8 +106,7 @@ pub async fn lift(
     let n = state
         .store
         .lift_freezes(&ids, &user.login, &audit.entry("done", &detail))
-        .await
-        .map_err(AppError::store)?;
+        .await?;
     Ok(ActionDone {
         message: if n == 0 {
             "Nothing was frozen.".into()

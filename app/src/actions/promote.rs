@@ -81,8 +81,7 @@ pub async fn rollback(
     let store = &state.store;
     let detail = store
         .app_detail(&app.shortname)
-        .await
-        .map_err(AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no application {}", app.shortname)))?;
     let idx = store.environments().index_of(env).unwrap_or(0);
     let current = detail.summary.cells.get(idx).cloned().flatten();

@@ -57,8 +57,7 @@ pub async fn resubmit(
     let store = &state.store;
     let target = store
         .deployment_for_resubmit(deployment_id)
-        .await
-        .map_err(AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no deployment {deployment_id}")))?;
     // Server-side facts only: the deployment's own environment, from the database.
     let stored = |e: crate::domain::InvalidInput| {
@@ -78,10 +77,7 @@ pub async fn resubmit(
         Some(&target.shortname),
         Some(&target.environment),
     );
-    let freezes = store
-        .active_freezes(Some(target.application_id))
-        .await
-        .map_err(AppError::store)?;
+    let freezes = store.active_freezes(Some(target.application_id)).await?;
     let checked = rules::check_resubmit(
         user,
         &rules::ResubmitFacts {
@@ -113,8 +109,7 @@ pub async fn resubmit(
     let repo = RepoName::parse(&target.repo).map_err(stored)?;
     let version = store
         .deployment_version(deployment_id)
-        .await
-        .map_err(AppError::store)?
+        .await?
         .unwrap_or_default();
     let version = GitRef::parse(&version).map_err(stored)?;
     let stage = target

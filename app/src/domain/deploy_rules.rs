@@ -301,8 +301,9 @@ pub fn deployable_ref(version: &str, place: &str) -> Result<super::GitRef, Refus
     })
 }
 
-/// The most apps one release train takes (each is a GitHub call as the person).
-pub const MAX_TRAIN: usize = 100;
+/// The most apps one release train takes (each is a GitHub call as the person; a train
+/// is a job, four calls at a time, so a long one outlives its request).
+pub const MAX_TRAIN: usize = 500;
 
 /// A train item refused with `status`: refused by the state of things (frozen, in
 /// flight, nothing to promote: 409) or by a missing confirmation or a bad version (422)

@@ -26,11 +26,7 @@ pub struct UserLine {
 pub async fn list_users() -> Result<UserList, crate::error::AppError> {
     crate::auth::require_role(crate::auth::Role::Admin)?;
     let state = crate::state::app_state()?;
-    let rows = state
-        .store
-        .users()
-        .await
-        .map_err(crate::error::AppError::store)?;
+    let rows = state.store.users().await?;
     Ok(UserList {
         users: rows
             .into_iter()
@@ -101,11 +97,7 @@ pub struct AlertsView {
 pub async fn alerts_overview() -> Result<AlertsView, crate::error::AppError> {
     crate::auth::require_role(crate::auth::Role::Admin)?;
     let state = crate::state::app_state()?;
-    let deliveries = state
-        .store
-        .recent_deliveries(20)
-        .await
-        .map_err(crate::error::AppError::store)?;
+    let deliveries = state.store.recent_deliveries(20).await?;
     Ok(AlertsView {
         receivers: state.alert_receivers.as_ref().clone(),
         deliveries,
@@ -139,8 +131,7 @@ pub async fn send_test_alert(receiver: String) -> Result<String, crate::error::A
                 detail: &detail,
             },
         )
-        .await
-        .map_err(crate::error::AppError::store)?;
+        .await?;
     Ok(format!(
         "A test message to {} is queued; its delivery shows below.",
         r.name

@@ -19,11 +19,7 @@ pub async fn get_application(
     let shortname = crate::domain::Shortname::parse(&shortname)
         .map_err(|e| crate::error::AppError::new(422, e.to_string()))?;
     let state = crate::state::app_state()?;
-    let detail = state
-        .store
-        .app_detail(shortname.as_str())
-        .await
-        .map_err(crate::error::AppError::store)?;
+    let detail = state.store.app_detail(shortname.as_str()).await?;
     Ok(detail.map(|mut d| {
         d.simulated = state.simulator.is_some();
         d.may_deploy = state

@@ -22,8 +22,7 @@ pub async fn get_audit(
     let entries = state
         .store
         .audit_log(clean(application).as_deref(), clean(actor).as_deref(), 200)
-        .await
-        .map_err(crate::error::AppError::store)?;
+        .await?;
     Ok((entries, crate::store::now_ms()))
 }
 

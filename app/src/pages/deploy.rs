@@ -27,8 +27,7 @@ pub async fn deploy(
     let app = state
         .store
         .application(shortname.as_str())
-        .await
-        .map_err(AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     use crate::actions::deploy::{answer_wait, perform_deploy, DeployCommand};
     let dispatching = perform_deploy(
@@ -70,8 +69,7 @@ pub async fn preview_deploy(
     let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
     let detail = store
         .app_detail(shortname.as_str())
-        .await
-        .map_err(crate::error::AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let idx = store.environments().index_of(&env).unwrap_or(0);
     let current = detail
@@ -163,8 +161,7 @@ pub async fn ref_suggestions(
     let shortname = Shortname::parse(&shortname).map_err(|e| AppError::new(422, e.to_string()))?;
     let detail = store
         .app_detail(shortname.as_str())
-        .await
-        .map_err(crate::error::AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     if state.simulator.is_some() {
         let mut seen = Vec::new();
@@ -300,8 +297,7 @@ async fn freeze_target(
             let app = state
                 .store
                 .application(s.as_str())
-                .await
-                .map_err(crate::error::AppError::store)?
+                .await?
                 .ok_or_else(|| AppError::new(404, format!("no application {s}")))?;
             Ok((state, user, Some(app)))
         }

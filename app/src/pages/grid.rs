@@ -8,11 +8,7 @@ use leptos_router::hooks::use_query_map;
 pub async fn get_grid() -> Result<Grid, crate::error::AppError> {
     crate::auth::require_user()?;
     let state = crate::state::app_state()?;
-    let mut grid = state
-        .store
-        .grid()
-        .await
-        .map_err(crate::error::AppError::store)?;
+    let mut grid = state.store.grid().await?;
     grid.simulated = state.simulator.is_some();
     grid.mark_stalled(state.stall_ms);
     Ok(grid)

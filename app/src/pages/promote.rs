@@ -28,14 +28,12 @@ pub async fn promote(
     let app = state
         .store
         .application(shortname.as_str())
-        .await
-        .map_err(AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let grid = state
         .store
         .grid_for(std::slice::from_ref(&app.shortname))
-        .await
-        .map_err(AppError::store)?;
+        .await?;
     crate::actions::promote::promote_one(
         &state,
         &user,
@@ -76,8 +74,7 @@ pub async fn rollback(
     let app = state
         .store
         .application(shortname.as_str())
-        .await
-        .map_err(AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
     let (dispatching, _from, _target) = crate::actions::promote::rollback(
         &state,
@@ -132,7 +129,7 @@ pub async fn release_train(
         .map(|s| crate::domain::Shortname::parse(s).map(|s| s.as_str().to_owned()))
         .collect::<Result<_, _>>()?;
     let chosen: Vec<String> = if asked.is_empty() {
-        let grid = store.grid().await.map_err(AppError::store)?;
+        let grid = store.grid().await?;
         grid.apps
             .iter()
             .filter(|a| {
@@ -172,8 +169,7 @@ pub async fn release_train(
     }
     let train = store
         .train(id)
-        .await
-        .map_err(AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no train {id}")))?;
     Ok(crate::actions::train::result_of(train))
 }
@@ -188,8 +184,7 @@ pub async fn train_progress(id: i64) -> Result<TrainResult, crate::error::AppErr
     let train = state
         .store
         .train(id)
-        .await
-        .map_err(AppError::store)?
+        .await?
         .ok_or_else(|| AppError::new(404, format!("no train {id}")))?;
     Ok(crate::actions::train::result_of(train))
 }
@@ -223,11 +218,7 @@ pub async fn train_status(
         .filter_map(|a| crate::domain::Shortname::parse(a).ok())
         .map(|s| s.as_str().to_owned())
         .collect();
-    let mut grid = state
-        .store
-        .grid_for(&names)
-        .await
-        .map_err(AppError::store)?;
+    let mut grid = state.store.grid_for(&names).await?;
     grid.mark_stalled(state.stall_ms);
     let i = state.store.environments().index_of(&env).unwrap_or(0);
     Ok(grid
@@ -263,11 +254,7 @@ pub async fn train_candidates() -> Result<Vec<(String, Vec<Candidate>)>, crate::
     use crate::domain::{DeploymentStatus, Flag};
     crate::auth::require_user()?;
     let state = crate::state::app_state()?;
-    let grid = state
-        .store
-        .grid()
-        .await
-        .map_err(crate::error::AppError::store)?;
+    let grid = state.store.grid().await?;
     let mut out: Vec<(String, Vec<Candidate>)> = grid
         .environments
         .iter()
