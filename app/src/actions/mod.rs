@@ -31,6 +31,8 @@ pub mod reconcile;
 #[cfg(feature = "ssr")]
 pub mod resubmit;
 #[cfg(feature = "ssr")]
+pub mod rollback;
+#[cfg(feature = "ssr")]
 pub mod train;
 
 /// What an action answers the person: a sentence and, when there is one, the run's link.

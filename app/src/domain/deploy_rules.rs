@@ -305,6 +305,44 @@ pub fn deployable_ref(version: &str, place: &str) -> Result<super::GitRef, Refus
 /// is a job, four calls at a time, so a long one outlives its request).
 pub const MAX_TRAIN: usize = 500;
 
+/// Which applications a train takes: the ones asked for (each once, in order), or, when
+/// none is, every one of `flagged` (shortname, flags) waiting for a manual deployment to
+/// `environment`. Refused when there is none (409) or more than `MAX_TRAIN` (422).
+pub fn train_choice(
+    asked: Vec<String>,
+    flagged: &[(String, Vec<super::Flag>)],
+    environment: &str,
+) -> Result<Vec<String>, Refusal> {
+    let chosen: Vec<String> = if asked.is_empty() {
+        flagged
+            .iter()
+            .filter(|(_, flags)| {
+                flags.iter().any(|f| {
+                    matches!(f, super::Flag::ManualDeployment { environment: e, .. } if e == environment)
+                })
+            })
+            .map(|(s, _)| s.clone())
+            .collect()
+    } else {
+        let mut asked = asked;
+        asked.sort();
+        asked.dedup();
+        asked
+    };
+    if chosen.is_empty() {
+        return Err(Refusal::Conflict(format!(
+            "no application needs a manual deployment to {environment}"
+        )));
+    }
+    if chosen.len() > MAX_TRAIN {
+        return Err(Refusal::Unconfirmed(format!(
+            "a train takes at most {MAX_TRAIN} applications ({} chosen): run it in parts",
+            chosen.len()
+        )));
+    }
+    Ok(chosen)
+}
+
 /// A train item refused with `status`: refused by the state of things (frozen, in
 /// flight, nothing to promote: 409) or by a missing confirmation or a bad version (422)
 /// it is skipped, with the reason; anything else failed.

@@ -83,6 +83,86 @@ pub fn UsersPage() -> impl IntoView {
             </ErrorBoundary>
         </Suspense>
         <AlertsSection/>
+        <DispatchesSection/>
+    }
+}
+
+/// A dispatch whose outcome could not be confirmed, as admins see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UnconfirmedLine {
+    pub deployment_id: i64,
+    pub application: String,
+    pub environment: String,
+    pub git_ref: String,
+    pub actor: String,
+    pub what_to_check: String,
+    pub created_at_ms: i64,
+}
+
+/// The dispatches whose outcome could not be confirmed (GitHub's answer lost and no run
+/// found for them): what to check, newest first. Admins only.
+#[server(endpoint = "unconfirmed")]
+pub async fn unconfirmed_dispatches() -> Result<(Vec<UnconfirmedLine>, i64), crate::error::AppError>
+{
+    crate::auth::require_role(crate::auth::Role::Admin)?;
+    let state = crate::state::app_state()?;
+    let rows = state.store.unconfirmed_dispatches(50).await?;
+    Ok((
+        rows.into_iter()
+            .map(|r| UnconfirmedLine {
+                deployment_id: r.deployment_id,
+                application: r.application,
+                environment: r.environment,
+                git_ref: r.git_ref,
+                actor: r.actor,
+                what_to_check: r.error.unwrap_or_default(),
+                created_at_ms: r.created_at_ms,
+            })
+            .collect(),
+        crate::store::now_ms(),
+    ))
+}
+
+#[component]
+fn DispatchesSection() -> impl IntoView {
+    let lines = Resource::new(|| (), |_| unconfirmed_dispatches());
+    view! {
+        <h2>"Dispatches not confirmed"</h2>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
+                {move || Suspend::new(async move {
+                    lines.await.map(|(lines, now)| {
+                        if lines.is_empty() {
+                            return view! { <p>"Every dispatch's outcome is known."</p> }.into_any();
+                        }
+                        view! {
+                            <table class="activity">
+                                <thead><tr>
+                                    <th scope="col">"Application"</th>
+                                    <th scope="col">"Environment"</th>
+                                    <th scope="col">"Version"</th>
+                                    <th scope="col">"By"</th>
+                                    <th scope="col">"When"</th>
+                                    <th scope="col">"What to check"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {lines.into_iter().map(|l| view! {
+                                        <tr>
+                                            <td><a href=format!("/applications/{}", l.application)>{l.application.clone()}</a></td>
+                                            <td>{l.environment}</td>
+                                            <td>{l.git_ref}</td>
+                                            <td>{l.actor}</td>
+                                            <td><time title=exact_time(l.created_at_ms)>{ago(now, l.created_at_ms)}</time></td>
+                                            <td>{l.what_to_check}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    })
+                })}
+            </ErrorBoundary>
+        </Suspense>
     }
 }
 

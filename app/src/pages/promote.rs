@@ -76,7 +76,7 @@ pub async fn rollback(
         .application(shortname.as_str())
         .await?
         .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
-    let (dispatching, _from, _target) = crate::actions::promote::rollback(
+    let (dispatching, _from, _target) = crate::actions::rollback::rollback(
         &state,
         &user,
         &app,
@@ -128,39 +128,19 @@ pub async fn release_train(
         .filter(|s| !s.is_empty())
         .map(|s| crate::domain::Shortname::parse(s).map(|s| s.as_str().to_owned()))
         .collect::<Result<_, _>>()?;
-    let chosen: Vec<String> = if asked.is_empty() {
-        let grid = store.grid().await?;
-        grid.apps
-            .iter()
-            .filter(|a| {
-                a.flags.iter().any(|f| {
-                    matches!(f, Flag::ManualDeployment { environment, .. } if environment == env.as_str())
-                })
-            })
-            .map(|a| a.shortname.clone())
+    // None asked: every app flagged "manual deployment" there (the grid read only then).
+    let flagged: Vec<(String, Vec<Flag>)> = if asked.is_empty() {
+        store
+            .grid()
+            .await?
+            .apps
+            .into_iter()
+            .map(|a| (a.shortname, a.flags))
             .collect()
     } else {
-        let mut asked = asked;
-        asked.sort();
-        asked.dedup();
-        asked
+        vec![]
     };
-    if chosen.is_empty() {
-        return Err(AppError::new(
-            409,
-            format!("no application needs a manual deployment to {env}"),
-        ));
-    }
-    if chosen.len() > rules::MAX_TRAIN {
-        return Err(AppError::new(
-            422,
-            format!(
-                "a train takes at most {} applications ({} chosen): run it in parts",
-                rules::MAX_TRAIN,
-                chosen.len()
-            ),
-        ));
-    }
+    let chosen = rules::train_choice(asked, &flagged, env.as_str())?;
     let confirmed = confirm.as_deref() == Some("yes");
     let (id, job) = crate::actions::train::start(&state, &user, env, chosen, confirmed).await?;
     let wait = crate::actions::deploy::answer_wait(state.pipeline.timeout());
