@@ -9,8 +9,10 @@ mod alerts;
 mod audit;
 mod deployments;
 mod dispatches;
+mod group_commit;
 mod live_states;
 mod ops;
+mod seed;
 mod sessions;
 mod stats;
 mod tokens;
@@ -101,8 +103,8 @@ pub struct Store {
     /// Changes (an application's shortname, or `*` for the whole site) for live pages.
     /// On PostgreSQL every server hears every server's changes through LISTEN/NOTIFY.
     changes: tokio::sync::broadcast::Sender<String>,
-    /// Notifications waiting for their group commit (`deployments::GroupCommit`).
-    group: std::sync::Arc<deployments::GroupCommit>,
+    /// Notifications waiting for their group commit (`group_commit::GroupCommit`).
+    group: std::sync::Arc<group_commit::GroupCommit>,
     /// How long what Argo CD says runs may differ from the current deployment before it is
     /// drift (`[deploys] drift_grace_seconds`).
     drift_grace_ms: i64,

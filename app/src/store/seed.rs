@@ -1,0 +1,101 @@
+//! Bulk loads for the benchmark and the demo: many deployments at once, and
+//! `current_deployments` rebuilt from them.
+
+use super::{Result, Store};
+
+impl Store {
+    /// Inserts many deployments at once, for the benchmark and the demo: `rows` are
+    /// (application id, environment, version, created_at). Keeps `current_deployments` right.
+    pub async fn bulk_insert_deployments(&self, rows: &[(i64, String, String, i64)]) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        for chunk in rows.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at) VALUES ",
+            );
+            for (i, _) in chunk.iter().enumerate() {
+                let b = i * 4;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, NULL, 'continuous', 'bench', 'succeeded', 'succeeded', ${}, ${})",
+                    b + 1, b + 2, b + 3, b + 4, b + 4
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for (app, env, version, at) in chunk {
+                q = q
+                    .bind(*app)
+                    .bind(env.as_str())
+                    .bind(version.as_str())
+                    .bind(*at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        refresh_current(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// For the benchmark only: adds about `count` made-up deployments spread evenly over
+    /// every application and environment, then points `current_deployments` at the newest
+    /// of each.
+    /// Bulk-loads `count` succeeded deployments spread evenly over the applications and
+    /// environments (benchmarks): the n-th of a cell at `start_ms + n * step_ms`, an hour
+    /// later in each next environment.
+    pub async fn seed_history(&self, count: i64, start_ms: i64, step_ms: i64) -> Result<()> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let envs: Vec<String> = self
+            .environments
+            .names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cells = (ids.len() * envs.len()) as i64;
+        if cells == 0 {
+            return Ok(());
+        }
+        let (_guard, mut tx) = self.write().await?;
+        let mut cell = 0;
+        for id in &ids {
+            for (env_index, env) in envs.iter().enumerate() {
+                // Spread the remainder over the first cells so the total is exact.
+                let rows = count / cells + i64::from(cell < count % cells);
+                cell += 1;
+                if rows == 0 {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
+                     WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1)
+                     SELECT $2, $3, 'v' || CAST(n AS TEXT), NULL, 'continuous', 'bench', 'succeeded', 'succeeded', $4 + n * $5, $4 + n * $5
+                     FROM seq",
+                )
+                .bind(rows)
+                .bind(*id)
+                .bind(env.as_str())
+                .bind(start_ms + env_index as i64 * 3_600_000)
+                .bind(step_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        refresh_current(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Rebuilds `current_deployments` from the whole history (bulk loads only).
+async fn refresh_current(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at)
+         SELECT application_id, environment, MAX(id), MAX(created_at) FROM deployments GROUP BY application_id, environment
+         ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
