@@ -3,7 +3,7 @@
 //! out-of-pipeline version recorded as `observed`; the watch dropping and reconnecting;
 //! Argo CD down then up; two Release servers observing at once without duplicates.
 
-use crate::common;
+use crate::common::{self, binary};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -731,54 +731,22 @@ async fn a_large_list_costs_about_its_size() {
     let config_path = dir.path().join("release.toml");
     std::fs::write(&config_path, config(&fake)).unwrap();
     let url = format!("sqlite:{}", dir.path().join("release.db").display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_release"))
-        .args([
-            "serve",
+    let port = binary::free_port();
+    let config_arg = config_path.display().to_string();
+    let mut child = binary::serve(
+        port,
+        &[
             "--dev-sign-in",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--database-url", &url])
-        .arg("--config")
-        .arg(&config_path)
-        .env("RELEASE_ARGOCD_TOKEN_STAGING", TOKEN)
-        .env("RUST_LOG", "error")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+            "--database-url",
+            &url,
+            "--config",
+            &config_arg,
+        ],
+        &[("RELEASE_ARGOCD_TOKEN_STAGING", TOKEN)],
+    );
     let pid = child.id().unwrap();
-    let hwm = || {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap()
-            * 1024
-    };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let mut ready = false;
-    for _ in 0..400 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/healthcheck/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready);
+    let hwm = || binary::memory(pid, "VmHWM");
+    binary::wait_ready(&format!("http://127.0.0.1:{port}")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = hwm();
     go.notify_waiters();

@@ -4,7 +4,7 @@
 //! deployment. Against the fake GitHub, which records every dispatch and lists the runs
 //! they started.
 
-use crate::common::{self, fake_github::*};
+use crate::common::{self, binary, fake_github::*};
 use app::domain::{DeploymentStatus, Environment, GitRef, RepoName, Trigger};
 use app::store::NewDeployment;
 use std::time::Duration;
@@ -315,48 +315,20 @@ async fn kill_9_between_dispatch_and_record_is_reconciled_at_restart() {
     let config_path = dir.path().join("release.toml");
     std::fs::write(&config_path, config_text(&gh, 15, None, &apps("k9", 2))).unwrap();
     let url = format!("sqlite:{}", dir.path().join("release.db").display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = binary::free_port();
     let base = format!("http://127.0.0.1:{port}");
+    let config_arg = config_path.display().to_string();
     let start = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_release"))
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-            ])
-            .arg("--config")
-            .arg(&config_path)
-            .env("RELEASE_GITHUB_CLIENT_SECRET", SECRET)
-            .env("RELEASE_SECRET_KEY", KEY)
-            .env("RUST_LOG", "error")
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
+        binary::serve(
+            port,
+            &["--database-url", &url, "--config", &config_arg],
+            &[
+                ("RELEASE_GITHUB_CLIENT_SECRET", SECRET),
+                ("RELEASE_SECRET_KEY", KEY),
+            ],
+        )
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let ready = || async {
-        for _ in 0..400 {
-            if http
-                .get(format!("{base}/healthcheck/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not become ready");
-    };
+    let ready = || binary::wait_ready(&base);
     let mut child = start();
     ready().await;
     let store = app::store::Store::connect(&url, Default::default())

@@ -1,7 +1,7 @@
 //! Operations: Prometheus metrics, the OpenAPI description checked against real answers
 //! of every endpoint, and request ids.
 
-use crate::common;
+use crate::common::{self, binary};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -353,29 +353,19 @@ async fn a_flood_of_new_methods_and_paths_adds_no_series_and_no_memory() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("release.db").display());
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_release"))
-        .args([
-            "serve",
+    let (port, metrics_port) = (binary::free_port(), binary::free_port());
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut child = binary::serve(
+        port,
+        &[
             "--dev-sign-in",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
             "--metrics-addr",
-            &format!("127.0.0.1:{metrics_port}"),
+            &metrics_addr,
             "--database-url",
             &url,
-        ])
-        .env("RUST_LOG", "error")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        ],
+        &[],
+    );
     let pid = child.id().expect("the server runs");
     let base = format!("http://127.0.0.1:{port}");
     // What the review's attacker sent: a non-browser client says it is same-origin.
@@ -389,28 +379,8 @@ async fn a_flood_of_new_methods_and_paths_adds_no_series_and_no_memory() {
         .default_headers(headers)
         .build()
         .unwrap();
-    let mut ready = false;
-    for _ in 0..400 {
-        if http
-            .get(format!("{base}/healthcheck/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the server did not become ready");
-    let rss_kib = || {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmRSS")
-    };
+    binary::wait_ready(&base).await;
+    let rss_kib = || binary::memory(pid, "VmRSS") / 1024;
     let flood = |from: usize, to: usize| {
         let (http, base) = (http.clone(), base.clone());
         async move {

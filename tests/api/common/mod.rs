@@ -1,6 +1,7 @@
 //! Runs the real server on a random port with a fresh SQLite database, as a user would.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod fake_github;
 
 use app::store::Store;
