@@ -75,6 +75,7 @@ impl Server {
                     )
                 })?;
         store.set_drift_grace_ms(settings.config.drift_grace_seconds * 1000);
+        store.set_stall_ms(settings.config.stall_minutes * 60_000);
         store.migrate().await.context("running migrations")?;
         store
             .sync_applications(&settings.config.applications)
@@ -98,7 +99,7 @@ impl Server {
             .build();
         let stall_ms = settings.config.stall_minutes * 60_000;
         let simulated = settings.demo && settings.config.github.is_none();
-        let grid = app::pages::grid_rows::GridCache::start(store.clone(), stall_ms, simulated)
+        let grid = app::pages::grid_rows::GridCache::start(store.clone(), simulated)
             .await
             .context("rendering the grid")?;
         let alert_settings = Arc::new(alert_settings(&settings)?);

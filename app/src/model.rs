@@ -121,31 +121,7 @@ pub struct DeploymentView {
     pub stalled: bool,
 }
 
-impl Grid {
-    /// Marks the cells whose deploy, requested from the dashboard, has heard nothing for
-    /// `stall_ms` (against the grid's own time).
-    pub fn mark_stalled(&mut self, stall_ms: i64) {
-        let now = self.now_ms;
-        for c in self
-            .apps
-            .iter_mut()
-            .flat_map(|a| a.cells.iter_mut())
-            .flatten()
-        {
-            c.stalled = is_stalled(c.status, c.created_at_ms, now, stall_ms);
-        }
-    }
-}
-
-/// Whether a deployment requested from the dashboard has heard nothing for too long.
-pub fn is_stalled(
-    status: DeploymentStatus,
-    created_at_ms: i64,
-    now_ms: i64,
-    stall_ms: i64,
-) -> bool {
-    status == DeploymentStatus::Requested && now_ms - created_at_ms > stall_ms
-}
+pub use crate::domain::is_stalled;
 
 /// What a deploy would ship: GitHub's comparison of what runs now with the chosen ref.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

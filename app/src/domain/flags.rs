@@ -20,6 +20,16 @@ impl CellState {
     }
 }
 
+/// Whether a deployment requested from the dashboard has heard nothing for too long.
+pub fn is_stalled(
+    status: DeploymentStatus,
+    created_at_ms: i64,
+    now_ms: i64,
+    stall_ms: i64,
+) -> bool {
+    status == DeploymentStatus::Requested && now_ms - created_at_ms > stall_ms
+}
+
 /// The one definition of "the same release", for the grid's flags and the alerts alike:
 /// the SHAs agree when both are known (one may be abbreviated); lacking either, the
 /// versions are the same. `(version, sha)` each.

@@ -20,8 +20,8 @@ mod status;
 pub use alert::{AlertEvent, AlertKind, AlertReceiverInfo, DeliveryRow};
 pub use environment::{Environment, Environments};
 pub use flags::{
-    app_flags, drift_since, newly_needs_manual, release_app_status, same_release, CellState, Flag,
-    DRIFT_GRACE_MS,
+    app_flags, drift_since, is_stalled, newly_needs_manual, release_app_status, same_release,
+    CellState, Flag, DRIFT_GRACE_MS,
 };
 pub use freeze::{Authority, Freeze};
 pub use git_ref::{GitRef, Sha};

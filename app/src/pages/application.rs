@@ -31,14 +31,6 @@ pub async fn get_application(
             .map(str::to_owned)
             .collect();
         d.who_may_deploy = state.who_may_deploy.as_ref().clone();
-        let now = d.now_ms;
-        for dep in d.history.iter_mut().flat_map(|h| h.deployments.iter_mut()) {
-            dep.stalled =
-                crate::model::is_stalled(dep.status, dep.created_at_ms, now, state.stall_ms);
-        }
-        for c in d.summary.cells.iter_mut().flatten() {
-            c.stalled = crate::model::is_stalled(c.status, c.created_at_ms, now, state.stall_ms);
-        }
         d
     }))
 }

@@ -10,7 +10,6 @@ pub async fn get_grid() -> Result<Grid, crate::error::AppError> {
     let state = crate::state::app_state()?;
     let mut grid = state.store.grid().await?;
     grid.simulated = state.simulator.is_some();
-    grid.mark_stalled(state.stall_ms);
     Ok(grid)
 }
 

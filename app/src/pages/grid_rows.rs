@@ -382,7 +382,6 @@ struct Inner {
 /// The rendered grid, kept current from the store's change announcements.
 pub struct GridCache {
     store: Store,
-    stall_ms: i64,
     /// The demo's simulated pipeline: the fragment says so first.
     simulated: bool,
     inner: tokio::sync::Mutex<Inner>,
@@ -399,11 +398,7 @@ impl GridCache {
     /// Renders the grid once, then keeps it current: a background task applies changes
     /// as they are announced (so open grids get their deltas within milliseconds), and
     /// renders afresh each minute for "how long ago".
-    pub async fn start(
-        store: Store,
-        stall_ms: i64,
-        simulated: bool,
-    ) -> Result<Arc<Self>, StoreError> {
+    pub async fn start(store: Store, simulated: bool) -> Result<Arc<Self>, StoreError> {
         let cache = Arc::new(Self {
             inner: tokio::sync::Mutex::new(Inner {
                 changes: store.subscribe(),
@@ -413,7 +408,6 @@ impl GridCache {
                 generation: 0,
             }),
             store: store.clone(),
-            stall_ms,
             simulated,
             snapshot: RwLock::new(None),
             deltas: broadcast::channel(1024).0,
@@ -536,8 +530,7 @@ impl GridCache {
         Ok(inner)
     }
 
-    fn render_all(&self, mut grid: Grid, now: i64) -> Rendered {
-        grid.mark_stalled(self.stall_ms);
+    fn render_all(&self, grid: Grid, now: i64) -> Rendered {
         let frozen: HashSet<String> = grid
             .freezes
             .iter()
@@ -559,8 +552,7 @@ impl GridCache {
     }
 
     /// Replaces the rows of `names` with their new renders and sends each changed one.
-    fn apply(&self, r: &mut Rendered, mut grid: Grid, names: &[String], now: i64) {
-        grid.mark_stalled(self.stall_ms);
+    fn apply(&self, r: &mut Rendered, grid: Grid, names: &[String], now: i64) {
         let mut fresh: Vec<Option<Arc<Row>>> = grid
             .apps
             .iter()

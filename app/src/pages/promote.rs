@@ -198,8 +198,7 @@ pub async fn train_status(
         .filter_map(|a| crate::domain::Shortname::parse(a).ok())
         .map(|s| s.as_str().to_owned())
         .collect();
-    let mut grid = state.store.grid_for(&names).await?;
-    grid.mark_stalled(state.stall_ms);
+    let grid = state.store.grid_for(&names).await?;
     let i = state.store.environments().index_of(&env).unwrap_or(0);
     Ok(grid
         .apps

@@ -108,6 +108,9 @@ pub struct Store {
     /// How long what Argo CD says runs may differ from the current deployment before it is
     /// drift (`[deploys] drift_grace_seconds`).
     drift_grace_ms: i64,
+    /// A deploy requested from the dashboard that hears nothing for this long is stalled
+    /// (`[deploys] stall_minutes`).
+    stall_ms: i64,
     /// One application's stats, counted once per change (`Store::application_stats`).
     app_stats: std::sync::Arc<stats::AppStatsCache>,
 }
@@ -222,6 +225,7 @@ impl Store {
             changes,
             group: Default::default(),
             drift_grace_ms: crate::domain::DRIFT_GRACE_MS,
+            stall_ms: 30 * 60_000,
             app_stats: Default::default(),
         })
     }
@@ -273,6 +277,11 @@ impl Store {
     }
 
     /// Sets the drift grace period (before the store is shared).
+    /// How long a requested deploy may hear nothing before it shows as stalled.
+    pub fn set_stall_ms(&mut self, ms: i64) {
+        self.stall_ms = ms.max(0);
+    }
+
     pub fn set_drift_grace_ms(&mut self, ms: i64) {
         self.drift_grace_ms = ms.max(0);
     }

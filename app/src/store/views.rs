@@ -156,7 +156,7 @@ impl Store {
         self.fill_live(&mut apps, &ids, &names).await?;
         let now = now_ms();
         for app in &mut apps {
-            finish_summary(&names, app, self.drift_grace_ms, now);
+            finish_summary(&names, app, self.cell_rules(), now);
         }
         let freezes = match only {
             None => self.all_active_freezes().await?,
@@ -208,7 +208,11 @@ impl Store {
             summary_from_history(&names, &app, &self.current_ids(app.id).await?, &history);
         self.fill_live(std::slice::from_mut(&mut summary), &[app.id], &names)
             .await?;
-        finish_summary(&names, &mut summary, self.drift_grace_ms, now_ms());
+        let now = now_ms();
+        finish_summary(&names, &mut summary, self.cell_rules(), now);
+        for d in history.iter_mut().flat_map(|h| h.deployments.iter_mut()) {
+            d.stalled = crate::domain::is_stalled(d.status, d.created_at_ms, now, self.stall_ms);
+        }
         let freezes = self.active_freezes(Some(app.id)).await?;
         Ok(Some(AppDetail {
             simulated: false,
@@ -329,7 +333,29 @@ fn deployment_view(r: DeploymentRow) -> DeploymentView {
     r.0
 }
 
-fn finish_summary(names: &[&str], app: &mut AppSummary, drift_grace_ms: i64, now: i64) {
+/// The times a cell's view is judged by.
+#[derive(Clone, Copy)]
+struct CellRules {
+    drift_grace_ms: i64,
+    stall_ms: i64,
+}
+
+impl Store {
+    fn cell_rules(&self) -> CellRules {
+        CellRules {
+            drift_grace_ms: self.drift_grace_ms,
+            stall_ms: self.stall_ms,
+        }
+    }
+}
+
+/// Every cell's view, in one pass where it is read: its flags, its release status, drift
+/// (where Argo CD's word is current) and stalled (a requested deploy that heard nothing).
+fn finish_summary(names: &[&str], app: &mut AppSummary, rules: CellRules, now: i64) {
+    let drift_grace_ms = rules.drift_grace_ms;
+    for c in app.cells.iter_mut().flatten() {
+        c.stalled = crate::domain::is_stalled(c.status, c.created_at_ms, now, rules.stall_ms);
+    }
     let states: Vec<Option<CellState>> = app
         .cells
         .iter()
@@ -453,6 +479,14 @@ fn summary_from_history(
         release_status: String::new(),
         live: vec![None; names.len()],
     };
-    finish_summary(names, &mut s, i64::MAX, 0);
+    finish_summary(
+        names,
+        &mut s,
+        CellRules {
+            drift_grace_ms: i64::MAX,
+            stall_ms: i64::MAX,
+        },
+        0,
+    );
     s
 }
