@@ -14,6 +14,39 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Why Argo CD's state could not be read: each cell of the environment says it ("live
+/// state unknown"), and the log says it once per outage. Argo CD's own words are kept
+/// printable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ArgoCdError {
+    #[error("bad Argo CD URL: {0}")]
+    BadUrl(String),
+    #[error("Argo CD did not answer within 10 s")]
+    Timeout,
+    #[error("Argo CD unreachable: {0}")]
+    Unreachable(String),
+    #[error("{reason} (check {variable})")]
+    TokenRefused { reason: String, variable: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("Argo CD's list is over {0} MiB")]
+    TooLarge(usize),
+    #[error("reading Argo CD's answer: {0}")]
+    Broken(String),
+    #[error("Argo CD's list is not JSON we know: {0}")]
+    NotJson(String),
+    #[error("reading Release's applications: {0}")]
+    Store(String),
+    #[error("watch refused: {0}")]
+    WatchRefused(String),
+    #[error("Argo CD ended the watch: {message} (grpc code {grpc_code}, HTTP {http_code})")]
+    StreamEnded {
+        message: String,
+        grpc_code: i64,
+        http_code: i64,
+    },
+}
+
 /// One environment's Argo CD.
 #[derive(Clone)]
 pub struct ArgoCd {
@@ -52,14 +85,13 @@ const LIST_FIELDS: &str = "items.metadata.name,items.status.summary,items.status
 fn parse_list(
     reader: impl std::io::Read,
     ours: &std::collections::HashSet<String>,
-) -> Result<Vec<Application>, String> {
+) -> Result<Vec<Application>, ArgoCdError> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_reader(reader);
     let list = ListSeed { ours }
         .deserialize(&mut de)
-        .map_err(|e| format!("Argo CD's list is not JSON we know: {e}"))?;
-    de.end()
-        .map_err(|e| format!("Argo CD's list is not JSON we know: {e}"))?;
+        .map_err(|e| ArgoCdError::NotJson(e.to_string()))?;
+    de.end().map_err(|e| ArgoCdError::NotJson(e.to_string()))?;
     Ok(list)
 }
 
@@ -413,8 +445,8 @@ async fn observe(
     reading: std::sync::Arc<Reading>,
 ) {
     // One log line per outage (of the list, of the watch), with Argo CD's own words.
-    let mut outage: Option<String> = None;
-    let mut watch_outage: Option<String> = None;
+    let mut outage: Option<ArgoCdError> = None;
+    let mut watch_outage: Option<ArgoCdError> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
         if store.pool().is_closed() {
@@ -446,7 +478,10 @@ async fn observe(
                     tracing::warn!(environment = %server.environment, error = %why, "argocd: cannot read the live state; cells say unknown until it answers");
                 }
                 // Every cell of the environment says why, the latest reason.
-                if let Err(e) = store.mark_live_unknown(&server.environment, &why).await {
+                if let Err(e) = store
+                    .mark_live_unknown(&server.environment, &why.to_string())
+                    .await
+                {
                     tracing::warn!(error = %e, "argocd: could not record the outage");
                 }
                 outage = Some(why);
@@ -483,10 +518,11 @@ async fn observe(
     }
 }
 
-fn endpoint(server: &ArgoCd, segments: &[&str]) -> Result<reqwest::Url, String> {
-    let mut url = reqwest::Url::parse(&server.url).map_err(|e| format!("bad Argo CD URL: {e}"))?;
+fn endpoint(server: &ArgoCd, segments: &[&str]) -> Result<reqwest::Url, ArgoCdError> {
+    let mut url =
+        reqwest::Url::parse(&server.url).map_err(|e| ArgoCdError::BadUrl(e.to_string()))?;
     url.path_segments_mut()
-        .map_err(|_| "the Argo CD URL cannot have a path".to_string())?
+        .map_err(|_| ArgoCdError::BadUrl("it cannot have a path".into()))?
         .pop_if_empty()
         .extend(segments);
     Ok(url)
@@ -525,7 +561,7 @@ async fn list(
     http: &reqwest::Client,
     server: &ArgoCd,
     ours: std::collections::HashSet<String>,
-) -> Result<Vec<Application>, String> {
+) -> Result<Vec<Application>, ArgoCdError> {
     let mut url = endpoint(server, &["api", "v1", "applications"])?;
     url.query_pairs_mut().append_pair("fields", LIST_FIELDS);
     let resp = http
@@ -536,21 +572,23 @@ async fn list(
         .await
         .map_err(|e| {
             if e.is_timeout() {
-                "Argo CD did not answer within 10 s".to_string()
+                ArgoCdError::Timeout
             } else {
-                format!("Argo CD unreachable: {}", e.without_url())
+                ArgoCdError::Unreachable(e.without_url().to_string())
             }
         })?;
     match resp.status().as_u16() {
         200 => {}
         401 | 403 => {
-            return Err(format!(
-                "{} (check RELEASE_ARGOCD_TOKEN_{})",
-                refusal_reason(resp).await,
-                server.environment.to_ascii_uppercase()
-            ))
+            return Err(ArgoCdError::TokenRefused {
+                reason: refusal_reason(resp).await,
+                variable: format!(
+                    "RELEASE_ARGOCD_TOKEN_{}",
+                    server.environment.to_ascii_uppercase()
+                ),
+            })
         }
-        _ => return Err(refusal_reason(resp).await),
+        _ => return Err(ArgoCdError::Refused(refusal_reason(resp).await)),
     }
     // Parsed as it arrives, off the async threads: a few chunks in flight at a time, so
     // a list costs what Release keeps of it, not its size.
@@ -572,7 +610,7 @@ async fn list(
             Ok(Some(chunk)) => {
                 size += chunk.len();
                 if size > MAX_LIST {
-                    failed = Some(format!("Argo CD's list is over {} MiB", MAX_LIST >> 20));
+                    failed = Some(ArgoCdError::TooLarge(MAX_LIST >> 20));
                     break;
                 }
                 // The parser stopped (it found something it cannot read): its error says.
@@ -582,7 +620,7 @@ async fn list(
             }
             Ok(None) => break,
             Err(e) => {
-                failed = Some(format!("reading Argo CD's answer: {}", e.without_url()));
+                failed = Some(ArgoCdError::Broken(e.without_url().to_string()));
                 break;
             }
         }
@@ -590,7 +628,7 @@ async fn list(
     drop(tx);
     let parsed = parser
         .await
-        .map_err(|e| format!("reading Argo CD's list stopped: {e}"))?;
+        .map_err(|e| ArgoCdError::Broken(format!("the list's reader stopped: {e}")))?;
     match failed {
         Some(why) => Err(why),
         None => parsed,
@@ -599,14 +637,17 @@ async fn list(
 
 /// The Argo CD names of the applications that are Release's: the declared ones by their
 /// Argo CD name, the others by their shortname.
-async fn ours(store: &Store, apps: &AppMap) -> Result<std::collections::HashSet<String>, String> {
+async fn ours(
+    store: &Store,
+    apps: &AppMap,
+) -> Result<std::collections::HashSet<String>, ArgoCdError> {
     let declared: std::collections::HashSet<&str> =
         apps.0.values().map(|(s, _)| s.as_str()).collect();
     let mut names: std::collections::HashSet<String> = apps.0.keys().cloned().collect();
     let rows = store
         .applications()
         .await
-        .map_err(|e| format!("reading Release's applications: {e}"))?;
+        .map_err(|e| ArgoCdError::Store(e.to_string()))?;
     names.extend(
         rows.into_iter()
             .filter(|a| !declared.contains(a.shortname.as_str()))
@@ -622,17 +663,17 @@ async fn watch(
     server: &ArgoCd,
     store: &Store,
     reading: &Reading,
-) -> Result<(), String> {
+) -> Result<(), ArgoCdError> {
     let url = endpoint(server, &["api", "v1", "stream", "applications"])?;
     let mut resp = tokio::time::timeout(
         Duration::from_secs(10),
         http.get(url).bearer_auth(&server.token).send(),
     )
     .await
-    .map_err(|_| "the watch did not open within 10 s".to_string())?
-    .map_err(|e| format!("watch: {}", e.without_url()))?;
+    .map_err(|_| ArgoCdError::Timeout)?
+    .map_err(|e| ArgoCdError::Unreachable(e.without_url().to_string()))?;
     if !resp.status().is_success() {
-        return Err(format!("watch refused: {}", refusal_reason(resp).await));
+        return Err(ArgoCdError::WatchRefused(refusal_reason(resp).await));
     }
     let mut buf: Vec<u8> = Vec::new();
     // Bytes of `buf` already searched for a newline: each byte is looked at once.
@@ -665,15 +706,14 @@ async fn watch(
             }
             match serde_json::from_slice::<WatchLine>(line) {
                 Ok(WatchLine { error: Some(e), .. }) => {
-                    return Err(format!(
-                        "Argo CD ended the watch: {} (grpc code {}, HTTP {})",
-                        app::domain::outside_text::printable(
+                    return Err(ArgoCdError::StreamEnded {
+                        message: app::domain::outside_text::printable(
                             e.message.as_deref().unwrap_or("no message"),
-                            200
+                            200,
                         ),
-                        e.grpc_code.unwrap_or(0),
-                        e.http_code.unwrap_or(0)
-                    ))
+                        grpc_code: e.grpc_code.unwrap_or(0),
+                        http_code: e.http_code.unwrap_or(0),
+                    })
                 }
                 Ok(WatchLine {
                     result:

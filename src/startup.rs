@@ -99,7 +99,7 @@ impl Server {
             .build();
         let stall_ms = settings.config.stall_minutes * 60_000;
         let simulated = settings.demo && settings.config.github.is_none();
-        let grid = app::pages::grid_rows::GridCache::start(store.clone(), simulated)
+        let grid = app::grid_cache::GridCache::start(store.clone(), simulated)
             .await
             .context("rendering the grid")?;
         let alert_settings = Arc::new(alert_settings(&settings)?);

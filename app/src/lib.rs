@@ -6,6 +6,8 @@
 //!   each through one durable path: intent, effect in a task of its own, outcome.
 //! - `pages`: one module per page, with the server functions it calls.
 //! - `store`: all the SQL (server only).
+//! - `grid_cache`: the grid's rows, rendered once per change and sent to open grids
+//!   (server only).
 //! - `state`: what server functions find in context (server only).
 
 pub mod actions;
@@ -15,6 +17,8 @@ pub mod changes;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "ssr")]
+pub mod grid_cache;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -17,7 +17,7 @@ pub struct AppState {
     /// The demo's simulated pipeline, used instead of GitHub and Argo when set.
     pub simulator: Option<std::sync::Arc<crate::simulator::Simulator>>,
     /// The grid's rows, rendered once per change.
-    pub grid: std::sync::Arc<crate::pages::grid_rows::GridCache>,
+    pub grid: std::sync::Arc<crate::grid_cache::GridCache>,
     /// The configured alert receivers (names, kinds, routes; no URLs or secrets).
     pub alert_receivers: std::sync::Arc<Vec<crate::domain::AlertReceiverInfo>>,
     /// Who may deploy where, from `[access]`: per environment the teams and `@people`, and

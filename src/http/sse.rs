@@ -1,7 +1,7 @@
 //! `GET /api/live`: Server-Sent Events for live pages. Each event, `change`, carries the
 //! shortname of the application that changed (or `*`); pages refetch what they show. The
 //! grid page (`?grid=1`) also gets `grid` events: the changed row itself, rendered once
-//! by the grid cache for every browser (`app::pages::grid_rows`). The browser's
+//! by the grid cache for every browser (`app::grid_cache`). The browser's
 //! EventSource reconnects by itself.
 //!
 //! A person may hold `limits.live_streams_per_session` streams at once, across all their

@@ -180,7 +180,7 @@ async fn postgres_connections_cut_under_load_are_survived() {
 
 /// A grid's stream (`?grid=1`) gets the changed row itself: one `grid` event with the
 /// app's shortname, the new summary line and the row's HTML (escaped), within a second of
-/// the notification; a stream without `grid=1` gets no rows. (Escaping: `grid_rows`'s unit
+/// the notification; a stream without `grid=1` gets no rows. (Escaping: `grid_cache`'s unit
 /// tests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grid_stream_gets_the_changed_row() {

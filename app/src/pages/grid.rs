@@ -26,7 +26,7 @@ pub fn GridPage() -> impl IntoView {
     let filter = RwSignal::new(q0.clone());
     let attention_only = RwSignal::new(attention0);
 
-    // The rows come ready-made from the grid cache (`grid_rows`), not through a resource:
+    // The rows come ready-made from the grid cache (`crate::grid_cache`), not through a resource:
     // no second copy of the grid as hydration data, and no render per request. After
     // hydration the browser keeps the server's markup; on a client-side visit it fetches
     // `/api/grid.html` (ETag-validated).
@@ -79,7 +79,7 @@ pub fn GridPage() -> impl IntoView {
 }
 
 /// The grid in the browser: filtering, "how long ago", and live deltas, all on the
-/// server's markup (the rows are not Leptos views; see `grid_rows`).
+/// server's markup (the rows are not Leptos views; see `crate::grid_cache`).
 #[cfg(feature = "hydrate")]
 mod client {
     use leptos::prelude::*;

@@ -7,8 +7,6 @@ pub mod application;
 pub mod audit;
 pub mod deploy;
 pub mod grid;
-#[cfg(feature = "ssr")]
-pub mod grid_rows;
 pub mod promote;
 pub mod stats;
 
