@@ -123,6 +123,31 @@ impl OutsideError {
     }
 }
 
+/// A read from GitHub's REST API answered `status`: fine when 200, else the refusal with
+/// the hints for 401, 403 and 404 (in that order), or GitHub's trouble.
+fn github_read_ok(status: u16, hints: [&'static str; 3]) -> Result<(), OutsideError> {
+    const WHO: &str = "GitHub";
+    match status {
+        200 => Ok(()),
+        401 => Err(OutsideError::Unauthorized {
+            who: WHO,
+            hint: hints[0],
+        }),
+        403 => Err(OutsideError::Forbidden {
+            who: WHO,
+            hint: hints[1],
+        }),
+        404 => Err(OutsideError::NotFound {
+            who: WHO,
+            hint: hints[2],
+        }),
+        s => Err(OutsideError::Server {
+            who: WHO,
+            status: s,
+        }),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DispatchResult {
     pub run_id: Option<i64>,
@@ -317,7 +342,6 @@ impl Pipeline {
         taken: &[String],
     ) -> Result<Option<String>, OutsideError> {
         let until = since + chrono::Duration::minutes(3);
-        const WHO: &str = "GitHub";
         let api = self.github()?;
         let mut url = endpoint(
             api,
@@ -345,33 +369,14 @@ impl Pipeline {
         let resp = self
             .github_send(reqwest::Method::GET, url, token, None)
             .await?;
-        match resp.status().as_u16() {
-            200 => {}
-            401 => {
-                return Err(OutsideError::Unauthorized {
-                    who: WHO,
-                    hint: "the person's GitHub sign-in has expired",
-                })
-            }
-            403 => {
-                return Err(OutsideError::Forbidden {
-                    who: WHO,
-                    hint: "the person's GitHub account may not read this repository's runs",
-                })
-            }
-            404 => {
-                return Err(OutsideError::NotFound {
-                    who: WHO,
-                    hint: "the repository or its Deploy workflow does not exist",
-                })
-            }
-            s => {
-                return Err(OutsideError::Server {
-                    who: WHO,
-                    status: s,
-                })
-            }
-        }
+        github_read_ok(
+            resp.status().as_u16(),
+            [
+                "the person's GitHub sign-in has expired",
+                "the person's GitHub account may not read this repository's runs",
+                "the repository or its Deploy workflow does not exist",
+            ],
+        )?;
         let runs: WorkflowRuns = Self::github_json(resp).await?;
         let mine: Vec<&WorkflowRun> = runs
             .workflow_runs
@@ -408,7 +413,6 @@ impl Pipeline {
         repo: &RepoName,
         branch: &str,
     ) -> Result<Vec<(String, String)>, OutsideError> {
-        const WHO: &str = "GitHub";
         let api = self.github()?;
         let mut tags = endpoint(api, &["repos", repo.owner(), repo.name(), "tags"])?;
         tags.query_pairs_mut().append_pair("per_page", "15");
@@ -422,33 +426,14 @@ impl Pipeline {
             let resp = self
                 .github_send(reqwest::Method::GET, url, token, None)
                 .await?;
-            match resp.status().as_u16() {
-                200 => {}
-                401 => {
-                    return Err(OutsideError::Unauthorized {
-                        who: WHO,
-                        hint: "your GitHub sign-in has expired; sign out and sign in again",
-                    })
-                }
-                403 => {
-                    return Err(OutsideError::Forbidden {
-                        who: WHO,
-                        hint: "your GitHub account may not read this repository",
-                    })
-                }
-                404 => {
-                    return Err(OutsideError::NotFound {
-                        who: WHO,
-                        hint: "the repository or its default branch does not exist",
-                    })
-                }
-                s => {
-                    return Err(OutsideError::Server {
-                        who: WHO,
-                        status: s,
-                    })
-                }
-            }
+            github_read_ok(
+                resp.status().as_u16(),
+                [
+                    "your GitHub sign-in has expired; sign out and sign in again",
+                    "your GitHub account may not read this repository",
+                    "the repository or its default branch does not exist",
+                ],
+            )?;
             let items: Vec<serde_json::Value> = Self::github_json(resp).await?;
             for v in items {
                 if let Some(tag) = v["name"].as_str() {
