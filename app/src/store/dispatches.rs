@@ -56,8 +56,9 @@ pub enum Outcome {
     NotConfirmed { error: String },
 }
 
-/// A dispatch whose outcome was never written, as the reconciler needs it.
-#[derive(Debug, Clone, PartialEq)]
+/// A dispatch whose outcome was never written, as the reconciler needs it (read by
+/// column name).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PendingDispatch {
     pub id: i64,
     pub kind: String,
@@ -74,8 +75,9 @@ pub struct PendingDispatch {
     pub created_at_ms: i64,
 }
 
-/// A dispatch as admins see it (the ones whose outcome could not be confirmed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A dispatch as admins see it (the ones whose outcome could not be confirmed), read by
+/// column name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct DispatchRow {
     pub id: i64,
     pub deployment_id: i64,
@@ -107,22 +109,6 @@ pub struct TrainItemRow {
     pub message: String,
     pub link: Option<String>,
 }
-
-type PendingRow = (
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    i64,
-);
 
 impl Store {
     /// Takes the in-flight slot and writes the deploy's intent, all in one transaction; or
@@ -458,9 +444,9 @@ impl Store {
         before_ms: i64,
         claim_ms: i64,
     ) -> Result<Vec<PendingDispatch>> {
-        let rows: Vec<PendingRow> = sqlx::query_as(
-            "SELECT d.id, d.kind, d.deployment_id, a.shortname, a.repo, a.workflow, a.default_branch, d.environment, d.git_ref, d.actor,
-                    d.user_id, d.github_id, d.created_at
+        Ok(sqlx::query_as::<_, PendingDispatch>(
+            "SELECT d.id, d.kind, d.deployment_id, a.shortname, a.repo, a.workflow, a.default_branch, d.environment,
+                    d.git_ref, d.actor, d.user_id, d.github_id, d.created_at AS created_at_ms
              FROM dispatches d JOIN applications a ON a.id = d.application_id
              WHERE d.state = 'pending' AND (d.created_at < $1 OR d.claimed_at IS NULL OR d.claimed_at < $2)
              ORDER BY d.id LIMIT 100",
@@ -468,41 +454,7 @@ impl Store {
         .bind(before_ms)
         .bind(now_ms() - claim_ms)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    kind,
-                    deployment_id,
-                    shortname,
-                    repo,
-                    workflow,
-                    default_branch,
-                    environment,
-                    git_ref,
-                    actor,
-                    user_id,
-                    github_id,
-                    created_at_ms,
-                )| PendingDispatch {
-                    id,
-                    kind,
-                    deployment_id,
-                    shortname,
-                    repo,
-                    workflow,
-                    default_branch,
-                    environment,
-                    git_ref,
-                    actor,
-                    user_id,
-                    github_id,
-                    created_at_ms,
-                },
-            )
-            .collect())
+        .await?)
     }
 
     /// Claims a pending dispatch for reconciling (one server at a time): `false` when it
@@ -552,41 +504,15 @@ impl Store {
 
     /// Dispatches whose outcome could not be confirmed, newest first (for admins).
     pub async fn unconfirmed_dispatches(&self, limit: i64) -> Result<Vec<DispatchRow>> {
-        let rows: Vec<(i64, i64, String, String, String, String, String, Option<String>, i64)> =
-            sqlx::query_as(
-                "SELECT d.id, d.deployment_id, a.shortname, d.environment, d.git_ref, d.actor, d.state, d.error, d.created_at
-                 FROM dispatches d JOIN applications a ON a.id = d.application_id
-                 WHERE d.state = 'unconfirmed' ORDER BY d.id DESC LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    deployment_id,
-                    application,
-                    environment,
-                    git_ref,
-                    actor,
-                    state,
-                    error,
-                    created_at_ms,
-                )| DispatchRow {
-                    id,
-                    deployment_id,
-                    application,
-                    environment,
-                    git_ref,
-                    actor,
-                    state,
-                    error,
-                    created_at_ms,
-                },
-            )
-            .collect())
+        Ok(sqlx::query_as::<_, DispatchRow>(
+            "SELECT d.id, d.deployment_id, a.shortname AS application, d.environment, d.git_ref, d.actor, d.state,
+                    d.error, d.created_at AS created_at_ms
+             FROM dispatches d JOIN applications a ON a.id = d.application_id
+             WHERE d.state = 'unconfirmed' ORDER BY d.id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// A new train and its items (all pending), before anything is dispatched; or the
