@@ -121,11 +121,14 @@ manual = ["production"]
 }
 
 async fn spawn(fake: &str) -> common::TestApp {
-    common::spawn_custom(&config(fake), false, |s| {
-        s.alert_env
-            .insert("RELEASE_ALERT_SECRET_HOOK".into(), SECRET.into());
-    })
-    .await
+    common::TestApp::builder()
+        .config(&config(fake))
+        .settings(|s| {
+            s.alert_env
+                .insert("RELEASE_ALERT_SECRET_HOOK".into(), SECRET.into());
+        })
+        .spawn()
+        .await
 }
 
 fn expected_signature(body: &[u8]) -> String {

@@ -3,145 +3,14 @@
 //! out-of-pipeline version recorded as `observed`; the watch dropping and reconnecting;
 //! Argo CD down then up; two Release servers observing at once without duplicates.
 
+use crate::common::fake_argo::{application, fake_argo};
 use crate::common::{self, binary};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "argocd-staging-token";
-
-#[derive(Clone, Default)]
-struct Fake {
-    /// The applications the list answers with.
-    apps: Arc<Mutex<Vec<Value>>>,
-    /// (path, Authorization header) of every request.
-    requests: Arc<Mutex<Vec<(String, String)>>>,
-    /// Open watches: send a line to each.
-    watchers: Arc<Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>>,
-    down: Arc<AtomicBool>,
-    /// The query of every list request.
-    list_queries: Arc<Mutex<Vec<String>>>,
-}
-
-impl Fake {
-    /// Sends a watch event to every open watch.
-    fn push(&self, kind: &str, app: Value) {
-        let line = json!({"result": {"type": kind, "application": app}}).to_string() + "\n";
-        self.watchers
-            .lock()
-            .unwrap()
-            .retain(|w| w.send(line.clone()).is_ok());
-    }
-
-    /// Sends a raw chunk to every open watch (grpc-gateway's error chunk has no newline),
-    /// then closes them.
-    fn end_with(&self, chunk: &str) {
-        for w in self.watchers.lock().unwrap().drain(..) {
-            w.send(chunk.to_owned()).ok();
-        }
-    }
-
-    /// Closes every open watch (Argo CD restarting).
-    fn drop_watches(&self) {
-        self.watchers.lock().unwrap().clear();
-    }
-
-    fn requests_to(&self, path: &str) -> Vec<String> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, a)| a.clone())
-            .collect()
-    }
-}
-
-fn application(name: &str, tag: &str, health: &str) -> Value {
-    json!({
-        "metadata": {"name": name, "namespace": "argocd"},
-        "spec": {"source": {"repoURL": "https://github.com/alphagov/govuk-helm-charts", "targetRevision": "HEAD"}},
-        "status": {
-            "sync": {"status": "Synced", "revision": "abc123"},
-            "health": {"status": health},
-            "summary": {"images": [
-                "registry.example/govuk/nginx:1.25",
-                format!("172025368201.dkr.ecr.eu-west-1.amazonaws.com/github/alphagov/govuk/{name}:release-{tag}")
-            ]},
-            "operationState": {"phase": "Succeeded", "finishedAt": "2026-11-28T10:00:00Z"},
-            "reconciledAt": "2026-11-28T10:00:05Z"
-        }
-    })
-}
-
-async fn fake_argocd() -> (String, Fake) {
-    async fn list(
-        State(f): State<Fake>,
-        h: HeaderMap,
-        uri: axum::http::Uri,
-    ) -> axum::response::Response {
-        f.list_queries
-            .lock()
-            .unwrap()
-            .push(uri.query().unwrap_or("").to_owned());
-        let auth = h
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        f.requests
-            .lock()
-            .unwrap()
-            .push(("/api/v1/applications".into(), auth.clone()));
-        if f.down.load(Ordering::SeqCst) {
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-        if auth != format!("Bearer {TOKEN}") {
-            return (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"error": "invalid session", "code": 16})),
-            )
-                .into_response();
-        }
-        let items = f.apps.lock().unwrap().clone();
-        axum::Json(json!({"metadata": {"resourceVersion": "1"}, "items": items})).into_response()
-    }
-    async fn stream(State(f): State<Fake>, h: HeaderMap) -> axum::response::Response {
-        let auth = h
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        f.requests
-            .lock()
-            .unwrap()
-            .push(("/api/v1/stream/applications".into(), auth.clone()));
-        if f.down.load(Ordering::SeqCst) || auth != format!("Bearer {TOKEN}") {
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        f.watchers.lock().unwrap().push(tx);
-        let body = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|line| (Ok::<_, std::io::Error>(line), rx))
-        });
-        axum::body::Body::from_stream(body).into_response()
-    }
-    let f = Fake::default();
-    let app = axum::Router::new()
-        .route("/api/v1/applications", axum::routing::get(list))
-        .route("/api/v1/stream/applications", axum::routing::get(stream))
-        .with_state(f.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    (format!("http://{addr}"), f)
-}
 
 fn config(fake: &str) -> String {
     format!("{}\n[argocd.staging]\nurl = \"{fake}\"\n", common::CONFIG)
@@ -167,8 +36,13 @@ async fn wait_for(app: &common::TestApp, what: &str, f: impl Fn(&Value) -> bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_state_follows_argo_cd() {
-    let (fake, argocd) = fake_argocd().await;
-    let app = common::spawn_custom(&config(&fake), false, with_token).await;
+    let argocd = fake_argo(TOKEN).await;
+    let fake = argocd.base.clone();
+    let app = common::TestApp::builder()
+        .config(&config(&fake))
+        .settings(with_token)
+        .spawn()
+        .await;
     // The pipeline's notification first (Argo CD lists nothing yet), so v5 is known.
     assert_eq!(
         app.notify("alphagov/content-store", "staging", "v5")
@@ -310,7 +184,8 @@ async fn the_live_state_follows_argo_cd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_says_unknown_and_two_servers_record_once() {
     // A wrong token: 401 from the list, the cells unknown with the reason.
-    let (fake, argocd) = fake_argocd().await;
+    let argocd = fake_argo(TOKEN).await;
+    let fake = argocd.base.clone();
     argocd
         .apps
         .lock()
@@ -318,8 +193,18 @@ async fn a_refused_token_says_unknown_and_two_servers_record_once() {
         .push(application("content-store", "v5", "Healthy"));
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("release.db").display());
-    let one = common::spawn_on_custom(&config(&fake), false, db.clone(), with_token).await;
-    let two = common::spawn_on_custom(&config(&fake), false, db.clone(), with_token).await;
+    let one = common::TestApp::builder()
+        .config(&config(&fake))
+        .database(&db)
+        .settings(with_token)
+        .spawn()
+        .await;
+    let two = common::TestApp::builder()
+        .config(&config(&fake))
+        .database(&db)
+        .settings(with_token)
+        .spawn()
+        .await;
     wait_for(&one, "observed", |s| s["live"]["version"] == "v5").await;
     // Both servers watch; a new version reaches both at once: one observed deployment.
     for _ in 0..100 {
@@ -341,12 +226,15 @@ async fn a_refused_token_says_unknown_and_two_servers_record_once() {
         .unwrap();
     assert_eq!(n, 1, "two observers, one record");
 
-    let (fake, _argocd) = fake_argocd().await;
-    let refused = common::spawn_custom(&config(&fake), false, |s| {
-        s.alert_env
-            .insert("RELEASE_ARGOCD_TOKEN_STAGING".into(), "wrong".into());
-    })
-    .await;
+    let fake = fake_argo(TOKEN).await.base;
+    let refused = common::TestApp::builder()
+        .config(&config(&fake))
+        .settings(|s| {
+            s.alert_env
+                .insert("RELEASE_ARGOCD_TOKEN_STAGING".into(), "wrong".into());
+        })
+        .spawn()
+        .await;
     // It has never seen the app: nothing to mark, and nothing invented.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, body) = refused.get_json("/api/v1/applications/content-store").await;
@@ -358,9 +246,14 @@ async fn a_refused_token_says_unknown_and_two_servers_record_once() {
 /// the grid; gone once they agree again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_flagged_after_the_grace_period() {
-    let (fake, argocd) = fake_argocd().await;
+    let argocd = fake_argo(TOKEN).await;
+    let fake = argocd.base.clone();
     let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
-    let app = common::spawn_custom(&config, false, with_token).await;
+    let app = common::TestApp::builder()
+        .config(&config)
+        .settings(with_token)
+        .spawn()
+        .await;
     for v in ["v5", "v9"] {
         assert_eq!(
             app.notify("alphagov/content-store", "staging", v)
@@ -442,9 +335,14 @@ fn with_images(name: &str, images: &[&str], health: &str) -> Value {
 /// watch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_cd_as_it_really_answers() {
-    let (fake, argocd) = fake_argocd().await;
+    let argocd = fake_argo(TOKEN).await;
+    let fake = argocd.base.clone();
     let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
-    let app = common::spawn_custom(&config, false, with_token).await;
+    let app = common::TestApp::builder()
+        .config(&config)
+        .settings(with_token)
+        .spawn()
+        .await;
     assert_eq!(
         app.notify("alphagov/content-store", "staging", "v301")
             .await
@@ -631,13 +529,18 @@ async fn argo_cd_as_it_really_answers() {
 /// is reset), not after the longest wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_argo_cd_is_watched_again_at_once() {
-    let (fake, argocd) = fake_argocd().await;
+    let argocd = fake_argo(TOKEN).await;
+    let fake = argocd.base.clone();
     argocd
         .apps
         .lock()
         .unwrap()
         .push(application("content-store", "v5", "Healthy"));
-    let app = common::spawn_custom(&config(&fake), false, with_token).await;
+    let app = common::TestApp::builder()
+        .config(&config(&fake))
+        .settings(with_token)
+        .spawn()
+        .await;
     wait_for(&app, "observed", |s| s["live"]["version"] == "v5").await;
     // Down for a while: the backoff grows (1, 2, 4, 8 s...).
     argocd.down.store(true, Ordering::SeqCst);

@@ -4,50 +4,22 @@
 
 use crate::common;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::put;
-use axum::{Json, Router};
+use common::fake_argo::{fake_argo, ArgoRequest, FakeArgo};
 use common::fake_github::*;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 
-type ArgoLog = Arc<Mutex<Vec<(String, String, Value)>>>;
-
-/// A fake Argo Workflows server: records resubmits; `gone-*` workflows answer 404.
-async fn fake_argo() -> (String, ArgoLog) {
-    let log: ArgoLog = Arc::default();
-    let app = Router::new()
-        .route(
-            "/api/v1/workflows/{ns}/{name}/resubmit",
-            put(|State(log): State<ArgoLog>, h: HeaderMap, Path((ns, name)): Path<(String, String)>, body: String| async move {
-                let auth = h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                log.lock().unwrap().push((format!("/api/v1/workflows/{ns}/{name}/resubmit"), auth.clone(), serde_json::from_str(&body).unwrap_or(Value::Null)));
-                if auth != "Bearer argo-secret" {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                }
-                if name.starts_with("gone-") {
-                    return (StatusCode::NOT_FOUND, Json(json!({"code": 5, "message": "workflows.argoproj.io not found"}))).into_response();
-                }
-                Json(json!({"metadata": {"name": format!("{name}-r2x9k"), "namespace": ns}, "status": {"phase": "Pending"}})).into_response()
-            }),
-        )
-        .with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, log)
-}
-
-async fn env_with_argo() -> (Env, String, ArgoLog) {
-    let (argo, log) = fake_argo().await;
-    let env = spawn_with_github(15, None, &format!("[argo.integration]\nurl = \"{argo}\"\n")).await;
-    (env, argo, log)
+async fn env_with_argo() -> (common::TestApp, String, FakeArgo) {
+    let argo = fake_argo("argo-secret").await;
+    let env = common::TestApp::builder()
+        .github()
+        .extra(&format!("[argo.integration]\nurl = \"{}\"\n", argo.base))
+        .spawn()
+        .await;
+    (env, argo.base.clone(), argo)
 }
 
 async fn call(
-    env: &Env,
+    env: &common::TestApp,
     c: &reqwest::Client,
     fn_path: &str,
     form: &[(&str, &str)],
@@ -56,7 +28,7 @@ async fn call(
 }
 
 async fn deploy(
-    env: &Env,
+    env: &common::TestApp,
     c: &reqwest::Client,
     app: &str,
     to: &str,
@@ -75,7 +47,7 @@ async fn deploy(
     .await
 }
 
-fn dispatch_count(env: &Env) -> usize {
+fn dispatch_count(env: &common::TestApp) -> usize {
     env.fake.lock().unwrap().dispatches.len()
 }
 
@@ -468,7 +440,7 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
-    let (env, argo, log) = env_with_argo().await;
+    let (env, argo, fake_argo) = env_with_argo().await;
     env.member("octocat", &["developers"]);
     let c = env.sign_in("octocat").await;
     let token = release::http::api_token::generate_token();
@@ -493,7 +465,9 @@ async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
 
     let (s, b) = call(&env, &c, "resubmit", &[("deployment_id", &id)]).await;
     assert_eq!(s, 200, "{b}");
-    let (path, auth, body) = log.lock().unwrap()[0].clone();
+    let ArgoRequest {
+        path, auth, body, ..
+    } = fake_argo.requests()[0].clone();
     assert_eq!(path, "/api/v1/workflows/apps/post-sync-1/resubmit");
     assert_eq!(auth, "Bearer argo-secret");
     assert_eq!(body, json!({"memoized": false}));

@@ -5,8 +5,6 @@
 //! they started.
 
 use crate::common::{self, binary, fake_github::*};
-use app::domain::{DeploymentStatus, Environment, GitRef, RepoName, Trigger};
-use app::store::NewDeployment;
 use std::time::Duration;
 
 /// `n` applications `prefix-01`.. with staging deployed by hand, and the staging team.
@@ -20,26 +18,15 @@ fn apps(prefix: &str, n: usize) -> String {
     out
 }
 
-async fn record(env: &Env, app: &str, environment: &str, version: &str) {
-    env.store
-        .record_deployment(&NewDeployment {
-            repo: RepoName::parse(&format!("example-org/{app}")).unwrap(),
-            environment: Environment::parse_name(environment).unwrap(),
-            version: GitRef::parse(version).unwrap(),
-            sha: None,
-            deployed_by: Some("pipeline".into()),
-            trigger: Trigger::Continuous,
-            created_at_ms: None,
-            base_status: DeploymentStatus::Succeeded,
-        })
-        .await
-        .unwrap();
+async fn record(env: &common::TestApp, app: &str, environment: &str, version: &str) {
+    env.record(&format!("example-org/{app}"), environment, version)
+        .await;
 }
 
 /// Every dispatch GitHub received has its deployment (manual, by the person, that version
 /// in that environment, linked to the run GitHub started) and its audit entries; no slot
 /// is held without a deployment; nothing is left pending.
-async fn assert_every_dispatch_recorded(env: &Env) {
+async fn assert_every_dispatch_recorded(env: &common::TestApp) {
     let pool = env.store.pool();
     let orphans: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM deploy_locks l WHERE l.deployment_id IS NULL
@@ -96,7 +83,7 @@ async fn assert_every_dispatch_recorded(env: &Env) {
 }
 
 /// Waits until nothing is pending (the tasks no request owns have written their outcome).
-async fn settled(env: &Env) {
+async fn settled(env: &common::TestApp) {
     for _ in 0..300 {
         let pending: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM dispatches WHERE state = 'pending') + (SELECT COUNT(*) FROM trains WHERE state = 'running')",
@@ -115,7 +102,7 @@ async fn settled(env: &Env) {
 /// A server function called by a client that gives up after `after` (the connection is
 /// dropped mid-request): the answer's status, or `None` when it gave up.
 async fn cut_off(
-    env: &Env,
+    env: &common::TestApp,
     c: &reqwest::Client,
     f: &str,
     form: &[(&str, &str)],
@@ -134,7 +121,11 @@ async fn cut_off(
 /// rollback cut off after its dispatch has its freeze.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_gives_up_at_any_point_loses_nothing() {
-    let env = spawn_with_github(15, None, &apps("cut", 22)).await;
+    let env = common::TestApp::builder()
+        .github()
+        .extra(&apps("cut", 22))
+        .spawn()
+        .await;
     env.member("octocat", &["developers", "release-team", "release-admins"]);
     for i in 1..=22 {
         let app = format!("cut-{i:02}");
@@ -228,7 +219,11 @@ async fn a_client_that_gives_up_at_any_point_loses_nothing() {
 /// there to read after the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_train_longer_than_its_request_dispatches_and_records_every_app() {
-    let env = spawn_with_github(15, None, &apps("long", 40)).await;
+    let env = common::TestApp::builder()
+        .github()
+        .extra(&apps("long", 40))
+        .spawn()
+        .await;
     env.member("octocat", &["developers", "release-team"]);
     for i in 1..=40 {
         record(&env, &format!("long-{i:02}"), "integration", "v7").await;
@@ -334,7 +329,7 @@ async fn kill_9_between_dispatch_and_record_is_reconciled_at_restart() {
     let store = app::store::Store::connect(&url, Default::default())
         .await
         .unwrap();
-    let env = Env::external(base.clone(), gh, fake.clone(), store, dir);
+    let env = common::TestApp::external(base.clone(), gh, fake.clone(), store, dir);
     env.member("octocat", &["developers"]);
     let c = env.sign_in("octocat").await;
     // GitHub holds its answers for 20 s; the server is killed while it waits.

@@ -12,7 +12,12 @@ use std::time::{Duration, Instant};
 /// file: no 5xx, no "database is locked", and every acknowledged notification is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_concurrent_writers_on_sqlite_never_fail() {
-    let app = common::spawn_custom("", true, mixed_settings).await;
+    let app = common::TestApp::builder()
+        .config("")
+        .demo()
+        .settings(mixed_settings)
+        .spawn()
+        .await;
     mixed_writers(Arc::new(app)).await;
 }
 
@@ -24,7 +29,15 @@ async fn mixed_concurrent_writers_on_postgres_never_fail() {
     else {
         return;
     };
-    let app = Arc::new(common::spawn_on_custom("", true, url, mixed_settings).await);
+    let app = Arc::new(
+        common::TestApp::builder()
+            .config("")
+            .demo()
+            .database(&url)
+            .settings(mixed_settings)
+            .spawn()
+            .await,
+    );
     mixed_writers(app.clone()).await;
     app.store.close().await;
     common::drop_postgres(admin, &db).await;
@@ -182,11 +195,13 @@ async fn mixed_writers(app: Arc<common::TestApp>) {
 /// frees the slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confirmed() {
-    use common::fake_github::*;
-    let env = spawn_with_github_and(15, None, "", |s| {
-        s.limits.outside_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let env = common::TestApp::builder()
+        .github()
+        .settings(|s| {
+            s.limits.outside_timeout = Duration::from_secs(1);
+        })
+        .spawn()
+        .await;
     env.member("octocat", &["developers"]);
     env.fake.lock().unwrap().dispatch_delay_ms = 3_000;
     let c = env.sign_in("octocat").await;
@@ -387,34 +402,26 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
 /// the deployment stays failed (nothing recorded as resubmitted), and the attempt is audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
-    use common::fake_github::*;
-    let slow = axum::Router::new().fallback(|| async {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        axum::Json(json!({"metadata": {"name": "too-late"}}))
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let slow_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+    let slow = common::fake_argo::fake_argo("argo-secret").await;
+    slow.delay_ms
+        .store(3_000, std::sync::atomic::Ordering::SeqCst);
+    let slow_url = slow.base.clone();
     // A port nobody listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let env = spawn_with_github_and(
-        15,
-        None,
-        &format!(
+    let env = common::TestApp::builder()
+        .github()
+        .extra(&format!(
             "[argo.integration]\nurl = \"{slow_url}\"\n[argo.staging]\nurl = \"http://{closed}\"\n"
-        ),
-        |s| s.limits.outside_timeout = Duration::from_secs(1),
-    )
-    .await;
+        ))
+        .settings(|s| s.limits.outside_timeout = Duration::from_secs(1))
+        .spawn()
+        .await;
     env.member("octocat", &["developers"]);
-    let token = common::pipeline_token(&env.store).await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let token = env.token.clone();
+    let http = common::http_client();
     let c = env.sign_in("octocat").await;
     let mut failed = Vec::new();
     for e in ["integration", "staging"] {

@@ -153,13 +153,17 @@ async fn random_requests_never_5xx_and_refused_ones_record_nothing() {
     };
     eprintln!("fuzz: {cases} cases, FUZZ_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let app = common::spawn_custom("", true, |s| {
-        s.limits.bad_tokens_per_minute = 1_000_000;
-        s.limits.auth_per_minute = 1_000_000;
-        // The simulated pipeline must not write while a case is judged.
-        s.demo_stage_ms = 1_000_000_000;
-    })
-    .await;
+    let app = common::TestApp::builder()
+        .config("")
+        .demo()
+        .settings(|s| {
+            s.limits.bad_tokens_per_minute = 1_000_000;
+            s.limits.auth_per_minute = 1_000_000;
+            // The simulated pipeline must not write while a case is judged.
+            s.demo_stage_ms = 1_000_000_000;
+        })
+        .spawn()
+        .await;
     let fns: Vec<String> = leptos::server_fn::axum::server_fn_paths()
         .map(|(p, _)| p.to_string())
         .collect();

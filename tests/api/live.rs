@@ -34,7 +34,7 @@ async fn open_stream(app: &common::TestApp) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_reaches_the_stream_within_a_second() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let mut stream = open_stream(&app).await;
     let started = Instant::now();
     let r = app
@@ -50,7 +50,7 @@ async fn an_event_reaches_the_stream_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_needs_a_signed_in_person() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = reqwest::Client::new()
         .get(app.url("/api/live"))
         .send()
@@ -67,14 +67,8 @@ async fn two_servers_on_one_postgres_database_share_changes() {
         return;
     };
     let result = tokio::spawn(async move {
-        let a = common::spawn_on(
-            common::CONFIG,
-            false,
-            url.clone(),
-            tempfile::tempdir().unwrap(),
-        )
-        .await;
-        let b = common::spawn_on(common::CONFIG, false, url, tempfile::tempdir().unwrap()).await;
+        let a = common::TestApp::builder().database(&url).spawn().await;
+        let b = common::TestApp::builder().database(&url).spawn().await;
         let mut stream = open_stream(&b).await;
         // Let B's listener settle, then change something through A.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -109,7 +103,7 @@ async fn postgres_connections_cut_under_load_are_survived() {
     else {
         return;
     };
-    let app = common::spawn_on(common::CONFIG, false, url, tempfile::tempdir().unwrap()).await;
+    let app = common::TestApp::builder().database(&url).spawn().await;
     let mut stream = open_stream(&app).await;
     let app = std::sync::Arc::new(app);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -184,7 +178,7 @@ async fn postgres_connections_cut_under_load_are_survived() {
 /// tests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grid_stream_gets_the_changed_row() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let c = app.signed_in("viewer").await;
     let mut grid = c.get(app.url("/api/live?grid=1")).send().await.unwrap();
     assert_eq!(grid.status(), 200);

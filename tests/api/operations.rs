@@ -6,11 +6,13 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
-    let app = common::spawn_custom(common::CONFIG, false, |s| {
-        s.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
-        s.metrics_token = Some("metrics-secret-token".into());
-    })
-    .await;
+    let app = common::TestApp::builder()
+        .settings(|s| {
+            s.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+            s.metrics_token = Some("metrics-secret-token".into());
+        })
+        .spawn()
+        .await;
     // Something to count.
     assert_eq!(
         app.notify("alphagov/frontend", "integration", "v1")
@@ -92,7 +94,7 @@ async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
 
 #[tokio::test]
 async fn no_metrics_on_the_main_address_without_a_token_configured() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app
         .client
         .get(app.url("/metrics"))
@@ -105,7 +107,7 @@ async fn no_metrics_on_the_main_address_without_a_token_configured() {
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_a_plain_one_is_kept() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app
         .client
         .get(app.url("/healthcheck/live"))
@@ -186,7 +188,7 @@ fn check(doc: &Value, path: &str, method: &str, status: u16, body: &[u8]) {
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_real_answer() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app
         .client
         .get(app.url("/api/openapi.json"))

@@ -2,12 +2,11 @@
 
 use crate::common;
 
-use common::{spawn, spawn_with};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notification_is_recorded_with_the_release_app_answer() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app
         .notify("alphagov/content-store", "staging", "v1234")
         .await;
@@ -36,7 +35,7 @@ async fn notification_is_recorded_with_the_release_app_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_repo_creates_the_application() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     assert_eq!(
         app.notify("trade-tariff/tariff-backend", "integration", "v9")
             .await
@@ -72,7 +71,7 @@ async fn unknown_repo_creates_the_application() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_app_json_for_a_declared_app() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let (status, body) = app.get_json("/applications/frontend.json").await;
     assert_eq!(status, 200);
     assert_eq!(body["continuously_deployed"], false);
@@ -87,7 +86,7 @@ async fn release_app_json_for_a_declared_app() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_repo_is_a_conflict() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app.notify("alphagov/mono", "staging", "v1").await;
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
@@ -100,7 +99,7 @@ async fn ambiguous_repo_is_a_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let body = json!({"repo": "alphagov/frontend", "deployment": {"environment": "staging", "version": "v1"}});
     let r = app
         .client
@@ -177,7 +176,7 @@ async fn expect_error(r: reqwest::Response, status: u16, field: Option<&str>, co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_notifications_get_precise_answers() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let app = &app;
     let post = |b: Value| async move { app.post_json("/deployments", &b).await };
     expect_error(post(json!({"repo": "alphagov/frontend", "deployment": {"environment": "prod", "version": "v1"}})).await, 422, Some("deployment.environment"), "unknown environment").await;
@@ -269,7 +268,7 @@ async fn bad_notifications_get_precise_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_fields_are_kept() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app
         .post_json(
             "/deployments",
@@ -288,7 +287,7 @@ async fn optional_fields_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_drive_the_status_and_attach_to_the_deployment() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     assert_eq!(
         app.notify("alphagov/content-store", "integration", "v10")
             .await
@@ -344,7 +343,7 @@ async fn events_drive_the_status_and_attach_to_the_deployment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_before_the_notification_lose_nothing() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app
         .event(json!({"repo": "alphagov/frontend", "environment": "staging", "version": "v3", "stage": "build", "status": "started", "at": "2026-11-27T10:00:00Z"}))
         .await;
@@ -370,7 +369,7 @@ async fn events_before_the_notification_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_delivery_changes_nothing() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let body = json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v3", "stage": "smoke_tests", "status": "failed", "delivery_id": "d-1"});
     let first: Value = app.event(body.clone()).await.json().await.unwrap();
     let r = app.event(body.clone()).await;
@@ -386,7 +385,7 @@ async fn repeated_delivery_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_events_get_precise_answers() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let base = json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v3", "stage": "sync", "status": "started"});
     let with = |k: &str, v: Value| {
         let mut b = base.clone();
@@ -455,7 +454,7 @@ async fn bad_events_get_precise_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthchecks() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app
         .client
         .get(app.url("/healthcheck/live"))
@@ -476,7 +475,7 @@ async fn healthchecks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_notification_sent_late_does_not_replace_a_newer_one() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let send = |v: &str, at: &str| json!({"repo": "alphagov/frontend", "deployment": {"environment": "integration", "version": v, "created_at": at}});
     assert_eq!(
         app.post_json("/deployments", &send("v2", "2026-11-27T10:00:00Z"))
@@ -499,7 +498,7 @@ async fn an_old_notification_sent_late_does_not_replace_a_newer_one() {
 /// 200 is a row in the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_notifications_share_commits_and_a_refused_one_spoils_none() {
-    let app = std::sync::Arc::new(common::spawn().await);
+    let app = std::sync::Arc::new(common::TestApp::builder().spawn().await);
     let mut tasks = Vec::new();
     for i in 0..60 {
         let app = app.clone();
@@ -534,7 +533,7 @@ async fn concurrent_notifications_share_commits_and_a_refused_one_spoils_none() 
 /// counterpart are ignored; bad values are refused naming the field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_encoded_notification_is_recorded() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let form = [
         ("repo", "alphagov/frontend"),
         ("deployment[environment]", "staging"),
@@ -603,7 +602,7 @@ async fn a_form_encoded_notification_is_recorded() {
 /// refused with 422 naming `repo` when the server has none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_repo_name_belongs_to_the_default_owner() {
-    let app = spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let r = app.notify("content-store", "staging", "release_7").await;
     assert_eq!(r.status(), 200);
     let r = app
@@ -626,11 +625,10 @@ async fn a_bare_repo_name_belongs_to_the_default_owner() {
     assert!(body.to_string().contains("alphagov/new_app"), "{body}");
 
     // Two owners and no [access] org: no default owner.
-    let two = spawn_with(
-        "[[applications]]\nrepo = \"a/x\"\n[[applications]]\nrepo = \"b/y\"\n",
-        false,
-    )
-    .await;
+    let two = common::TestApp::builder()
+        .config("[[applications]]\nrepo = \"a/x\"\n[[applications]]\nrepo = \"b/y\"\n")
+        .spawn()
+        .await;
     let r = two.notify("x", "staging", "v1").await;
     expect_error(r, 422, Some("repo"), "default_owner").await;
     let r = two.notify("a/x", "staging", "v1").await;

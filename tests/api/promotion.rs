@@ -2,9 +2,7 @@
 //! (what runs in the environment before, never a version the caller sent), the rules per
 //! environment, skips with their reasons, a partial failure, and the train's audit entry.
 
-use crate::common::{self, fake_github::*};
-use app::domain::{DeploymentStatus, Environment, GitRef, RepoName, Trigger};
-use app::store::NewDeployment;
+use crate::common;
 use serde_json::{json, Value};
 
 const APPS: &str = r#"staging = ["release-team"]
@@ -35,27 +33,20 @@ repo = "example-org/train-e"
 manual = ["staging", "production"]
 "#;
 
-async fn record(env: &Env, app: &str, environment: &str, version: &str) {
-    env.store
-        .record_deployment(&NewDeployment {
-            repo: RepoName::parse(&format!("example-org/{app}")).unwrap(),
-            environment: Environment::parse_name(environment).unwrap(),
-            version: GitRef::parse(version).unwrap(),
-            sha: None,
-            deployed_by: Some("pipeline".into()),
-            trigger: Trigger::Continuous,
-            created_at_ms: None,
-            base_status: DeploymentStatus::Succeeded,
-        })
-        .await
-        .unwrap();
+async fn record(env: &common::TestApp, app: &str, environment: &str, version: &str) {
+    env.record(&format!("example-org/{app}"), environment, version)
+        .await;
 }
 
 /// train-a: v2 in integration, v1 in staging; train-b: v5 in integration, nothing in
 /// staging; train-c: v7, frozen; train-d: v9, someone's deploy to staging in flight;
 /// train-e: "boom" in integration (GitHub answers 502 to its dispatch).
-async fn setup() -> Env {
-    let env = spawn_with_github(15, None, APPS).await;
+async fn setup() -> common::TestApp {
+    let env = common::TestApp::builder()
+        .github()
+        .extra(APPS)
+        .spawn()
+        .await;
     record(&env, "train-a", "integration", "v2").await;
     record(&env, "train-a", "staging", "v1").await;
     record(&env, "train-b", "integration", "v5").await;
@@ -95,7 +86,7 @@ async fn setup() -> Env {
     env
 }
 
-fn dispatched(env: &Env) -> Vec<(String, Value)> {
+fn dispatched(env: &common::TestApp) -> Vec<(String, Value)> {
     env.fake
         .lock()
         .unwrap()

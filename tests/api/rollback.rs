@@ -2,34 +2,16 @@
 //! dispatch, the promotion freeze with its reason, the pipeline's promotion gate refusing
 //! meanwhile, the audit entries, and the role per environment.
 
-use crate::common::{self, fake_github::*};
-use app::domain::{DeploymentStatus, Environment, GitRef, RepoName, Trigger};
-use app::store::NewDeployment;
+use crate::common;
 use serde_json::{json, Value};
 
-async fn record(env: &Env, environment: &str, version: &str) {
-    env.store
-        .record_deployment(&NewDeployment {
-            repo: RepoName::parse("example-org/shop").unwrap(),
-            environment: Environment::parse_name(environment).unwrap(),
-            version: GitRef::parse(version).unwrap(),
-            sha: None,
-            deployed_by: Some("pipeline".into()),
-            trigger: Trigger::Continuous,
-            created_at_ms: None,
-            base_status: DeploymentStatus::Succeeded,
-        })
-        .await
-        .unwrap();
+async fn record(env: &common::TestApp, environment: &str, version: &str) {
+    env.record("example-org/shop", environment, version).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
-    let env = spawn_with_github(
-        15,
-        None,
-        "staging = [\"release-team\"]\n\n[[applications]]\nname = \"Shop\"\nrepo = \"example-org/shop\"\n",
-    )
+    let env = common::TestApp::builder().github().extra("staging = [\"release-team\"]\n\n[[applications]]\nname = \"Shop\"\nrepo = \"example-org/shop\"\n").spawn()
     .await;
     for v in ["v298", "v299"] {
         record(&env, "staging", v).await;
@@ -37,7 +19,7 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     record(&env, "staging", "v300").await;
     env.member("octocat", &["release-team"]);
     env.member("intern", &["developers"]);
-    let token = common::pipeline_token(&env.store).await;
+    let token = env.token.clone();
     let gate_to = |to: &'static str| {
         let (base, token) = (env.base.clone(), token.clone());
         async move {

@@ -3,64 +3,28 @@
 
 use crate::common;
 
-use axum::http::HeaderMap;
 use common::fake_github::*;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// (method, raw path, authorization) of every request an Argo fake received.
-type Log = Arc<Mutex<Vec<(String, String, String)>>>;
-
-/// A fake Argo Workflows server that answers every resubmit and records the raw request.
-async fn fake_argo() -> (String, Log) {
-    let log: Log = Arc::default();
-    let l = log.clone();
-    let app = axum::Router::new().fallback(
-        move |uri: axum::http::Uri, method: axum::http::Method, h: HeaderMap| {
-            let l = l.clone();
-            async move {
-                let auth = h
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                l.lock()
-                    .unwrap()
-                    .push((method.to_string(), uri.to_string(), auth));
-                axum::Json(json!({"metadata": {"name": "resubmitted-x1", "namespace": "apps"}}))
-            }
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, log)
-}
-
-use common::{call, pipeline_token};
+use common::fake_argo::{fake_argo, ArgoRequest};
+use common::call;
 
 /// Finding 1: Resubmit acts only on the deployment's own environment, with that
 /// environment's Argo server and token; pipeline-supplied workflow fields choose nothing,
 /// and Argo names are Kubernetes names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
-    let (integration, int_log) = fake_argo().await;
-    let (production, prod_log) = fake_argo().await;
-    let env = spawn_with_github(
-        15,
-        None,
-        &format!("[argo.integration]\nurl = \"{integration}\"\n[argo.production]\nurl = \"{production}\"\n"),
-    )
+    let int_argo = fake_argo("argo-secret").await;
+    let prod_argo = fake_argo("argo-secret-production").await;
+    let (integration, production) = (int_argo.base.clone(), prod_argo.base.clone());
+    let env = common::TestApp::builder().github().extra(&format!("[argo.integration]\nurl = \"{integration}\"\n[argo.production]\nurl = \"{production}\"\n")).spawn()
     .await;
     env.member("octocat", &["developers"]); // integration only
     env.member("prod-person", &[]); // production only
-    let token = pipeline_token(&env.store).await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let token = env.token.clone();
+    let http = common::http_client();
     let event = |workflow: Value| {
         json!({"repo": "example-org/frontend", "environment": "integration", "version": "v7",
                "stage": "smoke_tests", "status": "failed", "workflow": workflow})
@@ -109,21 +73,22 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
     let prod = env.sign_in("prod-person").await;
     let (s, body) = call(&env.base, &prod, "resubmit", &[("deployment_id", &id)]).await;
     assert_eq!(s, 403, "{body}");
-    assert!(int_log.lock().unwrap().is_empty() && prod_log.lock().unwrap().is_empty());
+    assert!(int_argo.requests().is_empty() && prod_argo.requests().is_empty());
     // The integration deployer's resubmit goes to integration's Argo with its token.
     let dev = env.sign_in("octocat").await;
     let (s, body) = call(&env.base, &dev, "resubmit", &[("deployment_id", &id)]).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(
-        *int_log.lock().unwrap(),
-        vec![(
-            "PUT".to_string(),
-            "/api/v1/workflows/apps/post-sync-1/resubmit".to_string(),
-            "Bearer argo-secret".to_string()
-        )]
+        int_argo.requests(),
+        vec![ArgoRequest {
+            method: "PUT".to_string(),
+            path: "/api/v1/workflows/apps/post-sync-1/resubmit".to_string(),
+            auth: "Bearer argo-secret".to_string(),
+            body: json!({"memoized": false}),
+        }]
     );
     assert!(
-        prod_log.lock().unwrap().is_empty(),
+        prod_argo.requests().is_empty(),
         "production's Argo received nothing"
     );
     // A row written before names were checked (simulated) never reaches a URL.
@@ -134,14 +99,14 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
         .unwrap();
     let (s, body) = call(&env.base, &dev, "resubmit", &[("deployment_id", &id)]).await;
     assert_eq!(s, 409, "{body}");
-    assert_eq!(int_log.lock().unwrap().len(), 1);
-    assert!(prod_log.lock().unwrap().is_empty());
+    assert_eq!(int_argo.requests().len(), 1);
+    assert!(prod_argo.requests().is_empty());
 }
 
 /// Finding 2: no open redirect after sign-in (development sign-in and GitHub callback).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn return_to_never_leaves_the_site() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     for bad in [
         "/\t/evil.example/",
         "//evil.example",
@@ -170,18 +135,13 @@ async fn return_to_never_leaves_the_site() {
             .unwrap();
         assert_eq!(r.headers()["location"], "/");
     }
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     env.member("octocat", &[]);
     let c = client();
     let (code, state) = authorize(&env, &c, "octocat", "%2F%09%2Fevil.example%2F").await;
-    let r = c
-        .get(format!(
-            "{}/auth/callback?code={code}&state={state}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .callback(&c, &format!("code={code}&state={state}"))
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/");
 }
@@ -190,11 +150,14 @@ async fn return_to_never_leaves_the_site() {
 /// beyond the cap are closed at once, so the health check keeps answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_off_and_connections_are_capped() {
-    let app = common::spawn_custom("", false, |s| {
-        s.limits.header_read_timeout = Duration::from_millis(500);
-        s.limits.max_connections = 16;
-    })
-    .await;
+    let app = common::TestApp::builder()
+        .config("")
+        .settings(|s| {
+            s.limits.header_read_timeout = Duration::from_millis(500);
+            s.limits.max_connections = 16;
+        })
+        .spawn()
+        .await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut held = Vec::new();
     for i in 0..40 {
@@ -232,18 +195,19 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
 async fn development_sign_in_fails_closed() {
     // Without --dev-sign-in and without GitHub, Release refuses to start.
     let dir = tempfile::tempdir().unwrap();
-    let err = release::startup::Server::build(common::settings(
+    let mut settings = common::settings(
         format!("sqlite:{}", dir.path().join("r.db").display()),
         "",
         false,
-        |s| s.dev_sign_in = false,
-    ))
+    );
+    settings.dev_sign_in = false;
+    let err = release::startup::Server::build(settings)
     .await
     .err()
     .expect("refused");
     assert!(format!("{err:#}").contains("--dev-sign-in"), "{err:#}");
 
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let port = app.base.rsplit(':').next().unwrap().to_owned();
     let attempts: Vec<Vec<(&str, String)>> = vec![
         vec![
@@ -309,7 +273,7 @@ async fn development_sign_in_fails_closed() {
 /// in); the sign-in page asks for it unless its link carried it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_sign_in_needs_the_key_printed_at_startup() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     // Directly on the loopback address, without the key printed at startup or with a
     // wrong one: refused (a proxy that rewrites Host cannot sign in either).
     for key in [None, Some("wrong-key-wrong-key"), Some("")] {
@@ -359,7 +323,7 @@ async fn development_sign_in_needs_the_key_printed_at_startup() {
 /// promotion); every lift and every refused lift is audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployer_cannot_lift_an_admins_freeze() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let admin = app.signed_in("admin").await;
     let deployer = app.signed_in("deployer").await;
     let (s, _) = call(
@@ -419,14 +383,11 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
 /// Finding 6: a reported version cannot steer GitHub calls or links.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_cannot_steer_urls() {
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     env.member("octocat", &["developers"]);
-    let token = pipeline_token(&env.store).await;
+    let token = env.token.clone();
     let evil = "%2e%2e/%2e%2e/%2e%2e/user/keys#";
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let http = common::http_client();
     let r = http
         .post(format!("{}/deployments", env.base))
         .bearer_auth(&token)
@@ -481,7 +442,7 @@ async fn versions_cannot_steer_urls() {
 /// previous holder's row or token; a renamed person keeps theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_are_keyed_by_github_id() {
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     env.member("alice", &["developers"]);
     env.fake.lock().unwrap().ids.insert("alice".into(), 1001);
     env.sign_in("alice").await;
@@ -540,7 +501,7 @@ async fn people_are_keyed_by_github_id() {
 /// Finding 8: at most 8 live streams per session (429 beyond), and they end at sign-out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_are_capped_per_session_and_end_with_it() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
     let mut open = Vec::new();
     for _ in 0..8 {
@@ -594,7 +555,7 @@ async fn live_streams_are_capped_per_session_and_end_with_it() {
 /// tokens are rate limited with 429 and Retry-After.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_writes_nothing_and_is_rate_limited() {
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     let count = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
             .fetch_one(env.store.pool())
@@ -647,7 +608,7 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
             >= 1
     );
 
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let mut statuses = Vec::new();
     for i in 0..30 {
         let r = app
@@ -675,7 +636,7 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
 /// `Sec-Fetch-Site: same-origin`; an oversized server-function body is a 413.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
     let bare = reqwest::Client::builder()
         .cookie_store(true)
@@ -732,7 +693,7 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
 /// Finding 11: the page guard decides on the normalised path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_guard_sees_through_dot_segments() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     for path in [
         "/pkg/../audit",
@@ -763,7 +724,7 @@ async fn the_page_guard_sees_through_dot_segments() {
 /// Finding 12: the pages' CSP has no `'self'` in `script-src`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_csp_script_src_is_nonce_only() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
     let r = c.get(app.url("/")).send().await.unwrap();
     let csp = r.headers()["content-security-policy"]
@@ -789,22 +750,19 @@ async fn the_csp_script_src_is_nonce_only() {
 /// nothing in staging or production, by any server function.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button() {
-    let (staging, staging_log) = fake_argo().await;
-    let (production, prod_log) = fake_argo().await;
-    let env = spawn_with_github(
-        15,
-        None,
-        &format!(
+    let staging_argo = fake_argo("argo-secret-staging").await;
+    let prod_argo = fake_argo("argo-secret-production").await;
+    let (staging, production) = (staging_argo.base.clone(), prod_argo.base.clone());
+    let env = common::TestApp::builder()
+        .github()
+        .extra(&format!(
             "[argo.staging]\nurl = \"{staging}\"\n[argo.production]\nurl = \"{production}\"\n"
-        ),
-    )
-    .await;
+        ))
+        .spawn()
+        .await;
     env.member("octocat", &["developers"]);
-    let token = pipeline_token(&env.store).await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let token = env.token.clone();
+    let http = common::http_client();
     let mut failed = Vec::new();
     for e in ["staging", "production"] {
         let r = http
@@ -873,7 +831,7 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
         "GitHub dispatched nothing"
     );
     assert!(
-        staging_log.lock().unwrap().is_empty() && prod_log.lock().unwrap().is_empty(),
+        staging_argo.requests().is_empty() && prod_argo.requests().is_empty(),
         "Argo received nothing"
     );
     assert!(env.store.all_active_freezes().await.unwrap().is_empty());
@@ -887,7 +845,7 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
 /// integration deployer may lift the freeze.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let bob = app.signed_in("deployer:integration").await;
     let prod = app.signed_in("deployer:production").await;
     let gate = |to: &'static str| {

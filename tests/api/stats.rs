@@ -38,7 +38,7 @@ async fn stats_when(
 
 #[tokio::test]
 async fn the_four_metrics_count_failures_rollbacks_and_restores() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     // Two days ago, at midnight UTC, so everything falls on one day.
     let t0 = (app::store::now_ms() / 86_400_000 - 2) * 86_400_000;
     let notify = |env: &str, v: &str, at: i64| json!({"repo": "alphagov/content-store", "deployment": {"environment": env, "version": v, "created_at": iso(at)}});
@@ -153,7 +153,7 @@ async fn the_four_metrics_count_failures_rollbacks_and_restores() {
 
 #[tokio::test]
 async fn bad_stats_queries_get_precise_errors() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     for (query, status, field) in [
         ("from=yesterday", 422, Some("from")),
         ("from=2026-02-01&to=2026-01-01", 422, Some("from")),
@@ -207,7 +207,7 @@ async fn bad_stats_queries_get_precise_errors() {
 
 #[tokio::test]
 async fn the_stats_page_draws_charts_with_tables_beside_them() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let now = app::store::now_ms();
     for (env, v) in [
         ("integration", "v1"),
@@ -253,13 +253,17 @@ async fn lead_time_starts_at_the_commit_when_github_knows_it() {
 name = "Frontend"
 repo = "example-org/frontend"
 "#;
-    let env = fake_github::spawn_with_github_and(15, None, extra, |s| {
-        s.demo = false;
-        s.alert_env
-            .insert("RELEASE_GITHUB_STATS_TOKEN".into(), "stats-token".into());
-    })
-    .await;
-    let token = common::pipeline_token(&env.store).await;
+    let env = common::TestApp::builder()
+        .github()
+        .extra(extra)
+        .settings(|s| {
+            s.demo = false;
+            s.alert_env
+                .insert("RELEASE_GITHUB_STATS_TOKEN".into(), "stats-token".into());
+        })
+        .spawn()
+        .await;
+    let token = env.token.clone();
     let now = app::store::now_ms();
     let known = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let unknown = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -313,8 +317,8 @@ async fn stats_count_on_postgres() {
     let Some((admin, db, url)) = common::fresh_postgres("stats_count_on_postgres").await else {
         return;
     };
-    let run = async {
-        let app = common::spawn_on(common::CONFIG, false, url, tempfile::tempdir().unwrap()).await;
+    let run = async move {
+        let app = common::TestApp::builder().database(&url).spawn().await;
         let now = app::store::now_ms();
         for (env, v, at) in [
             ("integration", "v1", now - 3 * HOUR),
@@ -349,7 +353,7 @@ async fn stats_count_on_postgres() {
 /// state before it (the last deployment, and since when it has been failing).
 #[tokio::test]
 async fn a_restore_spanning_days_is_counted() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let today = app::store::now_ms() / 86_400_000 * 86_400_000;
     for (v, at) in [
         ("v1", today - 3 * 86_400_000),
@@ -398,7 +402,7 @@ async fn a_restore_spanning_days_is_counted() {
 /// once: beyond, 429 with Retry-After, while answers already counted still come.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_applications_stats_are_counted_once_per_change_and_bounded() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let id = app
         .store
         .application("content-store")

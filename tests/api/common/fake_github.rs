@@ -8,8 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use release::configuration::Config;
-use release::startup::{Server, Settings};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -60,7 +58,23 @@ pub struct FakeState {
     pub run_lookups: Vec<Recorded>,
     /// The run list answers with no runs (a dispatch that never started one).
     pub hide_runs: bool,
+    /// The default branch's protection as `GET .../branches/{branch}` shows it to a
+    /// member (`required_status_checks`: `contexts` and `checks`); `None`: unprotected.
+    pub protection: Option<Value>,
+    /// The ruleset rules `GET .../rules/branches/{branch}` answers with.
+    pub rules: Vec<Value>,
+    /// Commit statuses of every commit (`context`, `state`, `target_url`).
+    pub statuses: Vec<Value>,
+    /// Check runs of every commit, as GitHub lists them.
+    pub check_runs: Vec<Value>,
+    /// Branches, rules, statuses and check-run reads (method, path with query, headers).
+    pub check_reads: Vec<Recorded>,
+    /// Repositories whose checks GitHub will not show (404).
+    pub hidden_repos: HashSet<String>,
 }
+
+/// The SHA every ref resolves to in the fake's check reads.
+pub const CHECKED_SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 
 pub type Fake = Arc<Mutex<FakeState>>;
 
@@ -174,6 +188,10 @@ pub async fn fake_github() -> (String, Fake) {
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", post(dispatch))
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/runs", get(list_runs))
         .route("/api/repos/{owner}/{repo}/compare/{spec}", get(compare))
+        .route("/api/repos/{owner}/{repo}/branches/{branch}", get(checks_read))
+        .route("/api/repos/{owner}/{repo}/rules/branches/{branch}", get(checks_read))
+        .route("/api/repos/{owner}/{repo}/commits/{sha}/status", get(checks_read))
+        .route("/api/repos/{owner}/{repo}/commits/{sha}/check-runs", get(checks_read))
         .route(
             "/api/repos/{owner}/{repo}/commits/{sha}",
             get(|State(f): State<Fake>, h: HeaderMap, uri: axum::http::Uri, Path((_o, _r, sha)): Path<(String, String, String)>| async move {
@@ -366,70 +384,6 @@ async fn list_runs(
     Json(json!({"total_count": runs.len(), "workflow_runs": runs})).into_response()
 }
 
-pub struct Env {
-    pub base: String,
-    pub gh: String,
-    pub fake: Fake,
-    pub store: app::store::Store,
-    _dir: tempfile::TempDir,
-}
-
-pub async fn spawn_with_github(refresh_minutes: i64, public_url: Option<&str>, extra: &str) -> Env {
-    spawn_with_github_and(refresh_minutes, public_url, extra, |_| {}).await
-}
-
-/// The same, with the server's settings changed by `f`.
-pub async fn spawn_with_github_and(
-    refresh_minutes: i64,
-    public_url: Option<&str>,
-    extra: &str,
-    f: impl FnOnce(&mut Settings),
-) -> Env {
-    super::init_logs();
-    let (gh, fake) = fake_github().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_text(&gh, refresh_minutes, public_url, extra);
-    let mut settings = Settings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
-        config: Config::parse(&config).unwrap(),
-        demo: true,
-        site_root: "target/site".into(),
-        github_client_secret: Some(SECRET.into()),
-        secret_key: Some(KEY.into()),
-        demo_stage_ms: 50,
-        argo_tokens: [
-            ("integration".to_string(), "argo-secret".to_string()),
-            ("staging".to_string(), "argo-secret-staging".to_string()),
-            (
-                "production".to_string(),
-                "argo-secret-production".to_string(),
-            ),
-        ]
-        .into_iter()
-        .collect(),
-        dev_sign_in: false,
-        dev_sign_in_key: None,
-        limits: Default::default(),
-        alert_env: Default::default(),
-        alert_poll: std::time::Duration::from_millis(100),
-        metrics_addr: None,
-        metrics_token: None,
-    };
-    f(&mut settings);
-    let server = Server::build(settings).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let store = server.store.clone();
-    tokio::spawn(server.run_until(std::future::pending()));
-    Env {
-        base,
-        gh,
-        fake,
-        store,
-        _dir: dir,
-    }
-}
-
 /// The configuration of a Release signing in with the fake GitHub at `gh`.
 pub fn config_text(
     gh: &str,
@@ -458,25 +412,6 @@ production = ["@prod-person"]
     )
 }
 
-impl Env {
-    /// An `Env` for a server started elsewhere (the real binary) on `store`'s database.
-    pub fn external(
-        base: String,
-        gh: String,
-        fake: Fake,
-        store: app::store::Store,
-        dir: tempfile::TempDir,
-    ) -> Self {
-        Self {
-            base,
-            gh,
-            fake,
-            store,
-            _dir: dir,
-        }
-    }
-}
-
 pub fn client() -> reqwest::Client {
     super::browser()
 }
@@ -501,7 +436,7 @@ pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
 /// Starts a sign-in, "approves" it on the fake GitHub as `login`, and returns the
 /// callback's query (code and state) without calling it.
 pub async fn authorize(
-    env: &Env,
+    env: &super::TestApp,
     c: &reqwest::Client,
     login: &str,
     return_to: &str,
@@ -537,7 +472,7 @@ pub fn rand_code() -> u64 {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
-impl Env {
+impl super::TestApp {
     pub fn fake_base(&self) -> String {
         self.gh.clone()
     }
@@ -560,21 +495,123 @@ impl Env {
         r.json().await.unwrap()
     }
 
+    /// GitHub sending the browser `c` back to Release with `query` (code and state, or an
+    /// error).
+    pub async fn callback(&self, c: &reqwest::Client, query: &str) -> reqwest::Response {
+        c.get(format!("{}/auth/callback?{query}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The whole flow, ending signed in.
     pub async fn sign_in(&self, login: &str) -> reqwest::Client {
         let c = client();
         let (code, state) = authorize(self, &c, login, "/").await;
-        let r = c
-            .get(format!(
-                "{}/auth/callback?code={code}&state={state}",
-                self.base
-            ))
-            .send()
-            .await
-            .unwrap();
+        let r = self
+            .callback(&c, &format!("code={code}&state={state}"))
+            .await;
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
         c
     }
+}
+
+/// The reads of the checks gate, answered as GitHub does: a branch with the part of its
+/// protection a member sees, the ruleset rules, the combined status (with `pending` and
+/// no statuses when there are none), and check runs paged by `per_page` and `page`.
+async fn checks_read(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    h: HeaderMap,
+    Path(p): Path<Vec<(String, String)>>,
+) -> axum::response::Response {
+    let headers = h
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    f.lock().unwrap().check_reads.push(Recorded {
+        method: "GET".into(),
+        path: uri.to_string(),
+        headers,
+        body: Value::Null,
+    });
+    if login_of(&f, &h).is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    let arg = |k: &str| {
+        p.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let s = f.lock().unwrap();
+    if s.hidden_repos
+        .contains(&format!("{}/{}", arg("owner"), arg("repo")))
+    {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}))).into_response();
+    }
+    let path = uri.path();
+    let q = query(&format!("http://x{uri}"));
+    if path.contains("/rules/branches/") {
+        return Json(json!(s.rules)).into_response();
+    }
+    if path.contains("/branches/") {
+        let branch = arg("branch");
+        return Json(match &s.protection {
+            Some(rsc) => json!({"name": branch, "commit": {"sha": CHECKED_SHA}, "protected": true,
+                "protection": {"enabled": true, "required_status_checks": rsc},
+                "protection_url": format!("https://api.github.example/repos/x/y/branches/{branch}/protection")}),
+            None => json!({"name": branch, "commit": {"sha": CHECKED_SHA}, "protected": false,
+                "protection": {"enabled": false, "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []}}}),
+        })
+        .into_response();
+    }
+    if path.ends_with("/status") {
+        let states: Vec<&str> = s
+            .statuses
+            .iter()
+            .filter_map(|x| x["state"].as_str())
+            .collect();
+        let state = if states.iter().any(|x| *x == "failure" || *x == "error") {
+            "failure"
+        } else if states.is_empty() || states.iter().any(|x| *x == "pending") {
+            "pending"
+        } else {
+            "success"
+        };
+        return Json(json!({"state": state, "sha": CHECKED_SHA, "total_count": s.statuses.len(), "statuses": s.statuses,
+            "repository": {"full_name": format!("{}/{}", arg("owner"), arg("repo"))}}))
+        .into_response();
+    }
+    let per_page: usize = q
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+        .min(100);
+    let page: usize = q
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let items: Vec<Value> = s
+        .check_runs
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    Json(json!({"total_count": s.check_runs.len(), "check_runs": items})).into_response()
+}
+
+/// A check run as GitHub lists it.
+pub fn check_run(name: &str, status: &str, conclusion: Option<&str>, app_id: i64) -> Value {
+    json!({"id": 4, "head_sha": CHECKED_SHA, "name": name, "status": status, "conclusion": conclusion,
+           "html_url": format!("https://github.example/runs/{name}"), "details_url": "https://ci.example/x",
+           "app": {"id": app_id, "slug": "github-actions"}})
 }
 
 /// The compare endpoint: `v1...v2` is two commits ahead; `v2...v1` is behind (a rollback).

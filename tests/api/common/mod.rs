@@ -2,20 +2,197 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod fake_argo;
 pub mod fake_github;
 
 use app::store::Store;
 use release::configuration::Config;
 use release::startup::{Server, Settings};
 
+/// A running server for one test, with the fake GitHub it may talk to.
+///
+/// Built by [`TestApp::builder`]: every test starts the real server the same way, on a
+/// random port with a fresh database, so one change to how Release starts reaches all.
 pub struct TestApp {
     pub base: String,
+    /// A pipeline API token (the `/deployments` and `/api/v1` bearer).
     pub token: String,
     pub store: Store,
     pub client: reqwest::Client,
     /// Where `/metrics` is served on its own, when the settings ask for it.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The fake GitHub's base URL (its API is under `/api`).
+    pub gh: String,
+    /// What the fake GitHub knows and received.
+    pub fake: fake_github::Fake,
     _dir: tempfile::TempDir,
+}
+
+/// The settings change a test asks for.
+type SettingsChange = Box<dyn FnOnce(&mut Settings) + Send>;
+
+/// How a test's server is set up. The default: [`CONFIG`], no demo, the development
+/// sign-in (with [`DEV_KEY`]), a fresh SQLite database.
+pub struct Builder {
+    config: Option<String>,
+    extra: String,
+    demo: bool,
+    github: bool,
+    refresh_minutes: i64,
+    public_url: Option<String>,
+    database_url: Option<String>,
+    changes: Vec<SettingsChange>,
+}
+
+impl Builder {
+    /// The configuration file's text instead of [`CONFIG`] (with `.github()`: what comes
+    /// before the GitHub sign-in's sections).
+    pub fn config(mut self, text: &str) -> Self {
+        self.config = Some(text.to_owned());
+        self
+    }
+
+    /// More configuration after the rest (applications, `[argo.*]`, `[gates.*]`...).
+    pub fn extra(mut self, text: &str) -> Self {
+        self.extra.push_str(text);
+        self.extra.push('\n');
+        self
+    }
+
+    /// The demo applications and the simulated pipeline.
+    pub fn demo(mut self) -> Self {
+        self.demo = true;
+        self
+    }
+
+    /// Sign-in through the fake GitHub (OAuth with PKCE, org and team membership), the
+    /// access rules of [`fake_github::config_text`], Argo tokens per environment, the
+    /// demo, and no development sign-in.
+    pub fn github(mut self) -> Self {
+        self.github = true;
+        self.demo = true;
+        self
+    }
+
+    /// How often (minutes) roles are read again from GitHub; with `.github()`.
+    pub fn refresh_minutes(mut self, minutes: i64) -> Self {
+        self.refresh_minutes = minutes;
+        self
+    }
+
+    /// Release's public URL (the OAuth callback's origin); with `.github()`.
+    pub fn public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.to_owned());
+        self
+    }
+
+    /// A database URL instead of a fresh SQLite file (several servers on one
+    /// PostgreSQL database).
+    pub fn database(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Changes the server's settings before it starts.
+    pub fn settings(mut self, f: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.changes.push(Box::new(f));
+        self
+    }
+
+    /// Starts the fake GitHub, then the server, and waits until it listens.
+    pub async fn spawn(self) -> TestApp {
+        init_logs();
+        let (gh, fake) = fake_github::fake_github().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| format!("sqlite:{}", dir.path().join("release.db").display()));
+        let config = if self.github {
+            let before = self.config.unwrap_or_default();
+            fake_github::config_text(
+                &gh,
+                self.refresh_minutes,
+                self.public_url.as_deref(),
+                &format!("{before}\n{}", self.extra),
+            )
+        } else {
+            format!(
+                "{}\n{}",
+                self.config.as_deref().unwrap_or(CONFIG),
+                self.extra
+            )
+        };
+        let mut s = settings(database_url, &config, self.demo);
+        if self.github {
+            s.github_client_secret = Some(fake_github::SECRET.into());
+            s.secret_key = Some(fake_github::KEY.into());
+            s.demo_stage_ms = 50;
+            s.argo_tokens = [
+                ("integration", "argo-secret"),
+                ("staging", "argo-secret-staging"),
+                ("production", "argo-secret-production"),
+            ]
+            .into_iter()
+            .map(|(e, t)| (e.to_string(), t.to_string()))
+            .collect();
+            s.dev_sign_in = false;
+            s.dev_sign_in_key = None;
+        }
+        for change in self.changes {
+            change(&mut s);
+        }
+        let server = Server::build(s).await.expect("server builds");
+        let base = format!("http://{}", server.local_addr());
+        let store = server.store.clone();
+        let metrics_addr = server.metrics_addr();
+        let token = pipeline_token(&store).await;
+        tokio::spawn(server.run_until(std::future::pending()));
+        TestApp {
+            base,
+            token,
+            store,
+            client: http_client(),
+            metrics_addr,
+            gh,
+            fake,
+            _dir: dir,
+        }
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> Builder {
+        Builder {
+            config: None,
+            extra: String::new(),
+            demo: false,
+            github: false,
+            refresh_minutes: 15,
+            public_url: None,
+            database_url: None,
+            changes: Vec::new(),
+        }
+    }
+
+    /// A `TestApp` for a server started elsewhere (the real binary) on `store`'s database.
+    pub fn external(
+        base: String,
+        gh: String,
+        fake: fake_github::Fake,
+        store: Store,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        Self {
+            base,
+            token: String::new(),
+            store,
+            client: http_client(),
+            metrics_addr: None,
+            gh,
+            fake,
+            _dir: dir,
+        }
+    }
 }
 
 pub const CONFIG: &str = r##"
@@ -46,24 +223,10 @@ repo = "alphagov/mono"
 /// The development sign-in's key in tests (the server prints a random one otherwise).
 pub const DEV_KEY: &str = "test-dev-sign-in-key";
 
-pub async fn spawn() -> TestApp {
-    spawn_with(CONFIG, false).await
-}
-
-pub async fn spawn_with(config: &str, demo: bool) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite:{}", dir.path().join("release.db").display());
-    spawn_on(config, demo, database_url, dir).await
-}
-
-/// The settings the tests use, changed by `f`.
-pub fn settings(
-    database_url: String,
-    config: &str,
-    demo: bool,
-    f: impl FnOnce(&mut Settings),
-) -> Settings {
-    let mut s = Settings {
+/// The settings the tests start from: the development sign-in, a simulated pipeline slow
+/// enough that a simulated deploy stays in flight for a whole test.
+pub fn settings(database_url: String, config: &str, demo: bool) -> Settings {
+    Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
         database_url,
         config: Config::parse(config).expect("test config parses"),
@@ -71,7 +234,6 @@ pub fn settings(
         site_root: "target/site".into(),
         github_client_secret: None,
         secret_key: None,
-        // Slow enough that a simulated deploy stays in flight for a whole test.
         demo_stage_ms: 60_000,
         argo_tokens: Default::default(),
         dev_sign_in: true,
@@ -81,40 +243,15 @@ pub fn settings(
         alert_poll: std::time::Duration::from_millis(100),
         metrics_addr: None,
         metrics_token: None,
-    };
-    f(&mut s);
-    s
+    }
 }
 
-/// The server with settings changed by `f`, on a fresh SQLite database.
-pub async fn spawn_custom(config: &str, demo: bool, f: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite:{}", dir.path().join("release.db").display());
-    start(settings(database_url, config, demo, f), dir).await
-}
-
-/// The server on a given database (several servers may share one PostgreSQL database).
-pub async fn spawn_on(
-    config: &str,
-    demo: bool,
-    database_url: String,
-    dir: tempfile::TempDir,
-) -> TestApp {
-    start(settings(database_url, config, demo, |_| {}), dir).await
-}
-
-/// The server on a given database with settings changed by `f`.
-pub async fn spawn_on_custom(
-    config: &str,
-    demo: bool,
-    database_url: String,
-    f: impl FnOnce(&mut Settings),
-) -> TestApp {
-    start(
-        settings(database_url, config, demo, f),
-        tempfile::tempdir().expect("temp dir"),
-    )
-    .await
+/// An HTTP client with a timeout, so a test fails rather than hangs.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// Server logs on demand: `TEST_LOG=1 cargo test ...` (filter with `RUST_LOG`).
@@ -129,27 +266,6 @@ pub fn init_logs() {
                 .with_test_writer()
                 .init();
         });
-    }
-}
-
-async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
-    init_logs();
-    let server = Server::build(settings).await.expect("server builds");
-    let base = format!("http://{}", server.local_addr());
-    let store = server.store.clone();
-    let metrics_addr = server.metrics_addr();
-    let token = pipeline_token(&store).await;
-    tokio::spawn(server.run_until(std::future::pending()));
-    TestApp {
-        base,
-        token,
-        store,
-        client: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .unwrap(),
-        metrics_addr,
-        _dir: dir,
     }
 }
 
@@ -256,6 +372,25 @@ impl TestApp {
         c
     }
 
+    /// A successful continuous deployment of `repo` (`owner/name`), written straight to
+    /// the store as the pipeline's notification would record it.
+    pub async fn record(&self, repo: &str, environment: &str, version: &str) {
+        use app::domain::{DeploymentStatus, Environment, GitRef, RepoName, Trigger};
+        self.store
+            .record_deployment(&app::store::NewDeployment {
+                repo: RepoName::parse(repo).unwrap(),
+                environment: Environment::parse_name(environment).unwrap(),
+                version: GitRef::parse(version).unwrap(),
+                sha: None,
+                deployed_by: Some("pipeline".into()),
+                trigger: Trigger::Continuous,
+                created_at_ms: None,
+                base_status: DeploymentStatus::Succeeded,
+            })
+            .await
+            .unwrap();
+    }
+
     /// A page as a signed-in viewer sees it.
     pub async fn page(&self, path: &str) -> (u16, String) {
         let c = self.signed_in("viewer").await;
@@ -350,6 +485,7 @@ pub async fn begin_deploy(
                 detail: &detail,
             },
             override_audit: None,
+            gate_override: None,
             freeze: None,
             train_id: None,
         })
