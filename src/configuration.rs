@@ -25,8 +25,25 @@ struct FileConfig {
     deploys: Option<FileDeploys>,
     limits: Option<FileLimits>,
     alerts: Option<FileAlerts>,
+    /// `[gates.<environment>]`: required checks, soak time, who may override.
+    #[serde(default)]
+    gates: std::collections::HashMap<String, FileGates>,
     #[serde(default)]
     applications: Vec<FileApplication>,
+}
+
+/// `[gates.<environment>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGates {
+    /// Checks every deploy there needs (with those GitHub's protection marks required);
+    /// present, even empty, turns the checks gate on.
+    required_checks: Option<Vec<String>>,
+    /// Minutes a version must have run in the environment before.
+    soak_minutes: Option<i64>,
+    /// `deployers` (default) or `admins`: who may deploy through a closed gate.
+    #[serde(rename = "override")]
+    override_by: Option<String>,
 }
 
 /// `[alerts]` and its `[[alerts.receivers]]`.
@@ -268,6 +285,13 @@ struct FileApplication {
     /// Which of that image's tags are versions (a regular expression the whole tag must
     /// match); default `[deploys] version_pattern`.
     version_pattern: Option<String>,
+    /// The checks its deploys need when GitHub marks none as required (turns the checks
+    /// gate on for it).
+    required_checks: Option<Vec<String>>,
+    /// Per environment, minutes a version must have run in the environment before
+    /// (`{ production = 60 }`), over `[gates.<environment>] soak_minutes`.
+    #[serde(default)]
+    soak_minutes: std::collections::HashMap<String, i64>,
 }
 
 /// The configuration after checking: every name parsed, every environment known.
@@ -305,6 +329,8 @@ pub struct Config {
     pub version_pattern: Option<String>,
     /// Shortname -> its own `version_pattern`.
     pub version_patterns: std::collections::HashMap<String, String>,
+    /// `[gates.*]` and the applications' own gates.
+    pub gates: app::domain::gates::GateConfig,
 }
 
 impl Default for Config {
@@ -329,6 +355,7 @@ impl Default for Config {
             argocd_apps: Default::default(),
             version_pattern: None,
             version_patterns: Default::default(),
+            gates: Default::default(),
         }
     }
 }
@@ -349,6 +376,31 @@ impl Config {
         let mut applications = Vec::with_capacity(file.applications.len());
         let mut argocd_apps = std::collections::HashMap::new();
         let mut version_patterns = std::collections::HashMap::new();
+        let mut gates = app::domain::gates::GateConfig::default();
+        for (env, g) in &file.gates {
+            environments
+                .parse(env)
+                .with_context(|| format!("gates.{env}"))?;
+            gates.environments.insert(
+                env.clone(),
+                app::domain::gates::EnvironmentGates {
+                    required_checks: g
+                        .required_checks
+                        .as_deref()
+                        .map(|c| check_names(c, &format!("gates.{env}.required_checks")))
+                        .transpose()?,
+                    soak_minutes: app::domain::gates::parse_soak_minutes(
+                        g.soak_minutes.unwrap_or(0),
+                    )
+                    .map_err(|e| anyhow::anyhow!("gates.{env}: {e}"))?,
+                    override_by: match &g.override_by {
+                        Some(o) => app::domain::gates::OverrideBy::parse(o)
+                            .map_err(|e| anyhow::anyhow!("gates.{env}: {e}"))?,
+                        None => Default::default(),
+                    },
+                },
+            );
+        }
         for a in file.applications {
             let repo = RepoName::parse(&a.repo)?;
             let shortname = match a.shortname {
@@ -389,6 +441,29 @@ impl Config {
                     format!("application {shortname}: version_pattern is not a regular expression")
                 })?;
                 version_patterns.insert(shortname.as_str().to_owned(), p.clone());
+            }
+            let mut app_gates = app::domain::gates::ApplicationGates {
+                required_checks: a
+                    .required_checks
+                    .as_deref()
+                    .map(|c| check_names(c, &format!("application {shortname}: required_checks")))
+                    .transpose()?,
+                ..Default::default()
+            };
+            for (env, minutes) in &a.soak_minutes {
+                environments
+                    .parse(env)
+                    .with_context(|| format!("application {shortname}: soak_minutes"))?;
+                app_gates.soak_minutes.insert(
+                    env.clone(),
+                    app::domain::gates::parse_soak_minutes(*minutes)
+                        .map_err(|e| anyhow::anyhow!("application {shortname}: {e}"))?,
+                );
+            }
+            if app_gates != Default::default() {
+                gates
+                    .applications
+                    .insert(shortname.as_str().to_owned(), app_gates);
             }
             let workflow = a.workflow.unwrap_or_else(|| "deploy.yml".into());
             if workflow.is_empty()
@@ -565,6 +640,7 @@ impl Config {
             argocd_apps,
             version_pattern,
             version_patterns,
+            gates,
             alerts,
             default_owner,
             limits,
@@ -579,6 +655,19 @@ impl Config {
             drift_grace_seconds,
         })
     }
+}
+
+/// Check names from configuration, each parsed; the first bad one is an error naming it
+/// and where it is.
+fn check_names(names: &[String], place: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        out.push(
+            app::domain::gates::parse_check_name(n).map_err(|e| anyhow::anyhow!("{place}: {e}"))?,
+        );
+    }
+    anyhow::ensure!(out.len() <= 100, "{place}: at most 100 checks");
+    Ok(out)
 }
 
 #[cfg(test)]

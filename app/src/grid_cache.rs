@@ -96,6 +96,11 @@ fn cell(
         out.push(' ');
         escape(who, out);
     }
+    if let Some(note) = &c.gate_note {
+        out.push_str(" <em class=\"gate\">");
+        escape(note, out);
+        out.push_str("</em>");
+    }
     if c.status == DeploymentStatus::Failed {
         // The failing stage is worth its bytes: it is what people act on.
         if let Some(stage) = c.failed_stage {
@@ -689,6 +694,7 @@ mod tests {
                     failed_stage: Some(Stage::SmokeTests),
                     created_at_ms: 0,
                     stalled: false,
+                    gate_note: None,
                 }),
                 None,
             ],

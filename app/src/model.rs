@@ -26,6 +26,9 @@ pub struct Cell {
     /// Requested from the dashboard and nothing heard from the pipeline for the stall time.
     #[serde(default)]
     pub stalled: bool,
+    /// Deployed through a closed gate: "checks overridden", "soak overridden".
+    #[serde(default)]
+    pub gate_note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +122,9 @@ pub struct DeploymentView {
     /// Requested from the dashboard and nothing heard from the pipeline for the stall time.
     #[serde(default)]
     pub stalled: bool,
+    /// Deployed through a closed gate: "checks overridden", "soak overridden".
+    #[serde(default)]
+    pub gate_note: Option<String>,
 }
 
 pub use crate::domain::is_stalled;
@@ -139,6 +145,15 @@ pub struct DeployPreview {
     pub html_url: Option<String>,
     /// Why there is no comparison, when there is none.
     pub note: Option<String>,
+    /// The required checks of the commit, when the checks gate is on there.
+    #[serde(default)]
+    pub checks: Vec<crate::domain::gates::CheckResult>,
+    /// Why the checks could not be read (a deploy is then refused unless overridden).
+    #[serde(default)]
+    pub checks_note: Option<String>,
+    /// A soak time not yet served ("soaking: v5 has run in staging for 12 of 30 minutes").
+    #[serde(default)]
+    pub soak: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +189,10 @@ pub struct AppDetail {
     pub notes: String,
     pub history: Vec<EnvironmentHistory>,
     pub now_ms: i64,
+    /// Per environment with a soak time, what runs before it and has not soaked yet:
+    /// (environment, "soaking 12/30 min", the whole reason).
+    #[serde(default)]
+    pub soaking: Vec<(String, String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

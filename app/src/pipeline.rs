@@ -148,6 +148,100 @@ fn github_read_ok(status: u16, hints: [&'static str; 3]) -> Result<(), OutsideEr
     }
 }
 
+/// A commit's checks as GitHub reports them, and those its default branch requires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitChecks {
+    /// The SHA the ref resolved to.
+    pub sha: Option<String>,
+    /// Marked required by the branch's protection or rulesets.
+    pub required: Vec<crate::domain::gates::RequiredCheck>,
+    /// Check runs (latest per name) and commit statuses.
+    pub reported: Vec<crate::domain::gates::Reported>,
+}
+
+/// `GET .../branches/{branch}`: the part of its protection a member can read.
+#[derive(Deserialize)]
+struct BranchInfo {
+    protection: Option<BranchProtection>,
+}
+
+#[derive(Deserialize)]
+struct BranchProtection {
+    required_status_checks: Option<RequiredStatusChecks>,
+}
+
+#[derive(Deserialize)]
+struct RequiredStatusChecks {
+    #[serde(default)]
+    contexts: Vec<String>,
+    #[serde(default)]
+    checks: Vec<ProtectionCheck>,
+}
+
+#[derive(Deserialize)]
+struct ProtectionCheck {
+    context: String,
+    app_id: Option<i64>,
+}
+
+/// `GET .../rules/branches/{branch}`: one rule of the rulesets that apply.
+#[derive(Deserialize)]
+struct BranchRule {
+    #[serde(rename = "type")]
+    kind: String,
+    parameters: Option<RuleParameters>,
+}
+
+#[derive(Deserialize)]
+struct RuleParameters {
+    #[serde(default)]
+    required_status_checks: Vec<RulesetCheck>,
+}
+
+#[derive(Deserialize)]
+struct RulesetCheck {
+    context: String,
+    integration_id: Option<i64>,
+}
+
+/// `GET .../commits/{ref}/status`.
+#[derive(Deserialize)]
+struct CombinedStatus {
+    sha: Option<String>,
+    #[serde(default)]
+    statuses: Vec<CommitStatus>,
+}
+
+#[derive(Deserialize)]
+struct CommitStatus {
+    context: String,
+    state: String,
+    target_url: Option<String>,
+}
+
+/// `GET .../commits/{ref}/check-runs`.
+#[derive(Deserialize)]
+struct CheckRuns {
+    total_count: i64,
+    #[serde(default)]
+    check_runs: Vec<CheckRun>,
+}
+
+#[derive(Deserialize)]
+struct CheckRun {
+    name: String,
+    status: String,
+    conclusion: Option<String>,
+    html_url: Option<String>,
+    details_url: Option<String>,
+    app: Option<CheckApp>,
+}
+
+#[derive(Deserialize)]
+struct CheckApp {
+    id: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DispatchResult {
     pub run_id: Option<i64>,
@@ -403,6 +497,135 @@ impl Pipeline {
                 ),
             }),
         }
+    }
+
+    /// A GitHub read as `token`: the JSON of a 200, else the refusal (hints for 401, 403,
+    /// 404) or GitHub's trouble.
+    async fn github_get<T: serde::de::DeserializeOwned>(
+        &self,
+        url: reqwest::Url,
+        token: &str,
+        hints: [&'static str; 3],
+    ) -> Result<T, OutsideError> {
+        let resp = self
+            .github_send(reqwest::Method::GET, url, token, None)
+            .await?;
+        github_read_ok(resp.status().as_u16(), hints)?;
+        Self::github_json(resp).await
+    }
+
+    /// What the checks gate needs of GitHub, read as the person (`token`): the checks the
+    /// default branch's protection and rulesets mark required (as a member can read them:
+    /// `GET .../branches/{branch}` and `GET .../rules/branches/{branch}`; the protection
+    /// endpoint itself needs admin rights), the SHA `git_ref` resolves to and its combined
+    /// status (`GET .../commits/{ref}/status`), and its latest check runs
+    /// (`GET .../commits/{sha}/check-runs?filter=latest`, 100 a page, at most 10 pages).
+    pub async fn commit_checks(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        branch: &str,
+        git_ref: &GitRef,
+    ) -> Result<CommitChecks, OutsideError> {
+        use crate::domain::gates::{CheckState, Reported, RequiredCheck};
+        const HINTS: [&str; 3] = [
+            "the person's GitHub sign-in has expired; sign out and sign in again",
+            "the person's GitHub account may not read this repository's checks",
+            "GitHub does not know this repository, branch or ref",
+        ];
+        let api = self.github()?;
+        let (owner, name) = (repo.owner(), repo.name());
+        let mut required = Vec::new();
+        let b: BranchInfo = self
+            .github_get(
+                endpoint(api, &["repos", owner, name, "branches", branch])?,
+                token,
+                HINTS,
+            )
+            .await?;
+        if let Some(rsc) = b.protection.and_then(|p| p.required_status_checks) {
+            for c in rsc.checks {
+                required.push(RequiredCheck {
+                    context: c.context,
+                    app_id: c.app_id,
+                });
+            }
+            for c in rsc.contexts {
+                if !required.iter().any(|r: &RequiredCheck| r.context == c) {
+                    required.push(RequiredCheck {
+                        context: c,
+                        app_id: None,
+                    });
+                }
+            }
+        }
+        let mut rules_url = endpoint(api, &["repos", owner, name, "rules", "branches", branch])?;
+        rules_url.query_pairs_mut().append_pair("per_page", "100");
+        let rules: Vec<BranchRule> = self.github_get(rules_url, token, HINTS).await?;
+        for r in rules
+            .into_iter()
+            .filter(|r| r.kind == "required_status_checks")
+        {
+            for c in r
+                .parameters
+                .map(|p| p.required_status_checks)
+                .unwrap_or_default()
+            {
+                if !required.iter().any(|x| x.context == c.context) {
+                    required.push(RequiredCheck {
+                        context: c.context,
+                        app_id: c.integration_id,
+                    });
+                }
+            }
+        }
+        let mut status_url = endpoint(
+            api,
+            &["repos", owner, name, "commits", git_ref.as_str(), "status"],
+        )?;
+        status_url.query_pairs_mut().append_pair("per_page", "100");
+        let combined: CombinedStatus = self.github_get(status_url, token, HINTS).await?;
+        let sha = combined.sha.clone();
+        let mut reported: Vec<Reported> = combined
+            .statuses
+            .into_iter()
+            .map(|s| Reported {
+                name: s.context,
+                app_id: None,
+                state: CheckState::of_status(&s.state),
+                url: s.target_url,
+            })
+            .collect();
+        // The SHA GitHub resolved, so the check runs are those of the same commit.
+        let commit = sha.clone().unwrap_or_else(|| git_ref.as_str().to_owned());
+        let mut seen = 0usize;
+        for page in 1..=10 {
+            let mut url = endpoint(
+                api,
+                &["repos", owner, name, "commits", &commit, "check-runs"],
+            )?;
+            url.query_pairs_mut()
+                .append_pair("filter", "latest")
+                .append_pair("per_page", "100")
+                .append_pair("page", &page.to_string());
+            let runs: CheckRuns = self.github_get(url, token, HINTS).await?;
+            let n = runs.check_runs.len();
+            seen += n;
+            reported.extend(runs.check_runs.into_iter().map(|r| Reported {
+                state: CheckState::of_check_run(&r.status, r.conclusion.as_deref()),
+                name: r.name,
+                app_id: r.app.map(|a| a.id),
+                url: r.html_url.or(r.details_url),
+            }));
+            if n < 100 || seen as i64 >= runs.total_count {
+                break;
+            }
+        }
+        Ok(CommitChecks {
+            sha,
+            required,
+            reported,
+        })
     }
 
     /// `GET {api}/repos/{owner}/{repo}/tags` and `.../commits?sha={branch}`: recent refs to

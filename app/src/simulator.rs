@@ -64,6 +64,53 @@ impl Simulator {
         });
     }
 
+    /// "A merge to main": the continuous pipeline from the first environment onwards, as
+    /// for a commit merged to the default branch. It is promoted to each next environment
+    /// where the app's continuous deployment is on, and stops before one where it is off.
+    /// Returns the version it made (the first environment's newest, plus one).
+    pub async fn merge(
+        self: &Arc<Self>,
+        store: Store,
+        repo: RepoName,
+    ) -> Result<GitRef, crate::store::StoreError> {
+        let Some(first) = store.environments().as_slice().first().cloned() else {
+            return Err(crate::store::StoreError::Conflict(
+                "there are no environments".into(),
+            ));
+        };
+        let current = store
+            .grid()
+            .await?
+            .apps
+            .into_iter()
+            .find(|a| a.repo == repo.as_str())
+            .and_then(|a| a.cells.first().cloned().flatten())
+            .map(|c| c.version);
+        let version = GitRef::parse(&next_version(current.as_deref())).map_err(|e| {
+            crate::store::StoreError::Conflict(format!("no next version: {}", e.message))
+        })?;
+        store
+            .record_deployment(&NewDeployment {
+                repo: repo.clone(),
+                environment: first.clone(),
+                version: version.clone(),
+                sha: None,
+                deployed_by: Some("pipeline".into()),
+                trigger: Trigger::Continuous,
+                created_at_ms: None,
+                base_status: DeploymentStatus::InProgress,
+            })
+            .await?;
+        let sim = self.clone();
+        let v = version.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sim.run(&store, &repo, first, &v, Stage::Build, true).await {
+                tracing::warn!(error = %e, "the simulated pipeline stopped");
+            }
+        });
+        Ok(version)
+    }
+
     /// Finishes a resubmitted stage (it passes) and carries on from there; `promote`: the
     /// deployment came through the pipeline (not by hand), so it is promoted onwards.
     #[allow(clippy::too_many_arguments)]
@@ -216,6 +263,20 @@ impl Simulator {
     }
 }
 
+/// The version after `current`: its last number plus one, its prefix kept ("v210" ->
+/// "v211", "release-45" -> "release-46"); "v1" when there is none.
+pub fn next_version(current: Option<&str>) -> String {
+    let Some(c) = current else {
+        return "v1".into();
+    };
+    let digits = c.chars().rev().take_while(char::is_ascii_digit).count();
+    let (prefix, number) = c.split_at(c.len() - digits);
+    match number.parse::<u64>() {
+        Ok(n) => format!("{prefix}{}", n + 1),
+        Err(_) => format!("{c}.1"),
+    }
+}
+
 /// What the demo's simulated Argo CD says runs: `version` in `env`, healthy.
 pub async fn observe(
     store: &Store,
@@ -269,5 +330,16 @@ fn event(
         workflow: Some(workflow),
         delivery_id: None,
         at_ms: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_next_version_keeps_the_prefix() {
+        assert_eq!(super::next_version(Some("v210")), "v211");
+        assert_eq!(super::next_version(Some("release-45")), "release-46");
+        assert_eq!(super::next_version(Some("main")), "main.1");
+        assert_eq!(super::next_version(None), "v1");
     }
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     /// Who may deploy where, from `[access]`: per environment the teams and `@people`, and
     /// the admins under "every environment". Shown to those who may not.
     pub who_may_deploy: std::sync::Arc<Vec<(String, Vec<String>)>>,
+    /// The gates before a deploy (`[gates.*]`, the applications' own).
+    pub gates: std::sync::Arc<crate::domain::gates::GateConfig>,
 }
 
 /// The server's state, from inside a server function or a page's server-side render.

@@ -179,7 +179,9 @@ pub struct PromotionQuery {
 }
 
 /// May the pipeline promote this app to `to`? No while the app or the site is frozen, nor
-/// to an environment where the app's continuous deployment is off.
+/// to an environment where the app's continuous deployment is off, nor while the version
+/// that would be promoted has not run long enough in the environment before (soak time;
+/// then `retry_after_seconds` says when it will have).
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}/promotion", security(("bearer" = [])),
     params(
         ("shortname" = String, Path, description = "The application's shortname"),
@@ -227,6 +229,31 @@ pub async fn promotion(
         &app.manual_environments,
         &freezes,
     );
+    if !gate.allowed {
+        return Ok(Json(json!(gate)));
+    }
+    // The soak gate, for the version that would be promoted: what runs before `to` now.
+    let running = match envs.previous(&env) {
+        Some(before) => {
+            let grid = store.grid_for(std::slice::from_ref(&app.shortname)).await?;
+            let i = envs.index_of(before).unwrap_or(0);
+            grid.apps
+                .first()
+                .and_then(|a| a.cells.get(i).cloned().flatten())
+                .map(|c| c.version)
+        }
+        None => None,
+    };
+    if let Some(version) = running {
+        if let Some(soak) = app::actions::gates::soak_hold(&state.app, &app, &env, &version).await?
+        {
+            return Ok(Json(json!({
+                "allowed": false,
+                "reason": soak.hold,
+                "retry_after_seconds": soak.retry_after_seconds,
+            })));
+        }
+    }
     Ok(Json(json!(gate)))
 }
 

@@ -111,6 +111,9 @@ pub struct GateJson {
     pub allowed: bool,
     /// Why not, when not.
     pub reason: Option<String>,
+    /// A soak time not yet served: when it will have been (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

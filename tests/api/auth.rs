@@ -4,8 +4,7 @@
 
 use crate::common;
 
-use release::configuration::Config;
-use release::startup::{Server, Settings};
+use release::startup::Server;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -13,7 +12,7 @@ use common::fake_github::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() {
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     env.member("octocat", &["developers"]);
     let c = client();
     // Signed out: a page sends you to sign in, remembering where you were.
@@ -43,14 +42,9 @@ async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() 
 
     let (code, state) = authorize(&env, &c, "octocat", "%2Factivity%3Fenvironment%3Dstaging").await;
     let before = env.fake.lock().unwrap().token_requests.len();
-    let r = c
-        .get(format!(
-            "{}/auth/callback?code={code}&state={state}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .callback(&c, &format!("code={code}&state={state}"))
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/activity?environment=staging");
     let cookie = session_cookie(&r).expect("a session cookie");
@@ -106,61 +100,36 @@ async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_state_and_reused_codes_are_refused() {
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     env.member("octocat", &[]);
     let c = client();
     let (code, _state) = authorize(&env, &c, "octocat", "%2F").await;
-    let r = c
-        .get(format!(
-            "{}/auth/callback?code={code}&state=forged",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env.callback(&c, &format!("code={code}&state=forged")).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("state mismatch"));
     // The pending sign-in was spent by the failed attempt: the right state no longer works.
-    let r = c
-        .get(format!("{}/auth/callback?code={code}", env.base))
-        .send()
-        .await
-        .unwrap();
+    let r = env.callback(&c, &format!("code={code}")).await;
     assert_eq!(r.status(), 400);
     assert_eq!(env.me(&c).await, Value::Null);
 
     let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
-    let r = c
-        .get(format!("{}/auth/callback?code={code}", env.base))
-        .send()
-        .await
-        .unwrap();
+    let r = env.callback(&c, &format!("code={code}")).await;
     assert_eq!(r.status(), 400, "missing state");
     let _ = state;
 
     // A code used twice: the second exchange is refused by GitHub, and so by Release.
     let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
     assert_eq!(
-        c.get(format!(
-            "{}/auth/callback?code={code}&state={state}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .status(),
+        env.callback(&c, &format!("code={code}&state={state}"))
+            .await
+            .status(),
         303
     );
     let other = client();
     let (_, state2) = authorize(&env, &other, "octocat", "%2F").await;
-    let r = other
-        .get(format!(
-            "{}/auth/callback?code={code}&state={state2}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .callback(&other, &format!("code={code}&state={state2}"))
+        .await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()
@@ -172,17 +141,12 @@ async fn wrong_or_missing_state_and_reused_codes_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_authorization_and_a_non_member_are_told_why() {
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     let c = client();
     let (_code, state) = authorize(&env, &c, "stranger", "%2F").await;
-    let r = c
-        .get(format!(
-            "{}/auth/callback?error=access_denied&state={state}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .callback(&c, &format!("error=access_denied&state={state}"))
+        .await;
     assert_eq!(r.status(), 401);
     assert!(r
         .text()
@@ -191,14 +155,9 @@ async fn a_denied_authorization_and_a_non_member_are_told_why() {
         .contains("did not authorise Release"));
 
     let (code, state) = authorize(&env, &c, "stranger", "%2F").await;
-    let r = c
-        .get(format!(
-            "{}/auth/callback?code={code}&state={state}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .callback(&c, &format!("code={code}&state={state}"))
+        .await;
     assert_eq!(r.status(), 403);
     let body = r.text().await.unwrap();
     assert!(
@@ -211,7 +170,11 @@ async fn a_denied_authorization_and_a_non_member_are_told_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
     // refresh_minutes = 0: memberships are read again on every request.
-    let env = spawn_with_github(0, None, "").await;
+    let env = common::TestApp::builder()
+        .github()
+        .refresh_minutes(0)
+        .spawn()
+        .await;
     env.member("octocat", &["developers", "release-admins"]);
     let c = env.sign_in("octocat").await;
     let me = env.me(&c).await;
@@ -246,30 +209,20 @@ async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
-    let env = spawn_with_github(15, None, "").await;
+    let env = common::TestApp::builder().github().spawn().await;
     env.member("octocat", &[]);
     let c = client();
     // A session the browser already has (here: an earlier sign-in) is replaced, not
     // reused, by the next sign-in.
     let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
-    let r = c
-        .get(format!(
-            "{}/auth/callback?code={code}&state={state}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .callback(&c, &format!("code={code}&state={state}"))
+        .await;
     let before = session_cookie(&r).unwrap();
     let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
-    let r = c
-        .get(format!(
-            "{}/auth/callback?code={code}&state={state}",
-            env.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = env
+        .callback(&c, &format!("code={code}&state={state}"))
+        .await;
     let after = session_cookie(&r).unwrap();
     let value = |c: &str| c.split(';').next().unwrap().to_owned();
     assert_ne!(value(&before), value(&after), "a new session id at sign-in");
@@ -300,7 +253,11 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookies_are_secure_behind_https() {
-    let env = spawn_with_github(15, Some("https://release.example.org"), "").await;
+    let env = common::TestApp::builder()
+        .github()
+        .public_url("https://release.example.org")
+        .spawn()
+        .await;
     env.member("octocat", &[]);
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -396,11 +353,13 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     ("/api/rollback", [401, 403, 403, 409, 409]),
     // The demo has no alert receivers: an admin's test for one is a 404.
     ("/api/alert_test", [401, 403, 403, 403, 404]),
+    // The demo's "merge to main": whoever may deploy to the first environment.
+    ("/api/simulate_merge", [401, 403, 200, 200, 200]),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_matrix() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let callers = [
         None,
         Some("viewer"),
@@ -434,6 +393,7 @@ async fn the_authorization_matrix() {
                 "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
                 "/api/unfreeze" => "shortname=publisher".to_string(),
                 "/api/alert_test" => "receiver=nobody".to_string(),
+                "/api/simulate_merge" => "shortname=publisher".to_string(),
                 "/api/train_status" => "environment=staging&applications[0]=publisher".to_string(),
                 "/api/train_progress" => "id=1".to_string(),
                 "/api/promote" => "shortname=publisher&environment=staging".to_string(),
@@ -504,7 +464,7 @@ async fn the_matrix_covers_every_page_and_server_function() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_posts_are_refused() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
     let host = app.base.trim_start_matches("http://").to_owned();
     let r = c
@@ -553,7 +513,7 @@ async fn cross_site_posts_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_headers_on_pages_and_api() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
     let r = c.get(app.url("/")).send().await.unwrap();
     let h = r.headers();
@@ -596,27 +556,14 @@ async fn security_headers_on_pages_and_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_sign_in_is_refused_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Server::build(Settings {
-        addr: "0.0.0.0:0".parse().unwrap(),
-        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
-        config: Config::default(),
-        demo: false,
-        site_root: "target/site".into(),
-        github_client_secret: None,
-        secret_key: None,
-        demo_stage_ms: 50,
-        argo_tokens: Default::default(),
-        dev_sign_in: true,
-        dev_sign_in_key: None,
-        limits: Default::default(),
-        alert_env: Default::default(),
-        alert_poll: std::time::Duration::from_millis(100),
-        metrics_addr: None,
-        metrics_token: None,
-    })
-    .await
-    .err()
-    .expect("refused");
+    let mut settings = common::settings(
+        format!("sqlite:{}", dir.path().join("r.db").display()),
+        "",
+        false,
+    );
+    settings.addr = "0.0.0.0:0".parse().unwrap();
+    settings.dev_sign_in_key = None;
+    let err = Server::build(settings).await.err().expect("refused");
     assert!(
         format!("{err:#}").contains("not a loopback address"),
         "{err:#}"
@@ -626,27 +573,14 @@ async fn development_sign_in_is_refused_off_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_needs_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::parse("[github]\nclient_id = \"x\"\n[access]\norg = \"o\"").unwrap();
-    let err = Server::build(Settings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite:{}", dir.path().join("r.db").display()),
-        config,
-        demo: false,
-        site_root: "target/site".into(),
-        github_client_secret: None,
-        secret_key: Some(KEY.into()),
-        demo_stage_ms: 50,
-        argo_tokens: Default::default(),
-        dev_sign_in: false,
-        dev_sign_in_key: None,
-        limits: Default::default(),
-        alert_env: Default::default(),
-        alert_poll: std::time::Duration::from_millis(100),
-        metrics_addr: None,
-        metrics_token: None,
-    })
-    .await
-    .err()
-    .expect("refused");
+    let mut settings = common::settings(
+        format!("sqlite:{}", dir.path().join("r.db").display()),
+        "[github]\nclient_id = \"x\"\n[access]\norg = \"o\"",
+        false,
+    );
+    settings.secret_key = Some(KEY.into());
+    settings.dev_sign_in = false;
+    settings.dev_sign_in_key = None;
+    let err = Server::build(settings).await.err().expect("refused");
     assert!(format!("{err:#}").contains("RELEASE_GITHUB_CLIENT_SECRET"));
 }

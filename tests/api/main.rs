@@ -11,6 +11,7 @@ mod deploys;
 mod durability;
 mod faults;
 mod fuzz;
+mod gates;
 mod live;
 mod operations;
 mod pages;

@@ -14,7 +14,7 @@ fn row<'a>(html: &'a str, app: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grid_has_every_app_with_its_flags() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let (status, html) = app.page("/").await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -53,7 +53,7 @@ async fn the_grid_has_every_app_with_its_flags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_filter_works_without_javascript() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let (_, html) = app.page("/?q=publisher").await;
     assert!(!row(&html, "publisher").contains("hidden"));
     assert!(row(&html, "frontend").starts_with("<tr hidden"));
@@ -68,7 +68,7 @@ async fn the_filter_works_without_javascript() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_application_page_explains_its_flags() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let (status, html) = app.page("/applications/publisher").await;
     assert_eq!(status, 200);
     assert!(html.contains("<h1>Publisher"));
@@ -89,7 +89,7 @@ async fn the_application_page_explains_its_flags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activity_filters_by_environment() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let (status, html) = app.page("/activity?environment=staging").await;
     assert_eq!(status, 200);
     assert!(html.contains("<td>staging"));
@@ -121,7 +121,7 @@ async fn the_grid_stays_within_its_byte_budget_per_row() {
             if i % 5 == 0 { "manual = [\"production\"]\n" } else { "" }
         ));
     }
-    let app = common::spawn_with(&config, false).await;
+    let app = common::TestApp::builder().config(&config).spawn().await;
     for i in 0..APPS {
         for (e, env) in ["dev", "integration", "staging", "preprod", "production"]
             .iter()
@@ -168,7 +168,7 @@ async fn the_grid_stays_within_its_byte_budget_per_row() {
 /// new one once a notification changed the grid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grid_fragment_is_private_and_revalidates() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let anonymous = common::browser()
         .get(app.url("/api/grid.html"))
         .send()
@@ -216,7 +216,7 @@ async fn the_grid_fragment_is_private_and_revalidates() {
 /// Empty pages say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_pages_say_so() {
-    let app = common::spawn().await;
+    let app = common::TestApp::builder().spawn().await;
     let (status, html) = app.page("/audit").await;
     assert_eq!(status, 200);
     assert!(html.contains("No audit entries yet"), "{html}");
@@ -228,7 +228,7 @@ async fn empty_pages_say_so() {
 /// deployer for one environment is offered only that one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_who_may_deploy_instead_of_a_form() {
-    let app = common::spawn_with("", true).await;
+    let app = common::TestApp::builder().config("").demo().spawn().await;
     let (status, html) = app.page("/applications/frontend").await;
     assert_eq!(status, 200);
     assert!(
@@ -254,4 +254,103 @@ async fn a_viewer_sees_who_may_deploy_instead_of_a_form() {
         !html.contains("<option value=\"production\">"),
         "only the environments they may deploy to"
     );
+}
+
+/// The demo is true to the pipeline: "Simulate a merge to main" runs the continuous
+/// pipeline from integration onwards and promotes; a manual deploy is never promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_promotes_a_merge_and_never_a_manual_deploy() {
+    let app = common::TestApp::builder()
+        .config("")
+        .demo()
+        .settings(|s| s.demo_stage_ms = 20)
+        .spawn()
+        .await;
+    let c = app.signed_in("deployer").await;
+    let current = |shortname: &'static str, i: usize| {
+        let store = app.store.clone();
+        async move {
+            let d = store.app_detail(shortname).await.unwrap().unwrap();
+            d.summary.cells[i]
+                .clone()
+                .map(|c| (c.version, c.status.as_str().to_owned(), c.trigger))
+        }
+    };
+    // Waits until `shortname`'s cell `i` has `version` done (succeeded or failed).
+    let settled = |shortname: &'static str, i: usize, version: String| {
+        let current = &current;
+        async move {
+            for _ in 0..300 {
+                if let Some(c) = current(shortname, i).await {
+                    if c.0 == version && (c.1 == "succeeded" || c.1 == "failed") {
+                        return Some(c);
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            None
+        }
+    };
+    // A merge: a new version in integration, promoted to staging (continuous there). The
+    // demo's smoke tests fail one run in three: merge again until one passes both.
+    let mut promoted = None;
+    for _ in 0..4 {
+        let (s, body) = common::call(
+            &app.base,
+            &c,
+            "simulate_merge",
+            &[("shortname", "content-store")],
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        let version = body
+            .split_whitespace()
+            .find(|w| w.starts_with("v34"))
+            .unwrap()
+            .to_owned();
+        if settled("content-store", 0, version.clone())
+            .await
+            .map(|c| c.1)
+            != Some("succeeded".into())
+        {
+            continue;
+        }
+        if let Some(c) = settled("content-store", 1, version.clone()).await {
+            promoted = Some(c);
+            break;
+        }
+    }
+    let promoted = promoted.expect("a merge reached staging");
+    assert_eq!(promoted.2, "promotion", "{promoted:?}");
+    // A manual deploy to integration that succeeds there stays there.
+    let mut passed = None;
+    for n in 0..4 {
+        let version = format!("v{}", 1000 + n);
+        let (s, body) = common::call(
+            &app.base,
+            &c,
+            "deploy",
+            &[
+                ("shortname", "frontend"),
+                ("environment", "integration"),
+                ("git_ref", &version),
+            ],
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        if settled("frontend", 0, version.clone()).await.map(|c| c.1) == Some("succeeded".into()) {
+            passed = Some(version);
+            break;
+        }
+    }
+    let passed = passed.expect("a manual deploy passed its pipeline");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let staging = current("frontend", 1).await.unwrap();
+    assert_ne!(staging.0, passed, "a manual deploy is never promoted");
+    let audit = app
+        .store
+        .audit_log(Some("content-store"), None, 5)
+        .await
+        .unwrap();
+    assert_eq!(audit[0].action, "simulated merge");
 }

@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{
-    ApplicationRow, DeployIntent, Intent, NewAudit, NewDeployment, NewFreeze, Outcome,
+    ApplicationRow, DeployIntent, GateOverride, Intent, NewAudit, NewDeployment, NewFreeze, Outcome,
 };
 use std::time::Duration;
 
@@ -163,6 +163,22 @@ pub async fn perform_deploy(
             }
         },
     };
+    // The gates (required checks, soak time): closed ones refuse, unless the person may
+    // override them there and wrote a reason.
+    let holds = super::gates::holds(state, app, env, &cmd.git_ref, token.as_deref()).await?;
+    let gate = match crate::domain::gates::decide(
+        user,
+        env.as_str(),
+        state.gates.override_by(env.as_str()),
+        holds,
+        cmd.override_reason,
+    ) {
+        Ok(p) => p,
+        Err(refusal) => {
+            audit.record("refused", &refusal.to_string()).await;
+            return Err(refusal.into());
+        }
+    };
     let why = cmd
         .why
         .as_deref()
@@ -194,6 +210,7 @@ pub async fn perform_deploy(
         stall_ms: state.stall_ms,
         requested_detail,
         override_detail,
+        gate: gate_override(&gate, &app.shortname, env, &cmd.git_ref, &user.login),
         freeze: cmd.rollback.as_ref().map(|r| OwnedFreeze {
             environments: rules::rollback_freeze_scope(user, store.environments().as_slice(), env),
             reason: r.reason.clone(),
@@ -268,6 +285,41 @@ pub async fn perform_deploy(
     })
 }
 
+/// What a deploy through closed gates writes with its intent: the deployment's note
+/// ("checks overridden"), the audit detail naming every hold and the reason, and one alert
+/// per kind of hold (`checks_overridden`, `soak_overridden`).
+fn gate_override(
+    gate: &crate::domain::gates::GatePermit,
+    shortname: &str,
+    env: &Environment,
+    git_ref: &GitRef,
+    actor: &str,
+) -> Option<(String, String, Vec<crate::domain::AlertEvent>)> {
+    use crate::domain::gates::{GatePermit, Hold};
+    use crate::domain::{AlertEvent, AlertKind};
+    let GatePermit::Overridden { holds, reason } = gate else {
+        return None;
+    };
+    let mut alerts: Vec<AlertEvent> = Vec::new();
+    for h in holds {
+        let kind = match h {
+            Hold::Checks(_) | Hold::ChecksUnknown(_) => AlertKind::ChecksOverridden,
+            Hold::Soak(_) => AlertKind::SoakOverridden,
+        };
+        if alerts.iter().any(|a| a.kind == Some(kind)) {
+            continue;
+        }
+        let mut a = AlertEvent::new(kind, crate::store::now_ms());
+        a.application = Some(shortname.to_owned());
+        a.environment = Some(env.to_string());
+        a.version = Some(git_ref.to_string());
+        a.actor = Some(actor.to_owned());
+        a.message = Some(format!("{}; reason: {reason}", h.describe()));
+        alerts.push(a);
+    }
+    Some((gate.note()?, gate.detail()?, alerts))
+}
+
 /// Why an intent was not written.
 enum NotBegun {
     Held(crate::store::LockHolder),
@@ -285,6 +337,8 @@ struct OwnedIntent {
     stall_ms: i64,
     requested_detail: String,
     override_detail: Option<String>,
+    /// A deploy through a closed gate: the deployment's note, the audit detail, alerts.
+    gate: Option<(String, String, Vec<crate::domain::AlertEvent>)>,
     freeze: Option<OwnedFreeze>,
     train_id: Option<i64>,
 }
@@ -323,6 +377,21 @@ impl OwnedIntent {
                 outcome: "override",
                 detail: d,
             }),
+            gate_override: self
+                .gate
+                .as_ref()
+                .map(|(note, detail, alerts)| GateOverride {
+                    note: note.clone(),
+                    audit: NewAudit {
+                        actor: &self.actor,
+                        action: "deploy",
+                        application: Some(&self.shortname),
+                        environment: Some(env),
+                        outcome: "gate override",
+                        detail,
+                    },
+                    alerts: alerts.clone(),
+                }),
             freeze: self.freeze.as_ref().map(|f| {
                 (
                     NewFreeze {

@@ -25,6 +25,8 @@ pub mod dispatch;
 #[cfg(feature = "ssr")]
 pub mod freeze;
 #[cfg(feature = "ssr")]
+pub mod gates;
+#[cfg(feature = "ssr")]
 pub mod promote;
 #[cfg(feature = "ssr")]
 pub mod reconcile;

@@ -22,6 +22,7 @@ pub async fn promote_one(
     env: &Environment,
     confirmed: bool,
     expected_version: Option<&str>,
+    override_reason: Option<&str>,
     train_id: Option<i64>,
 ) -> Result<Dispatching, AppError> {
     let summary = grid
@@ -56,7 +57,7 @@ pub async fn promote_one(
             environment: env.clone(),
             git_ref,
             confirmed,
-            override_reason: None,
+            override_reason,
             why: Some(format!("promoted from {}", p.from)),
             rollback: None,
             train_id,

@@ -21,6 +21,7 @@ pub async fn rollback(
     reason: String,
     confirmed: bool,
     expected_version: Option<&str>,
+    override_reason: Option<&str>,
 ) -> Result<(Dispatching, String, String), AppError> {
     let store = &state.store;
     let detail = store
@@ -57,7 +58,7 @@ pub async fn rollback(
             environment: env.clone(),
             git_ref,
             confirmed,
-            override_reason: None,
+            override_reason,
             why: Some(format!("rollback from {from_version}: {reason}")),
             rollback: Some(RollbackFreeze {
                 detail: format!(

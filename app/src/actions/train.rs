@@ -25,6 +25,7 @@ pub async fn start(
     environment: Environment,
     chosen: Vec<String>,
     confirmed: bool,
+    override_reason: Option<String>,
 ) -> Result<(i64, tokio::task::JoinHandle<()>), AppError> {
     // The train's row and its job in one task no request owns: a request dropped at any
     // await leaves no train without its job.
@@ -39,7 +40,16 @@ pub async fn start(
             Ok(Ok(id)) => {
                 // The request may be gone: the train goes on regardless.
                 began.send(Ok(Ok(id))).ok();
-                run(task_state, task_user, id, env, chosen, confirmed).await;
+                run(
+                    task_state,
+                    task_user,
+                    id,
+                    env,
+                    chosen,
+                    confirmed,
+                    override_reason,
+                )
+                .await;
             }
             other => {
                 began.send(other).ok();
@@ -73,7 +83,9 @@ async fn run(
     environment: Environment,
     chosen: Vec<String>,
     confirmed: bool,
+    override_reason: Option<String>,
 ) {
+    let override_reason: Option<std::sync::Arc<str>> = override_reason.map(Into::into);
     let store = &state.store;
     // Every app's row and state read once for the whole train, not once per app.
     let read = async {
@@ -114,12 +126,13 @@ async fn run(
     };
     let state_for_items = state.clone();
     let items = chosen.into_iter().enumerate().map(|(position, shortname)| {
-        let (state, user, env, rows, grid) = (
+        let (state, user, env, rows, grid, override_reason) = (
             state.clone(),
             user.clone(),
             environment.clone(),
             rows.clone(),
             grid.clone(),
+            override_reason.clone(),
         );
         // Each item in a task of its own: one that panics ends as failed, not the train.
         let app = shortname.clone();
@@ -129,6 +142,7 @@ async fn run(
                 position: position as i64,
                 shortname,
                 confirmed,
+                override_reason,
             };
             run_item(&state, &user, &env, &rows, &grid, item).await
         });
@@ -170,6 +184,8 @@ struct Item {
     position: i64,
     shortname: String,
     confirmed: bool,
+    /// The written reason to deploy through a closed gate (checks, soak), for every item.
+    override_reason: Option<std::sync::Arc<str>>,
 }
 
 /// One item: its promotion, then (when dispatched) the dispatch's outcome.
@@ -199,6 +215,7 @@ async fn run_item(
                 env,
                 it.confirmed,
                 None,
+                it.override_reason.as_deref(),
                 Some(it.train),
             )
             .await;

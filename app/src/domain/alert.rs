@@ -18,12 +18,16 @@ pub enum AlertKind {
     FreezeLifted,
     DeployRequested,
     ResubmitRequested,
+    /// Someone deployed although required checks did not pass (with their reason).
+    ChecksOverridden,
+    /// Someone deployed a version that had not soaked long enough (with their reason).
+    SoakOverridden,
     /// An admin's test message for one receiver.
     Test,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::DeploymentFailed,
         AlertKind::DeploymentStalled,
         AlertKind::NeedsManualDeployment,
@@ -31,6 +35,8 @@ impl AlertKind {
         AlertKind::FreezeLifted,
         AlertKind::DeployRequested,
         AlertKind::ResubmitRequested,
+        AlertKind::ChecksOverridden,
+        AlertKind::SoakOverridden,
         AlertKind::Test,
     ];
 
@@ -43,6 +49,8 @@ impl AlertKind {
             AlertKind::FreezeLifted => "freeze_lifted",
             AlertKind::DeployRequested => "deploy_requested",
             AlertKind::ResubmitRequested => "resubmit_requested",
+            AlertKind::ChecksOverridden => "checks_overridden",
+            AlertKind::SoakOverridden => "soak_overridden",
             AlertKind::Test => "test",
         }
     }
@@ -136,6 +144,14 @@ impl AlertEvent {
             Some(AlertKind::ResubmitRequested) => {
                 format!("{by} resubmitted the failed workflow of {app} {version} in {env}")
             }
+            Some(AlertKind::ChecksOverridden) => format!(
+                "{by} deployed {app} {version} to {env} through failing or missing required checks: {}",
+                self.message.as_deref().unwrap_or("no reason given")
+            ),
+            Some(AlertKind::SoakOverridden) => format!(
+                "{by} deployed {app} {version} to {env} before its soak time: {}",
+                self.message.as_deref().unwrap_or("no reason given")
+            ),
             Some(AlertKind::Test) => format!("Test message from Release, sent by {by}"),
             None => "Release alert".to_string(),
         }

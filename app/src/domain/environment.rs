@@ -118,6 +118,13 @@ impl Environments {
         self.index_of(e).and_then(|i| self.0.get(i + 1))
     }
 
+    /// The environment before `e` in the pipeline, if any.
+    pub fn previous(&self, e: &Environment) -> Option<&Environment> {
+        self.index_of(e)
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| self.0.get(i))
+    }
+
     pub fn as_slice(&self) -> &[Environment] {
         &self.0
     }

@@ -9,6 +9,7 @@ pub mod deploy_rules;
 mod environment;
 mod flags;
 mod freeze;
+pub mod gates;
 mod git_ref;
 mod k8s;
 pub mod outside_text;

@@ -3,7 +3,7 @@
 
 use super::deploy::{
     ActionResult, Deploy, FreezeBanners, LiftFreeze, PreviewDeploy, PreviewView, RefSuggestions,
-    Resubmit, SetFreeze,
+    Resubmit, SetFreeze, SimulateMerge,
 };
 use super::{tree_url, CellView, ErrorView, NotFound, StatusBadge};
 use crate::model::{ago, exact_time, short_sha, AppDetail, DeploymentView};
@@ -19,7 +19,32 @@ pub async fn get_application(
     let shortname = crate::domain::Shortname::parse(&shortname)
         .map_err(|e| crate::error::AppError::new(422, e.to_string()))?;
     let state = crate::state::app_state()?;
-    let detail = state.store.app_detail(shortname.as_str()).await?;
+    let mut detail = state.store.app_detail(shortname.as_str()).await?;
+    // The soak gate of each environment, for what runs in the one before.
+    if let (Some(d), Some(app)) = (
+        detail.as_mut(),
+        state.store.application(shortname.as_str()).await?,
+    ) {
+        let envs = state.store.environments().as_slice().to_vec();
+        for (i, env) in envs.iter().enumerate().skip(1) {
+            let Some(Some(before)) = d.summary.cells.get(i - 1) else {
+                continue;
+            };
+            if let Some(s) =
+                crate::actions::gates::soak_hold(&state, &app, env, &before.version).await?
+            {
+                d.soaking.push((
+                    env.to_string(),
+                    format!(
+                        "soaking {}/{} min",
+                        s.minutes.min(i64::from(s.required_minutes)),
+                        s.required_minutes
+                    ),
+                    s.hold.unwrap_or_default(),
+                ));
+            }
+        }
+    }
     Ok(detail.map(|mut d| {
         d.simulated = state.simulator.is_some();
         d.may_deploy = state
@@ -171,6 +196,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         .collect();
     let sn_rollback = s.shortname.clone();
     let last_rollback = last_env.clone();
+    let soaking = std::sync::Arc::new(detail.soaking.clone());
     let current = envs
         .iter()
         .cloned()
@@ -178,6 +204,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         .zip(rollbacks)
         .map(|((env, (cell, continuous)), target)| {
             let repo = repo.clone();
+            let soaking = soaking.clone();
             let (sn_form, env_form) = (sn_rollback.clone(), env.clone());
             let needs_confirm = env == last_rollback;
             let form = target.map(move |target| {
@@ -191,6 +218,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                             <input type="hidden" name="environment" value=env_form.clone()/>
                             <input type="hidden" name="expected_version" value=target.clone()/>
                             <label>"Reason " <input name="reason" required maxlength="500" placeholder="what went wrong"/></label>
+                            <label class="override">"Reason to go through a closed gate (optional) " <input name="override_reason" maxlength="500" placeholder="failing checks, soak time: audited and alerted"/></label>
                             {needs_confirm.then(|| view! {
                                 <label class="check"><input type="checkbox" name="confirm" value="yes"/>{confirm_label.clone()}</label>
                             })}
@@ -203,6 +231,9 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                 <div class="env-card">
                     <h3>{env.clone()} {(!continuous).then(|| view! { <span class="tag">"manual"</span> })}</h3>
                     <CellView repo cell now_ms=now/>
+                    {soaking.iter().find(|(e, _, _)| *e == env).map(|(_, short, long)| view! {
+                        <p class="soaking" title=long.clone()>{short.clone()}</p>
+                    })}
                     {form}
                 </div>
             }
@@ -252,6 +283,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                             <input type="hidden" name="shortname" value=sn_form/>
                             <input type="hidden" name="environment" value=env/>
                             <input type="hidden" name="expected_version" value=version.clone()/>
+                            <label class="override">"Reason to go through a closed gate (optional) " <input name="override_reason" maxlength="500" placeholder="failing checks, soak time: audited and alerted"/></label>
                             {is_last.then(|| view! {
                                 <label class="check"><input type="checkbox" name="confirm" value="yes"/>{confirm_label.clone()}</label>
                             })}
@@ -273,7 +305,19 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         </section>
         <section aria-labelledby="deploy-h" class="deploy">
             <h2 id="deploy-h">"Deploy"</h2>
-            {detail.simulated.then(|| view! { <p class="banner demo" role="note">"Demo mode: deploys here drive a simulated pipeline (a few seconds per stage, an occasional smoke-test failure). Nothing is deployed anywhere."</p> })}
+            {detail.simulated.then(|| view! { <p class="banner demo" role="note">"Demo mode: deploys here drive a simulated pipeline (a few seconds per stage, an occasional smoke-test failure). Nothing is deployed anywhere. As in the real pipeline, a manual deploy stays where you put it: it is never promoted to other environments."</p> })}
+            {(detail.simulated && !cannot).then(|| {
+                let merge = ServerAction::<SimulateMerge>::new();
+                let sn = sn_deploy.clone();
+                view! {
+                    <ActionForm action=merge attr:class="merge-form">
+                        <input type="hidden" name="shortname" value=sn/>
+                        <button type="submit" class="secondary">"Simulate a merge to main"</button>
+                        <span class="muted">" The continuous pipeline from the first environment onwards: a new version, promoted wherever continuous deployment is on."</span>
+                    </ActionForm>
+                    <ActionResult value=merge.value()/>
+                }
+            })}
             {cannot.then(|| view! {
                 <div class="who-may" role="note">
                     <p>"You may not deploy this application. Who may:"</p>
@@ -330,9 +374,8 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
                     <input type="checkbox" name="confirm" value="yes"/>
                     {format!(" I mean it (needed for {})", envs.last().cloned().unwrap_or_default())}
                 </label>
-                {frozen.then(|| view! {
-                    <label>"Override reason (admins only) " <input name="override_reason" placeholder="why deploy during the freeze"/></label>
-                })}
+                <label class="override">{if frozen { "Reason to deploy through the freeze (admins) or a closed gate " } else { "Reason to go through a closed gate (optional) " }}
+                    <input name="override_reason" maxlength="500" placeholder="failing checks, soak time, a freeze: audited and alerted"/></label>
                 <button type="submit">"Deploy"</button>
             </ActionForm>
             <button
@@ -413,6 +456,7 @@ fn DeploymentItem(
                 <StatusBadge status=d.status failed_stage=d.failed_stage stalled=d.stalled/>
                 <span class="muted">{d.trigger.clone()}</span>
                 {d.deployed_by.clone().map(|who| view! { <span>" by " {who}</span> })}
+                {d.gate_note.clone().map(|n| view! { <strong class="gate-note">{n}</strong> })}
                 <time datetime=exact_time(d.created_at_ms) title=exact_time(d.created_at_ms)>{ago(now_ms, d.created_at_ms)}</time>
                 {workflow_link.map(|u| view! { <a class="workflow" href=u>"View workflow"</a> })}
                 {d.run_url.clone().map(|u| view! { <a class="workflow" href=u>"GitHub run"</a> })}

@@ -50,6 +50,53 @@ pub async fn deploy(
         .await
 }
 
+/// The demo only: "a merge to main" of the app, which the simulated pipeline takes from the
+/// first environment onwards, promoting where continuous deployment is on (a manual Deploy
+/// is never promoted, as in the pipeline our users run). Needs the deploy role for the
+/// first environment; audited.
+#[server(endpoint = "simulate_merge")]
+pub async fn simulate_merge(shortname: String) -> Result<ActionDone, crate::error::AppError> {
+    use crate::error::AppError;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let store = &state.store;
+    let shortname = crate::domain::Shortname::parse(&shortname)?;
+    let Some(first) = store.environments().as_slice().first().cloned() else {
+        return Err(AppError::new(409, "there are no environments"));
+    };
+    crate::domain::deploy_rules::check_deploy_role(&user, first.as_str())?;
+    let Some(sim) = state.simulator.clone() else {
+        return Err(AppError::new(
+            404,
+            "merges are simulated only in the demo: here the pipeline runs on GitHub",
+        ));
+    };
+    let app = store
+        .application(shortname.as_str())
+        .await?
+        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let repo = crate::domain::RepoName::parse(&app.repo)?;
+    let version = sim.merge(store.clone(), repo).await?;
+    crate::actions::Audit::new(
+        store,
+        &user.login,
+        "simulated merge",
+        Some(&app.shortname),
+        Some(first.as_str()),
+    )
+    .record(
+        "started",
+        &format!("{version} through the continuous pipeline from {first}"),
+    )
+    .await;
+    Ok(ActionDone {
+        message: format!(
+            "Simulated a merge to main: {version} goes through the pipeline from {first}, promoted wherever continuous deployment is on."
+        ),
+        link: None,
+    })
+}
+
 /// What a deploy of `git_ref` to `environment` would ship: the commits between what runs
 /// there now and the ref (GitHub's compare API, as the signed-in person), and whether it
 /// is a rollback.
@@ -89,7 +136,27 @@ pub async fn preview_deploy(
         commits: vec![],
         html_url: None,
         note: None,
+        checks: vec![],
+        checks_note: None,
+        soak: None,
     };
+    // The gates, as a deploy would find them now.
+    if let Some(app) = store.application(shortname.as_str()).await? {
+        let token = match state.simulator {
+            Some(_) => None,
+            None => crate::state::github_token(&state, &user).await?,
+        };
+        match crate::actions::gates::preview_checks(&state, &app, &env, &git_ref, token.as_deref())
+            .await
+        {
+            Some(Ok(checks)) => preview.checks = checks,
+            Some(Err(why)) => preview.checks_note = Some(why),
+            None => {}
+        }
+        preview.soak = crate::actions::gates::soak_hold(&state, &app, &env, git_ref.as_str())
+            .await?
+            .and_then(|s| s.hold);
+    }
     let Some(base) = current else {
         preview.note = Some(format!(
             "Nothing is deployed to {env} yet: everything up to {git_ref} would ship."
@@ -201,6 +268,22 @@ pub fn PreviewView(
                         {p.html_url.clone().map(|u| view! { " " <a href=u>"Full diff on GitHub"</a> })}
                     </p>
                     {p.note.clone().map(|n| view! { <p class="muted">{n}</p> })}
+                    {(!p.checks.is_empty()).then(|| view! {
+                        <ul class="checks" aria-label="Required checks">
+                            {p.checks.clone().into_iter().map(|c| {
+                                let state = c.state.as_str();
+                                let name = c.name.clone();
+                                view! {
+                                    <li class=format!("check {state}")>
+                                        {match c.url { Some(u) => view! { <a href=u>{name}</a> }.into_any(), None => view! { <span>{name}</span> }.into_any() }}
+                                        {format!(": {state}")}
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ul>
+                    })}
+                    {p.checks_note.clone().map(|n| view! { <p class="notice error">{n}</p> })}
+                    {p.soak.clone().map(|n| view! { <p class="notice">{n}</p> })}
                     <ol>
                         {p.commits.into_iter().map(|c| view! { <li><code>{c.sha}</code> " " {c.message} <span class="muted">{format!(" — {}", c.author)}</span></li> }).collect_view()}
                     </ol>

@@ -16,6 +16,7 @@ pub async fn promote(
     environment: String,
     confirm: Option<String>,
     expected_version: Option<String>,
+    override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::actions::deploy::answer_wait;
     use crate::error::AppError;
@@ -42,6 +43,7 @@ pub async fn promote(
         &env,
         confirm.as_deref() == Some("yes"),
         expected_version.as_deref(),
+        override_reason.as_deref(),
         None,
     )
     .await?
@@ -61,6 +63,7 @@ pub async fn rollback(
     reason: Option<String>,
     confirm: Option<String>,
     expected_version: Option<String>,
+    override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::actions::deploy::answer_wait;
     use crate::domain::deploy_rules as rules;
@@ -84,6 +87,7 @@ pub async fn rollback(
         reason,
         confirm.as_deref() == Some("yes"),
         expected_version.as_deref(),
+        override_reason.as_deref(),
     )
     .await?;
     let done = dispatching
@@ -113,6 +117,7 @@ pub async fn release_train(
     environment: String,
     applications: Option<Vec<String>>,
     confirm: Option<String>,
+    override_reason: Option<String>,
 ) -> Result<TrainResult, crate::error::AppError> {
     use crate::domain::{deploy_rules as rules, Flag};
     use crate::error::AppError;
@@ -142,7 +147,16 @@ pub async fn release_train(
     };
     let chosen = rules::train_choice(asked, &flagged, env.as_str())?;
     let confirmed = confirm.as_deref() == Some("yes");
-    let (id, job) = crate::actions::train::start(&state, &user, env, chosen, confirmed).await?;
+    // A gate's override reason is checked once, before the train starts.
+    let override_reason = match override_reason.as_deref().map(str::trim) {
+        Some(r) if !r.is_empty() => {
+            Some(rules::written_reason(Some(r), "deploying through a gate")?)
+        }
+        _ => None,
+    };
+    let (id, job) =
+        crate::actions::train::start(&state, &user, env, chosen, confirmed, override_reason)
+            .await?;
     let wait = crate::actions::deploy::answer_wait(state.pipeline.timeout());
     if tokio::time::timeout(wait, job).await.is_err() {
         tracing::debug!(train = id, "the train goes on after its request's answer");
@@ -415,6 +429,7 @@ pub fn TrainPage() -> impl IntoView {
                                                 }).collect_view()}
                                             </tbody>
                                         </table>
+                                        <label class="override">"Reason to go through a closed gate (optional) " <input name="override_reason" maxlength="500" placeholder="failing checks, soak time: audited and alerted"/></label>
                                         {needs_confirm.then(|| view! {
                                             <label class="check"><input type="checkbox" name="confirm" value="yes"/>{format!(" I mean it (needed for {env})")}</label>
                                         })}

@@ -33,7 +33,20 @@ pub struct DeployIntent<'a> {
     pub override_audit: Option<NewAudit<'a>>,
     /// A rollback's freeze of promotion, with its own audit entry.
     pub freeze: Option<(NewFreeze<'a>, NewAudit<'a>)>,
+    /// A deploy through a closed gate: the deployment's note, the audit entry naming the
+    /// holds and the reason, and its alerts; with the action or not at all.
+    pub gate_override: Option<GateOverride<'a>>,
     pub train_id: Option<i64>,
+}
+
+/// A deploy through a closed gate (see `domain::gates`).
+#[derive(Debug, Clone)]
+pub struct GateOverride<'a> {
+    /// "checks overridden", "soak overridden".
+    pub note: String,
+    pub audit: NewAudit<'a>,
+    /// `checks_overridden`, `soak_overridden`; their deployment is set when written.
+    pub alerts: Vec<crate::domain::AlertEvent>,
 }
 
 /// The intent as written.
@@ -176,6 +189,19 @@ impl Store {
         }
         if let Some((f, a)) = &i.freeze {
             insert_freeze_in(&mut tx, f, a).await?;
+        }
+        if let Some(g) = &i.gate_override {
+            sqlx::query("UPDATE deployments SET gate_note = $1 WHERE id = $2")
+                .bind(g.note.as_str())
+                .bind(written.deployment_id)
+                .execute(&mut *tx)
+                .await?;
+            insert_audit(&mut tx, &g.audit).await?;
+            for alert in &g.alerts {
+                let mut alert = alert.clone();
+                alert.deployment_id = Some(written.deployment_id);
+                insert_alert(&mut tx, &alert).await?;
+            }
         }
         sqlx::query("UPDATE deployments SET dispatch_state = 'dispatching' WHERE id = $1")
             .bind(written.deployment_id)

@@ -139,12 +139,13 @@ impl Store {
                 )
         });
         sqlx::query(
-            "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason, note)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL, $11)
+            "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason, note, settled_since)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL, $11, $12)
              ON CONFLICT (application_id, environment) DO UPDATE SET version = excluded.version, health = excluded.health, note = excluded.note,
                sync_status = excluded.sync_status, operation_phase = excluded.operation_phase, argocd_app = excluded.argocd_app,
                observed_at = excluded.observed_at,
                version_since = CASE WHEN $9 = 1 THEN live_states.version_since ELSE excluded.version_since END,
+               settled_since = CASE WHEN $13 = 1 THEN COALESCE(live_states.settled_since, excluded.settled_since) ELSE excluded.settled_since END,
                unknown_since = NULL, unknown_reason = NULL",
         )
         .bind(app.id)
@@ -158,6 +159,10 @@ impl Store {
         .bind(i64::from(same_version))
         .bind(o.since_ms.unwrap_or(now).min(now))
         .bind(o.note.clone())
+        // Soak time: settled since this observation (or what it says), kept while the same
+        // version stays settled, cleared by anything else.
+        .bind(settled.then(|| o.since_ms.unwrap_or(now).min(now)))
+        .bind(i64::from(settled && same_version && was_settled))
         .execute(&mut *tx)
         .await?;
         let mut recorded_deployment = false;

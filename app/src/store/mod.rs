@@ -9,6 +9,7 @@ mod alerts;
 mod audit;
 mod deployments;
 mod dispatches;
+mod gates;
 mod group_commit;
 mod live_states;
 mod ops;
@@ -23,7 +24,8 @@ pub use alerts::{AlertRoute, Delivery};
 pub use deployments::Also;
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
 pub use dispatches::{
-    DeployIntent, DispatchRow, Intent, Outcome, PendingDispatch, TrainItemRow, TrainRow,
+    DeployIntent, DispatchRow, GateOverride, Intent, Outcome, PendingDispatch, TrainItemRow,
+    TrainRow,
 };
 pub use live_states::{LiveState, Observation, Observed};
 pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, NewFreeze, ResubmitTarget};

@@ -29,6 +29,7 @@ type GridRow = (
     Option<String>,
     Option<String>,
     Option<i64>,
+    Option<String>,
 );
 
 /// A row of `DEPLOYMENT_COLUMNS`, read by name (it has more columns than sqlx's tuples).
@@ -62,11 +63,12 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for DeploymentRow {
             events: vec![],
             run_url: r.try_get("run_url")?,
             stalled: false,
+            gate_note: r.try_get("gate_note")?,
         }))
     }
 }
 
-const DEPLOYMENT_COLUMNS: &str = "d.id, a.name AS app_name, a.shortname, a.repo, d.environment, d.version, d.sha, d.trigger_kind, d.deployed_by, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name, d.workflow_url, d.created_at, d.updated_at, d.run_url";
+const DEPLOYMENT_COLUMNS: &str = "d.id, a.name AS app_name, a.shortname, a.repo, d.environment, d.version, d.sha, d.trigger_kind, d.deployed_by, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name, d.workflow_url, d.created_at, d.updated_at, d.run_url, d.gate_note";
 
 impl Store {
     /// Every application with its current deployment in each environment and its flags.
@@ -94,7 +96,8 @@ impl Store {
         };
         let sql = format!(
             "SELECT a.id, a.shortname, a.name, a.repo, a.team, a.manual_environments, c.environment,
-                    d.id, d.version, d.sha, d.deployed_by, d.trigger_kind, d.status, d.failed_stage, d.created_at
+                    d.id, d.version, d.sha, d.deployed_by, d.trigger_kind, d.status, d.failed_stage, d.created_at,
+                    d.gate_note
              FROM applications a
              LEFT JOIN current_deployments c ON c.application_id = a.id
              LEFT JOIN deployments d ON d.id = c.deployment_id
@@ -149,6 +152,7 @@ impl Store {
                         failed_stage: r.13.as_deref().and_then(|s| Stage::parse(s).ok()),
                         created_at_ms: at,
                         stalled: false,
+                        gate_note: r.15,
                     });
                 }
             }
@@ -225,6 +229,7 @@ impl Store {
             notes: app.notes,
             history,
             now_ms: now_ms(),
+            soaking: vec![],
         }))
     }
 
@@ -465,6 +470,7 @@ fn summary_from_history(
                 failed_stage: d.failed_stage,
                 created_at_ms: d.created_at_ms,
                 stalled: d.stalled,
+                gate_note: d.gate_note.clone(),
             })
         })
         .collect();
