@@ -35,7 +35,6 @@ struct DemoApp {
     notes: &'static str,
     /// (environment, version, outcome); history is made up behind the latest.
     current: &'static [(&'static str, &'static str, Outcome)],
-    history: usize,
 }
 
 const APPS: &[DemoApp] = &[
@@ -50,7 +49,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v3412", Outcome::Ok),
             ("production", "v3412", Outcome::Ok),
         ],
-        history: 6,
     },
     DemoApp {
         name: "Frontend",
@@ -63,7 +61,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v210", Outcome::Ok),
             ("production", "v205", Outcome::Ok),
         ],
-        history: 8,
     },
     DemoApp {
         name: "Publisher",
@@ -76,7 +73,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v88", Outcome::FailedAt(Stage::SmokeTests)),
             ("production", "v87", Outcome::Ok),
         ],
-        history: 5,
     },
     DemoApp {
         name: "Router",
@@ -89,7 +85,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v1200", Outcome::Ok),
             ("production", "v1200", Outcome::Ok),
         ],
-        history: 5,
     },
     DemoApp {
         name: "Search API",
@@ -102,7 +97,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v550", Outcome::Ok),
             ("production", "v549", Outcome::Ok),
         ],
-        history: 4,
     },
     DemoApp {
         name: "Signon",
@@ -115,7 +109,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v940", Outcome::Ok),
             ("production", "v940", Outcome::Ok),
         ],
-        history: 40,
     },
     DemoApp {
         name: "Asset Manager",
@@ -124,7 +117,6 @@ const APPS: &[DemoApp] = &[
         manual: &["staging", "production"],
         notes: "Continuous deployment is off while the storage migration runs.",
         current: &[("integration", "v301", Outcome::Ok)],
-        history: 3,
     },
     DemoApp {
         name: "Collections",
@@ -137,7 +129,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "3f9c2a1", Outcome::Ok),
             ("production", "3f9c2a1", Outcome::Ok),
         ],
-        history: 4,
     },
     DemoApp {
         name: "Whitehall",
@@ -150,7 +141,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v19022", Outcome::Ok),
             ("production", "v19022", Outcome::Ok),
         ],
-        history: 10,
     },
     DemoApp {
         name: "Email Alert API",
@@ -163,7 +153,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v712", Outcome::Ok),
             ("production", "v712", Outcome::Ok),
         ],
-        history: 4,
     },
     DemoApp {
         name: "Licensing",
@@ -176,7 +165,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "release_455", Outcome::NotifiedOnly),
             ("production", "release_454", Outcome::NotifiedOnly),
         ],
-        history: 3,
     },
     DemoApp {
         name: "Static",
@@ -189,7 +177,6 @@ const APPS: &[DemoApp] = &[
             ("staging", "v2105", Outcome::Ok),
             ("production", "v2105", Outcome::Ok),
         ],
-        history: 30,
     },
 ];
 
@@ -216,36 +203,26 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
         .collect();
     store.sync_applications(&specs).await?;
     let now = now_ms();
+    // 90 days of a team's history behind the current versions, loaded at once.
+    let ids: std::collections::HashMap<String, i64> = store
+        .applications()
+        .await?
+        .into_iter()
+        .map(|a| (a.shortname, a.id))
+        .collect();
+    let mut past = Vec::new();
+    for (ai, a) in APPS.iter().enumerate() {
+        if let Some(id) = ids.get(a.repo) {
+            past.extend(history(*id, ai, a, now));
+        }
+    }
+    past.sort_by_key(|p| p.at_ms);
+    store.bulk_insert_history(&past).await?;
     let mut person = 0usize;
     for (ai, a) in APPS.iter().enumerate() {
         let repo = RepoName::parse(&format!("{ORG}/{}", a.repo))?;
         for (ei, (env, version, outcome)) in a.current.iter().enumerate() {
             let environment = store.environments().parse(env)?;
-            // Older history: plain notifications, a few hours apart.
-            for h in (1..=a.history).rev() {
-                let old = older_version(version, h);
-                person += 1;
-                store
-                    .record_deployment(&NewDeployment {
-                        repo: repo.clone(),
-                        environment: environment.clone(),
-                        version: GitRef::parse(&old)?,
-                        sha: None,
-                        deployed_by: Some(PEOPLE[person % PEOPLE.len()].into()),
-                        trigger: if ei == 0 {
-                            Trigger::Continuous
-                        } else {
-                            Trigger::Promotion
-                        },
-                        created_at_ms: Some(
-                            now - (h as i64) * 190 * MINUTE
-                                - (ai as i64) * 7 * MINUTE
-                                - (ei as i64) * 20 * MINUTE,
-                        ),
-                        base_status: DeploymentStatus::Succeeded,
-                    })
-                    .await?;
-            }
             let start = now - (ai as i64 * 11 + 45) * MINUTE + (ei as i64) * 15 * MINUTE;
             person += 1;
             let manual = a.manual.contains(env);
@@ -352,6 +329,161 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// A small deterministic generator: the demo is the same on every machine.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// A whole number in `lo..hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % ((hi - lo).max(1) as u64)) as i64
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// The number at the end of a version made of a prefix and digits ("v3412" -> 3412);
+/// `None` for a SHA or anything else.
+fn version_number(version: &str) -> Option<i64> {
+    let i = version.find(|c: char| c.is_ascii_digit())?;
+    if version.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    version[i..].parse().ok()
+}
+
+/// A commit's SHA for a version of an app (40 hex digits, the same every time).
+fn sha_of(repo: &str, version: &str) -> String {
+    let seed = repo
+        .bytes()
+        .chain(version.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut g = Lcg(seed);
+    (0..5).map(|_| format!("{:08x}", g.next() as u32)).collect()
+}
+
+const DAY: i64 = 24 * 60 * MINUTE;
+
+/// Moves a time to a working hour of a weekday, mostly: a team deploys on weekdays
+/// between 08:00 and 18:00 UTC, and now and then on a weekend.
+fn working_time(t: i64, g: &mut Lcg) -> i64 {
+    let day = t.div_euclid(DAY);
+    // 1970-01-01 was a Thursday: (day + 3) % 7 is 0 on Mondays.
+    let weekday = (day + 3).rem_euclid(7);
+    let day = match weekday {
+        5 if !g.chance(10) => day - 1,
+        6 if !g.chance(10) => day - 2,
+        _ => day,
+    };
+    day * DAY + 8 * 60 * MINUTE + g.range(0, 10 * 60) * MINUTE
+}
+
+/// 90 days of `a`'s deployments before its current ones (those are loaded after): a
+/// release every few working hours, promoted through the environments (by hand where
+/// continuous deployment is off), a few failures, and for two apps a bad production
+/// release rolled back and restored. Each version has a commit made a while before.
+fn history(application_id: i64, ai: usize, a: &DemoApp, now: i64) -> Vec<app::store::PastDeployment> {
+    let mut g = Lcg(0x5eed + ai as u64 * 7919);
+    let mut out = Vec::new();
+    let Some((_, newest, _)) = a.current.first() else {
+        return out;
+    };
+    // How many releases fit before the newest's number reaches 1.
+    let releases = version_number(newest).map_or(120, |n| (n - 1).clamp(0, 120));
+    if releases == 0 {
+        return out;
+    }
+    let step = 85 * DAY / releases;
+    // Releases an environment has not reached yet: production runs v205 while integration
+    // runs v210, so v206 to v209 never reached production.
+    let behind: Vec<i64> = a
+        .current
+        .iter()
+        .map(|(_, v, _)| match (version_number(newest), version_number(v)) {
+            (Some(n), Some(m)) => (n - m).max(0),
+            _ => 0,
+        })
+        .collect();
+    let rollback_at = match ai {
+        0 => Some(releases / 3),
+        5 => Some(2 * releases / 3),
+        _ => None,
+    };
+    for h in 1..=releases {
+        let version = older_version(newest, h as usize);
+        let sha = sha_of(a.repo, &version);
+        let t = working_time(now - 3 * DAY - (h - 1) * step - g.range(0, step / 3 + 1), &mut g);
+        let committed = t - g.range(20, 8 * 60) * MINUTE;
+        let mut at = t;
+        for (ei, (env, _, _)) in a.current.iter().enumerate() {
+            if h <= behind[ei] {
+                continue;
+            }
+            let manual = a.manual.contains(env);
+            if ei > 0 {
+                at += if manual {
+                    g.range(2 * 60, 24 * 60) * MINUTE
+                } else if ei + 1 == a.current.len() {
+                    g.range(40, 6 * 60) * MINUTE
+                } else {
+                    g.range(20, 60) * MINUTE
+                };
+            }
+            let rolled_back = rollback_at == Some(h) && ei + 1 == a.current.len();
+            let failed = rolled_back || g.chance(if ei == 0 { 6 } else { 2 });
+            out.push(app::store::PastDeployment {
+                application_id,
+                environment: env.to_string(),
+                version: version.clone(),
+                sha: sha.clone(),
+                trigger: if manual {
+                    Trigger::Manual
+                } else if ei == 0 {
+                    Trigger::Continuous
+                } else {
+                    Trigger::Promotion
+                },
+                deployed_by: PEOPLE[g.range(0, PEOPLE.len() as i64) as usize].into(),
+                status: if failed {
+                    DeploymentStatus::Failed
+                } else {
+                    DeploymentStatus::Succeeded
+                },
+                at_ms: at,
+                committed_at_ms: committed,
+            });
+            if rolled_back {
+                // Someone rolls production back to the release before, half an hour later.
+                let previous = older_version(newest, h as usize + 1);
+                out.push(app::store::PastDeployment {
+                    application_id,
+                    environment: env.to_string(),
+                    sha: sha_of(a.repo, &previous),
+                    version: previous,
+                    trigger: Trigger::Manual,
+                    deployed_by: PEOPLE[ai % PEOPLE.len()].into(),
+                    status: DeploymentStatus::Succeeded,
+                    at_ms: at + g.range(20, 50) * MINUTE,
+                    committed_at_ms: committed - step,
+                });
+            }
+            if failed {
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// The demo app and environment whose Argo CD runs something else than Release recorded.
 pub const DRIFTED: (&str, &str) = ("static", "production");
 
@@ -377,5 +509,35 @@ mod tests {
         assert_eq!(super::older_version("v3412", 3), "v3409");
         assert_eq!(super::older_version("release_455", 2), "release_453");
         assert_eq!(super::older_version("3f9c2a1", 1).len(), 7);
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_history_looks_like_a_teams() {
+        let now = 1_765_000_000_000;
+        let all: Vec<_> = APPS
+            .iter()
+            .enumerate()
+            .flat_map(|(ai, a)| history(ai as i64 + 1, ai, a, now))
+            .collect();
+        assert!(all.len() > 2_000, "{}", all.len());
+        assert!(all.iter().all(|p| p.at_ms < now - DAY && p.at_ms > now - 92 * DAY));
+        assert!(all.iter().all(|p| p.committed_at_ms < p.at_ms));
+        let weekend = all
+            .iter()
+            .filter(|p| (p.at_ms.div_euclid(DAY) + 3).rem_euclid(7) >= 5)
+            .count();
+        assert!(weekend * 10 < all.len(), "weekdays busier: {weekend} of {}", all.len());
+        let failed = all.iter().filter(|p| p.status == DeploymentStatus::Failed).count();
+        assert!(failed > 20 && failed * 10 < all.len(), "a few failures: {failed}");
+        let rollbacks = all
+            .iter()
+            .filter(|p| p.trigger == Trigger::Manual && p.environment == "production" && p.deployed_by == PEOPLE[0])
+            .count();
+        assert!(rollbacks >= 1);
     }
 }

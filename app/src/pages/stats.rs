@@ -126,9 +126,25 @@ fn Report(r: StatsReport) -> impl IntoView {
             (e.clone(), series(&n))
         })
         .collect();
-    let hours = |s: &Spread| s.median_seconds.map(|v| v as f64 / 3600.0).unwrap_or(0.0);
-    let lead = series(&|w| hours(&w.lead_time));
-    let restore = series(&|w| hours(&w.time_to_restore));
+    // Each duration chart in the unit its longest week reads best in.
+    let longest = |f: &dyn Fn(&Week) -> &Spread| {
+        r.weeks
+            .iter()
+            .filter_map(|w| f(w).median_seconds)
+            .max()
+            .unwrap_or(0) as f64
+    };
+    let lead_unit = duration_unit(longest(&|w| &w.lead_time));
+    let restore_unit = duration_unit(longest(&|w| &w.time_to_restore));
+    let lead = series(&|w| {
+        w.lead_time.median_seconds.map(|v| v as f64 / lead_unit.0).unwrap_or(0.0)
+    });
+    let restore = series(&|w| {
+        w.time_to_restore
+            .median_seconds
+            .map(|v| v as f64 / restore_unit.0)
+            .unwrap_or(0.0)
+    });
     let cfr = series(&|w| {
         if w.production_deployments == 0 {
             0.0
@@ -183,16 +199,37 @@ fn Report(r: StatsReport) -> impl IntoView {
         </dl>
         <Chart id="frequency" title="Deployments per week".to_string() unit="" labels=weeks.clone() series=deploy_series
             head=deploy_head rows=deploy_rows/>
-        <Chart id="lead" title=format!("Lead time to {}, median per week (hours)", r.production) unit=" h" labels=weeks.clone()
+        <Chart id="lead" title=format!("Lead time to {}, median per week ({})", r.production, lead_unit.1) unit=lead_unit.2 labels=weeks.clone()
             series=vec![("lead time".to_string(), lead)]
             head=vec!["Week of".into(), "Production deployments".into(), "Median (p90)".into()] rows=lead_rows/>
         <Chart id="failures" title="Change failure rate per week (%)".to_string() unit="%" labels=weeks.clone()
             series=vec![("failure rate".to_string(), cfr)]
             head=vec!["Week of".into(), "Production deployments".into(), "Failed or rolled back".into(), "Rate".into()] rows=cfr_rows/>
-        <Chart id="restore" title="Time to restore, median per week (hours)".to_string() unit=" h" labels=weeks
+        <Chart id="restore" title=format!("Time to restore, median per week ({})", restore_unit.1) unit=restore_unit.2 labels=weeks
             series=vec![("time to restore".to_string(), restore)]
             head=vec!["Week of".into(), "Recoveries".into(), "Median (p90)".into()] rows=restore_rows/>
         <p class="muted small">"Durations are read from log-scale histograms: within 2.2% of the exact value. Days are UTC; weeks start on Monday."</p>
+    }
+}
+
+/// The unit durations up to `max_seconds` read best in: (seconds in it, its name, its
+/// suffix on the axis). Minutes below two hours, hours below three days, else days.
+fn duration_unit(max_seconds: f64) -> (f64, &'static str, &'static str) {
+    if max_seconds < 2.0 * 3600.0 {
+        (60.0, "minutes", " min")
+    } else if max_seconds < 72.0 * 3600.0 {
+        (3600.0, "hours", " h")
+    } else {
+        (86_400.0, "days", " d")
+    }
+}
+
+/// An axis label: whole numbers from 10 up, one decimal below.
+fn axis_number(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
     }
 }
 
@@ -262,7 +299,12 @@ fn Chart(
     });
     let title_id = format!("chart-{id}-title");
     let table_label = format!("{title}: the numbers");
-    let max_label = format!("{:.1}{unit}", top);
+    // No data: no scale to read (never a "0.0 h" axis).
+    let max_label = if max <= 0.0 {
+        "no data".to_string()
+    } else {
+        format!("{}{unit}", axis_number(top))
+    };
     view! {
         <section class="chart" aria-labelledby=title_id.clone()>
             <h2 id=title_id.clone()>{title.clone()}</h2>

@@ -29,6 +29,7 @@ pub use dispatches::{
 };
 pub use live_states::{LiveState, Observation, Observed};
 pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, NewFreeze, ResubmitTarget};
+pub use seed::PastDeployment;
 pub use stats::StatsWork;
 pub use tokens::TokenInfo;
 pub use users::{SignIn, UserRow};

@@ -1,9 +1,79 @@
 //! Bulk loads for the benchmark and the demo: many deployments at once, and
 //! `current_deployments` rebuilt from them.
 
-use super::{Result, Store};
+use super::{now_ms, Result, Store};
+use crate::domain::{DeploymentStatus, Trigger};
+
+/// A past deployment for the demo's history, with its commit's time.
+#[derive(Debug, Clone)]
+pub struct PastDeployment {
+    pub application_id: i64,
+    pub environment: String,
+    pub version: String,
+    pub sha: String,
+    pub trigger: Trigger,
+    pub deployed_by: String,
+    pub status: DeploymentStatus,
+    pub at_ms: i64,
+    /// When its commit was made (the lead time's start).
+    pub committed_at_ms: i64,
+}
 
 impl Store {
+    /// Inserts a made-up history at once (the demo's 90 days), in the order of `rows`
+    /// (ids follow it: give them oldest first), with each commit's time as if GitHub had
+    /// said it. Keeps `current_deployments` right.
+    pub async fn bulk_insert_history(&self, rows: &[PastDeployment]) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        for chunk in rows.chunks(100) {
+            let mut sql = String::from(
+                "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 9;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7, b + 8, b + 9
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.application_id)
+                    .bind(r.environment.as_str())
+                    .bind(r.version.as_str())
+                    .bind(r.sha.as_str())
+                    .bind(r.trigger.as_str())
+                    .bind(r.deployed_by.as_str())
+                    .bind(r.status.as_str())
+                    .bind(r.at_ms)
+                    // A pipeline run takes a few minutes.
+                    .bind(r.at_ms + 6 * 60_000);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let now = now_ms();
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO commit_times (application_id, sha, day, committed_at, looked_up_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (application_id, sha) DO NOTHING",
+            )
+            .bind(r.application_id)
+            .bind(r.sha.as_str())
+            .bind(r.at_ms.div_euclid(86_400_000))
+            .bind(r.committed_at_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        refresh_current(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Inserts many deployments at once, for the benchmark and the demo: `rows` are
     /// (application id, environment, version, created_at). Keeps `current_deployments` right.
     pub async fn bulk_insert_deployments(&self, rows: &[(i64, String, String, i64)]) -> Result<()> {
