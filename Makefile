@@ -3,7 +3,7 @@ export PATH := $(CURDIR)/target/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PAT
 
 TARGET := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test bench fuzz
+.PHONY: run test bench fuzz image
 
 ## 100,000 random and malformed requests against every endpoint and server function
 fuzz:
@@ -28,3 +28,7 @@ bench:
 	./.ci/build --release
 	cargo build --release --bin release-bench
 	BENCH_SERVER=$(TARGET)/release/release $(TARGET)/release/release-bench
+
+## The OCI image (deploy/Containerfile): a static server and the site, no base image
+image:
+	./.ci/image localhost/release:latest

@@ -674,6 +674,50 @@ fn check_names(names: &[String], place: &str) -> anyhow::Result<Vec<String>> {
 mod tests {
     use super::*;
 
+    /// The example Kubernetes ConfigMap's release.toml is a configuration Release accepts.
+    #[test]
+    fn the_kubernetes_example_configuration_parses() {
+        let yaml = include_str!("../deploy/kubernetes/configmap.yaml");
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("release.toml: |"))
+            .skip(1)
+            .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&toml).expect("the example parses");
+        assert_eq!(c.applications.len(), 1);
+        assert_eq!(c.gates.soak_minutes("frontend", "production"), 30);
+        assert!(c.gates.checks_on("frontend", "production"));
+    }
+
+    #[test]
+    fn gates_are_checked_at_startup() {
+        let ok = Config::parse(
+            "[gates.staging]\nrequired_checks = [\"test\", \"lint\"]\nsoak_minutes = 30\noverride = \"admins\"\n[[applications]]\nrepo = \"a/b\"\nrequired_checks = [\"build\"]\nsoak_minutes = { production = 60 }\n",
+        )
+        .unwrap();
+        assert_eq!(ok.gates.soak_minutes("b", "staging"), 30);
+        assert_eq!(ok.gates.soak_minutes("b", "production"), 60);
+        assert_eq!(ok.gates.override_by("staging"), app::domain::gates::OverrideBy::Admins);
+        assert_eq!(ok.gates.configured_checks("b", "staging", false), vec!["build", "lint", "test"]);
+        assert_eq!(ok.gates.configured_checks("b", "staging", true), vec!["lint", "test"]);
+        for (bad, says) in [
+            ("[gates.qa]\nsoak_minutes = 1\n", "gates.qa"),
+            ("[gates.staging]\nsoak_minutes = 10081\n", "soak_minutes must be 0 to 10080"),
+            ("[gates.staging]\nsoak_minutes = -1\n", "soak_minutes must be 0 to 10080"),
+            ("[gates.staging]\nrequired_checks = [\"\"]\n", "gates.staging.required_checks"),
+            ("[gates.staging]\nrequired_checks = [\"a\\u0007\"]\n", "is not a check name"),
+            ("[gates.staging]\noverride = \"everyone\"\n", "override must be"),
+            ("[gates.staging]\nrequired_check = [\"test\"]\n", "unknown field `required_check`"),
+            ("[[applications]]\nrepo = \"a/b\"\nsoak_minutes = { qa = 5 }\n", "soak_minutes"),
+            ("[[applications]]\nrepo = \"a/b\"\nsoak_minutes = { production = 20000 }\n", "soak_minutes must be"),
+        ] {
+            let err = format!("{:#}", Config::parse(bad).expect_err(bad));
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
     #[test]
     fn parses_a_full_file() {
         let c = Config::parse(

@@ -96,6 +96,11 @@ fn cell(
         out.push(' ');
         escape(who, out);
     }
+    if let Some(soaking) = &c.soaking {
+        out.push_str(" <em class=\"soak\">");
+        escape(soaking, out);
+        out.push_str("</em>");
+    }
     if let Some(note) = &c.gate_note {
         out.push_str(" <em class=\"gate\">");
         escape(note, out);
@@ -387,6 +392,8 @@ struct Inner {
 /// The rendered grid, kept current from the store's change announcements.
 pub struct GridCache {
     store: Store,
+    /// The soak times, for "soaking 12/30 min" on the cells that wait.
+    gates: Arc<crate::domain::gates::GateConfig>,
     /// The demo's simulated pipeline: the fragment says so first.
     simulated: bool,
     inner: tokio::sync::Mutex<Inner>,
@@ -403,7 +410,11 @@ impl GridCache {
     /// Renders the grid once, then keeps it current: a background task applies changes
     /// as they are announced (so open grids get their deltas within milliseconds), and
     /// renders afresh each minute for "how long ago".
-    pub async fn start(store: Store, simulated: bool) -> Result<Arc<Self>, StoreError> {
+    pub async fn start(
+        store: Store,
+        simulated: bool,
+        gates: Arc<crate::domain::gates::GateConfig>,
+    ) -> Result<Arc<Self>, StoreError> {
         let cache = Arc::new(Self {
             inner: tokio::sync::Mutex::new(Inner {
                 changes: store.subscribe(),
@@ -413,6 +424,7 @@ impl GridCache {
                 generation: 0,
             }),
             store: store.clone(),
+            gates,
             simulated,
             snapshot: RwLock::new(None),
             deltas: broadcast::channel(1024).0,
@@ -509,7 +521,7 @@ impl GridCache {
             return Ok(inner);
         }
         if everything || stale {
-            let grid = self.store.grid().await?;
+            let grid = crate::actions::gates::with_soak(&self.store, &self.gates, self.store.grid().await?).await?;
             let old = inner.rendered.take();
             let rendered = self.render_all(grid, now);
             if everything {
@@ -526,7 +538,7 @@ impl GridCache {
             inner.pending_all = false;
         } else {
             let names: Vec<String> = inner.pending.iter().cloned().collect();
-            let grid = self.store.grid_for(&names).await?;
+            let grid = crate::actions::gates::with_soak(&self.store, &self.gates, self.store.grid_for(&names).await?).await?;
             let rendered = inner.rendered.as_mut().expect("rendered above");
             self.apply(rendered, grid, &names, now);
             inner.pending.clear();
@@ -695,6 +707,7 @@ mod tests {
                     created_at_ms: 0,
                     stalled: false,
                     gate_note: None,
+                    soaking: None,
                 }),
                 None,
             ],

@@ -29,6 +29,9 @@ pub struct Cell {
     /// Deployed through a closed gate: "checks overridden", "soak overridden".
     #[serde(default)]
     pub gate_note: Option<String>,
+    /// This version has not run here long enough to go on: "soaking 12/30 min".
+    #[serde(default)]
+    pub soaking: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,22 +15,42 @@ use serde::Deserialize;
 /// A pipeline stage started, succeeded or failed.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EventBody {
+    /// `owner/name` (also accepted: a GitHub URL, or a bare name with `default_owner`).
+    #[schema(pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$", example = "alphagov/content-store")]
     repo: String,
+    /// A configured environment (the document lists them).
+    #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
     environment: String,
+    /// A git ref (tag, branch) or a commit SHA.
+    #[schema(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$", max_length = 255, example = "v301")]
     version: String,
+    #[schema(pattern = r"^(build|deploy_image|image_tag_update|sync|rollout|smoke_tests|promotion)$")]
     stage: String,
+    #[schema(pattern = r"^(started|succeeded|failed)$")]
     status: String,
+    #[schema(max_length = 2000)]
     message: Option<String>,
     workflow: Option<WorkflowBody>,
+    /// Makes the event idempotent: the same id again answers the first answer.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,200}$", min_length = 1, max_length = 200)]
     delivery_id: Option<String>,
+    /// RFC 3339; default now.
+    #[schema(format = DateTime)]
     at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowBody {
+    /// A configured environment (informational: Resubmit uses the deployment's own).
+    #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
     environment: Option<String>,
+    /// A Kubernetes namespace (DNS-1123 label).
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length = 63)]
     namespace: Option<String>,
+    /// A Kubernetes object name (DNS-1123 subdomain).
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,2}$", max_length = 253)]
     name: Option<String>,
+    #[schema(pattern = r"^https?://[^\s\u0000-\u001F\u007F-\u009F]{1,1990}$", max_length = 2000)]
     url: Option<String>,
 }
 
@@ -51,7 +71,7 @@ fn parse(body: EventBody, state: &ServerState) -> Result<NewEvent, InvalidInput>
         .map(|w| parse_workflow(w, state))
         .transpose()?;
     let delivery_id = match body.delivery_id {
-        Some(d) if d.is_empty() || d.len() > 200 || d.chars().any(|c| c.is_control()) => {
+        Some(d) if d.is_empty() || d.chars().count() > 200 || d.chars().any(|c| c.is_control()) => {
             return Err(InvalidInput::new(
                 "delivery_id",
                 "must be 1 to 200 printable characters",

@@ -47,8 +47,50 @@ impl Modify for Bearer {
 )]
 pub struct ApiDoc;
 
-/// `GET /api/openapi.json`: public, like any API description. Built once per process.
-pub async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
-    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
-    Json(DOC.get_or_init(ApiDoc::openapi))
+/// `GET /api/openapi.json`: public, like any API description. Built once per process,
+/// with this server's environments as the `enum` of every environment field and
+/// parameter, so the document says exactly what the server accepts.
+pub async fn document(
+    axum::extract::State(state): axum::extract::State<super::state::ServerState>,
+) -> Json<&'static serde_json::Value> {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(|| {
+        let names: Vec<&str> = state.app.store.environments().names();
+        with_environments(
+            serde_json::to_value(ApiDoc::openapi()).unwrap_or_default(),
+            &names,
+        )
+    }))
+}
+
+/// The document with `names` as the `enum` of every property called `environment` and
+/// every parameter called `environment` or `to`.
+pub fn with_environments(mut doc: serde_json::Value, names: &[&str]) -> serde_json::Value {
+    let allowed = serde_json::json!(names);
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|v| v.as_object_mut())
+    {
+        for schema in schemas.values_mut() {
+            if let Some(env) = schema.pointer_mut("/properties/environment") {
+                env["enum"] = allowed.clone();
+            }
+        }
+    }
+    if let Some(paths) = doc.get_mut("paths").and_then(|v| v.as_object_mut()) {
+        for op in paths.values_mut().filter_map(|p| p.as_object_mut()) {
+            for method in op.values_mut() {
+                let Some(params) = method.get_mut("parameters").and_then(|p| p.as_array_mut())
+                else {
+                    continue;
+                };
+                for param in params {
+                    if matches!(param["name"].as_str(), Some("environment" | "to")) {
+                        param["schema"]["enum"] = allowed.clone();
+                    }
+                }
+            }
+        }
+    }
+    doc
 }

@@ -284,6 +284,8 @@ pub struct Soak {
     pub required_minutes: u32,
     /// Its longest stint there, whole minutes.
     pub minutes: i64,
+    /// Its stint there now, whole minutes (0 when it does not run there now).
+    pub current_minutes: i64,
     /// `None` when it has soaked long enough.
     pub hold: Option<String>,
     /// When the current stint will have lasted long enough (none when it does not run
@@ -330,6 +332,7 @@ pub fn soak(
         environment: environment.to_owned(),
         required_minutes,
         minutes,
+        current_minutes: current.map_or(0, |c| len(c) / 60_000),
         hold,
         retry_after_seconds: retry,
     }

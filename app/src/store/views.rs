@@ -153,6 +153,7 @@ impl Store {
                         created_at_ms: at,
                         stalled: false,
                         gate_note: r.15,
+                        soaking: None,
                     });
                 }
             }
@@ -471,6 +472,7 @@ fn summary_from_history(
                 created_at_ms: d.created_at_ms,
                 stalled: d.stalled,
                 gate_note: d.gate_note.clone(),
+                soaking: None,
             })
         })
         .collect();
