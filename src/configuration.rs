@@ -699,19 +699,52 @@ mod tests {
         .unwrap();
         assert_eq!(ok.gates.soak_minutes("b", "staging"), 30);
         assert_eq!(ok.gates.soak_minutes("b", "production"), 60);
-        assert_eq!(ok.gates.override_by("staging"), app::domain::gates::OverrideBy::Admins);
-        assert_eq!(ok.gates.configured_checks("b", "staging", false), vec!["build", "lint", "test"]);
-        assert_eq!(ok.gates.configured_checks("b", "staging", true), vec!["lint", "test"]);
+        assert_eq!(
+            ok.gates.override_by("staging"),
+            app::domain::gates::OverrideBy::Admins
+        );
+        assert_eq!(
+            ok.gates.configured_checks("b", "staging", false),
+            vec!["build", "lint", "test"]
+        );
+        assert_eq!(
+            ok.gates.configured_checks("b", "staging", true),
+            vec!["lint", "test"]
+        );
         for (bad, says) in [
             ("[gates.qa]\nsoak_minutes = 1\n", "gates.qa"),
-            ("[gates.staging]\nsoak_minutes = 10081\n", "soak_minutes must be 0 to 10080"),
-            ("[gates.staging]\nsoak_minutes = -1\n", "soak_minutes must be 0 to 10080"),
-            ("[gates.staging]\nrequired_checks = [\"\"]\n", "gates.staging.required_checks"),
-            ("[gates.staging]\nrequired_checks = [\"a\\u0007\"]\n", "is not a check name"),
-            ("[gates.staging]\noverride = \"everyone\"\n", "override must be"),
-            ("[gates.staging]\nrequired_check = [\"test\"]\n", "unknown field `required_check`"),
-            ("[[applications]]\nrepo = \"a/b\"\nsoak_minutes = { qa = 5 }\n", "soak_minutes"),
-            ("[[applications]]\nrepo = \"a/b\"\nsoak_minutes = { production = 20000 }\n", "soak_minutes must be"),
+            (
+                "[gates.staging]\nsoak_minutes = 10081\n",
+                "soak_minutes must be 0 to 10080",
+            ),
+            (
+                "[gates.staging]\nsoak_minutes = -1\n",
+                "soak_minutes must be 0 to 10080",
+            ),
+            (
+                "[gates.staging]\nrequired_checks = [\"\"]\n",
+                "gates.staging.required_checks",
+            ),
+            (
+                "[gates.staging]\nrequired_checks = [\"a\\u0007\"]\n",
+                "is not a check name",
+            ),
+            (
+                "[gates.staging]\noverride = \"everyone\"\n",
+                "override must be",
+            ),
+            (
+                "[gates.staging]\nrequired_check = [\"test\"]\n",
+                "unknown field `required_check`",
+            ),
+            (
+                "[[applications]]\nrepo = \"a/b\"\nsoak_minutes = { qa = 5 }\n",
+                "soak_minutes",
+            ),
+            (
+                "[[applications]]\nrepo = \"a/b\"\nsoak_minutes = { production = 20000 }\n",
+                "soak_minutes must be",
+            ),
         ] {
             let err = format!("{:#}", Config::parse(bad).expect_err(bad));
             assert!(err.contains(says), "{bad}: {err}");

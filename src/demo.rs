@@ -366,7 +366,9 @@ fn sha_of(repo: &str, version: &str) -> String {
     let seed = repo
         .bytes()
         .chain(version.bytes())
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
     let mut g = Lcg(seed);
     (0..5).map(|_| format!("{:08x}", g.next() as u32)).collect()
 }
@@ -391,7 +393,12 @@ fn working_time(t: i64, g: &mut Lcg) -> i64 {
 /// release every few working hours, promoted through the environments (by hand where
 /// continuous deployment is off), a few failures, and for two apps a bad production
 /// release rolled back and restored. Each version has a commit made a while before.
-fn history(application_id: i64, ai: usize, a: &DemoApp, now: i64) -> Vec<app::store::PastDeployment> {
+fn history(
+    application_id: i64,
+    ai: usize,
+    a: &DemoApp,
+    now: i64,
+) -> Vec<app::store::PastDeployment> {
     let mut g = Lcg(0x5eed + ai as u64 * 7919);
     let mut out = Vec::new();
     let Some((_, newest, _)) = a.current.first() else {
@@ -408,10 +415,12 @@ fn history(application_id: i64, ai: usize, a: &DemoApp, now: i64) -> Vec<app::st
     let behind: Vec<i64> = a
         .current
         .iter()
-        .map(|(_, v, _)| match (version_number(newest), version_number(v)) {
-            (Some(n), Some(m)) => (n - m).max(0),
-            _ => 0,
-        })
+        .map(
+            |(_, v, _)| match (version_number(newest), version_number(v)) {
+                (Some(n), Some(m)) => (n - m).max(0),
+                _ => 0,
+            },
+        )
         .collect();
     let rollback_at = match ai {
         0 => Some(releases / 3),
@@ -421,7 +430,10 @@ fn history(application_id: i64, ai: usize, a: &DemoApp, now: i64) -> Vec<app::st
     for h in 1..=releases {
         let version = older_version(newest, h as usize);
         let sha = sha_of(a.repo, &version);
-        let t = working_time(now - 3 * DAY - (h - 1) * step - g.range(0, step / 3 + 1), &mut g);
+        let t = working_time(
+            now - 3 * DAY - (h - 1) * step - g.range(0, step / 3 + 1),
+            &mut g,
+        );
         let committed = t - g.range(20, 8 * 60) * MINUTE;
         let mut at = t;
         for (ei, (env, _, _)) in a.current.iter().enumerate() {
@@ -525,18 +537,34 @@ mod history_tests {
             .flat_map(|(ai, a)| history(ai as i64 + 1, ai, a, now))
             .collect();
         assert!(all.len() > 2_000, "{}", all.len());
-        assert!(all.iter().all(|p| p.at_ms < now - DAY && p.at_ms > now - 92 * DAY));
+        assert!(all
+            .iter()
+            .all(|p| p.at_ms < now - DAY && p.at_ms > now - 92 * DAY));
         assert!(all.iter().all(|p| p.committed_at_ms < p.at_ms));
         let weekend = all
             .iter()
             .filter(|p| (p.at_ms.div_euclid(DAY) + 3).rem_euclid(7) >= 5)
             .count();
-        assert!(weekend * 10 < all.len(), "weekdays busier: {weekend} of {}", all.len());
-        let failed = all.iter().filter(|p| p.status == DeploymentStatus::Failed).count();
-        assert!(failed > 20 && failed * 10 < all.len(), "a few failures: {failed}");
+        assert!(
+            weekend * 10 < all.len(),
+            "weekdays busier: {weekend} of {}",
+            all.len()
+        );
+        let failed = all
+            .iter()
+            .filter(|p| p.status == DeploymentStatus::Failed)
+            .count();
+        assert!(
+            failed > 20 && failed * 10 < all.len(),
+            "a few failures: {failed}"
+        );
         let rollbacks = all
             .iter()
-            .filter(|p| p.trigger == Trigger::Manual && p.environment == "production" && p.deployed_by == PEOPLE[0])
+            .filter(|p| {
+                p.trigger == Trigger::Manual
+                    && p.environment == "production"
+                    && p.deployed_by == PEOPLE[0]
+            })
             .count();
         assert!(rollbacks >= 1);
     }

@@ -100,26 +100,26 @@ impl Server {
         let stall_ms = settings.config.stall_minutes * 60_000;
         let simulated = settings.demo && settings.config.github.is_none();
         let gates = Arc::new({
-                    let mut g = settings.config.gates.clone();
-                    g.argocd_environments = settings
-                        .config
-                        .argocd
-                        .iter()
-                        .map(|(e, _)| e.clone())
-                        .collect();
-                    // The demo shows a soak time at work when no gates are configured:
-                    // search-api's version in staging soaks two hours before production.
-                    if settings.demo && settings.config.gates == Default::default() {
-                        g.applications.insert(
-                            "search-api".into(),
-                            app::domain::gates::ApplicationGates {
-                                required_checks: None,
-                                soak_minutes: [("production".to_string(), 120)].into(),
-                            },
-                        );
-                    }
-                    g
-                });
+            let mut g = settings.config.gates.clone();
+            g.argocd_environments = settings
+                .config
+                .argocd
+                .iter()
+                .map(|(e, _)| e.clone())
+                .collect();
+            // The demo shows a soak time at work when no gates are configured:
+            // search-api's version in staging soaks two hours before production.
+            if settings.demo && settings.config.gates == Default::default() {
+                g.applications.insert(
+                    "search-api".into(),
+                    app::domain::gates::ApplicationGates {
+                        required_checks: None,
+                        soak_minutes: [("production".to_string(), 120)].into(),
+                    },
+                );
+            }
+            g
+        });
         let grid = app::grid_cache::GridCache::start(store.clone(), simulated, gates.clone())
             .await
             .context("rendering the grid")?;

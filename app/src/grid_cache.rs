@@ -521,7 +521,12 @@ impl GridCache {
             return Ok(inner);
         }
         if everything || stale {
-            let grid = crate::actions::gates::with_soak(&self.store, &self.gates, self.store.grid().await?).await?;
+            let grid = crate::actions::gates::with_soak(
+                &self.store,
+                &self.gates,
+                self.store.grid().await?,
+            )
+            .await?;
             let old = inner.rendered.take();
             let rendered = self.render_all(grid, now);
             if everything {
@@ -538,7 +543,12 @@ impl GridCache {
             inner.pending_all = false;
         } else {
             let names: Vec<String> = inner.pending.iter().cloned().collect();
-            let grid = crate::actions::gates::with_soak(&self.store, &self.gates, self.store.grid_for(&names).await?).await?;
+            let grid = crate::actions::gates::with_soak(
+                &self.store,
+                &self.gates,
+                self.store.grid_for(&names).await?,
+            )
+            .await?;
             let rendered = inner.rendered.as_mut().expect("rendered above");
             self.apply(rendered, grid, &names, now);
             inner.pending.clear();

@@ -148,6 +148,13 @@ fn github_read_ok(status: u16, hints: [&'static str; 3]) -> Result<(), OutsideEr
     }
 }
 
+/// An http(s) link, the only kind a page may render from what GitHub relays (a status's
+/// `target_url` is whatever its poster wrote: never a `javascript:` link).
+fn is_web_link(u: &str) -> bool {
+    (u.starts_with("https://") || u.starts_with("http://"))
+        && !u.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// A commit's checks as GitHub reports them, and those its default branch requires.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommitChecks {
@@ -559,9 +566,20 @@ impl Pipeline {
                 }
             }
         }
-        let mut rules_url = endpoint(api, &["repos", owner, name, "rules", "branches", branch])?;
-        rules_url.query_pairs_mut().append_pair("per_page", "100");
-        let rules: Vec<BranchRule> = self.github_get(rules_url, token, HINTS).await?;
+        // The rules of every ruleset that applies, 100 a page, at most 5 pages.
+        let mut rules: Vec<BranchRule> = Vec::new();
+        for page in 1..=5 {
+            let mut url = endpoint(api, &["repos", owner, name, "rules", "branches", branch])?;
+            url.query_pairs_mut()
+                .append_pair("per_page", "100")
+                .append_pair("page", &page.to_string());
+            let got: Vec<BranchRule> = self.github_get(url, token, HINTS).await?;
+            let n = got.len();
+            rules.extend(got);
+            if n < 100 {
+                break;
+            }
+        }
         for r in rules
             .into_iter()
             .filter(|r| r.kind == "required_status_checks")
@@ -571,7 +589,10 @@ impl Pipeline {
                 .map(|p| p.required_status_checks)
                 .unwrap_or_default()
             {
-                if !required.iter().any(|x| x.context == c.context) {
+                if !required
+                    .iter()
+                    .any(|x| x.context == c.context && x.app_id == c.integration_id)
+                {
                     required.push(RequiredCheck {
                         context: c.context,
                         app_id: c.integration_id,
@@ -593,7 +614,7 @@ impl Pipeline {
                 name: s.context,
                 app_id: None,
                 state: CheckState::of_status(&s.state),
-                url: s.target_url,
+                url: s.target_url.filter(|u| is_web_link(u)),
             })
             .collect();
         // The SHA GitHub resolved, so the check runs are those of the same commit.
@@ -615,7 +636,7 @@ impl Pipeline {
                 state: CheckState::of_check_run(&r.status, r.conclusion.as_deref()),
                 name: r.name,
                 app_id: r.app.map(|a| a.id),
-                url: r.html_url.or(r.details_url),
+                url: r.html_url.or(r.details_url).filter(|u| is_web_link(u)),
             }));
             if n < 100 || seen as i64 >= runs.total_count {
                 break;

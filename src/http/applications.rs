@@ -176,6 +176,7 @@ pub async fn release_app_shape(
 #[derive(serde::Deserialize)]
 pub struct PromotionQuery {
     to: Option<String>,
+    version: Option<String>,
 }
 
 /// May the pipeline promote this app to `to`? No while the app or the site is frozen, nor
@@ -186,20 +187,29 @@ pub struct PromotionQuery {
     params(
         ("shortname" = String, Path, description = "The application's shortname"),
         ("to" = String, Query, description = "The environment to promote to"),
+        ("version" = Option<String>, Query, description = "The version the pipeline is about to promote (default: what runs in the environment before `to`)",
+            pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$"),
     ),
     responses(
         (status = 200, description = "Allowed or not, and why", body = super::schema::GateJson),
         (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
         (status = 404, description = "No such application", body = super::schema::ErrorJson),
-        (status = 422, description = "No `to`, or not an environment", body = super::schema::ErrorJson),
+        (status = 422, description = "No `to`, not an environment, a `version` that is not a git ref, or a query string that does not decode", body = super::schema::ErrorJson),
     ), tag = "applications")]
 pub async fn promotion(
     State(state): State<ServerState>,
     _token: ApiToken,
     Path(shortname): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<PromotionQuery>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let shortname = Shortname::parse(&shortname)?;
+    let q: PromotionQuery = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::Invalid(app::domain::InvalidInput::new("query", e.to_string())))?;
+    let asked = q
+        .version
+        .as_deref()
+        .map(app::domain::GitRef::parse)
+        .transpose()?;
     let to = q.to.ok_or_else(|| {
         ApiError::Invalid(app::domain::InvalidInput::new(
             "to",
@@ -232,7 +242,8 @@ pub async fn promotion(
     if !gate.allowed {
         return Ok(Json(json!(gate)));
     }
-    // The soak gate, for the version that would be promoted: what runs before `to` now.
+    // The soak gate, for the version the pipeline names, else what runs before `to` now;
+    // with a soak time and nothing to measure, no.
     let running = match envs.previous(&env) {
         Some(before) => {
             let grid = store.grid_for(std::slice::from_ref(&app.shortname)).await?;
@@ -244,7 +255,15 @@ pub async fn promotion(
         }
         None => None,
     };
-    if let Some(version) = running {
+    let minutes = state.app.gates.soak_minutes(&app.shortname, env.as_str());
+    let version = asked.map(|v| v.to_string()).or(running);
+    if minutes > 0 && version.is_none() {
+        return Ok(Json(json!({
+            "allowed": false,
+            "reason": format!("soaking: nothing runs in {} to soak before {env}", from.as_deref().unwrap_or("the environment before")),
+        })));
+    }
+    if let Some(version) = version {
         if let Some(soak) = app::actions::gates::soak_hold(&state.app, &app, &env, &version).await?
         {
             return Ok(Json(json!({

@@ -15,7 +15,10 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NotifyBody {
     /// `owner/name` (also accepted: a GitHub URL, or a bare name with `default_owner`).
-    #[schema(pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$", example = "alphagov/content-store")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$",
+        example = "alphagov/content-store"
+    )]
     repo: String,
     deployment: NotifyDeployment,
 }
@@ -26,12 +29,19 @@ pub struct NotifyDeployment {
     #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
     environment: String,
     /// A git ref (tag, branch) or a commit SHA.
-    #[schema(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$", max_length = 255, example = "v301")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$",
+        max_length = 255,
+        example = "v301"
+    )]
     version: String,
     #[schema(pattern = r"^([0-9a-fA-F]{7,40}|[0-9a-fA-F]{64})$")]
     sha: Option<String>,
     /// 1 to 100 printable characters.
-    #[schema(pattern = r"^[A-Za-z0-9][^\u0000-\u001F\u007F-\u009F]{0,99}$", max_length = 100)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9][^\u0000-\u001F\u007F-\u009F]{0,99}$",
+        max_length = 100
+    )]
     deployed_by: Option<String>,
     #[schema(pattern = r"^(continuous|manual|promotion)$")]
     trigger: Option<String>,

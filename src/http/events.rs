@@ -16,15 +16,24 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EventBody {
     /// `owner/name` (also accepted: a GitHub URL, or a bare name with `default_owner`).
-    #[schema(pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$", example = "alphagov/content-store")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$",
+        example = "alphagov/content-store"
+    )]
     repo: String,
     /// A configured environment (the document lists them).
     #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
     environment: String,
     /// A git ref (tag, branch) or a commit SHA.
-    #[schema(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$", max_length = 255, example = "v301")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$",
+        max_length = 255,
+        example = "v301"
+    )]
     version: String,
-    #[schema(pattern = r"^(build|deploy_image|image_tag_update|sync|rollout|smoke_tests|promotion)$")]
+    #[schema(
+        pattern = r"^(build|deploy_image|image_tag_update|sync|rollout|smoke_tests|promotion)$"
+    )]
     stage: String,
     #[schema(pattern = r"^(started|succeeded|failed)$")]
     status: String,
@@ -32,7 +41,11 @@ pub struct EventBody {
     message: Option<String>,
     workflow: Option<WorkflowBody>,
     /// Makes the event idempotent: the same id again answers the first answer.
-    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,200}$", min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     delivery_id: Option<String>,
     /// RFC 3339; default now.
     #[schema(format = DateTime)]
@@ -48,9 +61,15 @@ pub struct WorkflowBody {
     #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length = 63)]
     namespace: Option<String>,
     /// A Kubernetes object name (DNS-1123 subdomain).
-    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,2}$", max_length = 253)]
+    #[schema(
+        pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,2}$",
+        max_length = 253
+    )]
     name: Option<String>,
-    #[schema(pattern = r"^https?://[^\s\u0000-\u001F\u007F-\u009F]{1,1990}$", max_length = 2000)]
+    #[schema(
+        pattern = r"^https?://[^\s\u0000-\u001F\u007F-\u009F]{1,1990}$",
+        max_length = 2000
+    )]
     url: Option<String>,
 }
 

@@ -14,6 +14,9 @@ required_checks = []
 override = "admins"
 [gates.staging]
 soak_minutes = 30
+
+[[applications]]
+repo = "example-org/brand-new"
 "#;
 
 async fn deploy(
@@ -137,7 +140,7 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
         paths,
         vec![
             "/api/repos/example-org/frontend/branches/main".to_string(),
-            "/api/repos/example-org/frontend/rules/branches/main?per_page=100".to_string(),
+            "/api/repos/example-org/frontend/rules/branches/main?per_page=100&page=1".to_string(),
             "/api/repos/example-org/frontend/commits/v1/status?per_page=100".to_string(),
             format!("/api/repos/example-org/frontend/commits/{CHECKED_SHA}/check-runs?filter=latest&per_page=100&page=1"),
             format!("/api/repos/example-org/frontend/commits/{CHECKED_SHA}/check-runs?filter=latest&per_page=100&page=2"),
@@ -168,6 +171,38 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
     assert_eq!(s, 200, "{body}");
     assert_eq!(dispatches(&env), 1);
     assert_eq!(gate_note(&env, "frontend", "integration", "v1").await, None);
+    // The commit the checks were read for is on record with the deployment.
+    let sha: Option<String> = sqlx::query_scalar(
+        "SELECT d.sha FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = 'frontend' AND d.version = 'v1'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(sha.as_deref(), Some(CHECKED_SHA));
+    // The preview lists the checks, and renders only http(s) links from GitHub.
+    env.fake.lock().unwrap().statuses[1]["target_url"] = json!("javascript:alert(1)");
+    let (s, body) = common::call(
+        &env.base,
+        &dev,
+        "preview",
+        &[
+            ("shortname", "frontend"),
+            ("environment", "integration"),
+            ("git_ref", "v2"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let preview: Value = serde_json::from_str(&body).unwrap();
+    let lint = preview["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "lint")
+        .unwrap()
+        .clone();
+    assert_eq!(lint["state"], "success");
+    assert_eq!(lint["url"], Value::Null, "{lint}");
 
     // Failing again: a deployer overrides with a written reason; the deployment says so,
     // the audit names the checks and the reason, and an alert goes out.
@@ -338,8 +373,33 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["environment"], "staging");
 
+    // The pipeline may name the version it is about to promote: one that never ran in
+    // integration has not soaked; an app with nothing there has nothing soaked.
+    let (_, gate) = env
+        .get_json("/api/v1/applications/signon/promotion?to=staging&version=v999")
+        .await;
+    assert_eq!(gate["allowed"], false, "{gate}");
+    assert!(
+        gate["reason"]
+            .as_str()
+            .unwrap()
+            .contains("v999 does not run in integration"),
+        "{gate}"
+    );
+    let (_, gate) = env
+        .get_json("/api/v1/applications/brand-new/promotion?to=staging")
+        .await;
+    assert_eq!(gate["allowed"], false, "{gate}");
+    let (s, _) = env
+        .get_json("/api/v1/applications/signon/promotion?to=staging&to=production")
+        .await;
+    assert_eq!(
+        s, 422,
+        "a repeated parameter is refused as JSON, not a bare 400"
+    );
+
     // Time passes (the test's clock: the deployment succeeded 31 minutes ago): open.
-    sqlx::query("UPDATE deployments SET updated_at = updated_at - 1860000 WHERE version = 'v941'")
+    sqlx::query("UPDATE deployments SET created_at = created_at - 1860000 WHERE version = 'v941'")
         .execute(env.store.pool())
         .await
         .unwrap();

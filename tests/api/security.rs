@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::fake_argo::{fake_argo, ArgoRequest};
 use common::call;
+use common::fake_argo::{fake_argo, ArgoRequest};
 
 /// Finding 1: Resubmit acts only on the deployment's own environment, with that
 /// environment's Argo server and token; pipeline-supplied workflow fields choose nothing,
@@ -202,9 +202,9 @@ async fn development_sign_in_fails_closed() {
     );
     settings.dev_sign_in = false;
     let err = release::startup::Server::build(settings)
-    .await
-    .err()
-    .expect("refused");
+        .await
+        .err()
+        .expect("refused");
     assert!(format!("{err:#}").contains("--dev-sign-in"), "{err:#}");
 
     let app = common::TestApp::builder().config("").demo().spawn().await;

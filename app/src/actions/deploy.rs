@@ -165,12 +165,16 @@ pub async fn perform_deploy(
     };
     // The gates (required checks, soak time): closed ones refuse, unless the person may
     // override them there and wrote a reason.
-    let holds = super::gates::holds(state, app, env, &cmd.git_ref, token.as_deref()).await?;
+    let found = super::gates::holds(state, app, env, &cmd.git_ref, token.as_deref()).await?;
+    let checked_sha = found
+        .sha
+        .as_deref()
+        .and_then(|s| crate::domain::Sha::parse(s).ok());
     let gate = match crate::domain::gates::decide(
         user,
         env.as_str(),
         state.gates.override_by(env.as_str()),
-        holds,
+        found.holds,
         cmd.override_reason,
     ) {
         Ok(p) => p,
@@ -198,7 +202,8 @@ pub async fn perform_deploy(
             repo: repo.clone(),
             environment: env.clone(),
             version: cmd.git_ref.clone(),
-            sha: None,
+            // The commit the checks gate read (none when it is off).
+            sha: checked_sha,
             deployed_by: Some(user.login.clone()),
             trigger: Trigger::Manual,
             created_at_ms: None,

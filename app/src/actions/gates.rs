@@ -9,6 +9,15 @@ use crate::domain::{Environment, GitRef, RepoName};
 use crate::state::AppState;
 use crate::store::ApplicationRow;
 
+/// What the gates found for one deploy.
+pub struct Found {
+    /// What holds it (none: every gate is open).
+    pub holds: Vec<Hold>,
+    /// The commit the ref resolved to when the checks were read (recorded with the
+    /// deployment, so what was checked is on record).
+    pub sha: Option<String>,
+}
+
 /// What holds a deploy of `version` of `app` to `env`: required checks not passing (or
 /// not readable: fail closed), and a soak time not yet served. `token` is the person's
 /// GitHub token; the demo's simulated pipeline (no GitHub) has no checks to read.
@@ -18,15 +27,20 @@ pub async fn holds(
     env: &Environment,
     version: &GitRef,
     token: Option<&str>,
-) -> crate::store::Result<Vec<Hold>> {
-    let mut holds = Vec::new();
+) -> crate::store::Result<Found> {
+    let mut found = Found {
+        holds: Vec::new(),
+        sha: None,
+    };
     if state.gates.checks_on(&app.shortname, env.as_str()) && state.simulator.is_none() {
-        holds.extend(checks_hold(state, app, env, version, token).await);
+        let (hold, sha) = checks_hold(state, app, env, version, token).await;
+        found.holds.extend(hold);
+        found.sha = sha;
     }
     if let Some(soak) = soak_hold(state, app, env, version.as_str()).await? {
-        holds.push(Hold::Soak(soak));
+        found.holds.push(Hold::Soak(soak));
     }
-    Ok(holds)
+    Ok(found)
 }
 
 /// The required checks of the commit `version` resolves to, read as the person.
@@ -36,15 +50,18 @@ async fn checks_hold(
     env: &Environment,
     version: &GitRef,
     token: Option<&str>,
-) -> Option<Hold> {
+) -> (Option<Hold>, Option<String>) {
     let Some(token) = token else {
-        return Some(Hold::ChecksUnknown(
-            "no GitHub token to read them with".into(),
-        ));
+        return (
+            Some(Hold::ChecksUnknown(
+                "no GitHub token to read them with".into(),
+            )),
+            None,
+        );
     };
     let repo = match RepoName::parse(&app.repo) {
         Ok(r) => r,
-        Err(e) => return Some(Hold::ChecksUnknown(e.to_string())),
+        Err(e) => return (Some(Hold::ChecksUnknown(e.to_string())), None),
     };
     match state
         .pipeline
@@ -62,9 +79,12 @@ async fn checks_hold(
                 .into_iter()
                 .filter(|c| c.state != gates::CheckState::Success)
                 .collect();
-            (!not_passing.is_empty()).then_some(Hold::Checks(not_passing))
+            (
+                (!not_passing.is_empty()).then_some(Hold::Checks(not_passing)),
+                found.sha,
+            )
         }
-        Err(e) => Some(Hold::ChecksUnknown(format!("GitHub: {e}"))),
+        Err(e) => (Some(Hold::ChecksUnknown(format!("GitHub: {e}"))), None),
     }
 }
 

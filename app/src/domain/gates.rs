@@ -242,8 +242,9 @@ pub fn evaluate_checks(required: &[RequiredCheck], reported: &[Reported]) -> Vec
             }
         })
         .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out.dedup_by(|a, b| a.name == b.name);
+    // One result per name, the worst of them (a name required from two apps).
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(rank(b.state).cmp(&rank(a.state))));
+    out.dedup_by(|later, first| later.name == first.name);
     out
 }
 

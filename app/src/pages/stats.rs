@@ -137,7 +137,10 @@ fn Report(r: StatsReport) -> impl IntoView {
     let lead_unit = duration_unit(longest(&|w| &w.lead_time));
     let restore_unit = duration_unit(longest(&|w| &w.time_to_restore));
     let lead = series(&|w| {
-        w.lead_time.median_seconds.map(|v| v as f64 / lead_unit.0).unwrap_or(0.0)
+        w.lead_time
+            .median_seconds
+            .map(|v| v as f64 / lead_unit.0)
+            .unwrap_or(0.0)
     });
     let restore = series(&|w| {
         w.time_to_restore

@@ -190,12 +190,14 @@ impl Store {
         if let Some((f, a)) = &i.freeze {
             insert_freeze_in(&mut tx, f, a).await?;
         }
+        // The note says how this deploy went through the gates (a row that is deployed
+        // again keeps no note of an earlier override).
+        sqlx::query("UPDATE deployments SET gate_note = $1 WHERE id = $2")
+            .bind(i.gate_override.as_ref().map(|g| g.note.clone()))
+            .bind(written.deployment_id)
+            .execute(&mut *tx)
+            .await?;
         if let Some(g) = &i.gate_override {
-            sqlx::query("UPDATE deployments SET gate_note = $1 WHERE id = $2")
-                .bind(g.note.as_str())
-                .bind(written.deployment_id)
-                .execute(&mut *tx)
-                .await?;
             insert_audit(&mut tx, &g.audit).await?;
             for alert in &g.alerts {
                 let mut alert = alert.clone();

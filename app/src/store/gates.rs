@@ -5,11 +5,13 @@ use crate::domain::gates::Stint;
 
 impl Store {
     /// The stints `version` of application `application_id` ran in `environment`, newest
-    /// first (at most 50): each from the time its deployment succeeded (its last update)
-    /// to the next deployment there, the current one open. When Argo CD watches the
-    /// environment (`argocd`), the open stint counts from when Argo CD first showed that
-    /// version settled (Synced and Healthy), and there is none while it is not: a version
-    /// that is unhealthy now starts its count again when it is healthy.
+    /// first (at most 50): each from the time its deployment succeeded there (its last
+    /// succeeded pipeline event, or its record when the pipeline sent no events) to the
+    /// next deployment there; the current deployment's stint is open. Times the pipeline
+    /// sent are never later than now. Where Argo CD watches the environment (`argocd`),
+    /// only what Argo CD saw counts: the one open stint from when it first showed that
+    /// version settled (Synced and Healthy), none while it is not (an unhealthy version
+    /// starts its count again when it is healthy again).
     pub async fn soak_stints(
         &self,
         application_id: i64,
@@ -17,24 +19,42 @@ impl Store {
         version: &str,
         argocd: bool,
     ) -> Result<Vec<Stint>> {
-        let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT d.updated_at,
-                    (SELECT MIN(n.created_at) FROM deployments n
-                      WHERE n.application_id = d.application_id AND n.environment = d.environment AND n.id > d.id)
-               FROM deployments d
-              WHERE d.application_id = $1 AND d.environment = $2 AND d.version = $3 AND d.status = 'succeeded'
-              ORDER BY d.id DESC LIMIT 50",
-        )
-        .bind(application_id)
-        .bind(environment)
-        .bind(version)
-        .fetch_all(self.pool())
-        .await?;
-        let mut stints: Vec<Stint> = rows
-            .into_iter()
-            .map(|(start_ms, end_ms)| Stint { start_ms, end_ms })
-            .collect();
-        if argocd {
+        let now = now_ms();
+        if !argocd {
+            let rows: Vec<(i64, Option<i64>, i64)> = sqlx::query_as(
+                "SELECT COALESCE((SELECT MAX(e.at) FROM events e
+                                   WHERE e.deployment_id = d.id AND e.status = 'succeeded' AND e.stage <> 'promotion'),
+                                 d.created_at),
+                        (SELECT MIN(n.created_at) FROM deployments n
+                          WHERE n.application_id = d.application_id AND n.environment = d.environment AND n.id > d.id),
+                        CAST(CASE WHEN EXISTS (SELECT 1 FROM current_deployments c
+                          WHERE c.application_id = d.application_id AND c.environment = d.environment AND c.deployment_id = d.id)
+                          THEN 1 ELSE 0 END AS BIGINT)
+                   FROM deployments d
+                  WHERE d.application_id = $1 AND d.environment = $2 AND d.version = $3 AND d.status = 'succeeded'
+                  ORDER BY d.id DESC LIMIT 50",
+            )
+            .bind(application_id)
+            .bind(environment)
+            .bind(version)
+            .fetch_all(self.pool())
+            .await?;
+            return Ok(rows
+                .into_iter()
+                .map(|(start, next, current)| {
+                    let start_ms = start.min(now);
+                    Stint {
+                        start_ms,
+                        // The current deployment runs still; any other ended when the
+                        // next one came (or, with no later record, at its own start).
+                        end_ms: (current == 0)
+                            .then(|| next.unwrap_or(start_ms).clamp(start_ms, now)),
+                    }
+                })
+                .collect());
+        }
+        let mut stints = Vec::new();
+        {
             let live: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
                 "SELECT version, settled_since FROM live_states WHERE application_id = $1 AND environment = $2",
             )
@@ -46,8 +66,6 @@ impl Store {
                 Some((Some(v), since)) if v == version => since,
                 _ => None,
             };
-            let now = now_ms();
-            stints.retain(|s| s.end_ms.is_some());
             if let Some(since) = settled_since {
                 stints.insert(
                     0,

@@ -635,7 +635,8 @@ async fn compare(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let commit = |sha: &str, msg: &str, who: &str| json!({"sha": sha, "commit": {"message": msg, "author": {"name": who, "date": "2026-11-27T10:00:00Z"}}, "author": {"login": who}});
-    match spec.as_str() {
+    // The commit the checks gate resolves every ref to stands for v1.
+    match spec.replace(CHECKED_SHA, "v1").as_str() {
         "v1...v2" => Json(json!({"status": "ahead", "ahead_by": 2, "behind_by": 0, "total_commits": 2,
             "html_url": "https://github.example/example-org/frontend/compare/v1...v2",
             "commits": [commit("aaaaaaa1111", "Fix the header\n\nLonger text", "li-wei"), commit("bbbbbbb2222", "Add search", "sam")]})).into_response(),
