@@ -368,7 +368,7 @@ async fn the_authorization_matrix() {
         Some("admin"),
     ];
     let failed: i64 = sqlx::query_scalar(
-        "SELECT d.id FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = 'publisher' AND d.status = 'failed' AND d.environment = 'staging'",
+        "SELECT d.id FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = 'publisher' AND d.status = 'failed' AND d.environment = 'staging' ORDER BY d.id DESC LIMIT 1",
     )
     .fetch_one(app.store.pool())
     .await
