@@ -136,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
                         k.starts_with("RELEASE_ALERT_")
                             || k.starts_with("RELEASE_ARGOCD_TOKEN_")
                             || k == "RELEASE_GITHUB_STATS_TOKEN"
+                            || k == "RELEASE_GITHUB_WEBHOOK_SECRET"
                     })
                     .collect(),
                 alert_poll: std::time::Duration::from_secs(1),

@@ -210,7 +210,18 @@ impl Server {
             limits: settings.limits.clone(),
             default_owner: settings.config.default_owner.clone(),
             metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
+            github_webhook_secret: settings
+                .alert_env
+                .get("RELEASE_GITHUB_WEBHOOK_SECRET")
+                .filter(|s| !s.is_empty())
+                .cloned(),
         });
+        // Runs Release dispatched that wait for a reviewer: polled with ETags (for
+        // installations without the webhook), fifteen times the alert sender's interval
+        // (15 s in production).
+        if settings.config.github.is_some() {
+            app::actions::approvals::spawn_poller(state.app.clone(), settings.alert_poll * 15);
+        }
         // Intents whose outcome was lost (a restart between GitHub's answer and its
         // record) are reconciled at once and then every 5 s.
         app::actions::reconcile::spawn_reconciler(

@@ -96,6 +96,11 @@ fn cell(
         out.push(' ');
         escape(who, out);
     }
+    if let Some(approval) = &c.approval {
+        out.push_str(" <em class=\"approval\">");
+        escape(approval, out);
+        out.push_str("</em>");
+    }
     if let Some(soaking) = &c.soaking {
         out.push_str(" <em class=\"soak\">");
         escape(soaking, out);
@@ -521,7 +526,7 @@ impl GridCache {
             return Ok(inner);
         }
         if everything || stale {
-            let grid = crate::actions::gates::with_soak(
+            let grid = crate::actions::gates::with_waits(
                 &self.store,
                 &self.gates,
                 self.store.grid().await?,
@@ -543,7 +548,7 @@ impl GridCache {
             inner.pending_all = false;
         } else {
             let names: Vec<String> = inner.pending.iter().cloned().collect();
-            let grid = crate::actions::gates::with_soak(
+            let grid = crate::actions::gates::with_waits(
                 &self.store,
                 &self.gates,
                 self.store.grid_for(&names).await?,
@@ -718,6 +723,7 @@ mod tests {
                     stalled: false,
                     gate_note: None,
                     soaking: None,
+                    approval: None,
                 }),
                 None,
             ],

@@ -32,6 +32,9 @@ pub struct Cell {
     /// This version has not run here long enough to go on: "soaking 12/30 min".
     #[serde(default)]
     pub soaking: Option<String>,
+    /// The run waits for a reviewer: "waiting for approval in production: 12 min".
+    #[serde(default)]
+    pub approval: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +199,9 @@ pub struct AppDetail {
     /// (environment, "soaking 12/30 min", the whole reason).
     #[serde(default)]
     pub soaking: Vec<(String, String, String)>,
+    /// The approvals of this app's runs (waiting ones first to matter).
+    #[serde(default)]
+    pub approvals: Vec<crate::domain::approval::ApprovalView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -155,6 +155,80 @@ fn is_web_link(u: &str) -> bool {
         && !u.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
+/// A run's pending deployments, or "not modified" (a conditional request's 304).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    NotModified,
+    Fresh {
+        etag: Option<String>,
+        waiting: Vec<crate::domain::approval::Waiting>,
+    },
+}
+
+#[derive(Deserialize)]
+struct PendingDeployment {
+    environment: PendingEnvironment,
+    wait_timer: Option<i64>,
+    #[serde(default)]
+    current_user_can_approve: bool,
+    #[serde(default)]
+    reviewers: Vec<PendingReviewer>,
+}
+
+#[derive(Deserialize)]
+struct PendingEnvironment {
+    id: i64,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct PendingReviewer {
+    #[serde(rename = "type")]
+    kind: String,
+    reviewer: serde_json::Value,
+}
+
+impl PendingDeployment {
+    fn into_waiting(self) -> crate::domain::approval::Waiting {
+        use crate::domain::approval::Reviewer;
+        let text = |v: &serde_json::Value| {
+            v.as_str()
+                .map(|s| crate::domain::outside_text::printable(s, 100))
+                .filter(|s| !s.is_empty())
+        };
+        crate::domain::approval::Waiting {
+            environment: crate::domain::outside_text::printable(&self.environment.name, 255),
+            environment_id: self.environment.id,
+            wait_timer_minutes: self.wait_timer,
+            current_user_can_approve: self.current_user_can_approve,
+            reviewers: self
+                .reviewers
+                .into_iter()
+                .take(20)
+                .filter_map(|r| match r.kind.as_str() {
+                    "User" => text(&r.reviewer["login"]).map(Reviewer::User),
+                    "Team" => text(&r.reviewer["slug"]).map(Reviewer::Team),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET .../environments/{name}`: its protection rules.
+#[derive(Deserialize)]
+struct GitHubEnvironment {
+    #[serde(default)]
+    protection_rules: Vec<ProtectionRule>,
+}
+
+#[derive(Deserialize)]
+struct ProtectionRule {
+    #[serde(rename = "type")]
+    kind: String,
+    prevent_self_review: Option<bool>,
+}
+
 /// A commit's checks as GitHub reports them, and those its default branch requires.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommitChecks {
@@ -647,6 +721,150 @@ impl Pipeline {
             required,
             reported,
         })
+    }
+
+    /// `GET {api}/repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments` as
+    /// `token`, conditionally (`If-None-Match: etag`): a 304 costs no rate limit.
+    pub async fn pending_deployments(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        run_id: i64,
+        etag: Option<&str>,
+    ) -> Result<Pending, OutsideError> {
+        let api = self.github()?;
+        let url = endpoint(
+            api,
+            &[
+                "repos",
+                repo.owner(),
+                repo.name(),
+                "actions",
+                "runs",
+                &run_id.to_string(),
+                "pending_deployments",
+            ],
+        )?;
+        let mut rb = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28");
+        if let Some(e) = etag {
+            rb = rb.header("If-None-Match", e);
+        }
+        let resp = rb.send().await.map_err(|e| self.transport("GitHub", e))?;
+        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(Pending::NotModified);
+        }
+        github_read_ok(
+            resp.status().as_u16(),
+            [
+                "the stored GitHub sign-in has expired",
+                "the account may not read this repository's runs",
+                "GitHub does not know this run",
+            ],
+        )?;
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 200)
+            .map(str::to_owned);
+        let items: Vec<PendingDeployment> = Self::github_json(resp).await?;
+        Ok(Pending::Fresh {
+            etag,
+            waiting: items
+                .into_iter()
+                .take(20)
+                .map(PendingDeployment::into_waiting)
+                .collect(),
+        })
+    }
+
+    /// `POST .../actions/runs/{run_id}/pending_deployments` as the person (`token`):
+    /// approves or rejects the run's wait in the environments `environment_ids`.
+    pub async fn review_pending(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        run_id: i64,
+        environment_ids: &[i64],
+        approve: bool,
+        comment: &str,
+    ) -> Result<(), OutsideError> {
+        let api = self.github()?;
+        let url = endpoint(
+            api,
+            &[
+                "repos",
+                repo.owner(),
+                repo.name(),
+                "actions",
+                "runs",
+                &run_id.to_string(),
+                "pending_deployments",
+            ],
+        )?;
+        let body = serde_json::json!({
+            "environment_ids": environment_ids,
+            "state": if approve { "approved" } else { "rejected" },
+            "comment": comment,
+        });
+        let resp = self
+            .github_send(reqwest::Method::POST, url, token, Some(&body))
+            .await?;
+        match resp.status().as_u16() {
+            200 | 201 => Ok(()),
+            422 => Err(OutsideError::Invalid {
+                who: "GitHub",
+                detail: "it did not take the review (the run may no longer wait, or you may not review it)".into(),
+            }),
+            s => github_read_ok(
+                s,
+                [
+                    "your GitHub sign-in has expired; sign out and sign in again",
+                    "GitHub does not let your account review deployments to this environment",
+                    "GitHub does not know this run or environment",
+                ],
+            ),
+        }
+    }
+
+    /// `GET .../environments/{name}`: whether the environment prevents self-review.
+    pub async fn prevents_self_review(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        environment: &str,
+    ) -> Result<bool, OutsideError> {
+        let api = self.github()?;
+        let url = endpoint(
+            api,
+            &[
+                "repos",
+                repo.owner(),
+                repo.name(),
+                "environments",
+                environment,
+            ],
+        )?;
+        let env: GitHubEnvironment = self
+            .github_get(
+                url,
+                token,
+                [
+                    "your GitHub sign-in has expired; sign out and sign in again",
+                    "your GitHub account may not read this repository's environments",
+                    "GitHub does not know this environment",
+                ],
+            )
+            .await?;
+        Ok(env
+            .protection_rules
+            .iter()
+            .any(|r| r.kind == "required_reviewers" && r.prevent_self_review == Some(true)))
     }
 
     /// `GET {api}/repos/{owner}/{repo}/tags` and `.../commits?sha={branch}`: recent refs to

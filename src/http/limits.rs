@@ -8,11 +8,11 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-fn too_large() -> Response {
+fn too_large(limit: usize) -> Response {
     (
         StatusCode::PAYLOAD_TOO_LARGE,
         axum::Json(serde_json::json!({
-            "error": format!("the request body is larger than {BODY_LIMIT} bytes")
+            "error": format!("the request body is larger than {limit} bytes")
         })),
     )
         .into_response()
@@ -25,22 +25,28 @@ pub async fn limit_body(req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         return next.run(req).await;
     }
+    // GitHub's webhooks are larger than anything else Release takes.
+    let limit = if req.uri().path() == super::github_webhook::PATH {
+        super::github_webhook::BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return too_large();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
     }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(e) => {
             let length_limit = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             return if length_limit {
-                too_large()
+                too_large(limit)
             } else {
                 (
                     StatusCode::BAD_REQUEST,

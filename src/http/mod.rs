@@ -7,6 +7,7 @@ pub mod applications;
 pub mod deployments;
 pub mod error;
 pub mod events;
+pub mod github_webhook;
 pub mod grid;
 pub mod guard;
 pub mod health;
@@ -31,6 +32,7 @@ pub fn api_routes() -> Router<ServerState> {
     Router::new()
         .route("/deployments", post(deployments::create))
         .route("/api/v1/events", post(events::create))
+        .route(github_webhook::PATH, post(github_webhook::receive))
         .route("/api/v1/applications", get(applications::list))
         .route("/api/v1/applications/{shortname}", get(applications::show))
         .route(

@@ -49,6 +49,8 @@ pub struct ServerStateInner {
     pub default_owner: Option<String>,
     /// `RELEASE_METRICS_TOKEN`: `/metrics` on the main address wants it as a bearer token.
     pub metrics_token: Option<String>,
+    /// `RELEASE_GITHUB_WEBHOOK_SECRET`: GitHub's webhooks are taken only when it is set.
+    pub github_webhook_secret: Option<String>,
 }
 
 /// Sessions in our own database table, written through the store's one write path (so a

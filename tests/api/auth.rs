@@ -355,6 +355,8 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     ("/api/alert_test", [401, 403, 403, 403, 404]),
     // The demo's "merge to main": whoever may deploy to the first environment.
     ("/api/simulate_merge", [401, 403, 200, 200, 200]),
+    // No run Release dispatched for deployment 1 (the demo's pipeline has none).
+    ("/api/review_deployment", [401, 404, 404, 404, 404]),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,6 +396,7 @@ async fn the_authorization_matrix() {
                 "/api/unfreeze" => "shortname=publisher".to_string(),
                 "/api/alert_test" => "receiver=nobody".to_string(),
                 "/api/simulate_merge" => "shortname=publisher".to_string(),
+                "/api/review_deployment" => "deployment_id=1&decision=approve".to_string(),
                 "/api/train_status" => "environment=staging&applications[0]=publisher".to_string(),
                 "/api/train_progress" => "id=1".to_string(),
                 "/api/promote" => "shortname=publisher&environment=staging".to_string(),

@@ -5,6 +5,7 @@
 mod common;
 
 mod alerts;
+mod approvals;
 mod argocd;
 mod auth;
 mod deploys;

@@ -19,6 +19,8 @@
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
+pub mod approvals;
+#[cfg(feature = "ssr")]
 pub mod deploy;
 #[cfg(feature = "ssr")]
 pub mod dispatch;

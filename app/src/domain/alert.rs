@@ -22,12 +22,16 @@ pub enum AlertKind {
     ChecksOverridden,
     /// Someone deployed a version that had not soaked long enough (with their reason).
     SoakOverridden,
+    /// A run Release dispatched waits for a reviewer of a GitHub environment.
+    ApprovalRequested,
+    Approved,
+    Rejected,
     /// An admin's test message for one receiver.
     Test,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 13] = [
         AlertKind::DeploymentFailed,
         AlertKind::DeploymentStalled,
         AlertKind::NeedsManualDeployment,
@@ -37,6 +41,9 @@ impl AlertKind {
         AlertKind::ResubmitRequested,
         AlertKind::ChecksOverridden,
         AlertKind::SoakOverridden,
+        AlertKind::ApprovalRequested,
+        AlertKind::Approved,
+        AlertKind::Rejected,
         AlertKind::Test,
     ];
 
@@ -51,6 +58,9 @@ impl AlertKind {
             AlertKind::ResubmitRequested => "resubmit_requested",
             AlertKind::ChecksOverridden => "checks_overridden",
             AlertKind::SoakOverridden => "soak_overridden",
+            AlertKind::ApprovalRequested => "approval_requested",
+            AlertKind::Approved => "approved",
+            AlertKind::Rejected => "rejected",
             AlertKind::Test => "test",
         }
     }
@@ -152,6 +162,16 @@ impl AlertEvent {
                 "{by} deployed {app} {version} to {env} before its soak time: {}",
                 self.message.as_deref().unwrap_or("no reason given")
             ),
+            Some(AlertKind::ApprovalRequested) => format!(
+                "{app} {version} to {env} waits for approval{}",
+                self.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+            Some(AlertKind::Approved) => {
+                format!("{by} approved {app} {version} to {env}")
+            }
+            Some(AlertKind::Rejected) => {
+                format!("{by} rejected {app} {version} to {env}")
+            }
             Some(AlertKind::Test) => format!("Test message from Release, sent by {by}"),
             None => "Release alert".to_string(),
         }

@@ -5,6 +5,7 @@
 //! nothing the server did not, and the server can trust nothing the browser sent.
 
 mod alert;
+pub mod approval;
 pub mod deploy_rules;
 mod environment;
 mod flags;

@@ -20,6 +20,9 @@ pub async fn get_application(
         .map_err(|e| crate::error::AppError::new(422, e.to_string()))?;
     let state = crate::state::app_state()?;
     let mut detail = state.store.app_detail(shortname.as_str()).await?;
+    if let Some(d) = detail.as_mut() {
+        d.approvals = state.store.approvals_of(shortname.as_str()).await?;
+    }
     // The soak gate of each environment, for what runs in the one before.
     if let (Some(d), Some(app)) = (
         detail.as_mut(),
@@ -35,11 +38,7 @@ pub async fn get_application(
             {
                 d.soaking.push((
                     env.to_string(),
-                    format!(
-                        "soaking {}/{} min",
-                        s.minutes.min(i64::from(s.required_minutes)),
-                        s.required_minutes
-                    ),
+                    format!("soaking {}/{} min", s.current_minutes, s.required_minutes),
                     s.hold.unwrap_or_default(),
                 ));
             }
@@ -58,6 +57,27 @@ pub async fn get_application(
         d.who_may_deploy = state.who_may_deploy.as_ref().clone();
         d
     }))
+}
+
+/// Approves or rejects, as the signed-in person on GitHub, the wait of a run Release
+/// dispatched for a GitHub environment with required reviewers (`decision` is `approve`
+/// or `reject`). See `actions::approvals::review` for the rules.
+#[server(endpoint = "review_deployment")]
+pub async fn review_deployment(
+    deployment_id: i64,
+    decision: String,
+    comment: Option<String>,
+) -> Result<crate::actions::ActionDone, crate::error::AppError> {
+    use crate::error::AppError;
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(AppError::new(422, "decision must be approve or reject")),
+    };
+    crate::actions::approvals::review(&state, &user, deployment_id, approve, comment.as_deref())
+        .await
 }
 
 #[component]
@@ -251,6 +271,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         </p>
         {(!detail.notes.is_empty()).then(|| view! { <p class="notes">{detail.notes.clone()}</p> })}
         <FreezeBanners freezes now_ms=now/>
+        <Approvals approvals=detail.approvals.clone() now_ms=now/>
         <section class="current" aria-labelledby="current-h">
             <h2 id="current-h">"Deployed now"</h2>
             <div class="env-cards">{current}</div>
@@ -494,4 +515,41 @@ fn DeploymentItem(
             })}
         </li>
     }
+}
+
+/// Runs Release dispatched that wait for a reviewer of a GitHub environment, with
+/// Approve and Reject (GitHub decides who may; self-review is refused where the
+/// environment prevents it); and the last decisions.
+#[component]
+fn Approvals(approvals: Vec<crate::domain::approval::ApprovalView>, now_ms: i64) -> impl IntoView {
+    if approvals.is_empty() {
+        return ().into_any();
+    }
+    let review = ServerAction::<ReviewDeployment>::new();
+    view! {
+        <section class="approvals" aria-labelledby="approvals-h">
+            <h2 id="approvals-h">"Approvals"</h2>
+            <ul>
+                {approvals.into_iter().take(10).map(|a| {
+                    let waiting = a.state == "waiting";
+                    let id = a.deployment_id.to_string();
+                    view! {
+                        <li class=format!("approval {}", a.state)>
+                            <span>{a.label(now_ms)}</span>
+                            {waiting.then(|| view! {
+                                <ActionForm action=review attr:class="inline review-form">
+                                    <input type="hidden" name="deployment_id" value=id.clone()/>
+                                    <label>"Comment " <input name="comment" maxlength="1000"/></label>
+                                    <button type="submit" name="decision" value="approve">"Approve"</button>
+                                    <button type="submit" name="decision" value="reject" class="secondary">"Reject"</button>
+                                </ActionForm>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <ActionResult value=review.value()/>
+        </section>
+    }
+    .into_any()
 }

@@ -6,6 +6,7 @@
 //! history, so its cost does not grow with the number of deployments ever made.
 
 mod alerts;
+mod approvals;
 mod audit;
 mod deployments;
 mod dispatches;
@@ -21,6 +22,7 @@ mod users;
 mod views;
 
 pub use alerts::{AlertRoute, Delivery};
+pub use approvals::{DispatchedRun, NewWaiting};
 pub use deployments::Also;
 pub use deployments::{EventOutcome, NewDeployment, NewEvent, NotifyOutcome};
 pub use dispatches::{

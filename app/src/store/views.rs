@@ -154,6 +154,7 @@ impl Store {
                         stalled: false,
                         gate_note: r.15,
                         soaking: None,
+                        approval: None,
                     });
                 }
             }
@@ -231,6 +232,7 @@ impl Store {
             history,
             now_ms: now_ms(),
             soaking: vec![],
+            approvals: vec![],
         }))
     }
 
@@ -473,6 +475,7 @@ fn summary_from_history(
                 stalled: d.stalled,
                 gate_note: d.gate_note.clone(),
                 soaking: None,
+                approval: None,
             })
         })
         .collect();

@@ -71,6 +71,16 @@ pub struct FakeState {
     pub check_reads: Vec<Recorded>,
     /// Repositories whose checks GitHub will not show (404).
     pub hidden_repos: HashSet<String>,
+    /// Run id -> its pending deployments, as GitHub lists them (without
+    /// `current_user_can_approve`, which the fake sets per token from `approvers`).
+    pub pending: HashMap<i64, Vec<Value>>,
+    /// Logins GitHub lets approve.
+    pub approvers: HashSet<String>,
+    /// Environments' `prevent_self_review`.
+    pub prevent_self_review: bool,
+    /// Pending-deployment reads and reviews, and environment reads (method, path, headers,
+    /// body), with the status answered.
+    pub review_calls: Vec<(Recorded, u16)>,
 }
 
 /// The SHA every ref resolves to in the fake's check reads.
@@ -188,6 +198,8 @@ pub async fn fake_github() -> (String, Fake) {
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", post(dispatch))
         .route("/api/repos/{owner}/{repo}/actions/workflows/{workflow}/runs", get(list_runs))
         .route("/api/repos/{owner}/{repo}/compare/{spec}", get(compare))
+        .route("/api/repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments", get(pending_read).post(pending_review))
+        .route("/api/repos/{owner}/{repo}/environments/{name}", get(environment_read))
         .route("/api/repos/{owner}/{repo}/branches/{branch}", get(checks_read))
         .route("/api/repos/{owner}/{repo}/rules/branches/{branch}", get(checks_read))
         .route("/api/repos/{owner}/{repo}/commits/{sha}/status", get(checks_read))
@@ -605,6 +617,127 @@ async fn checks_read(
         .cloned()
         .collect();
     Json(json!({"total_count": s.check_runs.len(), "check_runs": items})).into_response()
+}
+
+fn recorded(method: &str, uri: &axum::http::Uri, h: &HeaderMap, body: Value) -> Recorded {
+    Recorded {
+        method: method.into(),
+        path: uri.to_string(),
+        headers: h
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body,
+    }
+}
+
+/// `GET .../actions/runs/{run_id}/pending_deployments`: the run's waits as the token's
+/// person sees them, with an ETag; `If-None-Match` with the same ETag is a 304.
+async fn pending_read(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    h: HeaderMap,
+    Path((_o, _r, run_id)): Path<(String, String, i64)>,
+) -> axum::response::Response {
+    let Some(login) = login_of(&f, &h) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    };
+    let mut s = f.lock().unwrap();
+    let can = s.approvers.contains(&login);
+    let items: Vec<Value> = s
+        .pending
+        .get(&run_id)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut p| {
+            p["current_user_can_approve"] = json!(can);
+            p
+        })
+        .collect();
+    let body = json!(items).to_string();
+    let hexed = format!("{:x}", Sha256::digest(body.as_bytes()));
+    let etag = format!("W/\"{}\"", &hexed[..16]);
+    let status = if h.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        304
+    } else {
+        200
+    };
+    s.review_calls
+        .push((recorded("GET", &uri, &h, Value::Null), status));
+    if status == 304 {
+        return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [("etag", etag), ("content-type", "application/json".into())],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST .../actions/runs/{run_id}/pending_deployments`: a review. Only an approver's
+/// token is taken (GitHub answers others 422); the waits of those environments end.
+async fn pending_review(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    h: HeaderMap,
+    Path((_o, _r, run_id)): Path<(String, String, i64)>,
+    body: String,
+) -> axum::response::Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let login = login_of(&f, &h);
+    let mut s = f.lock().unwrap();
+    let allowed = login.as_ref().is_some_and(|l| s.approvers.contains(l));
+    let status = if login.is_none() {
+        401
+    } else if allowed {
+        200
+    } else {
+        422
+    };
+    s.review_calls
+        .push((recorded("POST", &uri, &h, body.clone()), status));
+    if status != 200 {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"message": "Validation Failed"})),
+        )
+            .into_response();
+    }
+    let ids: Vec<i64> = body["environment_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    if let Some(p) = s.pending.get_mut(&run_id) {
+        p.retain(|x| !ids.contains(&x["environment"]["id"].as_i64().unwrap_or(0)));
+    }
+    Json(json!([{"id": 42, "environment": "production", "sha": CHECKED_SHA, "ref": "main", "task": "deploy"}])).into_response()
+}
+
+/// `GET .../environments/{name}`: its protection rules.
+async fn environment_read(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    h: HeaderMap,
+    Path((_o, _r, name)): Path<(String, String, String)>,
+) -> axum::response::Response {
+    if login_of(&f, &h).is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let mut s = f.lock().unwrap();
+    s.review_calls
+        .push((recorded("GET", &uri, &h, Value::Null), 200));
+    Json(json!({"id": 161088068, "name": name, "protection_rules": [
+        {"id": 3736, "node_id": "MDQ6R2F0ZTM3MzY=", "type": "wait_timer", "wait_timer": 30},
+        {"id": 3755, "node_id": "MDQ6R2F0ZTM3NTU=", "type": "required_reviewers", "prevent_self_review": s.prevent_self_review,
+         "reviewers": [{"type": "User", "reviewer": {"login": "boss", "id": 1}}]},
+        {"id": 3756, "node_id": "MDQ6R2F0ZTM3NTY=", "type": "branch_policy"}
+    ]})).into_response()
 }
 
 /// A check run as GitHub lists it.

@@ -1,0 +1,316 @@
+//! Approvals of GitHub environments from Release: learning that a run Release dispatched
+//! waits for a reviewer (GitHub's `workflow_job` webhook, or polling the run's pending
+//! deployments with an ETag), and approving or rejecting it with the person's own token
+//! (GitHub Apps cannot approve). Self-review is refused where the environment prevents it;
+//! GitHub's `current_user_can_approve` has the last word.
+
+use super::{ActionDone, Audit};
+use crate::auth::CurrentUser;
+use crate::domain::approval::{self, Waiting};
+use crate::domain::RepoName;
+use crate::error::AppError;
+use crate::pipeline::Pending;
+use crate::state::AppState;
+use crate::store::{DispatchedRun, NewWaiting};
+
+/// What a webhook's waiting run came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Recorded (or already known).
+    Recorded,
+    /// Not a run Release dispatched.
+    NotOurs,
+}
+
+/// The dispatcher's stored GitHub token: reviews are read as the person who started the
+/// run (they may read it; Release has no token of its own for this).
+async fn dispatcher_token(state: &AppState, run: &DispatchedRun) -> Option<String> {
+    let (Some(user_id), Some(github_id)) = (run.user_id, run.github_id) else {
+        return None;
+    };
+    let stored = state
+        .store
+        .user_token_for(user_id, github_id)
+        .await
+        .ok()??;
+    state.cipher.decrypt(&stored).ok()
+}
+
+async fn record(
+    state: &AppState,
+    run: &DispatchedRun,
+    waiting: &[Waiting],
+) -> crate::store::Result<()> {
+    for w in waiting {
+        let reviewers = approval::reviewers_label(&w.reviewers);
+        state
+            .store
+            .record_waiting(
+                run,
+                &NewWaiting {
+                    github_environment: &w.environment,
+                    environment_id: Some(w.environment_id),
+                    reviewers: &reviewers,
+                    wait_timer_minutes: w.wait_timer_minutes,
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// GitHub's webhook says run `run_id` of `repo` waits (in `environment`, when the payload
+/// names it). Its reviewers are read from GitHub as the dispatcher when possible.
+pub async fn on_waiting(
+    state: &AppState,
+    repo: &RepoName,
+    run_id: i64,
+    environment: Option<&str>,
+) -> crate::store::Result<Learned> {
+    let Some(run) = state.store.dispatched_run(repo.as_str(), run_id).await? else {
+        return Ok(Learned::NotOurs);
+    };
+    if let Some(token) = dispatcher_token(state, &run).await {
+        match state
+            .pipeline
+            .pending_deployments(&token, repo, run_id, None)
+            .await
+        {
+            Ok(Pending::Fresh { waiting, .. }) if !waiting.is_empty() => {
+                record(state, &run, &waiting).await?;
+                return Ok(Learned::Recorded);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, run_id, "could not read a waiting run's reviewers")
+            }
+        }
+    }
+    if let Some(env) = environment {
+        let env = crate::domain::outside_text::printable(env, 255);
+        state
+            .store
+            .record_waiting(
+                &run,
+                &NewWaiting {
+                    github_environment: &env,
+                    environment_id: None,
+                    reviewers: "",
+                    wait_timer_minutes: None,
+                },
+            )
+            .await?;
+    }
+    Ok(Learned::Recorded)
+}
+
+/// One pass over the runs Release dispatched recently (or that wait): their pending
+/// deployments read with the ETag of the last read, so a run that did not change costs
+/// a 304 and no rate limit. A wait GitHub no longer lists was decided there.
+pub async fn poll_once(state: &AppState) -> crate::store::Result<usize> {
+    let runs = state.store.runs_to_poll(6 * 3600 * 1000).await?;
+    let mut read = 0;
+    for run in runs {
+        let Some(token) = dispatcher_token(state, &run).await else {
+            continue;
+        };
+        let Ok(repo) = RepoName::parse(&run.repo) else {
+            continue;
+        };
+        let etag = state.store.poll_etag(run.run_id).await?;
+        match state
+            .pipeline
+            .pending_deployments(&token, &repo, run.run_id, etag.as_deref())
+            .await
+        {
+            Ok(Pending::NotModified) => {}
+            Ok(Pending::Fresh { etag, waiting }) => {
+                read += 1;
+                state
+                    .store
+                    .set_poll_etag(run.run_id, etag.as_deref())
+                    .await?;
+                record(state, &run, &waiting).await?;
+                for (env, _) in state.store.waiting_of(run.deployment_id).await? {
+                    if !waiting.iter().any(|w| w.environment == env) {
+                        state
+                            .store
+                            .record_review(
+                                &run,
+                                &env,
+                                "gone",
+                                "github",
+                                "no longer waiting on GitHub",
+                            )
+                            .await?;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, run_id = run.run_id, "a run's pending deployments could not be read")
+            }
+        }
+    }
+    Ok(read)
+}
+
+/// Polls every `every` until the process stops.
+pub fn spawn_poller(state: AppState, every: std::time::Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = poll_once(&state).await {
+                tracing::warn!(error = %e, "polling for approvals failed; trying again");
+            }
+        }
+    });
+}
+
+/// Approves (or rejects) the waits of deployment `deployment_id` as `user`, with their
+/// own GitHub token: GitHub must say they may, and an environment that prevents
+/// self-review refuses the person who dispatched the run. The call and its record run
+/// in a task the request does not own.
+pub async fn review(
+    state: &AppState,
+    user: &CurrentUser,
+    deployment_id: i64,
+    approve: bool,
+    comment: Option<&str>,
+) -> Result<ActionDone, AppError> {
+    let store = &state.store;
+    let comment = approval::parse_comment(comment).map_err(|m| AppError::new(422, m))?;
+    let run = store
+        .run_of_deployment(deployment_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::new(
+                404,
+                format!("deployment {deployment_id} has no GitHub run Release dispatched"),
+            )
+        })?;
+    crate::domain::deploy_rules::check_deploy_role(user, &run.environment)?;
+    let audit = Audit::new(
+        store,
+        &user.login,
+        "approval",
+        Some(&run.application),
+        Some(&run.environment),
+    );
+    let ours = store.waiting_of(deployment_id).await?;
+    if ours.is_empty() {
+        return Err(AppError::new(
+            409,
+            format!(
+                "{} {} to {} does not wait for approval",
+                run.application, run.version, run.environment
+            ),
+        ));
+    }
+    let Some(token) = crate::state::github_token(state, user).await? else {
+        return Err(AppError::new(
+            503,
+            "reviewing needs your GitHub sign-in (development users have no GitHub token)",
+        ));
+    };
+    let repo = RepoName::parse(&run.repo)?;
+    let outside = |e: crate::pipeline::OutsideError| AppError::new(e.status(), e.to_string());
+    let waiting = match state
+        .pipeline
+        .pending_deployments(&token, &repo, run.run_id, None)
+        .await
+        .map_err(outside)?
+    {
+        Pending::Fresh { waiting, .. } => waiting,
+        Pending::NotModified => vec![],
+    };
+    let mine: Vec<Waiting> = waiting
+        .into_iter()
+        .filter(|w| ours.iter().any(|(env, _)| *env == w.environment))
+        .collect();
+    if mine.is_empty() {
+        for (env, _) in &ours {
+            store
+                .record_review(&run, env, "gone", "github", "no longer waiting on GitHub")
+                .await?;
+        }
+        return Err(AppError::new(
+            409,
+            "GitHub says this run no longer waits for a review",
+        ));
+    }
+    for w in &mine {
+        let prevent = state
+            .pipeline
+            .prevents_self_review(&token, &repo, &w.environment)
+            .await
+            .map_err(outside)?;
+        if let Err(why) = approval::may_review(
+            &user.login,
+            run.actor.as_deref(),
+            w.current_user_can_approve,
+            prevent,
+        ) {
+            audit.record("refused", &why).await;
+            return Err(AppError::new(403, why));
+        }
+    }
+    let ids: Vec<i64> = mine.iter().map(|w| w.environment_id).collect();
+    let envs: Vec<String> = mine.iter().map(|w| w.environment.clone()).collect();
+    let (task_state, login, run_for_task) = (state.clone(), user.login.clone(), run.clone());
+    let task = tokio::spawn(async move {
+        let state = task_state;
+        let called = state
+            .pipeline
+            .review_pending(&token, &repo, run_for_task.run_id, &ids, approve, &comment)
+            .await;
+        match called {
+            Ok(()) => {
+                let word = if approve { "approved" } else { "rejected" };
+                for env in &envs {
+                    state
+                        .store
+                        .record_review(&run_for_task, env, word, &login, &comment)
+                        .await?;
+                }
+                Ok::<_, crate::store::StoreError>(Ok(()))
+            }
+            Err(e) => {
+                Audit::new(
+                    &state.store,
+                    &login,
+                    "approval",
+                    Some(&run_for_task.application),
+                    Some(&run_for_task.environment),
+                )
+                .record("refused", &format!("GitHub did not take the review: {e}"))
+                .await;
+                Ok(Err(e))
+            }
+        }
+    });
+    let wait = super::deploy::answer_wait(state.pipeline.timeout());
+    match tokio::time::timeout(wait, task).await {
+        Ok(Ok(Ok(Ok(())))) => Ok(ActionDone {
+            message: format!(
+                "{} {} {} to {} on GitHub.",
+                if approve { "Approved" } else { "Rejected" },
+                run.application,
+                run.version,
+                run.environment
+            ),
+            link: None,
+        }),
+        Ok(Ok(Ok(Err(e)))) => Err(outside(e)),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Ok(Err(e)) => Err(AppError::new(
+            500,
+            format!("the review's task stopped: {e}"),
+        )),
+        Err(_) => Ok(ActionDone {
+            message:
+                "The review is on its way to GitHub; the application's page shows its outcome."
+                    .into(),
+            link: None,
+        }),
+    }
+}

@@ -1,0 +1,165 @@
+//! Approvals of GitHub environments (required reviewers): what a waiting run is, as people
+//! read it, and who may review it from Release. Pure; GitHub's answers are read by
+//! `pipeline`, kept by `store::approvals`.
+
+use serde::{Deserialize, Serialize};
+
+/// One reviewer GitHub names for an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reviewer {
+    User(String),
+    Team(String),
+}
+
+impl Reviewer {
+    pub fn label(&self) -> String {
+        match self {
+            Reviewer::User(login) => format!("@{login}"),
+            Reviewer::Team(slug) => format!("team {slug}"),
+        }
+    }
+}
+
+/// A run waiting for a review in one GitHub environment, as GitHub's pending_deployments
+/// describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub environment: String,
+    pub environment_id: i64,
+    pub wait_timer_minutes: Option<i64>,
+    pub reviewers: Vec<Reviewer>,
+    /// Whether the person whose token read it may approve (GitHub's word).
+    pub current_user_can_approve: bool,
+}
+
+/// A waiting approval as Release shows it, on the deployment, the app's page and the grid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub deployment_id: i64,
+    pub github_environment: String,
+    /// waiting, approved, rejected, gone
+    pub state: String,
+    pub since_ms: i64,
+    pub reviewers: String,
+    pub wait_timer_minutes: Option<i64>,
+    pub decided_by: Option<String>,
+}
+
+impl ApprovalView {
+    /// "waiting for approval in production: 12 min, reviewers: @alice, team
+    /// release-admins (wait timer 30 min)".
+    pub fn label(&self, now_ms: i64) -> String {
+        match self.state.as_str() {
+            "waiting" => {
+                let minutes = ((now_ms - self.since_ms).max(0)) / 60_000;
+                let mut s = format!(
+                    "waiting for approval in {}: {}",
+                    self.github_environment,
+                    if minutes < 60 {
+                        format!("{minutes} min")
+                    } else {
+                        format!("{} h {} min", minutes / 60, minutes % 60)
+                    }
+                );
+                if !self.reviewers.is_empty() {
+                    s.push_str(&format!(", reviewers: {}", self.reviewers));
+                }
+                if let Some(t) = self.wait_timer_minutes.filter(|t| *t > 0) {
+                    s.push_str(&format!(" (wait timer {t} min)"));
+                }
+                s
+            }
+            "approved" | "rejected" => format!(
+                "{} in {} by {}",
+                self.state,
+                self.github_environment,
+                self.decided_by.as_deref().unwrap_or("someone on GitHub")
+            ),
+            _ => format!("no longer waiting in {}", self.github_environment),
+        }
+    }
+}
+
+/// The reviewers as one line ("@alice, team release-admins"), at most ten named.
+pub fn reviewers_label(reviewers: &[Reviewer]) -> String {
+    let mut names: Vec<String> = reviewers.iter().take(10).map(Reviewer::label).collect();
+    if reviewers.len() > 10 {
+        names.push(format!("{} more", reviewers.len() - 10));
+    }
+    names.join(", ")
+}
+
+/// Why `login` may not review a run from Release, if they may not: GitHub does not let
+/// them (`current_user_can_approve`), or the environment prevents self-review and they
+/// dispatched the run themselves (Release dispatches with the clicker's own token, so the
+/// clicker is the run's actor).
+pub fn may_review(
+    login: &str,
+    dispatched_by: Option<&str>,
+    current_user_can_approve: bool,
+    prevent_self_review: bool,
+) -> Result<(), String> {
+    if prevent_self_review && dispatched_by.is_some_and(|d| d.eq_ignore_ascii_case(login)) {
+        return Err(format!(
+            "this environment prevents self-review: {login} started this run, so someone else must review it"
+        ));
+    }
+    if !current_user_can_approve {
+        return Err(format!(
+            "GitHub says {login} may not review deployments to this environment"
+        ));
+    }
+    Ok(())
+}
+
+/// A review's comment: 0 to 1,000 printable characters.
+pub fn parse_comment(comment: Option<&str>) -> Result<String, String> {
+    let c = comment.map(str::trim).unwrap_or("");
+    if c.chars().count() > 1000 || c.chars().any(|ch| ch.is_control() && ch != '\n') {
+        return Err("a review's comment is at most 1,000 printable characters".into());
+    }
+    Ok(c.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_says_where_how_long_and_who() {
+        let v = ApprovalView {
+            deployment_id: 1,
+            github_environment: "production".into(),
+            state: "waiting".into(),
+            since_ms: 0,
+            reviewers: reviewers_label(&[
+                Reviewer::User("alice".into()),
+                Reviewer::Team("release-admins".into()),
+            ]),
+            wait_timer_minutes: Some(30),
+            decided_by: None,
+        };
+        assert_eq!(
+            v.label(12 * 60_000),
+            "waiting for approval in production: 12 min, reviewers: @alice, team release-admins (wait timer 30 min)"
+        );
+        assert_eq!(
+            v.label(125 * 60_000).split(',').next().unwrap(),
+            "waiting for approval in production: 2 h 5 min"
+        );
+    }
+
+    #[test]
+    fn self_review_and_githubs_word() {
+        assert!(may_review("octocat", Some("OctoCat"), true, true)
+            .unwrap_err()
+            .contains("self-review"));
+        assert!(may_review("octocat", Some("octocat"), true, false).is_ok());
+        assert!(may_review("boss", Some("octocat"), true, true).is_ok());
+        assert!(may_review("boss", Some("octocat"), false, false)
+            .unwrap_err()
+            .contains("may not review"));
+        assert!(parse_comment(Some(&"x".repeat(1001))).is_err());
+        assert_eq!(parse_comment(Some("  ship it ")).unwrap(), "ship it");
+    }
+}
