@@ -70,7 +70,7 @@ pub async fn list(
 
 /// One application, with what Argo CD says runs where it is observed.
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}", security(("bearer" = [])),
-    params(("shortname" = String, Path, description = "The application's shortname")),
+    params(("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$")),
     responses(
         (status = 200, description = "The application", body = super::schema::ApplicationJson),
         (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
@@ -135,7 +135,7 @@ fn time(ms: i64) -> Option<String> {
 /// The Release app's shape, for tools written against it (also at
 /// `/applications/{shortname}.json`).
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}/release-app", security(("bearer" = [])),
-    params(("shortname" = String, Path, description = "The application's shortname")),
+    params(("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$")),
     responses(
         (status = 200, description = "The application as the Release app describes it", body = super::schema::ReleaseAppJson),
         (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
@@ -185,7 +185,7 @@ pub struct PromotionQuery {
 /// then `retry_after_seconds` says when it will have).
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}/promotion", security(("bearer" = [])),
     params(
-        ("shortname" = String, Path, description = "The application's shortname"),
+        ("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$"),
         ("to" = String, Query, description = "The environment to promote to"),
         ("version" = Option<String>, Query, description = "The version the pipeline is about to promote (default: what runs in the environment before `to`)",
             pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$"),

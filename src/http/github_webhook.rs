@@ -95,9 +95,6 @@ pub async fn receive(
                 "missing or not a delivery id",
             ))
         })?;
-    if !state.app.store.claim_github_delivery(delivery).await? {
-        return Ok((StatusCode::OK, Json(json!({"status": "already processed"}))));
-    }
     let ignored = |why: &str| {
         Ok((
             StatusCode::ACCEPTED,
@@ -130,6 +127,11 @@ pub async fn receive(
         .all(|a| a.repo != repo.as_str())
     {
         return ignored("no application of this repository");
+    }
+    // Claimed only for an event Release acts on, after every check: a replay of it is
+    // answered without acting again.
+    if !state.app.store.claim_github_delivery(delivery).await? {
+        return Ok((StatusCode::OK, Json(json!({"status": "already processed"}))));
     }
     let environment = event.deployment.and_then(|d| d.environment);
     match app::actions::approvals::on_waiting(

@@ -32,7 +32,12 @@ pub fn api_routes() -> Router<ServerState> {
     Router::new()
         .route("/deployments", post(deployments::create))
         .route("/api/v1/events", post(events::create))
-        .route(github_webhook::PATH, post(github_webhook::receive))
+        .route(
+            github_webhook::PATH,
+            post(github_webhook::receive).layer(axum::extract::DefaultBodyLimit::max(
+                github_webhook::BODY_LIMIT,
+            )),
+        )
         .route("/api/v1/applications", get(applications::list))
         .route("/api/v1/applications/{shortname}", get(applications::show))
         .route(

@@ -136,6 +136,13 @@ async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
         413
     );
     assert_eq!(count(&env, "SELECT COUNT(*) FROM approvals").await, 0);
+    // Up to 1 MiB is taken (GitHub's payloads are larger than the pipeline's): an event
+    // Release does not read is accepted and ignored.
+    let big = json!({"action": "completed", "padding": "x".repeat(300 * 1024)})
+        .to_string()
+        .into_bytes();
+    let (s, b) = webhook(&env, "push", "d-big", &big, Some(sign(&big))).await;
+    assert_eq!(s, 202, "{b}");
     // A repository Release does not know: accepted and ignored.
     let other = waiting("someone/else", 5);
     let (s, b) = webhook(&env, "workflow_job", "d-3", &other, Some(sign(&other))).await;
@@ -265,6 +272,26 @@ async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
         && a.outcome == "approved"
         && a.actor == "boss"
         && a.detail.contains("ship it")));
+    // A late or replayed event, signed, with a new delivery id: GitHub (asked as the
+    // dispatcher) says nothing waits, and the decision stands.
+    let (s, b) = webhook(&env, "workflow_job", "d-5", &body, Some(sign(&body))).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM approvals WHERE state = 'approved'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM alert_events WHERE kind = 'approval_requested'"
+        )
+        .await,
+        1
+    );
     // Nothing waits any more: a second review is refused without calling GitHub.
     let (s, _) = review(&boss, "reject").await;
     assert_eq!(s, 409);

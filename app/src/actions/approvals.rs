@@ -76,16 +76,18 @@ pub async fn on_waiting(
             .pending_deployments(&token, repo, run_id, None)
             .await
         {
-            Ok(Pending::Fresh { waiting, .. }) if !waiting.is_empty() => {
+            // GitHub's own word: what waits (nothing, for a late or replayed event).
+            Ok(Pending::Fresh { waiting, .. }) => {
                 record(state, &run, &waiting).await?;
                 return Ok(Learned::Recorded);
             }
-            Ok(_) => {}
+            Ok(Pending::NotModified) => return Ok(Learned::Recorded),
             Err(e) => {
                 tracing::warn!(error = %e, run_id, "could not read a waiting run's reviewers")
             }
         }
     }
+    // GitHub could not be asked: the signed event's word, until the poller reads the run.
     if let Some(env) = environment {
         let env = crate::domain::outside_text::printable(env, 255);
         state
@@ -126,10 +128,6 @@ pub async fn poll_once(state: &AppState) -> crate::store::Result<usize> {
             Ok(Pending::NotModified) => {}
             Ok(Pending::Fresh { etag, waiting }) => {
                 read += 1;
-                state
-                    .store
-                    .set_poll_etag(run.run_id, etag.as_deref())
-                    .await?;
                 record(state, &run, &waiting).await?;
                 for (env, _) in state.store.waiting_of(run.deployment_id).await? {
                     if !waiting.iter().any(|w| w.environment == env) {
@@ -145,6 +143,11 @@ pub async fn poll_once(state: &AppState) -> crate::store::Result<usize> {
                             .await?;
                     }
                 }
+                // Last: a pass that failed half way reads the run again next time.
+                state
+                    .store
+                    .set_poll_etag(run.run_id, etag.as_deref())
+                    .await?;
             }
             Err(e) => {
                 tracing::debug!(error = %e, run_id = run.run_id, "a run's pending deployments could not be read")
@@ -244,12 +247,17 @@ pub async fn review(
             .prevents_self_review(&token, &repo, &w.environment)
             .await
             .map_err(outside)?;
-        if let Err(why) = approval::may_review(
-            &user.login,
-            run.actor.as_deref(),
-            w.current_user_can_approve,
-            prevent,
-        ) {
+        let dispatcher = approval::Person {
+            login: run.actor.as_deref(),
+            github_id: run.github_id,
+        };
+        let me = approval::Person {
+            login: Some(&user.login),
+            github_id: user.github_id,
+        };
+        if let Err(why) =
+            approval::may_review(&me, &dispatcher, w.current_user_can_approve, prevent)
+        {
             audit.record("refused", &why).await;
             return Err(AppError::new(403, why));
         }

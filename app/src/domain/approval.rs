@@ -36,6 +36,9 @@ pub struct Waiting {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalView {
     pub deployment_id: i64,
+    /// Release's environment of the deployment (who may review needs its deploy role).
+    #[serde(default)]
+    pub environment: String,
     pub github_environment: String,
     /// waiting, approved, rejected, gone
     pub state: String,
@@ -89,24 +92,53 @@ pub fn reviewers_label(reviewers: &[Reviewer]) -> String {
     names.join(", ")
 }
 
-/// Why `login` may not review a run from Release, if they may not: GitHub does not let
-/// them (`current_user_can_approve`), or the environment prevents self-review and they
-/// dispatched the run themselves (Release dispatches with the clicker's own token, so the
-/// clicker is the run's actor).
+/// Someone, as far as Release knows them: a login (which GitHub lets people rename) and
+/// GitHub's numeric id (which stays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Person<'a> {
+    pub login: Option<&'a str>,
+    pub github_id: Option<i64>,
+}
+
+impl Person<'_> {
+    /// The same person: the same GitHub id when both are known, else the same login.
+    fn is(&self, other: &Person<'_>) -> bool {
+        match (self.github_id, other.github_id) {
+            (Some(a), Some(b)) => a == b,
+            _ => match (self.login, other.login) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                _ => false,
+            },
+        }
+    }
+}
+
+/// Why `me` may not review a run from Release, if they may not: the environment prevents
+/// self-review and they dispatched the run (Release dispatches with the clicker's own
+/// token, so the clicker is the run's actor), or who dispatched it is not known; or
+/// GitHub does not let them (`current_user_can_approve`).
 pub fn may_review(
-    login: &str,
-    dispatched_by: Option<&str>,
+    me: &Person<'_>,
+    dispatcher: &Person<'_>,
     current_user_can_approve: bool,
     prevent_self_review: bool,
 ) -> Result<(), String> {
-    if prevent_self_review && dispatched_by.is_some_and(|d| d.eq_ignore_ascii_case(login)) {
-        return Err(format!(
-            "this environment prevents self-review: {login} started this run, so someone else must review it"
-        ));
+    let who = me.login.unwrap_or("you");
+    if prevent_self_review {
+        if dispatcher.login.is_none() && dispatcher.github_id.is_none() {
+            return Err(
+                "this environment prevents self-review and Release does not know who started this run: review it on GitHub".into(),
+            );
+        }
+        if me.is(dispatcher) {
+            return Err(format!(
+                "this environment prevents self-review: {who} started this run, so someone else must review it"
+            ));
+        }
     }
     if !current_user_can_approve {
         return Err(format!(
-            "GitHub says {login} may not review deployments to this environment"
+            "GitHub says {who} may not review deployments to this environment"
         ));
     }
     Ok(())
@@ -129,6 +161,7 @@ mod tests {
     fn the_label_says_where_how_long_and_who() {
         let v = ApprovalView {
             deployment_id: 1,
+            environment: "production".into(),
             github_environment: "production".into(),
             state: "waiting".into(),
             since_ms: 0,
@@ -151,14 +184,34 @@ mod tests {
 
     #[test]
     fn self_review_and_githubs_word() {
-        assert!(may_review("octocat", Some("OctoCat"), true, true)
-            .unwrap_err()
-            .contains("self-review"));
-        assert!(may_review("octocat", Some("octocat"), true, false).is_ok());
-        assert!(may_review("boss", Some("octocat"), true, true).is_ok());
-        assert!(may_review("boss", Some("octocat"), false, false)
-            .unwrap_err()
-            .contains("may not review"));
+        let p = |login: &'static str, id: Option<i64>| Person {
+            login: Some(login),
+            github_id: id,
+        };
+        assert!(
+            may_review(&p("octocat", None), &p("OctoCat", None), true, true)
+                .unwrap_err()
+                .contains("self-review")
+        );
+        // A renamed login is still the same person by GitHub id.
+        assert!(
+            may_review(&p("octo-new", Some(7)), &p("octocat", Some(7)), true, true)
+                .unwrap_err()
+                .contains("self-review")
+        );
+        assert!(may_review(&p("octocat", Some(7)), &p("octocat", Some(7)), true, false).is_ok());
+        assert!(may_review(&p("boss", Some(8)), &p("octocat", Some(7)), true, true).is_ok());
+        let unknown = Person {
+            login: None,
+            github_id: None,
+        };
+        assert!(may_review(&p("boss", Some(8)), &unknown, true, true).is_err());
+        assert!(may_review(&p("boss", Some(8)), &unknown, true, false).is_ok());
+        assert!(
+            may_review(&p("boss", Some(8)), &p("octocat", Some(7)), false, false)
+                .unwrap_err()
+                .contains("may not review")
+        );
         assert!(parse_comment(Some(&"x".repeat(1001))).is_err());
         assert_eq!(parse_comment(Some("  ship it ")).unwrap(), "ship it");
     }

@@ -271,7 +271,7 @@ fn Detail(detail: AppDetail, actions: Actions) -> impl IntoView {
         </p>
         {(!detail.notes.is_empty()).then(|| view! { <p class="notes">{detail.notes.clone()}</p> })}
         <FreezeBanners freezes now_ms=now/>
-        <Approvals approvals=detail.approvals.clone() now_ms=now/>
+        <Approvals approvals=detail.approvals.clone() may_deploy=detail.may_deploy.clone() now_ms=now/>
         <section class="current" aria-labelledby="current-h">
             <h2 id="current-h">"Deployed now"</h2>
             <div class="env-cards">{current}</div>
@@ -521,7 +521,11 @@ fn DeploymentItem(
 /// Approve and Reject (GitHub decides who may; self-review is refused where the
 /// environment prevents it); and the last decisions.
 #[component]
-fn Approvals(approvals: Vec<crate::domain::approval::ApprovalView>, now_ms: i64) -> impl IntoView {
+fn Approvals(
+    approvals: Vec<crate::domain::approval::ApprovalView>,
+    may_deploy: Vec<String>,
+    now_ms: i64,
+) -> impl IntoView {
     if approvals.is_empty() {
         return ().into_any();
     }
@@ -531,7 +535,8 @@ fn Approvals(approvals: Vec<crate::domain::approval::ApprovalView>, now_ms: i64)
             <h2 id="approvals-h">"Approvals"</h2>
             <ul>
                 {approvals.into_iter().take(10).map(|a| {
-                    let waiting = a.state == "waiting";
+                    // The buttons for those with the deploy role there; GitHub then decides.
+                    let waiting = a.state == "waiting" && may_deploy.contains(&a.environment);
                     let id = a.deployment_id.to_string();
                     view! {
                         <li class=format!("approval {}", a.state)>

@@ -41,7 +41,7 @@ impl Store {
         let row: Option<DispatchedRunRow> = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
-               LEFT JOIN dispatches x ON x.deployment_id = d.id
+               LEFT JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url AND x.kind = 'deploy'
               WHERE a.repo = $1 AND d.run_url LIKE $2
               ORDER BY d.id DESC LIMIT 1"
         ))
@@ -59,7 +59,7 @@ impl Store {
         let rows: Vec<(String, DispatchedRunRow)> = sqlx::query_as::<_, RunUrlRow>(&format!(
             "SELECT d.run_url, {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
-               JOIN dispatches x ON x.deployment_id = d.id
+               JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url
               WHERE d.run_url IS NOT NULL AND x.kind = 'deploy'
                 AND (d.status IN ('requested', 'in_progress') AND d.created_at >= $1
                      OR EXISTS (SELECT 1 FROM approvals p WHERE p.deployment_id = d.id AND p.state = 'waiting'))
@@ -92,6 +92,11 @@ impl Store {
         .bind(w.github_environment)
         .fetch_optional(&mut *tx)
         .await?;
+        // A decision stands: a late or replayed event does not reopen it.
+        if matches!(before.as_deref(), Some("approved" | "rejected")) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let new = before.as_deref() != Some("waiting");
         sqlx::query(
             "INSERT INTO approvals (deployment_id, github_environment, environment_id, run_id, state, since_ms, reviewers, wait_timer_minutes, decided_by, updated_at)
@@ -101,7 +106,8 @@ impl Store {
                reviewers = CASE WHEN excluded.reviewers = '' THEN approvals.reviewers ELSE excluded.reviewers END,
                wait_timer_minutes = COALESCE(excluded.wait_timer_minutes, approvals.wait_timer_minutes),
                since_ms = CASE WHEN approvals.state = 'waiting' THEN approvals.since_ms ELSE excluded.since_ms END,
-               state = 'waiting', decided_by = NULL, updated_at = excluded.updated_at",
+               state = 'waiting', decided_by = NULL, updated_at = excluded.updated_at
+             WHERE approvals.state IN ('waiting', 'gone')",
         )
         .bind(run.deployment_id)
         .bind(w.github_environment)
@@ -112,6 +118,11 @@ impl Store {
         .bind(w.wait_timer_minutes)
         .execute(&mut *tx)
         .await?;
+        // What GitHub answers for the run changed: read it afresh next time.
+        sqlx::query("DELETE FROM github_polls WHERE run_id = $1")
+            .bind(run.run_id)
+            .execute(&mut *tx)
+            .await?;
         if new {
             let detail = format!(
                 "{} to {}: run {} waits for a reviewer of the GitHub environment {}{}",
@@ -173,7 +184,8 @@ impl Store {
         let (_guard, mut tx) = self.write().await?;
         let changed = sqlx::query(
             "UPDATE approvals SET state = $1, decided_by = $2, updated_at = $3
-              WHERE deployment_id = $4 AND github_environment = $5 AND state = 'waiting'",
+              WHERE deployment_id = $4 AND github_environment = $5
+                AND (state = 'waiting' OR (state = 'gone' AND $1 <> 'gone'))",
         )
         .bind(state)
         .bind(by)
@@ -232,8 +244,8 @@ impl Store {
 
     /// The approvals of an application's deployments, newest first (at most 50).
     pub async fn approvals_of(&self, shortname: &str) -> Result<Vec<ApprovalView>> {
-        let rows: Vec<(i64, String, String, i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT p.deployment_id, p.github_environment, p.state, p.since_ms, p.reviewers, p.wait_timer_minutes, p.decided_by
+        let rows: Vec<ApprovalRow> = sqlx::query_as(
+            "SELECT p.deployment_id, d.environment, p.github_environment, p.state, p.since_ms, p.reviewers, p.wait_timer_minutes, p.decided_by
                FROM approvals p JOIN deployments d ON d.id = p.deployment_id JOIN applications a ON a.id = d.application_id
               WHERE a.shortname = $1 ORDER BY p.updated_at DESC LIMIT 50",
         )
@@ -245,9 +257,10 @@ impl Store {
 
     /// Every waiting approval (the grid's cells show them), at most 500.
     pub async fn waiting_approvals(&self) -> Result<Vec<ApprovalView>> {
-        let rows: Vec<(i64, String, String, i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT deployment_id, github_environment, state, since_ms, reviewers, wait_timer_minutes, decided_by
-               FROM approvals WHERE state = 'waiting' ORDER BY since_ms LIMIT 500",
+        let rows: Vec<ApprovalRow> = sqlx::query_as(
+            "SELECT p.deployment_id, d.environment, p.github_environment, p.state, p.since_ms, p.reviewers, p.wait_timer_minutes, p.decided_by
+               FROM approvals p JOIN deployments d ON d.id = p.deployment_id
+              WHERE p.state = 'waiting' ORDER BY p.since_ms LIMIT 500",
         )
         .fetch_all(self.pool())
         .await?;
@@ -269,7 +282,7 @@ impl Store {
         let row: Option<RunUrlRow> = sqlx::query_as(&format!(
             "SELECT d.run_url, {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
-               LEFT JOIN dispatches x ON x.deployment_id = d.id
+               LEFT JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url AND x.kind = 'deploy'
               WHERE d.id = $1 AND d.run_url IS NOT NULL"
         ))
         .bind(deployment_id)
@@ -319,8 +332,10 @@ impl Store {
     }
 }
 
+/// deployment, environment, GitHub environment, state, since, reviewers, wait timer, by.
 type ApprovalRow = (
     i64,
+    String,
     String,
     String,
     i64,
@@ -332,12 +347,13 @@ type ApprovalRow = (
 fn approval_view(r: ApprovalRow) -> ApprovalView {
     ApprovalView {
         deployment_id: r.0,
-        github_environment: r.1,
-        state: r.2,
-        since_ms: r.3,
-        reviewers: r.4,
-        wait_timer_minutes: r.5,
-        decided_by: r.6,
+        environment: r.1,
+        github_environment: r.2,
+        state: r.3,
+        since_ms: r.4,
+        reviewers: r.5,
+        wait_timer_minutes: r.6,
+        decided_by: r.7,
     }
 }
 
