@@ -723,18 +723,10 @@ impl Pipeline {
         })
     }
 
-    /// `GET {api}/repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments` as
-    /// `token`, conditionally (`If-None-Match: etag`): a 304 costs no rate limit.
-    pub async fn pending_deployments(
-        &self,
-        token: &str,
-        repo: &RepoName,
-        run_id: i64,
-        etag: Option<&str>,
-    ) -> Result<Pending, OutsideError> {
-        let api = self.github()?;
-        let url = endpoint(
-            api,
+    /// `{api}/repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments`.
+    fn pending_url(&self, repo: &RepoName, run_id: i64) -> Result<reqwest::Url, OutsideError> {
+        endpoint(
+            self.github()?,
             &[
                 "repos",
                 repo.owner(),
@@ -744,7 +736,19 @@ impl Pipeline {
                 &run_id.to_string(),
                 "pending_deployments",
             ],
-        )?;
+        )
+    }
+
+    /// `GET {api}/repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments` as
+    /// `token`, conditionally (`If-None-Match: etag`): a 304 costs no rate limit.
+    pub async fn pending_deployments(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        run_id: i64,
+        etag: Option<&str>,
+    ) -> Result<Pending, OutsideError> {
+        let url = self.pending_url(repo, run_id)?;
         let mut rb = self
             .http
             .get(url)
@@ -794,19 +798,7 @@ impl Pipeline {
         approve: bool,
         comment: &str,
     ) -> Result<(), OutsideError> {
-        let api = self.github()?;
-        let url = endpoint(
-            api,
-            &[
-                "repos",
-                repo.owner(),
-                repo.name(),
-                "actions",
-                "runs",
-                &run_id.to_string(),
-                "pending_deployments",
-            ],
-        )?;
+        let url = self.pending_url(repo, run_id)?;
         let body = serde_json::json!({
             "environment_ids": environment_ids,
             "state": if approve { "approved" } else { "rejected" },

@@ -71,6 +71,33 @@ async fn run_of(env: &TestApp, shortname: &str) -> (i64, i64) {
     (id, url.rsplit('/').next().unwrap().parse().unwrap())
 }
 
+/// prod-person (production's deployer) dispatches `version` of `app` to production;
+/// boss is an admin. Prod-person's client, the deployment and GitHub's run id.
+async fn dispatched_to_production(
+    env: &TestApp,
+    app: &str,
+    version: &str,
+) -> (reqwest::Client, i64, i64) {
+    env.member("prod-person", &[]);
+    env.member("boss", &["release-admins"]);
+    let prod = env.sign_in("prod-person").await;
+    let (s, body) = common::call(
+        &env.base,
+        &prod,
+        "deploy",
+        &[
+            ("shortname", app),
+            ("environment", "production"),
+            ("git_ref", version),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (deployment_id, run_id) = run_of(env, app).await;
+    (prod, deployment_id, run_id)
+}
+
 async fn count(env: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(env.store.pool())
@@ -90,23 +117,7 @@ async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
         })
         .spawn()
         .await;
-    env.member("prod-person", &[]);
-    env.member("boss", &["release-admins"]);
-    let prod = env.sign_in("prod-person").await;
-    let (s, body) = common::call(
-        &env.base,
-        &prod,
-        "deploy",
-        &[
-            ("shortname", "router"),
-            ("environment", "production"),
-            ("git_ref", "v1201"),
-            ("confirm", "yes"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    let (deployment_id, run_id) = run_of(&env, "router").await;
+    let (prod, deployment_id, run_id) = dispatched_to_production(&env, "router", "v1201").await;
     {
         let mut f = env.fake.lock().unwrap();
         f.pending.insert(run_id, vec![pending(161088068)]);
@@ -305,23 +316,7 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
         .settings(|s| s.alert_poll = Duration::from_millis(50)) // polls every 750 ms
         .spawn()
         .await;
-    env.member("prod-person", &[]);
-    env.member("boss", &["release-admins"]);
-    let prod = env.sign_in("prod-person").await;
-    let (s, body) = common::call(
-        &env.base,
-        &prod,
-        "deploy",
-        &[
-            ("shortname", "signon"),
-            ("environment", "production"),
-            ("git_ref", "v941"),
-            ("confirm", "yes"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    let (deployment_id, run_id) = run_of(&env, "signon").await;
+    let (_prod, deployment_id, run_id) = dispatched_to_production(&env, "signon", "v941").await;
     {
         let mut f = env.fake.lock().unwrap();
         f.pending.insert(run_id, vec![pending(7)]);

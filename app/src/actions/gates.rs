@@ -43,7 +43,34 @@ pub async fn holds(
     Ok(found)
 }
 
-/// The required checks of the commit `version` resolves to, read as the person.
+/// Every required check of the commit `version` resolves to, read as the person, with
+/// its state and link; and that commit. `Err` says why GitHub could not be read.
+async fn read_checks(
+    state: &AppState,
+    app: &ApplicationRow,
+    env: &Environment,
+    version: &GitRef,
+    token: &str,
+) -> Result<(Vec<gates::CheckResult>, Option<String>), String> {
+    let repo = RepoName::parse(&app.repo).map_err(|e| e.to_string())?;
+    let found = state
+        .pipeline
+        .commit_checks(token, &repo, &app.default_branch, version)
+        .await
+        .map_err(|e| format!("GitHub: {e}"))?;
+    let configured =
+        state
+            .gates
+            .configured_checks(&app.shortname, env.as_str(), !found.required.is_empty());
+    let required = gates::required_checks(found.required, &configured);
+    Ok((
+        gates::evaluate_checks(&required, &found.reported),
+        found.sha,
+    ))
+}
+
+/// The required checks that do not pass (or why they could not be read: fail closed),
+/// and the commit they were read for.
 async fn checks_hold(
     state: &AppState,
     app: &ApplicationRow,
@@ -59,32 +86,18 @@ async fn checks_hold(
             None,
         );
     };
-    let repo = match RepoName::parse(&app.repo) {
-        Ok(r) => r,
-        Err(e) => return (Some(Hold::ChecksUnknown(e.to_string())), None),
-    };
-    match state
-        .pipeline
-        .commit_checks(token, &repo, &app.default_branch, version)
-        .await
-    {
-        Ok(found) => {
-            let configured = state.gates.configured_checks(
-                &app.shortname,
-                env.as_str(),
-                !found.required.is_empty(),
-            );
-            let required = gates::required_checks(found.required, &configured);
-            let not_passing: Vec<_> = gates::evaluate_checks(&required, &found.reported)
+    match read_checks(state, app, env, version, token).await {
+        Ok((checks, sha)) => {
+            let not_passing: Vec<_> = checks
                 .into_iter()
                 .filter(|c| c.state != gates::CheckState::Success)
                 .collect();
             (
                 (!not_passing.is_empty()).then_some(Hold::Checks(not_passing)),
-                found.sha,
+                sha,
             )
         }
-        Err(e) => (Some(Hold::ChecksUnknown(format!("GitHub: {e}"))), None),
+        Err(why) => (Some(Hold::ChecksUnknown(why)), None),
     }
 }
 
@@ -100,27 +113,11 @@ pub async fn preview_checks(
     if !state.gates.checks_on(&app.shortname, env.as_str()) || state.simulator.is_some() {
         return None;
     }
-    let token = token?;
-    let repo = RepoName::parse(&app.repo).ok()?;
     Some(
-        match state
-            .pipeline
-            .commit_checks(token, &repo, &app.default_branch, version)
+        read_checks(state, app, env, version, token?)
             .await
-        {
-            Ok(found) => {
-                let configured = state.gates.configured_checks(
-                    &app.shortname,
-                    env.as_str(),
-                    !found.required.is_empty(),
-                );
-                let required = gates::required_checks(found.required, &configured);
-                Ok(gates::evaluate_checks(&required, &found.reported))
-            }
-            Err(e) => Err(format!(
-                "the required checks could not be read: GitHub: {e}"
-            )),
-        },
+            .map(|(checks, _)| checks)
+            .map_err(|why| format!("the required checks could not be read: {why}")),
     )
 }
 
