@@ -121,60 +121,6 @@ pub async fn preview_checks(
     )
 }
 
-/// The grid with what its cells wait for: "waiting for approval in production: 12 min"
-/// on a deployment whose run waits for a reviewer (one query), and "soaking 12/30 min" on
-/// each cell whose version has not run there long enough to go on to the next
-/// environment (only where a soak time is set: a query per such cell).
-pub async fn with_waits(
-    store: &crate::store::Store,
-    gates: &gates::GateConfig,
-    mut grid: crate::model::Grid,
-) -> crate::store::Result<crate::model::Grid> {
-    let envs = store.environments().as_slice().to_vec();
-    let now = crate::store::now_ms();
-    // Runs waiting for a reviewer, on the cell of their deployment.
-    let waiting = store.waiting_approvals().await?;
-    if !waiting.is_empty() {
-        for cell in grid
-            .apps
-            .iter_mut()
-            .flat_map(|a| a.cells.iter_mut())
-            .flatten()
-        {
-            if let Some(w) = waiting
-                .iter()
-                .find(|w| w.deployment_id == cell.deployment_id)
-            {
-                cell.approval = Some(w.label(now));
-            }
-        }
-    }
-    for (app, id) in grid.apps.iter_mut().zip(grid.ids.iter()) {
-        for i in 1..envs.len() {
-            let minutes = gates.soak_minutes(&app.shortname, envs[i].as_str());
-            if minutes == 0 {
-                continue;
-            }
-            let Some(Some(cell)) = app.cells.get_mut(i - 1) else {
-                continue;
-            };
-            let before = envs[i - 1].as_str();
-            let argocd = gates.argocd_environments.iter().any(|e| e == before);
-            let stints = store
-                .soak_stints(*id, before, &cell.version, argocd)
-                .await?;
-            let s = gates::soak(&cell.version, before, minutes, &stints, now);
-            if s.hold.is_some() {
-                cell.soaking = Some(format!(
-                    "soaking {}/{} min",
-                    s.current_minutes, s.required_minutes
-                ));
-            }
-        }
-    }
-    Ok(grid)
-}
-
 /// Has `version` soaked long enough in the environment before `env`? `None` when `env`
 /// needs no soak (or is the first environment).
 pub async fn soak_hold(
