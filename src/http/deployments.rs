@@ -50,6 +50,40 @@ pub struct NotifyDeployment {
     created_at: Option<String>,
 }
 
+/// The Release app's form body (`application/x-www-form-urlencoded`), as the OpenAPI
+/// document describes it: the same fields as the JSON body, named as its clients send
+/// them. Only a description: `from_form` reads the form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct NotifyForm {
+    #[schema(
+        pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$",
+        example = "alphagov/content-store"
+    )]
+    repo: String,
+    #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
+    #[schema(rename = "deployment[environment]")]
+    deployment_environment: String,
+    #[schema(
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$",
+        max_length = 255,
+        example = "v301"
+    )]
+    #[schema(rename = "deployment[version]")]
+    deployment_version: String,
+    #[schema(
+        rename = "deployment[sha]",
+        pattern = r"^([0-9a-fA-F]{7,40}|[0-9a-fA-F]{64})$"
+    )]
+    deployment_sha: Option<String>,
+    #[schema(
+        rename = "deployment[deployed_by]",
+        pattern = r"^[A-Za-z0-9][^\u0000-\u001F\u007F-\u009F]{0,99}$",
+        max_length = 100
+    )]
+    deployment_deployed_by: Option<String>,
+}
+
 /// Parse, don't validate: turns the body into a `NewDeployment` or names the bad field.
 fn parse(body: NotifyBody, state: &ServerState) -> Result<NewDeployment, InvalidInput> {
     let at = |mut e: InvalidInput, field: &str| {
@@ -191,7 +225,7 @@ fn from_form(pairs: &[(String, String)]) -> Result<NotifyBody, ApiError> {
     path = "/deployments",
     request_body(content(
         (NotifyBody = "application/json"),
-        (String = "application/x-www-form-urlencoded", example = "repo=org%2Fapp&deployment%5Benvironment%5D=staging&deployment%5Bversion%5D=v12"),
+        (NotifyForm = "application/x-www-form-urlencoded", example = "repo=org%2Fapp&deployment%5Benvironment%5D=staging&deployment%5Bversion%5D=v12"),
     )),
     security(("bearer" = [])),
     responses(

@@ -63,8 +63,8 @@ pub async fn document(
     }))
 }
 
-/// The document with `names` as the `enum` of every property called `environment` and
-/// every parameter called `environment` or `to`.
+/// The document with `names` as the `enum` of every property called `environment` (or
+/// the form's `deployment[environment]`) and every parameter called `environment` or `to`.
 pub fn with_environments(mut doc: serde_json::Value, names: &[&str]) -> serde_json::Value {
     let allowed = serde_json::json!(names);
     if let Some(schemas) = doc
@@ -72,8 +72,10 @@ pub fn with_environments(mut doc: serde_json::Value, names: &[&str]) -> serde_js
         .and_then(|v| v.as_object_mut())
     {
         for schema in schemas.values_mut() {
-            if let Some(env) = schema.pointer_mut("/properties/environment") {
-                env["enum"] = allowed.clone();
+            for key in ["environment", "deployment[environment]"] {
+                if let Some(env) = schema.get_mut("properties").and_then(|p| p.get_mut(key)) {
+                    env["enum"] = allowed.clone();
+                }
             }
         }
     }
