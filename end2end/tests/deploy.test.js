@@ -104,15 +104,18 @@ test('a drifted app shows the drift flag; rolling it back freezes its promotion 
   await page.waitForSelector('body[data-hydrated="true"]');
   assert.match(await page.locator('main').innerText(), /Argo CD says production runs v2104, not v2105/);
   const card = page.locator('.env-card:has(h3:has-text("production"))');
+  // The version to roll back to: the newest earlier one that succeeded there (the
+  // demo's made-up history decides which).
+  const target = (await card.locator('details.rollback summary').innerText()).match(/Roll back to (\S+)/)[1];
   await card.locator('details.rollback summary').click();
   await card.locator('input[name="reason"]').fill('errors since v2105');
   await card.locator('input[name="confirm"]').check();
   await card.locator('.rollback-form button[type="submit"]').click();
   await page.waitForSelector('text=/Promotion of static into and out of production is frozen \\(rollback\\)/');
   // The rollback's deployment is production's current one now, without a reload.
-  await page.waitForFunction(() => {
+  await page.waitForFunction((target) => {
     const c = [...document.querySelectorAll('.env-card')].find((e) => e.querySelector('h3')?.textContent.includes('production'));
-    return c && c.innerText.includes('v2104');
-  }, null, { timeout: 15000 });
+    return c && c.innerText.includes(target);
+  }, target, { timeout: 15000 });
   await page.close();
 });
