@@ -205,6 +205,31 @@ struct FileGitHub {
     web_url: Option<String>,
     api_url: Option<String>,
     scopes: Option<Vec<String>>,
+    /// `[github.app]`: the GitHub App whose installation token tells GitHub's Deployments
+    /// API of every deployment (its private key from `RELEASE_GITHUB_APP_KEY`).
+    app: Option<FileGitHubApp>,
+    /// `[github.deployments.<environment>]`: how that environment's deployments are told.
+    #[serde(default)]
+    deployments: std::collections::HashMap<String, FileReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGitHubApp {
+    id: i64,
+    /// The installation's id; default: looked up per repository
+    /// (`GET /repos/{owner}/{repo}/installation`).
+    installation_id: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReport {
+    /// `false` where the Deploy workflow's job has `environment:` (GitHub creates the
+    /// deployment itself): one writer per environment. Default true.
+    report_to_github: Option<bool>,
+    /// The environment's URL on GitHub's deployment (`{app}` is the app's shortname).
+    environment_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +260,22 @@ pub struct GitHubSettings {
     /// `https://api.github.com`, or `https://HOST/api/v3`.
     pub api_url: String,
     pub scopes: Vec<String>,
+    /// The GitHub App that reports deployments (`[github.app]`).
+    pub app: Option<GitHubApp>,
+    /// Per environment: reported to GitHub's Deployments API or not, and its URL.
+    pub deployments: std::collections::HashMap<String, ReportSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GitHubApp {
+    pub id: i64,
+    pub installation_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSettings {
+    pub report_to_github: bool,
+    pub environment_url: Option<String>,
 }
 
 /// Who may do what. Entries are team slugs in `org`, or `@login` for one person.
@@ -483,14 +524,49 @@ impl Config {
                 manual_environments: a.manual,
             });
         }
-        let github = file.github.map(|g| GitHubSettings {
-            client_id: g.client_id,
-            web_url: g.web_url.unwrap_or_else(|| "https://github.com".into()),
-            api_url: g.api_url.unwrap_or_else(|| "https://api.github.com".into()),
-            scopes: g
-                .scopes
-                .unwrap_or_else(|| vec!["read:org".into(), "repo".into()]),
-        });
+        let github = match file.github {
+            Some(g) => {
+                let mut deployments = std::collections::HashMap::new();
+                for (env, r) in g.deployments {
+                    environments
+                        .parse(&env)
+                        .with_context(|| format!("github.deployments.{env}"))?;
+                    if let Some(u) = &r.environment_url {
+                        anyhow::ensure!(
+                            u.starts_with("https://") || u.starts_with("http://"),
+                            "github.deployments.{env}.environment_url must be an http(s) URL"
+                        );
+                    }
+                    deployments.insert(
+                        env,
+                        ReportSettings {
+                            report_to_github: r.report_to_github.unwrap_or(true),
+                            environment_url: r.environment_url,
+                        },
+                    );
+                }
+                if let Some(a) = &g.app {
+                    anyhow::ensure!(
+                        a.id > 0 && a.installation_id.is_none_or(|i| i > 0),
+                        "github.app: id and installation_id are GitHub's positive ids"
+                    );
+                }
+                Some(GitHubSettings {
+                    client_id: g.client_id,
+                    web_url: g.web_url.unwrap_or_else(|| "https://github.com".into()),
+                    api_url: g.api_url.unwrap_or_else(|| "https://api.github.com".into()),
+                    scopes: g
+                        .scopes
+                        .unwrap_or_else(|| vec!["read:org".into(), "repo".into()]),
+                    app: g.app.map(|a| GitHubApp {
+                        id: a.id,
+                        installation_id: a.installation_id,
+                    }),
+                    deployments,
+                })
+            }
+            None => None,
+        };
         let access = match file.access {
             Some(a) => {
                 anyhow::ensure!(

@@ -7,6 +7,7 @@ pub mod configuration;
 pub use app::crypto;
 pub mod demo;
 pub mod github;
+pub mod github_deployments;
 pub mod http;
 pub mod startup;
 pub mod stats;

@@ -137,6 +137,8 @@ async fn main() -> anyhow::Result<()> {
                             || k.starts_with("RELEASE_ARGOCD_TOKEN_")
                             || k == "RELEASE_GITHUB_STATS_TOKEN"
                             || k == "RELEASE_GITHUB_WEBHOOK_SECRET"
+                            || k == "RELEASE_GITHUB_APP_KEY"
+                            || k == "RELEASE_GITHUB_REPORT_TOKEN"
                     })
                     .collect(),
                 alert_poll: std::time::Duration::from_secs(1),

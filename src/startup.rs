@@ -51,6 +51,55 @@ pub struct Settings {
     pub metrics_token: Option<String>,
 }
 
+/// The reporter of deployments to GitHub's Deployments API: with `[github.app]` and its key
+/// (`RELEASE_GITHUB_APP_KEY`), or a token (`RELEASE_GITHUB_REPORT_TOKEN`); none without.
+fn github_reporter(
+    settings: &Settings,
+    store: &Store,
+    public_url: &str,
+    alerts: &crate::alerts::AlertSettings,
+) -> anyhow::Result<Option<crate::github_deployments::Reporter>> {
+    use crate::github_deployments::{AppCredentials, Credentials, Reporter};
+    let Some(github) = &settings.config.github else {
+        return Ok(None);
+    };
+    let secret = |name: &str| {
+        settings
+            .alert_env
+            .get(name)
+            .filter(|v| !v.trim().is_empty())
+    };
+    let credentials = match (github.app, secret("RELEASE_GITHUB_APP_KEY")) {
+        (Some(app), Some(key)) => {
+            Credentials::App(AppCredentials::parse(app.id, app.installation_id, key)?)
+        }
+        (Some(_), None) => {
+            anyhow::bail!("[github.app] needs the App's private key in RELEASE_GITHUB_APP_KEY")
+        }
+        (None, _) => match secret("RELEASE_GITHUB_REPORT_TOKEN") {
+            Some(t) => Credentials::Token(t.trim().to_owned()),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Reporter {
+        store: store.clone(),
+        api_url: github.api_url.clone(),
+        public_url: public_url.to_owned(),
+        credentials,
+        environments: github.deployments.clone(),
+        production: settings
+            .config
+            .environments
+            .names()
+            .last()
+            .map(|s| (*s).to_owned())
+            .unwrap_or_default(),
+        retry_first: alerts.retry_first,
+        every: settings.alert_poll,
+        timeout: settings.limits.outside_timeout,
+    }))
+}
+
 pub struct Server {
     listener: TcpListener,
     router: Router,
@@ -129,7 +178,23 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        crate::alerts::spawn_sender(store.clone(), alert_settings.clone(), public_url, stall_ms);
+        crate::alerts::spawn_sender(
+            store.clone(),
+            alert_settings.clone(),
+            public_url.clone(),
+            stall_ms,
+        );
+        // Deployments told back to GitHub, when a token that needs no person is configured.
+        let reporter = github_reporter(&settings, &store, &public_url, &alert_settings)?;
+        let reported = match &reporter {
+            Some(r) => r.reported(&settings.config.environments.names()),
+            None => vec![],
+        };
+        store.set_report_environments(&reported).await?;
+        if let Some(r) = reporter {
+            tracing::info!(environments = ?reported, credentials = ?r.credentials, "deployments are told to GitHub");
+            r.spawn();
+        }
         let argocd: Vec<crate::argocd::ArgoCd> = settings
             .config
             .argocd

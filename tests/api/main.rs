@@ -13,6 +13,7 @@ mod durability;
 mod faults;
 mod fuzz;
 mod gates;
+mod github_deployments;
 mod live;
 mod operations;
 mod pages;

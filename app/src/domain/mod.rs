@@ -30,7 +30,10 @@ pub use git_ref::{GitRef, Sha};
 pub use k8s::K8sName;
 pub use people::{CurrentUser, Role};
 pub use repo::{RepoName, Shortname};
-pub use status::{status_from_events, DeploymentStatus, EventStatus, EventSummary, Stage, Trigger};
+pub use status::{
+    github_deployment_state, status_from_events, DeploymentStatus, EventStatus, EventSummary,
+    Stage, Trigger,
+};
 
 /// Why an input was refused: which field and what is wrong with it. The HTTP layer turns it
 /// into a 422 with this field and message.

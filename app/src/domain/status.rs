@@ -165,6 +165,41 @@ impl DeploymentStatus {
     }
 }
 
+/// The state of a GitHub deployment status (`POST .../deployments/{id}/statuses`) that
+/// tells GitHub where a Release deployment stands: requested is `queued`, a deploy GitHub
+/// refused to dispatch is `error` (nothing ran), a failed one `failure`.
+pub fn github_deployment_state(
+    status: DeploymentStatus,
+    dispatch_state: Option<&str>,
+) -> &'static str {
+    match status {
+        DeploymentStatus::Requested => "queued",
+        DeploymentStatus::InProgress => "in_progress",
+        DeploymentStatus::Succeeded => "success",
+        DeploymentStatus::Failed if dispatch_state == Some("refused") => "error",
+        DeploymentStatus::Failed => "failure",
+    }
+}
+
+#[cfg(test)]
+mod github_state_tests {
+    use super::*;
+
+    #[test]
+    fn each_status_has_its_github_state() {
+        use DeploymentStatus::*;
+        assert_eq!(github_deployment_state(Requested, None), "queued");
+        assert_eq!(
+            github_deployment_state(Requested, Some("dispatching")),
+            "queued"
+        );
+        assert_eq!(github_deployment_state(InProgress, None), "in_progress");
+        assert_eq!(github_deployment_state(Succeeded, None), "success");
+        assert_eq!(github_deployment_state(Failed, None), "failure");
+        assert_eq!(github_deployment_state(Failed, Some("refused")), "error");
+    }
+}
+
 /// The part of an event the status rule needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventSummary {

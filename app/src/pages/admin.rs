@@ -84,6 +84,91 @@ pub fn UsersPage() -> impl IntoView {
         </Suspense>
         <AlertsSection/>
         <DispatchesSection/>
+        <GitHubReportsSection/>
+    }
+}
+
+/// A deployment GitHub's Deployments API was not told of, or not yet, as admins see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GitHubReportLine {
+    pub deployment_id: i64,
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    /// GitHub's deployment id, when it created one.
+    pub github_id: Option<i64>,
+    /// Stopped for good (GitHub's 202, 409, 422, ...), or still retried.
+    pub stopped: bool,
+    pub what: String,
+    pub attempts: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Deployments not told to GitHub: stopped for good or still failing, newest first.
+/// Admins only.
+#[server(endpoint = "github_reports")]
+pub async fn github_reports() -> Result<(Vec<GitHubReportLine>, i64), crate::error::AppError> {
+    crate::auth::require_role(crate::auth::Role::Admin)?;
+    let state = crate::state::app_state()?;
+    let rows = state.store.troubled_reports(50).await?;
+    Ok((
+        rows.into_iter()
+            .map(|r| GitHubReportLine {
+                deployment_id: r.deployment_id,
+                application: r.application,
+                environment: r.environment,
+                version: r.version,
+                github_id: r.github_id,
+                stopped: r.outcome.is_some(),
+                what: r.outcome.or(r.last_error).unwrap_or_default(),
+                attempts: r.attempts,
+                updated_at_ms: r.updated_at,
+            })
+            .collect(),
+        crate::store::now_ms(),
+    ))
+}
+
+#[component]
+fn GitHubReportsSection() -> impl IntoView {
+    let lines = Resource::new(|| (), |_| github_reports());
+    view! {
+        <h2>"Deployments not told to GitHub"</h2>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
+                {move || Suspend::new(async move {
+                    lines.await.map(|(lines, now)| {
+                        if lines.is_empty() {
+                            return view! { <p>"GitHub took every deployment reported to it."</p> }.into_any();
+                        }
+                        view! {
+                            <table class="activity github-reports">
+                                <thead><tr>
+                                    <th scope="col">"Application"</th>
+                                    <th scope="col">"Environment"</th>
+                                    <th scope="col">"Version"</th>
+                                    <th scope="col">"State"</th>
+                                    <th scope="col">"When"</th>
+                                    <th scope="col">"GitHub's answer"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {lines.into_iter().map(|l| view! {
+                                        <tr>
+                                            <td><a href=format!("/applications/{}#deployment-{}", l.application, l.deployment_id)>{l.application.clone()}</a></td>
+                                            <td>{l.environment}</td>
+                                            <td>{l.version}</td>
+                                            <td>{if l.stopped { "stopped".to_string() } else { format!("retrying ({} attempts)", l.attempts) }}</td>
+                                            <td><time title=exact_time(l.updated_at_ms)>{ago(now, l.updated_at_ms)}</time></td>
+                                            <td>{l.what}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    })
+                })}
+            </ErrorBoundary>
+        </Suspense>
     }
 }
 

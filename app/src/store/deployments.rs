@@ -372,6 +372,7 @@ impl Store {
         .bind(deployment_id)
         .execute(&mut **tx)
         .await?;
+        super::github_reports::mark_reports(tx, &[deployment_id], now).await?;
         let outcome = EventOutcome {
             application: app.shortname,
             deployment_id,
@@ -461,6 +462,7 @@ pub(super) async fn insert_deployment(
     .bind(created_at)
     .execute(&mut **tx)
     .await?;
+    super::github_reports::mark_reports(tx, &[id], now_ms()).await?;
     Ok(id)
 }
 

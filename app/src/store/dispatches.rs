@@ -329,6 +329,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     restore_current(&mut tx, app_id, &env, dep, previous).await?;
+                    super::github_reports::mark_reports(&mut tx, &[dep], now).await?;
                 } else {
                     sqlx::query("UPDATE deployments SET dispatch_state = NULL WHERE id = $1")
                         .bind(dep)

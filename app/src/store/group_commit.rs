@@ -337,6 +337,11 @@ impl Store {
                 return Err((e.into(), jobs));
             }
         };
+        let ids: Vec<i64> = inserted.iter().map(|(id, _, _)| *id).collect();
+        if let Err(e) = super::github_reports::mark_reports(tx, &ids, now).await {
+            let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
+            return Err((e, jobs));
+        }
         let new_ids: HashMap<(i64, String), i64> = inserted
             .into_iter()
             .map(|(id, app, env)| ((app, env), id))

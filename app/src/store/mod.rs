@@ -11,6 +11,7 @@ mod audit;
 mod deployments;
 mod dispatches;
 mod gates;
+mod github_reports;
 mod group_commit;
 mod live_states;
 mod ops;
@@ -29,6 +30,7 @@ pub use dispatches::{
     DeployIntent, DispatchRow, GateOverride, Intent, Outcome, PendingDispatch, TrainItemRow,
     TrainRow,
 };
+pub use github_reports::{ReportJob, ReportResult, ReportRow};
 pub use live_states::{LiveState, Observation, Observed};
 pub use ops::{AuditEntry, Freeze, LockHolder, NewAudit, NewFreeze, ResubmitTarget};
 pub use seed::PastDeployment;

@@ -81,6 +81,8 @@ pub struct FakeState {
     /// Pending-deployment reads and reviews, and environment reads (method, path, headers,
     /// body), with the status answered.
     pub review_calls: Vec<(Recorded, u16)>,
+    /// The App's side: installation tokens, deployments and their statuses.
+    pub app: super::fake_deployments::AppFake,
 }
 
 /// The SHA every ref resolves to in the fake's check reads.
@@ -237,6 +239,7 @@ pub async fn fake_github() -> (String, Fake) {
                 Json(json!([{"sha": "abcdef1234567890", "commit": {"message": "Fix the header\n\nmore"}}])).into_response()
             }),
         )
+        .merge(super::fake_deployments::routes())
         .layer(axum::middleware::from_fn_with_state(
             fake.clone(),
             |State(f): State<Fake>, req: axum::extract::Request, next: axum::middleware::Next| async move {

@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod fake_argo;
+pub mod fake_deployments;
 pub mod fake_github;
 
 use app::store::Store;
