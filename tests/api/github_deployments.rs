@@ -189,8 +189,13 @@ environment_url = "https://{app}.staging.example"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn githubs_409_and_202_are_shown_to_admins_and_not_retried() {
+    // On PostgreSQL: the outbox's SQL is the same on both databases.
+    let Some((pg, db, url)) = common::fresh_postgres("githubs_409_and_202").await else {
+        return;
+    };
     let env = TestApp::builder()
         .github()
+        .database(&url)
         .settings(|s| {
             s.alert_env
                 .insert("RELEASE_GITHUB_REPORT_TOKEN".into(), "report-token".into());
@@ -262,4 +267,6 @@ async fn githubs_409_and_202_are_shown_to_admins_and_not_retried() {
             .0,
         403
     );
+    drop(env);
+    common::drop_postgres(pg, &db).await;
 }
