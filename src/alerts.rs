@@ -339,7 +339,14 @@ pub fn slack_message(event: &AlertEvent, public_url: &str) -> serde_json::Value 
     use serde_json::json;
     let (page, deployment) = links(event, public_url);
     let mut headline = format!("*{}*", mrkdwn(&event.summary()));
-    if let Some(m) = &event.message {
+    if event.kind == Some(AlertKind::Digest) {
+        // The digest is the message: its lines after the first (the headline), whole up
+        // to Slack's 3,000 characters a section.
+        let rest = event.message.as_deref().unwrap_or("");
+        let rest = rest.split_once('\n').map_or("", |(_, r)| r);
+        let rest: String = mrkdwn(rest).chars().take(2_900).collect();
+        headline.push_str(&rest);
+    } else if let Some(m) = &event.message {
         let m: String = m.chars().take(500).collect();
         headline.push_str(&format!("\n>{}", mrkdwn(&m).replace('\n', "\n>")));
     }

@@ -54,6 +54,10 @@ struct FileAlerts {
     retry_first_seconds: Option<f64>,
     /// How long an alert is retried before it is given up. Default 24.
     give_up_hours: Option<f64>,
+    /// The daily digest's local time ("09:30"); none: no digest.
+    digest_at: Option<String>,
+    /// The digest's time zone (IANA, e.g. "Europe/London"). Default UTC.
+    time_zone: Option<String>,
     #[serde(default)]
     receivers: Vec<FileReceiver>,
 }
@@ -95,6 +99,14 @@ pub struct AlertConfig {
     pub receivers: Vec<ReceiverConfig>,
     pub retry_first: std::time::Duration,
     pub give_up_after: std::time::Duration,
+    /// The daily digest: its local time and time zone.
+    pub digest: Option<DigestTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DigestTime {
+    pub at: chrono::NaiveTime,
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Default for AlertConfig {
@@ -103,6 +115,7 @@ impl Default for AlertConfig {
             receivers: vec![],
             retry_first: std::time::Duration::from_secs(10),
             give_up_after: std::time::Duration::from_secs(24 * 3600),
+            digest: None,
         }
     }
 }
@@ -162,7 +175,33 @@ fn parse_alerts(file: FileAlerts) -> anyhow::Result<AlertConfig> {
             events,
         });
     }
+    let time_zone: chrono_tz::Tz = match &file.time_zone {
+        Some(z) => z.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "alerts.time_zone: {z:?} is not a time zone (e.g. \"Europe/London\", \"UTC\")"
+            )
+        })?,
+        None => chrono_tz::UTC,
+    };
+    let digest = match &file.digest_at {
+        Some(at) => Some(DigestTime {
+            at: chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| {
+                anyhow::anyhow!(
+                    "alerts.digest_at: {at:?} is not a time of day as HH:MM (\"09:30\")"
+                )
+            })?,
+            time_zone,
+        }),
+        None => {
+            anyhow::ensure!(
+                file.time_zone.is_none(),
+                "alerts.time_zone is the digest's: set alerts.digest_at too"
+            );
+            None
+        }
+    };
     Ok(AlertConfig {
+        digest,
         receivers,
         retry_first: std::time::Duration::from_secs_f64(retry),
         give_up_after: std::time::Duration::from_secs_f64(give_up * 3600.0),

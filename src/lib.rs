@@ -6,6 +6,7 @@ pub mod argocd;
 pub mod configuration;
 pub use app::crypto;
 pub mod demo;
+pub mod digest;
 pub mod github;
 pub mod github_deployments;
 pub mod http;

@@ -287,6 +287,23 @@ impl Server {
         if settings.config.github.is_some() {
             app::actions::approvals::spawn_poller(state.app.clone(), settings.alert_poll * 15);
         }
+        // The daily digest per team, when `[alerts] digest_at` is set.
+        if let Some(time) = settings.config.alerts.digest {
+            crate::digest::spawn(
+                state.app.clone(),
+                crate::digest::DigestSettings {
+                    time,
+                    alerts: alert_settings.clone(),
+                    public_url: public_url.clone(),
+                    token: settings
+                        .alert_env
+                        .get("RELEASE_GITHUB_STATS_TOKEN")
+                        .filter(|t| !t.is_empty())
+                        .cloned(),
+                    every: settings.alert_poll * 10,
+                },
+            );
+        }
         // Intents whose outcome was lost (a restart between GitHub's answer and its
         // record) are reconciled at once and then every 5 s.
         app::actions::reconcile::spawn_reconciler(

@@ -9,6 +9,7 @@ mod approvals;
 mod argocd;
 mod auth;
 mod deploys;
+mod digest;
 mod durability;
 mod faults;
 mod fuzz;

@@ -28,10 +28,12 @@ pub enum AlertKind {
     Rejected,
     /// An admin's test message for one receiver.
     Test,
+    /// The daily digest of one receiver's teams (`[alerts] digest_at`).
+    Digest,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 13] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::DeploymentFailed,
         AlertKind::DeploymentStalled,
         AlertKind::NeedsManualDeployment,
@@ -45,6 +47,7 @@ impl AlertKind {
         AlertKind::Approved,
         AlertKind::Rejected,
         AlertKind::Test,
+        AlertKind::Digest,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -62,6 +65,7 @@ impl AlertKind {
             AlertKind::Approved => "approved",
             AlertKind::Rejected => "rejected",
             AlertKind::Test => "test",
+            AlertKind::Digest => "digest",
         }
     }
 
@@ -173,6 +177,13 @@ impl AlertEvent {
                 format!("{by} rejected {app} {version} to {env}")
             }
             Some(AlertKind::Test) => format!("Test message from Release, sent by {by}"),
+            // The digest's first line ("Release digest for #team, Monday 7 December").
+            Some(AlertKind::Digest) => self
+                .message
+                .as_deref()
+                .and_then(|m| m.lines().next())
+                .unwrap_or("Release digest")
+                .to_string(),
             None => "Release alert".to_string(),
         }
     }

@@ -7,6 +7,7 @@
 mod alert;
 pub mod approval;
 pub mod deploy_rules;
+pub mod digest;
 mod environment;
 mod flags;
 mod freeze;

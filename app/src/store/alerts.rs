@@ -28,6 +28,30 @@ pub(super) async fn insert_alert(
     Ok(id)
 }
 
+/// Appends `event` for one receiver only (a test message, a digest): fanned out already,
+/// with its one delivery.
+async fn queue_for(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    receiver: &str,
+    event: &AlertEvent,
+    now: i64,
+) -> Result<()> {
+    let id = insert_alert(tx, event).await?;
+    sqlx::query("UPDATE alert_events SET fanned_out = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO alert_deliveries (event_id, receiver, state, attempts, next_attempt_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3)",
+    )
+    .bind(id)
+    .bind(receiver)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// A receiver, as the fan-out needs it: which apps' teams and which events it takes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRoute {
@@ -45,7 +69,7 @@ impl AlertRoute {
         let kind_ok = self.kinds.is_empty() || kind.is_some_and(|k| self.kinds.contains(&k));
         let team_ok = self.teams.is_empty()
             || team.is_some_and(|t| !t.is_empty() && self.teams.iter().any(|x| x == t));
-        kind_ok && team_ok && kind != Some(AlertKind::Test)
+        kind_ok && team_ok && !matches!(kind, Some(AlertKind::Test | AlertKind::Digest))
     }
 }
 
@@ -307,22 +331,45 @@ impl Store {
         let mut event = AlertEvent::new(AlertKind::Test, now);
         event.actor = Some(actor.to_owned());
         let (_guard, mut tx) = self.write().await?;
-        let id = insert_alert(&mut tx, &event).await?;
-        sqlx::query("UPDATE alert_events SET fanned_out = 1 WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO alert_deliveries (event_id, receiver, state, attempts, next_attempt_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3)",
-        )
-        .bind(id)
-        .bind(receiver)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        queue_for(&mut tx, receiver, &event, now).await?;
         super::audit::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether the digest of the local day `day` (`2026-12-07`) went out.
+    pub async fn digest_sent(&self, day: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM digests WHERE day = $1")
+            .bind(day)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The digest of `day`: one message per receiver, queued for delivery, in the
+    /// transaction that records the day as sent. False when another server recorded it
+    /// first (nothing queued): one digest a day, however many servers.
+    pub async fn send_digest(&self, day: &str, messages: &[(String, AlertEvent)]) -> Result<bool> {
+        let now = now_ms();
+        let (_guard, mut tx) = self.write().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO digests (day, sent_at, messages) VALUES ($1, $2, $3) ON CONFLICT (day) DO NOTHING",
+        )
+        .bind(day)
+        .bind(now)
+        .bind(messages.len() as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for (receiver, event) in messages {
+            queue_for(&mut tx, receiver, event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Forgets deliveries that ended (delivered or given up) before `before_ms`, and events
