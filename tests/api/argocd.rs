@@ -44,12 +44,8 @@ async fn the_live_state_follows_argo_cd() {
         .spawn()
         .await;
     // The pipeline's notification first (Argo CD lists nothing yet), so v5 is known.
-    assert_eq!(
-        app.notify("alphagov/content-store", "staging", "v5")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/content-store", "staging", "v5")
+        .await;
     for _ in 0..100 {
         if !argocd.watchers.lock().unwrap().is_empty() {
             break;
@@ -172,12 +168,7 @@ async fn the_live_state_follows_argo_cd() {
         "the watch reopened"
     );
     // Readiness stays up through it all.
-    let r = app
-        .client
-        .get(app.url("/healthcheck/ready"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/healthcheck/ready"))).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -255,12 +246,7 @@ async fn drift_is_flagged_after_the_grace_period() {
         .spawn()
         .await;
     for v in ["v5", "v9"] {
-        assert_eq!(
-            app.notify("alphagov/content-store", "staging", v)
-                .await
-                .status(),
-            200
-        );
+        app.notify_ok("alphagov/content-store", "staging", v).await;
     }
     for _ in 0..100 {
         if !argocd.watchers.lock().unwrap().is_empty() {
@@ -343,12 +329,8 @@ async fn argo_cd_as_it_really_answers() {
         .settings(with_token)
         .spawn()
         .await;
-    assert_eq!(
-        app.notify("alphagov/content-store", "staging", "v301")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/content-store", "staging", "v301")
+        .await;
     for _ in 0..100 {
         if !argocd.watchers.lock().unwrap().is_empty() {
             break;

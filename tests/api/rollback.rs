@@ -36,25 +36,25 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
         }
     };
     let gate = || async {
-        reqwest::Client::new()
-            .get(format!(
-                "{}/api/v1/applications/shop/promotion?to=production",
-                env.base
-            ))
-            .bearer_auth(&token)
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
+        common::send(
+            reqwest::Client::new()
+                .get(format!(
+                    "{}/api/v1/applications/shop/promotion?to=production",
+                    env.base
+                ))
+                .bearer_auth(&token)
+                .timeout(std::time::Duration::from_secs(10)),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
     };
     assert_eq!(gate().await["allowed"], true);
 
     // The role for the environment, and a written reason, before anything.
     let intern = env.sign_in("intern").await;
-    let (s, _) = common::call(
+    common::call_expect(
         &env.base,
         &intern,
         "rollback",
@@ -63,11 +63,11 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
             ("environment", "staging"),
             ("reason", "bad"),
         ],
+        403,
     )
     .await;
-    assert_eq!(s, 403);
     let c = env.sign_in("octocat").await;
-    let (s, body) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "rollback",
@@ -76,11 +76,11 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
             ("environment", "staging"),
             ("reason", "  "),
         ],
+        422,
     )
     .await;
-    assert_eq!(s, 422, "{body}");
     // A page read before another version landed: nothing happens.
-    let (s, body) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "rollback",
@@ -90,9 +90,9 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
             ("reason", "x"),
             ("expected_version", "v298"),
         ],
+        409,
     )
     .await;
-    assert_eq!(s, 409, "{body}");
     assert!(env.fake.lock().unwrap().dispatches.is_empty());
     assert_eq!(
         gate().await["allowed"],
@@ -100,7 +100,7 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
         "nothing frozen by refused attempts"
     );
 
-    let (s, body) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "rollback",
@@ -110,9 +110,9 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
             ("reason", "checkout 500s since v300"),
             ("expected_version", "v299"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     let d = env.fake.lock().unwrap().dispatches.clone();
     assert_eq!(d.len(), 1);
     assert_eq!(
@@ -151,7 +151,7 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     );
 
     // Audited: the deploy (with the rollback's note) and the rollback itself.
-    let audit = env.store.audit_log(Some("shop"), None, 20).await.unwrap();
+    let audit = env.audit(Some("shop"), 20).await;
     assert!(
         audit
             .iter()
@@ -170,7 +170,6 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     );
 
     // Lifted like any freeze: the gate opens.
-    let (s, body) = common::call(&env.base, &c, "unfreeze", &[("shortname", "shop")]).await;
-    assert_eq!(s, 200, "{body}");
+    common::call_expect(&env.base, &c, "unfreeze", &[("shortname", "shop")], 200).await;
     assert_eq!(gate_to("staging").await["allowed"], true);
 }
