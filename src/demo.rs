@@ -5,6 +5,8 @@
 use app::domain::{DeploymentStatus, EventStatus, GitRef, RepoName, Shortname, Stage, Trigger};
 use app::model::Workflow;
 use app::store::{now_ms, ApplicationSpec, NewDeployment, NewEvent, Store};
+use serde::Deserialize;
+use std::sync::OnceLock;
 
 const ORG: &str = "example-org";
 const PEOPLE: [&str; 6] = [
@@ -18,8 +20,10 @@ const PEOPLE: [&str; 6] = [
 const MINUTE: i64 = 60_000;
 
 /// How the latest deployment in an environment went.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum Outcome {
+    #[default]
     Ok,
     FailedAt(Stage),
     RunningAt(Stage),
@@ -27,177 +31,63 @@ enum Outcome {
     NotifiedOnly,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DemoApp {
-    name: &'static str,
-    repo: &'static str,
-    team: &'static str,
-    manual: &'static [&'static str],
-    notes: &'static str,
-    /// (environment, version, outcome); history is made up behind the latest.
-    current: &'static [(&'static str, &'static str, Outcome)],
+    name: String,
+    repo: String,
+    team: String,
+    #[serde(default)]
+    manual: Vec<String>,
+    #[serde(default)]
+    notes: String,
+    /// The latest deployment per environment; history is made up behind it.
+    current: Vec<Current>,
 }
 
-const APPS: &[DemoApp] = &[
-    DemoApp {
-        name: "Content Store",
-        repo: "content-store",
-        team: "#publishing-platform",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "v3412", Outcome::Ok),
-            ("staging", "v3412", Outcome::Ok),
-            ("production", "v3412", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Frontend",
-        repo: "frontend",
-        team: "#frontend",
-        manual: &["production"],
-        notes: "Production deploys need a product owner's sign-off.",
-        current: &[
-            ("integration", "v210", Outcome::Ok),
-            ("staging", "v210", Outcome::Ok),
-            ("production", "v205", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Publisher",
-        repo: "publisher",
-        team: "#mainstream",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "v88", Outcome::Ok),
-            ("staging", "v88", Outcome::FailedAt(Stage::SmokeTests)),
-            ("production", "v87", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Router",
-        repo: "router",
-        team: "#platform",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "v1201", Outcome::RunningAt(Stage::Rollout)),
-            ("staging", "v1200", Outcome::Ok),
-            ("production", "v1200", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Search API",
-        repo: "search-api",
-        team: "#search",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "v550", Outcome::Ok),
-            ("staging", "v550", Outcome::Ok),
-            ("production", "v549", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Signon",
-        repo: "signon",
-        team: "#platform",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "v940", Outcome::Ok),
-            ("staging", "v940", Outcome::Ok),
-            ("production", "v940", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Asset Manager",
-        repo: "asset-manager",
-        team: "#publishing-platform",
-        manual: &["staging", "production"],
-        notes: "Continuous deployment is off while the storage migration runs.",
-        current: &[("integration", "v301", Outcome::Ok)],
-    },
-    DemoApp {
-        name: "Collections",
-        repo: "collections",
-        team: "#frontend",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "3f9c2a1", Outcome::Ok),
-            ("staging", "3f9c2a1", Outcome::Ok),
-            ("production", "3f9c2a1", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Whitehall",
-        repo: "whitehall",
-        team: "#whitehall",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "v19023", Outcome::FailedAt(Stage::Rollout)),
-            ("staging", "v19022", Outcome::Ok),
-            ("production", "v19022", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Email Alert API",
-        repo: "email-alert-api",
-        team: "#notifications",
-        manual: &["production"],
-        notes: "",
-        current: &[
-            ("integration", "v712", Outcome::Ok),
-            ("staging", "v712", Outcome::Ok),
-            ("production", "v712", Outcome::Ok),
-        ],
-    },
-    DemoApp {
-        name: "Licensing",
-        repo: "licensing",
-        team: "#licensing",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "release_455", Outcome::NotifiedOnly),
-            ("staging", "release_455", Outcome::NotifiedOnly),
-            ("production", "release_454", Outcome::NotifiedOnly),
-        ],
-    },
-    DemoApp {
-        name: "Static",
-        repo: "static",
-        team: "#frontend",
-        manual: &[],
-        notes: "",
-        current: &[
-            ("integration", "v2105", Outcome::Ok),
-            ("staging", "v2105", Outcome::Ok),
-            ("production", "v2105", Outcome::Ok),
-        ],
-    },
-];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Current {
+    env: String,
+    version: String,
+    #[serde(default)]
+    outcome: Outcome,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoFile {
+    apps: Vec<DemoApp>,
+}
+
+/// The demo applications, in order, from `src/demo.toml` (compiled in).
+fn apps() -> &'static [DemoApp] {
+    static APPS: OnceLock<Vec<DemoApp>> = OnceLock::new();
+    APPS.get_or_init(|| {
+        toml::from_str::<DemoFile>(include_str!("demo.toml"))
+            .expect("src/demo.toml is valid")
+            .apps
+    })
+}
 
 /// Loads the demo data if the database has no deployments; says whether it did.
 pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
     if store.deployment_count().await? > 0 {
         return Ok(false);
     }
-    let specs: Vec<ApplicationSpec> = APPS
+    let specs: Vec<ApplicationSpec> = apps()
         .iter()
         .map(|a| {
             let repo = RepoName::parse(&format!("{ORG}/{}", a.repo)).expect("demo repos are valid");
             ApplicationSpec {
-                name: a.name.into(),
-                shortname: Shortname::parse(a.repo).expect("demo shortnames are valid"),
+                name: a.name.clone(),
+                shortname: Shortname::parse(&a.repo).expect("demo shortnames are valid"),
                 repo,
                 default_branch: "main".into(),
                 workflow: "deploy.yml".into(),
-                team: a.team.into(),
-                notes: a.notes.into(),
-                manual_environments: a.manual.iter().map(|s| s.to_string()).collect(),
+                team: a.team.clone(),
+                notes: a.notes.clone(),
+                manual_environments: a.manual.clone(),
             }
         })
         .collect();
@@ -211,17 +101,25 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
         .map(|a| (a.shortname, a.id))
         .collect();
     let mut past = Vec::new();
-    for (ai, a) in APPS.iter().enumerate() {
-        if let Some(id) = ids.get(a.repo) {
+    for (ai, a) in apps().iter().enumerate() {
+        if let Some(id) = ids.get(&a.repo) {
             past.extend(history(*id, ai, a, now));
         }
     }
     past.sort_by_key(|p| p.at_ms);
     store.bulk_insert_history(&past).await?;
     let mut person = 0usize;
-    for (ai, a) in APPS.iter().enumerate() {
+    for (ai, a) in apps().iter().enumerate() {
         let repo = RepoName::parse(&format!("{ORG}/{}", a.repo))?;
-        for (ei, (env, version, outcome)) in a.current.iter().enumerate() {
+        for (
+            ei,
+            Current {
+                env,
+                version,
+                outcome,
+            },
+        ) in a.current.iter().enumerate()
+        {
             let environment = store.environments().parse(env)?;
             let start = now - (ai as i64 * 11 + 45) * MINUTE + (ei as i64) * 15 * MINUTE;
             person += 1;
@@ -233,13 +131,7 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
                     version: GitRef::parse(version)?,
                     sha: None,
                     deployed_by: Some(PEOPLE[person % PEOPLE.len()].into()),
-                    trigger: if manual {
-                        Trigger::Manual
-                    } else if ei == 0 {
-                        Trigger::Continuous
-                    } else {
-                        Trigger::Promotion
-                    },
+                    trigger: trigger(manual, ei),
                     created_at_ms: Some(start),
                     base_status: DeploymentStatus::Succeeded,
                 })
@@ -314,9 +206,9 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
     // The simulated Argo CD: every environment runs what Release recorded, except one:
     // production of `static` still runs the version before (someone synced it back by
     // hand two hours ago): drift, to try "Roll back" and the drift flag on.
-    for a in APPS {
+    for a in apps() {
         let repo = RepoName::parse(&format!("{ORG}/{}", a.repo))?;
-        for (env, version, _) in a.current {
+        for Current { env, version, .. } in &a.current {
             let environment = store.environments().parse(env)?;
             let (running, since) = if a.repo == DRIFTED.0 && *env == DRIFTED.1 {
                 (older_version(version, 1), Some(now - 2 * 3600 * 1000))
@@ -327,6 +219,18 @@ pub async fn load_if_empty(store: &Store) -> anyhow::Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// What starts a deployment to the `ei`th environment: a person where continuous
+/// deployment is off, a merge in the first environment, a promotion after it.
+fn trigger(manual: bool, ei: usize) -> Trigger {
+    if manual {
+        Trigger::Manual
+    } else if ei == 0 {
+        Trigger::Continuous
+    } else {
+        Trigger::Promotion
+    }
 }
 
 /// A small deterministic generator: the demo is the same on every machine.
@@ -401,7 +305,10 @@ fn history(
 ) -> Vec<app::store::PastDeployment> {
     let mut g = Lcg(0x5eed + ai as u64 * 7919);
     let mut out = Vec::new();
-    let Some((_, newest, _)) = a.current.first() else {
+    let Some(Current {
+        version: newest, ..
+    }) = a.current.first()
+    else {
         return out;
     };
     // How many releases fit before the newest's number reaches 1.
@@ -416,7 +323,7 @@ fn history(
         .current
         .iter()
         .map(
-            |(_, v, _)| match (version_number(newest), version_number(v)) {
+            |c| match (version_number(newest), version_number(&c.version)) {
                 (Some(n), Some(m)) => (n - m).max(0),
                 _ => 0,
             },
@@ -429,14 +336,14 @@ fn history(
     };
     for h in 1..=releases {
         let version = older_version(newest, h as usize);
-        let sha = sha_of(a.repo, &version);
+        let sha = sha_of(&a.repo, &version);
         let t = working_time(
             now - 3 * DAY - (h - 1) * step - g.range(0, step / 3 + 1),
             &mut g,
         );
         let committed = t - g.range(20, 8 * 60) * MINUTE;
         let mut at = t;
-        for (ei, (env, _, _)) in a.current.iter().enumerate() {
+        for (ei, Current { env, .. }) in a.current.iter().enumerate() {
             if h <= behind[ei] {
                 continue;
             }
@@ -458,13 +365,7 @@ fn history(
                 environment: env.to_string(),
                 version: version.clone(),
                 sha: sha.clone(),
-                trigger: if manual {
-                    Trigger::Manual
-                } else if ei == 0 {
-                    Trigger::Continuous
-                } else {
-                    Trigger::Promotion
-                },
+                trigger: trigger(manual, ei),
                 deployed_by: PEOPLE[g.range(0, PEOPLE.len() as i64) as usize].into(),
                 status: if failed {
                     DeploymentStatus::Failed
@@ -480,7 +381,7 @@ fn history(
                 out.push(app::store::PastDeployment {
                     application_id,
                     environment: env.to_string(),
-                    sha: sha_of(a.repo, &previous),
+                    sha: sha_of(&a.repo, &previous),
                     version: previous,
                     trigger: Trigger::Manual,
                     deployed_by: PEOPLE[ai % PEOPLE.len()].into(),
@@ -526,13 +427,58 @@ mod tests {
 }
 
 #[cfg(test)]
+mod data_tests {
+    use super::*;
+
+    /// `src/demo.toml` parses, and what it says is what the loader can load: a typo there
+    /// fails `cargo test`, not `release serve --demo`.
+    #[test]
+    fn the_demo_file_parses() {
+        let apps = toml::from_str::<DemoFile>(include_str!("demo.toml"))
+            .expect("src/demo.toml parses")
+            .apps;
+        let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names.len(), 12, "{names:?}");
+        assert_eq!(names.first(), Some(&"Content Store"));
+        assert_eq!(names.last(), Some(&"Static"));
+        let environments = ["integration", "staging", "production"];
+        for a in &apps {
+            RepoName::parse(&format!("{ORG}/{}", a.repo)).expect("a valid repo");
+            Shortname::parse(&a.repo).expect("a valid shortname");
+            assert!(a.team.starts_with('#'), "{}", a.team);
+            assert!(!a.current.is_empty(), "{}", a.name);
+            assert!(a.manual.iter().all(|m| environments.contains(&m.as_str())));
+            for c in &a.current {
+                assert!(environments.contains(&c.env.as_str()), "{}", c.env);
+                GitRef::parse(&c.version).expect("a valid version");
+            }
+        }
+        assert!(apps
+            .iter()
+            .any(|a| a.repo == DRIFTED.0 && a.current.iter().any(|c| c.env == DRIFTED.1)));
+        assert!(apps
+            .iter()
+            .flat_map(|a| &a.current)
+            .any(|c| matches!(c.outcome, Outcome::FailedAt(Stage::SmokeTests))));
+        assert!(apps
+            .iter()
+            .flat_map(|a| &a.current)
+            .any(|c| matches!(c.outcome, Outcome::RunningAt(Stage::Rollout))));
+        assert!(apps
+            .iter()
+            .flat_map(|a| &a.current)
+            .any(|c| matches!(c.outcome, Outcome::NotifiedOnly)));
+    }
+}
+
+#[cfg(test)]
 mod history_tests {
     use super::*;
 
     #[test]
     fn the_demo_history_looks_like_a_teams() {
         let now = 1_765_000_000_000;
-        let all: Vec<_> = APPS
+        let all: Vec<_> = apps()
             .iter()
             .enumerate()
             .flat_map(|(ai, a)| history(ai as i64 + 1, ai, a, now))

@@ -3,7 +3,7 @@
 //! signature are asserted; a receiver down for a while still gets its alert; a server
 //! killed with SIGKILL between the change and the delivery delivers it after a restart.
 
-use crate::common::{self, call};
+use crate::common;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
@@ -106,18 +106,20 @@ teams = ["#publishing"]
 name = "hook"
 kind = "webhook"
 url = "{fake}/hook"
-
-[[applications]]
-name = "Content Store"
-repo = "alphagov/content-store"
-team = "#publishing"
-
-[[applications]]
-name = "Frontend"
-repo = "alphagov/frontend"
-manual = ["production"]
-"##
+{apps}"##,
+        apps = common::TWO_APPS
     )
+}
+
+/// Content Store's rollout fails in `environment` (an event the server accepts).
+async fn rollout_failed(app: &common::TestApp, environment: &str, version: &str) {
+    let r = app
+        .event(
+            json!({"repo": "alphagov/content-store", "environment": environment,
+            "version": version, "stage": "rollout", "status": "failed"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
 }
 
 async fn spawn(fake: &str) -> common::TestApp {
@@ -213,13 +215,7 @@ async fn a_failed_deployment_reaches_slack_and_the_signed_webhook() {
     );
 
     // The same deployment failing again is not a new alert.
-    let r = app
-        .event(
-            json!({"repo": "alphagov/content-store", "environment": "staging", "version": "v5",
-            "stage": "rollout", "status": "failed"}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    rollout_failed(&app, "staging", "v5").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(receiver.requests("/hook").len(), 1);
     assert_eq!(receiver.requests("/slack").len(), 1);
@@ -231,31 +227,28 @@ async fn routing_by_team_manual_deployments_and_freezes() {
     let app = spawn(&fake).await;
     // Frontend (no team): production is manual, so a new staging version needs a
     // manual deployment: the site-wide webhook hears it, the team's Slack does not.
-    assert_eq!(
-        app.notify("alphagov/frontend", "staging", "release_9")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/frontend", "staging", "release_9")
+        .await;
     let hook = receiver.wait_for("/hook", 1).await;
     assert_eq!(hook[0].1["event"], "needs_manual_deployment");
     assert_eq!(hook[0].1["environment"], "production");
     assert_eq!(hook[0].1["behind"], "staging");
     assert_eq!(hook[0].1["version"], "release_9");
     // Content Store's production is continuously deployed: nothing to alert.
-    assert_eq!(
-        app.notify("alphagov/content-store", "staging", "v6")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/content-store", "staging", "v6")
+        .await;
 
     // A site-wide freeze, set and lifted by an admin: site-wide receivers only.
     let admin = app.signed_in("admin").await;
-    let (s, b) = call(&app.base, &admin, "freeze", &[("reason", "Black Friday")]).await;
-    assert_eq!(s, 200, "{b}");
-    let (s, b) = call(&app.base, &admin, "unfreeze", &[]).await;
-    assert_eq!(s, 200, "{b}");
+    common::call_expect(
+        &app.base,
+        &admin,
+        "freeze",
+        &[("reason", "Black Friday")],
+        200,
+    )
+    .await;
+    common::call_expect(&app.base, &admin, "unfreeze", &[], 200).await;
     let hook = receiver.wait_for("/hook", 3).await;
     let mut events: Vec<&str> = hook
         .iter()
@@ -276,28 +269,38 @@ async fn routing_by_team_manual_deployments_and_freezes() {
     assert!(receiver.requests("/slack").is_empty());
 
     // An admin's test message goes to the one receiver asked, and is audited.
-    let (s, b) = call(
+    common::call_expect(
         &app.base,
         &admin,
         "alert_test",
         &[("receiver", "publishing-slack")],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{b}");
     let slack = receiver.wait_for("/slack", 1).await;
     assert_eq!(
         slack[0].1["text"],
         "Test message from Release, sent by demo-admin"
     );
-    let (s, _) = call(&app.base, &admin, "alert_test", &[("receiver", "nobody")]).await;
-    assert_eq!(s, 404);
+    common::call_expect(
+        &app.base,
+        &admin,
+        "alert_test",
+        &[("receiver", "nobody")],
+        404,
+    )
+    .await;
     let viewer = app.signed_in("viewer").await;
-    let (s, _) = call(&app.base, &viewer, "alert_test", &[("receiver", "hook")]).await;
-    assert_eq!(s, 403);
-    let (s, _) = call(&app.base, &viewer, "alerts", &[]).await;
-    assert_eq!(s, 403);
-    let (s, overview) = call(&app.base, &admin, "alerts", &[]).await;
-    assert_eq!(s, 200);
+    common::call_expect(
+        &app.base,
+        &viewer,
+        "alert_test",
+        &[("receiver", "hook")],
+        403,
+    )
+    .await;
+    common::call_expect(&app.base, &viewer, "alerts", &[], 403).await;
+    let overview = common::call_expect(&app.base, &admin, "alerts", &[], 200).await;
     assert!(overview.contains("\"state\":\"delivered\""), "{overview}");
     assert!(!overview.contains(SECRET), "admins see no secrets");
 }
@@ -307,13 +310,7 @@ async fn a_receiver_down_for_a_while_gets_the_alert_once_it_is_up() {
     let (fake, receiver) = fake_receiver().await;
     receiver.status.store(503, Ordering::SeqCst);
     let app = spawn(&fake).await;
-    let r = app
-        .event(
-            json!({"repo": "alphagov/content-store", "environment": "production", "version": "v7",
-            "stage": "rollout", "status": "failed"}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    rollout_failed(&app, "production", "v7").await;
     // Refused twice or more (with backoff), then up.
     receiver.wait_for("/hook", 2).await;
     receiver.status.store(0, Ordering::SeqCst);
@@ -337,12 +334,8 @@ async fn a_receiver_down_for_a_while_gets_the_alert_once_it_is_up() {
     // The API never waited for the receiver: a notification answers at once meanwhile.
     receiver.status.store(503, Ordering::SeqCst);
     let started = std::time::Instant::now();
-    assert_eq!(
-        app.notify("alphagov/content-store", "staging", "v8")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/content-store", "staging", "v8")
+        .await;
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
@@ -356,13 +349,7 @@ async fn a_receivers_error_answer_is_stored_printable() {
     *receiver.answer.lock().unwrap() =
         Some("oops\n2026-12-06T00:00:00Z INFO release: sign-in ok login=admin\u{1b}[2J".into());
     let app = spawn(&fake).await;
-    let r = app
-        .event(
-            json!({"repo": "alphagov/content-store", "environment": "production", "version": "v7",
-            "stage": "rollout", "status": "failed"}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    rollout_failed(&app, "production", "v7").await;
     receiver.wait_for("/hook", 1).await;
     let mut error = None;
     for _ in 0..100 {
@@ -427,33 +414,22 @@ async fn an_alert_survives_kill_9() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let ready = |base: String| {
-        let client = client.clone();
-        async move {
-            for _ in 0..300 {
-                if let Ok(r) = client.get(format!("{base}/healthcheck/ready")).send().await {
-                    if r.status() == 200 {
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("the server at {base} did not become ready");
-        }
+    let ready = |base: String| async move {
+        common::binary::wait_ready_within(&base, 300, Duration::from_millis(100)).await
     };
 
     let (base, mut first) = start();
     ready(base.clone()).await;
-    let r = client
-        .post(format!("{base}/api/v1/events"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"repo": "alphagov/content-store", "environment": "staging", "version": "v9",
+    let r = common::send(
+        client
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(&token)
+            .json(
+                &json!({"repo": "alphagov/content-store", "environment": "staging", "version": "v9",
             "stage": "smoke_tests", "status": "failed"}),
-        )
-        .send()
-        .await
-        .unwrap();
+            ),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     receiver.wait_for("/hook", 1).await;
     first.0.kill().unwrap();

@@ -34,7 +34,7 @@ async fn webhook(
     if let Some(s) = signature {
         r = r.header("x-hub-signature-256", s);
     }
-    let r = r.send().await.unwrap();
+    let r = common::send(r).await;
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -81,7 +81,7 @@ async fn dispatched_to_production(
     env.member("prod-person", &[]);
     env.member("boss", &["release-admins"]);
     let prod = env.sign_in("prod-person").await;
-    let (s, body) = common::call(
+    common::call_expect(
         &env.base,
         &prod,
         "deploy",
@@ -91,9 +91,9 @@ async fn dispatched_to_production(
             ("git_ref", version),
             ("confirm", "yes"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     let (deployment_id, run_id) = run_of(env, app).await;
     (prod, deployment_id, run_id)
 }
@@ -182,26 +182,12 @@ async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
         read.headers["authorization"].starts_with("Bearer gho_prod-person."),
         "the dispatcher's token"
     );
-    let page = prod
-        .get(format!("{}/applications/router", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = env.get_text(&prod, "/applications/router").await;
     assert!(
         page.contains("waiting for approval in production: 0 min, reviewers: @boss, team release-admins (wait timer 30 min)"),
         "the app's page"
     );
-    let grid = prod
-        .get(format!("{}/", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let grid = env.get_text(&prod, "/").await;
     assert!(
         grid.contains("waiting for approval in production"),
         "the grid"
@@ -278,7 +264,7 @@ async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
         .await,
         1
     );
-    let audit = env.store.audit_log(Some("router"), None, 10).await.unwrap();
+    let audit = env.audit(Some("router"), 10).await;
     assert!(audit.iter().any(|a| a.action == "approval"
         && a.outcome == "approved"
         && a.actor == "boss"
@@ -354,7 +340,7 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
     // A reviewer GitHub does not let approve is told so before anything is sent.
     env.member("octocat", &["developers"]);
     let boss = env.sign_in("boss").await;
-    let (s, b) = common::call(
+    common::call_expect(
         &env.base,
         &boss,
         "review_deployment",
@@ -363,9 +349,9 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
             ("decision", "reject"),
             ("comment", "not today"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{b}");
     assert_eq!(
         count(
             &env,
@@ -393,7 +379,7 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
         1
     );
     // A bad decision word and someone without the deploy role for production.
-    let (s, _) = common::call(
+    common::call_expect(
         &env.base,
         &boss,
         "review_deployment",
@@ -401,11 +387,11 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
             ("deployment_id", &deployment_id.to_string()),
             ("decision", "maybe"),
         ],
+        422,
     )
     .await;
-    assert_eq!(s, 422);
     let dev = env.sign_in("octocat").await;
-    let (s, _) = common::call(
+    common::call_expect(
         &env.base,
         &dev,
         "review_deployment",
@@ -413,7 +399,7 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
             ("deployment_id", &deployment_id.to_string()),
             ("decision", "approve"),
         ],
+        403,
     )
     .await;
-    assert_eq!(s, 403);
 }

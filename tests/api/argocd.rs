@@ -21,6 +21,15 @@ fn with_token(s: &mut release::startup::Settings) {
         .insert("RELEASE_ARGOCD_TOKEN_STAGING".into(), TOKEN.into());
 }
 
+/// A server with `config`, reading Argo CD with the staging token.
+async fn spawn(config: &str) -> common::TestApp {
+    common::TestApp::builder()
+        .config(config)
+        .settings(with_token)
+        .spawn()
+        .await
+}
+
 /// Waits (at most 10 s) until `f` holds for content-store's staging as the API shows it.
 async fn wait_for(app: &common::TestApp, what: &str, f: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..100 {
@@ -34,28 +43,27 @@ async fn wait_for(app: &common::TestApp, what: &str, f: impl Fn(&Value) -> bool)
     panic!("{what}: {}", body["environments"]["staging"]);
 }
 
+/// Whether the grid, as a viewer sees it, says `what` within 5 s.
+async fn grid_says(app: &common::TestApp, what: &str) -> bool {
+    for _ in 0..50 {
+        let (_, html) = app.page("/").await;
+        if html.contains(what) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_state_follows_argo_cd() {
     let argocd = fake_argo(TOKEN).await;
     let fake = argocd.base.clone();
-    let app = common::TestApp::builder()
-        .config(&config(&fake))
-        .settings(with_token)
-        .spawn()
-        .await;
+    let app = spawn(&config(&fake)).await;
     // The pipeline's notification first (Argo CD lists nothing yet), so v5 is known.
-    assert_eq!(
-        app.notify("alphagov/content-store", "staging", "v5")
-            .await
-            .status(),
-        200
-    );
-    for _ in 0..100 {
-        if !argocd.watchers.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.notify_ok("alphagov/content-store", "staging", "v5")
+        .await;
+    argocd.wait_for_watch().await;
     // The exact requests, with the environment's token: the list, then the watch.
     assert_eq!(
         argocd.requests_to("/api/v1/applications")[0],
@@ -65,11 +73,7 @@ async fn the_live_state_follows_argo_cd() {
         argocd.requests_to("/api/v1/stream/applications")[0],
         format!("Bearer {TOKEN}")
     );
-    argocd
-        .apps
-        .lock()
-        .unwrap()
-        .push(application("content-store", "v5", "Healthy"));
+    argocd.list(application("content-store", "v5", "Healthy"));
     argocd.push("ADDED", application("content-store", "v5", "Healthy"));
     let staging = wait_for(&app, "the watched state", |s| s["live"]["version"] == "v5").await;
     assert_eq!(staging["live"]["health"], "Healthy");
@@ -82,13 +86,13 @@ async fn the_live_state_follows_argo_cd() {
         "a known version is not re-recorded"
     );
 
+    let content_store = |kind: &str, version: &str, health: &str| {
+        argocd.push(kind, application("content-store", version, health))
+    };
     // Someone syncs a version the pipeline never reported: it is live, and the history
     // records it as observed (current in staging).
     // While it rolls out (Progressing) it is live but not yet history.
-    argocd.push(
-        "MODIFIED",
-        application("content-store", "v6-hotfix", "Progressing"),
-    );
+    content_store("MODIFIED", "v6-hotfix", "Progressing");
     let staging = wait_for(&app, "the rollout", |s| s["live"]["version"] == "v6-hotfix").await;
     assert_eq!(staging["live"]["health"], "Progressing");
     assert_eq!(
@@ -96,10 +100,7 @@ async fn the_live_state_follows_argo_cd() {
         "a rollout in flight is not recorded"
     );
     // Settled (Healthy, Synced): recorded as observed, current in staging.
-    argocd.push(
-        "MODIFIED",
-        application("content-store", "v6-hotfix", "Healthy"),
-    );
+    content_store("MODIFIED", "v6-hotfix", "Healthy");
     // (The API reads the history and the live state one after the other: wait for both.)
     let staging = wait_for(&app, "the settled change", |s| {
         s["live"]["health"] == "Healthy" && s["current"]["version"] == "v6-hotfix"
@@ -107,14 +108,8 @@ async fn the_live_state_follows_argo_cd() {
     .await;
     assert_eq!(staging["current"]["trigger"], "observed", "{staging}");
     // Seen again (a relist, a restart): not recorded twice.
-    argocd.push(
-        "MODIFIED",
-        application("content-store", "v6-hotfix", "Healthy"),
-    );
-    argocd.push(
-        "MODIFIED",
-        application("content-store", "v6-hotfix", "Degraded"),
-    );
+    content_store("MODIFIED", "v6-hotfix", "Healthy");
+    content_store("MODIFIED", "v6-hotfix", "Degraded");
     wait_for(&app, "degraded", |s| s["live"]["health"] == "Degraded").await;
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE version = 'v6-hotfix'")
         .fetch_one(app.store.pool())
@@ -144,15 +139,7 @@ async fn the_live_state_follows_argo_cd() {
             .contains("503"),
         "{staging}"
     );
-    let mut unknown = false;
-    for _ in 0..50 {
-        let (_, html) = app.page("/").await;
-        if html.contains("live state unknown") {
-            unknown = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let unknown = grid_says(&app, "live state unknown").await;
     assert!(unknown, "the grid's cell says its live state is unknown");
     let watches = argocd.requests_to("/api/v1/stream/applications").len();
     argocd.down.store(false, Ordering::SeqCst);
@@ -172,12 +159,7 @@ async fn the_live_state_follows_argo_cd() {
         "the watch reopened"
     );
     // Readiness stays up through it all.
-    let r = app
-        .client
-        .get(app.url("/healthcheck/ready"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/healthcheck/ready"))).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -186,25 +168,17 @@ async fn a_refused_token_says_unknown_and_two_servers_record_once() {
     // A wrong token: 401 from the list, the cells unknown with the reason.
     let argocd = fake_argo(TOKEN).await;
     let fake = argocd.base.clone();
-    argocd
-        .apps
-        .lock()
-        .unwrap()
-        .push(application("content-store", "v5", "Healthy"));
+    argocd.list(application("content-store", "v5", "Healthy"));
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("release.db").display());
-    let one = common::TestApp::builder()
-        .config(&config(&fake))
-        .database(&db)
-        .settings(with_token)
-        .spawn()
-        .await;
-    let two = common::TestApp::builder()
-        .config(&config(&fake))
-        .database(&db)
-        .settings(with_token)
-        .spawn()
-        .await;
+    let on_db = || {
+        common::TestApp::builder()
+            .config(&config(&fake))
+            .database(&db)
+            .settings(with_token)
+            .spawn()
+    };
+    let (one, two) = (on_db().await, on_db().await);
     wait_for(&one, "observed", |s| s["live"]["version"] == "v5").await;
     // Both servers watch; a new version reaches both at once: one observed deployment.
     for _ in 0..100 {
@@ -249,25 +223,11 @@ async fn drift_is_flagged_after_the_grace_period() {
     let argocd = fake_argo(TOKEN).await;
     let fake = argocd.base.clone();
     let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
-    let app = common::TestApp::builder()
-        .config(&config)
-        .settings(with_token)
-        .spawn()
-        .await;
+    let app = spawn(&config).await;
     for v in ["v5", "v9"] {
-        assert_eq!(
-            app.notify("alphagov/content-store", "staging", v)
-                .await
-                .status(),
-            200
-        );
+        app.notify_ok("alphagov/content-store", "staging", v).await;
     }
-    for _ in 0..100 {
-        if !argocd.watchers.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    argocd.wait_for_watch().await;
     // Argo CD still runs v5 (someone synced the old revision, or the rollout of v9 has
     // not happened): within the grace period, no flag.
     argocd.push("MODIFIED", application("content-store", "v5", "Healthy"));
@@ -291,15 +251,7 @@ async fn drift_is_flagged_after_the_grace_period() {
     // The grid says it too (its row re-rendered at the next change of the app).
     argocd.push("MODIFIED", application("content-store", "v5", "Degraded"));
     wait_for(&app, "degraded", |s| s["live"]["health"] == "Degraded").await;
-    let mut seen = false;
-    for _ in 0..50 {
-        let (_, html) = app.page("/").await;
-        if html.contains("drift: staging") {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let seen = grid_says(&app, "drift: staging").await;
     assert!(seen, "the grid shows the drift flag");
     let (_, html) = app.page("/").await;
     assert!(
@@ -338,23 +290,10 @@ async fn argo_cd_as_it_really_answers() {
     let argocd = fake_argo(TOKEN).await;
     let fake = argocd.base.clone();
     let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
-    let app = common::TestApp::builder()
-        .config(&config)
-        .settings(with_token)
-        .spawn()
+    let app = spawn(&config).await;
+    app.notify_ok("alphagov/content-store", "staging", "v301")
         .await;
-    assert_eq!(
-        app.notify("alphagov/content-store", "staging", "v301")
-            .await
-            .status(),
-        200
-    );
-    for _ in 0..100 {
-        if !argocd.watchers.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    argocd.wait_for_watch().await;
     // Only the fields Release reads, as Argo CD's list selects them.
     let q = argocd.list_queries.lock().unwrap()[0].clone();
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
@@ -377,6 +316,15 @@ async fn argo_cd_as_it_really_answers() {
         .unwrap()
     };
     let drift = |s: &Value| s.to_string().contains("\"drift\"");
+    // Content Store, Healthy, running these tags of its image (":v1", "@sha256:...").
+    let images = |tags: &[&str]| {
+        let images: Vec<String> = tags
+            .iter()
+            .map(|t| format!("{registry}/content-store{t}"))
+            .collect();
+        let images: Vec<&str> = images.iter().map(String::as_str).collect();
+        with_images("content-store", &images, "Healthy")
+    };
     // Two tags of one image, Healthy and Synced (an old pod still terminating).
     argocd.push(
         "MODIFIED",
@@ -404,31 +352,14 @@ async fn argo_cd_as_it_really_answers() {
     );
     assert_eq!(observed().await, 0);
     // v100 and v99: never chosen by string order.
-    argocd.push(
-        "MODIFIED",
-        with_images(
-            "content-store",
-            &[
-                &format!("{registry}/content-store:v100"),
-                &format!("{registry}/content-store:v99"),
-            ],
-            "Healthy",
-        ),
-    );
+    argocd.push("MODIFIED", images(&[":v100", ":v99"]));
     wait_for(&app, "v100 and v99", |s| {
         s["live"]["note"] == "rolling out: v100, v99"
     })
     .await;
     assert_eq!(observed().await, 0);
     // A moving tag is not a version.
-    argocd.push(
-        "MODIFIED",
-        with_images(
-            "content-store",
-            &[&format!("{registry}/content-store:latest")],
-            "Healthy",
-        ),
-    );
+    argocd.push("MODIFIED", images(&[":latest"]));
     let staging = wait_for(&app, "latest", |s| {
         s["live"]["note"] == "tag latest is not a version"
     })
@@ -437,14 +368,7 @@ async fn argo_cd_as_it_really_answers() {
     // A digest alone.
     argocd.push(
         "MODIFIED",
-        with_images(
-            "content-store",
-            &[&format!(
-                "{registry}/content-store@sha256:{}",
-                "a".repeat(64)
-            )],
-            "Healthy",
-        ),
+        images(&[&format!("@sha256:{}", "a".repeat(64))]),
     );
     wait_for(&app, "digest", |s| {
         s["live"]["note"] == "runs an image by digest only"
@@ -452,42 +376,21 @@ async fn argo_cd_as_it_really_answers() {
     .await;
     assert_eq!(observed().await, 0, "nothing but versions is recorded");
     // One tag again: v301, as the pipeline said.
-    argocd.push(
-        "MODIFIED",
-        with_images(
-            "content-store",
-            &[&format!("{registry}/content-store:release-v301")],
-            "Healthy",
-        ),
-    );
+    argocd.push("MODIFIED", images(&[":release-v301"]));
     wait_for(&app, "v301", |s| {
         s["live"]["version"] == "v301" && s["live"]["note"].is_null()
     })
     .await;
 
     // Deleted in Argo CD (the watch's DELETED event).
-    argocd.push(
-        "DELETED",
-        with_images(
-            "content-store",
-            &[&format!("{registry}/content-store:release-v301")],
-            "Healthy",
-        ),
-    );
+    argocd.push("DELETED", images(&[":release-v301"]));
     let staging = wait_for(&app, "deleted", |s| {
         s["live"]["unknown_reason"] == "not in Argo CD"
     })
     .await;
     assert!(staging["live"]["version"].is_null());
     // Back: known again, the reason cleared.
-    argocd.push(
-        "ADDED",
-        with_images(
-            "content-store",
-            &[&format!("{registry}/content-store:release-v301")],
-            "Healthy",
-        ),
-    );
+    argocd.push("ADDED", images(&[":release-v301"]));
     wait_for(&app, "back", |s| {
         s["live"]["unknown_reason"].is_null() && s["live"]["version"] == "v301"
     })
@@ -501,21 +404,12 @@ async fn argo_cd_as_it_really_answers() {
     .await;
     // Argo CD ends the stream with grpc-gateway's error chunk (no newline): the watch
     // ends; the observer lists instead; nothing is corrupted.
-    for _ in 0..100 {
-        if !argocd.watchers.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    argocd.wait_for_watch().await;
     let lists = argocd.requests_to("/api/v1/applications").len();
     argocd.end_with(
         r#"{"error":{"grpc_code":16,"http_code":401,"message":"no session information","http_status":"Unauthorized"}}"#,
     );
-    argocd.apps.lock().unwrap().push(with_images(
-        "content-store",
-        &[&format!("{registry}/content-store:release-v301")],
-        "Healthy",
-    ));
+    argocd.list(images(&[":release-v301"]));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, body) = app.get_json("/api/v1/applications/content-store").await;
     assert_eq!(
@@ -531,16 +425,8 @@ async fn argo_cd_as_it_really_answers() {
 async fn a_restarted_argo_cd_is_watched_again_at_once() {
     let argocd = fake_argo(TOKEN).await;
     let fake = argocd.base.clone();
-    argocd
-        .apps
-        .lock()
-        .unwrap()
-        .push(application("content-store", "v5", "Healthy"));
-    let app = common::TestApp::builder()
-        .config(&config(&fake))
-        .settings(with_token)
-        .spawn()
-        .await;
+    argocd.list(application("content-store", "v5", "Healthy"));
+    let app = spawn(&config(&fake)).await;
     wait_for(&app, "observed", |s| s["live"]["version"] == "v5").await;
     // Down for a while: the backoff grows (1, 2, 4, 8 s...).
     argocd.down.store(true, Ordering::SeqCst);

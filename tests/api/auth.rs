@@ -16,24 +16,13 @@ async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() 
     env.member("octocat", &["developers"]);
     let c = client();
     // Signed out: a page sends you to sign in, remembering where you were.
-    let r = c
-        .get(format!("{}/activity?environment=staging", env.base))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(c.get(format!("{}/activity?environment=staging", env.base))).await;
     assert_eq!(r.status(), 303);
     assert_eq!(
         r.headers()["location"],
         "/auth/sign-in?return_to=%2Factivity%3Fenvironment%3Dstaging"
     );
-    let page = c
-        .get(format!("{}/auth/sign-in", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = env.get_text(&c, "/auth/sign-in").await;
     assert!(page.contains("Sign in with GitHub"));
     assert!(
         !page.contains("demo user"),
@@ -65,14 +54,7 @@ async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() 
     assert_eq!(me["login"], "octocat");
     assert_eq!(me["deploy_environments"], json!(["integration"]));
     assert_eq!(me["admin"], false);
-    let html = c
-        .get(format!("{}/", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = env.get_text(&c, "/").await;
     assert!(
         html.contains("octocat")
             && html.contains("deployer (integration)")
@@ -190,11 +172,7 @@ async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
         "removed from the admins team: no longer admin"
     );
     assert_eq!(me["deploy_environments"], json!(["integration"]));
-    let r = c
-        .get(format!("{}/admin/users", env.base))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(c.get(format!("{}/admin/users", env.base))).await;
     assert!(r
         .text()
         .await
@@ -202,7 +180,7 @@ async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
         .contains("this needs the admin role"));
 
     env.fake.lock().unwrap().org_members.remove("octocat");
-    let r = c.get(format!("{}/", env.base)).send().await.unwrap();
+    let r = common::send(c.get(format!("{}/", env.base))).await;
     assert_eq!(r.status(), 303, "removed from the organisation: signed out");
     assert_eq!(env.me(&c).await, Value::Null);
 }
@@ -228,22 +206,17 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
     assert_ne!(value(&before), value(&after), "a new session id at sign-in");
 
     // Sign out, then replay the old cookie by hand: it is worth nothing.
-    let r = c
-        .post(format!("{}/auth/sign-out", env.base))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(c.post(format!("{}/auth/sign-out", env.base))).await;
     assert_eq!(r.status(), 303);
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = raw
-        .get(format!("{}/", env.base))
-        .header("cookie", value(&after))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        raw.get(format!("{}/", env.base))
+            .header("cookie", value(&after)),
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert!(r.headers()["location"]
         .to_str()
@@ -264,11 +237,7 @@ async fn cookies_are_secure_behind_https() {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap();
-    let r = raw
-        .get(format!("{}/auth/github", env.base))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(raw.get(format!("{}/auth/github", env.base))).await;
     let pending = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
         pending.starts_with("release_oauth=")
@@ -382,7 +351,7 @@ async fn the_authorization_matrix() {
         };
         for (path, expect) in PAGES {
             let url = app.url(&path.replace("{shortname}", "publisher"));
-            let r = c.get(&url).send().await.unwrap();
+            let r = common::send(c.get(&url)).await;
             assert_eq!(r.status().as_u16(), expect[i], "GET {path} as {role:?}");
         }
         for (path, expect) in SERVER_FNS {
@@ -411,13 +380,12 @@ async fn the_authorization_matrix() {
                 }
                 _ => String::new(),
             };
-            let r = c
-                .post(app.url(path))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = common::send(
+                c.post(app.url(path))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body),
+            )
+            .await;
             let status = r.status().as_u16();
             assert_eq!(
                 status,
@@ -429,24 +397,10 @@ async fn the_authorization_matrix() {
     }
     // The admin page tells a non-admin why.
     let viewer = app.signed_in("viewer").await;
-    let html = viewer
-        .get(app.url("/admin/users"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text(&viewer, "/admin/users").await;
     assert!(html.contains("this needs the admin role"));
     let admin = app.signed_in("admin").await;
-    let html = admin
-        .get(app.url("/admin/users"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text(&admin, "/admin/users").await;
     assert!(html.contains("demo-viewer") && html.contains("demo-admin"));
 }
 
@@ -470,47 +424,44 @@ async fn cross_site_posts_are_refused() {
     let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
     let host = app.base.trim_start_matches("http://").to_owned();
-    let r = c
-        .post(app.url("/auth/sign-out"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        c.post(app.url("/auth/sign-out"))
+            .header("origin", "https://evil.example"),
+    )
+    .await;
     assert_eq!(r.status(), 403);
-    let r = c
-        .post(app.url("/api/grid"))
-        .header("sec-fetch-site", "cross-site")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        c.post(app.url("/api/grid"))
+            .header("sec-fetch-site", "cross-site"),
+    )
+    .await;
     assert_eq!(r.status(), 403);
-    let r = c
-        .post(app.url("/auth/dev"))
-        .header("origin", "null")
-        .form(&[("login", "x"), ("role", "admin"), ("key", common::DEV_KEY)])
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        c.post(app.url("/auth/dev"))
+            .header("origin", "null")
+            .form(&[("login", "x"), ("role", "admin"), ("key", common::DEV_KEY)]),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     // Still signed in: the refused sign-out did nothing.
-    let r = c
-        .post(app.url("/api/grid"))
-        .header("origin", format!("http://{host}"))
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        c.post(app.url("/api/grid"))
+            .header("origin", format!("http://{host}"))
+            .header("sec-fetch-site", "same-origin"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     // The pipeline API (bearer tokens, no cookies) is not affected by Origin.
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .bearer_auth(&app.token)
-        .header("origin", "https://ci.example")
-        .json(&json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1"}}))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        app.client
+            .post(app.url("/deployments"))
+            .bearer_auth(&app.token)
+            .header("origin", "https://ci.example")
+            .json(
+                &json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1"}}),
+            ),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -518,7 +469,7 @@ async fn cross_site_posts_are_refused() {
 async fn security_headers_on_pages_and_api() {
     let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
-    let r = c.get(app.url("/")).send().await.unwrap();
+    let r = common::send(c.get(app.url("/"))).await;
     let h = r.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(
@@ -543,12 +494,7 @@ async fn security_headers_on_pages_and_api() {
         html.contains(&format!("nonce=\"{nonce}\"")),
         "the hydration script carries the CSP nonce"
     );
-    let r = app
-        .client
-        .get(app.url("/healthcheck/live"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/healthcheck/live"))).await;
     assert!(r.headers()["content-security-policy"]
         .to_str()
         .unwrap()

@@ -18,6 +18,14 @@ async fn env_with_argo() -> (common::TestApp, String, FakeArgo) {
     (env, argo.base.clone(), argo)
 }
 
+/// [`env_with_argo`] with octocat, a developer, signed in.
+async fn octocat_with_argo() -> (common::TestApp, reqwest::Client, String, FakeArgo) {
+    let (env, argo, fake_argo) = env_with_argo().await;
+    env.member("octocat", &["developers"]);
+    let c = env.sign_in("octocat").await;
+    (env, c, argo, fake_argo)
+}
+
 async fn call(
     env: &common::TestApp,
     c: &reqwest::Client,
@@ -53,9 +61,7 @@ fn dispatch_count(env: &common::TestApp) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
-    let (env, _, _) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
+    let (env, c, _, _) = octocat_with_argo().await;
     let (status, body) = deploy(&env, &c, "frontend", "integration", "v1.2.3").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("https://github.example/example-org/frontend/actions/runs/777"));
@@ -87,11 +93,7 @@ async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
         detail.history[0].deployments[0].run_url.as_deref(),
         Some("https://github.example/example-org/frontend/actions/runs/777")
     );
-    let audit = env
-        .store
-        .audit_log(Some("frontend"), None, 10)
-        .await
-        .unwrap();
+    let audit = env.audit(Some("frontend"), 10).await;
     // The intent ("requested", written before GitHub was called), then the outcome.
     assert_eq!(
         (
@@ -118,18 +120,11 @@ async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
     );
 
     // The pipeline's notification for that version attaches to the request.
-    let token = release::http::api_token::generate_token();
-    env.store
-        .create_token("ci", &release::http::api_token::hash_token(&token))
-        .await
-        .unwrap();
-    let r = reqwest::Client::new()
+    let token = common::pipeline_token(&env.store).await;
+    let r = common::send(reqwest::Client::new()
         .post(format!("{}/api/v1/events", env.base))
         .bearer_auth(&token)
-        .json(&json!({"repo": "example-org/frontend", "environment": "integration", "version": "v1.2.3", "stage": "build", "status": "started"}))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({"repo": "example-org/frontend", "environment": "integration", "version": "v1.2.3", "stage": "build", "status": "started"}))).await;
     let out: Value = r.json().await.unwrap();
     assert_eq!(out["created_deployment"], false);
     assert_eq!(out["deployment_status"], "in_progress");
@@ -137,9 +132,7 @@ async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_rules_are_enforced_on_the_server() {
-    let (env, _, _) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
+    let (env, c, _, _) = octocat_with_argo().await;
     let (s, b) = deploy(&env, &c, "frontend", "staging", "v1").await;
     assert_eq!(s, 403, "{b}");
     assert!(b.contains("may not deploy to staging"));
@@ -159,8 +152,8 @@ async fn deploy_rules_are_enforced_on_the_server() {
     let (s, b) = deploy(&env, &p, "frontend", "production", "v1").await;
     assert_eq!(s, 422);
     assert!(b.contains("explicit confirmation"));
-    let (s, _) = call(
-        &env,
+    common::call_expect(
+        &env.base,
         &p,
         "deploy",
         &[
@@ -169,9 +162,9 @@ async fn deploy_rules_are_enforced_on_the_server() {
             ("git_ref", "v1"),
             ("confirm", "yes"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200);
 
     // Anonymous: 401.
     let (s, _) = deploy(&env, &client(), "frontend", "integration", "v1").await;
@@ -180,9 +173,7 @@ async fn deploy_rules_are_enforced_on_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_deploy_while_one_is_in_flight_is_refused_and_fifty_at_once_dispatch_once() {
-    let (env, _, _) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
+    let (env, c, _, _) = octocat_with_argo().await;
     assert_eq!(
         deploy(&env, &c, "frontend", "integration", "v1").await.0,
         200
@@ -231,9 +222,7 @@ async fn a_second_deploy_while_one_is_in_flight_is_refused_and_fifty_at_once_dis
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_failures_are_explained_recorded_as_refused_and_change_nothing_that_runs() {
-    let (env, _, _) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
+    let (env, c, _, _) = octocat_with_argo().await;
     let before = env.store.deployment_count().await.unwrap();
     let cell_before = env
         .store
@@ -299,11 +288,7 @@ async fn github_failures_are_explained_recorded_as_refused_and_change_nothing_th
             ("boom".to_string(), Some("not confirmed".to_string())),
         ]
     );
-    let audit = env
-        .store
-        .audit_log(Some("frontend"), None, 10)
-        .await
-        .unwrap();
+    let audit = env.audit(Some("frontend"), 10).await;
     assert_eq!(
         audit.iter().filter(|a| a.outcome == "failed").count(),
         2,
@@ -332,22 +317,18 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
     env.member("boss", &["release-admins"]);
     let c = env.sign_in("octocat").await;
     let admin = env.sign_in("boss").await;
-    let token = release::http::api_token::generate_token();
-    env.store
-        .create_token("ci", &release::http::api_token::hash_token(&token))
-        .await
-        .unwrap();
+    let token = common::pipeline_token(&env.store).await;
     let promotion = |app: &'static str, to: &'static str| {
         let (base, token) = (env.base.clone(), token.clone());
         async move {
-            let r = reqwest::Client::new()
-                .get(format!(
-                    "{base}/api/v1/applications/{app}/promotion?to={to}"
-                ))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
+            let r = common::send(
+                reqwest::Client::new()
+                    .get(format!(
+                        "{base}/api/v1/applications/{app}/promotion?to={to}"
+                    ))
+                    .bearer_auth(token),
+            )
+            .await;
             r.json::<Value>().await.unwrap()
         }
     };
@@ -359,10 +340,15 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
     );
 
     // A viewer cannot freeze the site; an admin can.
-    let (s, _) = call(&env, &c, "freeze", &[("reason", "nope")]).await;
-    assert_eq!(s, 403);
-    let (s, b) = call(&env, &admin, "freeze", &[("reason", "Black Friday")]).await;
-    assert_eq!(s, 200, "{b}");
+    common::call_expect(&env.base, &c, "freeze", &[("reason", "nope")], 403).await;
+    common::call_expect(
+        &env.base,
+        &admin,
+        "freeze",
+        &[("reason", "Black Friday")],
+        200,
+    )
+    .await;
     let (s, b) = deploy(&env, &c, "frontend", "integration", "v1").await;
     assert_eq!(s, 409);
     assert!(
@@ -372,20 +358,13 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
     let p = promotion("frontend", "staging").await;
     assert_eq!(p["allowed"], false);
     assert!(p["reason"].as_str().unwrap().contains("Black Friday"));
-    let html = c
-        .get(format!("{}/", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = env.get_text(&c, "/").await;
     assert!(html.contains("Deploys are frozen site-wide"));
     assert_eq!(dispatch_count(&env), 0);
 
     // An admin overrides with a reason.
-    let (s, b) = call(
-        &env,
+    common::call_expect(
+        &env.base,
         &admin,
         "deploy",
         &[
@@ -394,9 +373,9 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
             ("git_ref", "v1"),
             ("override_reason", "hotfix for checkout"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{b}");
     assert_eq!(dispatch_count(&env), 1);
     let audit = env.store.audit_log(None, Some("boss"), 10).await.unwrap();
     assert!(audit
@@ -429,42 +408,35 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
     assert_eq!(promotion("frontend", "staging").await["allowed"], true);
     let (s, _) = deploy(&env, &c, "content-store", "integration", "v2").await;
     assert_eq!(s, 409);
-    let r = reqwest::Client::new()
-        .get(format!("{}/applications/content-store.json", env.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        reqwest::Client::new()
+            .get(format!("{}/applications/content-store.json", env.base))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(r.json::<Value>().await.unwrap()["deploy_freeze"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
-    let (env, argo, fake_argo) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
-    let token = release::http::api_token::generate_token();
-    env.store
-        .create_token("ci", &release::http::api_token::hash_token(&token))
-        .await
-        .unwrap();
+    let (env, c, argo, fake_argo) = octocat_with_argo().await;
+    let token = common::pipeline_token(&env.store).await;
     let fail = |name: &str| {
         json!({"repo": "example-org/frontend", "environment": "integration", "version": "v5", "stage": "smoke_tests", "status": "failed",
                "workflow": {"environment": "integration", "namespace": "apps", "name": name, "url": format!("{argo}/workflows/apps/{name}")}})
     };
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/events", env.base))
-        .bearer_auth(&token)
-        .json(&fail("post-sync-1"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/events", env.base))
+            .bearer_auth(&token)
+            .json(&fail("post-sync-1")),
+    )
+    .await;
     let out: Value = r.json().await.unwrap();
     let id = out["deployment_id"].as_i64().unwrap().to_string();
     assert_eq!(out["deployment_status"], "failed");
 
-    let (s, b) = call(&env, &c, "resubmit", &[("deployment_id", &id)]).await;
-    assert_eq!(s, 200, "{b}");
+    common::call_expect(&env.base, &c, "resubmit", &[("deployment_id", &id)], 200).await;
     let ArgoRequest {
         path, auth, body, ..
     } = fake_argo.requests()[0].clone();
@@ -486,16 +458,14 @@ async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
         .contains("resubmitted by octocat"));
 
     // Only a failed deployment can be resubmitted.
-    let (s, _) = call(&env, &c, "resubmit", &[("deployment_id", &id)]).await;
-    assert_eq!(s, 409);
+    common::call_expect(&env.base, &c, "resubmit", &[("deployment_id", &id)], 409).await;
 
     // Argo's 404 is explained and changes nothing.
-    let r = reqwest::Client::new().post(format!("{}/api/v1/events", env.base)).bearer_auth(&token)
+    let r = common::send(reqwest::Client::new().post(format!("{}/api/v1/events", env.base)).bearer_auth(&token)
         .json(&json!({"repo": "example-org/frontend", "environment": "integration", "version": "v5", "stage": "smoke_tests", "status": "failed",
-                      "workflow": {"environment": "integration", "namespace": "apps", "name": "gone-1"}})).send().await.unwrap();
+                      "workflow": {"environment": "integration", "namespace": "apps", "name": "gone-1"}}))).await;
     assert_eq!(r.status(), 200);
-    let (s, b) = call(&env, &c, "resubmit", &[("deployment_id", &id)]).await;
-    assert_eq!(s, 502);
+    let b = common::call_expect(&env.base, &c, "resubmit", &[("deployment_id", &id)], 502).await;
     assert!(b.contains("no longer exists"), "{b}");
     let d = env.store.app_detail("frontend").await.unwrap().unwrap();
     assert_eq!(d.history[0].deployments[0].status.as_str(), "failed");
@@ -513,14 +483,8 @@ async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
-    let (env, _, _) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
-    let token = release::http::api_token::generate_token();
-    env.store
-        .create_token("ci", &release::http::api_token::hash_token(&token))
-        .await
-        .unwrap();
+    let (env, c, _, _) = octocat_with_argo().await;
+    let token = common::pipeline_token(&env.store).await;
     let notify = |v: &'static str| {
         let (base, token) = (env.base.clone(), token.clone());
         async move {
@@ -530,18 +494,8 @@ async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
         }
     };
     assert_eq!(notify("v1").await, 200);
-    let (s, body) = call(
-        &env,
-        &c,
-        "preview",
-        &[
-            ("shortname", "frontend"),
-            ("environment", "integration"),
-            ("git_ref", "v2"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    let (s, body) = env.preview(&c, "frontend", "integration", "v2").await;
+    assert_eq!(s, 200, "preview: {body}");
     let p: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["current"], "v1");
     assert_eq!(p["total_commits"], 2);
@@ -558,61 +512,28 @@ async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
     assert_eq!(req.headers["x-github-api-version"], "2022-11-28");
 
     assert_eq!(notify("v2").await, 200);
-    let (_, body) = call(
-        &env,
-        &c,
-        "preview",
-        &[
-            ("shortname", "frontend"),
-            ("environment", "integration"),
-            ("git_ref", "v1"),
-        ],
-    )
-    .await;
+    let (_, body) = env.preview(&c, "frontend", "integration", "v1").await;
     let p: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["rollback"], true);
     assert!(p["note"].as_str().unwrap().contains("rollback"));
 
     // Nothing deployed there yet: no comparison, and it says so.
-    let (_, body) = call(
-        &env,
-        &c,
-        "preview",
-        &[
-            ("shortname", "asset-manager"),
-            ("environment", "staging"),
-            ("git_ref", "v1"),
-        ],
-    )
-    .await;
+    let (_, body) = env.preview(&c, "asset-manager", "staging", "v1").await;
     let p: Value = serde_json::from_str(&body).unwrap();
     assert!(p["note"]
         .as_str()
         .unwrap()
         .contains("Nothing is deployed to staging yet"));
     // A ref GitHub does not know is explained.
-    let (s, body) = call(
-        &env,
-        &c,
-        "preview",
-        &[
-            ("shortname", "frontend"),
-            ("environment", "integration"),
-            ("git_ref", "nope"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 502);
+    let (s, body) = env.preview(&c, "frontend", "integration", "nope").await;
+    assert_eq!(s, 502, "preview: {body}");
     assert!(body.contains("does not exist"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deploy_form_suggests_recent_tags_and_commits() {
-    let (env, _, _) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
-    let (s, body) = call(&env, &c, "refs", &[("shortname", "frontend")]).await;
-    assert_eq!(s, 200, "{body}");
+    let (env, c, _, _) = octocat_with_argo().await;
+    let body = common::call_expect(&env.base, &c, "refs", &[("shortname", "frontend")], 200).await;
     let refs: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         refs,
@@ -626,9 +547,7 @@ async fn the_deploy_form_suggests_recent_tags_and_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_github_token_is_explained() {
-    let (env, _, _) = env_with_argo().await;
-    env.member("octocat", &["developers"]);
-    let c = env.sign_in("octocat").await;
+    let (env, c, _, _) = octocat_with_argo().await;
     // GitHub forgets the token (revoked by the person): 401, the request recorded as
     // refused, and what ran still runs.
     env.fake.lock().unwrap().tokens.clear();

@@ -117,7 +117,7 @@ async fn mixed_writers(app: Arc<common::TestApp>) {
             while Instant::now() < until {
                 let c = app.signed_in(if w == 0 { "viewer" } else { "admin" }).await;
                 for path in ["/", "/activity", "/applications/publisher"] {
-                    let r = c.get(app.url(path)).send().await.unwrap();
+                    let r = common::send(c.get(app.url(path))).await;
                     requests.fetch_add(2, Ordering::Relaxed);
                     let status = r.status().as_u16();
                     check(&errors, path, status, &r.text().await.unwrap_or_default());
@@ -232,8 +232,7 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
         )
     );
     // That deploy is in flight: a second is refused.
-    let (status, body) = common::call(&env.base, &c, "deploy", &form).await;
-    assert_eq!(status, 409, "{body}");
+    common::call_expect(&env.base, &c, "deploy", &form, 409).await;
 
     // A lost answer with no run behind it (GitHub's 502): not confirmed, slot released.
     env.fake.lock().unwrap().dispatch_delay_ms = 0;
@@ -242,8 +241,7 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
         ("environment", "integration"),
         ("git_ref", "boom"),
     ];
-    let (status, body) = common::call(&env.base, &c, "deploy", &boom).await;
-    assert_eq!(status, 502, "{body}");
+    let body = common::call_expect(&env.base, &c, "deploy", &boom, 502).await;
     assert!(body.contains("Dispatch not confirmed"), "{body}");
     assert!(
         body.contains("check the Actions tab of example-org/publisher"),
@@ -256,7 +254,7 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
     .await
     .unwrap();
     assert_eq!(held, 0, "the slot is free");
-    let (status, body) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "deploy",
@@ -265,9 +263,9 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
             ("environment", "integration"),
             ("git_ref", "v6"),
         ],
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 /// `kill -9` of `release serve` while notifications stream in, then a restart: every
@@ -312,22 +310,8 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let ready = |base: String| {
-        let http = http.clone();
-        async move {
-            for _ in 0..200 {
-                if http
-                    .get(format!("{base}/healthcheck/ready"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("the server did not become ready");
-        }
+    let ready = |base: String| async move {
+        common::binary::wait_ready_within(&base, 200, Duration::from_millis(50)).await
     };
     let (mut child, base) = start();
     ready(base.clone()).await;
@@ -425,14 +409,11 @@ async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
     let c = env.sign_in("octocat").await;
     let mut failed = Vec::new();
     for e in ["integration", "staging"] {
-        let r = http
+        let r = common::send(http
             .post(format!("{}/api/v1/events", env.base))
             .bearer_auth(&token)
             .json(&json!({"repo": "example-org/frontend", "environment": e, "version": "v3", "stage": "smoke_tests",
-                          "status": "failed", "workflow": {"namespace": "apps", "name": "post-sync-3"}}))
-            .send()
-            .await
-            .unwrap();
+                          "status": "failed", "workflow": {"namespace": "apps", "name": "post-sync-3"}}))).await;
         failed.push(
             r.json::<serde_json::Value>().await.unwrap()["deployment_id"]
                 .as_i64()
@@ -440,14 +421,14 @@ async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
         );
     }
     // Integration's Argo is slow.
-    let (status, body) = common::call(
+    let body = common::call_expect(
         &env.base,
         &c,
         "resubmit",
         &[("deployment_id", &failed[0].to_string())],
+        502,
     )
     .await;
-    assert_eq!(status, 502, "{body}");
     assert!(
         body.contains("Argo Workflows did not answer within 1 seconds"),
         "{body}"
@@ -476,11 +457,7 @@ async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
             .unwrap();
         assert_eq!(status, "failed", "nothing recorded as resubmitted");
     }
-    let audit = env
-        .store
-        .audit_log(Some("frontend"), None, 20)
-        .await
-        .unwrap();
+    let audit = env.audit(Some("frontend"), 20).await;
     // Each attempt: its intent, then what became of it. Unreachable: nothing was sent
     // (failed); a timeout: Argo may have acted (not confirmed, check Argo).
     let outcomes = |o: &str| {

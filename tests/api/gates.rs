@@ -153,11 +153,7 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
         );
         assert_eq!(r.headers["accept"], "application/vnd.github+json");
     }
-    let audit = env
-        .store
-        .audit_log(Some("frontend"), None, 5)
-        .await
-        .unwrap();
+    let audit = env.audit(Some("frontend"), 5).await;
     assert_eq!(audit[0].outcome, "refused");
     assert!(
         audit[0].detail.contains("test failing"),
@@ -181,18 +177,8 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
     assert_eq!(sha.as_deref(), Some(CHECKED_SHA));
     // The preview lists the checks, and renders only http(s) links from GitHub.
     env.fake.lock().unwrap().statuses[1]["target_url"] = json!("javascript:alert(1)");
-    let (s, body) = common::call(
-        &env.base,
-        &dev,
-        "preview",
-        &[
-            ("shortname", "frontend"),
-            ("environment", "integration"),
-            ("git_ref", "v2"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    let (s, body) = env.preview(&dev, "frontend", "integration", "v2").await;
+    assert_eq!(s, 200, "preview: {body}");
     let preview: Value = serde_json::from_str(&body).unwrap();
     let lint = preview["checks"]
         .as_array()
@@ -226,11 +212,7 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
             .as_deref(),
         Some("checks overridden")
     );
-    let audit = env
-        .store
-        .audit_log(Some("publisher"), None, 10)
-        .await
-        .unwrap();
+    let audit = env.audit(Some("publisher"), 10).await;
     let over = audit
         .iter()
         .find(|a| a.outcome == "gate override")
@@ -249,16 +231,8 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
         .unwrap()
         .contains("hotfix for incident 42"));
     // The grid and the app's page say it.
-    let page = env
-        .sign_in("octocat")
-        .await
-        .get(format!("{}/applications/publisher", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let octocat = env.sign_in("octocat").await;
+    let page = env.get_text(&octocat, "/applications/publisher").await;
     assert!(page.contains("checks overridden"), "the app's page");
 
     // GitHub will not show the checks (404): fail closed, overridable like a failing check.
@@ -327,7 +301,7 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
 
     // A train skips both apps with the same reason; nothing dispatched.
     let boss = env.sign_in("boss").await;
-    let (s, body) = common::call(
+    let body = common::call_expect(
         &env.base,
         &boss,
         "train",
@@ -336,9 +310,9 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
             ("applications[0]", "search-api"),
             ("applications[1]", "signon"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     let train: Value = serde_json::from_str(&body).unwrap();
     for item in train["items"].as_array().unwrap() {
         assert_eq!(item["outcome"], "skipped", "{item}");
@@ -357,11 +331,16 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
         }
         form
     };
-    let (s, body) = common::call(&env.base, &boss, "promote", &promote(None)).await;
-    assert_eq!(s, 409, "{body}");
+    let body = common::call_expect(&env.base, &boss, "promote", &promote(None), 409).await;
     assert!(body.contains("for 0 of 30 minutes"), "{body}");
-    let (s, body) = common::call(&env.base, &boss, "promote", &promote(Some("security fix"))).await;
-    assert_eq!(s, 200, "{body}");
+    common::call_expect(
+        &env.base,
+        &boss,
+        "promote",
+        &promote(Some("security fix")),
+        200,
+    )
+    .await;
     assert_eq!(dispatches(&env), 1);
     assert_eq!(
         gate_note(&env, "search-api", "staging", "v551")

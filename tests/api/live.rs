@@ -26,7 +26,7 @@ async fn wait_for_change(resp: &mut reqwest::Response, want: &str, within: Durat
 
 async fn open_stream(app: &common::TestApp) -> reqwest::Response {
     let c = app.signed_in("viewer").await;
-    let resp = c.get(app.url("/api/live")).send().await.unwrap();
+    let resp = common::send(c.get(app.url("/api/live"))).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     resp
@@ -51,11 +51,7 @@ async fn an_event_reaches_the_stream_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_needs_a_signed_in_person() {
     let app = common::TestApp::builder().spawn().await;
-    let r = reqwest::Client::new()
-        .get(app.url("/api/live"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(reqwest::Client::new().get(app.url("/api/live"))).await;
     assert_eq!(r.status(), 401);
 }
 
@@ -72,12 +68,8 @@ async fn two_servers_on_one_postgres_database_share_changes() {
         let mut stream = open_stream(&b).await;
         // Let B's listener settle, then change something through A.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(
-            a.notify("alphagov/content-store", "staging", "v77")
-                .await
-                .status(),
-            200
-        );
+        a.notify_ok("alphagov/content-store", "staging", "v77")
+            .await;
         assert!(
             wait_for_change(&mut stream, "content-store", Duration::from_secs(1)).await,
             "B's browser heard A's change"
@@ -157,12 +149,8 @@ async fn postgres_connections_cut_under_load_are_survived() {
     assert!(statuses.iter().filter(|s| **s == 200).count() > 10);
     // The open stream still hears changes (after a `*` for what it may have missed).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        app.notify("alphagov/frontend", "staging", "v-after")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/frontend", "staging", "v-after")
+        .await;
     assert!(
         wait_for_change(&mut stream, "frontend", Duration::from_secs(5)).await,
         "the live stream resumed without a reload"
@@ -180,7 +168,7 @@ async fn postgres_connections_cut_under_load_are_survived() {
 async fn a_grid_stream_gets_the_changed_row() {
     let app = common::TestApp::builder().spawn().await;
     let c = app.signed_in("viewer").await;
-    let mut grid = c.get(app.url("/api/live?grid=1")).send().await.unwrap();
+    let mut grid = common::send(c.get(app.url("/api/live?grid=1"))).await;
     assert_eq!(grid.status(), 200);
     let mut plain = open_stream(&app).await;
     // Let the streams subscribe before the change.

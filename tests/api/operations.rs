@@ -14,12 +14,8 @@ async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
         .spawn()
         .await;
     // Something to count.
-    assert_eq!(
-        app.notify("alphagov/frontend", "integration", "v1")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/frontend", "integration", "v1")
+        .await;
     let r = app
         .event(json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v1", "stage": "build", "status": "started"}))
         .await;
@@ -28,24 +24,22 @@ async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
     assert_eq!(s, 404);
 
     // The main address: not without the token, and not with a wrong one.
-    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let r = common::send(app.client.get(app.url("/metrics"))).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    let r = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("metrics-secret-tokeX")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        app.client
+            .get(app.url("/metrics"))
+            .bearer_auth("metrics-secret-tokeX"),
+    )
+    .await;
     assert_eq!(r.status(), 401);
-    let r = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("metrics-secret-token")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        app.client
+            .get(app.url("/metrics"))
+            .bearer_auth("metrics-secret-token"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -71,77 +65,49 @@ async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
 
     // The metrics address: no token needed, nothing else served.
     let addr = format!("http://{}", app.metrics_addr.expect("metrics address"));
-    let r = app
-        .client
-        .get(format!("{addr}/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(format!("{addr}/metrics"))).await;
     assert_eq!(r.status(), 200);
     assert!(r
         .text()
         .await
         .unwrap()
         .contains("release_http_requests_total"));
-    let r = app
-        .client
-        .get(format!("{addr}/api/v1/applications"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(format!("{addr}/api/v1/applications"))).await;
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
 async fn no_metrics_on_the_main_address_without_a_token_configured() {
     let app = common::TestApp::builder().spawn().await;
-    let r = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("anything")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/metrics")).bearer_auth("anything")).await;
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_a_plain_one_is_kept() {
     let app = common::TestApp::builder().spawn().await;
-    let r = app
-        .client
-        .get(app.url("/healthcheck/live"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/healthcheck/live"))).await;
     let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(id.len(), 16);
-    let r = app
-        .client
-        .get(app.url("/healthcheck/live"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/healthcheck/live"))).await;
     assert_ne!(
         r.headers()["x-request-id"],
         id.as_str(),
         "each request its own id"
     );
-    let r = app
-        .client
-        .get(app.url("/nope"))
-        .header("x-request-id", "lb-1234.abc")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        app.client
+            .get(app.url("/nope"))
+            .header("x-request-id", "lb-1234.abc"),
+    )
+    .await;
     assert_eq!(r.headers()["x-request-id"], "lb-1234.abc");
-    let r = app
-        .client
-        .get(app.url("/healthcheck/live"))
-        .header("x-request-id", "a b\"c")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        app.client
+            .get(app.url("/healthcheck/live"))
+            .header("x-request-id", "a b\"c"),
+    )
+    .await;
     assert_ne!(r.headers()["x-request-id"], "a b\"c");
 }
 
@@ -189,12 +155,7 @@ fn check(doc: &Value, path: &str, method: &str, status: u16, body: &[u8]) {
 #[tokio::test]
 async fn the_openapi_document_describes_every_real_answer() {
     let app = common::TestApp::builder().spawn().await;
-    let r = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/api/openapi.json"))).await;
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
@@ -221,7 +182,7 @@ async fn the_openapi_document_describes_every_real_answer() {
     let c = &app.client;
     let t = &app.token;
     let send = |rb: reqwest::RequestBuilder| async move {
-        let r = rb.send().await.unwrap();
+        let r = common::send(rb).await;
         let status = r.status().as_u16();
         (status, r.bytes().await.unwrap().to_vec())
     };
@@ -333,12 +294,7 @@ async fn the_openapi_document_describes_every_real_answer() {
         assert_eq!(s, 200);
         check(&doc, path, "get", s, &b);
     }
-    let r = c
-        .get(app.url("/api/v1/stats.csv"))
-        .bearer_auth(t)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(c.get(app.url("/api/v1/stats.csv")).bearer_auth(t)).await;
     assert_eq!(r.status(), 200);
     assert!(
         doc["paths"]["/api/v1/stats.csv"]["get"]["responses"]["200"]["content"]["text/csv"]
@@ -414,11 +370,8 @@ async fn a_flood_of_new_methods_and_paths_adds_no_series_and_no_memory() {
     let scrape = || {
         let (http, metrics_port) = (http.clone(), metrics_port);
         async move {
-            let r = http
-                .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-                .send()
-                .await
-                .unwrap();
+            let r =
+                common::send(http.get(format!("http://127.0.0.1:{metrics_port}/metrics"))).await;
             assert_eq!(r.status(), 200);
             r.text().await.unwrap()
         }

@@ -141,14 +141,7 @@ async fn the_grid_stays_within_its_byte_budget_per_row() {
         }
     }
     let c = app.signed_in("viewer").await;
-    let fragment = c
-        .get(app.url("/api/grid.html"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fragment = app.get_text(&c, "/api/grid.html").await;
     let rows: Vec<&str> = fragment
         .split("<tr")
         .skip(2) // before the table, and the head's row
@@ -169,14 +162,10 @@ async fn the_grid_stays_within_its_byte_budget_per_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grid_fragment_is_private_and_revalidates() {
     let app = common::TestApp::builder().spawn().await;
-    let anonymous = common::browser()
-        .get(app.url("/api/grid.html"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = common::send(common::browser().get(app.url("/api/grid.html"))).await;
     assert_eq!(anonymous.status(), 401);
     let c = app.signed_in("viewer").await;
-    let r = c.get(app.url("/api/grid.html")).send().await.unwrap();
+    let r = common::send(c.get(app.url("/api/grid.html"))).await;
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let fragment_etag = etag.replace('"', "&quot;");
@@ -189,25 +178,19 @@ async fn the_grid_fragment_is_private_and_revalidates() {
         body.contains(&format!("data-etag=\"{fragment_etag}\"")),
         "the rows say which render they are, for the browser's If-None-Match"
     );
-    let again = c
-        .get(app.url("/api/grid.html"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let again = common::send(
+        c.get(app.url("/api/grid.html"))
+            .header("if-none-match", &etag),
+    )
+    .await;
     assert_eq!(again.status(), 304);
-    assert_eq!(
-        app.notify("alphagov/content-store", "staging", "v77")
-            .await
-            .status(),
-        200
-    );
-    let changed = c
-        .get(app.url("/api/grid.html"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    app.notify_ok("alphagov/content-store", "staging", "v77")
+        .await;
+    let changed = common::send(
+        c.get(app.url("/api/grid.html"))
+            .header("if-none-match", &etag),
+    )
+    .await;
     assert_eq!(changed.status(), 200);
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
     assert!(changed.text().await.unwrap().contains("<b>v77</b>"));
@@ -240,14 +223,7 @@ async fn a_viewer_sees_who_may_deploy_instead_of_a_form() {
     let form = &html[start..at + html[at..].find('>').unwrap_or(0)];
     assert!(form.contains("hidden"), "the form is hidden: {form:?}");
     let c = app.signed_in("deployer:integration").await;
-    let html = c
-        .get(app.url("/applications/frontend"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text(&c, "/applications/frontend").await;
     assert!(!html.contains("You may not deploy this application"));
     assert!(html.contains("<option value=\"integration\">"));
     assert!(
@@ -295,14 +271,14 @@ async fn the_demo_promotes_a_merge_and_never_a_manual_deploy() {
     // demo's smoke tests fail one run in three: merge again until one passes both.
     let mut promoted = None;
     for _ in 0..4 {
-        let (s, body) = common::call(
+        let body = common::call_expect(
             &app.base,
             &c,
             "simulate_merge",
             &[("shortname", "content-store")],
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{body}");
         let version = body
             .split_whitespace()
             .find(|w| w.starts_with("v34"))
@@ -326,7 +302,7 @@ async fn the_demo_promotes_a_merge_and_never_a_manual_deploy() {
     let mut passed = None;
     for n in 0..4 {
         let version = format!("v{}", 1000 + n);
-        let (s, body) = common::call(
+        common::call_expect(
             &app.base,
             &c,
             "deploy",
@@ -335,9 +311,9 @@ async fn the_demo_promotes_a_merge_and_never_a_manual_deploy() {
                 ("environment", "integration"),
                 ("git_ref", &version),
             ],
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{body}");
         if settled("frontend", 0, version.clone()).await.map(|c| c.1) == Some("succeeded".into()) {
             passed = Some(version);
             break;
@@ -347,10 +323,6 @@ async fn the_demo_promotes_a_merge_and_never_a_manual_deploy() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let staging = current("frontend", 1).await.unwrap();
     assert_ne!(staging.0, passed, "a manual deploy is never promoted");
-    let audit = app
-        .store
-        .audit_log(Some("content-store"), None, 5)
-        .await
-        .unwrap();
+    let audit = app.audit(Some("content-store"), 5).await;
     assert_eq!(audit[0].action, "simulated merge");
 }

@@ -36,12 +36,8 @@ async fn notification_is_recorded_with_the_release_app_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_repo_creates_the_application() {
     let app = common::TestApp::builder().spawn().await;
-    assert_eq!(
-        app.notify("trade-tariff/tariff-backend", "integration", "v9")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("trade-tariff/tariff-backend", "integration", "v9")
+        .await;
     let (status, body) = app.get_json("/applications/tariff-backend.json").await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -57,12 +53,8 @@ async fn unknown_repo_creates_the_application() {
         })
     );
     // Same repo name, other owner: a distinct application.
-    assert_eq!(
-        app.notify("other/tariff-backend", "integration", "v1")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("other/tariff-backend", "integration", "v1")
+        .await;
     let (status, _) = app
         .get_json("/applications/other-tariff-backend.json")
         .await;
@@ -101,13 +93,8 @@ async fn ambiguous_repo_is_a_conflict() {
 async fn tokens_are_checked() {
     let app = common::TestApp::builder().spawn().await;
     let body = json!({"repo": "alphagov/frontend", "deployment": {"environment": "staging", "version": "v1"}});
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let deployments = || app.client.post(app.url("/deployments")).json(&body);
+    let r = common::send(deployments()).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let e: Value = r.json().await.unwrap();
@@ -116,42 +103,21 @@ async fn tokens_are_checked() {
         .unwrap()
         .contains("missing Authorization"));
 
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .bearer_auth("rel_wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(deployments().bearer_auth("rel_wrong")).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers()["www-authenticate"],
         "Bearer error=\"invalid_token\"",
         "RFC 6750, as the Release app answers"
     );
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .header("Authorization", "Basic abc")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(deployments().header("Authorization", "Basic abc")).await;
     assert_eq!(r.status(), 401);
 
     app.store
         .revoke_token(&app.store.list_tokens().await.unwrap()[0].name.clone())
         .await
         .unwrap();
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .bearer_auth(&app.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(deployments().bearer_auth(&app.token)).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers()["www-authenticate"],
@@ -178,87 +144,98 @@ async fn expect_error(r: reqwest::Response, status: u16, field: Option<&str>, co
 async fn bad_notifications_get_precise_answers() {
     let app = common::TestApp::builder().spawn().await;
     let app = &app;
-    let post = |b: Value| async move { app.post_json("/deployments", &b).await };
-    expect_error(post(json!({"repo": "alphagov/frontend", "deployment": {"environment": "prod", "version": "v1"}})).await, 422, Some("deployment.environment"), "unknown environment").await;
-    expect_error(post(json!({"repo": "not a repo", "deployment": {"environment": "staging", "version": "v1"}})).await, 422, Some("repo"), "owner/name").await;
-    expect_error(
-        post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1..2"}}))
-            .await,
-        422,
-        Some("deployment.version"),
-        "not a valid git ref",
-    )
-    .await;
-    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "sha": "xyz"}})).await, 422, Some("deployment.sha"), "SHA").await;
-    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "created_at": "yesterday"}})).await, 422, Some("deployment.created_at"), "RFC 3339").await;
-    expect_error(post(json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "trigger": "magic"}})).await, 422, Some("deployment.trigger"), "unknown trigger").await;
-    expect_error(
-        post(json!({"repo": "a/b"})).await,
-        422,
-        None,
-        "missing field `deployment`",
-    )
-    .await;
-    expect_error(
-        post(json!({"repo": 5, "deployment": {"environment": "staging", "version": "v1"}})).await,
-        422,
-        Some("repo"),
-        "invalid type",
-    )
-    .await;
-
-    let raw = |body: &'static str, ct: &'static str| {
-        app.client
-            .post(app.url("/deployments"))
-            .bearer_auth(&app.token)
-            .header("content-type", ct)
-            .body(body)
-            .send()
-    };
-    expect_error(
-        raw("{not json", "application/json").await.unwrap(),
-        400,
-        None,
-        "malformed JSON",
-    )
-    .await;
-    expect_error(
-        raw("", "application/json").await.unwrap(),
-        400,
-        None,
-        "malformed JSON",
-    )
-    .await;
-    expect_error(
-        raw("repo=a", "text/plain").await.unwrap(),
-        415,
-        None,
-        "application/json",
-    )
-    .await;
-    expect_error(
-        raw(
-            "repo=alphagov%2Ffrontend",
-            "application/x-www-form-urlencoded",
+    let cases = [
+        (
+            json!({"repo": "alphagov/frontend", "deployment": {"environment": "prod", "version": "v1"}}),
+            Some("deployment.environment"),
+            "unknown environment",
+        ),
+        (
+            json!({"repo": "not a repo", "deployment": {"environment": "staging", "version": "v1"}}),
+            Some("repo"),
+            "owner/name",
+        ),
+        (
+            json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1..2"}}),
+            Some("deployment.version"),
+            "not a valid git ref",
+        ),
+        (
+            json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "sha": "xyz"}}),
+            Some("deployment.sha"),
+            "SHA",
+        ),
+        (
+            json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "created_at": "yesterday"}}),
+            Some("deployment.created_at"),
+            "RFC 3339",
+        ),
+        (
+            json!({"repo": "a/b", "deployment": {"environment": "staging", "version": "v1", "trigger": "magic"}}),
+            Some("deployment.trigger"),
+            "unknown trigger",
+        ),
+        (json!({"repo": "a/b"}), None, "missing field `deployment`"),
+        (
+            json!({"repo": 5, "deployment": {"environment": "staging", "version": "v1"}}),
+            Some("repo"),
+            "invalid type",
+        ),
+    ];
+    for (body, field, contains) in cases {
+        expect_error(
+            app.post_json("/deployments", &body).await,
+            422,
+            field,
+            contains,
         )
-        .await
-        .unwrap(),
-        422,
-        Some("deployment.environment"),
-        "missing",
-    )
-    .await;
+        .await;
+    }
+
+    let raw = |body: String, ct: &'static str| {
+        let request = app.client.post(app.url("/deployments"));
+        common::send(
+            request
+                .bearer_auth(&app.token)
+                .header("content-type", ct)
+                .body(body),
+        )
+    };
     let big = format!("{{\"repo\": \"{}\"}}", "a".repeat(100_000));
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 413, None, "larger than").await;
+    let cases = [
+        (
+            "{not json".to_string(),
+            "application/json",
+            400,
+            None,
+            "malformed JSON",
+        ),
+        (
+            String::new(),
+            "application/json",
+            400,
+            None,
+            "malformed JSON",
+        ),
+        (
+            "repo=a".to_string(),
+            "text/plain",
+            415,
+            None,
+            "application/json",
+        ),
+        (
+            "repo=alphagov%2Ffrontend".to_string(),
+            "application/x-www-form-urlencoded",
+            422,
+            Some("deployment.environment"),
+            "missing",
+        ),
+        (big, "application/json", 413, None, "larger than"),
+    ];
+    for (body, ct, status, field, contains) in cases {
+        expect_error(raw(body, ct).await, status, field, contains).await;
+    }
     assert_eq!(
         app.store.deployment_count().await.unwrap(),
         0,
@@ -288,12 +265,8 @@ async fn optional_fields_are_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_drive_the_status_and_attach_to_the_deployment() {
     let app = common::TestApp::builder().spawn().await;
-    assert_eq!(
-        app.notify("alphagov/content-store", "integration", "v10")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/content-store", "integration", "v10")
+        .await;
     let ev = |stage: &str, status: &str| {
         json!({"repo": "alphagov/content-store", "environment": "integration", "version": "v10", "stage": stage, "status": status,
                "workflow": {"environment": "integration", "namespace": "apps", "name": "post-sync-abc", "url": "https://argo.example/workflows/apps/post-sync-abc"}})
@@ -303,12 +276,7 @@ async fn events_drive_the_status_and_attach_to_the_deployment() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["deployment_status"], "in_progress");
     assert_eq!(body["created_deployment"], false);
-    let body: Value = app
-        .event(ev("smoke_tests", "failed"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.event_json(ev("smoke_tests", "failed")).await;
     assert_eq!(body["deployment_status"], "failed");
     let (_, apps) = app.get_json("/api/v1/applications/content-store").await;
     assert_eq!(
@@ -320,12 +288,7 @@ async fn events_drive_the_status_and_attach_to_the_deployment() {
         .unwrap()
         .iter()
         .any(|f| f["kind"] == "last_deployment_failed"));
-    let body: Value = app
-        .event(ev("smoke_tests", "succeeded"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.event_json(ev("smoke_tests", "succeeded")).await;
     assert_eq!(body["deployment_status"], "succeeded");
     assert_eq!(
         app.store.deployment_count().await.unwrap(),
@@ -371,7 +334,7 @@ async fn events_before_the_notification_lose_nothing() {
 async fn repeated_delivery_changes_nothing() {
     let app = common::TestApp::builder().spawn().await;
     let body = json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v3", "stage": "smoke_tests", "status": "failed", "delivery_id": "d-1"});
-    let first: Value = app.event(body.clone()).await.json().await.unwrap();
+    let first = app.event_json(body.clone()).await;
     let r = app.event(body.clone()).await;
     assert_eq!(r.status(), 200);
     let second: Value = r.json().await.unwrap();
@@ -392,82 +355,40 @@ async fn bad_events_get_precise_answers() {
         b[k] = v;
         b
     };
-    expect_error(
-        app.event(with("stage", json!("deploy"))).await,
-        422,
-        Some("stage"),
-        "unknown stage",
-    )
-    .await;
-    expect_error(
-        app.event(with("status", json!("done"))).await,
-        422,
-        Some("status"),
-        "unknown status",
-    )
-    .await;
-    expect_error(
-        app.event(with("environment", json!("qa"))).await,
-        422,
-        Some("environment"),
-        "unknown environment",
-    )
-    .await;
-    expect_error(
-        app.event(with("version", json!("-rf"))).await,
-        422,
-        Some("version"),
-        "git ref",
-    )
-    .await;
-    expect_error(
-        app.event(with("workflow", json!({"url": "javascript:alert(1)"})))
-            .await,
-        422,
-        Some("workflow.url"),
-        "http(s)",
-    )
-    .await;
-    expect_error(
-        app.event(with("message", json!("x".repeat(3000)))).await,
-        422,
-        Some("message"),
-        "longer than",
-    )
-    .await;
-    expect_error(
-        app.event(with("at", json!("soon"))).await,
-        422,
-        Some("at"),
-        "RFC 3339",
-    )
-    .await;
-    expect_error(
-        app.event(with("delivery_id", json!(""))).await,
-        422,
-        Some("delivery_id"),
-        "printable",
-    )
-    .await;
+    let cases = [
+        ("stage", json!("deploy"), "unknown stage"),
+        ("status", json!("done"), "unknown status"),
+        ("environment", json!("qa"), "unknown environment"),
+        ("version", json!("-rf"), "git ref"),
+        ("workflow", json!({"url": "javascript:alert(1)"}), "http(s)"),
+        ("message", json!("x".repeat(3000)), "longer than"),
+        ("at", json!("soon"), "RFC 3339"),
+        ("delivery_id", json!(""), "printable"),
+    ];
+    for (field, value, contains) in cases {
+        // A nested field is named by its path.
+        let named = if field == "workflow" {
+            "workflow.url"
+        } else {
+            field
+        };
+        expect_error(
+            app.event(with(field, value)).await,
+            422,
+            Some(named),
+            contains,
+        )
+        .await;
+    }
     assert_eq!(app.store.deployment_count().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthchecks() {
     let app = common::TestApp::builder().spawn().await;
-    let r = app
-        .client
-        .get(app.url("/healthcheck/live"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = app
-        .client
-        .get(app.url("/healthcheck/ready"))
-        .send()
-        .await
-        .unwrap();
+    let get = |path: &str| common::send(app.client.get(app.url(path)));
+    assert_eq!(get("/healthcheck/live").await.status(), 200);
+    let r = get("/healthcheck/ready").await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["database"], "ok");
@@ -547,14 +468,7 @@ async fn a_form_encoded_notification_is_recorded() {
         ("application_by_name", "true"),
         ("application_name", "Frontend"),
     ];
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .bearer_auth(&app.token)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_form("/deployments", &form).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "");
     let (status, body) = app.get_json("/api/v1/applications/frontend").await;
@@ -566,34 +480,22 @@ async fn a_form_encoded_notification_is_recorded() {
         text.contains("0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"),
         "{text}"
     );
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .bearer_auth(&app.token)
-        .form(&[
-            ("repo", "alphagov/frontend"),
-            ("deployment[environment]", "moon"),
-            ("deployment[version]", "v1"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let moon = [
+        ("repo", "alphagov/frontend"),
+        ("deployment[environment]", "moon"),
+        ("deployment[version]", "v1"),
+    ];
+    let r = app.post_form("/deployments", &moon).await;
     expect_error(r, 422, Some("deployment.environment"), "").await;
     // Fields newer clients send empty count as absent.
-    let r = app
-        .client
-        .post(app.url("/deployments"))
-        .bearer_auth(&app.token)
-        .form(&[
-            ("repo", "alphagov/frontend"),
-            ("deployment[environment]", "integration"),
-            ("deployment[version]", "release_43"),
-            ("deployment[deployed_sha]", ""),
-            ("deployment[jenkins_user_name]", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let empty_fields = [
+        ("repo", "alphagov/frontend"),
+        ("deployment[environment]", "integration"),
+        ("deployment[version]", "release_43"),
+        ("deployment[deployed_sha]", ""),
+        ("deployment[jenkins_user_name]", ""),
+    ];
+    let r = app.post_form("/deployments", &empty_fields).await;
     assert_eq!(r.status(), 200);
 }
 

@@ -5,33 +5,18 @@
 use crate::common;
 use serde_json::{json, Value};
 
-const APPS: &str = r#"staging = ["release-team"]
-
-[[applications]]
-name = "Train A"
-repo = "example-org/train-a"
-manual = ["staging", "production"]
-
-[[applications]]
-name = "Train B"
-repo = "example-org/train-b"
-manual = ["staging", "production"]
-
-[[applications]]
-name = "Train C"
-repo = "example-org/train-c"
-manual = ["staging", "production"]
-
-[[applications]]
-name = "Train D"
-repo = "example-org/train-d"
-manual = ["staging", "production"]
-
-[[applications]]
-name = "Train E"
-repo = "example-org/train-e"
-manual = ["staging", "production"]
-"#;
+/// Five manually promoted applications, Train A to Train E; staging deploys need the
+/// release-team.
+fn apps() -> String {
+    let apps: String = ["A", "B", "C", "D", "E"]
+        .iter()
+        .map(|l| {
+            let repo = format!("example-org/train-{}", l.to_lowercase());
+            format!("\n[[applications]]\nname = \"Train {l}\"\nrepo = \"{repo}\"\nmanual = [\"staging\", \"production\"]\n")
+        })
+        .collect();
+    format!("staging = [\"release-team\"]\n{apps}")
+}
 
 async fn record(env: &common::TestApp, app: &str, environment: &str, version: &str) {
     env.record(&format!("example-org/{app}"), environment, version)
@@ -44,7 +29,7 @@ async fn record(env: &common::TestApp, app: &str, environment: &str, version: &s
 async fn setup() -> common::TestApp {
     let env = common::TestApp::builder()
         .github()
-        .extra(APPS)
+        .extra(&apps())
         .spawn()
         .await;
     record(&env, "train-a", "integration", "v2").await;
@@ -101,7 +86,7 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
     let env = setup().await;
     let c = env.sign_in("octocat").await;
     // The caller names the app and the environment; the version is the server's.
-    let (s, body) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "promote",
@@ -110,9 +95,9 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
             ("environment", "staging"),
             ("git_ref", "v666"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(
         dispatched(&env),
         [(
@@ -120,11 +105,7 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
             json!({"ref": "main", "inputs": {"environment": "staging", "gitRef": "v2"}, "return_run_details": true})
         )]
     );
-    let audit = env
-        .store
-        .audit_log(Some("train-a"), None, 10)
-        .await
-        .unwrap();
+    let audit = env.audit(Some("train-a"), 10).await;
     assert!(
         audit.iter().any(|a| a.action == "deploy"
             && a.outcome == "requested"
@@ -132,7 +113,7 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
         "{audit:?}"
     );
     // A button read before integration moved on: nothing is deployed.
-    let (s, body) = common::call(
+    let body = common::call_expect(
         &env.base,
         &c,
         "promote",
@@ -141,39 +122,39 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
             ("environment", "staging"),
             ("expected_version", "v4"),
         ],
+        409,
     )
     .await;
-    assert_eq!(s, 409, "{body}");
     assert!(body.contains("now runs v5, not v4"), "{body}");
     // Requested now: a second click is a 409 and dispatches nothing.
-    let (s, body) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "promote",
         &[("shortname", "train-a"), ("environment", "staging")],
+        409,
     )
     .await;
-    assert_eq!(s, 409, "{body}");
 
     // Production: the deploy role for production (octocat has none), then confirmation.
-    let (s, _) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "promote",
         &[("shortname", "train-b"), ("environment", "production")],
+        403,
     )
     .await;
-    assert_eq!(s, 403);
     // An integration deployer can cause nothing in staging by promotion.
     let intern = env.sign_in("intern").await;
-    let (s, _) = common::call(
+    common::call_expect(
         &env.base,
         &intern,
         "promote",
         &[("shortname", "train-b"), ("environment", "staging")],
+        403,
     )
     .await;
-    assert_eq!(s, 403);
     // Nothing before the first environment; nothing to promote; frozen.
     let (s, _) = common::call(
         &env.base,
@@ -183,14 +164,14 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
     )
     .await;
     assert_eq!(s, 403, "octocat may not deploy to integration at all");
-    let (s, body) = common::call(
+    let body = common::call_expect(
         &env.base,
         &c,
         "promote",
         &[("shortname", "train-c"), ("environment", "staging")],
+        409,
     )
     .await;
-    assert_eq!(s, 409);
     assert!(body.contains("frozen"), "{body}");
     assert_eq!(dispatched(&env).len(), 1, "nothing else was dispatched");
 }
@@ -220,7 +201,7 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
         ["train-a", "train-b", "train-c", "train-d", "train-e"]
     );
 
-    let (s, body) = common::call(
+    let body = common::call_expect(
         &env.base,
         &c,
         "train",
@@ -232,9 +213,9 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
             ("applications[4]", "train-d"),
             ("applications[7]", "train-e"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     let result: Value = serde_json::from_str(&body).unwrap();
     let outcome = |app: &str| {
         result["items"]
@@ -311,7 +292,7 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
     assert!(e.summary.cells[1].is_none());
 
     // The train's results, followed: what each dispatched app has in staging now.
-    let (s, body) = common::call(
+    let body = common::call_expect(
         &env.base,
         &c,
         "train_status",
@@ -320,9 +301,9 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
             ("applications[0]", "train-a"),
             ("applications[1]", "train-e"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     let now: Vec<(String, String)> = serde_json::from_str(&body).unwrap();
     assert_eq!(
         now,
@@ -350,7 +331,7 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
 
     // Nothing left to promote: a second train of the same apps skips them all (in
     // flight or frozen) and dispatches nothing more.
-    let (s, body) = common::call(
+    common::call_expect(
         &env.base,
         &c,
         "train",
@@ -359,14 +340,14 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
             ("applications[0]", "train-a"),
             ("applications[1]", "train-c"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     assert_eq!(dispatched(&env).len(), 3);
     // Production: train-a's v2 has not succeeded in staging yet, so it is skipped.
     env.member("octocat", &["release-team", "release-admins"]);
     let admin = env.sign_in("octocat").await;
-    let (s, body) = common::call(
+    let body = common::call_expect(
         &env.base,
         &admin,
         "train",
@@ -374,9 +355,9 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
             ("environment", "production"),
             ("applications[0]", "train-a"),
         ],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     assert!(body.contains("\"skipped\""), "{body}");
     assert_eq!(dispatched(&env).len(), 3);
 }

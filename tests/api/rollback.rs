@@ -9,6 +9,26 @@ async fn record(env: &common::TestApp, environment: &str, version: &str) {
     env.record("example-org/shop", environment, version).await;
 }
 
+/// `c`'s rollback of shop in staging, with `reason` and the version the page showed:
+/// the body, once the status is `status`.
+async fn roll_back(
+    env: &common::TestApp,
+    c: &reqwest::Client,
+    reason: &str,
+    expected_version: Option<&str>,
+    status: u16,
+) -> String {
+    let mut form = vec![
+        ("shortname", "shop"),
+        ("environment", "staging"),
+        ("reason", reason),
+    ];
+    if let Some(v) = expected_version {
+        form.push(("expected_version", v));
+    }
+    common::call_expect(&env.base, c, "rollback", &form, status).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     let env = common::TestApp::builder().github().extra("staging = [\"release-team\"]\n\n[[applications]]\nname = \"Shop\"\nrepo = \"example-org/shop\"\n").spawn()
@@ -35,64 +55,16 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
                 .unwrap()
         }
     };
-    let gate = || async {
-        reqwest::Client::new()
-            .get(format!(
-                "{}/api/v1/applications/shop/promotion?to=production",
-                env.base
-            ))
-            .bearer_auth(&token)
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let gate = || gate_to("production");
     assert_eq!(gate().await["allowed"], true);
 
     // The role for the environment, and a written reason, before anything.
     let intern = env.sign_in("intern").await;
-    let (s, _) = common::call(
-        &env.base,
-        &intern,
-        "rollback",
-        &[
-            ("shortname", "shop"),
-            ("environment", "staging"),
-            ("reason", "bad"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 403);
+    roll_back(&env, &intern, "bad", None, 403).await;
     let c = env.sign_in("octocat").await;
-    let (s, body) = common::call(
-        &env.base,
-        &c,
-        "rollback",
-        &[
-            ("shortname", "shop"),
-            ("environment", "staging"),
-            ("reason", "  "),
-        ],
-    )
-    .await;
-    assert_eq!(s, 422, "{body}");
+    roll_back(&env, &c, "  ", None, 422).await;
     // A page read before another version landed: nothing happens.
-    let (s, body) = common::call(
-        &env.base,
-        &c,
-        "rollback",
-        &[
-            ("shortname", "shop"),
-            ("environment", "staging"),
-            ("reason", "x"),
-            ("expected_version", "v298"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 409, "{body}");
+    roll_back(&env, &c, "x", Some("v298"), 409).await;
     assert!(env.fake.lock().unwrap().dispatches.is_empty());
     assert_eq!(
         gate().await["allowed"],
@@ -100,19 +72,7 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
         "nothing frozen by refused attempts"
     );
 
-    let (s, body) = common::call(
-        &env.base,
-        &c,
-        "rollback",
-        &[
-            ("shortname", "shop"),
-            ("environment", "staging"),
-            ("reason", "checkout 500s since v300"),
-            ("expected_version", "v299"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    roll_back(&env, &c, "checkout 500s since v300", Some("v299"), 200).await;
     let d = env.fake.lock().unwrap().dispatches.clone();
     assert_eq!(d.len(), 1);
     assert_eq!(
@@ -151,7 +111,7 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     );
 
     // Audited: the deploy (with the rollback's note) and the rollback itself.
-    let audit = env.store.audit_log(Some("shop"), None, 20).await.unwrap();
+    let audit = env.audit(Some("shop"), 20).await;
     assert!(
         audit
             .iter()
@@ -170,7 +130,6 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     );
 
     // Lifted like any freeze: the gate opens.
-    let (s, body) = common::call(&env.base, &c, "unfreeze", &[("shortname", "shop")]).await;
-    assert_eq!(s, 200, "{body}");
+    common::call_expect(&env.base, &c, "unfreeze", &[("shortname", "shop")], 200).await;
     assert_eq!(gate_to("staging").await["allowed"], true);
 }

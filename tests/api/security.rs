@@ -44,26 +44,24 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
             "workflow.environment",
         ),
     ] {
-        let r = http
-            .post(format!("{}/api/v1/events", env.base))
-            .bearer_auth(&token)
-            .json(&event(workflow))
-            .send()
-            .await
-            .unwrap();
+        let r = common::send(
+            http.post(format!("{}/api/v1/events", env.base))
+                .bearer_auth(&token)
+                .json(&event(workflow)),
+        )
+        .await;
         assert_eq!(r.status(), 422);
         assert_eq!(r.json::<Value>().await.unwrap()["field"], field);
     }
     // A failed integration deployment whose event claims a production workflow.
-    let r = http
-        .post(format!("{}/api/v1/events", env.base))
-        .bearer_auth(&token)
-        .json(&event(
-            json!({"environment": "production", "namespace": "apps", "name": "post-sync-1"}),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        http.post(format!("{}/api/v1/events", env.base))
+            .bearer_auth(&token)
+            .json(&event(
+                json!({"environment": "production", "namespace": "apps", "name": "post-sync-1"}),
+            )),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let id = r.json::<Value>().await.unwrap()["deployment_id"]
         .as_i64()
@@ -71,13 +69,13 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
         .to_string();
     // The production-only deployer may not resubmit an integration deployment.
     let prod = env.sign_in("prod-person").await;
-    let (s, body) = call(&env.base, &prod, "resubmit", &[("deployment_id", &id)]).await;
-    assert_eq!(s, 403, "{body}");
+
+    common::call_expect(&env.base, &prod, "resubmit", &[("deployment_id", &id)], 403).await;
     assert!(int_argo.requests().is_empty() && prod_argo.requests().is_empty());
     // The integration deployer's resubmit goes to integration's Argo with its token.
     let dev = env.sign_in("octocat").await;
-    let (s, body) = call(&env.base, &dev, "resubmit", &[("deployment_id", &id)]).await;
-    assert_eq!(s, 200, "{body}");
+
+    common::call_expect(&env.base, &dev, "resubmit", &[("deployment_id", &id)], 200).await;
     assert_eq!(
         int_argo.requests(),
         vec![ArgoRequest {
@@ -97,8 +95,7 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
         .execute(env.store.pool())
         .await
         .unwrap();
-    let (s, body) = call(&env.base, &dev, "resubmit", &[("deployment_id", &id)]).await;
-    assert_eq!(s, 409, "{body}");
+    common::call_expect(&env.base, &dev, "resubmit", &[("deployment_id", &id)], 409).await;
     assert_eq!(int_argo.requests().len(), 1);
     assert!(prod_argo.requests().is_empty());
 }
@@ -114,25 +111,18 @@ async fn return_to_never_leaves_the_site() {
         "https://evil.example/",
     ] {
         let c = common::browser();
-        let r = c
-            .post(app.url("/auth/dev"))
-            .form(&[
-                ("login", "demo"),
-                ("role", "viewer"),
-                ("return_to", bad),
-                ("key", common::DEV_KEY),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = common::send(c.post(app.url("/auth/dev")).form(&[
+            ("login", "demo"),
+            ("role", "viewer"),
+            ("return_to", bad),
+            ("key", common::DEV_KEY),
+        ]))
+        .await;
         assert_eq!(r.status(), 303);
         assert_eq!(r.headers()["location"], "/", "{bad:?}");
         // Signed in already: the sign-in page sends people back, to the same safe place.
-        let r = c
-            .get(app.url("/auth/sign-in?return_to=%2F%09%2Fevil.example%2F"))
-            .send()
-            .await
-            .unwrap();
+        let r =
+            common::send(c.get(app.url("/auth/sign-in?return_to=%2F%09%2Fevil.example%2F"))).await;
         assert_eq!(r.headers()["location"], "/");
     }
     let env = common::TestApp::builder().github().spawn().await;
@@ -180,12 +170,7 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
             .expect("the server closes a connection that sends no complete headers")
             .ok();
     }
-    let r = app
-        .client
-        .get(app.url("/healthcheck/ready"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/healthcheck/ready"))).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -249,22 +234,22 @@ async fn development_sign_in_fails_closed() {
         for (k, v) in &headers {
             req = req.header(*k, v);
         }
-        let r = req.send().await.unwrap();
+        let r = common::send(req).await;
         assert_eq!(r.status(), 404, "{headers:?}");
         let mut req = c.get(app.url("/auth/sign-in"));
         for (k, v) in &headers {
             req = req.header(*k, v);
         }
-        let html = req.send().await.unwrap().text().await.unwrap();
+        let html = common::text(req).await;
         assert!(!html.contains("Sign in as a demo user"), "{headers:?}");
     }
     // Directly on the loopback address, with the key, it works.
-    let r = common::browser()
-        .post(app.url("/auth/dev"))
-        .form(&[("login", "x"), ("role", "viewer"), ("key", common::DEV_KEY)])
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(common::browser().post(app.url("/auth/dev")).form(&[
+        ("login", "x"),
+        ("role", "viewer"),
+        ("key", common::DEV_KEY),
+    ]))
+    .await;
     assert_eq!(r.status(), 303);
 }
 
@@ -281,35 +266,19 @@ async fn development_sign_in_needs_the_key_printed_at_startup() {
         if let Some(k) = key {
             form.push(("key", k));
         }
-        let r = common::browser()
-            .post(app.url("/auth/dev"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let r = common::send(common::browser().post(app.url("/auth/dev")).form(&form)).await;
         assert_eq!(r.status(), 403, "key {key:?}");
     }
     // The sign-in page asks for the key, unless its link carried the right one.
-    let html = common::browser()
-        .get(app.url("/auth/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = common::text(common::browser().get(app.url("/auth/sign-in"))).await;
     assert!(
         html.contains(r#"<input id="key" name="key" required"#),
         "{html}"
     );
-    let html = common::browser()
-        .get(app.url(&format!("/auth/sign-in?key={}", common::DEV_KEY)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = common::text(
+        common::browser().get(app.url(&format!("/auth/sign-in?key={}", common::DEV_KEY))),
+    )
+    .await;
     assert!(
         html.contains(&format!(
             r#"<input type="hidden" name="key" value="{}">"#,
@@ -326,22 +295,22 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
     let app = common::TestApp::builder().config("").demo().spawn().await;
     let admin = app.signed_in("admin").await;
     let deployer = app.signed_in("deployer").await;
-    let (s, _) = call(
+    common::call_expect(
         &app.base,
         &admin,
         "freeze",
         &[("shortname", "publisher"), ("reason", "incident 42")],
+        200,
     )
     .await;
-    assert_eq!(s, 200);
-    let (s, body) = call(
+    let body = common::call_expect(
         &app.base,
         &deployer,
         "unfreeze",
         &[("shortname", "publisher")],
+        403,
     )
     .await;
-    assert_eq!(s, 403, "{body}");
     assert!(body.contains("only an admin may lift it"), "{body}");
     let (_, gate) = app
         .get_json("/api/v1/applications/publisher/promotion?to=production")
@@ -349,29 +318,18 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
     assert_eq!(gate["allowed"], false, "{gate}");
     assert!(gate["reason"].as_str().unwrap().contains("incident 42"));
     // The deployer's own freeze they may lift; the admin lifts the admin's.
-    let (s, _) = call(&app.base, &admin, "unfreeze", &[("shortname", "publisher")]).await;
-    assert_eq!(s, 200);
-    let (s, _) = call(
+    let publisher = [("shortname", "publisher")];
+    let mine = [("shortname", "publisher"), ("reason", "mine")];
+    common::call_all(
         &app.base,
-        &deployer,
-        "freeze",
-        &[("shortname", "publisher"), ("reason", "mine")],
+        &[
+            (&admin, "unfreeze", &publisher, 200),
+            (&deployer, "freeze", &mine, 200),
+            (&deployer, "unfreeze", &publisher, 200),
+        ],
     )
     .await;
-    assert_eq!(s, 200);
-    let (s, _) = call(
-        &app.base,
-        &deployer,
-        "unfreeze",
-        &[("shortname", "publisher")],
-    )
-    .await;
-    assert_eq!(s, 200);
-    let log = app
-        .store
-        .audit_log(Some("publisher"), None, 50)
-        .await
-        .unwrap();
+    let log = app.audit(Some("publisher"), 50).await;
     let unfreezes: Vec<&str> = log
         .iter()
         .filter(|a| a.action == "unfreeze")
@@ -388,13 +346,10 @@ async fn versions_cannot_steer_urls() {
     let token = env.token.clone();
     let evil = "%2e%2e/%2e%2e/%2e%2e/user/keys#";
     let http = common::http_client();
-    let r = http
+    let r = common::send(http
         .post(format!("{}/deployments", env.base))
         .bearer_auth(&token)
-        .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": "integration", "version": evil}}))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": "integration", "version": evil}}))).await;
     assert_eq!(r.status(), 200);
     let c = env.sign_in("octocat").await;
     let (_s, _) = call(
@@ -424,14 +379,7 @@ async fn versions_cannot_steer_urls() {
         "/api/repos/example-org/frontend/compare/%252e%252e%2F%252e%252e%2F%252e%252e%2Fuser%2Fkeys%23...v2"
     );
     // The version link stays in the repository's tree.
-    let html = c
-        .get(format!("{}/applications/frontend", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = env.get_text(&c, "/applications/frontend").await;
     assert!(
         html.contains("https://github.com/example-org/frontend/tree/%252e%252e/%252e%252e/%252e%252e/user/keys%23"),
         "the link is encoded"
@@ -505,37 +453,27 @@ async fn live_streams_are_capped_per_session_and_end_with_it() {
     let c = app.signed_in("viewer").await;
     let mut open = Vec::new();
     for _ in 0..8 {
-        let r = c.get(app.url("/api/live")).send().await.unwrap();
+        let r = common::send(c.get(app.url("/api/live"))).await;
         assert_eq!(r.status(), 200);
         open.push(r);
     }
-    let r = c.get(app.url("/api/live")).send().await.unwrap();
+    let r = common::send(c.get(app.url("/api/live"))).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     // Signing in again does not buy more streams (the cap is per person)...
     let again = app.signed_in("viewer").await;
     assert_eq!(
-        again
-            .get(app.url("/api/live"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::send(again.get(app.url("/api/live"))).await.status(),
         429
     );
     // ...but another person has their own allowance.
     let other = app.signed_in("admin").await;
     assert_eq!(
-        other
-            .get(app.url("/api/live"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::send(other.get(app.url("/api/live"))).await.status(),
         200
     );
     // Sign-out ends every stream of the session.
-    let r = c.post(app.url("/auth/sign-out")).send().await.unwrap();
+    let r = common::send(c.post(app.url("/auth/sign-out"))).await;
     assert_eq!(r.status(), 303);
     for mut stream in open {
         let ended = tokio::time::timeout(Duration::from_secs(5), async {
@@ -570,11 +508,7 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
         .unwrap();
     let mut limited = None;
     for _ in 0..40 {
-        let r = http
-            .get(format!("{}/auth/github", env.base))
-            .send()
-            .await
-            .unwrap();
+        let r = common::send(http.get(format!("{}/auth/github", env.base))).await;
         if r.status() == 429 {
             limited = Some(r);
             break;
@@ -611,13 +545,12 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
     let app = common::TestApp::builder().spawn().await;
     let mut statuses = Vec::new();
     for i in 0..30 {
-        let r = app
-            .client
-            .get(app.url("/api/v1/applications"))
-            .bearer_auth(format!("rel_wrong{i}"))
-            .send()
-            .await
-            .unwrap();
+        let r = common::send(
+            app.client
+                .get(app.url("/api/v1/applications"))
+                .bearer_auth(format!("rel_wrong{i}")),
+        )
+        .await;
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
             assert!(r.headers().contains_key("retry-after"));
@@ -644,49 +577,41 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let r = bare
-        .post(app.url("/auth/dev"))
-        .form(&[("login", "x"), ("role", "viewer"), ("key", common::DEV_KEY)])
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(bare.post(app.url("/auth/dev")).form(&[
+        ("login", "x"),
+        ("role", "viewer"),
+        ("key", common::DEV_KEY),
+    ]))
+    .await;
     assert_eq!(r.status(), 403, "no Origin and no Sec-Fetch-Site");
-    let r = bare
-        .post(app.url("/auth/dev"))
-        .header("origin", &app.base)
-        .form(&[("login", "x"), ("role", "viewer"), ("key", common::DEV_KEY)])
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        bare.post(app.url("/auth/dev"))
+            .header("origin", &app.base)
+            .form(&[("login", "x"), ("role", "viewer"), ("key", common::DEV_KEY)]),
+    )
+    .await;
     assert_eq!(r.status(), 303, "a same-origin Origin is enough");
-    let r = bare.post(app.url("/api/grid")).send().await.unwrap();
+    let r = common::send(bare.post(app.url("/api/grid"))).await;
     assert_eq!(r.status(), 403);
-    let r = bare
-        .post(app.url("/api/grid"))
-        .header("origin", &app.base)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(bare.post(app.url("/api/grid")).header("origin", &app.base)).await;
     assert_eq!(r.status(), 200);
-    let r = bare
-        .post(app.url("/api/grid"))
-        .header("origin", &app.base)
-        .header("sec-fetch-site", "cross-site")
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        bare.post(app.url("/api/grid"))
+            .header("origin", &app.base)
+            .header("sec-fetch-site", "cross-site"),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let big = format!(
         "shortname=publisher&environment=integration&git_ref={}",
         "v".repeat(200_000)
     );
-    let r = c
-        .post(app.url("/api/deploy"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        c.post(app.url("/api/deploy"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big),
+    )
+    .await;
     assert_eq!(r.status(), 413);
 }
 
@@ -726,7 +651,7 @@ async fn the_page_guard_sees_through_dot_segments() {
 async fn the_csp_script_src_is_nonce_only() {
     let app = common::TestApp::builder().config("").demo().spawn().await;
     let c = app.signed_in("viewer").await;
-    let r = c.get(app.url("/")).send().await.unwrap();
+    let r = common::send(c.get(app.url("/"))).await;
     let csp = r.headers()["content-security-policy"]
         .to_str()
         .unwrap()
@@ -765,14 +690,11 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
     let http = common::http_client();
     let mut failed = Vec::new();
     for e in ["staging", "production"] {
-        let r = http
+        let r = common::send(http
             .post(format!("{}/api/v1/events", env.base))
             .bearer_auth(&token)
             .json(&json!({"repo": "example-org/frontend", "environment": e, "version": "v9", "stage": "smoke_tests",
-                          "status": "failed", "workflow": {"environment": e, "namespace": "apps", "name": "post-sync-9"}}))
-            .send()
-            .await
-            .unwrap();
+                          "status": "failed", "workflow": {"environment": e, "namespace": "apps", "name": "post-sync-9"}}))).await;
         failed.push(
             r.json::<Value>().await.unwrap()["deployment_id"]
                 .as_i64()
@@ -835,7 +757,7 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
         "Argo received nothing"
     );
     assert!(env.store.all_active_freezes().await.unwrap().is_empty());
-    let audit = env.store.audit_log(None, None, 100).await.unwrap();
+    let audit = env.audit(None, 100).await;
     assert!(audit.iter().all(|a| a.outcome == "refused"), "{audit:?}");
 }
 
@@ -858,14 +780,14 @@ async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button(
             g
         }
     };
-    let (s, body) = call(
+    let body = common::call_expect(
         &app.base,
         &bob,
         "freeze",
         &[("shortname", "signon"), ("reason", "bob's freeze")],
+        200,
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     assert!(
         body.contains("Deploys of signon to integration are frozen"),
         "{body}"
@@ -874,74 +796,45 @@ async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button(
     for to in ["staging", "production"] {
         assert_eq!(gate(to).await["allowed"], true, "{to}");
     }
-    // The production deployer deploys to production: not held.
-    let (s, body) = call(
+    let to_production = [
+        ("shortname", "signon"),
+        ("environment", "production"),
+        ("git_ref", "v941"),
+        ("confirm", "yes"),
+    ];
+    let to_integration = [
+        ("shortname", "signon"),
+        ("environment", "integration"),
+        ("git_ref", "v941"),
+    ];
+    let roll_back = [
+        ("shortname", "signon"),
+        ("environment", "integration"),
+        ("reason", "bad build"),
+    ];
+    common::call_all(
         &app.base,
-        &prod,
-        "deploy",
         &[
-            ("shortname", "signon"),
-            ("environment", "production"),
-            ("git_ref", "v941"),
-            ("confirm", "yes"),
+            // The production deployer deploys to production: not held.
+            (&prod, "deploy", &to_production, 200),
+            // bob's own deploy to integration is held.
+            (&bob, "deploy", &to_integration, 409),
+            // bob rolls back integration: held by bob's own freeze (a rollback is a
+            // deploy): refused, nothing frozen more.
+            (&bob, "rollback", &roll_back, 409),
         ],
     )
     .await;
-    assert_eq!(s, 200, "{body}");
-    // bob's own deploy to integration is held.
-    let (s, body) = call(
-        &app.base,
-        &bob,
-        "deploy",
-        &[
-            ("shortname", "signon"),
-            ("environment", "integration"),
-            ("git_ref", "v941"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 409, "{body}");
-    // bob rolls back integration: staging's gate stays open.
-    let (s, body) = call(
-        &app.base,
-        &bob,
-        "rollback",
-        &[
-            ("shortname", "signon"),
-            ("environment", "integration"),
-            ("reason", "bad build"),
-        ],
-    )
-    .await;
-    // Held by bob's own freeze (a rollback is a deploy): refused, nothing frozen more.
-    assert_eq!(s, 409, "{body}");
     // Another integration deployer lifts bob's freeze; then bob's rollback goes through.
-    let other = common::browser();
-    let r = other
-        .post(app.url("/auth/dev"))
-        .form(&[
-            ("login", "ada"),
-            ("role", "deployer:integration"),
-            ("key", common::DEV_KEY),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let (s, body) = call(&app.base, &other, "unfreeze", &[("shortname", "signon")]).await;
-    assert_eq!(s, 200, "{body}");
-    let (s, body) = call(
+    let other = app.signed_in_as("ada", "deployer:integration").await;
+    common::call_all(
         &app.base,
-        &bob,
-        "rollback",
         &[
-            ("shortname", "signon"),
-            ("environment", "integration"),
-            ("reason", "bad build"),
+            (&other, "unfreeze", &[("shortname", "signon")], 200),
+            (&bob, "rollback", &roll_back, 200),
         ],
     )
     .await;
-    assert_eq!(s, 200, "{body}");
     let g = gate("integration").await;
     assert_eq!(g["allowed"], false);
     assert!(
@@ -958,6 +851,12 @@ async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button(
     );
     assert_eq!(gate("production").await["allowed"], true);
     // The production deployer may not lift what holds integration only; nor need to.
-    let (s, _) = call(&app.base, &prod, "unfreeze", &[("shortname", "signon")]).await;
-    assert_eq!(s, 403);
+    common::call_expect(
+        &app.base,
+        &prod,
+        "unfreeze",
+        &[("shortname", "signon")],
+        403,
+    )
+    .await;
 }

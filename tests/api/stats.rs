@@ -22,7 +22,7 @@ async fn stats_when(
 ) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let r = client.get(url).bearer_auth(token).send().await.unwrap();
+        let r = common::send(client.get(url).bearer_auth(token)).await;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         if ready(&v) {
@@ -36,26 +36,30 @@ async fn stats_when(
     }
 }
 
+/// Content Store's notifications (environment, version, time), each accepted.
+async fn notify_all(app: &common::TestApp, notes: &[(&str, &str, i64)]) {
+    for (env, v, at) in notes {
+        let body = json!({"repo": "alphagov/content-store", "deployment": {"environment": env, "version": v, "created_at": iso(*at)}});
+        let status = app.post_json("/deployments", &body).await.status();
+        assert_eq!(status, 200, "{env} {v}");
+    }
+}
+
 #[tokio::test]
 async fn the_four_metrics_count_failures_rollbacks_and_restores() {
     let app = common::TestApp::builder().spawn().await;
     // Two days ago, at midnight UTC, so everything falls on one day.
     let t0 = (app::store::now_ms() / 86_400_000 - 2) * 86_400_000;
-    let notify = |env: &str, v: &str, at: i64| json!({"repo": "alphagov/content-store", "deployment": {"environment": env, "version": v, "created_at": iso(at)}});
-    for (env, v, at) in [
-        ("integration", "v1", t0),
-        ("staging", "v1", t0 + HOUR / 2),
-        ("production", "v1", t0 + 2 * HOUR),
-        ("integration", "v2", t0 + 2 * HOUR + 1000),
-    ] {
-        assert_eq!(
-            app.post_json("/deployments", &notify(env, v, at))
-                .await
-                .status(),
-            200,
-            "{env} {v}"
-        );
-    }
+    notify_all(
+        &app,
+        &[
+            ("integration", "v1", t0),
+            ("staging", "v1", t0 + HOUR / 2),
+            ("production", "v1", t0 + 2 * HOUR),
+            ("integration", "v2", t0 + 2 * HOUR + 1000),
+        ],
+    )
+    .await;
     // v2 fails in production (the event creates the deployment)...
     for status in ["started", "failed"] {
         let r = app
@@ -65,18 +69,14 @@ async fn the_four_metrics_count_failures_rollbacks_and_restores() {
         assert!(r.status().is_success(), "{status}: {}", r.status());
     }
     // ...v3 restores it two hours later; then v1 comes back: a rollback of v3.
-    for (env, v, at) in [
-        ("production", "v3", t0 + 5 * HOUR),
-        ("production", "v1", t0 + 6 * HOUR),
-    ] {
-        assert_eq!(
-            app.post_json("/deployments", &notify(env, v, at))
-                .await
-                .status(),
-            200,
-            "{env} {v}"
-        );
-    }
+    notify_all(
+        &app,
+        &[
+            ("production", "v3", t0 + 5 * HOUR),
+            ("production", "v1", t0 + 6 * HOUR),
+        ],
+    )
+    .await;
     let v = stats_when(&app.client, &app.url("/api/v1/stats"), &app.token, |v| {
         v["change_failure_rate"]["production_deployments"] == 4
     })
@@ -136,13 +136,12 @@ async fn the_four_metrics_count_failures_rollbacks_and_restores() {
     assert_eq!(other["change_failure_rate"]["rate"], Value::Null);
 
     // The CSV: one line per day and environment.
-    let r = app
-        .client
-        .get(app.url(&format!("/api/v1/stats.csv?from={day}&to={day}")))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        app.client
+            .get(app.url(&format!("/api/v1/stats.csv?from={day}&to={day}")))
+            .bearer_auth(&app.token),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
@@ -175,26 +174,17 @@ async fn bad_stats_queries_get_precise_errors() {
         }
     }
     // The pipeline API wants a token; the page's CSV wants a signed-in person.
-    let r = app
-        .client
-        .get(app.url("/api/v1/stats"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(app.client.get(app.url("/api/v1/stats"))).await;
     assert_eq!(r.status(), 401);
     let anonymous = common::browser();
-    let r = anonymous.get(app.url("/stats.csv")).send().await.unwrap();
+    let r = common::send(anonymous.get(app.url("/stats.csv"))).await;
     assert_eq!(r.status(), 303);
     assert!(r.headers()["location"]
         .to_str()
         .unwrap()
         .starts_with("/auth/sign-in"));
     let viewer = app.signed_in("viewer").await;
-    let r = viewer
-        .get(app.url("/stats.csv?environment=staging"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(viewer.get(app.url("/stats.csv?environment=staging"))).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-disposition"]
         .to_str()
@@ -275,13 +265,10 @@ repo = "example-org/frontend"
     let client = fake_github::client();
     for (version, sha) in [("v1", known), ("v2", unknown)] {
         for (env_name, at) in [("integration", now - 4 * HOUR), ("production", now - HOUR)] {
-            let r = client
+            let r = common::send(client
                 .post(format!("{}/deployments", env.base))
                 .bearer_auth(&token)
-                .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": env_name, "version": version, "sha": sha, "created_at": iso(at)}}))
-                .send()
-                .await
-                .unwrap();
+                .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": env_name, "version": version, "sha": sha, "created_at": iso(at)}}))).await;
             assert_eq!(r.status(), 200);
         }
     }
@@ -444,13 +431,12 @@ async fn one_applications_stats_are_counted_once_per_change_and_bounded() {
     assert_eq!(s, 200);
     assert!(again == first, "the same answer");
     // An application not counted yet must wait: 429 with Retry-After.
-    let r = app
-        .client
-        .get(app.url(&url("frontend")))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap();
+    let r = common::send(
+        app.client
+            .get(app.url(&url("frontend")))
+            .bearer_auth(&app.token),
+    )
+    .await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "2");
     let body: Value = r.json().await.unwrap();
@@ -462,12 +448,8 @@ async fn one_applications_stats_are_counted_once_per_change_and_bounded() {
     let (s, _) = app.get_json(&url("frontend")).await;
     assert_eq!(s, 200);
     // A new deployment changes the history: counted again.
-    assert_eq!(
-        app.notify("alphagov/content-store", "production", "v5000")
-            .await
-            .status(),
-        200
-    );
+    app.notify_ok("alphagov/content-store", "production", "v5000")
+        .await;
     let (s, after) = app.get_json(&url("content-store")).await;
     assert_eq!(s, 200);
     assert_eq!(

@@ -28,11 +28,17 @@ pub fn serve(port: u16, args: &[&str], envs: &[(&str, &str)]) -> tokio::process:
 
 /// Waits (at most 20 s) until `base` answers its readiness check.
 pub async fn wait_ready(base: &str) {
+    wait_ready_within(base, 400, Duration::from_millis(50)).await;
+}
+
+/// Waits until `base` answers its readiness check, asking at most `attempts` times,
+/// `interval` apart.
+pub async fn wait_ready_within(base: &str, attempts: u32, interval: Duration) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    for _ in 0..400 {
+    for _ in 0..attempts {
         if http
             .get(format!("{base}/healthcheck/ready"))
             .send()
@@ -41,7 +47,7 @@ pub async fn wait_ready(base: &str) {
         {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(interval).await;
     }
     panic!("the server at {base} did not become ready");
 }

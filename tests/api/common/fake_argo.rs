@@ -79,6 +79,21 @@ impl FakeArgo {
             .collect()
     }
 
+    /// Argo CD: waits (at most 10 s) until a watch is open.
+    pub async fn wait_for_watch(&self) {
+        for _ in 0..100 {
+            if !self.watchers.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Argo CD: adds an application to what the list answers.
+    pub fn list(&self, app: Value) {
+        self.apps.lock().unwrap().push(app);
+    }
+
     /// Argo CD: sends a watch event to every open watch.
     pub fn push(&self, kind: &str, app: Value) {
         let line = json!({"result": {"type": kind, "application": app}}).to_string() + "\n";

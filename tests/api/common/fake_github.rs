@@ -148,6 +148,22 @@ async fn token_endpoint(
         .into_response()
 }
 
+/// A request's headers, as recorded.
+fn headers_of(h: &HeaderMap) -> HashMap<String, String> {
+    h.iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+/// GitHub's answer to a request without a token it knows.
+fn bad_credentials() -> axum::response::Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "Bad credentials"})),
+    )
+        .into_response()
+}
+
 fn login_of(fake: &Fake, headers: &HeaderMap) -> Option<String> {
     let token = headers
         .get("authorization")?
@@ -209,7 +225,7 @@ pub async fn fake_github() -> (String, Fake) {
         .route(
             "/api/repos/{owner}/{repo}/commits/{sha}",
             get(|State(f): State<Fake>, h: HeaderMap, uri: axum::http::Uri, Path((_o, _r, sha)): Path<(String, String, String)>| async move {
-                let headers = h.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+                let headers = headers_of(&h);
                 let mut s = f.lock().unwrap();
                 s.commit_lookups.push(Recorded { method: "GET".into(), path: uri.path().to_owned(), headers, body: Value::Null });
                 if h.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer stats-token") {
@@ -264,10 +280,7 @@ async fn dispatch(
     h: HeaderMap,
     body: String,
 ) -> axum::response::Response {
-    let headers = h
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
+    let headers = headers_of(&h);
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let git_ref = body["inputs"]["gitRef"].as_str().unwrap_or("").to_owned();
     let branch = body["ref"].as_str().unwrap_or("").to_owned();
@@ -278,11 +291,7 @@ async fn dispatch(
         body,
     });
     let Some(login) = login_of(&f, &h) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        )
-            .into_response();
+        return bad_credentials();
     };
     let refused = match git_ref.as_str() {
         "no-such-ref" => Some(
@@ -345,10 +354,7 @@ async fn list_runs(
     Path((owner, repo, workflow)): Path<(String, String, String)>,
     h: HeaderMap,
 ) -> axum::response::Response {
-    let headers = h
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
+    let headers = headers_of(&h);
     f.lock().unwrap().run_lookups.push(Recorded {
         method: "GET".into(),
         path: uri
@@ -359,11 +365,7 @@ async fn list_runs(
         body: Value::Null,
     });
     if login_of(&f, &h).is_none() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        )
-            .into_response();
+        return bad_credentials();
     }
     let q = query(&format!("http://x{uri}"));
     // `created=A..B` (or `>=A`), as GitHub's search qualifiers.
@@ -456,11 +458,7 @@ pub async fn authorize(
     login: &str,
     return_to: &str,
 ) -> (String, String) {
-    let r = c
-        .get(format!("{}/auth/github?return_to={return_to}", env.base))
-        .send()
-        .await
-        .unwrap();
+    let r = super::send(c.get(format!("{}/auth/github?return_to={return_to}", env.base))).await;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(
@@ -501,11 +499,7 @@ impl super::TestApp {
     }
 
     pub async fn me(&self, c: &reqwest::Client) -> Value {
-        let r = c
-            .post(format!("{}/api/me", self.base))
-            .send()
-            .await
-            .unwrap();
+        let r = super::send(c.post(format!("{}/api/me", self.base))).await;
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
     }
@@ -540,10 +534,7 @@ async fn checks_read(
     h: HeaderMap,
     Path(p): Path<Vec<(String, String)>>,
 ) -> axum::response::Response {
-    let headers = h
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
+    let headers = headers_of(&h);
     f.lock().unwrap().check_reads.push(Recorded {
         method: "GET".into(),
         path: uri.to_string(),
@@ -551,11 +542,7 @@ async fn checks_read(
         body: Value::Null,
     });
     if login_of(&f, &h).is_none() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        )
-            .into_response();
+        return bad_credentials();
     }
     let arg = |k: &str| {
         p.iter()
@@ -643,11 +630,7 @@ async fn pending_read(
     Path((_o, _r, run_id)): Path<(String, String, i64)>,
 ) -> axum::response::Response {
     let Some(login) = login_of(&f, &h) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        )
-            .into_response();
+        return bad_credentials();
     };
     let mut s = f.lock().unwrap();
     let can = s.approvers.contains(&login);
@@ -757,10 +740,7 @@ async fn compare(
     h: HeaderMap,
     Path((_o, _r, spec)): Path<(String, String, String)>,
 ) -> axum::response::Response {
-    let headers = h
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
+    let headers = headers_of(&h);
     f.lock().unwrap().compares.push(Recorded {
         method: "GET".into(),
         path: uri.path().to_owned(),

@@ -196,9 +196,10 @@ impl TestApp {
     }
 }
 
-pub const CONFIG: &str = r##"
-environments = ["integration", "staging", "production"]
-
+/// Content Store and Frontend as [`CONFIG`] declares them (macro: for `concat!`).
+macro_rules! two_apps {
+    () => {
+        r##"
 [[applications]]
 name = "Content Store"
 repo = "alphagov/content-store"
@@ -208,7 +209,19 @@ team = "#publishing"
 name = "Frontend"
 repo = "alphagov/frontend"
 manual = ["production"]
+"##
+    };
+}
 
+/// The two applications of [`CONFIG`] that have a repo of their own.
+pub const TWO_APPS: &str = two_apps!();
+
+pub const CONFIG: &str = concat!(
+    r##"
+environments = ["integration", "staging", "production"]
+"##,
+    two_apps!(),
+    r##"
 # Two applications from one repo: notifications for it are ambiguous.
 [[applications]]
 name = "Mono A"
@@ -219,7 +232,8 @@ repo = "alphagov/mono"
 name = "Mono B"
 shortname = "mono-b"
 repo = "alphagov/mono"
-"##;
+"##
+);
 
 /// The development sign-in's key in tests (the server prints a random one otherwise).
 pub const DEV_KEY: &str = "test-dev-sign-in-key";
@@ -295,13 +309,46 @@ pub async fn call(
     f: &str,
     form: &[(&str, &str)],
 ) -> (u16, String) {
-    let r = c
-        .post(format!("{base}/api/{f}"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+    status_text(c.post(format!("{base}/api/{f}")).form(form)).await
+}
+
+/// Sends a request that must get an answer (any status).
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
+/// The body of the answer to a request, whatever its status.
+pub async fn text(request: reqwest::RequestBuilder) -> String {
+    send(request).await.text().await.unwrap()
+}
+
+/// The status and body of the answer to a request.
+pub async fn status_text(request: reqwest::RequestBuilder) -> (u16, String) {
+    let r = send(request).await;
     (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Calls a server function as `c` and asserts its status: the body.
+pub async fn call_expect(
+    base: &str,
+    c: &reqwest::Client,
+    f: &str,
+    form: &[(&str, &str)],
+    status: u16,
+) -> String {
+    let (s, body) = call(base, c, f, form).await;
+    assert_eq!(s, status, "{f}: {body}");
+    body
+}
+
+/// One server function call of [`call_all`]: who, which function, the form, the status.
+pub type Step<'a> = (&'a reqwest::Client, &'a str, &'a [(&'a str, &'a str)], u16);
+
+/// Calls server functions one after the other, asserting each one's status.
+pub async fn call_all(base: &str, steps: &[Step<'_>]) {
+    for (c, f, form, status) in steps {
+        call_expect(base, c, f, form, *status).await;
+    }
 }
 
 /// A new pipeline API token in `store`.
@@ -338,14 +385,34 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A form POST to `path` with the pipeline token (the Release app's form body).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(&self.token)
+                .form(form),
+        )
+        .await
+    }
+
+    /// The body of `c`'s GET of `path`.
+    pub async fn get_text(&self, c: &reqwest::Client, path: &str) -> String {
+        text(c.get(self.url(path))).await
+    }
+
+    /// The status and body of `c`'s GET of `path`.
+    pub async fn get_status_text(&self, c: &reqwest::Client, path: &str) -> (u16, String) {
+        status_text(c.get(self.url(path))).await
+    }
+
+    /// An event sent with the pipeline token: its JSON answer.
+    pub async fn event_json(&self, body: serde_json::Value) -> serde_json::Value {
+        self.event(body).await.json().await.unwrap()
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
+        let r = send(self.client.get(self.url(path)).bearer_auth(&self.token)).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -355,6 +422,12 @@ impl TestApp {
             .await
     }
 
+    /// A notification the server must accept (200).
+    pub async fn notify_ok(&self, repo: &str, env: &str, version: &str) {
+        let r = self.notify(repo, env, version).await;
+        assert_eq!(r.status(), 200, "notifying {repo} {version} in {env}");
+    }
+
     pub async fn event(&self, body: serde_json::Value) -> reqwest::Response {
         self.post_json("/api/v1/events", &body).await
     }
@@ -362,13 +435,15 @@ impl TestApp {
     /// A browser-like client (cookies, no redirects followed) signed in through the
     /// development sign-in with `role`.
     pub async fn signed_in(&self, role: &str) -> reqwest::Client {
+        self.signed_in_as("demo", role).await
+    }
+
+    /// A browser-like client signed in through the development sign-in as `login` with
+    /// `role`.
+    pub async fn signed_in_as(&self, login: &str, role: &str) -> reqwest::Client {
         let c = browser();
-        let r = c
-            .post(self.url("/auth/dev"))
-            .form(&[("login", "demo"), ("role", role), ("key", DEV_KEY)])
-            .send()
-            .await
-            .unwrap();
+        let form = [("login", login), ("role", role), ("key", DEV_KEY)];
+        let r = send(c.post(self.url("/auth/dev")).form(&form)).await;
         assert_eq!(r.status(), 303, "development sign-in as {role}");
         c
     }
@@ -392,11 +467,38 @@ impl TestApp {
             .unwrap();
     }
 
+    /// `c`'s preview of a deploy of `git_ref` of `app` to `to`: status and body.
+    pub async fn preview(
+        &self,
+        c: &reqwest::Client,
+        app: &str,
+        to: &str,
+        git_ref: &str,
+    ) -> (u16, String) {
+        let form = [
+            ("shortname", app),
+            ("environment", to),
+            ("git_ref", git_ref),
+        ];
+        call(&self.base, c, "preview", &form).await
+    }
+
+    /// The newest `limit` audit entries of `application` (or all), newest first.
+    pub async fn audit(
+        &self,
+        application: Option<&str>,
+        limit: i64,
+    ) -> Vec<app::store::AuditEntry> {
+        self.store
+            .audit_log(application, None, limit)
+            .await
+            .unwrap()
+    }
+
     /// A page as a signed-in viewer sees it.
     pub async fn page(&self, path: &str) -> (u16, String) {
         let c = self.signed_in("viewer").await;
-        let r = c.get(self.url(path)).send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+        self.get_status_text(&c, path).await
     }
 }
 
