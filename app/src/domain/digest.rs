@@ -127,7 +127,7 @@ pub fn digest_text(
 ) -> Option<String> {
     let mine: Vec<&DigestApp> = apps
         .iter()
-        .filter(|a| teams.iter().any(|t| *t == a.team) && !a.items.is_empty())
+        .filter(|a| teams.contains(&a.team) && !a.items.is_empty())
         .take(500)
         .collect();
     if mine.is_empty() {
