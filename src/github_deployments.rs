@@ -111,6 +111,8 @@ pub struct Reporter {
 enum Failure {
     Retry(String, Option<Duration>),
     Final(String),
+    /// The claim's lease ran out: the report is another server's now.
+    LeaseLost,
 }
 
 /// After this many failed attempts (about a day with the default backoff) a report is
@@ -151,18 +153,21 @@ impl Reporter {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let jobs = match self
-                    .store
-                    .claim_due_reports(20, LEASE.as_millis() as i64)
-                    .await
-                {
-                    Ok(j) => j,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not read the GitHub deployments outbox");
-                        continue;
-                    }
-                };
-                for job in jobs {
+                // One claim per report, just before it is sent: a lease never runs out
+                // while the report waits behind others (GitHub's create is not idempotent).
+                for _ in 0..20 {
+                    let job = match self
+                        .store
+                        .claim_due_reports(1, LEASE.as_millis() as i64)
+                        .await
+                    {
+                        Ok(j) => j.into_iter().next(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not read the GitHub deployments outbox");
+                            None
+                        }
+                    };
+                    let Some(job) = job else { break };
                     self.report(&http, &job).await;
                 }
             }
@@ -174,6 +179,13 @@ impl Reporter {
     async fn report(&self, http: &reqwest::Client, job: &ReportJob) {
         let result = match self.attempt(http, job).await {
             Ok(r) => r,
+            Err(Failure::LeaseLost) => {
+                tracing::warn!(
+                    deployment = job.deployment_id,
+                    "a GitHub report's lease ran out: left to the server that holds it"
+                );
+                return;
+            }
             Err(Failure::Final(why)) => ReportResult::Final(why),
             Err(Failure::Retry(error, _)) if job.attempts + 1 >= MAX_ATTEMPTS => {
                 ReportResult::Final(format!("gave up after {MAX_ATTEMPTS} attempts: {error}"))
@@ -216,12 +228,16 @@ impl Reporter {
             Some(id) => id,
             None => {
                 let id = self.create(http, &repo, &token, job).await?;
-                self.store
+                let recorded = self
+                    .store
                     .record_report(job, &ReportResult::Created(id))
                     .await
                     .map_err(|e| {
                         Failure::Retry(format!("recording GitHub's deployment {id}: {e}"), None)
                     })?;
+                if !recorded {
+                    return Err(Failure::LeaseLost);
+                }
                 id
             }
         };
@@ -328,7 +344,9 @@ impl Reporter {
                 DeploymentStatus::parse(&job.status).map_or("unknown", |s| s.label())
             )),
             "environment": job.environment,
-            "auto_inactive": true,
+            // Only the current deployment retires earlier ones: a late notification of
+            // an older version must not mark the newer one inactive.
+            "auto_inactive": job.is_current > 0,
         });
         if let Some(u) = self
             .environments
@@ -370,13 +388,31 @@ impl Reporter {
             &installation.to_string(),
             "access_tokens",
         ])?;
-        let (status, answer) = send(http, url, &app.jwt(now_ms / 1000), &json!({})).await?;
+        // A token GitHub will not sell (the App uninstalled or installed again, its id
+        // changed): the installation is looked up again on the next attempt.
+        let forget = || {
+            lock(&app.installations).remove(&repo.to_string());
+            lock(&app.tokens).remove(&installation);
+        };
+        let (status, answer) = match send(http, url, &app.jwt(now_ms / 1000), &json!({})).await {
+            Ok(a) => a,
+            Err(f) => {
+                forget();
+                return Err(f);
+            }
+        };
         if status != 201 {
-            return Err(refusal(
-                status,
-                &answer,
-                "buying the App's installation token",
-            ));
+            forget();
+            return Err(match status {
+                404 => Failure::Retry(
+                    format!(
+                        "buying the App's installation token: GitHub answered 404 for installation {installation}: {}",
+                        message(&answer)
+                    ),
+                    None,
+                ),
+                s => refusal(s, &answer, "buying the App's installation token"),
+            });
         }
         let token = answer
             .get("token")

@@ -309,6 +309,7 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
     ("/api/unfreeze", [401, 403, 200, 200, 200]),
     ("/api/alerts", [401, 403, 403, 403, 200]),
     ("/api/unconfirmed", [401, 403, 403, 403, 200]),
+    ("/api/github_reports", [401, 403, 403, 403, 200]),
     ("/api/train_candidates", [401, 200, 200, 200, 200]),
     ("/api/train_status", [401, 200, 200, 200, 200]),
     ("/api/stats", [401, 200, 200, 200, 200]),

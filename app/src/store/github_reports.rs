@@ -29,6 +29,8 @@ pub struct ReportJob {
     pub dispatch_state: Option<String>,
     pub deployed_by: Option<String>,
     pub created_at: i64,
+    /// 1 when it is its cell's current deployment.
+    pub is_current: i64,
 }
 
 /// What became of one attempt.
@@ -76,7 +78,9 @@ pub(super) async fn mark_reports(
         "INSERT INTO github_reports (deployment_id, due_at, generation, updated_at)
          SELECT d.id, $1, 1, $1 FROM deployments d
           WHERE d.id IN ({}) AND d.environment IN (SELECT environment FROM github_report_environments)
-         ON CONFLICT (deployment_id) DO UPDATE SET due_at = excluded.due_at,
+         ON CONFLICT (deployment_id) DO UPDATE SET
+             -- A report waiting out a rate limit or a backoff keeps waiting.
+             due_at = CASE WHEN github_reports.due_at > excluded.due_at THEN github_reports.due_at ELSE excluded.due_at END,
              generation = github_reports.generation + 1, updated_at = excluded.updated_at
           WHERE github_reports.outcome IS NULL",
         list.join(", ")
@@ -139,7 +143,8 @@ impl Store {
             let job: Option<ReportJob> = sqlx::query_as(
                 "SELECT r.deployment_id, r.lease_until, r.generation, r.github_id, r.reported_state,
                         r.attempts, a.shortname AS application, a.repo, d.environment, d.version,
-                        d.sha, d.status, d.dispatch_state, d.deployed_by, d.created_at
+                        d.sha, d.status, d.dispatch_state, d.deployed_by, d.created_at,
+                        (SELECT COUNT(*) FROM current_deployments c WHERE c.deployment_id = d.id) AS is_current
                    FROM github_reports r
                    JOIN deployments d ON d.id = r.deployment_id
                    JOIN applications a ON a.id = d.application_id
