@@ -152,6 +152,7 @@ pub fn spawn_sender(
                     last_prune = tokio::time::Instant::now();
                     let keep = KEEP.as_millis() as i64 + settings.give_up_after.as_millis() as i64;
                     store.prune_alerts(app::store::now_ms() - keep).await?;
+                    store.prune_github(app::store::now_ms() - keep).await?;
                 }
                 store.fan_out_alerts(&routes).await?;
                 let due = store

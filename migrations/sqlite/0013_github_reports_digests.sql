@@ -25,6 +25,7 @@ CREATE TABLE github_reports (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX github_reports_due ON github_reports (due_at);
+CREATE INDEX github_reports_updated ON github_reports (updated_at);
 
 -- The daily digest: one row per local day, inserted by the server that sends it, so two
 -- servers never send one day's digest twice.

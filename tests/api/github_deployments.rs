@@ -185,6 +185,28 @@ environment_url = "https://{app}.staging.example"
     assert_eq!(f.app.statuses.len(), 3);
     // One token for all: bought once, used until it nears its expiry.
     assert_eq!(f.app.tokens.len(), 1);
+    drop(f);
+    // Reports that reached a final state are forgotten after a while.
+    let rows = |env: &TestApp| {
+        let pool = env.store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM github_reports")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(rows(&env).await, 2);
+    env.store
+        .prune_github(app::store::now_ms() - 60_000)
+        .await
+        .unwrap();
+    assert_eq!(rows(&env).await, 2, "not yet");
+    env.store
+        .prune_github(app::store::now_ms() + 1)
+        .await
+        .unwrap();
+    assert_eq!(rows(&env).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,6 +201,31 @@ impl Store {
         Ok(done)
     }
 
+    /// Forgets what only mattered for a while: reports that reached a final state
+    /// (success, failure, error) and were not touched since `before_ms` (those that
+    /// stopped for good stay, for admins), GitHub webhook delivery ids (GitHub redelivers
+    /// for three days) and the ETags of runs polled for reviews.
+    pub async fn prune_github(&self, before_ms: i64) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query(
+            "DELETE FROM github_reports WHERE due_at IS NULL AND outcome IS NULL AND updated_at < $1
+               AND reported_state IN ('success', 'failure', 'error')",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM deliveries WHERE delivery_id LIKE 'github:%' AND created_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM github_polls WHERE polled_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The reports admins look at: stopped for good or failing, newest first.
     pub async fn troubled_reports(&self, limit: i64) -> Result<Vec<ReportRow>> {
         Ok(sqlx::query_as(
