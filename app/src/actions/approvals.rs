@@ -9,7 +9,7 @@ use crate::auth::CurrentUser;
 use crate::domain::approval::{self, Waiting};
 use crate::domain::RepoName;
 use crate::error::AppError;
-use crate::pipeline::Pending;
+use crate::pipeline::{OutsideError, Pending};
 use crate::state::AppState;
 use crate::store::{DispatchedRun, NewWaiting};
 
@@ -109,13 +109,19 @@ pub async fn on_waiting(
 /// One pass over the runs Release dispatched recently (or that wait): their pending
 /// deployments read with the ETag of the last read, so a run that did not change costs
 /// a 304 and no rate limit. A wait GitHub no longer lists was decided there.
-pub async fn poll_once(state: &AppState) -> crate::store::Result<usize> {
+pub async fn poll_once(state: &AppState) -> crate::store::Result<Polled> {
     let runs = state.store.runs_to_poll(6 * 3600 * 1000).await?;
-    let mut read = 0;
+    let mut polled = Polled::default();
+    // A token GitHub refused (expired, or its rate limit spent) is not used again in this
+    // pass: its other runs wait for the next one.
+    let mut refused: std::collections::HashSet<String> = Default::default();
     for run in runs {
         let Some(token) = dispatcher_token(state, &run).await else {
             continue;
         };
+        if refused.contains(&token) {
+            continue;
+        }
         let Ok(repo) = RepoName::parse(&run.repo) else {
             continue;
         };
@@ -127,7 +133,7 @@ pub async fn poll_once(state: &AppState) -> crate::store::Result<usize> {
         {
             Ok(Pending::NotModified) => {}
             Ok(Pending::Fresh { etag, waiting }) => {
-                read += 1;
+                polled.read += 1;
                 record(state, &run, &waiting).await?;
                 for (env, _) in state.store.waiting_of(run.deployment_id).await? {
                     if !waiting.iter().any(|w| w.environment == env) {
@@ -149,22 +155,44 @@ pub async fn poll_once(state: &AppState) -> crate::store::Result<usize> {
                     .set_poll_etag(run.run_id, etag.as_deref())
                     .await?;
             }
+            Err(e @ (OutsideError::Unauthorized { .. } | OutsideError::Forbidden { .. })) => {
+                tracing::info!(error = %e, run_id = run.run_id, "GitHub refused a dispatcher's token while polling for reviews");
+                refused.insert(token);
+                polled.refused += 1;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, run_id = run.run_id, "a run's pending deployments could not be read")
             }
         }
     }
-    Ok(read)
+    Ok(polled)
+}
+
+/// What one pass of the poller did.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Polled {
+    /// Runs whose pending deployments changed and were read.
+    pub read: usize,
+    /// Tokens GitHub refused (401, 403: expired, or a rate limit spent).
+    pub refused: usize,
 }
 
 /// Polls every `every` until the process stops.
+/// A pass in which GitHub refused a token doubles the wait before the next (at most
+/// eight times `every`); a pass with no refusal goes back to `every`.
 pub fn spawn_poller(state: AppState, every: std::time::Duration) {
     tokio::spawn(async move {
+        let mut wait = every;
         loop {
-            tokio::time::sleep(every).await;
-            if let Err(e) = poll_once(&state).await {
-                tracing::warn!(error = %e, "polling for approvals failed; trying again");
-            }
+            tokio::time::sleep(wait).await;
+            wait = match poll_once(&state).await {
+                Ok(p) if p.refused > 0 => (wait * 2).min(every * 8),
+                Ok(_) => every,
+                Err(e) => {
+                    tracing::warn!(error = %e, "polling for approvals failed; trying again");
+                    (wait * 2).min(every * 8)
+                }
+            };
         }
     });
 }
