@@ -1,8 +1,10 @@
 //! `POST /api/v1/github/webhook`: GitHub's webhooks (a repository's or an organisation's).
 //! Verified with `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with
 //! `RELEASE_GITHUB_WEBHOOK_SECRET`, compared in constant time) before anything is read,
-//! replay-safe by `X-GitHub-Delivery`. `workflow_job` with action `waiting` tells Release
-//! that a run it dispatched waits for a reviewer of a GitHub environment.
+//! replay-safe by `X-GitHub-Delivery`. `workflow_job` with action `waiting` (repository
+//! and organisation hooks), or a GitHub App's `deployment_review` `requested`, tells
+//! Release that a run it dispatched waits for a reviewer of a GitHub environment;
+//! `deployment_review` `approved` or `rejected` that someone decided on GitHub.
 
 use super::error::ApiError;
 use super::state::ServerState;
@@ -30,6 +32,51 @@ struct WorkflowJobEvent {
 #[derive(Deserialize)]
 struct WorkflowJob {
     run_id: i64,
+}
+
+/// A GitHub App's `deployment_review` event (`requested`, `approved`, `rejected`).
+#[derive(Deserialize)]
+struct DeploymentReviewEvent {
+    action: String,
+    environment: Option<String>,
+    workflow_run: Option<RunRef>,
+    repository: Repository,
+    approver: Option<Login>,
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RunRef {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    login: String,
+}
+
+/// What an event asks Release to do.
+enum Act {
+    Waiting {
+        run_id: i64,
+        environment: Option<String>,
+    },
+    Decided {
+        run_id: i64,
+        environment: String,
+        approved: bool,
+        approver: String,
+        comment: String,
+    },
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::Invalid(app::domain::InvalidInput::new(
+            "body",
+            format!("not a {what} event: {e}"),
+        ))
+    })
 }
 
 #[derive(Deserialize)]
@@ -101,21 +148,46 @@ pub async fn receive(
             Json(json!({"status": "ignored", "reason": why})),
         ))
     };
-    match header(&headers, "x-github-event") {
+    let (repository, act) = match header(&headers, "x-github-event") {
         Some("ping") => return Ok((StatusCode::OK, Json(json!({"status": "pong"})))),
-        Some("workflow_job") => {}
-        _ => return ignored("Release reads workflow_job events only"),
-    }
-    let event: WorkflowJobEvent = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::Invalid(app::domain::InvalidInput::new(
-            "body",
-            format!("not a workflow_job event: {e}"),
-        ))
-    })?;
-    if event.action != "waiting" {
-        return ignored("only a job waiting for a review matters to Release");
-    }
-    let Ok(repo) = app::domain::RepoName::parse(&event.repository.full_name) else {
+        Some("workflow_job") => {
+            let event: WorkflowJobEvent = parse(&body, "workflow_job")?;
+            if event.action != "waiting" {
+                return ignored("only a job waiting for a review matters to Release");
+            }
+            (
+                event.repository,
+                Act::Waiting {
+                    run_id: event.workflow_job.run_id,
+                    environment: event.deployment.and_then(|d| d.environment),
+                },
+            )
+        }
+        // A GitHub App's webhook (repository and organisation hooks do not get it).
+        Some("deployment_review") => {
+            let event: DeploymentReviewEvent = parse(&body, "deployment_review")?;
+            let (Some(run), Some(environment)) = (event.workflow_run, event.environment) else {
+                return ignored("a review with no run or environment");
+            };
+            let act = match event.action.as_str() {
+                "requested" => Act::Waiting {
+                    run_id: run.id,
+                    environment: Some(environment),
+                },
+                "approved" | "rejected" => Act::Decided {
+                    run_id: run.id,
+                    environment,
+                    approved: event.action == "approved",
+                    approver: event.approver.map_or_else(|| "someone".into(), |a| a.login),
+                    comment: event.comment.unwrap_or_default(),
+                },
+                _ => return ignored("an action of deployment_review Release does not read"),
+            };
+            (event.repository, act)
+        }
+        _ => return ignored("Release reads workflow_job and deployment_review events only"),
+    };
+    let Ok(repo) = app::domain::RepoName::parse(&repository.full_name) else {
         return ignored("not a repository name");
     };
     if state
@@ -133,15 +205,34 @@ pub async fn receive(
     if !state.app.store.claim_github_delivery(delivery).await? {
         return Ok((StatusCode::OK, Json(json!({"status": "already processed"}))));
     }
-    let environment = event.deployment.and_then(|d| d.environment);
-    match app::actions::approvals::on_waiting(
-        &state.app,
-        &repo,
-        event.workflow_job.run_id,
-        environment.as_deref(),
-    )
-    .await?
-    {
+    let learned = match act {
+        Act::Waiting {
+            run_id,
+            environment,
+        } => {
+            app::actions::approvals::on_waiting(&state.app, &repo, run_id, environment.as_deref())
+                .await?
+        }
+        Act::Decided {
+            run_id,
+            environment,
+            approved,
+            approver,
+            comment,
+        } => {
+            app::actions::approvals::on_decided(
+                &state.app,
+                &repo,
+                run_id,
+                &environment,
+                approved,
+                &approver,
+                &comment,
+            )
+            .await?
+        }
+    };
+    match learned {
         app::actions::approvals::Learned::Recorded => {
             Ok((StatusCode::OK, Json(json!({"status": "recorded"}))))
         }

@@ -403,3 +403,128 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
     )
     .await;
 }
+
+/// A GitHub App's `deployment_review` event for `run_id` of example-org/router, as [WH]
+/// shapes it; `approver` for `approved` and `rejected`.
+fn review_event(action: &str, run_id: i64, approver: Option<&str>) -> Vec<u8> {
+    let mut e = json!({
+        "action": action, "environment": "production", "since": "2026-12-06T10:00:40Z",
+        "requestor": {"login": "prod-person", "type": "User"},
+        "reviewers": [{"type": "Team", "reviewer": {"slug": "release-admins", "id": 1}}],
+        "workflow_run": {"id": run_id, "head_sha": CHECKED_SHA, "actor": {"login": "prod-person"},
+            "triggering_actor": {"login": "prod-person"}},
+        "workflow_job_run": {"id": 29679449, "status": "waiting"},
+        "repository": {"id": 1296269, "name": "router", "full_name": "example-org/router"},
+        "installation": {"id": 777},
+        "sender": {"login": approver.unwrap_or("github-actions[bot]")}
+    });
+    if let Some(a) = approver {
+        e["approver"] = json!({"login": a, "type": "User"});
+        e["comment"] = json!("looks good");
+    }
+    e.to_string().into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_apps_deployment_review_events_are_read_too() {
+    let env = TestApp::builder()
+        .github()
+        .settings(|s| {
+            s.alert_env
+                .insert("RELEASE_GITHUB_WEBHOOK_SECRET".into(), SECRET.into());
+            s.alert_poll = Duration::from_secs(60);
+        })
+        .spawn()
+        .await;
+    let (_prod, deployment_id, run_id) = dispatched_to_production(&env, "router", "v1202").await;
+    env.fake
+        .lock()
+        .unwrap()
+        .pending
+        .insert(run_id, vec![pending(161088068)]);
+    let state = || async {
+        sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT state, decided_by FROM approvals WHERE deployment_id = $1",
+        )
+        .bind(deployment_id)
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap()
+    };
+
+    // Unsigned: refused, nothing recorded.
+    let requested = review_event("requested", run_id, None);
+    assert_eq!(
+        webhook(&env, "deployment_review", "r-1", &requested, None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM approvals").await, 0);
+    // Requested: the wait is shown, with GitHub's reviewers.
+    let (s, body) = webhook(
+        &env,
+        "deployment_review",
+        "r-1",
+        &requested,
+        Some(sign(&requested)),
+    )
+    .await;
+    assert_eq!((s, body.as_str()), (200, r#"{"status":"recorded"}"#));
+    assert_eq!(state().await, ("waiting".to_string(), None));
+
+    // Approved on GitHub: recorded as GitHub says, audited once.
+    let approved = review_event("approved", run_id, Some("boss"));
+    let (s, _) = webhook(
+        &env,
+        "deployment_review",
+        "r-2",
+        &approved,
+        Some(sign(&approved)),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        state().await,
+        ("approved".to_string(), Some("boss (on GitHub)".to_string()))
+    );
+    // A replay, and a late rejection: nothing changes.
+    let (s, body) = webhook(
+        &env,
+        "deployment_review",
+        "r-2",
+        &approved,
+        Some(sign(&approved)),
+    )
+    .await;
+    assert_eq!(
+        (s, body.as_str()),
+        (200, r#"{"status":"already processed"}"#)
+    );
+    let rejected = review_event("rejected", run_id, Some("mallory"));
+    webhook(
+        &env,
+        "deployment_review",
+        "r-3",
+        &rejected,
+        Some(sign(&rejected)),
+    )
+    .await;
+    assert_eq!(state().await.0, "approved");
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'approval' AND outcome = 'approved'"
+        )
+        .await,
+        1
+    );
+    // Another action, or no run: ignored.
+    let other = review_event("dismissed", run_id, None);
+    assert_eq!(
+        webhook(&env, "deployment_review", "r-4", &other, Some(sign(&other)))
+            .await
+            .0,
+        202
+    );
+}

@@ -106,6 +106,37 @@ pub async fn on_waiting(
     Ok(Learned::Recorded)
 }
 
+/// A GitHub App's `deployment_review` event says `approver` approved or rejected the wait
+/// of run `run_id` of `repo` in `environment` (signed by GitHub: its word is taken, as the
+/// poller takes GitHub's list). Audited and alerted once, however often it arrives.
+pub async fn on_decided(
+    state: &AppState,
+    repo: &RepoName,
+    run_id: i64,
+    environment: &str,
+    approved: bool,
+    approver: &str,
+    comment: &str,
+) -> crate::store::Result<Learned> {
+    let Some(run) = state.store.dispatched_run(repo.as_str(), run_id).await? else {
+        return Ok(Learned::NotOurs);
+    };
+    let env = crate::domain::outside_text::printable(environment, 255);
+    let by = crate::domain::outside_text::printable(approver, 100);
+    let comment = crate::domain::outside_text::printable(comment, 500);
+    state
+        .store
+        .record_review(
+            &run,
+            &env,
+            if approved { "approved" } else { "rejected" },
+            &format!("{by} (on GitHub)"),
+            &comment,
+        )
+        .await?;
+    Ok(Learned::Recorded)
+}
+
 /// One pass over the runs Release dispatched recently (or that wait): their pending
 /// deployments read with the ETag of the last read, so a run that did not change costs
 /// a 304 and no rate limit. A wait GitHub no longer lists was decided there.
