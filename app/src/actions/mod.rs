@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub mod approvals;
 #[cfg(feature = "ssr")]
 pub mod deploy;
+#[cfg(feature = "ssr")]
 pub mod digest;
 #[cfg(feature = "ssr")]
 pub mod dispatch;

@@ -1,6 +1,6 @@
 //! `/activity`: the latest deployments across all applications.
 
-use super::{tree_url, ErrorView, StatusBadge};
+use super::{data_table, tree_url, ErrorView, StatusBadge};
 use crate::model::{ago, exact_time, Activity};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -65,21 +65,12 @@ fn ActivityView(a: Activity) -> impl IntoView {
         {if a.deployments.is_empty() {
             view! { <p class="muted">"No deployments yet."</p> }.into_any()
         } else {
-            view! {
-                <table class="activity">
-                    <thead>
-                        <tr>
-                            <th scope="col">"When"</th>
-                            <th scope="col">"Application"</th>
-                            <th scope="col">"Environment"</th>
-                            <th scope="col">"Version"</th>
-                            <th scope="col">"Trigger"</th>
-                            <th scope="col">"Deployed by"</th>
-                            <th scope="col">"Status"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {a.deployments.into_iter().map(|d| view! {
+            data_table(
+                &["When", "Application", "Environment", "Version", "Trigger", "Deployed by", "Status"],
+                a.deployments
+                    .into_iter()
+                    .map(|d| {
+                        view! {
                             <tr>
                                 <td><time datetime=exact_time(d.created_at_ms) title=exact_time(d.created_at_ms)>{ago(now, d.created_at_ms)}</time></td>
                                 <td><a href=format!("/applications/{}#deployment-{}", d.shortname, d.id)>{d.application.clone()}</a></td>
@@ -89,10 +80,11 @@ fn ActivityView(a: Activity) -> impl IntoView {
                                 <td>{d.deployed_by.clone().unwrap_or_default()}</td>
                                 <td><StatusBadge status=d.status failed_stage=d.failed_stage/></td>
                             </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            }.into_any()
+                        }
+                        .into_any()
+                    })
+                    .collect(),
+            )
         }}
     }
 }

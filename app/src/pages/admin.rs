@@ -1,7 +1,7 @@
 //! `/admin/users`: who has signed in, their roles, and when they last signed in; the alert
 //! receivers with their recent deliveries and a test button. Admins only.
 
-use super::ErrorView;
+use super::{data_table, ErrorView, Loaded};
 use crate::model::{ago, exact_time};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -49,43 +49,33 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <Title text="Users · Release"/>
         <h1>"Users"</h1>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
-                {move || Suspend::new(async move {
-                    users.await.map(|list| {
-                        let now = list.now_ms;
-                        view! {
-                            <table class="activity">
-                                <thead>
-                                    <tr>
-                                        <th scope="col">"Login"</th>
-                                        <th scope="col">"Name"</th>
-                                        <th scope="col">"Role"</th>
-                                        <th scope="col">"Last sign-in"</th>
-                                        <th scope="col">"Roles read from GitHub"</th>
-                                    </tr>
-                                </thead>
-                                <tbody>
-                                    {list.users.into_iter().map(|u| view! {
-                                        <tr>
-                                            <td>{u.login}{u.dev.then_some(" (development)")}</td>
-                                            <td>{u.name.unwrap_or_default()}</td>
-                                            <td>{u.role}</td>
-                                            <td><time title=exact_time(u.last_sign_in_ms)>{ago(now, u.last_sign_in_ms)}</time></td>
-                                            <td><time title=exact_time(u.roles_checked_ms)>{ago(now, u.roles_checked_ms)}</time></td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }
-                    })
-                })}
-            </ErrorBoundary>
-        </Suspense>
+        <Loaded resource=users show=users_table/>
         <AlertsSection/>
         <DispatchesSection/>
         <GitHubReportsSection/>
     }
+}
+
+fn users_table(list: UserList) -> AnyView {
+    let now = list.now_ms;
+    data_table(
+        &["Login", "Name", "Role", "Last sign-in", "Roles read from GitHub"],
+        list.users
+            .into_iter()
+            .map(|u| {
+                view! {
+                    <tr>
+                        <td>{u.login}{u.dev.then_some(" (development)")}</td>
+                        <td>{u.name.unwrap_or_default()}</td>
+                        <td>{u.role}</td>
+                        <td><time title=exact_time(u.last_sign_in_ms)>{ago(now, u.last_sign_in_ms)}</time></td>
+                        <td><time title=exact_time(u.roles_checked_ms)>{ago(now, u.roles_checked_ms)}</time></td>
+                    </tr>
+                }
+                .into_any()
+            })
+            .collect(),
+    )
 }
 
 /// A deployment GitHub's Deployments API was not told of, or not yet, as admins see it.
@@ -134,42 +124,38 @@ fn GitHubReportsSection() -> impl IntoView {
     let lines = Resource::new(|| (), |_| github_reports());
     view! {
         <h2>"Deployments not told to GitHub"</h2>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
-                {move || Suspend::new(async move {
-                    lines.await.map(|(lines, now)| {
-                        if lines.is_empty() {
-                            return view! { <p>"GitHub took every deployment reported to it."</p> }.into_any();
-                        }
-                        view! {
-                            <table class="activity github-reports">
-                                <thead><tr>
-                                    <th scope="col">"Application"</th>
-                                    <th scope="col">"Environment"</th>
-                                    <th scope="col">"Version"</th>
-                                    <th scope="col">"State"</th>
-                                    <th scope="col">"When"</th>
-                                    <th scope="col">"GitHub's answer"</th>
-                                </tr></thead>
-                                <tbody>
-                                    {lines.into_iter().map(|l| view! {
-                                        <tr>
-                                            <td><a href=format!("/applications/{}#deployment-{}", l.application, l.deployment_id)>{l.application.clone()}</a></td>
-                                            <td>{l.environment}</td>
-                                            <td>{l.version}</td>
-                                            <td>{if l.stopped { "stopped".to_string() } else { format!("retrying ({} attempts)", l.attempts) }}</td>
-                                            <td><time title=exact_time(l.updated_at_ms)>{ago(now, l.updated_at_ms)}</time></td>
-                                            <td>{l.what}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }.into_any()
-                    })
-                })}
-            </ErrorBoundary>
-        </Suspense>
+        <Loaded resource=lines show=reports_table/>
     }
+}
+
+fn reports_table((lines, now): (Vec<GitHubReportLine>, i64)) -> AnyView {
+    if lines.is_empty() {
+        return view! { <p>"GitHub took every deployment reported to it."</p> }.into_any();
+    }
+    data_table(
+        &["Application", "Environment", "Version", "State", "When", "GitHub's answer"],
+        lines
+            .into_iter()
+            .map(|l| {
+                let state = if l.stopped {
+                    "stopped".to_string()
+                } else {
+                    format!("retrying ({} attempts)", l.attempts)
+                };
+                view! {
+                    <tr>
+                        <td><a href=format!("/applications/{}#deployment-{}", l.application, l.deployment_id)>{l.application.clone()}</a></td>
+                        <td>{l.environment}</td>
+                        <td>{l.version}</td>
+                        <td>{state}</td>
+                        <td><time title=exact_time(l.updated_at_ms)>{ago(now, l.updated_at_ms)}</time></td>
+                        <td>{l.what}</td>
+                    </tr>
+                }
+                .into_any()
+            })
+            .collect(),
+    )
 }
 
 /// A dispatch whose outcome could not be confirmed, as admins see it.
@@ -213,42 +199,33 @@ fn DispatchesSection() -> impl IntoView {
     let lines = Resource::new(|| (), |_| unconfirmed_dispatches());
     view! {
         <h2>"Dispatches not confirmed"</h2>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
-                {move || Suspend::new(async move {
-                    lines.await.map(|(lines, now)| {
-                        if lines.is_empty() {
-                            return view! { <p>"Every dispatch's outcome is known."</p> }.into_any();
-                        }
-                        view! {
-                            <table class="activity">
-                                <thead><tr>
-                                    <th scope="col">"Application"</th>
-                                    <th scope="col">"Environment"</th>
-                                    <th scope="col">"Version"</th>
-                                    <th scope="col">"By"</th>
-                                    <th scope="col">"When"</th>
-                                    <th scope="col">"What to check"</th>
-                                </tr></thead>
-                                <tbody>
-                                    {lines.into_iter().map(|l| view! {
-                                        <tr>
-                                            <td><a href=format!("/applications/{}", l.application)>{l.application.clone()}</a></td>
-                                            <td>{l.environment}</td>
-                                            <td>{l.git_ref}</td>
-                                            <td>{l.actor}</td>
-                                            <td><time title=exact_time(l.created_at_ms)>{ago(now, l.created_at_ms)}</time></td>
-                                            <td>{l.what_to_check}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }.into_any()
-                    })
-                })}
-            </ErrorBoundary>
-        </Suspense>
+        <Loaded resource=lines show=dispatches_table/>
     }
+}
+
+fn dispatches_table((lines, now): (Vec<UnconfirmedLine>, i64)) -> AnyView {
+    if lines.is_empty() {
+        return view! { <p>"Every dispatch's outcome is known."</p> }.into_any();
+    }
+    data_table(
+        &["Application", "Environment", "Version", "By", "When", "What to check"],
+        lines
+            .into_iter()
+            .map(|l| {
+                view! {
+                    <tr>
+                        <td><a href=format!("/applications/{}", l.application)>{l.application.clone()}</a></td>
+                        <td>{l.environment}</td>
+                        <td>{l.git_ref}</td>
+                        <td>{l.actor}</td>
+                        <td><time title=exact_time(l.created_at_ms)>{ago(now, l.created_at_ms)}</time></td>
+                        <td>{l.what_to_check}</td>
+                    </tr>
+                }
+                .into_any()
+            })
+            .collect(),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,7 +1,7 @@
 //! `/audit`: every deploy request, resubmit, freeze change, override and failed attempt,
 //! newest first. Read-only: nothing in the app edits or deletes an entry.
 
-use super::ErrorView;
+use super::{data_table, Loaded};
 use crate::model::AuditEntry;
 use crate::model::{ago, exact_time};
 use leptos::prelude::*;
@@ -39,34 +39,41 @@ pub fn AuditPage() -> impl IntoView {
             <label>"Person " <input name="actor" value=move || query.read().get("actor").unwrap_or_default()/></label>
             <button type="submit">"Filter"</button>
         </form>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
-                {move || Suspend::new(async move {
-                    log.await.map(|(entries, now)| if entries.is_empty() {
-                        view! { <p class="muted">"No audit entries yet (or none match the filter)."</p> }.into_any()
-                    } else { view! {
-                        <table class="activity">
-                            <thead><tr>
-                                <th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"Action"</th>
-                                <th scope="col">"Application"</th><th scope="col">"Environment"</th><th scope="col">"Outcome"</th><th scope="col">"Detail"</th>
-                            </tr></thead>
-                            <tbody>
-                                {entries.into_iter().map(|e| view! {
-                                    <tr>
-                                        <td><time title=exact_time(e.at_ms)>{ago(now, e.at_ms)}</time></td>
-                                        <td>{e.actor}</td>
-                                        <td>{e.action}</td>
-                                        <td>{e.application.unwrap_or_default()}</td>
-                                        <td>{e.environment.unwrap_or_default()}</td>
-                                        <td class=format!("outcome outcome-{}", e.outcome)>{e.outcome.clone()}</td>
-                                        <td>{e.detail}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    }.into_any() })
-                })}
-            </ErrorBoundary>
-        </Suspense>
+        <Loaded resource=log show=audit_table/>
     }
+}
+
+fn audit_table((entries, now): (Vec<AuditEntry>, i64)) -> AnyView {
+    if entries.is_empty() {
+        return view! { <p class="muted">"No audit entries yet (or none match the filter)."</p> }
+            .into_any();
+    }
+    data_table(
+        &[
+            "When",
+            "Who",
+            "Action",
+            "Application",
+            "Environment",
+            "Outcome",
+            "Detail",
+        ],
+        entries
+            .into_iter()
+            .map(|e| {
+                view! {
+                    <tr>
+                        <td><time title=exact_time(e.at_ms)>{ago(now, e.at_ms)}</time></td>
+                        <td>{e.actor}</td>
+                        <td>{e.action}</td>
+                        <td>{e.application.unwrap_or_default()}</td>
+                        <td>{e.environment.unwrap_or_default()}</td>
+                        <td class=format!("outcome outcome-{}", e.outcome)>{e.outcome.clone()}</td>
+                        <td>{e.detail}</td>
+                    </tr>
+                }
+                .into_any()
+            })
+            .collect(),
+    )
 }

@@ -145,3 +145,36 @@ pub fn ErrorView(errors: ArcRwSignal<Errors>) -> impl IntoView {
         </div>
     }
 }
+
+/// A table of rows with column headings, as the activity, audit and admin pages show
+/// them.
+pub fn data_table(headings: &'static [&'static str], rows: Vec<AnyView>) -> AnyView {
+    view! {
+        <table class="activity">
+            <thead><tr>
+                {headings.iter().map(|h| view! { <th scope="col">{*h}</th> }).collect_view()}
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// What `resource` loads, shown by `show` once it is there: "Loading…" before, the error
+/// (with its status) if it fails. Every page's loaded section is wrapped the same way.
+#[component]
+pub fn Loaded<T>(
+    resource: Resource<Result<T, crate::error::AppError>>,
+    show: fn(T) -> AnyView,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
+                {move || Suspend::new(async move { resource.await.map(show) })}
+            </ErrorBoundary>
+        </Suspense>
+    }
+}

@@ -2,7 +2,7 @@
 //! SVG drawn on the server (they read the same with JavaScript off), each beside a table
 //! with its numbers; the CSV download is `/stats.csv` with the same query.
 
-use super::ErrorView;
+use super::Loaded;
 use crate::domain::stats::{human_duration, Spread, StatsReport, Week};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -75,11 +75,7 @@ pub fn StatsPage() -> impl IntoView {
             <button type="submit">"Show"</button>
             <a class="button-link" href=csv download="">"Download CSV"</a>
         </form>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            <ErrorBoundary fallback=|errors| view! { <ErrorView errors/> }>
-                {move || Suspend::new(async move { report.await.map(|r| view! { <Report r/> }) })}
-            </ErrorBoundary>
-        </Suspense>
+        <Loaded resource=report show=|r| view! { <Report r/> }.into_any()/>
     }
 }
 
