@@ -37,23 +37,11 @@ fn config(hooks: &str, at: Option<&str>) -> String {
 [alerts]
 retry_first_seconds = 0.2
 {digest}
-
-[[alerts.receivers]]
-name = "publishing-hook"
-kind = "webhook"
-url = "{hooks}/publishing"
-teams = ["#publishing"]
-
-[[alerts.receivers]]
-name = "search-hook"
-kind = "webhook"
-url = "{hooks}/search"
-teams = ["#search"]
-
-[[alerts.receivers]]
-name = "everything"
-kind = "webhook"
-url = "{hooks}/everything"
+receivers = [
+  {{ name = "publishing-hook", kind = "webhook", url = "{hooks}/publishing", teams = ["#publishing"] }},
+  {{ name = "search-hook", kind = "webhook", url = "{hooks}/search", teams = ["#search"] }},
+  {{ name = "everything", kind = "webhook", url = "{hooks}/everything" }},
+]
 
 [[applications]]
 name = "Router"

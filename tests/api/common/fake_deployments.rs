@@ -110,21 +110,24 @@ fn verify_jwt(f: &AppFake, jwt: &str) -> Result<Value, &'static str> {
     Ok(claims)
 }
 
-async fn access_token(
-    State(fake): State<Fake>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path(id): Path<i64>,
+/// A call the App makes with its JWT: refused (401, GitHub's words) unless the JWT
+/// verifies; then `answer` with the claims. Recorded with the status answered.
+fn as_the_app(
+    fake: &Fake,
+    method: &str,
+    h: &HeaderMap,
+    uri: &axum::http::Uri,
+    answer: impl FnOnce(&mut AppFake) -> Response,
 ) -> Response {
     let mut s = fake.lock().unwrap();
     let f = &mut s.app;
     let rec = Recorded {
-        method: "POST".into(),
+        method: method.into(),
         path: uri.path().to_owned(),
-        headers: headers_of(&h),
+        headers: headers_of(h),
         body: Value::Null,
     };
-    let answer = match bearer(&h).map(|t| verify_jwt(f, &t)) {
+    let response = match bearer(h).map(|t| verify_jwt(f, &t)) {
         None => message(
             StatusCode::UNAUTHORIZED,
             "A JSON web token could not be decoded",
@@ -132,25 +135,35 @@ async fn access_token(
         Some(Err(why)) => message(StatusCode::UNAUTHORIZED, why),
         Some(Ok(claims)) => {
             f.jwt_claims.push(claims);
-            if !f.installations.values().any(|i| *i == id) {
-                message(StatusCode::NOT_FOUND, "Not Found")
-            } else {
-                let token = format!("ghs_fake{id}x{}", f.tokens.len());
-                f.tokens.insert(token.clone(), id);
-                let expires = (chrono::Utc::now() + chrono::Duration::hours(1))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                (
-                    StatusCode::CREATED,
-                    Json(json!({"token": token, "expires_at": expires,
-                        "permissions": {"deployments": "write", "metadata": "read"},
-                        "repository_selection": "all"})),
-                )
-                    .into_response()
-            }
+            answer(f)
         }
     };
-    f.app_calls.push((rec, answer.status().as_u16()));
-    answer
+    f.app_calls.push((rec, response.status().as_u16()));
+    response
+}
+
+async fn access_token(
+    State(fake): State<Fake>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path(id): Path<i64>,
+) -> Response {
+    as_the_app(&fake, "POST", &h, &uri, |f| {
+        if !f.installations.values().any(|i| *i == id) {
+            return message(StatusCode::NOT_FOUND, "Not Found");
+        }
+        let token = format!("ghs_fake{id}x{}", f.tokens.len());
+        f.tokens.insert(token.clone(), id);
+        let expires = (chrono::Utc::now() + chrono::Duration::hours(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (
+            StatusCode::CREATED,
+            Json(json!({"token": token, "expires_at": expires,
+                "permissions": {"deployments": "write", "metadata": "read"},
+                "repository_selection": "all"})),
+        )
+            .into_response()
+    })
 }
 
 async fn installation(
@@ -159,35 +172,17 @@ async fn installation(
     uri: axum::http::Uri,
     Path((owner, repo)): Path<(String, String)>,
 ) -> Response {
-    let mut s = fake.lock().unwrap();
-    let f = &mut s.app;
-    let rec = Recorded {
-        method: "GET".into(),
-        path: uri.path().to_owned(),
-        headers: headers_of(&h),
-        body: Value::Null,
-    };
-    let answer = match bearer(&h).map(|t| verify_jwt(f, &t)) {
-        None => message(
-            StatusCode::UNAUTHORIZED,
-            "A JSON web token could not be decoded",
-        ),
-        Some(Err(why)) => message(StatusCode::UNAUTHORIZED, why),
-        Some(Ok(claims)) => {
-            f.jwt_claims.push(claims);
-            match f.installations.get(&format!("{owner}/{repo}")) {
-                Some(id) => Json(
-                    json!({"id": id, "account": {"login": owner, "type": "Organization"},
-                    "app_id": f.app.as_ref().map(|a| a.0), "target_type": "Organization",
-                    "permissions": {"deployments": "write", "metadata": "read"}}),
-                )
-                .into_response(),
-                None => message(StatusCode::NOT_FOUND, "Not Found"),
-            }
+    as_the_app(&fake, "GET", &h, &uri, |f| {
+        match f.installations.get(&format!("{owner}/{repo}")) {
+            Some(id) => Json(
+                json!({"id": id, "account": {"login": owner, "type": "Organization"},
+                "app_id": f.app.as_ref().map(|a| a.0), "target_type": "Organization",
+                "permissions": {"deployments": "write", "metadata": "read"}}),
+            )
+            .into_response(),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
         }
-    };
-    f.app_calls.push((rec, answer.status().as_u16()));
-    answer
+    })
 }
 
 /// Whether `h` carries a token GitHub takes for writing deployments.
