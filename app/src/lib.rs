@@ -10,25 +10,25 @@
 //!   (server only).
 //! - `state`: what server functions find in context (server only).
 
+/// Declares modules that exist on the server only (feature `ssr`): the browser's build
+/// never sees SQL, GitHub's clients or the server's state.
+macro_rules! server_only {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "ssr")]
+            pub mod $name;
+        )*
+    };
+}
+
 pub mod actions;
 pub mod auth;
 pub mod changes;
-#[cfg(feature = "ssr")]
-pub mod crypto;
 pub mod domain;
 pub mod error;
-#[cfg(feature = "ssr")]
-pub mod grid_cache;
 pub mod model;
 pub mod pages;
-#[cfg(feature = "ssr")]
-pub mod pipeline;
-#[cfg(feature = "ssr")]
-pub mod simulator;
-#[cfg(feature = "ssr")]
-pub mod state;
-#[cfg(feature = "ssr")]
-pub mod store;
+server_only!(crypto, grid_cache, pipeline, simulator, state, store);
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -39,6 +39,19 @@ pub fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url, OutsideEr
     Ok(url)
 }
 
+/// `{api}/repos/{owner}/{repo}/actions/workflows/{workflow}/{what}` (`dispatches`, `runs`).
+fn workflow_endpoint(
+    api: &str,
+    repo: &RepoName,
+    workflow: &str,
+    what: &str,
+) -> Result<reqwest::Url, OutsideError> {
+    endpoint(
+        api,
+        &["repos", repo.owner(), repo.name(), "actions", "workflows", workflow, what],
+    )
+}
+
 #[derive(Clone)]
 pub struct ArgoServer {
     /// e.g. `https://argo.integration.example.org`
@@ -457,18 +470,7 @@ impl Pipeline {
                 "GitHub is not configured on this Release, so it cannot start deploys".into(),
             )
         })?;
-        let url = endpoint(
-            api,
-            &[
-                "repos",
-                repo.owner(),
-                repo.name(),
-                "actions",
-                "workflows",
-                workflow,
-                "dispatches",
-            ],
-        )?;
+        let url = workflow_endpoint(api, repo, workflow, "dispatches")?;
         let body = serde_json::json!({
             "ref": default_branch,
             "inputs": {"environment": environment.as_str(), "gitRef": git_ref.as_str()},
@@ -518,18 +520,7 @@ impl Pipeline {
     ) -> Result<Option<String>, OutsideError> {
         let until = since + chrono::Duration::minutes(3);
         let api = self.github()?;
-        let mut url = endpoint(
-            api,
-            &[
-                "repos",
-                repo.owner(),
-                repo.name(),
-                "actions",
-                "workflows",
-                workflow,
-                "runs",
-            ],
-        )?;
+        let mut url = workflow_endpoint(api, repo, workflow, "runs")?;
         url.query_pairs_mut()
             .append_pair("event", "workflow_dispatch")
             .append_pair(

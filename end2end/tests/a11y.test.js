@@ -3,37 +3,21 @@
 // from the keyboard alone.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
+const { BASE, launch, signedIn } = require('../support');
 
-const BASE = process.env.RELEASE_URL || 'http://127.0.0.1:3000';
-// The development sign-in's key (.ci/test starts the server with it).
-const KEY = process.env.RELEASE_DEV_SIGN_IN_KEY || '';
 const AXE = require.resolve('axe-core/axe.min.js');
 let browser;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  browser = await launch();
 });
 after(async () => { await browser?.close(); });
 
 /// A context signed in with `role` (none: signed out). The pages' CSP admits only
 /// scripts with the response's nonce: the test context bypasses it to inject axe.
 async function as(role) {
-  const ctx = await browser.newContext({ bypassCSP: true });
-  if (role) {
-    const page = await ctx.newPage();
-    await page.goto(BASE + '/auth/sign-in?key=' + encodeURIComponent(KEY));
-    await page.fill('#login', `a11y-${role}`);
-    await page.check(`input[value="${role}"]`);
-    await page.click('button:has-text("Sign in as a demo user")');
-    await page.waitForURL(BASE + '/');
-    await page.close();
-  }
-  return ctx;
+  if (!role) return browser.newContext({ bypassCSP: true });
+  return signedIn(browser, { login: `a11y-${role}`, role }, { bypassCSP: true });
 }
 
 async function axe(ctx, path, { hydrated = true } = {}) {

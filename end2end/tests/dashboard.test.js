@@ -2,28 +2,16 @@
 // driven by playwright-core under node's test runner.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
+const { BASE, KEY, launch, signedIn } = require('../support');
 
-const BASE = process.env.RELEASE_URL || 'http://127.0.0.1:3000';
-// The development sign-in's key (.ci/test starts the server with it).
-const KEY = process.env.RELEASE_DEV_SIGN_IN_KEY || '';
 let browser;
 let context;
 const consoleProblems = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  browser = await launch();
   // Every test but the sign-in one browses as a signed-in viewer.
-  context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(BASE + '/auth/sign-in?key=' + encodeURIComponent(KEY));
-  await page.click('button:has-text("Sign in as a demo user")');
-  await page.waitForURL(BASE + '/');
-  await page.close();
+  context = await signedIn(browser);
 });
 after(async () => { await browser?.close(); });
 

@@ -3,28 +3,14 @@
 // to staging appearing on the grid, all without a reload.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
+const { BASE, launch, signedIn } = require('../support');
 
-const BASE = process.env.RELEASE_URL || 'http://127.0.0.1:3000';
-// The development sign-in's key (.ci/test starts the server with it).
-const KEY = process.env.RELEASE_DEV_SIGN_IN_KEY || '';
 let browser;
 let context;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
-  context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(BASE + '/auth/sign-in?key=' + encodeURIComponent(KEY));
-  await page.fill('#login', 'e2e-deployer');
-  await page.check('input[value="deployer"]');
-  await page.click('button:has-text("Sign in as a demo user")');
-  await page.waitForURL(BASE + '/');
-  await page.close();
+  browser = await launch();
+  context = await signedIn(browser, { login: 'e2e-deployer', role: 'deployer' });
 });
 after(async () => { await browser?.close(); });
 

@@ -240,15 +240,9 @@ async fn routing_by_team_manual_deployments_and_freezes() {
 
     // A site-wide freeze, set and lifted by an admin: site-wide receivers only.
     let admin = app.signed_in("admin").await;
-    common::call_expect(
-        &app.base,
-        &admin,
-        "freeze",
-        &[("reason", "Black Friday")],
-        200,
-    )
-    .await;
-    common::call_expect(&app.base, &admin, "unfreeze", &[], 200).await;
+    app.expect(&admin, "freeze", &[("reason", "Black Friday")], 200)
+        .await;
+    app.expect(&admin, "unfreeze", &[], 200).await;
     let hook = receiver.wait_for("/hook", 3).await;
     let mut events: Vec<&str> = hook
         .iter()
@@ -269,8 +263,7 @@ async fn routing_by_team_manual_deployments_and_freezes() {
     assert!(receiver.requests("/slack").is_empty());
 
     // An admin's test message goes to the one receiver asked, and is audited.
-    common::call_expect(
-        &app.base,
+    app.expect(
         &admin,
         "alert_test",
         &[("receiver", "publishing-slack")],
@@ -282,25 +275,13 @@ async fn routing_by_team_manual_deployments_and_freezes() {
         slack[0].1["text"],
         "Test message from Release, sent by demo-admin"
     );
-    common::call_expect(
-        &app.base,
-        &admin,
-        "alert_test",
-        &[("receiver", "nobody")],
-        404,
-    )
-    .await;
+    app.expect(&admin, "alert_test", &[("receiver", "nobody")], 404)
+        .await;
     let viewer = app.signed_in("viewer").await;
-    common::call_expect(
-        &app.base,
-        &viewer,
-        "alert_test",
-        &[("receiver", "hook")],
-        403,
-    )
-    .await;
-    common::call_expect(&app.base, &viewer, "alerts", &[], 403).await;
-    let overview = common::call_expect(&app.base, &admin, "alerts", &[], 200).await;
+    app.expect(&viewer, "alert_test", &[("receiver", "hook")], 403)
+        .await;
+    app.expect(&viewer, "alerts", &[], 403).await;
+    let overview = app.expect(&admin, "alerts", &[], 200).await;
     assert!(overview.contains("\"state\":\"delivered\""), "{overview}");
     assert!(!overview.contains(SECRET), "admins see no secrets");
 }

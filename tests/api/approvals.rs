@@ -38,6 +38,11 @@ async fn webhook(
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// `webhook` with the body signed with the right secret.
+async fn signed(env: &TestApp, event: &str, delivery: &str, body: &[u8]) -> (u16, String) {
+    webhook(env, event, delivery, body, Some(sign(body))).await
+}
+
 /// GitHub's `workflow_job` event, action `waiting`, for `run_id` of `repo`.
 fn waiting(repo: &str, run_id: i64) -> Vec<u8> {
     json!({
@@ -81,8 +86,7 @@ async fn dispatched_to_production(
     env.member("prod-person", &[]);
     env.member("boss", &["release-admins"]);
     let prod = env.sign_in("prod-person").await;
-    common::call_expect(
-        &env.base,
+    env.expect(
         &prod,
         "deploy",
         &[
@@ -98,6 +102,20 @@ async fn dispatched_to_production(
     (prod, deployment_id, run_id)
 }
 
+/// A server with GitHub's webhook secret and polling as good as off: the test drives
+/// the webhook.
+async fn webhook_driven() -> TestApp {
+    TestApp::builder()
+        .github()
+        .settings(|s| {
+            s.alert_env
+                .insert("RELEASE_GITHUB_WEBHOOK_SECRET".into(), SECRET.into());
+            s.alert_poll = Duration::from_secs(60);
+        })
+        .spawn()
+        .await
+}
+
 async fn count(env: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(env.store.pool())
@@ -107,16 +125,7 @@ async fn count(env: &TestApp, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
-    let env = TestApp::builder()
-        .github()
-        .settings(|s| {
-            s.alert_env
-                .insert("RELEASE_GITHUB_WEBHOOK_SECRET".into(), SECRET.into());
-            // Polling as good as off: this test drives the webhook.
-            s.alert_poll = Duration::from_secs(60);
-        })
-        .spawn()
-        .await;
+    let env = webhook_driven().await;
     let (prod, deployment_id, run_id) = dispatched_to_production(&env, "router", "v1201").await;
     {
         let mut f = env.fake.lock().unwrap();
@@ -140,30 +149,25 @@ async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
         401
     );
     let huge = vec![b' '; 1024 * 1024 + 1];
-    assert_eq!(
-        webhook(&env, "workflow_job", "d-2", &huge, Some(sign(&huge)))
-            .await
-            .0,
-        413
-    );
+    assert_eq!(signed(&env, "workflow_job", "d-2", &huge).await.0, 413);
     assert_eq!(count(&env, "SELECT COUNT(*) FROM approvals").await, 0);
     // Up to 1 MiB is taken (GitHub's payloads are larger than the pipeline's): an event
     // Release does not read is accepted and ignored.
     let big = json!({"action": "completed", "padding": "x".repeat(300 * 1024)})
         .to_string()
         .into_bytes();
-    let (s, b) = webhook(&env, "push", "d-big", &big, Some(sign(&big))).await;
+    let (s, b) = signed(&env, "push", "d-big", &big).await;
     assert_eq!(s, 202, "{b}");
     // A repository Release does not know: accepted and ignored.
     let other = waiting("someone/else", 5);
-    let (s, b) = webhook(&env, "workflow_job", "d-3", &other, Some(sign(&other))).await;
+    let (s, b) = signed(&env, "workflow_job", "d-3", &other).await;
     assert_eq!((s, b.contains("ignored")), (202, true), "{b}");
 
     // The real one: recorded with GitHub's reviewers (read as the dispatcher), audited and
     // alerted once; the same delivery again changes nothing.
-    let (s, b) = webhook(&env, "workflow_job", "d-4", &body, Some(sign(&body))).await;
+    let (s, b) = signed(&env, "workflow_job", "d-4", &body).await;
     assert_eq!(s, 200, "{b}");
-    let (s, b) = webhook(&env, "workflow_job", "d-4", &body, Some(sign(&body))).await;
+    let (s, b) = signed(&env, "workflow_job", "d-4", &body).await;
     assert_eq!((s, b.contains("already processed")), (200, true), "{b}");
     assert_eq!(
         count(
@@ -271,7 +275,7 @@ async fn a_waiting_run_is_shown_and_approved_from_release_by_someone_else() {
         && a.detail.contains("ship it")));
     // A late or replayed event, signed, with a new delivery id: GitHub (asked as the
     // dispatcher) says nothing waits, and the decision stands.
-    let (s, b) = webhook(&env, "workflow_job", "d-5", &body, Some(sign(&body))).await;
+    let (s, b) = signed(&env, "workflow_job", "d-5", &body).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         count(
@@ -340,8 +344,7 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
     // A reviewer GitHub does not let approve is told so before anything is sent.
     env.member("octocat", &["developers"]);
     let boss = env.sign_in("boss").await;
-    common::call_expect(
-        &env.base,
+    env.expect(
         &boss,
         "review_deployment",
         &[
@@ -379,29 +382,19 @@ async fn polling_finds_a_waiting_run_with_etags_and_a_rejection_is_recorded() {
         1
     );
     // A bad decision word and someone without the deploy role for production.
-    common::call_expect(
-        &env.base,
-        &boss,
-        "review_deployment",
-        &[
-            ("deployment_id", &deployment_id.to_string()),
-            ("decision", "maybe"),
-        ],
-        422,
-    )
-    .await;
     let dev = env.sign_in("octocat").await;
-    common::call_expect(
-        &env.base,
-        &dev,
-        "review_deployment",
-        &[
-            ("deployment_id", &deployment_id.to_string()),
-            ("decision", "approve"),
-        ],
-        403,
-    )
-    .await;
+    for (who, decision, status) in [(&boss, "maybe", 422), (&dev, "approve", 403)] {
+        env.expect(
+            who,
+            "review_deployment",
+            &[
+                ("deployment_id", &deployment_id.to_string()),
+                ("decision", decision),
+            ],
+            status,
+        )
+        .await;
+    }
 }
 
 /// A GitHub App's `deployment_review` event for `run_id` of example-org/router, as [WH]
@@ -427,15 +420,7 @@ fn review_event(action: &str, run_id: i64, approver: Option<&str>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_apps_deployment_review_events_are_read_too() {
-    let env = TestApp::builder()
-        .github()
-        .settings(|s| {
-            s.alert_env
-                .insert("RELEASE_GITHUB_WEBHOOK_SECRET".into(), SECRET.into());
-            s.alert_poll = Duration::from_secs(60);
-        })
-        .spawn()
-        .await;
+    let env = webhook_driven().await;
     let (_prod, deployment_id, run_id) = dispatched_to_production(&env, "router", "v1202").await;
     env.fake
         .lock()
@@ -462,54 +447,26 @@ async fn a_github_apps_deployment_review_events_are_read_too() {
     );
     assert_eq!(count(&env, "SELECT COUNT(*) FROM approvals").await, 0);
     // Requested: the wait is shown, with GitHub's reviewers.
-    let (s, body) = webhook(
-        &env,
-        "deployment_review",
-        "r-1",
-        &requested,
-        Some(sign(&requested)),
-    )
-    .await;
+    let (s, body) = signed(&env, "deployment_review", "r-1", &requested).await;
     assert_eq!((s, body.as_str()), (200, r#"{"status":"recorded"}"#));
     assert_eq!(state().await, ("waiting".to_string(), None));
 
     // Approved on GitHub: recorded as GitHub says, audited once.
     let approved = review_event("approved", run_id, Some("boss"));
-    let (s, _) = webhook(
-        &env,
-        "deployment_review",
-        "r-2",
-        &approved,
-        Some(sign(&approved)),
-    )
-    .await;
+    let (s, _) = signed(&env, "deployment_review", "r-2", &approved).await;
     assert_eq!(s, 200);
     assert_eq!(
         state().await,
         ("approved".to_string(), Some("boss (on GitHub)".to_string()))
     );
     // A replay, and a late rejection: nothing changes.
-    let (s, body) = webhook(
-        &env,
-        "deployment_review",
-        "r-2",
-        &approved,
-        Some(sign(&approved)),
-    )
-    .await;
+    let (s, body) = signed(&env, "deployment_review", "r-2", &approved).await;
     assert_eq!(
         (s, body.as_str()),
         (200, r#"{"status":"already processed"}"#)
     );
     let rejected = review_event("rejected", run_id, Some("mallory"));
-    webhook(
-        &env,
-        "deployment_review",
-        "r-3",
-        &rejected,
-        Some(sign(&rejected)),
-    )
-    .await;
+    signed(&env, "deployment_review", "r-3", &rejected).await;
     assert_eq!(state().await.0, "approved");
     assert_eq!(
         count(
@@ -522,9 +479,7 @@ async fn a_github_apps_deployment_review_events_are_read_too() {
     // Another action, or no run: ignored.
     let other = review_event("dismissed", run_id, None);
     assert_eq!(
-        webhook(&env, "deployment_review", "r-4", &other, Some(sign(&other)))
-            .await
-            .0,
+        signed(&env, "deployment_review", "r-4", &other).await.0,
         202
     );
 }

@@ -152,8 +152,7 @@ async fn deploy_rules_are_enforced_on_the_server() {
     let (s, b) = deploy(&env, &p, "frontend", "production", "v1").await;
     assert_eq!(s, 422);
     assert!(b.contains("explicit confirmation"));
-    common::call_expect(
-        &env.base,
+    env.expect(
         &p,
         "deploy",
         &[
@@ -340,15 +339,9 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
     );
 
     // A viewer cannot freeze the site; an admin can.
-    common::call_expect(&env.base, &c, "freeze", &[("reason", "nope")], 403).await;
-    common::call_expect(
-        &env.base,
-        &admin,
-        "freeze",
-        &[("reason", "Black Friday")],
-        200,
-    )
-    .await;
+    env.expect(&c, "freeze", &[("reason", "nope")], 403).await;
+    env.expect(&admin, "freeze", &[("reason", "Black Friday")], 200)
+        .await;
     let (s, b) = deploy(&env, &c, "frontend", "integration", "v1").await;
     assert_eq!(s, 409);
     assert!(
@@ -363,8 +356,7 @@ async fn freezes_block_deploys_and_promotions_and_an_admin_override_is_audited()
     assert_eq!(dispatch_count(&env), 0);
 
     // An admin overrides with a reason.
-    common::call_expect(
-        &env.base,
+    env.expect(
         &admin,
         "deploy",
         &[
@@ -436,7 +428,8 @@ async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
     let id = out["deployment_id"].as_i64().unwrap().to_string();
     assert_eq!(out["deployment_status"], "failed");
 
-    common::call_expect(&env.base, &c, "resubmit", &[("deployment_id", &id)], 200).await;
+    env.expect(&c, "resubmit", &[("deployment_id", &id)], 200)
+        .await;
     let ArgoRequest {
         path, auth, body, ..
     } = fake_argo.requests()[0].clone();
@@ -458,14 +451,17 @@ async fn resubmit_calls_argo_and_puts_the_deployment_back_in_progress() {
         .contains("resubmitted by octocat"));
 
     // Only a failed deployment can be resubmitted.
-    common::call_expect(&env.base, &c, "resubmit", &[("deployment_id", &id)], 409).await;
+    env.expect(&c, "resubmit", &[("deployment_id", &id)], 409)
+        .await;
 
     // Argo's 404 is explained and changes nothing.
     let r = common::send(reqwest::Client::new().post(format!("{}/api/v1/events", env.base)).bearer_auth(&token)
         .json(&json!({"repo": "example-org/frontend", "environment": "integration", "version": "v5", "stage": "smoke_tests", "status": "failed",
                       "workflow": {"environment": "integration", "namespace": "apps", "name": "gone-1"}}))).await;
     assert_eq!(r.status(), 200);
-    let b = common::call_expect(&env.base, &c, "resubmit", &[("deployment_id", &id)], 502).await;
+    let b = env
+        .expect(&c, "resubmit", &[("deployment_id", &id)], 502)
+        .await;
     assert!(b.contains("no longer exists"), "{b}");
     let d = env.store.app_detail("frontend").await.unwrap().unwrap();
     assert_eq!(d.history[0].deployments[0].status.as_str(), "failed");
@@ -533,7 +529,9 @@ async fn the_preview_shows_what_a_deploy_would_ship_and_spots_rollbacks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deploy_form_suggests_recent_tags_and_commits() {
     let (env, c, _, _) = octocat_with_argo().await;
-    let body = common::call_expect(&env.base, &c, "refs", &[("shortname", "frontend")], 200).await;
+    let body = env
+        .expect(&c, "refs", &[("shortname", "frontend")], 200)
+        .await;
     let refs: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         refs,

@@ -236,7 +236,7 @@ async fn a_train_longer_than_its_request_dispatches_and_records_every_app() {
         .collect();
     let mut form: Vec<(&str, &str)> = vec![("environment", "staging")];
     form.extend(names.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let body = common::call_expect(&env.base, &c, "train", &form, 200).await;
+    let body = env.expect(&c, "train", &form, 200).await;
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "answered within the request's time"

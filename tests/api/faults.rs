@@ -232,7 +232,7 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
         )
     );
     // That deploy is in flight: a second is refused.
-    common::call_expect(&env.base, &c, "deploy", &form, 409).await;
+    env.expect(&c, "deploy", &form, 409).await;
 
     // A lost answer with no run behind it (GitHub's 502): not confirmed, slot released.
     env.fake.lock().unwrap().dispatch_delay_ms = 0;
@@ -241,7 +241,7 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
         ("environment", "integration"),
         ("git_ref", "boom"),
     ];
-    let body = common::call_expect(&env.base, &c, "deploy", &boom, 502).await;
+    let body = env.expect(&c, "deploy", &boom, 502).await;
     assert!(body.contains("Dispatch not confirmed"), "{body}");
     assert!(
         body.contains("check the Actions tab of example-org/publisher"),
@@ -254,8 +254,7 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
     .await
     .unwrap();
     assert_eq!(held, 0, "the slot is free");
-    common::call_expect(
-        &env.base,
+    env.expect(
         &c,
         "deploy",
         &[
@@ -421,14 +420,14 @@ async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
         );
     }
     // Integration's Argo is slow.
-    let body = common::call_expect(
-        &env.base,
-        &c,
-        "resubmit",
-        &[("deployment_id", &failed[0].to_string())],
-        502,
-    )
-    .await;
+    let body = env
+        .expect(
+            &c,
+            "resubmit",
+            &[("deployment_id", &failed[0].to_string())],
+            502,
+        )
+        .await;
     assert!(
         body.contains("Argo Workflows did not answer within 1 seconds"),
         "{body}"

@@ -301,18 +301,18 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
 
     // A train skips both apps with the same reason; nothing dispatched.
     let boss = env.sign_in("boss").await;
-    let body = common::call_expect(
-        &env.base,
-        &boss,
-        "train",
-        &[
-            ("environment", "staging"),
-            ("applications[0]", "search-api"),
-            ("applications[1]", "signon"),
-        ],
-        200,
-    )
-    .await;
+    let body = env
+        .expect(
+            &boss,
+            "train",
+            &[
+                ("environment", "staging"),
+                ("applications[0]", "search-api"),
+                ("applications[1]", "signon"),
+            ],
+            200,
+        )
+        .await;
     let train: Value = serde_json::from_str(&body).unwrap();
     for item in train["items"].as_array().unwrap() {
         assert_eq!(item["outcome"], "skipped", "{item}");
@@ -331,16 +331,10 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
         }
         form
     };
-    let body = common::call_expect(&env.base, &boss, "promote", &promote(None), 409).await;
+    let body = env.expect(&boss, "promote", &promote(None), 409).await;
     assert!(body.contains("for 0 of 30 minutes"), "{body}");
-    common::call_expect(
-        &env.base,
-        &boss,
-        "promote",
-        &promote(Some("security fix")),
-        200,
-    )
-    .await;
+    env.expect(&boss, "promote", &promote(Some("security fix")), 200)
+        .await;
     assert_eq!(dispatches(&env), 1);
     assert_eq!(
         gate_note(&env, "search-api", "staging", "v551")

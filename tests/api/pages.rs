@@ -271,14 +271,9 @@ async fn the_demo_promotes_a_merge_and_never_a_manual_deploy() {
     // demo's smoke tests fail one run in three: merge again until one passes both.
     let mut promoted = None;
     for _ in 0..4 {
-        let body = common::call_expect(
-            &app.base,
-            &c,
-            "simulate_merge",
-            &[("shortname", "content-store")],
-            200,
-        )
-        .await;
+        let body = app
+            .expect(&c, "simulate_merge", &[("shortname", "content-store")], 200)
+            .await;
         let version = body
             .split_whitespace()
             .find(|w| w.starts_with("v34"))
@@ -302,8 +297,7 @@ async fn the_demo_promotes_a_merge_and_never_a_manual_deploy() {
     let mut passed = None;
     for n in 0..4 {
         let version = format!("v{}", 1000 + n);
-        common::call_expect(
-            &app.base,
+        app.expect(
             &c,
             "deploy",
             &[

@@ -86,8 +86,7 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
     let env = setup().await;
     let c = env.sign_in("octocat").await;
     // The caller names the app and the environment; the version is the server's.
-    common::call_expect(
-        &env.base,
+    env.expect(
         &c,
         "promote",
         &[
@@ -113,22 +112,21 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
         "{audit:?}"
     );
     // A button read before integration moved on: nothing is deployed.
-    let body = common::call_expect(
-        &env.base,
-        &c,
-        "promote",
-        &[
-            ("shortname", "train-b"),
-            ("environment", "staging"),
-            ("expected_version", "v4"),
-        ],
-        409,
-    )
-    .await;
+    let body = env
+        .expect(
+            &c,
+            "promote",
+            &[
+                ("shortname", "train-b"),
+                ("environment", "staging"),
+                ("expected_version", "v4"),
+            ],
+            409,
+        )
+        .await;
     assert!(body.contains("now runs v5, not v4"), "{body}");
     // Requested now: a second click is a 409 and dispatches nothing.
-    common::call_expect(
-        &env.base,
+    env.expect(
         &c,
         "promote",
         &[("shortname", "train-a"), ("environment", "staging")],
@@ -137,8 +135,7 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
     .await;
 
     // Production: the deploy role for production (octocat has none), then confirmation.
-    common::call_expect(
-        &env.base,
+    env.expect(
         &c,
         "promote",
         &[("shortname", "train-b"), ("environment", "production")],
@@ -147,8 +144,7 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
     .await;
     // An integration deployer can cause nothing in staging by promotion.
     let intern = env.sign_in("intern").await;
-    common::call_expect(
-        &env.base,
+    env.expect(
         &intern,
         "promote",
         &[("shortname", "train-b"), ("environment", "staging")],
@@ -164,14 +160,14 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
     )
     .await;
     assert_eq!(s, 403, "octocat may not deploy to integration at all");
-    let body = common::call_expect(
-        &env.base,
-        &c,
-        "promote",
-        &[("shortname", "train-c"), ("environment", "staging")],
-        409,
-    )
-    .await;
+    let body = env
+        .expect(
+            &c,
+            "promote",
+            &[("shortname", "train-c"), ("environment", "staging")],
+            409,
+        )
+        .await;
     assert!(body.contains("frozen"), "{body}");
     assert_eq!(dispatched(&env).len(), 1, "nothing else was dispatched");
 }
@@ -201,21 +197,21 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
         ["train-a", "train-b", "train-c", "train-d", "train-e"]
     );
 
-    let body = common::call_expect(
-        &env.base,
-        &c,
-        "train",
-        &[
-            ("environment", "staging"),
-            ("applications[0]", "train-a"),
-            ("applications[2]", "train-b"),
-            ("applications[3]", "train-c"),
-            ("applications[4]", "train-d"),
-            ("applications[7]", "train-e"),
-        ],
-        200,
-    )
-    .await;
+    let body = env
+        .expect(
+            &c,
+            "train",
+            &[
+                ("environment", "staging"),
+                ("applications[0]", "train-a"),
+                ("applications[2]", "train-b"),
+                ("applications[3]", "train-c"),
+                ("applications[4]", "train-d"),
+                ("applications[7]", "train-e"),
+            ],
+            200,
+        )
+        .await;
     let result: Value = serde_json::from_str(&body).unwrap();
     let outcome = |app: &str| {
         result["items"]
@@ -292,18 +288,18 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
     assert!(e.summary.cells[1].is_none());
 
     // The train's results, followed: what each dispatched app has in staging now.
-    let body = common::call_expect(
-        &env.base,
-        &c,
-        "train_status",
-        &[
-            ("environment", "staging"),
-            ("applications[0]", "train-a"),
-            ("applications[1]", "train-e"),
-        ],
-        200,
-    )
-    .await;
+    let body = env
+        .expect(
+            &c,
+            "train_status",
+            &[
+                ("environment", "staging"),
+                ("applications[0]", "train-a"),
+                ("applications[1]", "train-e"),
+            ],
+            200,
+        )
+        .await;
     let now: Vec<(String, String)> = serde_json::from_str(&body).unwrap();
     assert_eq!(
         now,
@@ -331,8 +327,7 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
 
     // Nothing left to promote: a second train of the same apps skips them all (in
     // flight or frozen) and dispatches nothing more.
-    common::call_expect(
-        &env.base,
+    env.expect(
         &c,
         "train",
         &[
@@ -347,17 +342,17 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
     // Production: train-a's v2 has not succeeded in staging yet, so it is skipped.
     env.member("octocat", &["release-team", "release-admins"]);
     let admin = env.sign_in("octocat").await;
-    let body = common::call_expect(
-        &env.base,
-        &admin,
-        "train",
-        &[
-            ("environment", "production"),
-            ("applications[0]", "train-a"),
-        ],
-        200,
-    )
-    .await;
+    let body = env
+        .expect(
+            &admin,
+            "train",
+            &[
+                ("environment", "production"),
+                ("applications[0]", "train-a"),
+            ],
+            200,
+        )
+        .await;
     assert!(body.contains("\"skipped\""), "{body}");
     assert_eq!(dispatched(&env).len(), 3);
 }

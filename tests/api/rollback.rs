@@ -26,7 +26,7 @@ async fn roll_back(
     if let Some(v) = expected_version {
         form.push(("expected_version", v));
     }
-    common::call_expect(&env.base, c, "rollback", &form, status).await
+    env.expect(c, "rollback", &form, status).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,6 +130,7 @@ async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
     );
 
     // Lifted like any freeze: the gate opens.
-    common::call_expect(&env.base, &c, "unfreeze", &[("shortname", "shop")], 200).await;
+    env.expect(&c, "unfreeze", &[("shortname", "shop")], 200)
+        .await;
     assert_eq!(gate_to("staging").await["allowed"], true);
 }

@@ -70,12 +70,14 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
     // The production-only deployer may not resubmit an integration deployment.
     let prod = env.sign_in("prod-person").await;
 
-    common::call_expect(&env.base, &prod, "resubmit", &[("deployment_id", &id)], 403).await;
+    env.expect(&prod, "resubmit", &[("deployment_id", &id)], 403)
+        .await;
     assert!(int_argo.requests().is_empty() && prod_argo.requests().is_empty());
     // The integration deployer's resubmit goes to integration's Argo with its token.
     let dev = env.sign_in("octocat").await;
 
-    common::call_expect(&env.base, &dev, "resubmit", &[("deployment_id", &id)], 200).await;
+    env.expect(&dev, "resubmit", &[("deployment_id", &id)], 200)
+        .await;
     assert_eq!(
         int_argo.requests(),
         vec![ArgoRequest {
@@ -95,7 +97,8 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
         .execute(env.store.pool())
         .await
         .unwrap();
-    common::call_expect(&env.base, &dev, "resubmit", &[("deployment_id", &id)], 409).await;
+    env.expect(&dev, "resubmit", &[("deployment_id", &id)], 409)
+        .await;
     assert_eq!(int_argo.requests().len(), 1);
     assert!(prod_argo.requests().is_empty());
 }
@@ -295,22 +298,16 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
     let app = common::TestApp::builder().config("").demo().spawn().await;
     let admin = app.signed_in("admin").await;
     let deployer = app.signed_in("deployer").await;
-    common::call_expect(
-        &app.base,
+    app.expect(
         &admin,
         "freeze",
         &[("shortname", "publisher"), ("reason", "incident 42")],
         200,
     )
     .await;
-    let body = common::call_expect(
-        &app.base,
-        &deployer,
-        "unfreeze",
-        &[("shortname", "publisher")],
-        403,
-    )
-    .await;
+    let body = app
+        .expect(&deployer, "unfreeze", &[("shortname", "publisher")], 403)
+        .await;
     assert!(body.contains("only an admin may lift it"), "{body}");
     let (_, gate) = app
         .get_json("/api/v1/applications/publisher/promotion?to=production")
@@ -780,14 +777,14 @@ async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button(
             g
         }
     };
-    let body = common::call_expect(
-        &app.base,
-        &bob,
-        "freeze",
-        &[("shortname", "signon"), ("reason", "bob's freeze")],
-        200,
-    )
-    .await;
+    let body = app
+        .expect(
+            &bob,
+            "freeze",
+            &[("shortname", "signon"), ("reason", "bob's freeze")],
+            200,
+        )
+        .await;
     assert!(
         body.contains("Deploys of signon to integration are frozen"),
         "{body}"
@@ -851,12 +848,6 @@ async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button(
     );
     assert_eq!(gate("production").await["allowed"], true);
     // The production deployer may not lift what holds integration only; nor need to.
-    common::call_expect(
-        &app.base,
-        &prod,
-        "unfreeze",
-        &[("shortname", "signon")],
-        403,
-    )
-    .await;
+    app.expect(&prod, "unfreeze", &[("shortname", "signon")], 403)
+        .await;
 }

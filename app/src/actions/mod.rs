@@ -18,28 +18,10 @@
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "ssr")]
-pub mod approvals;
-#[cfg(feature = "ssr")]
-pub mod deploy;
-#[cfg(feature = "ssr")]
-pub mod digest;
-#[cfg(feature = "ssr")]
-pub mod dispatch;
-#[cfg(feature = "ssr")]
-pub mod freeze;
-#[cfg(feature = "ssr")]
-pub mod gates;
-#[cfg(feature = "ssr")]
-pub mod promote;
-#[cfg(feature = "ssr")]
-pub mod reconcile;
-#[cfg(feature = "ssr")]
-pub mod resubmit;
-#[cfg(feature = "ssr")]
-pub mod rollback;
-#[cfg(feature = "ssr")]
-pub mod train;
+server_only!(
+    approvals, deploy, digest, dispatch, freeze, gates, promote, reconcile, resubmit, rollback,
+    train,
+);
 
 /// What an action answers the person: a sentence and, when there is one, the run's link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

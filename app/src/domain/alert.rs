@@ -203,6 +203,7 @@ pub struct AlertReceiverInfo {
 
 /// A delivery as admins see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct DeliveryRow {
     pub id: i64,
     pub receiver: String,

@@ -589,16 +589,14 @@ mod tests {
                     freezes: &[],
                     override_reason: None,
                 });
-                let resubmit = check_resubmit(
-                    &u,
-                    &ResubmitFacts {
-                        application: "a",
-                        environment: e,
-                        failed: true,
-                        has_workflow: true,
-                        freezes: &[],
-                    },
-                );
+                let facts = ResubmitFacts {
+                    application: "a",
+                    environment: e,
+                    failed: true,
+                    has_workflow: true,
+                    freezes: &[],
+                };
+                let resubmit = check_resubmit(&u, &facts);
                 assert_eq!(deploy.is_ok(), allowed, "deploy {e} as {u:?}");
                 assert_eq!(resubmit.is_ok(), allowed, "resubmit {e} as {u:?}");
                 if let Ok(target) = resubmit {
@@ -607,22 +605,9 @@ mod tests {
                         "resubmit acts on the deployment's own environment"
                     );
                 }
-                for r in [
-                    deploy.err(),
-                    check_resubmit(
-                        &u,
-                        &ResubmitFacts {
-                            application: "a",
-                            environment: e,
-                            failed: true,
-                            has_workflow: true,
-                            freezes: &[],
-                        },
-                    )
-                    .err(),
-                ]
-                .into_iter()
-                .flatten()
+                for r in [deploy.err(), check_resubmit(&u, &facts).err()]
+                    .into_iter()
+                    .flatten()
                 {
                     assert_eq!(r.status(), 403);
                 }

@@ -540,73 +540,32 @@ mod tests {
         );
     }
 
+    fn stint(start_ms: i64, end_ms: Option<i64>) -> Stint {
+        Stint { start_ms, end_ms }
+    }
+
     #[test]
     fn soak_counts_the_longest_unbroken_stint() {
         let min = 60_000;
+        let soak30 = |stints: &[Stint], now_ms| soak("v5", "staging", 30, stints, now_ms);
         // Ran 12 minutes so far of 30.
-        let s = soak(
-            "v5",
-            "staging",
-            30,
-            &[Stint {
-                start_ms: 0,
-                end_ms: None,
-            }],
-            12 * min,
-        );
+        let s = soak30(&[stint(0, None)], 12 * min);
         assert_eq!(
             s.hold.as_deref(),
             Some("soaking: v5 has run in staging for 12 of 30 minutes")
         );
         assert_eq!(s.retry_after_seconds, Some(18 * 60));
         // An earlier stint of 40 minutes counts, whatever runs now.
-        let s = soak(
-            "v5",
-            "staging",
-            30,
-            &[
-                Stint {
-                    start_ms: 0,
-                    end_ms: Some(40 * min),
-                },
-                Stint {
-                    start_ms: 50 * min,
-                    end_ms: None,
-                },
-            ],
-            51 * min,
-        );
+        let s = soak30(&[stint(0, Some(40 * min)), stint(50 * min, None)], 51 * min);
         assert_eq!(s.hold, None);
         // Interrupted: two stints of 20 minutes are not 30.
-        let s = soak(
-            "v5",
-            "staging",
-            30,
-            &[Stint {
-                start_ms: 0,
-                end_ms: Some(20 * min),
-            }],
-            60 * min,
-        );
+        let s = soak30(&[stint(0, Some(20 * min))], 60 * min);
         assert!(s.hold.unwrap().contains("does not run in staging now"));
         assert_eq!(s.retry_after_seconds, None);
         // Never ran there.
         assert!(soak("v5", "staging", 1, &[], 0).hold.is_some());
         // Exactly the time: open.
-        assert_eq!(
-            soak(
-                "v5",
-                "staging",
-                30,
-                &[Stint {
-                    start_ms: 0,
-                    end_ms: None
-                }],
-                30 * min
-            )
-            .hold,
-            None
-        );
+        assert_eq!(soak30(&[stint(0, None)], 30 * min).hold, None);
     }
 
     #[test]
@@ -628,16 +587,7 @@ mod tests {
     /// hold; an override's audit detail names the hold and the reason.
     #[test]
     fn the_gate_decision_over_people_environments_and_holds() {
-        let soaking = Hold::Soak(soak(
-            "v5",
-            "staging",
-            30,
-            &[Stint {
-                start_ms: 0,
-                end_ms: None,
-            }],
-            60_000,
-        ));
+        let soaking = Hold::Soak(soak("v5", "staging", 30, &[stint(0, None)], 60_000));
         let failing = Hold::Checks(vec![CheckResult {
             name: "test".into(),
             state: CheckState::Failing,

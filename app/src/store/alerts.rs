@@ -85,21 +85,6 @@ pub struct Delivery {
     pub event: AlertEvent,
 }
 
-/// A `recent_deliveries` row: the delivery's columns, then the alert's kind and payload.
-type DeliveryTuple = (
-    i64,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-    String,
-    String,
-);
-
 impl Store {
     /// Gives each new event a delivery row per matching receiver; how many events it took.
     /// An event is taken once even by two servers at a time (its `fanned_out` flips once).
@@ -270,8 +255,10 @@ impl Store {
 
     /// The latest deliveries, newest first, `limit` per receiver at most.
     pub async fn recent_deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>> {
-        let rows: Vec<DeliveryTuple> = sqlx::query_as(
-            "SELECT d.id, d.receiver, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.next_attempt_at, d.delivered_at, e.kind, e.payload
+        // `summary` is read as the alert's payload, then worded.
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT d.id, d.receiver, e.kind, e.payload AS summary, d.state, d.attempts, d.last_status, d.last_error,
+                    d.created_at AS created_at_ms, d.next_attempt_at AS next_attempt_at_ms, d.delivered_at AS delivered_at_ms
              FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id ORDER BY d.id DESC LIMIT $1",
         )
         .bind(limit * 10)
@@ -281,42 +268,16 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter(|r| {
-                let n = per.entry(r.1.clone()).or_default();
+                let n = per.entry(r.receiver.clone()).or_default();
                 *n += 1;
                 *n <= limit
             })
-            .map(
-                |(
-                    id,
-                    receiver,
-                    state,
-                    attempts,
-                    last_status,
-                    last_error,
-                    created_at_ms,
-                    next_attempt_at_ms,
-                    delivered_at_ms,
-                    kind,
-                    payload,
-                )| {
-                    let summary = serde_json::from_str::<AlertEvent>(&payload)
-                        .map(|e| e.summary())
-                        .unwrap_or_else(|_| kind.clone());
-                    DeliveryRow {
-                        id,
-                        receiver,
-                        kind,
-                        summary,
-                        state,
-                        attempts,
-                        last_status,
-                        last_error,
-                        created_at_ms,
-                        next_attempt_at_ms,
-                        delivered_at_ms,
-                    }
-                },
-            )
+            .map(|r| DeliveryRow {
+                summary: serde_json::from_str::<AlertEvent>(&r.summary)
+                    .map(|e| e.summary())
+                    .unwrap_or_else(|_| r.kind.clone()),
+                ..r
+            })
             .collect())
     }
 

@@ -19,6 +19,8 @@ pub struct DispatchedRun {
     pub actor: Option<String>,
     pub user_id: Option<i64>,
     pub github_id: Option<i64>,
+    /// GitHub's run id (read from the run's link, not a column).
+    #[sqlx(default)]
     pub run_id: i64,
 }
 
@@ -38,7 +40,7 @@ impl Store {
     /// The deployment Release dispatched whose GitHub run is `run_id` in `repo`
     /// (`owner/name`), if any.
     pub async fn dispatched_run(&self, repo: &str, run_id: i64) -> Result<Option<DispatchedRun>> {
-        let row: Option<DispatchedRunRow> = sqlx::query_as(&format!(
+        let row: Option<DispatchedRun> = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
                LEFT JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url AND x.kind = 'deploy'
@@ -49,14 +51,14 @@ impl Store {
         .bind(format!("%/actions/runs/{run_id}"))
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| r.with_run(run_id)))
+        Ok(row.map(|r| DispatchedRun { run_id, ..r }))
     }
 
     /// Runs to poll for reviews: dispatched by Release in the last `within_ms`, still
     /// requested or in progress, or waiting for a review (at most 100, newest first).
     pub async fn runs_to_poll(&self, within_ms: i64) -> Result<Vec<DispatchedRun>> {
         let since = now_ms() - within_ms;
-        let rows: Vec<(String, DispatchedRunRow)> = sqlx::query_as::<_, RunUrlRow>(&format!(
+        let rows: Vec<RunUrlRow> = sqlx::query_as(&format!(
             "SELECT d.run_url, {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
                JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url
@@ -67,17 +69,8 @@ impl Store {
         ))
         .bind(since)
         .fetch_all(self.pool())
-        .await?
-        .into_iter()
-        .map(|r| (r.run_url.clone(), r.into()))
-        .collect();
-        Ok(rows
-            .into_iter()
-            .filter_map(|(url, r)| {
-                let id = url.rsplit('/').next()?.parse().ok()?;
-                Some(r.with_run(id))
-            })
-            .collect())
+        .await?;
+        Ok(rows.into_iter().filter_map(RunUrlRow::run).collect())
     }
 
     /// Records that `run` waits for a review; the audit entry and the
@@ -288,10 +281,7 @@ impl Store {
         .bind(deployment_id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.and_then(|r| {
-            let id = r.run_url.rsplit('/').next()?.parse().ok()?;
-            Some(DispatchedRunRow::from(r).with_run(id))
-        }))
+        Ok(row.and_then(RunUrlRow::run))
     }
 
     /// The ETag GitHub gave for a run's pending deployments.
@@ -357,58 +347,17 @@ fn approval_view(r: ApprovalRow) -> ApprovalView {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct DispatchedRunRow {
-    deployment_id: i64,
-    application: String,
-    repo: String,
-    environment: String,
-    version: String,
-    actor: Option<String>,
-    user_id: Option<i64>,
-    github_id: Option<i64>,
-}
-
+/// A run with its link, whose last segment is GitHub's run id.
 #[derive(sqlx::FromRow)]
 struct RunUrlRow {
     run_url: String,
-    deployment_id: i64,
-    application: String,
-    repo: String,
-    environment: String,
-    version: String,
-    actor: Option<String>,
-    user_id: Option<i64>,
-    github_id: Option<i64>,
+    #[sqlx(flatten)]
+    run: DispatchedRun,
 }
 
-impl From<RunUrlRow> for DispatchedRunRow {
-    fn from(r: RunUrlRow) -> Self {
-        Self {
-            deployment_id: r.deployment_id,
-            application: r.application,
-            repo: r.repo,
-            environment: r.environment,
-            version: r.version,
-            actor: r.actor,
-            user_id: r.user_id,
-            github_id: r.github_id,
-        }
-    }
-}
-
-impl DispatchedRunRow {
-    fn with_run(self, run_id: i64) -> DispatchedRun {
-        DispatchedRun {
-            deployment_id: self.deployment_id,
-            application: self.application,
-            repo: self.repo,
-            environment: self.environment,
-            version: self.version,
-            actor: self.actor,
-            user_id: self.user_id,
-            github_id: self.github_id,
-            run_id,
-        }
+impl RunUrlRow {
+    fn run(self) -> Option<DispatchedRun> {
+        let run_id = self.run_url.rsplit('/').next()?.parse().ok()?;
+        Some(DispatchedRun { run_id, ..self.run })
     }
 }

@@ -185,6 +185,16 @@ async fn installation(
     })
 }
 
+/// A POST as the fake records it.
+fn posted(h: &HeaderMap, uri: &axum::http::Uri, body: &Value) -> Recorded {
+    Recorded {
+        method: "POST".into(),
+        path: uri.path().to_owned(),
+        headers: headers_of(h),
+        body: body.clone(),
+    }
+}
+
 /// Whether `h` carries a token GitHub takes for writing deployments.
 fn may_write(f: &AppFake, h: &HeaderMap) -> bool {
     bearer(h)
@@ -203,12 +213,7 @@ async fn create(
     if !may_write(f, &h) {
         return message(StatusCode::UNAUTHORIZED, "Bad credentials");
     }
-    f.deployments.push(Recorded {
-        method: "POST".into(),
-        path: uri.path().to_owned(),
-        headers: headers_of(&h),
-        body: body.clone(),
-    });
+    f.deployments.push(posted(&h, &uri, &body));
     if let Some((status, answer)) = f.create_answer.clone() {
         return (StatusCode::from_u16(status).unwrap(), Json(answer)).into_response();
     }
@@ -245,12 +250,7 @@ async fn status(
     if id <= 1_000_000 || id > 1_000_000 + f.deployments.len() as i64 {
         return message(StatusCode::NOT_FOUND, "Not Found");
     }
-    f.statuses.push(Recorded {
-        method: "POST".into(),
-        path: uri.path().to_owned(),
-        headers: headers_of(&h),
-        body: body.clone(),
-    });
+    f.statuses.push(posted(&h, &uri, &body));
     let url = format!("https://api.github.example/repos/{owner}/{repo}/deployments/{id}");
     (
         StatusCode::CREATED,

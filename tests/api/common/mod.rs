@@ -341,6 +341,19 @@ pub async fn call_expect(
     body
 }
 
+impl TestApp {
+    /// Calls server function `f` as `c` and asserts the status; the body.
+    pub async fn expect(
+        &self,
+        c: &reqwest::Client,
+        f: &str,
+        form: &[(&str, &str)],
+        status: u16,
+    ) -> String {
+        call_expect(&self.base, c, f, form, status).await
+    }
+}
+
 /// One server function call of [`call_all`]: who, which function, the form, the status.
 pub type Step<'a> = (&'a reqwest::Client, &'a str, &'a [(&'a str, &'a str)], u16);
 
