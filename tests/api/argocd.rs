@@ -428,6 +428,9 @@ async fn a_restarted_argo_cd_is_watched_again_at_once() {
     argocd.list(application("content-store", "v5", "Healthy"));
     let app = spawn(&config(&fake)).await;
     wait_for(&app, "observed", |s| s["live"]["version"] == "v5").await;
+    // The watch is open before Argo CD goes down (a watch refused while down would be
+    // the other path: listing every 30 s).
+    argocd.wait_for_watch().await;
     // Down for a while: the backoff grows (1, 2, 4, 8 s...).
     argocd.down.store(true, Ordering::SeqCst);
     argocd.drop_watches();

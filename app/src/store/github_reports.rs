@@ -61,6 +61,12 @@ pub struct ReportRow {
     pub updated_at: i64,
 }
 
+/// Whether any store of this process reports to GitHub. Without reporting (the
+/// default) the pipeline's writes skip the outbox's statement altogether; with it, the
+/// statement itself picks the reported environments, so a process whose stores differ
+/// stays correct.
+static REPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Makes the deployments `ids` due for GitHub, inside the transaction of their change
 /// (those in reported environments; a report that stopped for good stays stopped).
 pub(super) async fn mark_reports(
@@ -68,7 +74,7 @@ pub(super) async fn mark_reports(
     ids: &[i64],
     now: i64,
 ) -> Result<()> {
-    if ids.is_empty() {
+    if ids.is_empty() || !REPORTING.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(());
     }
     let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
@@ -108,6 +114,9 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        if !environments.is_empty() {
+            REPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 
