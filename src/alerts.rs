@@ -341,12 +341,27 @@ pub fn slack_message(event: &AlertEvent, public_url: &str) -> serde_json::Value 
     let (page, deployment) = links(event, public_url);
     let mut headline = format!("*{}*", mrkdwn(&event.summary()));
     if event.kind == Some(AlertKind::Digest) {
-        // The digest is the message: its lines after the first (the headline), whole up
-        // to Slack's 3,000 characters a section.
+        // The digest is the message: its lines after the first (the headline), whole
+        // lines up to Slack's 3,000 characters a section, then how many more there are.
         let rest = event.message.as_deref().unwrap_or("");
-        let rest = rest.split_once('\n').map_or("", |(_, r)| r);
-        let rest: String = mrkdwn(rest).chars().take(2_900).collect();
-        headline.push_str(&rest);
+        let lines: Vec<&str> = rest.lines().skip(1).collect();
+        let mut shown = 0;
+        for line in &lines {
+            let line = mrkdwn(line);
+            if headline.len() + line.len() + 1 > 2_800 {
+                break;
+            }
+            headline.push('\n');
+            headline.push_str(&line);
+            shown += 1;
+        }
+        if shown < lines.len() {
+            headline.push_str(&format!(
+                "\n…and {} more lines: {}",
+                lines.len() - shown,
+                public_url.trim_end_matches('/')
+            ));
+        }
     } else if let Some(m) = &event.message {
         let m: String = m.chars().take(500).collect();
         headline.push_str(&format!("\n>{}", mrkdwn(&m).replace('\n', "\n>")));
@@ -428,6 +443,30 @@ pub fn webhook_body(event: &AlertEvent, public_url: &str, delivery_id: i64) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_digest_is_cut_at_a_line_and_says_how_many_more() {
+        let mut e = AlertEvent::new(AlertKind::Digest, 0);
+        let lines: Vec<String> = (0..300)
+            .map(|i| format!("• App {i}: v2 in staging waits <for> production"))
+            .collect();
+        e.message = Some(format!(
+            "Release digest for #a, Monday\n\n{}",
+            lines.join("\n")
+        ));
+        let m = slack_message(&e, "https://release.example");
+        let text = m["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(text.chars().count() <= 3_000, "{}", text.len());
+        assert!(text.starts_with("*Release digest for #a, Monday*\n\n• App 0: v2 in staging waits &lt;for&gt; production\n"));
+        let shown = text.matches("• App").count();
+        assert!(
+            text.ends_with(&format!(
+                "…and {} more lines: https://release.example",
+                300 - shown
+            )),
+            "{text}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {

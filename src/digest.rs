@@ -37,6 +37,9 @@ pub fn due_day(now: DateTime<Utc>, t: DigestTime) -> Option<NaiveDate> {
     (since >= chrono::TimeDelta::zero() && since < LATE).then_some(day)
 }
 
+/// The wait before the first retry of a digest that could not be sent.
+const FIRST_RETRY: Duration = Duration::from_secs(60);
+
 /// What the digest needs besides the app's state.
 pub struct DigestSettings {
     pub time: DigestTime,
@@ -55,11 +58,23 @@ pub fn spawn(state: AppState, settings: DigestSettings) {
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + settings.every, settings.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a failure, the next try waits (doubling from a minute, at most an hour):
+        // a gathering costs up to MAX_LOOKUPS GitHub reads.
+        let mut wait = FIRST_RETRY;
+        let mut not_before = tokio::time::Instant::now();
         loop {
             tick.tick().await;
+            if tokio::time::Instant::now() < not_before {
+                continue;
+            }
             if let Some(day) = due_day(Utc::now(), settings.time) {
-                if let Err(e) = send_once(&state, &settings, day).await {
-                    tracing::warn!(error = %e, %day, "the daily digest could not be sent; tried again shortly");
+                match send_once(&state, &settings, day).await {
+                    Ok(()) => wait = FIRST_RETRY,
+                    Err(e) => {
+                        tracing::warn!(error = %e, %day, retry_in = ?wait, "the daily digest could not be sent");
+                        not_before = tokio::time::Instant::now() + wait;
+                        wait = (wait * 2).min(Duration::from_secs(3600));
+                    }
                 }
             }
         }
