@@ -70,6 +70,42 @@ enum Act {
     },
 }
 
+impl Act {
+    async fn apply(
+        self,
+        state: &app::state::AppState,
+        repo: &app::domain::RepoName,
+    ) -> app::store::Result<app::actions::approvals::Learned> {
+        match self {
+            Act::Waiting {
+                run_id,
+                environment,
+            } => {
+                app::actions::approvals::on_waiting(state, repo, run_id, environment.as_deref())
+                    .await
+            }
+            Act::Decided {
+                run_id,
+                environment,
+                approved,
+                approver,
+                comment,
+            } => {
+                app::actions::approvals::on_decided(
+                    state,
+                    repo,
+                    run_id,
+                    &environment,
+                    approved,
+                    &approver,
+                    &comment,
+                )
+                .await
+            }
+        }
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::Invalid(app::domain::InvalidInput::new(
@@ -205,33 +241,24 @@ pub async fn receive(
     if !state.app.store.claim_github_delivery(delivery).await? {
         return Ok((StatusCode::OK, Json(json!({"status": "already processed"}))));
     }
-    let learned = match act {
-        Act::Waiting {
-            run_id,
-            environment,
-        } => {
-            app::actions::approvals::on_waiting(&state.app, &repo, run_id, environment.as_deref())
-                .await?
+    // Claimed: the work (a read from GitHub, then the record) runs in a task the request
+    // does not own, so GitHub giving up on its 10 s or a dropped connection cannot leave
+    // a claimed delivery half done. If it fails, the claim is released: GitHub's
+    // redelivery is then acted on, not answered "already processed".
+    let app_state = state.app.clone();
+    let delivery = delivery.to_owned();
+    let task = tokio::spawn(async move {
+        let done = act.apply(&app_state, &repo).await;
+        if done.is_err() {
+            if let Err(e) = app_state.store.release_github_delivery(&delivery).await {
+                tracing::warn!(error = %e, %delivery, "a failed GitHub delivery's claim could not be released");
+            }
         }
-        Act::Decided {
-            run_id,
-            environment,
-            approved,
-            approver,
-            comment,
-        } => {
-            app::actions::approvals::on_decided(
-                &state.app,
-                &repo,
-                run_id,
-                &environment,
-                approved,
-                &approver,
-                &comment,
-            )
-            .await?
-        }
-    };
+        done
+    });
+    let learned = task.await.map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!("the webhook's task ended abnormally: {e}"))
+    })??;
     match learned {
         app::actions::approvals::Learned::Recorded => {
             Ok((StatusCode::OK, Json(json!({"status": "recorded"}))))

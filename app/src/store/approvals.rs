@@ -309,6 +309,15 @@ impl Store {
     }
 
     /// Claims a GitHub webhook delivery id: `false` when it was seen before (a replay).
+    /// Forgets a claimed delivery whose handling failed, so GitHub's redelivery is acted on.
+    pub async fn release_github_delivery(&self, delivery: &str) -> Result<()> {
+        sqlx::query("DELETE FROM deliveries WHERE delivery_id = $1")
+            .bind(format!("github:{delivery}"))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub async fn claim_github_delivery(&self, delivery: &str) -> Result<bool> {
         let claimed: Option<String> = sqlx::query_scalar(
             "INSERT INTO deliveries (delivery_id, response, created_at) VALUES ($1, '', $2)
