@@ -91,8 +91,8 @@ impl std::fmt::Debug for Credentials {
 /// The reporter's settings.
 pub struct Reporter {
     pub store: Store,
-    /// GitHub's API, e.g. `https://api.github.com`.
-    pub api_url: String,
+    /// GitHub's client (its API URL, timeout and headers), as deploys use it.
+    pub pipeline: std::sync::Arc<app::pipeline::Pipeline>,
     /// Where Release is, for each deployment's `log_url`.
     pub public_url: String,
     pub credentials: Credentials,
@@ -104,7 +104,6 @@ pub struct Reporter {
     pub retry_first: Duration,
     /// How often the outbox is looked at.
     pub every: Duration,
-    pub timeout: Duration,
 }
 
 /// A failed attempt: tried again later, or never.
@@ -137,18 +136,6 @@ impl Reporter {
     /// Starts the worker.
     pub fn spawn(self) {
         tokio::spawn(async move {
-            let http = match reqwest::Client::builder()
-                .timeout(self.timeout)
-                .user_agent("release-dashboard")
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-            {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(error = %e, "the GitHub deployments reporter could not start");
-                    return;
-                }
-            };
             let mut tick = tokio::time::interval(self.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -168,7 +155,7 @@ impl Reporter {
                         }
                     };
                     let Some(job) = job else { break };
-                    self.report(&http, &job).await;
+                    self.report(&job).await;
                 }
             }
         });
@@ -176,8 +163,8 @@ impl Reporter {
 
     /// One claimed report: the GitHub deployment created if it is not yet, then its status
     /// told if it moved. Each step's result is recorded at once.
-    async fn report(&self, http: &reqwest::Client, job: &ReportJob) {
-        let result = match self.attempt(http, job).await {
+    async fn report(&self, job: &ReportJob) {
+        let result = match self.attempt(job).await {
             Ok(r) => r,
             Err(Failure::LeaseLost) => {
                 tracing::warn!(
@@ -216,18 +203,14 @@ impl Reporter {
         }
     }
 
-    async fn attempt(
-        &self,
-        http: &reqwest::Client,
-        job: &ReportJob,
-    ) -> Result<ReportResult, Failure> {
+    async fn attempt(&self, job: &ReportJob) -> Result<ReportResult, Failure> {
         let repo = RepoName::parse(&job.repo)
             .map_err(|e| Failure::Final(format!("the repository {:?}: {e}", job.repo)))?;
-        let token = self.token(http, &repo).await?;
+        let token = self.token(&repo).await?;
         let github_id = match job.github_id {
             Some(id) => id,
             None => {
-                let id = self.create(http, &repo, &token, job).await?;
+                let id = self.create(&repo, &token, job).await?;
                 let recorded = self
                     .store
                     .record_report(job, &ReportResult::Created(id))
@@ -244,7 +227,7 @@ impl Reporter {
         let status = DeploymentStatus::parse(&job.status).unwrap_or(DeploymentStatus::Requested);
         let state = github_deployment_state(status, job.dispatch_state.as_deref());
         if job.reported_state.as_deref() != Some(state) {
-            self.post_status(http, &repo, &token, github_id, state, job)
+            self.post_status(&repo, &token, github_id, state, job)
                 .await?;
         }
         Ok(ReportResult::Reported(state.to_owned()))
@@ -260,17 +243,42 @@ impl Reporter {
     }
 
     fn url(&self, segments: &[&str]) -> Result<reqwest::Url, Failure> {
-        endpoint(&self.api_url, segments).map_err(|e| Failure::Final(e.to_string()))
+        let api = self
+            .pipeline
+            .github_api
+            .as_deref()
+            .ok_or_else(|| Failure::Final("GitHub is not configured on this Release".into()))?;
+        endpoint(api, segments).map_err(|e| Failure::Final(e.to_string()))
+    }
+
+    /// Sends through GitHub's client as `token`: the status and the JSON answer, or a
+    /// failure (a rate limit, a 401 or GitHub's trouble: tried again; the network: tried
+    /// again).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), Failure> {
+        let resp = self
+            .pipeline
+            .github_send(method, url, token, body)
+            .await
+            .map_err(|e| Failure::Retry(e.to_string(), None))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let answer = read_json(resp).await;
+        match status {
+            401 | 403 | 429 | 500..=599 => {
+                Err(refusal_with(status, &answer, &headers, "calling GitHub"))
+            }
+            _ => Ok((status, answer)),
+        }
     }
 
     /// `POST /repos/{owner}/{repo}/deployments`: GitHub's id of the new deployment.
-    async fn create(
-        &self,
-        http: &reqwest::Client,
-        repo: &RepoName,
-        token: &str,
-        job: &ReportJob,
-    ) -> Result<i64, Failure> {
+    async fn create(&self, repo: &RepoName, token: &str, job: &ReportJob) -> Result<i64, Failure> {
         let url = self.url(&["repos", repo.owner(), repo.name(), "deployments"])?;
         let body = json!({
             // The commit that was deployed; without one, the version (a tag, in the
@@ -293,7 +301,9 @@ impl Reporter {
                 "url": self.log_url(job),
             }},
         });
-        let (status, answer) = send(http, url, token, &body).await?;
+        let (status, answer) = self
+            .send(reqwest::Method::POST, url, token, Some(&body))
+            .await?;
         match status {
             201 => answer
                 .get("id")
@@ -318,7 +328,6 @@ impl Reporter {
     /// `POST /repos/{owner}/{repo}/deployments/{id}/statuses`.
     async fn post_status(
         &self,
-        http: &reqwest::Client,
         repo: &RepoName,
         token: &str,
         github_id: i64,
@@ -355,7 +364,9 @@ impl Reporter {
         {
             body["environment_url"] = Value::String(u.replace("{app}", &job.application));
         }
-        let (status, answer) = send(http, url, token, &body).await?;
+        let (status, answer) = self
+            .send(reqwest::Method::POST, url, token, Some(&body))
+            .await?;
         match status {
             201 => Ok(()),
             404 | 422 => Err(Failure::Final(format!(
@@ -367,7 +378,7 @@ impl Reporter {
     }
 
     /// The token for `repo`'s calls.
-    async fn token(&self, http: &reqwest::Client, repo: &RepoName) -> Result<String, Failure> {
+    async fn token(&self, repo: &RepoName) -> Result<String, Failure> {
         let app = match &self.credentials {
             Credentials::Token(t) => return Ok(t.clone()),
             Credentials::App(a) => a,
@@ -375,7 +386,7 @@ impl Reporter {
         let now_ms = app::store::now_ms();
         let installation = match app.installation_id {
             Some(i) => i,
-            None => self.installation(http, app, repo, now_ms).await?,
+            None => self.installation(app, repo, now_ms).await?,
         };
         if let Some((token, renew_at)) = lock(&app.tokens).get(&installation) {
             if *renew_at > now_ms {
@@ -394,7 +405,15 @@ impl Reporter {
             lock(&app.installations).remove(&repo.to_string());
             lock(&app.tokens).remove(&installation);
         };
-        let (status, answer) = match send(http, url, &app.jwt(now_ms / 1000), &json!({})).await {
+        let (status, answer) = match self
+            .send(
+                reqwest::Method::POST,
+                url,
+                &app.jwt(now_ms / 1000),
+                Some(&json!({})),
+            )
+            .await
+        {
             Ok(a) => a,
             Err(f) => {
                 forget();
@@ -438,7 +457,6 @@ impl Reporter {
     /// `GET /repos/{owner}/{repo}/installation` as the App: its installation on `repo`.
     async fn installation(
         &self,
-        http: &reqwest::Client,
         app: &AppCredentials,
         repo: &RepoName,
         now_ms: i64,
@@ -448,17 +466,9 @@ impl Reporter {
             return Ok(*i);
         }
         let url = self.url(&["repos", repo.owner(), repo.name(), "installation"])?;
-        let resp = http
-            .get(url)
-            .bearer_auth(app.jwt(now_ms / 1000))
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let answer: Value = read_json(resp).await;
+        let (status, answer) = self
+            .send(reqwest::Method::GET, url, &app.jwt(now_ms / 1000), None)
+            .await?;
         match status {
             200 => {
                 let id = answer.get("id").and_then(Value::as_i64).ok_or_else(|| {
@@ -471,12 +481,7 @@ impl Reporter {
                 "the GitHub App {} is not installed on {repo}",
                 app.id
             ))),
-            s => Err(refusal_with(
-                s,
-                &answer,
-                &headers,
-                "finding the App's installation",
-            )),
+            s => Err(refusal(s, &answer, "finding the App's installation")),
         }
     }
 }
@@ -492,22 +497,8 @@ fn description(s: &str) -> String {
 
 /// GitHub's `message`, bounded.
 fn message(answer: &Value) -> String {
-    answer
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("no message")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect()
-}
-
-fn transport(e: reqwest::Error) -> Failure {
-    if e.is_timeout() {
-        Failure::Retry("GitHub did not answer in time".into(), None)
-    } else {
-        Failure::Retry("GitHub could not be reached".into(), None)
-    }
+    let m = answer.get("message").and_then(Value::as_str);
+    app::domain::outside_text::printable(m.unwrap_or("no message"), 300)
 }
 
 async fn read_json(resp: reqwest::Response) -> Value {
@@ -515,33 +506,6 @@ async fn read_json(resp: reqwest::Response) -> Value {
     match resp.bytes().await {
         Ok(b) if b.len() <= 1 << 20 => serde_json::from_slice(&b).unwrap_or(Value::Null),
         _ => Value::Null,
-    }
-}
-
-/// POSTs `body` as `token`: the status and the JSON answer, or a failure to retry.
-async fn send(
-    http: &reqwest::Client,
-    url: reqwest::Url,
-    token: &str,
-    body: &Value,
-) -> Result<(u16, Value), Failure> {
-    let resp = http
-        .post(url)
-        .bearer_auth(token)
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-        .json(body)
-        .send()
-        .await
-        .map_err(transport)?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let answer = read_json(resp).await;
-    match status {
-        401 | 403 | 429 | 500..=599 => {
-            Err(refusal_with(status, &answer, &headers, "calling GitHub"))
-        }
-        _ => Ok((status, answer)),
     }
 }
 

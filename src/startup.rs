@@ -56,6 +56,7 @@ pub struct Settings {
 fn github_reporter(
     settings: &Settings,
     store: &Store,
+    pipeline: &Arc<app::pipeline::Pipeline>,
     public_url: &str,
     alerts: &crate::alerts::AlertSettings,
 ) -> anyhow::Result<Option<crate::github_deployments::Reporter>> {
@@ -83,7 +84,7 @@ fn github_reporter(
     };
     Ok(Some(Reporter {
         store: store.clone(),
-        api_url: github.api_url.clone(),
+        pipeline: pipeline.clone(),
         public_url: public_url.to_owned(),
         credentials,
         environments: github.deployments.clone(),
@@ -96,7 +97,6 @@ fn github_reporter(
             .unwrap_or_default(),
         retry_first: alerts.retry_first,
         every: settings.alert_poll,
-        timeout: settings.limits.outside_timeout,
     }))
 }
 
@@ -184,17 +184,6 @@ impl Server {
             public_url.clone(),
             stall_ms,
         );
-        // Deployments told back to GitHub, when a token that needs no person is configured.
-        let reporter = github_reporter(&settings, &store, &public_url, &alert_settings)?;
-        let reported = match &reporter {
-            Some(r) => r.reported(&settings.config.environments.names()),
-            None => vec![],
-        };
-        store.set_report_environments(&reported).await?;
-        if let Some(r) = reporter {
-            tracing::info!(environments = ?reported, credentials = ?r.credentials, "deployments are told to GitHub");
-            r.spawn();
-        }
         let argocd: Vec<crate::argocd::ArgoCd> = settings
             .config
             .argocd
@@ -224,6 +213,17 @@ impl Server {
             },
         );
         let pipeline = Arc::new(pipeline(&settings));
+        // Deployments told back to GitHub, when a token that needs no person is configured.
+        let reporter = github_reporter(&settings, &store, &pipeline, &public_url, &alert_settings)?;
+        let reported = match &reporter {
+            Some(r) => r.reported(&settings.config.environments.names()),
+            None => vec![],
+        };
+        store.set_report_environments(&reported).await?;
+        if let Some(r) = reporter {
+            tracing::info!(environments = ?reported, credentials = ?r.credentials, "deployments are told to GitHub");
+            r.spawn();
+        }
         crate::stats::spawn(
             store.clone(),
             pipeline.clone(),

@@ -424,7 +424,7 @@ impl Pipeline {
     /// Sends a request to GitHub's REST API as `token`, with the headers GitHub asks for.
     /// The answer comes back whatever its status (each call words its own refusals); a
     /// transport failure is a timeout or "unreachable".
-    async fn github_send(
+    pub async fn github_send(
         &self,
         method: reqwest::Method,
         url: reqwest::Url,
