@@ -694,7 +694,7 @@ fn rand_boot() -> u64 {
 /// on a deployment whose run waits for a reviewer (one query), and "soaking 12/30 min" on
 /// each cell whose version has not run there long enough to go on to the next
 /// environment (only where a soak time is set: a query per such cell).
-pub async fn with_waits(
+async fn with_waits(
     store: &crate::store::Store,
     gates: &crate::domain::gates::GateConfig,
     mut grid: crate::model::Grid,

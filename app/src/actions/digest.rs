@@ -16,14 +16,22 @@ pub const MAX_LOOKUPS: usize = 60;
 
 /// Every app with a team and something to say, with its items.
 pub async fn gather(state: &AppState, token: Option<&str>) -> crate::store::Result<Vec<DigestApp>> {
-    let grid = crate::grid_cache::with_waits(&state.store, &state.gates, state.store.grid().await?)
-        .await?;
+    // The grid as stored (flags, drift); what holds a promotion is read below, for the
+    // waiting ones only. The applications in one query.
+    let grid = state.store.grid().await?;
+    let rows: std::collections::HashMap<String, crate::store::ApplicationRow> = state
+        .store
+        .applications()
+        .await?
+        .into_iter()
+        .map(|a| (a.shortname.to_string(), a))
+        .collect();
     let envs = grid.environments.clone();
     let mut lookups = 0;
     let mut out = Vec::new();
     for app in grid.apps.iter().filter(|a| !a.team.is_empty()) {
         let mut items = items_of(app, &envs);
-        let row = state.store.application(&app.shortname).await?;
+        let row = rows.get(&app.shortname);
         let repo = RepoName::parse(&app.repo).ok();
         for item in items.iter_mut() {
             let DigestItem::Manual {
@@ -69,7 +77,7 @@ pub async fn gather(state: &AppState, token: Option<&str>) -> crate::store::Resu
                 _ => None,
             })
             .collect();
-        if let Some(row) = &row {
+        if let Some(row) = row {
             for (environment, version) in waiting {
                 if lookups >= MAX_LOOKUPS {
                     break;
