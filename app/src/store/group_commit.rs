@@ -293,19 +293,8 @@ impl Store {
         let mut values = Vec::with_capacity(plain.len());
         for i in 0..plain.len() {
             let b = i * 8;
-            values.push(format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 7,
-                b + 8,
-                b + 8
-            ));
+            // status and updated_at take base_status's and created_at's parameters.
+            values.push(super::row_params(b, &[1, 2, 3, 4, 5, 6, 7, 7, 8, 8]));
         }
         let sql = format!(
             "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
@@ -349,7 +338,7 @@ impl Store {
         let mut values = Vec::with_capacity(plain.len());
         for i in 0..plain.len() {
             let b = i * 4;
-            values.push(format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+            values.push(super::row_params(b, &[1, 2, 3, 4]));
         }
         let sql = format!(
             "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at) VALUES {}

@@ -152,6 +152,13 @@ pub struct ApplicationRow {
     pub manual_environments: Vec<String>,
 }
 
+/// One row's `($n, ...)` of a multi-row INSERT: each column's parameter number after
+/// `base` (a number twice: two columns take one parameter).
+pub(super) fn row_params(base: usize, params: &[usize]) -> String {
+    let list: Vec<String> = params.iter().map(|p| format!("${}", base + p)).collect();
+    format!("({})", list.join(", "))
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -34,19 +34,8 @@ impl Store {
                 if i > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 7,
-                    b + 8,
-                    b + 9
-                ));
+                // status takes base_status's parameter.
+                sql.push_str(&super::row_params(b, &[1, 2, 3, 4, 5, 6, 7, 7, 8, 9]));
             }
             let mut q = sqlx::query(&sql);
             for r in chunk {

@@ -195,6 +195,11 @@ fn posted(h: &HeaderMap, uri: &axum::http::Uri, body: &Value) -> Recorded {
     }
 }
 
+/// The App side, when `h` carries a token GitHub takes for writing deployments.
+fn writer<'a>(f: &'a mut AppFake, h: &HeaderMap) -> Option<&'a mut AppFake> {
+    may_write(f, h).then_some(f)
+}
+
 /// Whether `h` carries a token GitHub takes for writing deployments.
 fn may_write(f: &AppFake, h: &HeaderMap) -> bool {
     bearer(h)
@@ -209,10 +214,9 @@ async fn create(
     Json(body): Json<Value>,
 ) -> Response {
     let mut s = fake.lock().unwrap();
-    let f = &mut s.app;
-    if !may_write(f, &h) {
+    let Some(f) = writer(&mut s.app, &h) else {
         return message(StatusCode::UNAUTHORIZED, "Bad credentials");
-    }
+    };
     f.deployments.push(posted(&h, &uri, &body));
     if let Some((status, answer)) = f.create_answer.clone() {
         return (StatusCode::from_u16(status).unwrap(), Json(answer)).into_response();
@@ -243,10 +247,9 @@ async fn status(
     Json(body): Json<Value>,
 ) -> Response {
     let mut s = fake.lock().unwrap();
-    let f = &mut s.app;
-    if !may_write(f, &h) {
+    let Some(f) = writer(&mut s.app, &h) else {
         return message(StatusCode::UNAUTHORIZED, "Bad credentials");
-    }
+    };
     if id <= 1_000_000 || id > 1_000_000 + f.deployments.len() as i64 {
         return message(StatusCode::NOT_FOUND, "Not Found");
     }
