@@ -20,8 +20,7 @@ impl Environment {
         let ok = !s.is_empty()
             && s.len() <= 32
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && super::slug_chars(s);
         if ok {
             Ok(Self(s.to_owned()))
         } else {

@@ -59,24 +59,7 @@ impl GitRef {
     }
 }
 
-impl TryFrom<String> for GitRef {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<GitRef> for String {
-    fn from(g: GitRef) -> String {
-        g.0
-    }
-}
-
-impl std::fmt::Display for GitRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+parsed_string!(GitRef, 0, GitRef::parse);
 
 /// A commit SHA: 7 to 40 hexadecimal digits (or 64 for SHA-256 repositories), kept lowercase.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,18 +89,7 @@ impl Sha {
     }
 }
 
-impl TryFrom<String> for Sha {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Sha> for String {
-    fn from(s: Sha) -> String {
-        s.0
-    }
-}
+parsed_string!(Sha, 0, Sha::parse);
 
 #[cfg(test)]
 mod tests {

@@ -51,24 +51,7 @@ impl K8sName {
     }
 }
 
-impl TryFrom<String> for K8sName {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::object(&s, "name")
-    }
-}
-
-impl From<K8sName> for String {
-    fn from(n: K8sName) -> String {
-        n.0
-    }
-}
-
-impl std::fmt::Display for K8sName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+parsed_string!(K8sName, 0, |s: &str| K8sName::object(s, "name"));
 
 #[cfg(test)]
 mod tests {

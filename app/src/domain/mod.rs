@@ -4,6 +4,39 @@
 //! Everything here compiles for the server and for the browser, so the grid can compute
 //! nothing the server did not, and the server can trust nothing the browser sent.
 
+/// The conversions of a type that holds a parsed string: serde reads it through `String`
+/// and the type's parser (so JSON is checked like any other input), writes it back as the
+/// string, and `Display` prints it. `$field` is the field holding the string.
+macro_rules! parsed_string {
+    ($t:ty, $field:tt, $parse:expr) => {
+        impl TryFrom<String> for $t {
+            type Error = crate::domain::InvalidInput;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                ($parse)(&s)
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.$field
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.$field)
+            }
+        }
+    };
+}
+
+/// Whether every character is a lowercase letter, a digit, `-` or `_`: the alphabet of
+/// shortnames and environment names.
+fn slug_chars(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 mod alert;
 pub mod approval;
 pub mod deploy_rules;

@@ -155,24 +155,7 @@ mod reference_tests {
     }
 }
 
-impl TryFrom<String> for RepoName {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<RepoName> for String {
-    fn from(r: RepoName) -> String {
-        r.full
-    }
-}
-
-impl std::fmt::Display for RepoName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.full)
-    }
-}
+parsed_string!(RepoName, full, RepoName::parse);
 
 /// An application's URL slug: 1 to 100 lowercase letters, digits, `-` or `_`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,9 +164,7 @@ pub struct Shortname(String);
 
 impl Shortname {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let ok = (1..=100).contains(&s.len())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        let ok = (1..=100).contains(&s.len()) && super::slug_chars(s);
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -221,24 +202,7 @@ impl Shortname {
     }
 }
 
-impl TryFrom<String> for Shortname {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Shortname> for String {
-    fn from(s: Shortname) -> String {
-        s.0
-    }
-}
-
-impl std::fmt::Display for Shortname {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+parsed_string!(Shortname, 0, Shortname::parse);
 
 #[cfg(test)]
 mod tests {

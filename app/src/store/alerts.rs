@@ -235,8 +235,7 @@ impl Store {
             (Some(_), Some(_)) => "pending",
             (Some(_), None) => "gave_up",
         };
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        self.write_one(sqlx::query(
             "UPDATE alert_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, last_error = $3,
                next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, lease_until = NULL WHERE id = $6 AND lease_until = $7",
         )
@@ -246,10 +245,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind((state == "delivered").then_some(now))
         .bind(id)
-        .bind(lease_until)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .bind(lease_until)).await?;
         Ok(())
     }
 

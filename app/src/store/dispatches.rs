@@ -508,12 +508,8 @@ impl Store {
 
     /// Gives a claimed dispatch back, to be looked at again at the next pass.
     pub async fn release_dispatch_claim(&self, id: i64) -> Result<()> {
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query("UPDATE dispatches SET claimed_at = NULL WHERE id = $1 AND state = 'pending'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        self.write_one(sqlx::query("UPDATE dispatches SET claimed_at = NULL WHERE id = $1 AND state = 'pending'")
+            .bind(id)).await?;
         Ok(())
     }
 
@@ -685,13 +681,9 @@ impl Store {
 
     /// Says a train's job is alive (between its items' changes).
     pub async fn train_heartbeat(&self, train_id: i64) -> Result<()> {
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2 AND state = 'running'")
+        self.write_one(sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2 AND state = 'running'")
             .bind(now_ms())
-            .bind(train_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .bind(train_id)).await?;
         Ok(())
     }
 

@@ -263,6 +263,18 @@ impl Store {
         }
     }
 
+    /// One statement in a write transaction of its own (on SQLite, the one writer and
+    /// `BEGIN IMMEDIATE`): how many rows it changed.
+    pub(crate) async fn write_one<'q>(
+        &self,
+        statement: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<u64> {
+        let (_guard, mut tx) = self.write().await?;
+        let changed = statement.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// Live changes: each message is an application's shortname, or `*`.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.changes.subscribe()

@@ -20,17 +20,13 @@ impl Store {
     }
 
     pub async fn session_save(&self, id: &str, data: &str, expires_at_ms: i64) -> Result<()> {
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
         )
         .bind(id)
         .bind(data)
-        .bind(expires_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .bind(expires_at_ms)).await?;
         Ok(())
     }
 
@@ -46,12 +42,8 @@ impl Store {
     }
 
     pub async fn session_delete(&self, id: &str) -> Result<()> {
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        self.write_one(sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)).await?;
         Ok(())
     }
 

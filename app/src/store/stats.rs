@@ -410,8 +410,7 @@ impl Store {
     /// commit time.
     pub async fn queue_commits(&self, work: &StatsWork) -> Result<()> {
         let (production, _) = self.production_and_first();
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO commit_times (application_id, sha, day, committed_at, looked_up_at)
              SELECT application_id, sha, MIN(CAST(created_at / 86400000 AS BIGINT)), NULL, NULL FROM deployments
              WHERE id > $1 AND id <= $2 AND environment = $3 AND sha IS NOT NULL
@@ -420,10 +419,7 @@ impl Store {
         )
         .bind(work.from_deployment_id)
         .bind(work.deployment_id)
-        .bind(production)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .bind(production)).await?;
         Ok(())
     }
 

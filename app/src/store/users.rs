@@ -176,15 +176,11 @@ impl Store {
         admin: bool,
         deploy_environments: &[String],
     ) -> Result<()> {
-        let (_guard, mut tx) = self.write().await?;
-        sqlx::query("UPDATE users SET is_admin = $1, deploy_environments = $2, roles_checked_at = $3 WHERE id = $4")
+        self.write_one(sqlx::query("UPDATE users SET is_admin = $1, deploy_environments = $2, roles_checked_at = $3 WHERE id = $4")
             .bind(i64::from(admin))
             .bind(deploy_environments.join(","))
             .bind(now_ms())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .bind(user_id)).await?;
         Ok(())
     }
 
