@@ -73,9 +73,7 @@ pub async fn list(
     params(("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$")),
     responses(
         (status = 200, description = "The application", body = super::schema::ApplicationJson),
-        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
-        (status = 404, description = "No such application", body = super::schema::ErrorJson),
-        (status = 422, description = "Not a shortname", body = super::schema::ErrorJson),
+        super::schema::ApplicationErrors,
     ), tag = "applications")]
 pub async fn show(
     State(state): State<ServerState>,
@@ -138,9 +136,7 @@ fn time(ms: i64) -> Option<String> {
     params(("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$")),
     responses(
         (status = 200, description = "The application as the Release app describes it", body = super::schema::ReleaseAppJson),
-        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
-        (status = 404, description = "No such application", body = super::schema::ErrorJson),
-        (status = 422, description = "Not a shortname", body = super::schema::ErrorJson),
+        super::schema::ApplicationErrors,
     ), tag = "applications")]
 pub async fn release_app_shape(
     State(state): State<ServerState>,

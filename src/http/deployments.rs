@@ -231,12 +231,9 @@ fn from_form(pairs: &[(String, String)]) -> Result<NotifyBody, ApiError> {
     responses(
         (status = 200, description = "Recorded (an empty body, as the Release app answers)"),
         (status = 400, description = "Not JSON, or a form that does not decode", body = super::schema::ErrorJson),
-        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
-        (status = 409, description = "The repo belongs to several applications", body = super::schema::ErrorJson),
         (status = 413, description = "Larger than 64 KiB", body = super::schema::ErrorJson),
         (status = 415, description = "Neither JSON nor a form", body = super::schema::ErrorJson),
-        (status = 422, description = "A field that does not parse", body = super::schema::ErrorJson),
-        (status = 503, description = "The database is busy; retry", body = super::schema::ErrorJson),
+        super::schema::PipelineWriteErrors,
     ),
     tag = "pipeline"
 )]

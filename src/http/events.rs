@@ -170,10 +170,7 @@ fn parse_workflow(w: WorkflowBody, state: &ServerState) -> Result<Workflow, Inva
     responses(
         (status = 200, description = "Recorded (or a repeated delivery id: the first answer again)", body = super::schema::EventOutcomeJson),
         (status = 400, description = "Not JSON", body = super::schema::ErrorJson),
-        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
-        (status = 409, description = "The repo belongs to several applications", body = super::schema::ErrorJson),
-        (status = 422, description = "A field that does not parse", body = super::schema::ErrorJson),
-        (status = 503, description = "The database is busy; retry", body = super::schema::ErrorJson),
+        super::schema::PipelineWriteErrors,
     ),
     tag = "pipeline"
 )]

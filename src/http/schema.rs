@@ -2,7 +2,7 @@
 //! document (`openapi`) describes them from here.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 /// Every error: a message, and the input at fault when there is one.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -10,6 +10,49 @@ pub struct ErrorJson {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+}
+
+/// The errors of the pipeline's writes (`POST /deployments`, `POST /api/v1/events`),
+/// besides each one's own.
+#[derive(IntoResponses)]
+pub enum PipelineWriteErrors {
+    #[response(status = 401, description = "No token, or an unknown one")]
+    Unauthorized(ErrorJson),
+    #[response(status = 409, description = "The repo belongs to several applications")]
+    Ambiguous(ErrorJson),
+    #[response(status = 422, description = "A field that does not parse")]
+    Invalid(ErrorJson),
+    #[response(status = 503, description = "The database is busy; retry")]
+    Busy(ErrorJson),
+}
+
+/// The errors of reading one application.
+#[derive(IntoResponses)]
+pub enum ApplicationErrors {
+    #[response(status = 401, description = "No token, or an unknown one")]
+    Unauthorized(ErrorJson),
+    #[response(status = 404, description = "No such application")]
+    NotFound(ErrorJson),
+    #[response(status = 422, description = "Not a shortname")]
+    Invalid(ErrorJson),
+}
+
+/// The errors of the delivery metrics, JSON or CSV.
+#[derive(IntoResponses)]
+pub enum StatsErrors {
+    #[response(status = 401, description = "No token, or an unknown one")]
+    Unauthorized(ErrorJson),
+    #[response(status = 404, description = "No such application")]
+    NotFound(ErrorJson),
+    #[response(status = 422, description = "A parameter that does not parse")]
+    Invalid(ErrorJson),
+    #[response(
+        status = 429,
+        description = "Too many applications' stats being counted at once; retry after Retry-After"
+    )]
+    TooMany(ErrorJson),
+    #[response(status = 503, description = "The database is busy; retry")]
+    Busy(ErrorJson),
 }
 
 /// The answer to an event.

@@ -206,11 +206,7 @@ pub async fn report(state: &ServerState, raw: Option<&str>) -> Result<StatsRepor
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The metrics", body = StatsJson),
-        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
-        (status = 404, description = "No such application", body = super::schema::ErrorJson),
-        (status = 422, description = "A parameter that does not parse", body = super::schema::ErrorJson),
-        (status = 429, description = "Too many applications' stats being counted at once; retry after Retry-After", body = super::schema::ErrorJson),
-        (status = 503, description = "The database is busy; retry", body = super::schema::ErrorJson),
+        super::schema::StatsErrors,
     ),
     tag = "stats"
 )]
@@ -230,11 +226,7 @@ pub async fn json(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`date,environment,deployments` lines", content_type = "text/csv", body = String),
-        (status = 401, description = "No token, or an unknown one", body = super::schema::ErrorJson),
-        (status = 404, description = "No such application", body = super::schema::ErrorJson),
-        (status = 422, description = "A parameter that does not parse", body = super::schema::ErrorJson),
-        (status = 429, description = "Too many applications' stats being counted at once; retry after Retry-After", body = super::schema::ErrorJson),
-        (status = 503, description = "The database is busy; retry", body = super::schema::ErrorJson),
+        super::schema::StatsErrors,
     ),
     tag = "stats"
 )]
