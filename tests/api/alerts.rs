@@ -375,26 +375,22 @@ async fn an_alert_survives_kill_9() {
     let token = common::pipeline_token(&store).await;
 
     let start = || {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_release"))
-            .args(["serve", "--database-url", &db, "--config"])
-            .arg(&config_path)
-            .args(["--dev-sign-in", "--addr", &format!("127.0.0.1:{port}")])
-            .env("RELEASE_ALERT_SECRET_HOOK", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        (format!("http://127.0.0.1:{port}"), Killed(child))
+        let port = common::binary::free_port();
+        let config_file = config_path.to_str().unwrap();
+        let child = common::binary::serve(
+            port,
+            &[
+                "--database-url",
+                &db,
+                "--config",
+                config_file,
+                "--dev-sign-in",
+            ],
+            &[("RELEASE_ALERT_SECRET_HOOK", SECRET)],
+        );
+        (format!("http://127.0.0.1:{port}"), child)
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http_client_within(Duration::from_secs(10));
     let ready = |base: String| async move {
         common::binary::wait_ready_within(&base, 300, Duration::from_millis(100)).await
     };
@@ -413,8 +409,8 @@ async fn an_alert_survives_kill_9() {
     .await;
     assert_eq!(r.status(), 200);
     receiver.wait_for("/hook", 1).await;
-    first.0.kill().unwrap();
-    first.0.wait().unwrap();
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
     let before = receiver.requests("/hook").len();
 
     receiver.status.store(0, Ordering::SeqCst);
@@ -437,17 +433,6 @@ async fn an_alert_survives_kill_9() {
     let hook = receiver.requests("/hook");
     assert!(hook.len() > before);
     assert_eq!(hook.last().unwrap().1["version"], "v9");
-}
-
-/// Kills the child when the test ends, pass or fail.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        if self.0.kill().is_ok() {
-            self.0.wait().ok();
-        }
-    }
 }
 
 /// A manual deploy's request alerts in its own transaction; once it has heard nothing for

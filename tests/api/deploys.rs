@@ -565,10 +565,7 @@ async fn a_revoked_github_token_is_explained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_github_is_explained() {
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = format!("127.0.0.1:{}", common::binary::free_port());
     let pipeline =
         app::pipeline::Pipeline::new(Some(format!("http://{closed}")), Default::default());
     let repo = app::domain::RepoName::parse("example-org/frontend").unwrap();

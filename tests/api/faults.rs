@@ -285,30 +285,11 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let start = || {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new(bin)
-            .args([
-                "serve",
-                "--dev-sign-in",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-            ])
-            .env("RUST_LOG", "error")
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let port = common::binary::free_port();
+        let child = common::binary::serve(port, &["--dev-sign-in", "--database-url", &url], &[]);
         (child, format!("http://127.0.0.1:{port}"))
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let http = common::http_client_within(Duration::from_secs(10));
     let ready = |base: String| async move {
         common::binary::wait_ready_within(&base, 200, Duration::from_millis(50)).await
     };
@@ -390,10 +371,7 @@ async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
         .store(3_000, std::sync::atomic::Ordering::SeqCst);
     let slow_url = slow.base.clone();
     // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = format!("127.0.0.1:{}", common::binary::free_port());
     let env = common::TestApp::builder()
         .github()
         .extra(&format!(

@@ -263,10 +263,12 @@ pub fn settings(database_url: String, config: &str, demo: bool) -> Settings {
 
 /// An HTTP client with a timeout, so a test fails rather than hangs.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap()
+    http_client_within(std::time::Duration::from_secs(30))
+}
+
+/// An HTTP client that gives up on a request after `timeout`.
+pub fn http_client_within(timeout: std::time::Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).build().unwrap()
 }
 
 /// Server logs on demand: `TEST_LOG=1 cargo test ...` (filter with `RUST_LOG`).
