@@ -179,77 +179,32 @@ mod routes {
     use leptos::prelude::*;
     use leptos_router::{lazy_route, LazyRoute};
 
-    pub struct Application;
-    #[lazy_route]
-    impl LazyRoute for Application {
-        fn data() -> Self {
-            Application
-        }
-        fn view(this: Self) -> AnyView {
-            let Application = this;
-            view! { <crate::pages::application::ApplicationPage/> }.into_any()
-        }
+    /// A lazy route that shows one page component.
+    macro_rules! lazy_page {
+        ($route:ident, $page:ident) => {
+            pub struct $route;
+            #[lazy_route]
+            impl LazyRoute for $route {
+                fn data() -> Self {
+                    $route
+                }
+                fn view(_this: Self) -> AnyView {
+                    view! { <$page/> }.into_any()
+                }
+            }
+        };
     }
 
-    pub struct Activity;
-    #[lazy_route]
-    impl LazyRoute for Activity {
-        fn data() -> Self {
-            Activity
-        }
-        fn view(this: Self) -> AnyView {
-            let Activity = this;
-            view! { <crate::pages::activity::ActivityPage/> }.into_any()
-        }
-    }
-
-    pub struct Users;
-    #[lazy_route]
-    impl LazyRoute for Users {
-        fn data() -> Self {
-            Users
-        }
-        fn view(this: Self) -> AnyView {
-            let Users = this;
-            view! { <crate::pages::admin::UsersPage/> }.into_any()
-        }
-    }
-
-    pub struct Train;
-    #[lazy_route]
-    impl LazyRoute for Train {
-        fn data() -> Self {
-            Train
-        }
-        fn view(this: Self) -> AnyView {
-            let Train = this;
-            view! { <crate::pages::promote::TrainPage/> }.into_any()
-        }
-    }
-
-    pub struct Stats;
-    #[lazy_route]
-    impl LazyRoute for Stats {
-        fn data() -> Self {
-            Stats
-        }
-        fn view(this: Self) -> AnyView {
-            let Stats = this;
-            view! { <crate::pages::stats::StatsPage/> }.into_any()
-        }
-    }
-
-    pub struct Audit;
-    #[lazy_route]
-    impl LazyRoute for Audit {
-        fn data() -> Self {
-            Audit
-        }
-        fn view(this: Self) -> AnyView {
-            let Audit = this;
-            view! { <crate::pages::audit::AuditPage/> }.into_any()
-        }
-    }
+    use crate::pages::{
+        activity::ActivityPage, admin::UsersPage, application::ApplicationPage, audit::AuditPage,
+        promote::TrainPage, stats::StatsPage,
+    };
+    lazy_page!(Application, ApplicationPage);
+    lazy_page!(Activity, ActivityPage);
+    lazy_page!(Users, UsersPage);
+    lazy_page!(Train, TrainPage);
+    lazy_page!(Stats, StatsPage);
+    lazy_page!(Audit, AuditPage);
 }
 
 #[cfg(feature = "hydrate")]

@@ -262,80 +262,74 @@ mod tests {
             Some(v("v1-rebuilt", Some("fff0000aaa")))
         ));
         // The grid's cells say the same.
-        let cell = |version: &str, sha: Option<&str>| CellState {
-            version: version.into(),
-            sha: sha.map(str::to_owned),
-            status: DeploymentStatus::Succeeded,
-            failed_stage: None,
-        };
-        assert!(!cell("v1", Some("abc1234")).same_release_as(&cell("v1", Some("fff0000"))));
+        assert!(!state("v1", Some("abc1234")).same_release_as(&state("v1", Some("fff0000"))));
     }
 
     use super::*;
 
     const ENVS: [&str; 3] = ["integration", "staging", "production"];
 
-    fn cell(v: &str) -> Option<CellState> {
-        Some(CellState {
-            version: v.into(),
-            sha: None,
+    /// A succeeded deployment of `version` (at `sha`).
+    fn state(version: &str, sha: Option<&str>) -> CellState {
+        CellState {
+            version: version.into(),
+            sha: sha.map(str::to_owned),
             status: DeploymentStatus::Succeeded,
             failed_stage: None,
-        })
+        }
     }
 
-    #[test]
-    fn all_in_sync_has_no_flags() {
-        let cells = [cell("v2"), cell("v2"), cell("v2")];
-        assert!(app_flags(&ENVS, &cells, &[true, true, true]).is_empty());
-        assert_eq!(release_app_status(&ENVS, &cells), "all environments match");
+    fn cell(v: &str) -> Option<CellState> {
+        Some(state(v, None))
     }
 
+    /// The flags and the Release app's status line of some pipelines.
     #[test]
-    fn manual_production_behind() {
-        let cells = [cell("v3"), cell("v3"), cell("v2")];
-        let flags = app_flags(&ENVS, &cells, &[true, true, false]);
-        assert_eq!(
-            flags,
-            vec![Flag::ManualDeployment {
-                environment: "production".into(),
-                behind: "staging".into()
-            }]
-        );
-        assert_eq!(
-            release_app_status(&ENVS, &cells),
-            "production and staging not in sync"
-        );
-    }
-
-    #[test]
-    fn manual_environment_never_deployed() {
-        let cells = [cell("v3"), None, None];
-        let flags = app_flags(&ENVS, &cells, &[true, false, false]);
-        assert_eq!(
-            flags,
-            vec![Flag::ManualDeployment {
-                environment: "staging".into(),
-                behind: "integration".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn continuous_but_behind_is_not_in_sync() {
-        let cells = [cell("v4"), cell("v3"), cell("v3")];
-        let flags = app_flags(&ENVS, &cells, &[true, true, true]);
-        assert_eq!(
-            flags,
-            vec![Flag::NotInSync {
-                environment: "staging".into(),
-                behind: "integration".into()
-            }]
-        );
-        assert_eq!(
-            release_app_status(&ENVS, &cells),
-            "undeployed changes in integration"
-        );
+    fn flags_and_status_of_pipelines() {
+        let manual = |environment: &str, behind: &str| Flag::ManualDeployment {
+            environment: environment.into(),
+            behind: behind.into(),
+        };
+        let not_in_sync = |environment: &str, behind: &str| Flag::NotInSync {
+            environment: environment.into(),
+            behind: behind.into(),
+        };
+        let cases = [
+            // All in sync: no flags.
+            (
+                [cell("v2"), cell("v2"), cell("v2")],
+                [true; 3],
+                vec![],
+                Some("all environments match"),
+            ),
+            // A manual production behind staging.
+            (
+                [cell("v3"), cell("v3"), cell("v2")],
+                [true, true, false],
+                vec![manual("production", "staging")],
+                Some("production and staging not in sync"),
+            ),
+            // A manual environment never deployed.
+            (
+                [cell("v3"), None, None],
+                [true, false, false],
+                vec![manual("staging", "integration")],
+                None,
+            ),
+            // Continuously deployed but behind: not in sync.
+            (
+                [cell("v4"), cell("v3"), cell("v3")],
+                [true; 3],
+                vec![not_in_sync("staging", "integration")],
+                Some("undeployed changes in integration"),
+            ),
+        ];
+        for (cells, continuous, flags, status) in cases {
+            assert_eq!(app_flags(&ENVS, &cells, &continuous), flags, "{cells:?}");
+            if let Some(status) = status {
+                assert_eq!(release_app_status(&ENVS, &cells), status);
+            }
+        }
     }
 
     #[test]
@@ -357,29 +351,14 @@ mod tests {
 
     #[test]
     fn shas_compare_by_prefix() {
-        let a = CellState {
-            version: "v1".into(),
-            sha: Some("abcdef123456".into()),
-            status: DeploymentStatus::Succeeded,
-            failed_stage: None,
-        };
-        let b = CellState {
-            version: "abcdef1".into(),
-            sha: Some("abcdef1".into()),
-            status: DeploymentStatus::Succeeded,
-            failed_stage: None,
-        };
-        assert!(a.same_release_as(&b));
+        assert!(
+            state("v1", Some("abcdef123456")).same_release_as(&state("abcdef1", Some("abcdef1")))
+        );
     }
 
     #[test]
     fn drift_only_after_the_grace_period_and_only_when_different() {
-        let cell = |v: &str, sha: Option<&str>| CellState {
-            version: v.into(),
-            sha: sha.map(str::to_owned),
-            status: DeploymentStatus::Succeeded,
-            failed_stage: None,
-        };
+        let cell = state;
         let g = 600_000;
         // Same version, or the same commit by SHA prefix: never drift.
         assert_eq!(drift_since(&cell("v9", None), 0, "v9", 0, 10 * g, g), None);

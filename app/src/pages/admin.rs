@@ -46,13 +46,17 @@ pub async fn list_users() -> Result<UserList, crate::error::AppError> {
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let users = Resource::new(|| (), |_| list_users());
+    let dispatches = Resource::new(|| (), |_| unconfirmed_dispatches());
+    let reports = Resource::new(|| (), |_| github_reports());
     view! {
         <Title text="Users · Release"/>
         <h1>"Users"</h1>
         <Loaded resource=users show=users_table/>
         <AlertsSection/>
-        <DispatchesSection/>
-        <GitHubReportsSection/>
+        <h2>"Dispatches not confirmed"</h2>
+        <Loaded resource=dispatches show=dispatches_table/>
+        <h2>"Deployments not told to GitHub"</h2>
+        <Loaded resource=reports show=reports_table/>
     }
 }
 
@@ -119,30 +123,38 @@ pub async fn github_reports() -> Result<(Vec<GitHubReportLine>, i64), crate::err
     ))
 }
 
-#[component]
-fn GitHubReportsSection() -> impl IntoView {
-    let lines = Resource::new(|| (), |_| github_reports());
-    view! {
-        <h2>"Deployments not told to GitHub"</h2>
-        <Loaded resource=lines show=reports_table/>
+/// An admin list as a table, one row a line, or `empty` when there is none.
+fn lines_table<L>(
+    lines: Vec<L>,
+    empty: &'static str,
+    headings: &'static [&'static str],
+    row: impl Fn(L) -> AnyView,
+) -> AnyView {
+    if lines.is_empty() {
+        return view! { <p>{empty}</p> }.into_any();
     }
+    data_table(headings, lines.into_iter().map(row).collect())
 }
 
 fn reports_table((lines, now): (Vec<GitHubReportLine>, i64)) -> AnyView {
-    if lines.is_empty() {
-        return view! { <p>"GitHub took every deployment reported to it."</p> }.into_any();
-    }
-    data_table(
-        &["Application", "Environment", "Version", "State", "When", "GitHub's answer"],
-        lines
-            .into_iter()
-            .map(|l| {
-                let state = if l.stopped {
-                    "stopped".to_string()
-                } else {
-                    format!("retrying ({} attempts)", l.attempts)
-                };
-                view! {
+    lines_table(
+        lines,
+        "GitHub took every deployment reported to it.",
+        &[
+            "Application",
+            "Environment",
+            "Version",
+            "State",
+            "When",
+            "GitHub's answer",
+        ],
+        move |l| {
+            let state = if l.stopped {
+                "stopped".to_string()
+            } else {
+                format!("retrying ({} attempts)", l.attempts)
+            };
+            view! {
                     <tr>
                         <td><a href=format!("/applications/{}#deployment-{}", l.application, l.deployment_id)>{l.application.clone()}</a></td>
                         <td>{l.environment}</td>
@@ -153,8 +165,7 @@ fn reports_table((lines, now): (Vec<GitHubReportLine>, i64)) -> AnyView {
                     </tr>
                 }
                 .into_any()
-            })
-            .collect(),
+        },
     )
 }
 
@@ -194,25 +205,20 @@ pub async fn unconfirmed_dispatches() -> Result<(Vec<UnconfirmedLine>, i64), cra
     ))
 }
 
-#[component]
-fn DispatchesSection() -> impl IntoView {
-    let lines = Resource::new(|| (), |_| unconfirmed_dispatches());
-    view! {
-        <h2>"Dispatches not confirmed"</h2>
-        <Loaded resource=lines show=dispatches_table/>
-    }
-}
-
 fn dispatches_table((lines, now): (Vec<UnconfirmedLine>, i64)) -> AnyView {
-    if lines.is_empty() {
-        return view! { <p>"Every dispatch's outcome is known."</p> }.into_any();
-    }
-    data_table(
-        &["Application", "Environment", "Version", "By", "When", "What to check"],
-        lines
-            .into_iter()
-            .map(|l| {
-                view! {
+    lines_table(
+        lines,
+        "Every dispatch's outcome is known.",
+        &[
+            "Application",
+            "Environment",
+            "Version",
+            "By",
+            "When",
+            "What to check",
+        ],
+        move |l| {
+            view! {
                     <tr>
                         <td><a href=format!("/applications/{}", l.application)>{l.application.clone()}</a></td>
                         <td>{l.environment}</td>
@@ -223,8 +229,7 @@ fn dispatches_table((lines, now): (Vec<UnconfirmedLine>, i64)) -> AnyView {
                     </tr>
                 }
                 .into_any()
-            })
-            .collect(),
+        },
     )
 }
 
