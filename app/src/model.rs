@@ -27,13 +27,10 @@ pub struct Cell {
     #[serde(default)]
     pub stalled: bool,
     /// Deployed through a closed gate: "checks overridden", "soak overridden".
-    #[serde(default)]
     pub gate_note: Option<String>,
     /// This version has not run here long enough to go on: "soaking 12/30 min".
-    #[serde(default)]
     pub soaking: Option<String>,
     /// The run waits for a reviewer: "waiting for approval in production: 12 min".
-    #[serde(default)]
     pub approval: Option<String>,
 }
 
@@ -129,7 +126,6 @@ pub struct DeploymentView {
     #[serde(default)]
     pub stalled: bool,
     /// Deployed through a closed gate: "checks overridden", "soak overridden".
-    #[serde(default)]
     pub gate_note: Option<String>,
 }
 
@@ -155,10 +151,8 @@ pub struct DeployPreview {
     #[serde(default)]
     pub checks: Vec<crate::domain::gates::CheckResult>,
     /// Why the checks could not be read (a deploy is then refused unless overridden).
-    #[serde(default)]
     pub checks_note: Option<String>,
     /// A soak time not yet served ("soaking: v5 has run in staging for 12 of 30 minutes").
-    #[serde(default)]
     pub soak: Option<String>,
 }
 

@@ -86,33 +86,24 @@ impl AlertKind {
 }
 
 /// One alert's facts. Every field but `kind` and `at_ms` is optional: each kind fills
-/// what it knows.
+/// what it knows (stored in the outbox as JSON, the missing ones as `null`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
     pub kind: Option<AlertKind>,
     /// The application's shortname (none for a site-wide freeze or a test).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub application: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<i64>,
     /// The failed stage (`deployment_failed`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     /// The pipeline's message, a freeze's reason, a request's detail.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The Argo workflow or GitHub run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow_url: Option<String>,
     /// Who acted (requests, freezes).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// `needs_manual_deployment`: the environment whose version waits.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub behind: Option<String>,
     pub at_ms: i64,
 }

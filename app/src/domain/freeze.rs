@@ -17,11 +17,9 @@ pub struct Freeze {
     pub authority: Authority,
     /// Set by a rollback: only promotion *from* this environment is frozen (deploys are
     /// not). None: an ordinary freeze of deploys.
-    #[serde(default)]
     pub from_environment: Option<String>,
     /// The environments it holds (a deployer's freeze: those they may deploy to);
     /// `None`: every environment.
-    #[serde(default)]
     pub environments: Option<Vec<String>>,
 }
 

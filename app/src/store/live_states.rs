@@ -20,10 +20,8 @@ pub struct Observation {
     /// Running | Succeeded | Failed | Error | Terminating
     pub operation_phase: Option<String>,
     /// When this version started running, if known (the demo's history); else now.
-    #[serde(default)]
     pub since_ms: Option<i64>,
     /// Why there is no version, when the images say (a rollout, a moving tag, a digest).
-    #[serde(default)]
     pub note: Option<String>,
 }
 
@@ -42,7 +40,6 @@ pub struct LiveState {
     pub unknown_since_ms: Option<i64>,
     pub unknown_reason: Option<String>,
     /// Why there is no version, when the images say.
-    #[serde(default)]
     pub note: Option<String>,
 }
 
