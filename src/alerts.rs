@@ -121,13 +121,10 @@ pub fn spawn_sender(
     stall_ms: i64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let http = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("Release-Alerts")
-            .build()
-        {
+        let http = match app::pipeline::outside_client(
+            "Release-Alerts",
+            Some(Duration::from_secs(10)),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "alerts: no HTTP client; alerts stay in the outbox");

@@ -419,12 +419,7 @@ pub struct Reading {
 
 /// Starts one observer per configured Argo CD.
 pub fn spawn_observers(store: Store, servers: Vec<ArgoCd>, reading: Reading) {
-    let http = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent("Release-ArgoCD-observer")
-        .build()
-    {
+    let http = match app::pipeline::outside_client("Release-ArgoCD-observer", None) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "argocd: no HTTP client; live state is not observed");

@@ -657,28 +657,8 @@ impl Config {
                 "public_url must start with http:// or https://"
             );
         }
-        let mut argo = Vec::new();
-        for (env, a) in file.argo {
-            environments
-                .parse(&env)
-                .with_context(|| format!("argo.{env}"))?;
-            anyhow::ensure!(
-                a.url.starts_with("http://") || a.url.starts_with("https://"),
-                "argo.{env}.url must be an http(s) URL"
-            );
-            argo.push((env, a.url.trim_end_matches('/').to_owned()));
-        }
-        let mut argocd = Vec::new();
-        for (env, a) in file.argocd {
-            environments
-                .parse(&env)
-                .with_context(|| format!("argocd.{env}"))?;
-            anyhow::ensure!(
-                a.url.starts_with("http://") || a.url.starts_with("https://"),
-                "argocd.{env}.url must be an http(s) URL"
-            );
-            argocd.push((env, a.url.trim_end_matches('/').to_owned()));
-        }
+        let argo = environment_urls(&environments, "argo", file.argo)?;
+        let argocd = environment_urls(&environments, "argocd", file.argocd)?;
         let stall_minutes = file
             .deploys
             .as_ref()
@@ -782,6 +762,27 @@ fn check_names(names: &[String], place: &str) -> anyhow::Result<Vec<String>> {
         );
     }
     anyhow::ensure!(out.len() <= 100, "{place}: at most 100 checks");
+    Ok(out)
+}
+
+/// `[argo.<env>]` or `[argocd.<env>]`: each environment one of the pipeline's, each URL
+/// http(s), kept without its trailing `/`.
+fn environment_urls(
+    environments: &Environments,
+    section: &str,
+    urls: std::collections::HashMap<String, FileArgo>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (env, a) in urls {
+        environments
+            .parse(&env)
+            .with_context(|| format!("{section}.{env}"))?;
+        anyhow::ensure!(
+            a.url.starts_with("http://") || a.url.starts_with("https://"),
+            "{section}.{env}.url must be an http(s) URL"
+        );
+        out.push((env, a.url.trim_end_matches('/').to_owned()));
+    }
     Ok(out)
 }
 

@@ -79,12 +79,8 @@ impl GitHub {
             .set_redirect_uri(RedirectUrl::new(redirect_url).context("public_url")?)
             // GitHub reads client_id and client_secret from the form body.
             .set_auth_type(AuthType::RequestBody);
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            // The token endpoint must not redirect (a redirect could leak the code).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        // The token endpoint must not redirect (a redirect could leak the code).
+        let http = app::pipeline::outside_client(USER_AGENT, Some(TIMEOUT))?;
         Ok(Self {
             api_url: settings.api_url.trim_end_matches('/').to_owned(),
             oauth,

@@ -39,6 +39,25 @@ pub fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url, OutsideEr
     Ok(url)
 }
 
+/// An HTTP client for an outside service (GitHub, Argo, Argo CD, alert receivers): it
+/// follows no redirect (one could carry a token or a sign-in code elsewhere), connects
+/// within 5 s, and names itself `user_agent`. `timeout` bounds a whole call; none for a
+/// stream (Argo CD's watch), which bounds its reads itself.
+pub fn outside_client(
+    user_agent: &'static str,
+    timeout: Option<Duration>,
+) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent);
+    match timeout {
+        Some(t) => builder.timeout(t),
+        None => builder,
+    }
+    .build()
+}
+
 /// `{api}/repos/{owner}/{repo}/actions/workflows/{workflow}/{what}` (`dispatches`, `runs`).
 fn workflow_endpoint(
     api: &str,
@@ -387,11 +406,7 @@ impl Pipeline {
         argo: HashMap<String, ArgoServer>,
         timeout: Duration,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent("release-dashboard")
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let http = outside_client("release-dashboard", Some(timeout))
             .expect("a plain HTTP client builds");
         Self {
             http,
