@@ -5,8 +5,8 @@
 //! arrived, so tests assert the exact path, token and body Release sent.
 #![allow(dead_code)]
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{request::Parts, HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use axum::Json;
@@ -117,21 +117,16 @@ impl FakeArgo {
     }
 
     /// Records the request; `Err` with the answer when Argo is down or the token is wrong.
-    async fn receive(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        h: &HeaderMap,
-        body: &str,
-    ) -> Result<(), axum::response::Response> {
-        let auth = h
+    async fn receive(&self, call: &Call, body: &str) -> Result<(), axum::response::Response> {
+        let auth = call
+            .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
         self.requests.lock().unwrap().push(ArgoRequest {
-            method: method.to_string(),
-            path: uri.to_string(),
+            method: call.method.to_string(),
+            path: call.uri.to_string(),
             auth: auth.clone(),
             body: serde_json::from_str(body).unwrap_or(Value::Null),
         });
@@ -154,17 +149,35 @@ impl FakeArgo {
     }
 }
 
+/// What the fake records of every request it receives: the method, the raw path and
+/// query, the headers (taken by each handler as one extractor).
+struct Call {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Call {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
 /// Argo Workflows' resubmit: the new workflow, named as Argo names it; `gone-*` workflows
 /// answer 404 as Argo does.
 async fn resubmit(
     State(f): State<FakeArgo>,
-    method: Method,
-    uri: Uri,
-    h: HeaderMap,
+    call: Call,
     Path((ns, name)): Path<(String, String)>,
     body: String,
 ) -> axum::response::Response {
-    if let Err(answer) = f.receive(&method, &uri, &h, &body).await {
+    if let Err(answer) = f.receive(&call, &body).await {
         return answer;
     }
     if name.starts_with("gone-") {
@@ -179,17 +192,12 @@ async fn resubmit(
 }
 
 /// Argo CD's application list.
-async fn list(
-    State(f): State<FakeArgo>,
-    method: Method,
-    uri: Uri,
-    h: HeaderMap,
-) -> axum::response::Response {
+async fn list(State(f): State<FakeArgo>, call: Call) -> axum::response::Response {
     f.list_queries
         .lock()
         .unwrap()
-        .push(uri.query().unwrap_or("").to_owned());
-    if let Err(answer) = f.receive(&method, &uri, &h, "").await {
+        .push(call.uri.query().unwrap_or("").to_owned());
+    if let Err(answer) = f.receive(&call, "").await {
         return answer;
     }
     let items = f.apps.lock().unwrap().clone();
@@ -197,13 +205,8 @@ async fn list(
 }
 
 /// Argo CD's watch: one JSON line per event, for as long as the test keeps it open.
-async fn stream(
-    State(f): State<FakeArgo>,
-    method: Method,
-    uri: Uri,
-    h: HeaderMap,
-) -> axum::response::Response {
-    if f.receive(&method, &uri, &h, "").await.is_err() {
+async fn stream(State(f): State<FakeArgo>, call: Call) -> axum::response::Response {
+    if f.receive(&call, "").await.is_err() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -217,14 +220,8 @@ async fn stream(
 }
 
 /// Anything else: recorded (a test asserts no stray path was called) and 404.
-async fn unknown(
-    State(f): State<FakeArgo>,
-    method: Method,
-    uri: Uri,
-    h: HeaderMap,
-    body: String,
-) -> axum::response::Response {
-    f.receive(&method, &uri, &h, &body).await.ok();
+async fn unknown(State(f): State<FakeArgo>, call: Call, body: String) -> axum::response::Response {
+    f.receive(&call, &body).await.ok();
     (
         StatusCode::NOT_FOUND,
         Json(json!({"code": 5, "message": "Not Found"})),
