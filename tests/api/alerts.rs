@@ -113,13 +113,11 @@ url = "{fake}/hook"
 
 /// Content Store's rollout fails in `environment` (an event the server accepts).
 async fn rollout_failed(app: &common::TestApp, environment: &str, version: &str) {
-    let r = app
-        .event(
-            json!({"repo": "alphagov/content-store", "environment": environment,
+    app.event_ok(
+        json!({"repo": "alphagov/content-store", "environment": environment,
             "version": version, "stage": "rollout", "status": "failed"}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    )
+    .await;
 }
 
 async fn spawn(fake: &str) -> common::TestApp {
@@ -143,16 +141,13 @@ fn expected_signature(body: &[u8]) -> String {
 async fn a_failed_deployment_reaches_slack_and_the_signed_webhook() {
     let (fake, receiver) = fake_receiver().await;
     let app = spawn(&fake).await;
-    let r = app
-        .event(json!({"repo": "alphagov/content-store", "environment": "staging", "version": "v5",
+    let answer = app
+        .event_ok(json!({"repo": "alphagov/content-store", "environment": "staging", "version": "v5",
             "stage": "smoke_tests", "status": "failed", "message": "3 of 40 <!channel> checks failed",
             "workflow": {"environment": "staging", "namespace": "apps", "name": "post-sync-x",
                          "url": "https://argo.example/workflows/apps/post-sync-x"}}))
         .await;
-    assert_eq!(r.status(), 200);
-    let deployment_id = r.json::<Value>().await.unwrap()["deployment_id"]
-        .as_i64()
-        .unwrap();
+    let deployment_id = answer["deployment_id"].as_i64().unwrap();
 
     let slack = receiver.wait_for("/slack", 1).await;
     let (headers, body) = &slack[0];

@@ -29,10 +29,9 @@ async fn the_oauth_flow_signs_a_member_in_and_checks_pkce_secret_and_redirect() 
         "no development sign-in when GitHub is configured"
     );
 
-    let (code, state) = authorize(&env, &c, "octocat", "%2Factivity%3Fenvironment%3Dstaging").await;
     let before = env.fake.lock().unwrap().token_requests.len();
     let r = env
-        .callback(&c, &format!("code={code}&state={state}"))
+        .github_sign_in(&c, "octocat", "%2Factivity%3Fenvironment%3Dstaging")
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/activity?environment=staging");
@@ -87,8 +86,7 @@ async fn wrong_or_missing_state_and_reused_codes_are_refused() {
     let c = client();
     let (code, _state) = authorize(&env, &c, "octocat", "%2F").await;
     let r = env.callback(&c, &format!("code={code}&state=forged")).await;
-    assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("state mismatch"));
+    common::expect_text(r, 400, "state mismatch").await;
     // The pending sign-in was spent by the failed attempt: the right state no longer works.
     let r = env.callback(&c, &format!("code={code}")).await;
     assert_eq!(r.status(), 400);
@@ -112,12 +110,7 @@ async fn wrong_or_missing_state_and_reused_codes_are_refused() {
     let r = env
         .callback(&other, &format!("code={code}&state={state2}"))
         .await;
-    assert_eq!(r.status(), 400);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("did not accept the sign-in code"));
+    common::expect_text(r, 400, "did not accept the sign-in code").await;
     assert_eq!(env.me(&other).await, Value::Null);
 }
 
@@ -129,23 +122,11 @@ async fn a_denied_authorization_and_a_non_member_are_told_why() {
     let r = env
         .callback(&c, &format!("error=access_denied&state={state}"))
         .await;
-    assert_eq!(r.status(), 401);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("did not authorise Release"));
+    common::expect_text(r, 401, "did not authorise Release").await;
 
-    let (code, state) = authorize(&env, &c, "stranger", "%2F").await;
-    let r = env
-        .callback(&c, &format!("code={code}&state={state}"))
-        .await;
-    assert_eq!(r.status(), 403);
-    let body = r.text().await.unwrap();
-    assert!(
-        body.contains("not an active member") && body.contains("example-org"),
-        "{body}"
-    );
+    let r = env.github_sign_in(&c, "stranger", "%2F").await;
+    let body = common::expect_text(r, 403, "not an active member").await;
+    assert!(body.contains("example-org"), "{body}");
     assert_eq!(env.me(&c).await, Value::Null);
 }
 
@@ -172,12 +153,8 @@ async fn removal_from_a_team_or_the_org_takes_effect_mid_session() {
         "removed from the admins team: no longer admin"
     );
     assert_eq!(me["deploy_environments"], json!(["integration"]));
-    let r = common::send(c.get(format!("{}/admin/users", env.base))).await;
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("this needs the admin role"));
+    let html = env.get_text(&c, "/admin/users").await;
+    assert!(html.contains("this needs the admin role"));
 
     env.fake.lock().unwrap().org_members.remove("octocat");
     let r = common::send(c.get(format!("{}/", env.base))).await;
@@ -192,16 +169,8 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
     let c = client();
     // A session the browser already has (here: an earlier sign-in) is replaced, not
     // reused, by the next sign-in.
-    let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
-    let r = env
-        .callback(&c, &format!("code={code}&state={state}"))
-        .await;
-    let before = session_cookie(&r).unwrap();
-    let (code, state) = authorize(&env, &c, "octocat", "%2F").await;
-    let r = env
-        .callback(&c, &format!("code={code}&state={state}"))
-        .await;
-    let after = session_cookie(&r).unwrap();
+    let before = session_cookie(&env.github_sign_in(&c, "octocat", "%2F").await).unwrap();
+    let after = session_cookie(&env.github_sign_in(&c, "octocat", "%2F").await).unwrap();
     let value = |c: &str| c.split(';').next().unwrap().to_owned();
     assert_ne!(value(&before), value(&after), "a new session id at sign-in");
 
@@ -218,10 +187,7 @@ async fn the_session_id_changes_at_sign_in_and_sign_out_kills_it() {
     )
     .await;
     assert_eq!(r.status(), 303);
-    assert!(r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .starts_with("/auth/sign-in"));
+    assert!(common::header(&r, "location").starts_with("/auth/sign-in"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,10 +462,7 @@ async fn security_headers_on_pages_and_api() {
         "the hydration script carries the CSP nonce"
     );
     let r = common::send(app.client.get(app.url("/healthcheck/live"))).await;
-    assert!(r.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .contains("frame-ancestors 'none'"));
+    assert!(common::header(&r, "content-security-policy").contains("frame-ancestors 'none'"));
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }
 

@@ -148,13 +148,11 @@ environment_url = "https://{app}.staging.example"
     }
 
     // Statuses follow a deployment as it moves: in progress, then failed.
-    let r = env
-        .event(
-            json!({"repo": "example-org/router", "environment": "integration", "version": "v1301",
-            "stage": "rollout", "status": "started"}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    let v1301 = |stage: &str, status: &str| {
+        json!({"repo": "example-org/router", "environment": "integration", "version": "v1301",
+            "stage": stage, "status": status})
+    };
+    env.event_ok(v1301("rollout", "started")).await;
     let told = wait_for(&env, 2, statuses).await;
     assert_eq!(told[1].body["state"], "in_progress");
     assert_eq!(told[1].body["environment"], "integration");
@@ -163,13 +161,7 @@ environment_url = "https://{app}.staging.example"
         "/api/repos/example-org/router/deployments/1000002/statuses"
     );
     assert!(told[1].body.get("environment_url").is_none());
-    let r = env
-        .event(
-            json!({"repo": "example-org/router", "environment": "integration", "version": "v1301",
-            "stage": "smoke_tests", "status": "failed"}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    env.event_ok(v1301("smoke_tests", "failed")).await;
     let told = wait_for(&env, 3, statuses).await;
     assert_eq!(told[2].body["state"], "failure");
     assert_eq!(

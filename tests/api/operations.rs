@@ -16,10 +16,8 @@ async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
     // Something to count.
     app.notify_ok("alphagov/frontend", "integration", "v1")
         .await;
-    let r = app
-        .event(json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v1", "stage": "build", "status": "started"}))
+    app.event_ok(json!({"repo": "alphagov/frontend", "environment": "integration", "version": "v1", "stage": "build", "status": "started"}))
         .await;
-    assert_eq!(r.status(), 200);
     let (s, _) = app.get_json("/api/v1/applications/nope").await;
     assert_eq!(s, 404);
 
@@ -27,24 +25,12 @@ async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
     let r = common::send(app.client.get(app.url("/metrics"))).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    let r = common::send(
-        app.client
-            .get(app.url("/metrics"))
-            .bearer_auth("metrics-secret-tokeX"),
-    )
-    .await;
-    assert_eq!(r.status(), 401);
-    let r = common::send(
-        app.client
-            .get(app.url("/metrics"))
-            .bearer_auth("metrics-secret-token"),
-    )
-    .await;
+    let with_token =
+        |token: &str| common::send(app.client.get(app.url("/metrics")).bearer_auth(token));
+    assert_eq!(with_token("metrics-secret-tokeX").await.status(), 401);
+    let r = with_token("metrics-secret-token").await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+    assert!(common::header(&r, "content-type").starts_with("text/plain; version=0.0.4"));
     let text = r.text().await.unwrap();
     for want in [
         "release_http_requests_total{method=\"POST\",route=\"/deployments\",status=\"200\"}",
@@ -66,12 +52,7 @@ async fn metrics_on_their_own_address_and_behind_a_token_on_the_main_one() {
     // The metrics address: no token needed, nothing else served.
     let addr = format!("http://{}", app.metrics_addr.expect("metrics address"));
     let r = common::send(app.client.get(format!("{addr}/metrics"))).await;
-    assert_eq!(r.status(), 200);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("release_http_requests_total"));
+    common::expect_text(r, 200, "release_http_requests_total").await;
     let r = common::send(app.client.get(format!("{addr}/api/v1/applications"))).await;
     assert_eq!(r.status(), 404);
 }

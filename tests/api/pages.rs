@@ -169,10 +169,7 @@ async fn the_grid_fragment_is_private_and_revalidates() {
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let fragment_etag = etag.replace('"', "&quot;");
-    assert!(r.headers()["cache-control"]
-        .to_str()
-        .unwrap()
-        .contains("private"));
+    assert!(common::header(&r, "cache-control").contains("private"));
     let body = r.text().await.unwrap();
     assert!(
         body.contains(&format!("data-etag=\"{fragment_etag}\"")),

@@ -307,11 +307,9 @@ async fn events_drive_the_status_and_attach_to_the_deployment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_before_the_notification_lose_nothing() {
     let app = common::TestApp::builder().spawn().await;
-    let r = app
-        .event(json!({"repo": "alphagov/frontend", "environment": "staging", "version": "v3", "stage": "build", "status": "started", "at": "2026-11-27T10:00:00Z"}))
+    let body = app
+        .event_ok(json!({"repo": "alphagov/frontend", "environment": "staging", "version": "v3", "stage": "build", "status": "started", "at": "2026-11-27T10:00:00Z"}))
         .await;
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
     assert_eq!(body["created_deployment"], true);
     // The notification arrives afterwards and attaches to the same deployment.
     assert_eq!(

@@ -131,9 +131,8 @@ async fn return_to_never_leaves_the_site() {
     let env = common::TestApp::builder().github().spawn().await;
     env.member("octocat", &[]);
     let c = client();
-    let (code, state) = authorize(&env, &c, "octocat", "%2F%09%2Fevil.example%2F").await;
     let r = env
-        .callback(&c, &format!("code={code}&state={state}"))
+        .github_sign_in(&c, "octocat", "%2F%09%2Fevil.example%2F")
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/");

@@ -179,16 +179,11 @@ async fn bad_stats_queries_get_precise_errors() {
     let anonymous = common::browser();
     let r = common::send(anonymous.get(app.url("/stats.csv"))).await;
     assert_eq!(r.status(), 303);
-    assert!(r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .starts_with("/auth/sign-in"));
+    assert!(common::header(&r, "location").starts_with("/auth/sign-in"));
     let viewer = app.signed_in("viewer").await;
     let r = common::send(viewer.get(app.url("/stats.csv?environment=staging"))).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
+    assert!(common::header(&r, "content-disposition")
         .starts_with("attachment; filename=\"release-stats-"));
     let body = r.text().await.unwrap();
     assert_eq!(body.lines().count(), 91, "{body}");
@@ -347,11 +342,11 @@ async fn a_restore_spanning_days_is_counted() {
         ("v2", today - 2 * 86_400_000),
     ] {
         for status in ["started", "failed"] {
-            let r = app
-                .event(json!({"repo": "alphagov/content-store", "environment": "production", "version": v,
-                    "stage": "rollout", "status": status, "at": iso(at)}))
-                .await;
-            assert_eq!(r.status(), 200);
+            app.event_ok(
+                json!({"repo": "alphagov/content-store", "environment": "production", "version": v,
+                    "stage": "rollout", "status": status, "at": iso(at)}),
+            )
+            .await;
         }
     }
     let body = json!({"repo": "alphagov/content-store", "deployment": {"environment": "production", "version": "v3", "created_at": iso(today + 60_000)}});

@@ -513,13 +513,23 @@ impl super::TestApp {
             .unwrap()
     }
 
+    /// The browser `c` signs in as `login` (see [`authorize`]) and GitHub sends it back
+    /// with the code and state: Release's answer to that callback.
+    pub async fn github_sign_in(
+        &self,
+        c: &reqwest::Client,
+        login: &str,
+        return_to: &str,
+    ) -> reqwest::Response {
+        let (code, state) = authorize(self, c, login, return_to).await;
+        self.callback(c, &format!("code={code}&state={state}"))
+            .await
+    }
+
     /// The whole flow, ending signed in.
     pub async fn sign_in(&self, login: &str) -> reqwest::Client {
         let c = client();
-        let (code, state) = authorize(self, &c, login, "/").await;
-        let r = self
-            .callback(&c, &format!("code={code}&state={state}"))
-            .await;
+        let r = self.github_sign_in(&c, login, "/").await;
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
         c
     }

@@ -330,6 +330,19 @@ pub async fn status_text(request: reqwest::RequestBuilder) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// Asserts an answer's status and that its body contains `needle`: the body.
+pub async fn expect_text(r: reqwest::Response, status: u16, needle: &str) -> String {
+    assert_eq!(r.status(), status);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(needle), "{needle:?} not in {body}");
+    body
+}
+
+/// An answer's header `name` (which it must have), as text.
+pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()[name].to_str().unwrap()
+}
+
 /// Calls a server function as `c` and asserts its status: the body.
 pub async fn call_expect(
     base: &str,
@@ -419,6 +432,14 @@ impl TestApp {
     /// The status and body of `c`'s GET of `path`.
     pub async fn get_status_text(&self, c: &reqwest::Client, path: &str) -> (u16, String) {
         status_text(c.get(self.url(path))).await
+    }
+
+    /// An event sent with the pipeline token that the server must accept (200): its JSON
+    /// answer.
+    pub async fn event_ok(&self, body: serde_json::Value) -> serde_json::Value {
+        let r = self.event(body).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
     }
 
     /// An event sent with the pipeline token: its JSON answer.
