@@ -84,17 +84,9 @@ pub async fn show(
     let detail = state
         .app
         .store
-        .app_detail(shortname.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
-    let envs: Vec<String> = state
-        .app
-        .store
-        .environments()
-        .names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        .existing_app_detail(shortname.as_str())
+        .await?;
+    let envs: Vec<String> = state.app.store.environments().owned_names();
     let mut body = summary_json(&envs, &detail.summary);
     // What really runs, per environment, when an Argo CD is observed.
     let live = state.app.store.live_states(shortname.as_str()).await?;
@@ -147,9 +139,8 @@ pub async fn release_app_shape(
     let app = state
         .app
         .store
-        .application(shortname.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
+        .existing_application(shortname.as_str())
+        .await?;
     Ok(Json(json!({
         "name": app.name,
         "shortname": app.shortname,
@@ -217,10 +208,7 @@ pub async fn promotion(
         e
     })?;
     let store = &state.app.store;
-    let app = store
-        .application(shortname.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no application {shortname}")))?;
+    let app = store.existing_application(shortname.as_str()).await?;
     let freezes = store.active_freezes(Some(app.id)).await?;
     let envs = store.environments();
     let from = envs

@@ -481,7 +481,7 @@ pub async fn dev_sign_in(
         );
     }
     let environments = state.app.store.environments();
-    let all: Vec<String> = environments.names().iter().map(|s| s.to_string()).collect();
+    let all: Vec<String> = environments.owned_names();
     let (label, admin, deploy_environments) = match f.role.as_str() {
         "viewer" => ("viewer".to_owned(), false, vec![]),
         "deployer" => ("deployer".to_owned(), false, all),

@@ -107,6 +107,11 @@ impl Environments {
         self.0.iter().map(|e| e.as_str()).collect()
     }
 
+    /// The names, owned (for the views and reports that carry them).
+    pub fn owned_names(&self) -> Vec<String> {
+        self.0.iter().map(|e| e.0.clone()).collect()
+    }
+
     /// Position in the pipeline, `None` for an environment that is not configured.
     pub fn index_of(&self, e: &Environment) -> Option<usize> {
         self.0.iter().position(|x| x == e)

@@ -20,15 +20,10 @@ pub async fn deploy(
     confirm: Option<String>,
     override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
-    use crate::error::AppError;
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let (shortname, env, git_ref) = parse_target(&state.store, &shortname, &environment, &git_ref)?;
-    let app = state
-        .store
-        .application(shortname.as_str())
-        .await?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let app = state.store.existing_application(shortname.as_str()).await?;
     use crate::actions::deploy::{answer_wait, perform_deploy, DeployCommand};
     let dispatching = perform_deploy(
         &state,
@@ -71,10 +66,7 @@ pub async fn simulate_merge(shortname: String) -> Result<ActionDone, crate::erro
             "merges are simulated only in the demo: here the pipeline runs on GitHub",
         ));
     };
-    let app = store
-        .application(shortname.as_str())
-        .await?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let app = store.existing_application(shortname.as_str()).await?;
     let repo = crate::domain::RepoName::parse(&app.repo)?;
     let version = sim.merge(store.clone(), repo).await?;
     crate::actions::Audit::new(
@@ -114,10 +106,7 @@ pub async fn preview_deploy(
     let state = crate::state::app_state()?;
     let store = &state.store;
     let (shortname, env, git_ref) = parse_target(store, &shortname, &environment, &git_ref)?;
-    let detail = store
-        .app_detail(shortname.as_str())
-        .await?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let detail = store.existing_app_detail(shortname.as_str()).await?;
     let idx = store.environments().index_of(&env).unwrap_or(0);
     let current = detail
         .summary
@@ -226,10 +215,7 @@ pub async fn ref_suggestions(
     let state = crate::state::app_state()?;
     let store = &state.store;
     let shortname = Shortname::parse(&shortname).map_err(|e| AppError::new(422, e.to_string()))?;
-    let detail = store
-        .app_detail(shortname.as_str())
-        .await?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let detail = store.existing_app_detail(shortname.as_str()).await?;
     if state.simulator.is_some() {
         let mut seen = Vec::new();
         for d in detail.history.iter().flat_map(|h| h.deployments.iter()) {

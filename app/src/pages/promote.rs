@@ -9,6 +9,30 @@ use crate::actions::{ActionDone, TrainResult};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// Who asks to deploy `shortname` to `environment`, checked in this order: signed in,
+/// the names parse, and the person may deploy there (the role first: someone who may not
+/// deploy there learns nothing more, not even whether the application exists).
+#[cfg(feature = "ssr")]
+fn deployer_of(
+    shortname: &str,
+    environment: &str,
+) -> Result<
+    (
+        crate::auth::CurrentUser,
+        crate::state::AppState,
+        crate::domain::Environment,
+        crate::domain::Shortname,
+    ),
+    crate::error::AppError,
+> {
+    let user = crate::auth::require_user()?;
+    let state = crate::state::app_state()?;
+    let env = state.store.environments().parse(environment)?;
+    let shortname = crate::domain::Shortname::parse(shortname)?;
+    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str())?;
+    Ok((user, state, env, shortname))
+}
+
 /// Deploys to `environment` what runs in the environment before it.
 #[server(endpoint = "promote")]
 pub async fn promote(
@@ -19,18 +43,8 @@ pub async fn promote(
     override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::actions::deploy::answer_wait;
-    use crate::error::AppError;
-    let user = crate::auth::require_user()?;
-    let state = crate::state::app_state()?;
-    let env = state.store.environments().parse(&environment)?;
-    let shortname = crate::domain::Shortname::parse(&shortname)?;
-    // The role first: someone who may not deploy there learns nothing more.
-    crate::domain::deploy_rules::check_deploy_role(&user, env.as_str())?;
-    let app = state
-        .store
-        .application(shortname.as_str())
-        .await?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let (user, state, env, shortname) = deployer_of(&shortname, &environment)?;
+    let app = state.store.existing_application(shortname.as_str()).await?;
     let grid = state
         .store
         .grid_for(std::slice::from_ref(&app.shortname))
@@ -66,19 +80,9 @@ pub async fn rollback(
     override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::actions::deploy::answer_wait;
-    use crate::domain::deploy_rules as rules;
-    use crate::error::AppError;
-    let user = crate::auth::require_user()?;
-    let state = crate::state::app_state()?;
-    let env = state.store.environments().parse(&environment)?;
-    let shortname = crate::domain::Shortname::parse(&shortname)?;
-    rules::check_deploy_role(&user, env.as_str())?;
-    let reason = rules::rollback_reason(reason.as_deref())?;
-    let app = state
-        .store
-        .application(shortname.as_str())
-        .await?
-        .ok_or_else(|| AppError::new(404, format!("no application {shortname}")))?;
+    let (user, state, env, shortname) = deployer_of(&shortname, &environment)?;
+    let reason = crate::domain::deploy_rules::rollback_reason(reason.as_deref())?;
+    let app = state.store.existing_application(shortname.as_str()).await?;
     let (dispatching, _from, _target) = crate::actions::rollback::rollback(
         &state,
         &user,

@@ -508,8 +508,13 @@ impl Store {
 
     /// Gives a claimed dispatch back, to be looked at again at the next pass.
     pub async fn release_dispatch_claim(&self, id: i64) -> Result<()> {
-        self.write_one(sqlx::query("UPDATE dispatches SET claimed_at = NULL WHERE id = $1 AND state = 'pending'")
-            .bind(id)).await?;
+        self.write_one(
+            sqlx::query(
+                "UPDATE dispatches SET claimed_at = NULL WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -681,9 +686,12 @@ impl Store {
 
     /// Says a train's job is alive (between its items' changes).
     pub async fn train_heartbeat(&self, train_id: i64) -> Result<()> {
-        self.write_one(sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2 AND state = 'running'")
-            .bind(now_ms())
-            .bind(train_id)).await?;
+        self.write_one(
+            sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2 AND state = 'running'")
+                .bind(now_ms())
+                .bind(train_id),
+        )
+        .await?;
         Ok(())
     }
 

@@ -58,6 +58,11 @@ pub enum StoreError {
     Busy(String),
 }
 
+/// What every reader of a named application answers when there is none (a 404).
+pub fn no_application(shortname: &str) -> StoreError {
+    StoreError::NotFound(format!("no application {shortname}"))
+}
+
 impl StoreError {
     /// The database is busy or out of reach (pool exhausted, a SQLite lock held past
     /// `busy_timeout`, a connection lost or refused, PostgreSQL shutting down): the load
@@ -390,6 +395,13 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n)
+    }
+
+    /// The application named `shortname`, or `NotFound`.
+    pub async fn existing_application(&self, shortname: &str) -> Result<ApplicationRow> {
+        self.application(shortname)
+            .await?
+            .ok_or_else(|| no_application(shortname))
     }
 
     pub async fn application(&self, shortname: &str) -> Result<Option<ApplicationRow>> {

@@ -115,12 +115,7 @@ impl Store {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        let envs: Vec<String> = self
-            .environments
-            .names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let envs: Vec<String> = self.environments.owned_names();
         let cells = (ids.len() * envs.len()) as i64;
         if cells == 0 {
             return Ok(());

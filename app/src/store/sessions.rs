@@ -20,13 +20,16 @@ impl Store {
     }
 
     pub async fn session_save(&self, id: &str, data: &str, expires_at_ms: i64) -> Result<()> {
-        self.write_one(sqlx::query(
-            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+            )
+            .bind(id)
+            .bind(data)
+            .bind(expires_at_ms),
         )
-        .bind(id)
-        .bind(data)
-        .bind(expires_at_ms)).await?;
+        .await?;
         Ok(())
     }
 
@@ -42,8 +45,8 @@ impl Store {
     }
 
     pub async fn session_delete(&self, id: &str) -> Result<()> {
-        self.write_one(sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)).await?;
+        self.write_one(sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id))
+            .await?;
         Ok(())
     }
 

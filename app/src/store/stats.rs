@@ -466,19 +466,12 @@ impl Store {
     ) -> Result<crate::domain::stats::StatsReport> {
         let days = match &q.application {
             Some(shortname) => {
-                let app = self.application(shortname).await?.ok_or_else(|| {
-                    super::StoreError::NotFound(format!("no application {shortname}"))
-                })?;
+                let app = self.existing_application(shortname).await?;
                 self.application_stats(app.id, q.from_day, q.to_day).await?
             }
             None => self.stats_days(q.from_day, q.to_day).await?,
         };
-        let envs: Vec<String> = self
-            .environments
-            .names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let envs: Vec<String> = self.environments.owned_names();
         let mut report = crate::domain::stats::StatsReport::build(q, &envs, &days);
         // One application is counted now, from its deployments: never behind.
         report.counting = q.application.is_none() && !self.stats_caught_up().await?;

@@ -22,10 +22,15 @@ impl Store {
                 "a token named {name:?} already exists; revoke it or pick another name"
             )));
         }
-        self.write_one(sqlx::query("INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)",
+            )
             .bind(name)
             .bind(token_hash)
-            .bind(now_ms())).await?;
+            .bind(now_ms()),
+        )
+        .await?;
         Ok(())
     }
 

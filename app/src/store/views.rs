@@ -180,6 +180,13 @@ impl Store {
 
     /// One application: its current state, flags, and recent history per environment with
     /// each deployment's pipeline timeline.
+    /// The application named `shortname` with its history, or `NotFound`.
+    pub async fn existing_app_detail(&self, shortname: &str) -> Result<AppDetail> {
+        self.app_detail(shortname)
+            .await?
+            .ok_or_else(|| super::no_application(shortname))
+    }
+
     pub async fn app_detail(&self, shortname: &str) -> Result<Option<AppDetail>> {
         let Some(app) = self.application(shortname).await? else {
             return Ok(None);
@@ -306,12 +313,7 @@ impl Store {
             .await?,
         };
         Ok(Activity {
-            environments: self
-                .environments
-                .names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            environments: self.environments.owned_names(),
             filter: environment.map(str::to_owned),
             deployments: rows.into_iter().map(deployment_view).collect(),
             now_ms: now_ms(),
