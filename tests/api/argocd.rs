@@ -111,10 +111,9 @@ async fn the_live_state_follows_argo_cd() {
     content_store("MODIFIED", "v6-hotfix", "Healthy");
     content_store("MODIFIED", "v6-hotfix", "Degraded");
     wait_for(&app, "degraded", |s| s["live"]["health"] == "Degraded").await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE version = 'v6-hotfix'")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let n = app
+        .count("SELECT COUNT(*) FROM deployments WHERE version = 'v6-hotfix'")
+        .await;
     assert_eq!(n, 1);
     // An application that is not ours is ignored; a known version is not re-recorded.
     argocd.push("ADDED", application("somebody-elses", "v1", "Healthy"));
@@ -194,10 +193,9 @@ async fn a_refused_token_says_unknown_and_two_servers_record_once() {
     argocd.push("MODIFIED", application("content-store", "v8", "Healthy"));
     wait_for(&two, "both", |s| s["live"]["version"] == "v8").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE version = 'v8'")
-        .fetch_one(one.store.pool())
-        .await
-        .unwrap();
+    let n = one
+        .count("SELECT COUNT(*) FROM deployments WHERE version = 'v8'")
+        .await;
     assert_eq!(n, 1, "two observers, one record");
 
     let fake = fake_argo(TOKEN).await.base;
@@ -307,14 +305,7 @@ async fn argo_cd_as_it_really_answers() {
         )]
     );
     let registry = "172025368201.dkr.ecr.eu-west-1.amazonaws.com/github/alphagov/govuk";
-    let observed = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM deployments WHERE trigger_kind = 'observed'",
-        )
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-    };
+    let observed = || app.count("SELECT COUNT(*) FROM deployments WHERE trigger_kind = 'observed'");
     let drift = |s: &Value| s.to_string().contains("\"drift\"");
     // Content Store, Healthy, running these tags of its image (":v1", "@sha256:...").
     let images = |tags: &[&str]| {

@@ -168,11 +168,7 @@ Failed (1):
         |c| c.path == "/api/repos/example-org/router/compare/v1...v2"
             && c.headers["authorization"] == "Bearer stats-token"
     ));
-    let days: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM digests")
-        .fetch_one(a.store.pool())
-        .await
-        .unwrap();
-    assert_eq!(days, 1);
+    assert_eq!(a.count("SELECT COUNT(*) FROM digests").await, 1);
     drop((a, b, c));
     common::drop_postgres(pg, &db).await;
 }

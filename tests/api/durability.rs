@@ -28,20 +28,14 @@ async fn record(env: &common::TestApp, app: &str, environment: &str, version: &s
 /// is held without a deployment; nothing is left pending.
 async fn assert_every_dispatch_recorded(env: &common::TestApp) {
     let pool = env.store.pool();
-    let orphans: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM deploy_locks l WHERE l.deployment_id IS NULL
+    let orphans = env
+        .count(
+            "SELECT COUNT(*) FROM deploy_locks l WHERE l.deployment_id IS NULL
            OR NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = l.deployment_id)",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
+        )
+        .await;
     assert_eq!(orphans, 0, "a slot is held without a deployment");
-    let pending: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM dispatches WHERE state = 'pending'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!(pending, 0, "a dispatch has no outcome");
+    assert_eq!(env.count(PENDING).await, 0, "a dispatch has no outcome");
     let (dispatches, runs) = {
         let f = env.fake.lock().unwrap();
         (f.dispatches.clone(), f.runs.clone())
@@ -82,21 +76,28 @@ async fn assert_every_dispatch_recorded(env: &common::TestApp) {
     }
 }
 
+/// The dispatches without an outcome.
+const PENDING: &str = "SELECT COUNT(*) FROM dispatches WHERE state = 'pending'";
+
+/// Asks `sql` (a count) at most `attempts` times, `interval` apart, until it is 0:
+/// whether it was.
+async fn until_none(env: &common::TestApp, sql: &str, attempts: u32, interval: Duration) -> bool {
+    for _ in 0..attempts {
+        if env.count(sql).await == 0 {
+            return true;
+        }
+        tokio::time::sleep(interval).await;
+    }
+    false
+}
+
 /// Waits until nothing is pending (the tasks no request owns have written their outcome).
 async fn settled(env: &common::TestApp) {
-    for _ in 0..300 {
-        let pending: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM dispatches WHERE state = 'pending') + (SELECT COUNT(*) FROM trains WHERE state = 'running')",
-        )
-        .fetch_one(env.store.pool())
-        .await
-        .unwrap();
-        if pending == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("dispatches or trains still pending after 30 s");
+    let pending = "SELECT (SELECT COUNT(*) FROM dispatches WHERE state = 'pending') + (SELECT COUNT(*) FROM trains WHERE state = 'running')";
+    assert!(
+        until_none(env, pending, 300, Duration::from_millis(100)).await,
+        "dispatches or trains still pending after 30 s"
+    );
 }
 
 /// A server function called by a client that gives up after `after` (the connection is
@@ -367,30 +368,16 @@ async fn kill_9_between_dispatch_and_record_is_reconciled_at_restart() {
         let mut f = fake.lock().unwrap();
         f.runs.retain(|(repo, _, _)| repo == "example-org/k9-01");
     }
-    let pending: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM dispatches WHERE state = 'pending'")
-            .fetch_one(env.store.pool())
-            .await
-            .unwrap();
     assert_eq!(
-        pending, 2,
+        env.count(PENDING).await,
+        2,
         "both intents were written before GitHub was called"
     );
 
     let mut child = start();
     ready().await;
     // GitHub is given 20 s to list a run before a dispatch is "not confirmed".
-    for _ in 0..800 {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM dispatches WHERE state = 'pending'")
-                .fetch_one(env.store.pool())
-                .await
-                .unwrap();
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_none(&env, PENDING, 800, Duration::from_millis(50)).await;
     let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT a.shortname, x.state, d.run_url, d.dispatch_state FROM dispatches x
          JOIN deployments d ON d.id = x.deployment_id JOIN applications a ON a.id = x.application_id ORDER BY a.shortname",

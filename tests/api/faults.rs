@@ -247,12 +247,10 @@ async fn a_slow_github_is_looked_up_and_its_run_linked_or_the_dispatch_not_confi
         body.contains("check the Actions tab of example-org/publisher"),
         "{body}"
     );
-    let held: i64 = sqlx::query_scalar(
+    let held = env.count(
         "SELECT COUNT(*) FROM deploy_locks l JOIN applications a ON a.id = l.application_id WHERE a.shortname = 'publisher'",
     )
-    .fetch_one(env.store.pool())
-    .await
-    .unwrap();
+    .await;
     assert_eq!(held, 0, "the slot is free");
     env.expect(
         &c,

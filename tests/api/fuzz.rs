@@ -127,10 +127,7 @@ fn random_body(rng: &mut StdRng) -> (Option<&'static str>, Vec<u8>) {
 
 async fn counts(store: &app::store::Store) -> (i64, i64, i64) {
     let q = |t: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {t}"))
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
+        common::count(store, &format!("SELECT COUNT(*) FROM {t}")).await
     };
     (
         q("deployments").await,

@@ -125,48 +125,24 @@ async fn promote_deploys_what_runs_in_the_environment_before() {
         )
         .await;
     assert!(body.contains("now runs v5, not v4"), "{body}");
-    // Requested now: a second click is a 409 and dispatches nothing.
-    env.expect(
-        &c,
-        "promote",
-        &[("shortname", "train-a"), ("environment", "staging")],
-        409,
-    )
-    .await;
-
-    // Production: the deploy role for production (octocat has none), then confirmation.
-    env.expect(
-        &c,
-        "promote",
-        &[("shortname", "train-b"), ("environment", "production")],
-        403,
-    )
-    .await;
-    // An integration deployer can cause nothing in staging by promotion.
+    let promote = |app, to| [("shortname", app), ("environment", to)];
     let intern = env.sign_in("intern").await;
-    env.expect(
-        &intern,
-        "promote",
-        &[("shortname", "train-b"), ("environment", "staging")],
-        403,
-    )
+    env.call_all(&[
+        // Requested now: a second click is a 409 and dispatches nothing.
+        (&c, "promote", &promote("train-a", "staging"), 409),
+        // Production: the deploy role for production (octocat has none), then
+        // confirmation.
+        (&c, "promote", &promote("train-b", "production"), 403),
+        // An integration deployer can cause nothing in staging by promotion.
+        (&intern, "promote", &promote("train-b", "staging"), 403),
+        // Nothing before the first environment: octocat may not deploy to integration
+        // at all.
+        (&c, "promote", &promote("train-b", "integration"), 403),
+    ])
     .await;
-    // Nothing before the first environment; nothing to promote; frozen.
-    let (s, _) = common::call(
-        &env.base,
-        &c,
-        "promote",
-        &[("shortname", "train-b"), ("environment", "integration")],
-    )
-    .await;
-    assert_eq!(s, 403, "octocat may not deploy to integration at all");
+    // Nothing to promote: frozen.
     let body = env
-        .expect(
-            &c,
-            "promote",
-            &[("shortname", "train-c"), ("environment", "staging")],
-            409,
-        )
+        .expect(&c, "promote", &promote("train-c", "staging"), 409)
         .await;
     assert!(body.contains("frozen"), "{body}");
     assert_eq!(dispatched(&env).len(), 1, "nothing else was dispatched");

@@ -162,6 +162,11 @@ impl Builder {
 }
 
 impl TestApp {
+    /// A server with the demo applications alone (no configuration of its own).
+    pub async fn demo() -> TestApp {
+        Self::builder().config("").demo().spawn().await
+    }
+
     pub fn builder() -> Builder {
         Builder {
             config: None,
@@ -259,6 +264,20 @@ pub fn settings(database_url: String, config: &str, demo: bool) -> Settings {
         metrics_addr: None,
         metrics_token: None,
     }
+}
+
+/// Why a server with the [`settings`] for `config`, changed by `change`, refuses to start
+/// (the error with its causes, `{:#}`); a server that starts fails the test.
+pub async fn refused_to_start(config: &str, change: impl FnOnce(&mut Settings)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(
+        format!("sqlite:{}", dir.path().join("r.db").display()),
+        config,
+        false,
+    );
+    change(&mut s);
+    let err = Server::build(s).await.err().expect("refused");
+    format!("{err:#}")
 }
 
 /// An HTTP client with a timeout, so a test fails rather than hangs.
@@ -379,6 +398,28 @@ pub async fn call_all(base: &str, steps: &[Step<'_>]) {
     }
 }
 
+impl TestApp {
+    /// [`call_all`] on this server.
+    pub async fn call_all(&self, steps: &[Step<'_>]) {
+        call_all(&self.base, steps).await
+    }
+}
+
+/// The number `store`'s database answers `sql` with (a `SELECT COUNT(*) ...`).
+pub async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+impl TestApp {
+    /// The number this server's database answers `sql` with (a `SELECT COUNT(*) ...`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        count(&self.store, sql).await
+    }
+}
+
 /// A new pipeline API token in `store`.
 pub async fn pipeline_token(store: &Store) -> String {
     let token = release::http::api_token::generate_token();
@@ -451,6 +492,13 @@ impl TestApp {
         let r = send(self.client.get(self.url(path)).bearer_auth(&self.token)).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A GET of `path` with the pipeline token that must answer 200: its JSON.
+    pub async fn get_json_ok(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get_json(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
     }
 
     pub async fn notify(&self, repo: &str, env: &str, version: &str) -> reqwest::Response {
@@ -529,6 +577,13 @@ impl TestApp {
             .audit_log(application, None, limit)
             .await
             .unwrap()
+    }
+
+    /// A page as a signed-in viewer sees it, which must answer 200: its HTML.
+    pub async fn page_ok(&self, path: &str) -> String {
+        let (status, html) = self.page(path).await;
+        assert_eq!(status, 200, "{path}");
+        html
     }
 
     /// A page as a signed-in viewer sees it.
