@@ -4,7 +4,6 @@
 
 use crate::common;
 
-use release::startup::Server;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -297,7 +296,7 @@ const SERVER_FNS: &[(&str, [u16; 5])] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_matrix() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let callers = [
         None,
         Some("viewer"),
@@ -388,7 +387,7 @@ async fn the_matrix_covers_every_page_and_server_function() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_posts_are_refused() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let c = app.signed_in("viewer").await;
     let host = app.base.trim_start_matches("http://").to_owned();
     let r = common::send(
@@ -434,7 +433,7 @@ async fn cross_site_posts_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_headers_on_pages_and_api() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let c = app.signed_in("viewer").await;
     let r = common::send(c.get(app.url("/"))).await;
     let h = r.headers();
@@ -468,32 +467,22 @@ async fn security_headers_on_pages_and_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_sign_in_is_refused_off_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(
-        format!("sqlite:{}", dir.path().join("r.db").display()),
-        "",
-        false,
-    );
-    settings.addr = "0.0.0.0:0".parse().unwrap();
-    settings.dev_sign_in_key = None;
-    let err = Server::build(settings).await.err().expect("refused");
-    assert!(
-        format!("{err:#}").contains("not a loopback address"),
-        "{err:#}"
-    );
+    let err = common::refused_to_start("", |s| {
+        s.addr = "0.0.0.0:0".parse().unwrap();
+        s.dev_sign_in_key = None;
+    })
+    .await;
+    assert!(err.contains("not a loopback address"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_needs_its_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(
-        format!("sqlite:{}", dir.path().join("r.db").display()),
-        "[github]\nclient_id = \"x\"\n[access]\norg = \"o\"",
-        false,
-    );
-    settings.secret_key = Some(KEY.into());
-    settings.dev_sign_in = false;
-    settings.dev_sign_in_key = None;
-    let err = Server::build(settings).await.err().expect("refused");
-    assert!(format!("{err:#}").contains("RELEASE_GITHUB_CLIENT_SECRET"));
+    let config = "[github]\nclient_id = \"x\"\n[access]\norg = \"o\"";
+    let err = common::refused_to_start(config, |s| {
+        s.secret_key = Some(KEY.into());
+        s.dev_sign_in = false;
+        s.dev_sign_in_key = None;
+    })
+    .await;
+    assert!(err.contains("RELEASE_GITHUB_CLIENT_SECRET"), "{err}");
 }

@@ -14,9 +14,8 @@ fn row<'a>(html: &'a str, app: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grid_has_every_app_with_its_flags() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
-    let (status, html) = app.page("/").await;
-    assert_eq!(status, 200);
+    let app = common::TestApp::demo().await;
+    let html = app.page_ok("/").await;
     assert_eq!(
         html.matches("<th><a href=\"/applications/").count(),
         12,
@@ -53,7 +52,7 @@ async fn the_grid_has_every_app_with_its_flags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_filter_works_without_javascript() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let (_, html) = app.page("/?q=publisher").await;
     assert!(!row(&html, "publisher").contains("hidden"));
     assert!(row(&html, "frontend").starts_with("<tr hidden"));
@@ -68,17 +67,15 @@ async fn the_filter_works_without_javascript() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_application_page_explains_its_flags() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
-    let (status, html) = app.page("/applications/publisher").await;
-    assert_eq!(status, 200);
+    let app = common::TestApp::demo().await;
+    let html = app.page_ok("/applications/publisher").await;
     assert!(html.contains("<h1>Publisher"));
     assert!(html.contains("the latest deployment to staging failed at smoke tests"));
     assert!(
         html.contains("smoke tests failed: see the workflow"),
         "the event's message is on the timeline"
     );
-    let (status, html) = app.page("/applications/signon").await;
-    assert_eq!(status, 200);
+    let html = app.page_ok("/applications/signon").await;
     assert!(
         html.matches("class=\"deployment\"").count() >= 60,
         "20 per environment"
@@ -89,9 +86,8 @@ async fn the_application_page_explains_its_flags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activity_filters_by_environment() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
-    let (status, html) = app.page("/activity?environment=staging").await;
-    assert_eq!(status, 200);
+    let app = common::TestApp::demo().await;
+    let html = app.page_ok("/activity?environment=staging").await;
     assert!(html.contains("<td>staging"));
     assert!(!html.contains("<td>production") && !html.contains("<td>integration"));
     let (_, html) = app.page("/activity?environment=qa").await;
@@ -197,8 +193,7 @@ async fn the_grid_fragment_is_private_and_revalidates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_pages_say_so() {
     let app = common::TestApp::builder().spawn().await;
-    let (status, html) = app.page("/audit").await;
-    assert_eq!(status, 200);
+    let html = app.page_ok("/audit").await;
     assert!(html.contains("No audit entries yet"), "{html}");
     let (_, html) = app.page("/activity").await;
     assert!(html.contains("No deployments yet."));
@@ -208,9 +203,8 @@ async fn empty_pages_say_so() {
 /// deployer for one environment is offered only that one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_who_may_deploy_instead_of_a_form() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
-    let (status, html) = app.page("/applications/frontend").await;
-    assert_eq!(status, 200);
+    let app = common::TestApp::demo().await;
+    let html = app.page_ok("/applications/frontend").await;
     assert!(
         html.contains("You may not deploy this application"),
         "{html}"

@@ -17,8 +17,7 @@ async fn notification_is_recorded_with_the_release_app_answer() {
         "the Release app answers with an empty body"
     );
 
-    let (status, body) = app.get_json("/api/v1/applications").await;
-    assert_eq!(status, 200);
+    let body = app.get_json_ok("/api/v1/applications").await;
     let cs = body["applications"]
         .as_array()
         .unwrap()
@@ -38,8 +37,7 @@ async fn unknown_repo_creates_the_application() {
     let app = common::TestApp::builder().spawn().await;
     app.notify_ok("trade-tariff/tariff-backend", "integration", "v9")
         .await;
-    let (status, body) = app.get_json("/applications/tariff-backend.json").await;
-    assert_eq!(status, 200);
+    let body = app.get_json_ok("/applications/tariff-backend.json").await;
     assert_eq!(
         body,
         json!({
@@ -55,17 +53,14 @@ async fn unknown_repo_creates_the_application() {
     // Same repo name, other owner: a distinct application.
     app.notify_ok("other/tariff-backend", "integration", "v1")
         .await;
-    let (status, _) = app
-        .get_json("/applications/other-tariff-backend.json")
+    app.get_json_ok("/applications/other-tariff-backend.json")
         .await;
-    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_app_json_for_a_declared_app() {
     let app = common::TestApp::builder().spawn().await;
-    let (status, body) = app.get_json("/applications/frontend.json").await;
-    assert_eq!(status, 200);
+    let body = app.get_json_ok("/applications/frontend.json").await;
     assert_eq!(body["continuously_deployed"], false);
     assert_eq!(
         body["repository_url"],
@@ -469,8 +464,7 @@ async fn a_form_encoded_notification_is_recorded() {
     let r = app.post_form("/deployments", &form).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "");
-    let (status, body) = app.get_json("/api/v1/applications/frontend").await;
-    assert_eq!(status, 200);
+    let body = app.get_json_ok("/api/v1/applications/frontend").await;
     let text = body.to_string();
     assert!(text.contains("release_42"), "{text}");
     assert!(text.contains("Jenkins Person"), "{text}");
@@ -520,8 +514,7 @@ async fn a_bare_repo_name_belongs_to_the_default_owner() {
     // A bare name the server does not know creates the app under the default owner.
     let r = app.notify("new_app", "integration", "v1").await;
     assert_eq!(r.status(), 200);
-    let (status, body) = app.get_json("/api/v1/applications/new-app").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_json_ok("/api/v1/applications/new-app").await;
     assert!(body.to_string().contains("alphagov/new_app"), "{body}");
 
     // Two owners and no [access] org: no default owner.

@@ -106,7 +106,7 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
 /// Finding 2: no open redirect after sign-in (development sign-in and GitHub callback).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn return_to_never_leaves_the_site() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     for bad in [
         "/\t/evil.example/",
         "//evil.example",
@@ -181,20 +181,10 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_sign_in_fails_closed() {
     // Without --dev-sign-in and without GitHub, Release refuses to start.
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(
-        format!("sqlite:{}", dir.path().join("r.db").display()),
-        "",
-        false,
-    );
-    settings.dev_sign_in = false;
-    let err = release::startup::Server::build(settings)
-        .await
-        .err()
-        .expect("refused");
-    assert!(format!("{err:#}").contains("--dev-sign-in"), "{err:#}");
+    let err = common::refused_to_start("", |s| s.dev_sign_in = false).await;
+    assert!(err.contains("--dev-sign-in"), "{err}");
 
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let port = app.base.rsplit(':').next().unwrap().to_owned();
     let attempts: Vec<Vec<(&str, String)>> = vec![
         vec![
@@ -260,7 +250,7 @@ async fn development_sign_in_fails_closed() {
 /// in); the sign-in page asks for it unless its link carried it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_sign_in_needs_the_key_printed_at_startup() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     // Directly on the loopback address, without the key printed at startup or with a
     // wrong one: refused (a proxy that rewrites Host cannot sign in either).
     for key in [None, Some("wrong-key-wrong-key"), Some("")] {
@@ -294,7 +284,7 @@ async fn development_sign_in_needs_the_key_printed_at_startup() {
 /// promotion); every lift and every refused lift is audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployer_cannot_lift_an_admins_freeze() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let admin = app.signed_in("admin").await;
     let deployer = app.signed_in("deployer").await;
     app.expect(
@@ -316,14 +306,11 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
     // The deployer's own freeze they may lift; the admin lifts the admin's.
     let publisher = [("shortname", "publisher")];
     let mine = [("shortname", "publisher"), ("reason", "mine")];
-    common::call_all(
-        &app.base,
-        &[
-            (&admin, "unfreeze", &publisher, 200),
-            (&deployer, "freeze", &mine, 200),
-            (&deployer, "unfreeze", &publisher, 200),
-        ],
-    )
+    app.call_all(&[
+        (&admin, "unfreeze", &publisher, 200),
+        (&deployer, "freeze", &mine, 200),
+        (&deployer, "unfreeze", &publisher, 200),
+    ])
     .await;
     let log = app.audit(Some("publisher"), 50).await;
     let unfreezes: Vec<&str> = log
@@ -445,7 +432,7 @@ async fn people_are_keyed_by_github_id() {
 /// Finding 8: at most 8 live streams per session (429 beyond), and they end at sign-out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_are_capped_per_session_and_end_with_it() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let c = app.signed_in("viewer").await;
     let mut open = Vec::new();
     for _ in 0..8 {
@@ -490,12 +477,7 @@ async fn live_streams_are_capped_per_session_and_end_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_writes_nothing_and_is_rate_limited() {
     let env = common::TestApp::builder().github().spawn().await;
-    let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
-            .fetch_one(env.store.pool())
-            .await
-            .unwrap()
-    };
+    let count = || env.count("SELECT COUNT(*) FROM sessions");
     let before = count().await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -557,15 +539,14 @@ async fn sign_in_writes_nothing_and_is_rate_limited() {
         "{statuses:?}"
     );
     // The pipeline's valid token is never limited, whatever others sent from its address.
-    let (status, _) = app.get_json("/api/v1/applications").await;
-    assert_eq!(status, 200);
+    app.get_json_ok("/api/v1/applications").await;
 }
 
 /// Finding 10: a cookie-authenticated POST needs a same-origin `Origin` or
 /// `Sec-Fetch-Site: same-origin`; an oversized server-function body is a 413.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let c = app.signed_in("viewer").await;
     let bare = reqwest::Client::builder()
         .cookie_store(true)
@@ -614,7 +595,7 @@ async fn posts_without_origin_evidence_are_refused_and_big_bodies_are_413() {
 /// Finding 11: the page guard decides on the normalised path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_guard_sees_through_dot_segments() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     for path in [
         "/pkg/../audit",
@@ -645,7 +626,7 @@ async fn the_page_guard_sees_through_dot_segments() {
 /// Finding 12: the pages' CSP has no `'self'` in `script-src`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_csp_script_src_is_nonce_only() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let c = app.signed_in("viewer").await;
     let r = common::send(c.get(app.url("/"))).await;
     let csp = r.headers()["content-security-policy"]
@@ -698,14 +679,7 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
                 .to_string(),
         );
     }
-    let rows = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM deployments WHERE environment <> 'integration'",
-        )
-        .fetch_one(env.store.pool())
-        .await
-        .unwrap()
-    };
+    let rows = || env.count("SELECT COUNT(*) FROM deployments WHERE environment <> 'integration'");
     let before = rows().await;
     let c = env.sign_in("octocat").await;
     let mut statuses = Vec::new();
@@ -763,17 +737,14 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
 /// integration deployer may lift the freeze.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button() {
-    let app = common::TestApp::builder().config("").demo().spawn().await;
+    let app = common::TestApp::demo().await;
     let bob = app.signed_in("deployer:integration").await;
     let prod = app.signed_in("deployer:production").await;
     let gate = |to: &'static str| {
         let app = &app;
         async move {
-            let (s, g) = app
-                .get_json(&format!("/api/v1/applications/signon/promotion?to={to}"))
-                .await;
-            assert_eq!(s, 200);
-            g
+            app.get_json_ok(&format!("/api/v1/applications/signon/promotion?to={to}"))
+                .await
         }
     };
     let body = app
@@ -808,28 +779,22 @@ async fn an_integration_deployer_cannot_block_a_later_environment_by_any_button(
         ("environment", "integration"),
         ("reason", "bad build"),
     ];
-    common::call_all(
-        &app.base,
-        &[
-            // The production deployer deploys to production: not held.
-            (&prod, "deploy", &to_production, 200),
-            // bob's own deploy to integration is held.
-            (&bob, "deploy", &to_integration, 409),
-            // bob rolls back integration: held by bob's own freeze (a rollback is a
-            // deploy): refused, nothing frozen more.
-            (&bob, "rollback", &roll_back, 409),
-        ],
-    )
+    app.call_all(&[
+        // The production deployer deploys to production: not held.
+        (&prod, "deploy", &to_production, 200),
+        // bob's own deploy to integration is held.
+        (&bob, "deploy", &to_integration, 409),
+        // bob rolls back integration: held by bob's own freeze (a rollback is a
+        // deploy): refused, nothing frozen more.
+        (&bob, "rollback", &roll_back, 409),
+    ])
     .await;
     // Another integration deployer lifts bob's freeze; then bob's rollback goes through.
     let other = app.signed_in_as("ada", "deployer:integration").await;
-    common::call_all(
-        &app.base,
-        &[
-            (&other, "unfreeze", &[("shortname", "signon")], 200),
-            (&bob, "rollback", &roll_back, 200),
-        ],
-    )
+    app.call_all(&[
+        (&other, "unfreeze", &[("shortname", "signon")], 200),
+        (&bob, "rollback", &roll_back, 200),
+    ])
     .await;
     let g = gate("integration").await;
     assert_eq!(g["allowed"], false);

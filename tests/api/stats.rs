@@ -121,12 +121,11 @@ async fn the_four_metrics_count_failures_rollbacks_and_restores() {
     assert!(v["weekly"].as_array().unwrap().len() >= 13);
 
     // One application, one environment, a range.
-    let (s, one) = app
-        .get_json(&format!(
+    let one = app
+        .get_json_ok(&format!(
             "/api/v1/stats?application=content-store&environment=production&from={day}&to={day}"
         ))
         .await;
-    assert_eq!(s, 200);
     assert_eq!(one["environments"], json!(["production"]));
     assert_eq!(one["days"], 1);
     assert_eq!(one["change_failure_rate"], v["change_failure_rate"]);
@@ -206,8 +205,7 @@ async fn the_stats_page_draws_charts_with_tables_beside_them() {
         v["change_failure_rate"]["production_deployments"] == 1
     })
     .await;
-    let (status, html) = app.page("/stats").await;
-    assert_eq!(status, 200);
+    let html = app.page_ok("/stats").await;
     for want in [
         "Delivery stats",
         "Deployments to production a day",
@@ -317,10 +315,9 @@ async fn stats_count_on_postgres() {
         .await;
         assert_eq!(v["change_failure_rate"]["rollbacks"], 1);
         assert_eq!(v["lead_time"]["count"], 2);
-        let (s, one) = app
-            .get_json("/api/v1/stats?application=content-store")
+        let one = app
+            .get_json_ok("/api/v1/stats?application=content-store")
             .await;
-        assert_eq!(s, 200);
         assert_eq!(one["change_failure_rate"], v["change_failure_rate"]);
         app.store.close().await;
     };
@@ -413,8 +410,7 @@ async fn one_applications_stats_are_counted_once_per_change_and_bounded() {
     };
     let (from, to) = (day(now - 730 * 24 * HOUR), day(now));
     let url = |app_name: &str| format!("/api/v1/stats?application={app_name}&from={from}&to={to}");
-    let (s, first) = app.get_json(&url("content-store")).await;
-    assert_eq!(s, 200, "{}", first["error"]);
+    let first = app.get_json_ok(&url("content-store")).await;
     assert_eq!(
         first["change_failure_rate"]["production_deployments"],
         2_000
@@ -422,8 +418,7 @@ async fn one_applications_stats_are_counted_once_per_change_and_bounded() {
     // Every counting slot taken: the answer already counted still comes, from memory.
     let held: Vec<_> = std::iter::from_fn(|| app.store.hold_stats_counting()).collect();
     assert_eq!(held.len(), 2);
-    let (s, again) = app.get_json(&url("content-store")).await;
-    assert_eq!(s, 200);
+    let again = app.get_json_ok(&url("content-store")).await;
     assert!(again == first, "the same answer");
     // An application not counted yet must wait: 429 with Retry-After.
     let r = common::send(
