@@ -5,7 +5,7 @@ use super::api_token::ApiToken;
 use super::error::ApiError;
 use super::state::ServerState;
 use app::auth::CurrentUser;
-use app::domain::stats::{StatsQuery, StatsReport};
+use app::domain::stats::{StatsQuery, StatsReport, StatsScope};
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -85,14 +85,8 @@ pub struct DayJson {
 /// The DORA four over a range of days.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StatsJson {
-    pub from: String,
-    pub to: String,
-    pub days: i64,
-    pub application: Option<String>,
-    /// The environments counted, in pipeline order.
-    pub environments: Vec<String>,
-    /// The environment lead time, failures and restores are measured in.
-    pub production: String,
+    #[serde(flatten)]
+    pub scope: StatsScope,
     pub deployment_frequency: BTreeMap<String, FrequencyJson>,
     pub lead_time: LeadTimeJson,
     pub change_failure_rate: FailureRateJson,
@@ -115,13 +109,15 @@ fn spread(s: &app::domain::stats::Spread) -> SpreadJson {
 impl From<StatsReport> for StatsJson {
     fn from(r: StatsReport) -> Self {
         let by_env = |counts: &[u64]| -> BTreeMap<String, u64> {
-            r.environments
+            r.scope
+                .environments
                 .iter()
                 .cloned()
                 .zip(counts.iter().copied())
                 .collect()
         };
         let deployment_frequency = r
+            .scope
             .environments
             .iter()
             .enumerate()
@@ -139,11 +135,6 @@ impl From<StatsReport> for StatsJson {
             })
             .collect();
         Self {
-            from: r.from.clone(),
-            to: r.to.clone(),
-            days: r.days,
-            application: r.application.clone(),
-            production: r.production.clone(),
             deployment_frequency,
             lead_time: LeadTimeJson {
                 spread: spread(&r.lead_time),
@@ -176,8 +167,8 @@ impl From<StatsReport> for StatsJson {
                     deployments: by_env(counts),
                 })
                 .collect(),
-            environments: r.environments,
             counting: r.counting,
+            scope: r.scope,
         }
     }
 }
@@ -253,9 +244,10 @@ pub async fn csv_for_person(
 fn csv_response(r: StatsReport) -> Response {
     let name = format!(
         "attachment; filename=\"release-stats-{}-{}{}.csv\"",
-        r.from,
-        r.to,
-        r.application
+        r.scope.from,
+        r.scope.to,
+        r.scope
+            .application
             .as_deref()
             .map(|a| format!("-{a}"))
             .unwrap_or_default()

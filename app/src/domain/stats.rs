@@ -354,16 +354,28 @@ pub struct Week {
     pub time_to_restore: Spread,
 }
 
-/// The report a page or the API shows.
+/// What a report counts: which days, which application, which environments. The page
+/// and the API (`GET /api/v1/stats`, flattened) say it the same way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatsReport {
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StatsScope {
+    /// The first day counted, `YYYY-MM-DD` (UTC).
     pub from: String,
+    /// The last day counted.
     pub to: String,
     pub days: i64,
+    /// The application counted; none: all.
     pub application: Option<String>,
     /// The environments counted, in pipeline order.
     pub environments: Vec<String>,
+    /// The environment lead time, failures and restores are measured in.
     pub production: String,
+}
+
+/// The report a page or the API shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    pub scope: StatsScope,
     /// Per environment, in the order of `environments`.
     pub deployments: Vec<u64>,
     pub succeeded: Vec<u64>,
@@ -428,15 +440,17 @@ impl StatsReport {
             all_days.push((date_of(day), daily.remove(&day).unwrap_or(vec![0; n])));
         }
         Self {
-            from: date_of(q.from_day),
-            to: date_of(q.to_day),
-            days: q.days(),
-            application: q.application.clone(),
+            scope: StatsScope {
+                from: date_of(q.from_day),
+                to: date_of(q.to_day),
+                days: q.days(),
+                application: q.application.clone(),
+                environments: envs,
+                production,
+            },
             deployments: total.iter().map(|t| t.deployments).collect(),
             succeeded: total.iter().map(|t| t.succeeded).collect(),
             failed: total.iter().map(|t| t.failed).collect(),
-            environments: envs,
-            production,
             production_deployments: prod.deployments,
             failed_changes: prod.failed_changes,
             rollbacks: prod.rollbacks,
@@ -463,14 +477,14 @@ impl StatsReport {
 
     /// Deployments a day, per environment, over the range.
     pub fn per_day(&self, i: usize) -> f64 {
-        self.deployments.get(i).copied().unwrap_or(0) as f64 / self.days.max(1) as f64
+        self.deployments.get(i).copied().unwrap_or(0) as f64 / self.scope.days.max(1) as f64
     }
 
     /// One line per day and environment.
     pub fn csv(&self) -> String {
         let mut out = String::from("date,environment,deployments\n");
         for (date, counts) in &self.daily {
-            for (env, n) in self.environments.iter().zip(counts) {
+            for (env, n) in self.scope.environments.iter().zip(counts) {
                 out.push_str(&format!("{date},{},{n}\n", csv_field(env)));
             }
         }

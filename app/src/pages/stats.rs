@@ -96,11 +96,16 @@ fn percent(part: u64, whole: u64) -> String {
 
 #[component]
 fn Report(r: StatsReport) -> impl IntoView {
-    let scope = match &r.application {
-        Some(a) => format!("{a}, {} to {} ({} days)", r.from, r.to, r.days),
-        None => format!("All applications, {} to {} ({} days)", r.from, r.to, r.days),
+    let s = &r.scope;
+    let scope = match &s.application {
+        Some(a) => format!("{a}, {} to {} ({} days)", s.from, s.to, s.days),
+        None => format!("All applications, {} to {} ({} days)", s.from, s.to, s.days),
     };
-    let prod_index = r.environments.iter().position(|e| *e == r.production);
+    let prod_index = r
+        .scope
+        .environments
+        .iter()
+        .position(|e| *e == r.scope.production);
     let per_day = prod_index
         .map(|i| format!("{:.1}", r.per_day(i)))
         .unwrap_or_else(|| "n/a".into());
@@ -113,7 +118,7 @@ fn Report(r: StatsReport) -> impl IntoView {
     };
     let series = |f: &dyn Fn(&Week) -> f64| -> Vec<f64> { r.weeks.iter().map(f).collect() };
     let weeks: Vec<String> = r.weeks.iter().map(|w| w.starts.clone()).collect();
-    let deploy_series: Vec<(String, Vec<f64>)> = r
+    let deploy_series: Vec<(String, Vec<f64>)> = s
         .environments
         .iter()
         .enumerate()
@@ -153,7 +158,7 @@ fn Report(r: StatsReport) -> impl IntoView {
     });
     let deploy_rows = per_week(&|w| w.deployments.iter().map(|n| n.to_string()).collect());
     let deploy_head: Vec<String> = std::iter::once("Week of".to_string())
-        .chain(r.environments.iter().cloned())
+        .chain(r.scope.environments.iter().cloned())
         .collect();
     let lead_rows = per_week(&|w| {
         vec![
@@ -189,7 +194,7 @@ fn Report(r: StatsReport) -> impl IntoView {
         <p class="muted">{scope}</p>
         {counting}
         <dl class="stat-cards">
-            <div><dt>{format!("Deployments to {} a day", r.production)}</dt><dd>{per_day}</dd></div>
+            <div><dt>{format!("Deployments to {} a day", r.scope.production)}</dt><dd>{per_day}</dd></div>
             <div><dt>"Lead time for changes"</dt><dd>{spread_text(&r.lead_time)}</dd><dd class="muted">{from_commit}</dd></div>
             <div><dt>"Change failure rate"</dt><dd>{percent(r.failed_changes, r.production_deployments)}</dd>
                 <dd class="muted">{format!("{} of {} production deployments ({} rollbacks)", r.failed_changes, r.production_deployments, r.rollbacks)}</dd></div>
@@ -198,7 +203,7 @@ fn Report(r: StatsReport) -> impl IntoView {
         </dl>
         <Chart id="frequency" title="Deployments per week".to_string() unit="" labels=weeks.clone() series=deploy_series
             head=deploy_head rows=deploy_rows/>
-        <Chart id="lead" title=format!("Lead time to {}, median per week ({})", r.production, lead_unit.1) unit=lead_unit.2 labels=weeks.clone()
+        <Chart id="lead" title=format!("Lead time to {}, median per week ({})", r.scope.production, lead_unit.1) unit=lead_unit.2 labels=weeks.clone()
             series=vec![("lead time".to_string(), lead)]
             head=vec!["Week of".into(), "Production deployments".into(), "Median (p90)".into()] rows=lead_rows/>
         <Chart id="failures" title="Change failure rate per week (%)".to_string() unit="%" labels=weeks.clone()
