@@ -5,8 +5,9 @@
 //! arrived, so tests assert the exact path, token and body Release sent.
 #![allow(dead_code)]
 
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::{request::Parts, HeaderMap, Method, StatusCode, Uri};
+use super::incoming::{BodyJson, Incoming};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use axum::Json;
@@ -117,18 +118,13 @@ impl FakeArgo {
     }
 
     /// Records the request; `Err` with the answer when Argo is down or the token is wrong.
-    async fn receive(&self, call: &Call, body: &str) -> Result<(), axum::response::Response> {
-        let auth = call
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+    async fn receive(&self, req: &Incoming, body: Value) -> Result<(), axum::response::Response> {
+        let auth = req.header("authorization").unwrap_or("").to_owned();
         self.requests.lock().unwrap().push(ArgoRequest {
-            method: call.method.to_string(),
-            path: call.uri.to_string(),
+            method: req.method.to_string(),
+            path: req.uri.to_string(),
             auth: auth.clone(),
-            body: serde_json::from_str(body).unwrap_or(Value::Null),
+            body,
         });
         let delay = self.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
@@ -149,35 +145,15 @@ impl FakeArgo {
     }
 }
 
-/// What the fake records of every request it receives: the method, the raw path and
-/// query, the headers (taken by each handler as one extractor).
-struct Call {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Call {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Call {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-        })
-    }
-}
-
 /// Argo Workflows' resubmit: the new workflow, named as Argo names it; `gone-*` workflows
 /// answer 404 as Argo does.
 async fn resubmit(
     State(f): State<FakeArgo>,
-    call: Call,
+    req: Incoming,
     Path((ns, name)): Path<(String, String)>,
-    body: String,
+    BodyJson(body): BodyJson,
 ) -> axum::response::Response {
-    if let Err(answer) = f.receive(&call, &body).await {
+    if let Err(answer) = f.receive(&req, body).await {
         return answer;
     }
     if name.starts_with("gone-") {
@@ -192,12 +168,12 @@ async fn resubmit(
 }
 
 /// Argo CD's application list.
-async fn list(State(f): State<FakeArgo>, call: Call) -> axum::response::Response {
+async fn list(State(f): State<FakeArgo>, req: Incoming) -> axum::response::Response {
     f.list_queries
         .lock()
         .unwrap()
-        .push(call.uri.query().unwrap_or("").to_owned());
-    if let Err(answer) = f.receive(&call, "").await {
+        .push(req.uri.query().unwrap_or("").to_owned());
+    if let Err(answer) = f.receive(&req, Value::Null).await {
         return answer;
     }
     let items = f.apps.lock().unwrap().clone();
@@ -205,8 +181,8 @@ async fn list(State(f): State<FakeArgo>, call: Call) -> axum::response::Response
 }
 
 /// Argo CD's watch: one JSON line per event, for as long as the test keeps it open.
-async fn stream(State(f): State<FakeArgo>, call: Call) -> axum::response::Response {
-    if f.receive(&call, "").await.is_err() {
+async fn stream(State(f): State<FakeArgo>, req: Incoming) -> axum::response::Response {
+    if f.receive(&req, Value::Null).await.is_err() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -220,8 +196,12 @@ async fn stream(State(f): State<FakeArgo>, call: Call) -> axum::response::Respon
 }
 
 /// Anything else: recorded (a test asserts no stray path was called) and 404.
-async fn unknown(State(f): State<FakeArgo>, call: Call, body: String) -> axum::response::Response {
-    f.receive(&call, &body).await.ok();
+async fn unknown(
+    State(f): State<FakeArgo>,
+    req: Incoming,
+    BodyJson(body): BodyJson,
+) -> axum::response::Response {
+    f.receive(&req, body).await.ok();
     (
         StatusCode::NOT_FOUND,
         Json(json!({"code": 5, "message": "Not Found"})),

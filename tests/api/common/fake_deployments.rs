@@ -4,6 +4,7 @@
 //! answered in GitHub's shapes (from its REST description's examples) and recorded.
 
 use super::fake_github::{Fake, Recorded};
+use super::incoming::Incoming;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,12 +48,6 @@ pub fn routes() -> Router<Fake> {
             "/api/repos/{owner}/{repo}/deployments/{id}/statuses",
             post(status),
         )
-}
-
-fn headers_of(h: &HeaderMap) -> HashMap<String, String> {
-    h.iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect()
 }
 
 fn bearer(h: &HeaderMap) -> Option<String> {
@@ -114,20 +109,13 @@ fn verify_jwt(f: &AppFake, jwt: &str) -> Result<Value, &'static str> {
 /// verifies; then `answer` with the claims. Recorded with the status answered.
 fn as_the_app(
     fake: &Fake,
-    method: &str,
-    h: &HeaderMap,
-    uri: &axum::http::Uri,
+    req: &Incoming,
     answer: impl FnOnce(&mut AppFake) -> Response,
 ) -> Response {
     let mut s = fake.lock().unwrap();
     let f = &mut s.app;
-    let rec = Recorded {
-        method: method.into(),
-        path: uri.path().to_owned(),
-        headers: headers_of(h),
-        body: Value::Null,
-    };
-    let response = match bearer(h).map(|t| verify_jwt(f, &t)) {
+    let rec = Recorded::path_only(req, Value::Null);
+    let response = match bearer(&req.headers).map(|t| verify_jwt(f, &t)) {
         None => message(
             StatusCode::UNAUTHORIZED,
             "A JSON web token could not be decoded",
@@ -142,13 +130,8 @@ fn as_the_app(
     response
 }
 
-async fn access_token(
-    State(fake): State<Fake>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path(id): Path<i64>,
-) -> Response {
-    as_the_app(&fake, "POST", &h, &uri, |f| {
+async fn access_token(State(fake): State<Fake>, req: Incoming, Path(id): Path<i64>) -> Response {
+    as_the_app(&fake, &req, |f| {
         if !f.installations.values().any(|i| *i == id) {
             return message(StatusCode::NOT_FOUND, "Not Found");
         }
@@ -168,11 +151,10 @@ async fn access_token(
 
 async fn installation(
     State(fake): State<Fake>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
+    req: Incoming,
     Path((owner, repo)): Path<(String, String)>,
 ) -> Response {
-    as_the_app(&fake, "GET", &h, &uri, |f| {
+    as_the_app(&fake, &req, |f| {
         match f.installations.get(&format!("{owner}/{repo}")) {
             Some(id) => Json(
                 json!({"id": id, "account": {"login": owner, "type": "Organization"},
@@ -183,16 +165,6 @@ async fn installation(
             None => message(StatusCode::NOT_FOUND, "Not Found"),
         }
     })
-}
-
-/// A POST as the fake records it.
-fn posted(h: &HeaderMap, uri: &axum::http::Uri, body: &Value) -> Recorded {
-    Recorded {
-        method: "POST".into(),
-        path: uri.path().to_owned(),
-        headers: headers_of(h),
-        body: body.clone(),
-    }
 }
 
 /// The App side, when `h` carries a token GitHub takes for writing deployments.
@@ -208,16 +180,15 @@ fn may_write(f: &AppFake, h: &HeaderMap) -> bool {
 
 async fn create(
     State(fake): State<Fake>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
+    req: Incoming,
     Path((owner, repo)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
     let mut s = fake.lock().unwrap();
-    let Some(f) = writer(&mut s.app, &h) else {
+    let Some(f) = writer(&mut s.app, &req.headers) else {
         return message(StatusCode::UNAUTHORIZED, "Bad credentials");
     };
-    f.deployments.push(posted(&h, &uri, &body));
+    f.deployments.push(Recorded::path_only(&req, body.clone()));
     if let Some((status, answer)) = f.create_answer.clone() {
         return (StatusCode::from_u16(status).unwrap(), Json(answer)).into_response();
     }
@@ -241,19 +212,18 @@ async fn create(
 
 async fn status(
     State(fake): State<Fake>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
+    req: Incoming,
     Path((owner, repo, id)): Path<(String, String, i64)>,
     Json(body): Json<Value>,
 ) -> Response {
     let mut s = fake.lock().unwrap();
-    let Some(f) = writer(&mut s.app, &h) else {
+    let Some(f) = writer(&mut s.app, &req.headers) else {
         return message(StatusCode::UNAUTHORIZED, "Bad credentials");
     };
     if id <= 1_000_000 || id > 1_000_000 + f.deployments.len() as i64 {
         return message(StatusCode::NOT_FOUND, "Not Found");
     }
-    f.statuses.push(posted(&h, &uri, &body));
+    f.statuses.push(Recorded::path_only(&req, body.clone()));
     let url = format!("https://api.github.example/repos/{owner}/{repo}/deployments/{id}");
     (
         StatusCode::CREATED,

@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use super::incoming::{BodyJson, Incoming};
+
 /// A request the fake received: method, path, headers (lowercase names) and JSON body.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -20,6 +22,26 @@ pub struct Recorded {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Value,
+}
+
+impl Recorded {
+    /// `req` with its path and query, and `body`.
+    pub fn of(req: &Incoming, body: Value) -> Recorded {
+        Recorded {
+            method: req.method.to_string(),
+            path: req.uri.to_string(),
+            headers: req.header_map(),
+            body,
+        }
+    }
+
+    /// `req` with its path alone (no query), and `body`.
+    pub fn path_only(req: &Incoming, body: Value) -> Recorded {
+        Recorded {
+            path: req.uri.path().to_owned(),
+            ..Recorded::of(req, body)
+        }
+    }
 }
 
 pub const SECRET: &str = "fake-client-secret";
@@ -148,13 +170,6 @@ async fn token_endpoint(
         .into_response()
 }
 
-/// A request's headers, as recorded.
-fn headers_of(h: &HeaderMap) -> HashMap<String, String> {
-    h.iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect()
-}
-
 /// GitHub's answer to a request without a token it knows.
 fn bad_credentials() -> axum::response::Response {
     (
@@ -162,6 +177,18 @@ fn bad_credentials() -> axum::response::Response {
         Json(json!({"message": "Bad credentials"})),
     )
         .into_response()
+}
+
+/// Records `req` (as `rec`) in the list `into` picks out of the fake's state, whoever
+/// sent it; then who sent it (`None`: no token the fake knows).
+fn record(
+    fake: &Fake,
+    into: fn(&mut FakeState) -> &mut Vec<Recorded>,
+    req: &Incoming,
+    rec: Recorded,
+) -> Option<String> {
+    into(&mut fake.lock().unwrap()).push(rec);
+    login_of(fake, &req.headers)
 }
 
 fn login_of(fake: &Fake, headers: &HeaderMap) -> Option<String> {
@@ -224,11 +251,10 @@ pub async fn fake_github() -> (String, Fake) {
         .route("/api/repos/{owner}/{repo}/commits/{sha}/check-runs", get(checks_read))
         .route(
             "/api/repos/{owner}/{repo}/commits/{sha}",
-            get(|State(f): State<Fake>, h: HeaderMap, uri: axum::http::Uri, Path((_o, _r, sha)): Path<(String, String, String)>| async move {
-                let headers = headers_of(&h);
+            get(|State(f): State<Fake>, req: Incoming, Path((_o, _r, sha)): Path<(String, String, String)>| async move {
                 let mut s = f.lock().unwrap();
-                s.commit_lookups.push(Recorded { method: "GET".into(), path: uri.path().to_owned(), headers, body: Value::Null });
-                if h.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer stats-token") {
+                s.commit_lookups.push(Recorded::path_only(&req, Value::Null));
+                if req.header("authorization") != Some("Bearer stats-token") {
                     return StatusCode::UNAUTHORIZED.into_response();
                 }
                 match s.commits.get(&sha) {
@@ -275,22 +301,14 @@ pub async fn fake_github() -> (String, Fake) {
 /// dispatch starts a run at once (listed by `list_runs`), before a slow answer.
 async fn dispatch(
     State(f): State<Fake>,
-    uri: axum::http::Uri,
+    req: Incoming,
     Path((owner, repo, workflow)): Path<(String, String, String)>,
-    h: HeaderMap,
-    body: String,
+    BodyJson(body): BodyJson,
 ) -> axum::response::Response {
-    let headers = headers_of(&h);
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let git_ref = body["inputs"]["gitRef"].as_str().unwrap_or("").to_owned();
     let branch = body["ref"].as_str().unwrap_or("").to_owned();
-    f.lock().unwrap().dispatches.push(Recorded {
-        method: "POST".into(),
-        path: uri.path().to_owned(),
-        headers,
-        body,
-    });
-    let Some(login) = login_of(&f, &h) else {
+    let rec = Recorded::path_only(&req, body);
+    let Some(login) = record(&f, |s| &mut s.dispatches, &req, rec) else {
         return bad_credentials();
     };
     let refused = match git_ref.as_str() {
@@ -350,24 +368,14 @@ async fn dispatch(
 /// workflow, newest first, filtered as GitHub filters them.
 async fn list_runs(
     State(f): State<Fake>,
-    uri: axum::http::Uri,
+    req: Incoming,
     Path((owner, repo, workflow)): Path<(String, String, String)>,
-    h: HeaderMap,
 ) -> axum::response::Response {
-    let headers = headers_of(&h);
-    f.lock().unwrap().run_lookups.push(Recorded {
-        method: "GET".into(),
-        path: uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
-        headers,
-        body: Value::Null,
-    });
-    if login_of(&f, &h).is_none() {
+    let rec = Recorded::of(&req, Value::Null);
+    if record(&f, |s| &mut s.run_lookups, &req, rec).is_none() {
         return bad_credentials();
     }
-    let q = query(&format!("http://x{uri}"));
+    let q = query(&format!("http://x{}", req.uri));
     // `created=A..B` (or `>=A`), as GitHub's search qualifiers.
     let created = q.get("created").cloned().unwrap_or_default();
     let (since, until) = match created.split_once("..") {
@@ -540,18 +548,11 @@ impl super::TestApp {
 /// no statuses when there are none), and check runs paged by `per_page` and `page`.
 async fn checks_read(
     State(f): State<Fake>,
-    uri: axum::http::Uri,
-    h: HeaderMap,
+    req: Incoming,
     Path(p): Path<Vec<(String, String)>>,
 ) -> axum::response::Response {
-    let headers = headers_of(&h);
-    f.lock().unwrap().check_reads.push(Recorded {
-        method: "GET".into(),
-        path: uri.to_string(),
-        headers,
-        body: Value::Null,
-    });
-    if login_of(&f, &h).is_none() {
+    let rec = Recorded::of(&req, Value::Null);
+    if record(&f, |s| &mut s.check_reads, &req, rec).is_none() {
         return bad_credentials();
     }
     let arg = |k: &str| {
@@ -566,8 +567,8 @@ async fn checks_read(
     {
         return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}))).into_response();
     }
-    let path = uri.path();
-    let q = query(&format!("http://x{uri}"));
+    let path = req.uri.path();
+    let q = query(&format!("http://x{}", req.uri));
     if path.contains("/rules/branches/") {
         return Json(json!(s.rules)).into_response();
     }
@@ -619,27 +620,14 @@ async fn checks_read(
     Json(json!({"total_count": s.check_runs.len(), "check_runs": items})).into_response()
 }
 
-fn recorded(method: &str, uri: &axum::http::Uri, h: &HeaderMap, body: Value) -> Recorded {
-    Recorded {
-        method: method.into(),
-        path: uri.to_string(),
-        headers: h
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-        body,
-    }
-}
-
 /// `GET .../actions/runs/{run_id}/pending_deployments`: the run's waits as the token's
 /// person sees them, with an ETag; `If-None-Match` with the same ETag is a 304.
 async fn pending_read(
     State(f): State<Fake>,
-    uri: axum::http::Uri,
-    h: HeaderMap,
+    req: Incoming,
     Path((_o, _r, run_id)): Path<(String, String, i64)>,
 ) -> axum::response::Response {
-    let Some(login) = login_of(&f, &h) else {
+    let Some(login) = login_of(&f, &req.headers) else {
         return bad_credentials();
     };
     let mut s = f.lock().unwrap();
@@ -658,13 +646,13 @@ async fn pending_read(
     let body = json!(items).to_string();
     let hexed = format!("{:x}", Sha256::digest(body.as_bytes()));
     let etag = format!("W/\"{}\"", &hexed[..16]);
-    let status = if h.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    let status = if req.header("if-none-match") == Some(etag.as_str()) {
         304
     } else {
         200
     };
     s.review_calls
-        .push((recorded("GET", &uri, &h, Value::Null), status));
+        .push((Recorded::of(&req, Value::Null), status));
     if status == 304 {
         return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
     }
@@ -680,13 +668,11 @@ async fn pending_read(
 /// token is taken (GitHub answers others 422); the waits of those environments end.
 async fn pending_review(
     State(f): State<Fake>,
-    uri: axum::http::Uri,
-    h: HeaderMap,
+    req: Incoming,
     Path((_o, _r, run_id)): Path<(String, String, i64)>,
-    body: String,
+    BodyJson(body): BodyJson,
 ) -> axum::response::Response {
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let login = login_of(&f, &h);
+    let login = login_of(&f, &req.headers);
     let mut s = f.lock().unwrap();
     let allowed = login.as_ref().is_some_and(|l| s.approvers.contains(l));
     let status = if login.is_none() {
@@ -697,7 +683,7 @@ async fn pending_review(
         422
     };
     s.review_calls
-        .push((recorded("POST", &uri, &h, body.clone()), status));
+        .push((Recorded::of(&req, body.clone()), status));
     if status != 200 {
         return (
             StatusCode::from_u16(status).unwrap(),
@@ -718,16 +704,14 @@ async fn pending_review(
 /// `GET .../environments/{name}`: its protection rules.
 async fn environment_read(
     State(f): State<Fake>,
-    uri: axum::http::Uri,
-    h: HeaderMap,
+    req: Incoming,
     Path((_o, _r, name)): Path<(String, String, String)>,
 ) -> axum::response::Response {
-    if login_of(&f, &h).is_none() {
+    if login_of(&f, &req.headers).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let mut s = f.lock().unwrap();
-    s.review_calls
-        .push((recorded("GET", &uri, &h, Value::Null), 200));
+    s.review_calls.push((Recorded::of(&req, Value::Null), 200));
     Json(json!({"id": 161088068, "name": name, "protection_rules": [
         {"id": 3736, "node_id": "MDQ6R2F0ZTM3MzY=", "type": "wait_timer", "wait_timer": 30},
         {"id": 3755, "node_id": "MDQ6R2F0ZTM3NTU=", "type": "required_reviewers", "prevent_self_review": s.prevent_self_review,
@@ -746,18 +730,11 @@ pub fn check_run(name: &str, status: &str, conclusion: Option<&str>, app_id: i64
 /// The compare endpoint: `v1...v2` is two commits ahead; `v2...v1` is behind (a rollback).
 async fn compare(
     State(f): State<Fake>,
-    uri: axum::http::Uri,
-    h: HeaderMap,
+    req: Incoming,
     Path((_o, _r, spec)): Path<(String, String, String)>,
 ) -> axum::response::Response {
-    let headers = headers_of(&h);
-    f.lock().unwrap().compares.push(Recorded {
-        method: "GET".into(),
-        path: uri.path().to_owned(),
-        headers,
-        body: Value::Null,
-    });
-    if login_of(&f, &h).is_none() {
+    let rec = Recorded::path_only(&req, Value::Null);
+    if record(&f, |s| &mut s.compares, &req, rec).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let commit = |sha: &str, msg: &str, who: &str| json!({"sha": sha, "commit": {"message": msg, "author": {"name": who, "date": "2026-11-27T10:00:00Z"}}, "author": {"login": who}});
