@@ -30,6 +30,17 @@ async fn spawn(config: &str) -> common::TestApp {
         .await
 }
 
+/// A fake Argo CD, and a server watching it that flags drift after a second.
+async fn watched_with_a_second_of_grace() -> (common::fake_argo::FakeArgo, common::TestApp) {
+    let argocd = fake_argo(TOKEN).await;
+    let config = format!(
+        "{}\n[deploys]\ndrift_grace_seconds = 1\n",
+        config(&argocd.base)
+    );
+    let app = spawn(&config).await;
+    (argocd, app)
+}
+
 /// Waits (at most 10 s) until `f` holds for content-store's staging as the API shows it.
 async fn wait_for(app: &common::TestApp, what: &str, f: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..100 {
@@ -218,10 +229,7 @@ async fn a_refused_token_says_unknown_and_two_servers_record_once() {
 /// the grid; gone once they agree again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_flagged_after_the_grace_period() {
-    let argocd = fake_argo(TOKEN).await;
-    let fake = argocd.base.clone();
-    let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
-    let app = spawn(&config).await;
+    let (argocd, app) = watched_with_a_second_of_grace().await;
     for v in ["v5", "v9"] {
         app.notify_ok("alphagov/content-store", "staging", v).await;
     }
@@ -285,10 +293,7 @@ fn with_images(name: &str, images: &[&str], health: &str) -> Value {
 /// watch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_cd_as_it_really_answers() {
-    let argocd = fake_argo(TOKEN).await;
-    let fake = argocd.base.clone();
-    let config = format!("{}\n[deploys]\ndrift_grace_seconds = 1\n", config(&fake));
-    let app = spawn(&config).await;
+    let (argocd, app) = watched_with_a_second_of_grace().await;
     app.notify_ok("alphagov/content-store", "staging", "v301")
         .await;
     argocd.wait_for_watch().await;

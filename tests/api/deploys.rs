@@ -10,11 +10,9 @@ use serde_json::{json, Value};
 
 async fn env_with_argo() -> (common::TestApp, String, FakeArgo) {
     let argo = fake_argo("argo-secret").await;
-    let env = common::TestApp::builder()
-        .github()
-        .extra(&format!("[argo.integration]\nurl = \"{}\"\n", argo.base))
-        .spawn()
-        .await;
+    let env =
+        common::TestApp::github_with(&format!("[argo.integration]\nurl = \"{}\"\n", argo.base))
+            .await;
     (env, argo.base.clone(), argo)
 }
 
@@ -133,15 +131,16 @@ async fn deploy_dispatches_the_workflow_as_the_person_and_records_a_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_rules_are_enforced_on_the_server() {
     let (env, c, _, _) = octocat_with_argo().await;
-    let (s, b) = deploy(&env, &c, "frontend", "staging", "v1").await;
-    assert_eq!(s, 403, "{b}");
-    assert!(b.contains("may not deploy to staging"));
-    let (s, b) = deploy(&env, &c, "frontend", "integration", "v1..2").await;
-    assert_eq!(s, 422);
-    assert!(b.contains("not a valid git ref"));
-    let (s, b) = deploy(&env, &c, "frontend", "qa", "v1").await;
-    assert_eq!(s, 422);
-    assert!(b.contains("unknown environment"));
+    // (to, git ref, status, what the answer says)
+    for (to, git_ref, status, says) in [
+        ("staging", "v1", 403, "may not deploy to staging"),
+        ("integration", "v1..2", 422, "not a valid git ref"),
+        ("qa", "v1", 422, "unknown environment"),
+    ] {
+        let (s, b) = deploy(&env, &c, "frontend", to, git_ref).await;
+        assert_eq!(s, status, "{to} {git_ref}: {b}");
+        assert!(b.contains(says), "{to} {git_ref}: {b}");
+    }
     let (s, _) = deploy(&env, &c, "no-such-app", "integration", "v1").await;
     assert_eq!(s, 404);
     assert_eq!(dispatch_count(&env), 0, "nothing reached GitHub");

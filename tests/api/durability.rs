@@ -122,11 +122,7 @@ async fn cut_off(
 /// rollback cut off after its dispatch has its freeze.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_gives_up_at_any_point_loses_nothing() {
-    let env = common::TestApp::builder()
-        .github()
-        .extra(&apps("cut", 22))
-        .spawn()
-        .await;
+    let env = common::TestApp::github_with(&apps("cut", 22)).await;
     env.member("octocat", &["developers", "release-team", "release-admins"]);
     for i in 1..=22 {
         let app = format!("cut-{i:02}");
@@ -220,11 +216,7 @@ async fn a_client_that_gives_up_at_any_point_loses_nothing() {
 /// there to read after the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_train_longer_than_its_request_dispatches_and_records_every_app() {
-    let env = common::TestApp::builder()
-        .github()
-        .extra(&apps("long", 40))
-        .spawn()
-        .await;
+    let env = common::TestApp::github_with(&apps("long", 40)).await;
     env.member("octocat", &["developers", "release-team"]);
     for i in 1..=40 {
         record(&env, &format!("long-{i:02}"), "integration", "v7").await;

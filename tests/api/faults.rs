@@ -379,21 +379,14 @@ async fn a_slow_or_unreachable_argo_is_explained_and_records_nothing() {
         .spawn()
         .await;
     env.member("octocat", &["developers"]);
-    let token = env.token.clone();
-    let http = common::http_client();
     let c = env.sign_in("octocat").await;
     let mut failed = Vec::new();
     for e in ["integration", "staging"] {
-        let r = common::send(http
-            .post(format!("{}/api/v1/events", env.base))
-            .bearer_auth(&token)
-            .json(&json!({"repo": "example-org/frontend", "environment": e, "version": "v3", "stage": "smoke_tests",
-                          "status": "failed", "workflow": {"namespace": "apps", "name": "post-sync-3"}}))).await;
-        failed.push(
-            r.json::<serde_json::Value>().await.unwrap()["deployment_id"]
-                .as_i64()
-                .unwrap(),
-        );
+        let answer = env
+            .event_json(json!({"repo": "example-org/frontend", "environment": e, "version": "v3", "stage": "smoke_tests",
+                          "status": "failed", "workflow": {"namespace": "apps", "name": "post-sync-3"}}))
+            .await;
+        failed.push(answer["deployment_id"].as_i64().unwrap());
     }
     // Integration's Argo is slow.
     let body = env

@@ -113,7 +113,7 @@ fn passing_checks(env: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them() {
-    let env = TestApp::builder().github().extra(GATES).spawn().await;
+    let env = TestApp::github_with(GATES).await;
     env.member("octocat", &["developers"]); // integration
     env.member("prod-person", &[]); // production, not an admin
     env.member("boss", &["release-admins"]);
@@ -279,7 +279,7 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() {
-    let env = TestApp::builder().github().extra(GATES).spawn().await;
+    let env = TestApp::github_with(GATES).await;
     env.member("boss", &["release-admins"]);
     env.record("example-org/search-api", "integration", "v551")
         .await;

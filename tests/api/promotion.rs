@@ -27,11 +27,7 @@ async fn record(env: &common::TestApp, app: &str, environment: &str, version: &s
 /// staging; train-c: v7, frozen; train-d: v9, someone's deploy to staging in flight;
 /// train-e: "boom" in integration (GitHub answers 502 to its dispatch).
 async fn setup() -> common::TestApp {
-    let env = common::TestApp::builder()
-        .github()
-        .extra(&apps())
-        .spawn()
-        .await;
+    let env = common::TestApp::github_with(&apps()).await;
     record(&env, "train-a", "integration", "v2").await;
     record(&env, "train-a", "staging", "v1").await;
     record(&env, "train-b", "integration", "v5").await;

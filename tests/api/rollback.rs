@@ -31,8 +31,7 @@ async fn roll_back(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_redeploys_the_last_good_version_and_freezes_promotion() {
-    let env = common::TestApp::builder().github().extra("staging = [\"release-team\"]\n\n[[applications]]\nname = \"Shop\"\nrepo = \"example-org/shop\"\n").spawn()
-    .await;
+    let env = common::TestApp::github_with("staging = [\"release-team\"]\n\n[[applications]]\nname = \"Shop\"\nrepo = \"example-org/shop\"\n").await;
     for v in ["v298", "v299"] {
         record(&env, "staging", v).await;
     }

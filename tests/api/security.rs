@@ -19,12 +19,12 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
     let int_argo = fake_argo("argo-secret").await;
     let prod_argo = fake_argo("argo-secret-production").await;
     let (integration, production) = (int_argo.base.clone(), prod_argo.base.clone());
-    let env = common::TestApp::builder().github().extra(&format!("[argo.integration]\nurl = \"{integration}\"\n[argo.production]\nurl = \"{production}\"\n")).spawn()
+    let env = common::TestApp::github_with(&format!(
+        "[argo.integration]\nurl = \"{integration}\"\n[argo.production]\nurl = \"{production}\"\n"
+    ))
     .await;
     env.member("octocat", &["developers"]); // integration only
     env.member("prod-person", &[]); // production only
-    let token = env.token.clone();
-    let http = common::http_client();
     let event = |workflow: Value| {
         json!({"repo": "example-org/frontend", "environment": "integration", "version": "v7",
                "stage": "smoke_tests", "status": "failed", "workflow": workflow})
@@ -44,29 +44,17 @@ async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
             "workflow.environment",
         ),
     ] {
-        let r = common::send(
-            http.post(format!("{}/api/v1/events", env.base))
-                .bearer_auth(&token)
-                .json(&event(workflow)),
-        )
-        .await;
+        let r = env.event(event(workflow)).await;
         assert_eq!(r.status(), 422);
         assert_eq!(r.json::<Value>().await.unwrap()["field"], field);
     }
     // A failed integration deployment whose event claims a production workflow.
-    let r = common::send(
-        http.post(format!("{}/api/v1/events", env.base))
-            .bearer_auth(&token)
-            .json(&event(
-                json!({"environment": "production", "namespace": "apps", "name": "post-sync-1"}),
-            )),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let id = r.json::<Value>().await.unwrap()["deployment_id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let answer = env
+        .event_ok(event(
+            json!({"environment": "production", "namespace": "apps", "name": "post-sync-1"}),
+        ))
+        .await;
+    let id = answer["deployment_id"].as_i64().unwrap().to_string();
     // The production-only deployer may not resubmit an integration deployment.
     let prod = env.sign_in("prod-person").await;
 
@@ -326,26 +314,11 @@ async fn a_deployer_cannot_lift_an_admins_freeze() {
 async fn versions_cannot_steer_urls() {
     let env = common::TestApp::builder().github().spawn().await;
     env.member("octocat", &["developers"]);
-    let token = env.token.clone();
     let evil = "%2e%2e/%2e%2e/%2e%2e/user/keys#";
-    let http = common::http_client();
-    let r = common::send(http
-        .post(format!("{}/deployments", env.base))
-        .bearer_auth(&token)
-        .json(&json!({"repo": "example-org/frontend", "deployment": {"environment": "integration", "version": evil}}))).await;
-    assert_eq!(r.status(), 200);
+    env.notify_ok("example-org/frontend", "integration", evil)
+        .await;
     let c = env.sign_in("octocat").await;
-    let (_s, _) = call(
-        &env.base,
-        &c,
-        "preview",
-        &[
-            ("shortname", "frontend"),
-            ("environment", "integration"),
-            ("git_ref", "v2"),
-        ],
-    )
-    .await;
+    env.preview(&c, "frontend", "integration", "v2").await;
     let requests = env.fake.lock().unwrap().requests.clone();
     assert!(
         requests
@@ -385,32 +358,16 @@ async fn people_are_keyed_by_github_id() {
     env.sign_in("alice").await;
     let users = env.store.users().await.unwrap();
     assert_eq!(users.len(), 2);
-    let old = users
-        .iter()
-        .find(|u| u.user.github_id == Some(1001))
-        .unwrap();
-    let new = users
-        .iter()
-        .find(|u| u.user.github_id == Some(2002))
-        .unwrap();
+    let (old, new) = (with_github_id(&users, 1001), with_github_id(&users, 2002));
     assert_eq!(old.user.login, format!("alice~{alice_row}"));
     assert_ne!(new.user.user_id, alice_row);
-    assert!(
-        env.store
-            .user_token_for(old.user.user_id, 1001)
-            .await
-            .unwrap()
-            .is_none(),
-        "the old token is dropped"
-    );
-    assert!(
-        env.store
-            .user_token_for(new.user.user_id, 1001)
-            .await
-            .unwrap()
-            .is_none(),
-        "never read across ids"
-    );
+    for (row, what) in [
+        (old, "the old token is dropped"),
+        (new, "never read across ids"),
+    ] {
+        let token = env.store.user_token_for(row.user.user_id, 1001).await;
+        assert!(token.unwrap().is_none(), "{what}");
+    }
     // The first person, renamed to "alice-renamed", signs in again: same row.
     env.member("alice-renamed", &["developers"]);
     env.fake
@@ -421,12 +378,14 @@ async fn people_are_keyed_by_github_id() {
     env.sign_in("alice-renamed").await;
     let users = env.store.users().await.unwrap();
     assert_eq!(users.len(), 2);
-    let renamed = users
-        .iter()
-        .find(|u| u.user.github_id == Some(1001))
-        .unwrap();
+    let renamed = with_github_id(&users, 1001);
     assert_eq!(renamed.user.user_id, alice_row);
     assert_eq!(renamed.user.login, "alice-renamed");
+}
+
+/// The person GitHub knows by `id` among `users`.
+fn with_github_id(users: &[app::store::UserRow], id: i64) -> &app::store::UserRow {
+    users.iter().find(|u| u.user.github_id == Some(id)).unwrap()
 }
 
 /// Finding 8: at most 8 live streams per session (429 beyond), and they end at sign-out.
@@ -655,29 +614,18 @@ async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button
     let staging_argo = fake_argo("argo-secret-staging").await;
     let prod_argo = fake_argo("argo-secret-production").await;
     let (staging, production) = (staging_argo.base.clone(), prod_argo.base.clone());
-    let env = common::TestApp::builder()
-        .github()
-        .extra(&format!(
-            "[argo.staging]\nurl = \"{staging}\"\n[argo.production]\nurl = \"{production}\"\n"
-        ))
-        .spawn()
-        .await;
+    let env = common::TestApp::github_with(&format!(
+        "[argo.staging]\nurl = \"{staging}\"\n[argo.production]\nurl = \"{production}\"\n"
+    ))
+    .await;
     env.member("octocat", &["developers"]);
-    let token = env.token.clone();
-    let http = common::http_client();
     let mut failed = Vec::new();
     for e in ["staging", "production"] {
-        let r = common::send(http
-            .post(format!("{}/api/v1/events", env.base))
-            .bearer_auth(&token)
-            .json(&json!({"repo": "example-org/frontend", "environment": e, "version": "v9", "stage": "smoke_tests",
-                          "status": "failed", "workflow": {"environment": e, "namespace": "apps", "name": "post-sync-9"}}))).await;
-        failed.push(
-            r.json::<Value>().await.unwrap()["deployment_id"]
-                .as_i64()
-                .unwrap()
-                .to_string(),
-        );
+        let answer = env
+            .event_json(json!({"repo": "example-org/frontend", "environment": e, "version": "v9", "stage": "smoke_tests",
+                          "status": "failed", "workflow": {"environment": e, "namespace": "apps", "name": "post-sync-9"}}))
+            .await;
+        failed.push(answer["deployment_id"].as_i64().unwrap().to_string());
     }
     let rows = || env.count("SELECT COUNT(*) FROM deployments WHERE environment <> 'integration'");
     let before = rows().await;

@@ -5,6 +5,7 @@ pub mod binary;
 pub mod fake_argo;
 pub mod fake_deployments;
 pub mod fake_github;
+pub mod incoming;
 
 use app::store::Store;
 use release::configuration::Config;
@@ -165,6 +166,12 @@ impl TestApp {
     /// A server with the demo applications alone (no configuration of its own).
     pub async fn demo() -> TestApp {
         Self::builder().config("").demo().spawn().await
+    }
+
+    /// A server signing in through the fake GitHub (see [`Builder::github`]), with `extra`
+    /// configuration.
+    pub async fn github_with(extra: &str) -> TestApp {
+        Self::builder().github().extra(extra).spawn().await
     }
 
     pub fn builder() -> Builder {
