@@ -36,40 +36,35 @@ impl ReceiverKind {
 /// A receiver ready to send to: URL and secret resolved.
 #[derive(Clone)]
 pub struct Receiver {
-    pub name: String,
+    /// Its name, and the teams and events it takes.
+    pub route: AlertRoute,
     pub kind: ReceiverKind,
     pub url: String,
     /// The webhook's HMAC key (`X-Release-Signature-256`); none for Slack.
     pub secret: Option<String>,
-    pub teams: Vec<String>,
-    pub events: Vec<AlertKind>,
 }
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
-            .field("name", &self.name)
+            .field("route", &self.route)
             .field("kind", &self.kind)
-            .field("teams", &self.teams)
             .finish_non_exhaustive()
     }
 }
 
 impl Receiver {
-    fn route(&self) -> AlertRoute {
-        AlertRoute {
-            name: self.name.clone(),
-            teams: self.teams.clone(),
-            kinds: self.events.clone(),
-        }
-    }
-
     pub fn info(&self) -> AlertReceiverInfo {
         AlertReceiverInfo {
-            name: self.name.clone(),
+            name: self.route.name.clone(),
             kind: self.kind.as_str().to_owned(),
-            teams: self.teams.clone(),
-            events: self.events.iter().map(|k| k.as_str().to_owned()).collect(),
+            teams: self.route.teams.clone(),
+            events: self
+                .route
+                .kinds
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -131,8 +126,12 @@ pub fn spawn_sender(
                 return;
             }
         };
-        let routes: Vec<AlertRoute> = settings.receivers.iter().map(Receiver::route).collect();
-        let names: Vec<String> = settings.receivers.iter().map(|r| r.name.clone()).collect();
+        let routes: Vec<AlertRoute> = settings.receivers.iter().map(|r| r.route.clone()).collect();
+        let names: Vec<String> = settings
+            .receivers
+            .iter()
+            .map(|r| r.route.name.clone())
+            .collect();
         let mut failing = false;
         let mut last_stall_check = tokio::time::Instant::now() - Duration::from_secs(3600);
         let mut last_prune = tokio::time::Instant::now() - Duration::from_secs(2 * 3600);
@@ -189,7 +188,11 @@ async fn deliver(
     public_url: &str,
     d: Delivery,
 ) -> Result<(), app::store::StoreError> {
-    let Some(receiver) = settings.receivers.iter().find(|r| r.name == d.receiver) else {
+    let Some(receiver) = settings
+        .receivers
+        .iter()
+        .find(|r| r.route.name == d.receiver)
+    else {
         return store
             .record_delivery_attempt(
                 d.id,
@@ -211,10 +214,10 @@ async fn deliver(
     });
     match &error {
         Some(e) if next.is_none() => {
-            tracing::warn!(receiver = %receiver.name, delivery = d.id, error = %e, "alerts: giving up on a delivery")
+            tracing::warn!(receiver = %receiver.route.name, delivery = d.id, error = %e, "alerts: giving up on a delivery")
         }
         Some(e) => {
-            tracing::info!(receiver = %receiver.name, delivery = d.id, error = %e, "alerts: delivery failed; will retry")
+            tracing::info!(receiver = %receiver.route.name, delivery = d.id, error = %e, "alerts: delivery failed; will retry")
         }
         None => {}
     }

@@ -98,8 +98,9 @@ async fn send_once(
         .alerts
         .receivers
         .iter()
+        .map(|r| &r.route)
         .filter(|r| !r.teams.is_empty())
-        .filter(|r| r.events.is_empty() || r.events.contains(&AlertKind::Digest))
+        .filter(|r| r.kinds.is_empty() || r.kinds.contains(&AlertKind::Digest))
         .filter_map(|r| {
             let text = digest_text(&r.teams, &apps, &date, now, &settings.public_url)?;
             let mut event = AlertEvent::new(AlertKind::Digest, now);

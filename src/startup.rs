@@ -478,12 +478,14 @@ fn alert_settings(settings: &Settings) -> anyhow::Result<crate::alerts::AlertSet
             );
         }
         receivers.push(crate::alerts::Receiver {
-            name: r.name.clone(),
+            route: app::store::AlertRoute {
+                name: r.name.clone(),
+                teams: r.teams.clone(),
+                kinds: r.events.clone(),
+            },
             kind: r.kind,
             url,
             secret,
-            teams: r.teams.clone(),
-            events: r.events.clone(),
         });
     }
     Ok(crate::alerts::AlertSettings {
