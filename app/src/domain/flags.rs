@@ -229,38 +229,30 @@ mod tests {
         assert!(same_release(v("v1", None), v("v1", Some("abc"))));
         assert!(!same_release(v("v1", None), v("v2", None)));
         // The alert: only a success, only towards a manual environment, only when the
-        // next one runs something else.
-        assert!(newly_needs_manual(
-            true,
-            true,
-            v("v2", None),
-            Some(v("v1", None))
-        ));
-        assert!(newly_needs_manual(true, true, v("v2", None), None));
-        assert!(!newly_needs_manual(
-            true,
-            true,
-            v("v2", None),
-            Some(v("v2", None))
-        ));
-        assert!(!newly_needs_manual(
-            false,
-            true,
-            v("v2", None),
-            Some(v("v1", None))
-        ));
-        assert!(!newly_needs_manual(
-            true,
-            false,
-            v("v2", None),
-            Some(v("v1", None))
-        ));
-        assert!(!newly_needs_manual(
-            true,
-            true,
-            v("v1", Some("fff0000")),
-            Some(v("v1-rebuilt", Some("fff0000aaa")))
-        ));
+        // next one runs something else. (succeeded, next manual, this, next, alert?)
+        let v1 = Some(v("v1", None));
+        let cases = [
+            (true, true, v("v2", None), v1, true),
+            (true, true, v("v2", None), None, true),
+            (true, true, v("v2", None), Some(v("v2", None)), false),
+            (false, true, v("v2", None), v1, false),
+            (true, false, v("v2", None), v1, false),
+            // A rebuild of the same commit under another name: the same release.
+            (
+                true,
+                true,
+                v("v1", Some("fff0000")),
+                Some(v("v1-rebuilt", Some("fff0000aaa"))),
+                false,
+            ),
+        ];
+        for (succeeded, manual, this, next, alert) in cases {
+            assert_eq!(
+                newly_needs_manual(succeeded, manual, this, next),
+                alert,
+                "{succeeded} {manual} {this:?} {next:?}"
+            );
+        }
         // The grid's cells say the same.
         assert!(!state("v1", Some("abc1234")).same_release_as(&state("v1", Some("fff0000"))));
     }
