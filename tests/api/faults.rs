@@ -24,23 +24,23 @@ async fn mixed_concurrent_writers_on_sqlite_never_fail() {
 /// The same on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_concurrent_writers_on_postgres_never_fail() {
-    let Some((admin, db, url)) =
-        common::fresh_postgres("mixed_concurrent_writers_on_postgres_never_fail").await
-    else {
-        return;
-    };
-    let app = Arc::new(
-        common::TestApp::builder()
-            .config("")
-            .demo()
-            .database(&url)
-            .settings(mixed_settings)
-            .spawn()
-            .await,
-    );
-    mixed_writers(app.clone()).await;
-    app.store.close().await;
-    common::drop_postgres(admin, &db).await;
+    common::on_postgres(
+        "mixed_concurrent_writers_on_postgres_never_fail",
+        |url| async move {
+            let app = Arc::new(
+                common::TestApp::builder()
+                    .config("")
+                    .demo()
+                    .database(&url)
+                    .settings(mixed_settings)
+                    .spawn()
+                    .await,
+            );
+            mixed_writers(app.clone()).await;
+            app.store.close().await;
+        },
+    )
+    .await;
 }
 
 fn mixed_settings(s: &mut release::startup::Settings) {

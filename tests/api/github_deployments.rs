@@ -204,83 +204,81 @@ environment_url = "https://{app}.staging.example"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn githubs_409_and_202_are_shown_to_admins_and_not_retried() {
     // On PostgreSQL: the outbox's SQL is the same on both databases.
-    let Some((pg, db, url)) = common::fresh_postgres("githubs_409_and_202").await else {
-        return;
-    };
-    let env = TestApp::builder()
-        .github()
-        .database(&url)
-        .settings(|s| {
-            s.alert_env
-                .insert("RELEASE_GITHUB_REPORT_TOKEN".into(), "report-token".into());
-        })
-        .spawn()
-        .await;
-    {
-        let mut f = env.fake.lock().unwrap();
-        f.app.plain_token = Some("report-token".into());
-        f.app.create_answer = Some((
-            409,
-            json!({"message": format!("Conflict: Commit status checks failed for {SHA}."),
-                "documentation_url": "https://docs.github.com/rest/deployments/deployments#create-a-deployment"}),
+    common::on_postgres("githubs_409_and_202", |url| async move {
+        let env = TestApp::builder()
+            .github()
+            .database(&url)
+            .settings(|s| {
+                s.alert_env
+                    .insert("RELEASE_GITHUB_REPORT_TOKEN".into(), "report-token".into());
+            })
+            .spawn()
+            .await;
+        {
+            let mut f = env.fake.lock().unwrap();
+            f.app.plain_token = Some("report-token".into());
+            f.app.create_answer = Some((
+                409,
+                json!({"message": format!("Conflict: Commit status checks failed for {SHA}."),
+                    "documentation_url": "https://docs.github.com/rest/deployments/deployments#create-a-deployment"}),
+            ));
+        }
+        let conflicted = notify(&env, "staging", "v1400").await;
+        let created = wait_for(&env, 1, deployments).await;
+        assert_eq!(created[0].headers["authorization"], "Bearer report-token");
+        assert_eq!(created[0].body["environment"], "staging");
+        env.fake.lock().unwrap().app.create_answer = Some((
+            202,
+            json!({"message": "Auto-merged master into topic-branch on deployment."}),
         ));
-    }
-    let conflicted = notify(&env, "staging", "v1400").await;
-    let created = wait_for(&env, 1, deployments).await;
-    assert_eq!(created[0].headers["authorization"], "Bearer report-token");
-    assert_eq!(created[0].body["environment"], "staging");
-    env.fake.lock().unwrap().app.create_answer = Some((
-        202,
-        json!({"message": "Auto-merged master into topic-branch on deployment."}),
-    ));
-    let merged = notify(&env, "production", "v1400").await;
-    let created = wait_for(&env, 2, deployments).await;
-    assert_eq!(created[1].body["production_environment"], true);
+        let merged = notify(&env, "production", "v1400").await;
+        let created = wait_for(&env, 2, deployments).await;
+        assert_eq!(created[1].body["production_environment"], true);
 
-    // Several ticks later: neither was tried again, and no status was posted.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(env.fake.lock().unwrap().app.deployments.len(), 2);
-    assert!(env.fake.lock().unwrap().app.statuses.is_empty());
+        // Several ticks later: neither was tried again, and no status was posted.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(env.fake.lock().unwrap().app.deployments.len(), 2);
+        assert!(env.fake.lock().unwrap().app.statuses.is_empty());
 
-    // Admins see both, with GitHub's words.
-    env.member("boss", &["release-admins"]);
-    let admin = env.sign_in("boss").await;
-    let (status, body) =
-        common::call(&env.base, &admin, "github_reports", &[] as &[(&str, &str)]).await;
-    assert_eq!(status, 200, "{body}");
-    let lines: Value = serde_json::from_str(&body).unwrap();
-    let lines = lines[0].as_array().unwrap();
-    let line = |id: i64| {
-        lines
-            .iter()
-            .find(|l| l["deployment_id"] == id)
+        // Admins see both, with GitHub's words.
+        env.member("boss", &["release-admins"]);
+        let admin = env.sign_in("boss").await;
+        let (status, body) =
+            common::call(&env.base, &admin, "github_reports", &[] as &[(&str, &str)]).await;
+        assert_eq!(status, 200, "{body}");
+        let lines: Value = serde_json::from_str(&body).unwrap();
+        let lines = lines[0].as_array().unwrap();
+        let line = |id: i64| {
+            lines
+                .iter()
+                .find(|l| l["deployment_id"] == id)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(line(conflicted)["stopped"], true);
+        assert_eq!(
+            line(conflicted)["what"],
+            format!("GitHub answered 409 Conflict: Conflict: Commit status checks failed for {SHA}.")
+        );
+        assert_eq!(line(merged)["stopped"], true);
+        assert!(line(merged)["what"]
+            .as_str()
             .unwrap()
-            .clone()
-    };
-    assert_eq!(line(conflicted)["stopped"], true);
-    assert_eq!(
-        line(conflicted)["what"],
-        format!("GitHub answered 409 Conflict: Conflict: Commit status checks failed for {SHA}.")
-    );
-    assert_eq!(line(merged)["stopped"], true);
-    assert!(line(merged)["what"]
-        .as_str()
-        .unwrap()
-        .starts_with("GitHub answered 202 and created no deployment: Auto-merged"));
-    let page = admin.get(env.url("/admin/users")).send().await.unwrap();
-    let html = page.text().await.unwrap();
-    assert!(html.contains("Deployments not told to GitHub"), "{html}");
-    assert!(html.contains("Commit status checks failed"));
+            .starts_with("GitHub answered 202 and created no deployment: Auto-merged"));
+        let page = admin.get(env.url("/admin/users")).send().await.unwrap();
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Deployments not told to GitHub"), "{html}");
+        assert!(html.contains("Commit status checks failed"));
 
-    // Not an admin: refused.
-    env.member("dev", &["developers"]);
-    let dev = env.sign_in("dev").await;
-    assert_eq!(
-        common::call(&env.base, &dev, "github_reports", &[] as &[(&str, &str)])
-            .await
-            .0,
-        403
-    );
-    drop(env);
-    common::drop_postgres(pg, &db).await;
+        // Not an admin: refused.
+        env.member("dev", &["developers"]);
+        let dev = env.sign_in("dev").await;
+        assert_eq!(
+            common::call(&env.base, &dev, "github_reports", &[] as &[(&str, &str)])
+                .await
+                .0,
+            403
+        );
+    })
+    .await;
 }

@@ -24,6 +24,20 @@ async fn wait_for_change(resp: &mut reqwest::Response, want: &str, within: Durat
     false
 }
 
+/// `app` is notified of `version` of alphagov/`app_name` in staging: whether `stream`
+/// hears that application change within `seconds`.
+async fn notified_and_heard(
+    app: &common::TestApp,
+    stream: &mut reqwest::Response,
+    app_name: &str,
+    version: &str,
+    seconds: u64,
+) -> bool {
+    app.notify_ok(&format!("alphagov/{app_name}"), "staging", version)
+        .await;
+    wait_for_change(stream, app_name, Duration::from_secs(seconds)).await
+}
+
 async fn open_stream(app: &common::TestApp) -> reqwest::Response {
     let c = app.signed_in("viewer").await;
     let resp = common::send(c.get(app.url("/api/live"))).await;
@@ -55,31 +69,19 @@ async fn the_stream_needs_a_signed_in_person() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_postgres_database_share_changes() {
-    let Some((admin, db, url)) =
-        common::fresh_postgres("two_servers_on_one_postgres_database_share_changes").await
-    else {
-        return;
-    };
-    let result = tokio::spawn(async move {
+    let test = "two_servers_on_one_postgres_database_share_changes";
+    common::on_postgres(test, |url| async move {
         let a = common::TestApp::builder().database(&url).spawn().await;
         let b = common::TestApp::builder().database(&url).spawn().await;
         let mut stream = open_stream(&b).await;
         // Let B's listener settle, then change something through A.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        a.notify_ok("alphagov/content-store", "staging", "v77")
-            .await;
-        assert!(
-            wait_for_change(&mut stream, "content-store", Duration::from_secs(1)).await,
-            "B's browser heard A's change"
-        );
+        let heard = notified_and_heard(&a, &mut stream, "content-store", "v77", 1).await;
+        assert!(heard, "B's browser heard A's change");
         a.store.close().await;
         b.store.close().await;
     })
     .await;
-    common::drop_postgres(admin, &db).await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic.into_panic());
-    }
 }
 
 /// PostgreSQL's connections to Release terminated under load (`pg_terminate_backend`, as a
@@ -147,12 +149,8 @@ async fn postgres_connections_cut_under_load_are_survived() {
     assert!(statuses.iter().filter(|s| **s == 200).count() > 10);
     // The open stream still hears changes (after a `*` for what it may have missed).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    app.notify_ok("alphagov/frontend", "staging", "v-after")
-        .await;
-    assert!(
-        wait_for_change(&mut stream, "frontend", Duration::from_secs(5)).await,
-        "the live stream resumed without a reload"
-    );
+    let heard = notified_and_heard(&app, &mut stream, "frontend", "v-after", 5).await;
+    assert!(heard, "the live stream resumed without a reload");
     app.store.close().await;
     drop(app);
     common::drop_postgres(admin, &db).await;

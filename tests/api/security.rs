@@ -9,20 +9,26 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::call;
-use common::fake_argo::{fake_argo, ArgoRequest};
+use common::fake_argo::{fake_argo, ArgoRequest, FakeArgo};
+
+/// A server signing in with GitHub, and a fake Argo Workflows for each of two
+/// environments, accepting the token the server has for it: the server and the fakes.
+async fn with_argo([env_a, env_b]: [&str; 2]) -> (common::TestApp, FakeArgo, FakeArgo) {
+    let a = fake_argo(&common::argo_token(env_a)).await;
+    let b = fake_argo(&common::argo_token(env_b)).await;
+    let config = format!(
+        "[argo.{env_a}]\nurl = \"{}\"\n[argo.{env_b}]\nurl = \"{}\"\n",
+        a.base, b.base
+    );
+    (common::TestApp::github_with(&config).await, a, b)
+}
 
 /// Finding 1: Resubmit acts only on the deployment's own environment, with that
 /// environment's Argo server and token; pipeline-supplied workflow fields choose nothing,
 /// and Argo names are Kubernetes names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubmit_never_crosses_environments_and_argo_paths_are_parsed() {
-    let int_argo = fake_argo("argo-secret").await;
-    let prod_argo = fake_argo("argo-secret-production").await;
-    let (integration, production) = (int_argo.base.clone(), prod_argo.base.clone());
-    let env = common::TestApp::github_with(&format!(
-        "[argo.integration]\nurl = \"{integration}\"\n[argo.production]\nurl = \"{production}\"\n"
-    ))
-    .await;
+    let (env, int_argo, prod_argo) = with_argo(["integration", "production"]).await;
     env.member("octocat", &["developers"]); // integration only
     env.member("prod-person", &[]); // production only
     let event = |workflow: Value| {
@@ -611,13 +617,7 @@ async fn the_csp_script_src_is_nonce_only() {
 /// nothing in staging or production, by any server function.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integration_deployer_causes_nothing_beyond_integration_by_any_button() {
-    let staging_argo = fake_argo("argo-secret-staging").await;
-    let prod_argo = fake_argo("argo-secret-production").await;
-    let (staging, production) = (staging_argo.base.clone(), prod_argo.base.clone());
-    let env = common::TestApp::github_with(&format!(
-        "[argo.staging]\nurl = \"{staging}\"\n[argo.production]\nurl = \"{production}\"\n"
-    ))
-    .await;
+    let (env, staging_argo, prod_argo) = with_argo(["staging", "production"]).await;
     env.member("octocat", &["developers"]);
     let mut failed = Vec::new();
     for e in ["staging", "production"] {

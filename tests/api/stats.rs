@@ -294,10 +294,7 @@ repo = "example-org/frontend"
 /// The same counting on PostgreSQL (the SQL runs on both).
 #[tokio::test]
 async fn stats_count_on_postgres() {
-    let Some((admin, db, url)) = common::fresh_postgres("stats_count_on_postgres").await else {
-        return;
-    };
-    let run = async move {
+    common::on_postgres("stats_count_on_postgres", |url| async move {
         let app = common::TestApp::builder().database(&url).spawn().await;
         let now = app::store::now_ms();
         for (env, v, at) in [
@@ -320,12 +317,8 @@ async fn stats_count_on_postgres() {
             .await;
         assert_eq!(one["change_failure_rate"], v["change_failure_rate"]);
         app.store.close().await;
-    };
-    let result = tokio::spawn(run).await;
-    common::drop_postgres(admin, &db).await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic.into_panic());
-    }
+    })
+    .await;
 }
 
 /// A failure on one day restored on a later one: the later day's count reads production's

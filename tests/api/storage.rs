@@ -254,29 +254,21 @@ async fn suite(store: Store) {
         "the refused dispatch freed the slot"
     );
 
-    // Freezes and the audit log.
-    store
-        .freeze(
-            Some(web_id),
-            "migration",
-            "ann",
-            app::domain::deploy_rules::Authority::Deployer,
-            &note("ann", "freeze", "done"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 1);
-    store
-        .freeze(
-            None,
-            "holiday",
-            "boss",
-            app::domain::deploy_rules::Authority::Admin,
-            &note("boss", "freeze", "done"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(store.active_freezes(Some(web_id)).await.unwrap().len(), 2);
+    // Freezes and the audit log: ann's of the application, then boss's of every one; the
+    // freezes that hold the application after each.
+    use app::domain::deploy_rules::Authority;
+    for (application, reason, actor, authority, holding) in [
+        (Some(web_id), "migration", "ann", Authority::Deployer, 1),
+        (None, "holiday", "boss", Authority::Admin, 2),
+    ] {
+        let audit = note(actor, "freeze", "done");
+        store
+            .freeze(application, reason, actor, authority, &audit)
+            .await
+            .unwrap();
+        let active = store.active_freezes(Some(web_id)).await.unwrap();
+        assert_eq!(active.len(), holding, "after {actor}'s");
+    }
     let frozen = store.active_freezes(Some(web_id)).await.unwrap();
     let site: Vec<i64> = frozen
         .iter()
@@ -358,14 +350,10 @@ async fn storage_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_on_postgres() {
-    let Some((admin, db, url)) = common::fresh_postgres("storage_on_postgres").await else {
-        return;
-    };
-    let store = Store::connect(&url, Environments::default()).await.unwrap();
-    let result = tokio::spawn(suite(store.clone())).await;
-    store.close().await;
-    common::drop_postgres(admin, &db).await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic.into_panic());
-    }
+    common::on_postgres("storage_on_postgres", |url| async move {
+        let store = Store::connect(&url, Environments::default()).await.unwrap();
+        suite(store.clone()).await;
+        store.close().await;
+    })
+    .await;
 }

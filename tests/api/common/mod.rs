@@ -129,14 +129,10 @@ impl Builder {
             s.github_client_secret = Some(fake_github::SECRET.into());
             s.secret_key = Some(fake_github::KEY.into());
             s.demo_stage_ms = 50;
-            s.argo_tokens = [
-                ("integration", "argo-secret"),
-                ("staging", "argo-secret-staging"),
-                ("production", "argo-secret-production"),
-            ]
-            .into_iter()
-            .map(|(e, t)| (e.to_string(), t.to_string()))
-            .collect();
+            s.argo_tokens = ["integration", "staging", "production"]
+                .into_iter()
+                .map(|e| (e.to_string(), argo_token(e)))
+                .collect();
             s.dev_sign_in = false;
             s.dev_sign_in_key = None;
         }
@@ -249,6 +245,15 @@ repo = "alphagov/mono"
 
 /// The development sign-in's key in tests (the server prints a random one otherwise).
 pub const DEV_KEY: &str = "test-dev-sign-in-key";
+
+/// The Argo Workflows token a server built with [`Builder::github`] has for
+/// `environment` (what a fake Argo there must accept).
+pub fn argo_token(environment: &str) -> String {
+    match environment {
+        "integration" => "argo-secret".to_owned(),
+        e => format!("argo-secret-{e}"),
+    }
+}
 
 /// The settings the tests start from: the development sign-in, a simulated pipeline slow
 /// enough that a simulated deploy stays in flight for a whole test.
@@ -630,6 +635,24 @@ pub async fn fresh_postgres(test: &str) -> Option<(sqlx::PgConnection, String, S
         .unwrap();
     let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
     Some((admin, db, url))
+}
+
+/// Runs `test` against a fresh PostgreSQL database (given its URL), then drops the
+/// database whether the test passed or not; skipped as [`fresh_postgres`] says when no
+/// server answers.
+pub async fn on_postgres<F, Fut>(name: &str, test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some((admin, db, url)) = fresh_postgres(name).await else {
+        return;
+    };
+    let result = tokio::spawn(test(url)).await;
+    drop_postgres(admin, &db).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
 }
 
 pub async fn drop_postgres(mut admin: sqlx::PgConnection, db: &str) {
