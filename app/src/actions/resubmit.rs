@@ -118,7 +118,7 @@ pub async fn resubmit(
         .and_then(|s| Stage::parse(s).ok())
         .unwrap_or(Stage::SmokeTests);
     let what = format!("{namespace}/{name}");
-    let manual = target.manual;
+    let manual = target.manual();
     let (application_id, requested) = (target.application_id, format!("{what}: resubmitting"));
     let (audit_app, audit_env) = (target.shortname.clone(), target.environment.clone());
     let (state, actor, shortname) = (state.clone(), user.login.clone(), target.shortname.clone());

@@ -237,40 +237,16 @@ impl Store {
             .collect())
     }
 
-    /// A deployment's identity, for Resubmit: (app id, shortname, environment, status,
-    /// failed stage, workflow environment, namespace, name).
+    /// A deployment's identity, for Resubmit.
     pub async fn deployment_for_resubmit(&self, id: i64) -> Result<Option<ResubmitTarget>> {
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT d.application_id, a.shortname, a.repo, d.environment, d.status, d.failed_stage, d.workflow_environment, d.workflow_namespace, d.workflow_name, d.trigger_kind
+        Ok(sqlx::query_as(
+            "SELECT d.application_id, a.shortname, a.repo, d.environment, d.status, d.failed_stage,
+                    d.workflow_namespace, d.workflow_name, d.trigger_kind
              FROM deployments d JOIN applications a ON a.id = d.application_id WHERE d.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| ResubmitTarget {
-            application_id: r.0,
-            shortname: r.1,
-            repo: r.2,
-            environment: r.3,
-            status: r.4,
-            failed_stage: r.5,
-            workflow_environment: r.6,
-            workflow_namespace: r.7,
-            workflow_name: r.8,
-            manual: r.9 == "manual",
-        }))
+        .await?)
     }
 
     /// Just the version of a deployment (for recording a resubmitted workflow's event).
@@ -284,7 +260,8 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A deployment as Resubmit reads it: whose, where, how it went, and its Argo workflow.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ResubmitTarget {
     pub application_id: i64,
     pub shortname: String,
@@ -292,9 +269,14 @@ pub struct ResubmitTarget {
     pub environment: String,
     pub status: String,
     pub failed_stage: Option<String>,
-    pub workflow_environment: Option<String>,
     pub workflow_namespace: Option<String>,
     pub workflow_name: Option<String>,
+    pub trigger_kind: String,
+}
+
+impl ResubmitTarget {
     /// Deployed by a person (a manual deployment is never promoted onwards).
-    pub manual: bool,
+    pub fn manual(&self) -> bool {
+        self.trigger_kind == "manual"
+    }
 }
