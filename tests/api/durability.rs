@@ -229,12 +229,11 @@ async fn a_train_longer_than_its_request_dispatches_and_records_every_app() {
         .collect();
     let mut form: Vec<(&str, &str)> = vec![("environment", "staging")];
     form.extend(names.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let body = env.expect(&c, "train", &form, 200).await;
+    let result: serde_json::Value = common::json(&env.expect(&c, "train", &form, 200).await);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "answered within the request's time"
     );
-    let result: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(result["items"].as_array().unwrap().len(), 40);
     assert_eq!(
         result["finished"], false,

@@ -300,19 +300,12 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
 
     // A train skips both apps with the same reason; nothing dispatched.
     let boss = env.sign_in("boss").await;
-    let body = env
-        .expect(
-            &boss,
-            "train",
-            &[
-                ("environment", "staging"),
-                ("applications[0]", "search-api"),
-                ("applications[1]", "signon"),
-            ],
-            200,
-        )
-        .await;
-    let train: Value = serde_json::from_str(&body).unwrap();
+    let form = [
+        ("environment", "staging"),
+        ("applications[0]", "search-api"),
+        ("applications[1]", "signon"),
+    ];
+    let train: Value = common::json(&env.expect(&boss, "train", &form, 200).await);
     for item in train["items"].as_array().unwrap() {
         assert_eq!(item["outcome"], "skipped", "{item}");
         assert!(

@@ -154,9 +154,7 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
 
     let c = env.sign_in("octocat").await;
     // Candidates: every app flagged "manual deployment" to staging.
-    let (s, body) = common::call(&env.base, &c, "train_candidates", &[]).await;
-    assert_eq!(s, 200);
-    let candidates: Value = serde_json::from_str(&body).unwrap();
+    let candidates: Value = common::json(&env.expect(&c, "train_candidates", &[], 200).await);
     let staging: Vec<&str> = candidates[0][1]
         .as_array()
         .unwrap()
@@ -169,22 +167,15 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
         ["train-a", "train-b", "train-c", "train-d", "train-e"]
     );
 
-    let body = env
-        .expect(
-            &c,
-            "train",
-            &[
-                ("environment", "staging"),
-                ("applications[0]", "train-a"),
-                ("applications[2]", "train-b"),
-                ("applications[3]", "train-c"),
-                ("applications[4]", "train-d"),
-                ("applications[7]", "train-e"),
-            ],
-            200,
-        )
-        .await;
-    let result: Value = serde_json::from_str(&body).unwrap();
+    let form = [
+        ("environment", "staging"),
+        ("applications[0]", "train-a"),
+        ("applications[2]", "train-b"),
+        ("applications[3]", "train-c"),
+        ("applications[4]", "train-d"),
+        ("applications[7]", "train-e"),
+    ];
+    let result: Value = common::json(&env.expect(&c, "train", &form, 200).await);
     let outcome = |app: &str| {
         result["items"]
             .as_array()
@@ -260,19 +251,13 @@ async fn a_release_train_dispatches_each_skips_with_reasons_and_survives_a_failu
     assert!(e.summary.cells[1].is_none());
 
     // The train's results, followed: what each dispatched app has in staging now.
-    let body = env
-        .expect(
-            &c,
-            "train_status",
-            &[
-                ("environment", "staging"),
-                ("applications[0]", "train-a"),
-                ("applications[1]", "train-e"),
-            ],
-            200,
-        )
-        .await;
-    let now: Vec<(String, String)> = serde_json::from_str(&body).unwrap();
+    let form = [
+        ("environment", "staging"),
+        ("applications[0]", "train-a"),
+        ("applications[1]", "train-e"),
+    ];
+    let now: Vec<(String, String)> =
+        common::json(&env.expect(&c, "train_status", &form, 200).await);
     assert_eq!(
         now,
         [

@@ -369,6 +369,11 @@ pub async fn expect_text(r: reqwest::Response, status: u16, needle: &str) -> Str
     body
 }
 
+/// A body that must be JSON, parsed.
+pub fn json<T: serde::de::DeserializeOwned>(body: &str) -> T {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
 /// An answer's header `name` (which it must have), as text.
 pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
     r.headers()[name].to_str().unwrap()
