@@ -34,6 +34,7 @@ pub struct Waiting {
 
 /// A waiting approval as Release shows it, on the deployment, the app's page and the grid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct ApprovalView {
     pub deployment_id: i64,
     /// Release's environment of the deployment (who may review needs its deploy role).

@@ -237,27 +237,25 @@ impl Store {
 
     /// The approvals of an application's deployments, newest first (at most 50).
     pub async fn approvals_of(&self, shortname: &str) -> Result<Vec<ApprovalView>> {
-        let rows: Vec<ApprovalRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT p.deployment_id, d.environment, p.github_environment, p.state, p.since_ms, p.reviewers, p.wait_timer_minutes, p.decided_by
                FROM approvals p JOIN deployments d ON d.id = p.deployment_id JOIN applications a ON a.id = d.application_id
               WHERE a.shortname = $1 ORDER BY p.updated_at DESC LIMIT 50",
         )
         .bind(shortname)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(approval_view).collect())
+        .await?)
     }
 
     /// Every waiting approval (the grid's cells show them), at most 500.
     pub async fn waiting_approvals(&self) -> Result<Vec<ApprovalView>> {
-        let rows: Vec<ApprovalRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT p.deployment_id, d.environment, p.github_environment, p.state, p.since_ms, p.reviewers, p.wait_timer_minutes, p.decided_by
                FROM approvals p JOIN deployments d ON d.id = p.deployment_id
               WHERE p.state = 'waiting' ORDER BY p.since_ms LIMIT 500",
         )
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(approval_view).collect())
+        .await?)
     }
 
     /// The waiting approvals of deployment `id`: (GitHub environment, its id).
@@ -328,31 +326,6 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(claimed.is_some())
-    }
-}
-
-/// deployment, environment, GitHub environment, state, since, reviewers, wait timer, by.
-type ApprovalRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    Option<i64>,
-    Option<String>,
-);
-
-fn approval_view(r: ApprovalRow) -> ApprovalView {
-    ApprovalView {
-        deployment_id: r.0,
-        environment: r.1,
-        github_environment: r.2,
-        state: r.3,
-        since_ms: r.4,
-        reviewers: r.5,
-        wait_timer_minutes: r.6,
-        decided_by: r.7,
     }
 }
 

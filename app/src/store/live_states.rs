@@ -26,7 +26,7 @@ pub struct Observation {
 }
 
 /// The stored live state of one cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct LiveState {
     pub environment: String,
     pub version: Option<String>,
@@ -54,20 +54,6 @@ pub struct Observed {
 
 /// The reason of a cell whose application Argo CD no longer has.
 pub const NOT_IN_ARGOCD: &str = "not in Argo CD";
-
-type LiveTuple = (
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
 
 impl Store {
     /// Records what Argo CD reports for `shortname` in `environment`. Two servers
@@ -275,28 +261,14 @@ impl Store {
 
     /// An application's live state in every environment that has one.
     pub async fn live_states(&self, shortname: &str) -> Result<Vec<LiveState>> {
-        let rows: Vec<LiveTuple> = sqlx::query_as(
-            "SELECT l.environment, l.version, l.health, l.sync_status, l.operation_phase, l.argocd_app, l.observed_at, l.version_since, l.unknown_since, l.unknown_reason, l.note
+        Ok(sqlx::query_as(
+            "SELECT l.environment, l.version, l.health, l.sync_status, l.operation_phase, l.argocd_app,
+                    l.observed_at AS observed_at_ms, l.version_since AS version_since_ms,
+                    l.unknown_since AS unknown_since_ms, l.unknown_reason, l.note
              FROM live_states l JOIN applications a ON a.id = l.application_id WHERE a.shortname = $1",
         )
         .bind(shortname)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| LiveState {
-                environment: r.0,
-                version: r.1,
-                health: r.2,
-                sync_status: r.3,
-                operation_phase: r.4,
-                argocd_app: r.5,
-                observed_at_ms: r.6,
-                version_since_ms: r.7,
-                unknown_since_ms: r.8,
-                unknown_reason: r.9,
-                note: r.10,
-            })
-            .collect())
+        .await?)
     }
 }

@@ -213,28 +213,15 @@ impl Store {
         actor: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<(i64, i64, String, String, Option<String>, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT id, at, actor, action, application, environment, outcome, detail FROM audit_log
+        Ok(sqlx::query_as(
+            "SELECT id, at AS at_ms, actor, action, application, environment, outcome, detail FROM audit_log
              WHERE ($1 = '' OR application = $1) AND ($2 = '' OR actor = $2) ORDER BY at DESC, id DESC LIMIT $3",
         )
         .bind(application.unwrap_or(""))
         .bind(actor.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                id: r.0,
-                at_ms: r.1,
-                actor: r.2,
-                action: r.3,
-                application: r.4,
-                environment: r.5,
-                outcome: r.6,
-                detail: r.7,
-            })
-            .collect())
+        .await?)
     }
 
     /// A deployment's identity, for Resubmit.
