@@ -195,15 +195,8 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
     failing_checks(&env);
     let (s, body) = deploy(&env, &dev, "publisher", "integration", "v89", Some("  ")).await;
     assert_eq!(s, 409, "a blank reason is no reason: {body}");
-    let (s, body) = deploy(
-        &env,
-        &dev,
-        "publisher",
-        "integration",
-        "v89",
-        Some("hotfix for incident 42"),
-    )
-    .await;
+    let reason = "hotfix for incident 42";
+    let (s, body) = deploy(&env, &dev, "publisher", "integration", "v89", Some(reason)).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(dispatches(&env), 2);
     assert_eq!(
@@ -218,7 +211,7 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
         .find(|a| a.outcome == "gate override")
         .expect("an override entry");
     assert!(
-        over.detail.contains("test failing") && over.detail.contains("hotfix for incident 42"),
+        over.detail.contains("test failing") && over.detail.contains(reason),
         "{}",
         over.detail
     );
@@ -226,10 +219,7 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["application"], "publisher");
     assert_eq!(sent[0]["actor"], "octocat");
-    assert!(sent[0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("hotfix for incident 42"));
+    assert!(sent[0]["message"].as_str().unwrap().contains(reason));
     // The grid and the app's page say it.
     let octocat = env.sign_in("octocat").await;
     let page = env.get_text(&octocat, "/applications/publisher").await;
