@@ -179,17 +179,19 @@ impl GitHub {
         })
     }
 
-    fn active(v: Option<serde_json::Value>) -> bool {
-        v.is_some_and(|v| v["state"] == "active")
-    }
-
-    pub async fn is_org_member(&self, token: &str, org: &str) -> Result<bool, GitHubError> {
-        // 403 here means the token may not read the membership: treat as "not a member".
-        match self.get(token, &["user", "memberships", "orgs", org]).await {
-            Ok(v) => Ok(Self::active(v)),
+    /// A membership read (`GET .../memberships/...`): whether it is active. A 403 means
+    /// the token may not read the membership: "not a member".
+    async fn is_active_member(&self, token: &str, segments: &[&str]) -> Result<bool, GitHubError> {
+        match self.get(token, segments).await {
+            Ok(v) => Ok(v.is_some_and(|v| v["state"] == "active")),
             Err(GitHubError::Status { status: 403, .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    pub async fn is_org_member(&self, token: &str, org: &str) -> Result<bool, GitHubError> {
+        self.is_active_member(token, &["user", "memberships", "orgs", org])
+            .await
     }
 
     pub async fn is_team_member(
@@ -199,14 +201,8 @@ impl GitHub {
         team: &str,
         login: &str,
     ) -> Result<bool, GitHubError> {
-        match self
-            .get(token, &["orgs", org, "teams", team, "memberships", login])
+        self.is_active_member(token, &["orgs", org, "teams", team, "memberships", login])
             .await
-        {
-            Ok(v) => Ok(Self::active(v)),
-            Err(GitHubError::Status { status: 403, .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// Roles from configuration and membership: `None` when the person is not an active

@@ -67,7 +67,15 @@ fn workflow_endpoint(
 ) -> Result<reqwest::Url, OutsideError> {
     endpoint(
         api,
-        &["repos", repo.owner(), repo.name(), "actions", "workflows", workflow, what],
+        &[
+            "repos",
+            repo.owner(),
+            repo.name(),
+            "actions",
+            "workflows",
+            workflow,
+            what,
+        ],
     )
 }
 
@@ -406,8 +414,8 @@ impl Pipeline {
         argo: HashMap<String, ArgoServer>,
         timeout: Duration,
     ) -> Self {
-        let http = outside_client("release-dashboard", Some(timeout))
-            .expect("a plain HTTP client builds");
+        let http =
+            outside_client("release-dashboard", Some(timeout)).expect("a plain HTTP client builds");
         Self {
             http,
             timeout,
@@ -547,18 +555,17 @@ impl Pipeline {
                 ),
             )
             .append_pair("per_page", "100");
-        let resp = self
-            .github_send(reqwest::Method::GET, url, token, None)
+        let runs: WorkflowRuns = self
+            .github_get(
+                url,
+                token,
+                [
+                    "the person's GitHub sign-in has expired",
+                    "the person's GitHub account may not read this repository's runs",
+                    "the repository or its Deploy workflow does not exist",
+                ],
+            )
             .await?;
-        github_read_ok(
-            resp.status().as_u16(),
-            [
-                "the person's GitHub sign-in has expired",
-                "the person's GitHub account may not read this repository's runs",
-                "the repository or its Deploy workflow does not exist",
-            ],
-        )?;
-        let runs: WorkflowRuns = Self::github_json(resp).await?;
         let mine: Vec<&WorkflowRun> = runs
             .workflow_runs
             .iter()
@@ -883,18 +890,17 @@ impl Pipeline {
             .append_pair("per_page", "10");
         let mut out = Vec::new();
         for url in [tags, commits] {
-            let resp = self
-                .github_send(reqwest::Method::GET, url, token, None)
+            let items: Vec<serde_json::Value> = self
+                .github_get(
+                    url,
+                    token,
+                    [
+                        "your GitHub sign-in has expired; sign out and sign in again",
+                        "your GitHub account may not read this repository",
+                        "the repository or its default branch does not exist",
+                    ],
+                )
                 .await?;
-            github_read_ok(
-                resp.status().as_u16(),
-                [
-                    "your GitHub sign-in has expired; sign out and sign in again",
-                    "your GitHub account may not read this repository",
-                    "the repository or its default branch does not exist",
-                ],
-            )?;
-            let items: Vec<serde_json::Value> = Self::github_json(resp).await?;
             for v in items {
                 if let Some(tag) = v["name"].as_str() {
                     out.push((tag.to_owned(), "tag".to_owned()));

@@ -251,13 +251,8 @@ pub async fn review(
             )
         })?;
     crate::domain::deploy_rules::check_deploy_role(user, &run.environment)?;
-    let audit = Audit::new(
-        store,
-        &user.login,
-        "approval",
-        Some(&run.application),
-        Some(&run.environment),
-    );
+    let audit = Audit::new(store, &user.login, "approval")
+        .on(Some(&run.application), Some(&run.environment));
     let ours = store.waiting_of(deployment_id).await?;
     if ours.is_empty() {
         return Err(AppError::new(
@@ -342,15 +337,13 @@ pub async fn review(
                 Ok::<_, crate::store::StoreError>(Ok(()))
             }
             Err(e) => {
-                Audit::new(
-                    &state.store,
-                    &login,
-                    "approval",
-                    Some(&run_for_task.application),
-                    Some(&run_for_task.environment),
-                )
-                .record("refused", &format!("GitHub did not take the review: {e}"))
-                .await;
+                Audit::new(&state.store, &login, "approval")
+                    .on(
+                        Some(&run_for_task.application),
+                        Some(&run_for_task.environment),
+                    )
+                    .record("refused", &format!("GitHub did not take the review: {e}"))
+                    .await;
                 Ok(Err(e))
             }
         }

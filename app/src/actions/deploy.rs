@@ -117,13 +117,8 @@ pub async fn perform_deploy(
     let store = &state.store;
     let app = cmd.app;
     let env = &cmd.environment;
-    let audit = Audit::new(
-        store,
-        &user.login,
-        "deploy",
-        Some(&app.shortname),
-        Some(env.as_str()),
-    );
+    let audit =
+        Audit::new(store, &user.login, "deploy").on(Some(&app.shortname), Some(env.as_str()));
     let freezes = store.active_freezes(Some(app.id)).await?;
     let is_last = store.environments().as_slice().last() == Some(env);
     let permit = rules::check_deploy(&rules::DeployAsk {

@@ -29,13 +29,8 @@ pub async fn set(
         Some(a) => a.shortname.clone(),
         None => "the whole site".to_string(),
     };
-    let audit = Audit::new(
-        &state.store,
-        &user.login,
-        "freeze",
-        app.map(|a| a.shortname.as_str()),
-        None,
-    );
+    let audit =
+        Audit::new(&state.store, &user.login, "freeze").on(app.map(|a| a.shortname.as_str()), None);
     let message = match &environments {
         Some(e) => format!("Deploys of {name} to {} are frozen.", e.join(" and ")),
         None => format!("Deploys to {name} are frozen."),
@@ -81,13 +76,8 @@ pub async fn lift(
         // Lifting an app's freezes lifts only that app's; the site's needs the site.
         .filter(|f| f.application.is_some() != site_wide)
         .collect();
-    let audit = Audit::new(
-        &state.store,
-        &user.login,
-        "unfreeze",
-        app.map(|a| a.shortname.as_str()),
-        None,
-    );
+    let audit = Audit::new(&state.store, &user.login, "unfreeze")
+        .on(app.map(|a| a.shortname.as_str()), None);
     if let Err(r) = rules::check_lift(
         user,
         site_wide,

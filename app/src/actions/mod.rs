@@ -63,19 +63,23 @@ pub struct Audit<'a> {
 
 #[cfg(feature = "ssr")]
 impl<'a> Audit<'a> {
-    pub fn new(
-        store: &'a crate::store::Store,
-        actor: &'a str,
-        action: &'static str,
-        application: Option<&'a str>,
-        environment: Option<&'a str>,
-    ) -> Self {
+    /// `actor`'s `action`, on the site until `on` names an application and environment.
+    pub fn new(store: &'a crate::store::Store, actor: &'a str, action: &'static str) -> Self {
         Self {
             store,
             actor,
             action,
+            application: None,
+            environment: None,
+        }
+    }
+
+    /// On `application` (none: the site) and `environment` (none: every one).
+    pub fn on(self, application: Option<&'a str>, environment: Option<&'a str>) -> Self {
+        Self {
             application,
             environment,
+            ..self
         }
     }
 

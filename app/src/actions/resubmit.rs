@@ -70,13 +70,8 @@ pub async fn resubmit(
         .environments()
         .parse(&target.environment)
         .map_err(stored)?;
-    let audit = Audit::new(
-        store,
-        &user.login,
-        "resubmit",
-        Some(&target.shortname),
-        Some(&target.environment),
-    );
+    let audit = Audit::new(store, &user.login, "resubmit")
+        .on(Some(&target.shortname), Some(&target.environment));
     let freezes = store.active_freezes(Some(target.application_id)).await?;
     let checked = rules::check_resubmit(
         user,

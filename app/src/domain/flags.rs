@@ -79,22 +79,22 @@ pub enum Flag {
 }
 
 impl Flag {
-    pub fn label(&self) -> &'static str {
+    /// The badge's words and its CSS class.
+    fn badge(&self) -> (&'static str, &'static str) {
         match self {
-            Flag::ManualDeployment { .. } => "manual deployment",
-            Flag::NotInSync { .. } => "not in sync",
-            Flag::LastDeploymentFailed { .. } => "last deployment failed",
-            Flag::Drift { .. } => "drift",
+            Flag::ManualDeployment { .. } => ("manual deployment", "flag flag-manual"),
+            Flag::NotInSync { .. } => ("not in sync", "flag flag-sync"),
+            Flag::LastDeploymentFailed { .. } => ("last deployment failed", "flag flag-failed"),
+            Flag::Drift { .. } => ("drift", "flag flag-drift"),
         }
     }
 
+    pub fn label(&self) -> &'static str {
+        self.badge().0
+    }
+
     pub fn css_class(&self) -> &'static str {
-        match self {
-            Flag::ManualDeployment { .. } => "flag flag-manual",
-            Flag::NotInSync { .. } => "flag flag-sync",
-            Flag::LastDeploymentFailed { .. } => "flag flag-failed",
-            Flag::Drift { .. } => "flag flag-drift",
-        }
+        self.badge().1
     }
 
     /// One sentence for people: why the app is flagged.

@@ -69,18 +69,13 @@ pub async fn simulate_merge(shortname: String) -> Result<ActionDone, crate::erro
     let app = store.existing_application(shortname.as_str()).await?;
     let repo = crate::domain::RepoName::parse(&app.repo)?;
     let version = sim.merge(store.clone(), repo).await?;
-    crate::actions::Audit::new(
-        store,
-        &user.login,
-        "simulated merge",
-        Some(&app.shortname),
-        Some(first.as_str()),
-    )
-    .record(
-        "started",
-        &format!("{version} through the continuous pipeline from {first}"),
-    )
-    .await;
+    crate::actions::Audit::new(store, &user.login, "simulated merge")
+        .on(Some(&app.shortname), Some(first.as_str()))
+        .record(
+            "started",
+            &format!("{version} through the continuous pipeline from {first}"),
+        )
+        .await;
     Ok(ActionDone {
         message: format!(
             "Simulated a merge to main: {version} goes through the pipeline from {first}, promoted wherever continuous deployment is on."
