@@ -1,8 +1,8 @@
 //! `/admin/users`: who has signed in, their roles, and when they last signed in; the alert
 //! receivers with their recent deliveries and a test button. Admins only.
 
-use super::{data_table, ErrorView, Loaded};
-use crate::model::{ago, exact_time};
+use super::{data_table, when_cell, ErrorView, Loaded};
+use crate::model::exact_time;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -72,8 +72,8 @@ fn users_table(list: UserList) -> AnyView {
                         <td>{u.login}{u.dev.then_some(" (development)")}</td>
                         <td>{u.name.unwrap_or_default()}</td>
                         <td>{u.role}</td>
-                        <td><time title=exact_time(u.last_sign_in_ms)>{ago(now, u.last_sign_in_ms)}</time></td>
-                        <td><time title=exact_time(u.roles_checked_ms)>{ago(now, u.roles_checked_ms)}</time></td>
+                        {when_cell(now, u.last_sign_in_ms)}
+                        {when_cell(now, u.roles_checked_ms)}
                     </tr>
                 }
                 .into_any()
@@ -160,7 +160,7 @@ fn reports_table((lines, now): (Vec<GitHubReportLine>, i64)) -> AnyView {
                         <td>{l.environment}</td>
                         <td>{l.version}</td>
                         <td>{state}</td>
-                        <td><time title=exact_time(l.updated_at_ms)>{ago(now, l.updated_at_ms)}</time></td>
+                        {when_cell(now, l.updated_at_ms)}
                         <td>{l.what}</td>
                     </tr>
                 }
@@ -224,7 +224,7 @@ fn dispatches_table((lines, now): (Vec<UnconfirmedLine>, i64)) -> AnyView {
                         <td>{l.environment}</td>
                         <td>{l.git_ref}</td>
                         <td>{l.actor}</td>
-                        <td><time title=exact_time(l.created_at_ms)>{ago(now, l.created_at_ms)}</time></td>
+                        {when_cell(now, l.created_at_ms)}
                         <td>{l.what_to_check}</td>
                     </tr>
                 }
@@ -358,7 +358,7 @@ fn AlertsSection() -> impl IntoView {
                                             };
                                             view! {
                                                 <tr class=format!("delivery-{}", d.state)>
-                                                    <td><time title=exact_time(d.created_at_ms)>{ago(now, d.created_at_ms)}</time></td>
+                                                    {when_cell(now, d.created_at_ms)}
                                                     <td>{d.receiver}</td>
                                                     <td>{d.summary}</td>
                                                     <td>{state}</td>

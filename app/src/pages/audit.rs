@@ -1,9 +1,8 @@
 //! `/audit`: every deploy request, resubmit, freeze change, override and failed attempt,
 //! newest first. Read-only: nothing in the app edits or deletes an entry.
 
-use super::{data_table, Loaded};
+use super::{data_table, when_cell, Loaded};
 use crate::model::AuditEntry;
-use crate::model::{ago, exact_time};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -63,7 +62,7 @@ fn audit_table((entries, now): (Vec<AuditEntry>, i64)) -> AnyView {
             .map(|e| {
                 view! {
                     <tr>
-                        <td><time title=exact_time(e.at_ms)>{ago(now, e.at_ms)}</time></td>
+                        {when_cell(now, e.at_ms)}
                         <td>{e.actor}</td>
                         <td>{e.action}</td>
                         <td>{e.application.unwrap_or_default()}</td>

@@ -146,6 +146,12 @@ pub fn ErrorView(errors: ArcRwSignal<Errors>) -> impl IntoView {
     }
 }
 
+/// A table cell saying how long ago `ms` was, with the exact time on hover.
+pub fn when_cell(now_ms: i64, ms: i64) -> impl IntoView {
+    use crate::model::{ago, exact_time};
+    view! { <td><time title=exact_time(ms)>{ago(now_ms, ms)}</time></td> }
+}
+
 /// A table of rows with column headings, as the activity, audit and admin pages show
 /// them.
 pub fn data_table(headings: &'static [&'static str], rows: Vec<AnyView>) -> AnyView {
