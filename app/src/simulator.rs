@@ -53,12 +53,22 @@ impl Simulator {
         env: Environment,
         version: GitRef,
     ) {
+        self.spawn_run(store, repo, env, version, Stage::Build, false);
+    }
+
+    /// Runs the pipeline from `from` in a task of its own (`run`); a stop is logged.
+    fn spawn_run(
+        self: &Arc<Self>,
+        store: Store,
+        repo: RepoName,
+        env: Environment,
+        version: GitRef,
+        from: Stage,
+        promote: bool,
+    ) {
         let sim = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = sim
-                .run(&store, &repo, env, &version, Stage::Build, false)
-                .await
-            {
+            if let Err(e) = sim.run(&store, &repo, env, &version, from, promote).await {
                 tracing::warn!(error = %e, "the simulated pipeline stopped");
             }
         });
@@ -101,13 +111,7 @@ impl Simulator {
                 base_status: DeploymentStatus::InProgress,
             })
             .await?;
-        let sim = self.clone();
-        let v = version.clone();
-        tokio::spawn(async move {
-            if let Err(e) = sim.run(&store, &repo, first, &v, Stage::Build, true).await {
-                tracing::warn!(error = %e, "the simulated pipeline stopped");
-            }
-        });
+        self.spawn_run(store, repo, first, version.clone(), Stage::Build, true);
         Ok(version)
     }
 
@@ -136,12 +140,13 @@ impl Simulator {
                 Some("passed on resubmit".into()),
                 workflow,
             );
-            if store.record_event(&ev).await.is_ok() {
-                if let Some(next) = Stage::ALL.iter().copied().find(|s| *s > stage) {
-                    if let Err(e) = sim.run(&store, &repo, env, &version, next, promote).await {
-                        tracing::warn!(error = %e, "the simulated pipeline stopped");
+            match store.record_event(&ev).await {
+                Ok(_) => {
+                    if let Some(next) = Stage::ALL.iter().copied().find(|s| *s > stage) {
+                        sim.spawn_run(store, repo, env, version, next, promote);
                     }
                 }
+                Err(e) => tracing::warn!(error = %e, "the simulated pipeline stopped"),
             }
         });
     }
