@@ -71,6 +71,13 @@ fn pending_cookie(state: &ServerState, value: &str, max_age: i64) -> String {
     )
 }
 
+/// Adds the pending sign-in's cookie to `resp`, beside any cookie it already sets.
+fn set_pending_cookie(resp: &mut Response, state: &ServerState, value: &str, max_age: i64) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&pending_cookie(state, value, max_age)) {
+        resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+    }
+}
+
 fn read_pending(state: &ServerState, headers: &axum::http::HeaderMap) -> Option<PendingLogin> {
     let raw = headers
         .get_all(axum::http::header::COOKIE)
@@ -251,11 +258,7 @@ pub async fn start_github(
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let Some(github) = &state.auth.github else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "Sign-in with GitHub is off",
-            "No GitHub OAuth app is configured on this Release.",
-        );
+        return github_off();
     };
     let (url, pending) = github.authorize(safe_return_to(
         &state.auth.public_url,
@@ -274,11 +277,7 @@ pub async fn start_github(
     };
     let value = state.auth.cipher.encrypt(&json);
     let mut resp = Redirect::to(&url).into_response();
-    if let Ok(v) =
-        axum::http::HeaderValue::from_str(&pending_cookie(&state, &value, PENDING_MAX_AGE_S))
-    {
-        resp.headers_mut().insert(axum::http::header::SET_COOKIE, v);
-    }
+    set_pending_cookie(&mut resp, &state, &value, PENDING_MAX_AGE_S);
     resp
 }
 
@@ -297,9 +296,7 @@ pub async fn callback(
 ) -> Response {
     let mut resp = callback_inner(&state, &session, &headers, cb).await;
     // Whatever happened, this pending sign-in is spent: the cookie is cleared.
-    if let Ok(v) = axum::http::HeaderValue::from_str(&pending_cookie(&state, "", 0)) {
-        resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
-    }
+    set_pending_cookie(&mut resp, &state, "", 0);
     resp
 }
 
@@ -310,11 +307,7 @@ async fn callback_inner(
     cb: Callback,
 ) -> Response {
     let Some(github) = &state.auth.github else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "Sign-in with GitHub is off",
-            "No GitHub OAuth app is configured on this Release.",
-        );
+        return github_off();
     };
     let pending: Option<PendingLogin> = read_pending(state, headers);
     if let Some(error) = cb.error {
@@ -384,6 +377,15 @@ async fn callback_inner(
     };
     let back = safe_return_to(&state.auth.public_url, Some(&pending.return_to));
     finish_sign_in(state, session, &sign_in, &back).await
+}
+
+/// The answer to a GitHub sign-in step on a Release with no GitHub OAuth app.
+fn github_off() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "Sign-in with GitHub is off",
+        "No GitHub OAuth app is configured on this Release.",
+    )
 }
 
 fn github_problem(e: GitHubError) -> Response {
