@@ -6,9 +6,34 @@ use super::error::ApiError;
 use super::state::ServerState;
 use app::domain::Shortname;
 use app::model::{AppSummary, Grid};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
+
+/// The application a path names: its `{shortname}`, parsed (422 when it is not one). The
+/// parameter is documented here, once for every path that has it.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("shortname"), parameter_in = Path)]
+pub struct ShortnamePath(
+    /// The application's shortname
+    #[param(value_type = String, pattern = r"^[a-z0-9_-]{1,100}$")]
+    pub Shortname,
+);
+
+impl<S: Send + Sync> FromRequestParts<S> for ShortnamePath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(shortname) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Shortname::parse(&shortname)
+            .map(Self)
+            .map_err(|e| ApiError::from(e).into_response())
+    }
+}
 
 fn summary_json(envs: &[String], a: &AppSummary) -> Value {
     let mut environments = Map::new();
@@ -70,7 +95,7 @@ pub async fn list(
 
 /// One application, with what Argo CD says runs where it is observed.
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}", security(("bearer" = [])),
-    params(("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$")),
+    params(ShortnamePath),
     responses(
         (status = 200, description = "The application", body = super::schema::ApplicationJson),
         super::schema::ApplicationErrors,
@@ -78,9 +103,8 @@ pub async fn list(
 pub async fn show(
     State(state): State<ServerState>,
     _token: ApiToken,
-    Path(shortname): Path<String>,
+    ShortnamePath(shortname): ShortnamePath,
 ) -> Result<Json<Value>, ApiError> {
-    let shortname = Shortname::parse(&shortname)?;
     let detail = state
         .app
         .store
@@ -125,7 +149,7 @@ fn time(ms: i64) -> Option<String> {
 /// The Release app's shape, for tools written against it (also at
 /// `/applications/{shortname}.json`).
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}/release-app", security(("bearer" = [])),
-    params(("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$")),
+    params(ShortnamePath),
     responses(
         (status = 200, description = "The application as the Release app describes it", body = super::schema::ReleaseAppJson),
         super::schema::ApplicationErrors,
@@ -133,9 +157,8 @@ fn time(ms: i64) -> Option<String> {
 pub async fn release_app_shape(
     State(state): State<ServerState>,
     _token: ApiToken,
-    Path(shortname): Path<String>,
+    ShortnamePath(shortname): ShortnamePath,
 ) -> Result<Json<Value>, ApiError> {
-    let shortname = Shortname::parse(&shortname)?;
     let app = state
         .app
         .store
@@ -172,7 +195,7 @@ pub struct PromotionQuery {
 /// then `retry_after_seconds` says when it will have).
 #[utoipa::path(get, path = "/api/v1/applications/{shortname}/promotion", security(("bearer" = [])),
     params(
-        ("shortname" = String, Path, description = "The application's shortname", pattern = r"^[a-z0-9_-]{1,100}$"),
+        ShortnamePath,
         ("to" = String, Query, description = "The environment to promote to"),
         ("version" = Option<String>, Query, description = "The version the pipeline is about to promote (default: what runs in the environment before `to`)",
             pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$"),
@@ -186,10 +209,9 @@ pub struct PromotionQuery {
 pub async fn promotion(
     State(state): State<ServerState>,
     _token: ApiToken,
-    Path(shortname): Path<String>,
+    ShortnamePath(shortname): ShortnamePath,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let shortname = Shortname::parse(&shortname)?;
     let q: PromotionQuery = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::Invalid(app::domain::InvalidInput::new("query", e.to_string())))?;
     let asked = q
