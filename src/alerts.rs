@@ -269,14 +269,7 @@ async fn send(
         return Ok(status.as_u16());
     }
     // The first 200 bytes of the answer are enough to say why.
-    let mut resp = resp;
-    let mut head = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        head.extend_from_slice(&chunk);
-        if head.len() >= 200 {
-            break;
-        }
-    }
+    let head = crate::outbound::body_head(resp, 200).await;
     // Printable only: the answer is stored and logged, and must not forge a log line.
     let text = app::domain::outside_text::printable(&String::from_utf8_lossy(&head), 200);
     Err((

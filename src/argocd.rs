@@ -527,14 +527,7 @@ fn endpoint(server: &ArgoCd, segments: &[&str]) -> Result<reqwest::Url, ArgoCdEr
 /// printable and short.
 async fn refusal_reason(resp: reqwest::Response) -> String {
     let status = resp.status().as_u16();
-    let mut resp = resp;
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= 2048 {
-            break;
-        }
-    }
+    let body = crate::outbound::body_head(resp, 2048).await;
     let v: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let said = v
         .as_ref()

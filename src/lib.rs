@@ -10,6 +10,7 @@ pub mod digest;
 pub mod github;
 pub mod github_deployments;
 pub mod http;
+pub mod outbound;
 pub mod startup;
 pub mod stats;
 pub mod telemetry;
