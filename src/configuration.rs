@@ -458,9 +458,7 @@ impl Config {
         let mut version_patterns = std::collections::HashMap::new();
         let mut gates = app::domain::gates::GateConfig::default();
         for (env, g) in &file.gates {
-            environments
-                .parse(env)
-                .with_context(|| format!("gates.{env}"))?;
+            known_environment(&environments, env, || format!("gates.{env}"))?;
             gates.environments.insert(
                 env.clone(),
                 app::domain::gates::EnvironmentGates {
@@ -494,9 +492,9 @@ impl Config {
                 bail!("two applications have the shortname {shortname:?}");
             }
             for m in &a.manual {
-                environments
-                    .parse(m)
-                    .with_context(|| format!("application {shortname}: manual"))?;
+                known_environment(&environments, m, || {
+                    format!("application {shortname}: manual")
+                })?;
             }
             let argocd_name = a
                 .argocd_app
@@ -531,9 +529,9 @@ impl Config {
                 ..Default::default()
             };
             for (env, minutes) in &a.soak_minutes {
-                environments
-                    .parse(env)
-                    .with_context(|| format!("application {shortname}: soak_minutes"))?;
+                known_environment(&environments, env, || {
+                    format!("application {shortname}: soak_minutes")
+                })?;
                 app_gates.soak_minutes.insert(
                     env.clone(),
                     app::domain::gates::parse_soak_minutes(*minutes)
@@ -567,9 +565,7 @@ impl Config {
             Some(g) => {
                 let mut deployments = std::collections::HashMap::new();
                 for (env, r) in g.deployments {
-                    environments
-                        .parse(&env)
-                        .with_context(|| format!("github.deployments.{env}"))?;
+                    known_environment(&environments, &env, || format!("github.deployments.{env}"))?;
                     if let Some(u) = &r.environment_url {
                         anyhow::ensure!(
                             u.starts_with("https://") || u.starts_with("http://"),
@@ -614,9 +610,7 @@ impl Config {
                 );
                 let mut deployers = Vec::new();
                 for (env, entries) in &a.deployers {
-                    environments
-                        .parse(env)
-                        .with_context(|| format!("access.deployers.{env}"))?;
+                    known_environment(&environments, env, || format!("access.deployers.{env}"))?;
                     deployers.push((env.clone(), entries.clone()));
                 }
                 deployers
@@ -765,6 +759,16 @@ fn check_names(names: &[String], place: &str) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// `env` must be one of the pipeline's environments; the error says where the file named it.
+fn known_environment(
+    environments: &Environments,
+    env: &str,
+    place: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    environments.parse(env).with_context(place)?;
+    Ok(())
+}
+
 /// `[argo.<env>]` or `[argocd.<env>]`: each environment one of the pipeline's, each URL
 /// http(s), kept without its trailing `/`.
 fn environment_urls(
@@ -774,9 +778,7 @@ fn environment_urls(
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (env, a) in urls {
-        environments
-            .parse(&env)
-            .with_context(|| format!("{section}.{env}"))?;
+        known_environment(environments, &env, || format!("{section}.{env}"))?;
         anyhow::ensure!(
             a.url.starts_with("http://") || a.url.starts_with("https://"),
             "{section}.{env}.url must be an http(s) URL"
