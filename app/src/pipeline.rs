@@ -928,7 +928,6 @@ impl Pipeline {
         repo: &RepoName,
         sha: &crate::domain::Sha,
     ) -> Result<Option<i64>, OutsideError> {
-        const WHO: &str = "GitHub";
         let api = self.github()?;
         let url = endpoint(
             api,
@@ -949,22 +948,20 @@ impl Pipeline {
         struct Commit {
             commit: Inner,
         }
-        match resp.status().as_u16() {
-            200 => {
-                let c: Commit = Self::github_json(resp).await?;
-                Ok(Some(c.commit.committer.date.timestamp_millis()))
-            }
-            404 | 422 => Ok(None),
-            401 => Err(OutsideError::Unauthorized {
-                who: WHO,
-                hint: "RELEASE_GITHUB_STATS_TOKEN is wrong or expired",
-            }),
-            403 => Err(OutsideError::Forbidden {
-                who: WHO,
-                hint: "RELEASE_GITHUB_STATS_TOKEN may not read this repository, or its rate limit is spent",
-            }),
-            s => Err(OutsideError::Server { who: WHO, status: s }),
+        // No such commit (404, or 422 for a SHA GitHub cannot read): no commit time.
+        if matches!(resp.status().as_u16(), 404 | 422) {
+            return Ok(None);
         }
+        github_read_ok(
+            resp.status().as_u16(),
+            [
+                "RELEASE_GITHUB_STATS_TOKEN is wrong or expired",
+                "RELEASE_GITHUB_STATS_TOKEN may not read this repository, or its rate limit is spent",
+                "the commit does not exist",
+            ],
+        )?;
+        let c: Commit = Self::github_json(resp).await?;
+        Ok(Some(c.commit.committer.date.timestamp_millis()))
     }
 
     /// `GET {api}/repos/{owner}/{repo}/compare/{base}...{head}`: what deploying `head`
@@ -976,7 +973,6 @@ impl Pipeline {
         base: &str,
         head: &GitRef,
     ) -> Result<serde_json::Value, OutsideError> {
-        const WHO: &str = "GitHub";
         let api = self.github()?;
         // One segment, `BASE...HEAD`: each side is encoded by `endpoint` (a `%`, `#` or `/`
         // in a ref cannot leave the compare endpoint).
@@ -985,28 +981,16 @@ impl Pipeline {
             api,
             &["repos", repo.owner(), repo.name(), "compare", &range],
         )?;
-        let resp = self
-            .github_send(reqwest::Method::GET, url, token, None)
-            .await?;
-        match resp.status().as_u16() {
-            200 => Self::github_json(resp).await,
-            401 => Err(OutsideError::Unauthorized {
-                who: WHO,
-                hint: "your GitHub sign-in has expired; sign out and sign in again",
-            }),
-            403 => Err(OutsideError::Forbidden {
-                who: WHO,
-                hint: "your GitHub account may not read this repository",
-            }),
-            404 => Err(OutsideError::NotFound {
-                who: WHO,
-                hint: "one of the two refs does not exist in the repository",
-            }),
-            s => Err(OutsideError::Server {
-                who: WHO,
-                status: s,
-            }),
-        }
+        self.github_get(
+            url,
+            token,
+            [
+                "your GitHub sign-in has expired; sign out and sign in again",
+                "your GitHub account may not read this repository",
+                "one of the two refs does not exist in the repository",
+            ],
+        )
+        .await
     }
 
     /// `PUT {argo}/api/v1/workflows/{namespace}/{name}/resubmit` on `environment`'s Argo

@@ -59,39 +59,41 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["apps", "argo-workflows", "a1"] {
-            assert!(K8sName::namespace(ok, "n").is_ok(), "{ok}");
-        }
-        for ok in ["post-sync-x2kf", "deploy.v1-2", "a"] {
-            assert!(K8sName::object(ok, "n").is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "../../x",
-            "wf/terminate?",
-            "Apps",
-            "-a",
-            "a-",
-            "a.b",
-            "%2e",
-            "a b",
-            &"a".repeat(64),
-        ] {
-            assert!(K8sName::namespace(bad, "n").is_err(), "{bad}");
-        }
-        for bad in [
-            "",
-            "..",
-            "a..b",
-            ".a",
-            "a.",
-            "wf/x",
-            "wf?x",
-            "WF",
-            "a.-b",
-            &"a".repeat(254),
-        ] {
-            assert!(K8sName::object(bad, "n").is_err(), "{bad}");
+        type Check = fn(&str, &str) -> Result<K8sName, InvalidInput>;
+        let long_label = "a".repeat(64);
+        let long_name = "a".repeat(254);
+        let cases: [(Check, &[&str], &[&str]); 2] = [
+            (
+                K8sName::namespace,
+                &["apps", "argo-workflows", "a1"],
+                &[
+                    "",
+                    "../../x",
+                    "wf/terminate?",
+                    "Apps",
+                    "-a",
+                    "a-",
+                    "a.b",
+                    "%2e",
+                    "a b",
+                    &long_label,
+                ],
+            ),
+            (
+                K8sName::object,
+                &["post-sync-x2kf", "deploy.v1-2", "a"],
+                &[
+                    "", "..", "a..b", ".a", "a.", "wf/x", "wf?x", "WF", "a.-b", &long_name,
+                ],
+            ),
+        ];
+        for (check, good, bad) in cases {
+            for ok in good {
+                assert!(check(ok, "n").is_ok(), "{ok}");
+            }
+            for bad in bad {
+                assert!(check(bad, "n").is_err(), "{bad}");
+            }
         }
     }
 }

@@ -124,26 +124,27 @@ mod reference_tests {
     #[test]
     fn references_as_the_release_app_clients_send_them() {
         let p = |s: &str, d: Option<&str>| RepoName::parse_reference(s, d).map(|r| r.to_string());
-        assert_eq!(
-            p("alphagov/content-store", None).unwrap(),
-            "alphagov/content-store"
-        );
-        assert_eq!(
-            p("content-store", Some("alphagov")).unwrap(),
-            "alphagov/content-store"
-        );
-        assert_eq!(
-            p("git@github.com:alphagov/whitehall.git", None).unwrap(),
-            "alphagov/whitehall"
-        );
-        assert_eq!(
-            p("https://github.com/alphagov/whitehall/", None).unwrap(),
-            "alphagov/whitehall"
-        );
-        assert_eq!(
-            p("ssh://git@github.com/alphagov/router.git", Some("x")).unwrap(),
-            "alphagov/router"
-        );
+        for (reference, default_owner, repo) in [
+            ("alphagov/content-store", None, "alphagov/content-store"),
+            ("content-store", Some("alphagov"), "alphagov/content-store"),
+            (
+                "git@github.com:alphagov/whitehall.git",
+                None,
+                "alphagov/whitehall",
+            ),
+            (
+                "https://github.com/alphagov/whitehall/",
+                None,
+                "alphagov/whitehall",
+            ),
+            (
+                "ssh://git@github.com/alphagov/router.git",
+                Some("x"),
+                "alphagov/router",
+            ),
+        ] {
+            assert_eq!(p(reference, default_owner).unwrap(), repo, "{reference}");
+        }
         let e = p("content-store", None).unwrap_err();
         assert!(e.message.contains("default_owner"), "{e:?}");
         // Anything else is still parsed strictly.
