@@ -464,14 +464,8 @@ mod tests {
 
     fn person(admin: bool, envs: &[&str]) -> CurrentUser {
         CurrentUser {
-            user_id: 1,
-            github_id: None,
             login: "li".into(),
-            name: None,
-            avatar_url: None,
-            admin,
-            deploy_environments: envs.iter().map(|e| e.to_string()).collect(),
-            dev: false,
+            ..CurrentUser::for_test(admin, envs)
         }
     }
 
