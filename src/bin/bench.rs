@@ -156,24 +156,39 @@ async fn start(bin: &Path, url: &str, config: Option<&Path>) -> anyhow::Result<R
         child: KillOnDrop(child),
         base: format!("http://127.0.0.1:{port}"),
     };
+    anyhow::ensure!(
+        answers(&format!("{}/healthcheck/ready", running.base), 200).await,
+        "the server did not become ready"
+    );
+    Ok(running)
+}
+
+/// Whether `url` answers 2xx within `tries` attempts, 50 ms apart.
+async fn answers(url: &str, tries: u32) -> bool {
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    for _ in 0..tries {
         if client
-            .get(format!("{}/healthcheck/ready", running.base))
+            .get(url)
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return Ok(running);
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!("the server did not become ready")
+    false
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
+}
+
+/// The median and 99th percentile of `ms` (sorted in place).
+fn median_p99(ms: &mut [f64]) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    (percentile(ms, 0.5), percentile(ms, 0.99))
 }
 
 /// A client signed in through the development sign-in (the server listens on loopback).
@@ -247,13 +262,8 @@ async fn stats_latency(
         body = r.json().await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    times.sort_by(f64::total_cmp);
-    Ok((
-        percentile(&times, 0.5),
-        percentile(&times, 0.99),
-        body,
-        waited,
-    ))
+    let (median, p99) = median_p99(&mut times);
+    Ok((median, p99, body, waited))
 }
 
 /// Sequential GETs of `/`: median and p99 latency in milliseconds, and the page size.
@@ -276,8 +286,8 @@ async fn grid_latency(base: &str, n: i64) -> anyhow::Result<(f64, f64, usize)> {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(body.len() > 10_000, "the grid page is unexpectedly small");
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok((percentile(&times, 0.5), percentile(&times, 0.99), size))
+    let (median, p99) = median_p99(&mut times);
+    Ok((median, p99, size))
 }
 
 /// The mixed workload of the reliability issue, for `secs` seconds against one server:
@@ -367,14 +377,14 @@ async fn mixed_load(
     Ok(samples
         .into_iter()
         .map(|(kind, (mut lat, errors))| {
-            lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let (p50, p99) = median_p99(&mut lat);
             let n = lat.len();
             (
                 kind.to_string(),
                 n,
                 n as f64 / secs as f64,
-                percentile(&lat, 0.5),
-                percentile(&lat, 0.99),
+                p50,
+                p99,
                 errors,
             )
         })
@@ -554,16 +564,11 @@ async fn nginx(dir: &Path, root: &Path) -> anyhow::Result<Nginx> {
         _child: KillOnDrop(child),
         port,
     };
-    for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(n);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("nginx did not start")
+    anyhow::ensure!(
+        answers(&format!("http://127.0.0.1:{port}/"), 100).await,
+        "nginx did not start"
+    );
+    Ok(n)
 }
 
 /// Opens `n` grids' live streams (`/api/live?grid=1`), then sends `events` pipeline events
@@ -632,12 +637,8 @@ async fn grid_deltas(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok((
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        bytes as f64 / lat.len() as f64,
-    ))
+    let (median, p99) = median_p99(&mut lat);
+    Ok((median, p99, bytes as f64 / lat.len() as f64))
 }
 
 /// The wrk script for `POST /deployments`: a new version each request, spread over the
@@ -802,14 +803,8 @@ async fn observer_cost(
         }
         lat.push(sent.elapsed().as_secs_f64() * 1000.0);
     }
-    lat.sort_by(f64::total_cmp);
-    Ok((
-        sync,
-        idle_cpu,
-        rss,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-    ))
+    let (median, p99) = median_p99(&mut lat);
+    Ok((sync, idle_cpu, rss, median, p99))
 }
 
 #[tokio::main]
