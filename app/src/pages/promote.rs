@@ -9,28 +9,27 @@ use crate::actions::{ActionDone, TrainResult};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// Who asks to deploy an application to an environment (`deployer_of`): the person, the
+/// server's state, the environment and the application's shortname.
+#[cfg(feature = "ssr")]
+struct Deployer(
+    crate::auth::CurrentUser,
+    crate::state::AppState,
+    crate::domain::Environment,
+    crate::domain::Shortname,
+);
+
 /// Who asks to deploy `shortname` to `environment`, checked in this order: signed in,
 /// the names parse, and the person may deploy there (the role first: someone who may not
 /// deploy there learns nothing more, not even whether the application exists).
 #[cfg(feature = "ssr")]
-fn deployer_of(
-    shortname: &str,
-    environment: &str,
-) -> Result<
-    (
-        crate::auth::CurrentUser,
-        crate::state::AppState,
-        crate::domain::Environment,
-        crate::domain::Shortname,
-    ),
-    crate::error::AppError,
-> {
+fn deployer_of(shortname: &str, environment: &str) -> Result<Deployer, crate::error::AppError> {
     let user = crate::auth::require_user()?;
     let state = crate::state::app_state()?;
     let env = state.store.environments().parse(environment)?;
     let shortname = crate::domain::Shortname::parse(shortname)?;
     crate::domain::deploy_rules::check_deploy_role(&user, env.as_str())?;
-    Ok((user, state, env, shortname))
+    Ok(Deployer(user, state, env, shortname))
 }
 
 /// Deploys to `environment` what runs in the environment before it.
@@ -43,7 +42,7 @@ pub async fn promote(
     override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::actions::deploy::answer_wait;
-    let (user, state, env, shortname) = deployer_of(&shortname, &environment)?;
+    let Deployer(user, state, env, shortname) = deployer_of(&shortname, &environment)?;
     let app = state.store.existing_application(shortname.as_str()).await?;
     let grid = state
         .store
@@ -80,7 +79,7 @@ pub async fn rollback(
     override_reason: Option<String>,
 ) -> Result<ActionDone, crate::error::AppError> {
     use crate::actions::deploy::answer_wait;
-    let (user, state, env, shortname) = deployer_of(&shortname, &environment)?;
+    let Deployer(user, state, env, shortname) = deployer_of(&shortname, &environment)?;
     let reason = crate::domain::deploy_rules::rollback_reason(reason.as_deref())?;
     let app = state.store.existing_application(shortname.as_str()).await?;
     let (dispatching, _from, _target) = crate::actions::rollback::rollback(
