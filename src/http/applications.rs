@@ -2,7 +2,7 @@
 //! and the Release app's `GET /applications/{shortname}.json`.
 
 use super::api_token::ApiToken;
-use super::error::ApiError;
+use super::error::{said_of, ApiError};
 use super::state::ServerState;
 use app::domain::Shortname;
 use app::model::{AppSummary, Grid};
@@ -225,10 +225,12 @@ pub async fn promotion(
             "say which environment: ?to=staging",
         ))
     })?;
-    let env = state.app.store.environments().parse(&to).map_err(|mut e| {
-        e.field = "to".into();
-        e
-    })?;
+    let env = state
+        .app
+        .store
+        .environments()
+        .parse(&to)
+        .map_err(said_of("to"))?;
     let store = &state.app.store;
     let app = store.existing_application(shortname.as_str()).await?;
     let freezes = store.active_freezes(Some(app.id)).await?;

@@ -2,7 +2,7 @@
 //! or the form body its older clients send (`repo=...&deployment[environment]=...`).
 
 use super::api_token::ApiToken;
-use super::error::ApiError;
+use super::error::{said_of, ApiError};
 use super::json::JsonBody;
 use super::state::ServerState;
 use app::domain::{DeploymentStatus, GitRef, InvalidInput, RepoName, Sha, Trigger};
@@ -86,10 +86,6 @@ pub struct NotifyForm {
 
 /// Parse, don't validate: turns the body into a `NewDeployment` or names the bad field.
 fn parse(body: NotifyBody, state: &ServerState) -> Result<NewDeployment, InvalidInput> {
-    let at = |mut e: InvalidInput, field: &str| {
-        e.field = field.to_owned();
-        e
-    };
     let d = body.deployment;
     Ok(NewDeployment {
         repo: RepoName::parse_reference(&body.repo, state.default_owner.as_deref())?,
@@ -98,21 +94,21 @@ fn parse(body: NotifyBody, state: &ServerState) -> Result<NewDeployment, Invalid
             .store
             .environments()
             .parse(&d.environment)
-            .map_err(|e| at(e, "deployment.environment"))?,
-        version: GitRef::parse(&d.version).map_err(|e| at(e, "deployment.version"))?,
+            .map_err(said_of("deployment.environment"))?,
+        version: GitRef::parse(&d.version).map_err(said_of("deployment.version"))?,
         sha: d
             .sha
             .as_deref()
             .map(Sha::parse)
             .transpose()
-            .map_err(|e| at(e, "deployment.sha"))?,
+            .map_err(said_of("deployment.sha"))?,
         deployed_by: d.deployed_by.map(|s| parse_person(&s)).transpose()?,
         trigger: d
             .trigger
             .as_deref()
             .map(Trigger::parse)
             .transpose()
-            .map_err(|e| at(e, "deployment.trigger"))?
+            .map_err(said_of("deployment.trigger"))?
             .unwrap_or(Trigger::Continuous),
         created_at_ms: d
             .created_at

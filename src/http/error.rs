@@ -59,6 +59,15 @@ impl From<InvalidInput> for ApiError {
     }
 }
 
+/// For `map_err` where a value was parsed under another name: the same error, said of
+/// `field` (`deployment.environment`, not `environment`).
+pub fn said_of(field: &str) -> impl FnOnce(InvalidInput) -> InvalidInput + '_ {
+    move |mut e| {
+        e.field = field.to_owned();
+        e
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

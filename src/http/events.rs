@@ -2,7 +2,7 @@
 
 use super::api_token::ApiToken;
 use super::deployments::parse_time;
-use super::error::ApiError;
+use super::error::{said_of, ApiError};
 use super::json::JsonBody;
 use super::state::ServerState;
 use app::domain::{EventStatus, GitRef, InvalidInput, K8sName, RepoName, Stage};
@@ -139,10 +139,7 @@ fn parse_workflow(w: WorkflowBody, state: &ServerState) -> Result<Workflow, Inva
                 .store
                 .environments()
                 .parse(&e)
-                .map_err(|mut err| {
-                    err.field = "workflow.environment".into();
-                    err
-                })?
+                .map_err(said_of("workflow.environment"))?
                 .to_string(),
         ),
         None => None,
