@@ -4,6 +4,7 @@
 
 use crate::configuration::{Access, GitHubSettings};
 use anyhow::Context;
+use app::domain::Roles;
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
@@ -42,12 +43,6 @@ pub struct GitHubUser {
     pub login: String,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Roles {
-    pub admin: bool,
-    pub deploy_environments: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -28,8 +28,8 @@ mod server {
         let user = require_user()?;
         let ok = match role {
             Role::Viewer => true,
-            Role::Deployer => user.admin || !user.deploy_environments.is_empty(),
-            Role::Admin => user.admin,
+            Role::Deployer => user.roles.admin || !user.roles.deploy_environments.is_empty(),
+            Role::Admin => user.roles.admin,
         };
         if ok {
             Ok(user)

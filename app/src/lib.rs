@@ -118,7 +118,7 @@ fn UserMenu() -> impl IntoView {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
                 me.await.ok().flatten().map(|u| {
-                    let admin = u.admin;
+                    let admin = u.roles.admin;
                     let role = u.role_label();
                     view! {
                         {admin.then(|| view! { <A href="/admin/users">"Users"</A> })}

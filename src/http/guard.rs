@@ -4,6 +4,7 @@
 
 use super::state::ServerState;
 use app::auth::CurrentUser;
+use app::domain::Roles;
 use app::store::now_ms;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -147,15 +148,10 @@ async fn current_user(state: &ServerState, session: &Session) -> Option<CurrentU
         .await
     {
         Ok(Some(roles)) => {
-            stored.user.admin = roles.admin;
-            stored.user.deploy_environments = roles.deploy_environments;
+            stored.user.roles = roles;
             stored.checked_at_ms = now;
             if let Err(e) = store
-                .update_roles(
-                    stored.user.user_id,
-                    stored.user.admin,
-                    &stored.user.deploy_environments,
-                )
+                .update_roles(stored.user.user_id, &stored.user.roles)
                 .await
             {
                 tracing::warn!(error = %e, "could not store refreshed roles");
@@ -167,7 +163,10 @@ async fn current_user(state: &ServerState, session: &Session) -> Option<CurrentU
         }
         Ok(None) => {
             tracing::info!(login = %stored.user.login, "no longer a member of the organisation: session ended");
-            if let Err(e) = store.update_roles(stored.user.user_id, false, &[]).await {
+            if let Err(e) = store
+                .update_roles(stored.user.user_id, &Roles::default())
+                .await
+            {
                 tracing::warn!(error = %e, "could not clear the roles of a removed member");
             }
             end_session(session).await;
@@ -183,8 +182,7 @@ async fn current_user(state: &ServerState, session: &Session) -> Option<CurrentU
 }
 
 fn view_only(mut user: CurrentUser) -> CurrentUser {
-    user.admin = false;
-    user.deploy_environments.clear();
+    user.roles = Roles::default();
     user
 }
 

@@ -370,8 +370,7 @@ async fn callback_inner(
         login: user.login.clone(),
         name: user.name,
         avatar_url: user.avatar_url,
-        admin: roles.admin,
-        deploy_environments: roles.deploy_environments,
+        roles,
         token_ciphertext: Some(state.auth.cipher.encrypt(&token)),
         dev: false,
     };
@@ -507,8 +506,10 @@ pub async fn dev_sign_in(
         login: format!("{login}-{label}"),
         name: Some(format!("Demo {label}")),
         avatar_url: None,
-        admin,
-        deploy_environments,
+        roles: app::domain::Roles {
+            admin,
+            deploy_environments,
+        },
         token_ciphertext: None,
         dev: true,
     };

@@ -161,7 +161,7 @@ pub fn check_deploy(ask: &DeployAsk<'_>) -> Result<DeployPermit, Refusal> {
     };
     let what = frozen_what(ask.application, f);
     let reason = ask.override_reason.map(str::trim).filter(|r| !r.is_empty());
-    match (ask.user.admin, reason) {
+    match (ask.user.roles.admin, reason) {
         (true, Some(reason)) => Ok(DeployPermit::Override {
             freeze: format!("{what} ({})", f.reason),
             reason: reason.to_owned(),
@@ -449,7 +449,7 @@ pub fn check_lift(
     }
     // Anyone who may deploy to every environment a freeze holds may lift it.
     let may_lift = |f: &Freeze| {
-        user.admin
+        user.roles.admin
             || f.frozen_by == user.login
             || environments
                 .iter()
@@ -579,7 +579,8 @@ mod tests {
         let envs = Environments::default();
         for u in people() {
             for e in envs.as_slice() {
-                let allowed = u.admin || u.deploy_environments.iter().any(|d| d == e.as_str());
+                let allowed =
+                    u.roles.admin || u.roles.deploy_environments.iter().any(|d| d == e.as_str());
                 let deploy = check_deploy(&DeployAsk {
                     user: &u,
                     application: "a",
@@ -650,11 +651,11 @@ mod tests {
                 let may = may_act_on(&u, "staging");
                 match r {
                     Ok(DeployPermit::Override { reason: why, .. }) => {
-                        assert!(u.admin && why == "hotfix for the incident")
+                        assert!(u.roles.admin && why == "hotfix for the incident")
                     }
                     Ok(DeployPermit::Plain) => panic!("a frozen app deployed plainly"),
                     Err(refusal) => assert!(
-                        !may || !u.admin || reason.map(str::trim).unwrap_or("").is_empty(),
+                        !may || !u.roles.admin || reason.map(str::trim).unwrap_or("").is_empty(),
                         "{refusal:?}"
                     ),
                 }

@@ -90,9 +90,9 @@ impl Authority {
     }
 
     pub fn of(user: &CurrentUser) -> Option<Self> {
-        if user.admin {
+        if user.roles.admin {
             Some(Authority::Admin)
-        } else if !user.deploy_environments.is_empty() {
+        } else if !user.roles.deploy_environments.is_empty() {
             Some(Authority::Deployer)
         } else {
             None

@@ -424,7 +424,7 @@ pub fn decide(
     }
     let may_override = match override_by {
         OverrideBy::Deployers => user.can_deploy(environment),
-        OverrideBy::Admins => user.admin,
+        OverrideBy::Admins => user.roles.admin,
     };
     let what = holds
         .iter()
@@ -606,7 +606,7 @@ mod tests {
                             let got = decide(user, env, by, vec![hold.clone()], reason);
                             let allowed = match by {
                                 OverrideBy::Deployers => user.can_deploy(env),
-                                OverrideBy::Admins => user.admin,
+                                OverrideBy::Admins => user.roles.admin,
                             };
                             let has_reason = reason.is_some_and(|r| !r.trim().is_empty());
                             match got {

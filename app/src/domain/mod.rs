@@ -62,7 +62,7 @@ pub use flags::{
 pub use freeze::{Authority, Freeze};
 pub use git_ref::{GitRef, Sha};
 pub use k8s::K8sName;
-pub use people::{CurrentUser, Role};
+pub use people::{CurrentUser, Role, Roles};
 pub use repo::{RepoName, Shortname};
 pub use status::{
     github_deployment_state, status_from_events, DeploymentStatus, EventStatus, EventSummary,

@@ -16,11 +16,19 @@ pub struct CurrentUser {
     pub login: String,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
+    #[serde(flatten)]
+    pub roles: Roles,
+    /// Signed in through the development sign-in (no GitHub).
+    pub dev: bool,
+}
+
+/// What a person may do, decided together: from GitHub's organisation and teams at the
+/// sign-in and again while the session lives, or from the development sign-in's choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
     pub admin: bool,
     /// Environments this person may deploy to.
     pub deploy_environments: Vec<String>,
-    /// Signed in through the development sign-in (no GitHub).
-    pub dev: bool,
 }
 
 /// The broadest role, for the header: admin, deployer (somewhere) or viewer.
@@ -53,9 +61,9 @@ impl Role {
 
 impl CurrentUser {
     pub fn role(&self) -> Role {
-        if self.admin {
+        if self.roles.admin {
             Role::Admin
-        } else if !self.deploy_environments.is_empty() {
+        } else if !self.roles.deploy_environments.is_empty() {
             Role::Deployer
         } else {
             Role::Viewer
@@ -65,13 +73,18 @@ impl CurrentUser {
     /// May this person deploy to (or otherwise act on) `environment`? Admins everywhere;
     /// others where their teams allow. Every rule asks this (`deploy_rules::may_act_on`).
     pub fn can_deploy(&self, environment: &str) -> bool {
-        self.admin || self.deploy_environments.iter().any(|e| e == environment)
+        self.roles.admin
+            || self
+                .roles
+                .deploy_environments
+                .iter()
+                .any(|e| e == environment)
     }
 
     /// "deployer (integration, staging)" for the header and the admin page.
     pub fn role_label(&self) -> String {
         match self.role() {
-            Role::Deployer => format!("deployer ({})", self.deploy_environments.join(", ")),
+            Role::Deployer => format!("deployer ({})", self.roles.deploy_environments.join(", ")),
             r => r.as_str().to_string(),
         }
     }
@@ -87,8 +100,10 @@ impl CurrentUser {
             login: "p".into(),
             name: None,
             avatar_url: None,
-            admin,
-            deploy_environments: envs.iter().map(|s| s.to_string()).collect(),
+            roles: Roles {
+                admin,
+                deploy_environments: envs.iter().map(|s| s.to_string()).collect(),
+            },
             dev: false,
         }
     }

@@ -2,6 +2,7 @@
 
 use super::{now_ms, Result, Store, StoreError};
 use crate::auth::CurrentUser;
+use crate::domain::Roles;
 
 /// What a sign-in records about a person.
 #[derive(Debug, Clone)]
@@ -10,8 +11,7 @@ pub struct SignIn {
     pub login: String,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
-    pub admin: bool,
-    pub deploy_environments: Vec<String>,
+    pub roles: Roles,
     /// The GitHub token, already encrypted by the caller; `None` for development users.
     pub token_ciphertext: Option<String>,
     pub dev: bool,
@@ -48,13 +48,15 @@ fn row(t: UserTuple) -> UserRow {
             login: t.2,
             name: t.3,
             avatar_url: t.4,
-            admin: t.5 != 0,
-            deploy_environments: t
-                .6
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            roles: Roles {
+                admin: t.5 != 0,
+                deploy_environments: t
+                    .6
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            },
             dev: t.7 != 0,
         },
         last_sign_in_ms: t.8,
@@ -110,8 +112,8 @@ impl Store {
         .bind(&s.login)
         .bind(s.name.clone())
         .bind(s.avatar_url.clone())
-        .bind(i64::from(s.admin))
-        .bind(s.deploy_environments.join(","))
+        .bind(i64::from(s.roles.admin))
+        .bind(s.roles.deploy_environments.join(","))
         .bind(s.token_ciphertext.clone())
         .bind(i64::from(s.dev))
         .bind(now)
@@ -130,8 +132,7 @@ impl Store {
             login: s.login.clone(),
             name: s.name.clone(),
             avatar_url: s.avatar_url.clone(),
-            admin: s.admin,
-            deploy_environments: s.deploy_environments.clone(),
+            roles: s.roles.clone(),
             dev: s.dev,
         })
     }
@@ -170,15 +171,10 @@ impl Store {
     }
 
     /// Stores roles read again from GitHub while a session lives.
-    pub async fn update_roles(
-        &self,
-        user_id: i64,
-        admin: bool,
-        deploy_environments: &[String],
-    ) -> Result<()> {
+    pub async fn update_roles(&self, user_id: i64, roles: &Roles) -> Result<()> {
         self.write_one(sqlx::query("UPDATE users SET is_admin = $1, deploy_environments = $2, roles_checked_at = $3 WHERE id = $4")
-            .bind(i64::from(admin))
-            .bind(deploy_environments.join(","))
+            .bind(i64::from(roles.admin))
+            .bind(roles.deploy_environments.join(","))
             .bind(now_ms())
             .bind(user_id)).await?;
         Ok(())
