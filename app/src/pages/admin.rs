@@ -63,7 +63,13 @@ pub fn UsersPage() -> impl IntoView {
 fn users_table(list: UserList) -> AnyView {
     let now = list.now_ms;
     data_table(
-        &["Login", "Name", "Role", "Last sign-in", "Roles read from GitHub"],
+        &[
+            "Login",
+            "Name",
+            "Role",
+            "Last sign-in",
+            "Roles read from GitHub",
+        ],
         list.users
             .into_iter()
             .map(|u| {
