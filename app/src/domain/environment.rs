@@ -21,16 +21,10 @@ impl Environment {
             && s.len() <= 32
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && super::slug_chars(s);
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidInput::new(
-                "environment",
-                format!(
-                    "{s:?} is not a valid environment name (lowercase letters, digits, - and _)"
-                ),
-            ))
-        }
+        InvalidInput::check(ok, "environment", || {
+            format!("{s:?} is not a valid environment name (lowercase letters, digits, - and _)")
+        })?;
+        Ok(Self(s.to_owned()))
     }
 }
 

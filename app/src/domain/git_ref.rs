@@ -70,14 +70,10 @@ impl Sha {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         let ok = ((7..=40).contains(&s.len()) || s.len() == 64)
             && s.chars().all(|c| c.is_ascii_hexdigit());
-        if ok {
-            Ok(Self(s.to_ascii_lowercase()))
-        } else {
-            Err(InvalidInput::new(
-                "sha",
-                format!("{s:?} is not a commit SHA (7 to 40 hex digits)"),
-            ))
-        }
+        InvalidInput::check(ok, "sha", || {
+            format!("{s:?} is not a commit SHA (7 to 40 hex digits)")
+        })?;
+        Ok(Self(s.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -33,17 +33,13 @@ impl K8sName {
                 && s.split('.').any(|label| {
                     label.is_empty() || label.starts_with('-') || label.ends_with('-')
                 }));
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidInput::new(
-                field,
-                format!(
-                    "{s:?} is not a valid Kubernetes name (at most {max} lowercase letters, digits, '-'{}, starting and ending with a letter or digit)",
-                    if dots { " or '.'" } else { "" }
-                ),
-            ))
-        }
+        InvalidInput::check(ok, field, || {
+            format!(
+                "{s:?} is not a valid Kubernetes name (at most {max} lowercase letters, digits, '-'{}, starting and ending with a letter or digit)",
+                if dots { " or '.'" } else { "" }
+            )
+        })?;
+        Ok(Self(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -85,6 +85,16 @@ impl InvalidInput {
             message: message.into(),
         }
     }
+
+    /// `Ok` when `ok`, else `field`'s error with `message` (made only then): the one
+    /// "accept, or say why not" of the parsers whose rule is a single predicate.
+    pub fn check(ok: bool, field: &str, message: impl FnOnce() -> String) -> Result<(), Self> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Self::new(field, message()))
+        }
+    }
 }
 
 /// Everything but RFC 3986's unreserved characters.

@@ -166,14 +166,10 @@ pub struct Shortname(String);
 impl Shortname {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         let ok = (1..=100).contains(&s.len()) && super::slug_chars(s);
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidInput::new(
-                "shortname",
-                format!("{s:?} is not a shortname (lowercase letters, digits, - and _)"),
-            ))
-        }
+        InvalidInput::check(ok, "shortname", || {
+            format!("{s:?} is not a shortname (lowercase letters, digits, - and _)")
+        })?;
+        Ok(Self(s.to_owned()))
     }
 
     /// The Release app's shortname for a repo created on the fly: its name
