@@ -33,6 +33,29 @@ pub struct DeployCommand<'a> {
     pub train_id: Option<i64>,
 }
 
+impl<'a> DeployCommand<'a> {
+    /// A plain deploy of `git_ref`: no audit note, no freeze, not part of a train (a
+    /// promotion, a rollback or a train's item sets its own with struct update).
+    pub fn new(
+        app: &'a ApplicationRow,
+        environment: Environment,
+        git_ref: GitRef,
+        confirmed: bool,
+        override_reason: Option<&'a str>,
+    ) -> Self {
+        Self {
+            app,
+            environment,
+            git_ref,
+            confirmed,
+            override_reason,
+            why: None,
+            rollback: None,
+            train_id: None,
+        }
+    }
+}
+
 /// A rollback's freeze: the written reason and the audit entry's detail.
 pub struct RollbackFreeze {
     pub reason: String,

@@ -31,18 +31,7 @@ pub async fn promote_one(
         .find(|a| a.shortname == app.shortname)
         .ok_or_else(|| AppError::new(404, format!("no application {}", app.shortname)))?;
     let names: Vec<&str> = grid.environments.iter().map(String::as_str).collect();
-    let cells: Vec<Option<crate::domain::CellState>> = summary
-        .cells
-        .iter()
-        .map(|c| {
-            c.as_ref().map(|c| crate::domain::CellState {
-                version: c.version.clone(),
-                sha: c.sha.clone(),
-                status: c.status,
-                failed_stage: c.failed_stage,
-            })
-        })
-        .collect();
+    let cells = summary.cell_states();
     let p = rules::promotion(&names, &cells, env.as_str())
         .map_err(|r| AppError::new(r.status(), format!("{}: {r}", app.shortname)))?;
     rules::expected_version(expected_version, &p.version, || {
@@ -53,14 +42,9 @@ pub async fn promote_one(
         state,
         user,
         DeployCommand {
-            app,
-            environment: env.clone(),
-            git_ref,
-            confirmed,
-            override_reason,
             why: Some(format!("promoted from {}", p.from)),
-            rollback: None,
             train_id,
+            ..DeployCommand::new(app, env.clone(), git_ref, confirmed, override_reason)
         },
     )
     .await

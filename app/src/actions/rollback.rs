@@ -54,11 +54,6 @@ pub async fn rollback(
         state,
         user,
         DeployCommand {
-            app,
-            environment: env.clone(),
-            git_ref,
-            confirmed,
-            override_reason,
             why: Some(format!("rollback from {from_version}: {reason}")),
             rollback: Some(RollbackFreeze {
                 detail: format!(
@@ -67,7 +62,7 @@ pub async fn rollback(
                 ),
                 reason,
             }),
-            train_id: None,
+            ..DeployCommand::new(app, env.clone(), git_ref, confirmed, override_reason)
         },
     )
     .await?;

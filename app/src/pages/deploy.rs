@@ -28,16 +28,13 @@ pub async fn deploy(
     let dispatching = perform_deploy(
         &state,
         &user,
-        DeployCommand {
-            app: &app,
-            environment: env,
+        DeployCommand::new(
+            &app,
+            env,
             git_ref,
-            confirmed: confirm.as_deref() == Some("yes"),
-            override_reason: override_reason.as_deref(),
-            why: None,
-            rollback: None,
-            train_id: None,
-        },
+            confirm.as_deref() == Some("yes"),
+            override_reason.as_deref(),
+        ),
     )
     .await?;
     dispatching
