@@ -12,6 +12,54 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// One simulated run of the pipeline: which version of which repository, where it is
+/// now, and whether it came through the pipeline (then it is promoted onwards where the
+/// app takes deployments by itself; a person's deploy never is).
+#[derive(Debug, Clone)]
+pub struct SimulatedRun {
+    pub repo: RepoName,
+    pub env: Environment,
+    pub version: GitRef,
+    pub promote: bool,
+}
+
+impl SimulatedRun {
+    /// Its event: `stage` reached `status` in `workflow`.
+    fn event(
+        &self,
+        stage: Stage,
+        status: EventStatus,
+        message: Option<String>,
+        workflow: Workflow,
+    ) -> NewEvent {
+        NewEvent {
+            repo: self.repo.clone(),
+            environment: self.env.clone(),
+            version: self.version.clone(),
+            stage,
+            status,
+            message,
+            workflow: Some(workflow),
+            delivery_id: None,
+            at_ms: None,
+        }
+    }
+
+    /// The deployment the pipeline records when it takes this version to `environment`.
+    fn deployment_to(&self, environment: Environment, trigger: Trigger) -> NewDeployment {
+        NewDeployment {
+            repo: self.repo.clone(),
+            environment,
+            version: self.version.clone(),
+            sha: None,
+            deployed_by: Some("pipeline".into()),
+            trigger,
+            created_at_ms: None,
+            base_status: DeploymentStatus::InProgress,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Simulator {
     pub stage_ms: u64,
@@ -53,22 +101,20 @@ impl Simulator {
         env: Environment,
         version: GitRef,
     ) {
-        self.spawn_run(store, repo, env, version, Stage::Build, false);
+        let run = SimulatedRun {
+            repo,
+            env,
+            version,
+            promote: false,
+        };
+        self.spawn_run(store, run, Stage::Build);
     }
 
     /// Runs the pipeline from `from` in a task of its own (`run`); a stop is logged.
-    fn spawn_run(
-        self: &Arc<Self>,
-        store: Store,
-        repo: RepoName,
-        env: Environment,
-        version: GitRef,
-        from: Stage,
-        promote: bool,
-    ) {
+    fn spawn_run(self: &Arc<Self>, store: Store, run: SimulatedRun, from: Stage) {
         let sim = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = sim.run(&store, &repo, env, &version, from, promote).await {
+            if let Err(e) = sim.run(&store, run, from).await {
                 tracing::warn!(error = %e, "the simulated pipeline stopped");
             }
         });
@@ -99,51 +145,36 @@ impl Simulator {
         let version = GitRef::parse(&next_version(current.as_deref())).map_err(|e| {
             crate::store::StoreError::Conflict(format!("no next version: {}", e.message))
         })?;
+        let run = SimulatedRun {
+            repo,
+            env: first.clone(),
+            version: version.clone(),
+            promote: true,
+        };
         store
-            .record_deployment(&NewDeployment {
-                repo: repo.clone(),
-                environment: first.clone(),
-                version: version.clone(),
-                sha: None,
-                deployed_by: Some("pipeline".into()),
-                trigger: Trigger::Continuous,
-                created_at_ms: None,
-                base_status: DeploymentStatus::InProgress,
-            })
+            .record_deployment(&run.deployment_to(first, Trigger::Continuous))
             .await?;
-        self.spawn_run(store, repo, first, version.clone(), Stage::Build, true);
+        self.spawn_run(store, run, Stage::Build);
         Ok(version)
     }
 
-    /// Finishes a resubmitted stage (it passes) and carries on from there; `promote`: the
-    /// deployment came through the pipeline (not by hand), so it is promoted onwards.
-    #[allow(clippy::too_many_arguments)]
+    /// Finishes a resubmitted stage of `run` (it passes) and carries on from there.
     pub fn resume(
         self: &Arc<Self>,
         store: Store,
-        repo: RepoName,
-        env: Environment,
-        version: GitRef,
+        run: SimulatedRun,
         stage: Stage,
         workflow: Workflow,
-        promote: bool,
     ) {
         let sim = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(sim.stage_ms)).await;
-            let ev = event(
-                &repo,
-                &env,
-                &version,
-                stage,
-                EventStatus::Succeeded,
-                Some("passed on resubmit".into()),
-                workflow,
-            );
+            let passed = Some("passed on resubmit".into());
+            let ev = run.event(stage, EventStatus::Succeeded, passed, workflow);
             match store.record_event(&ev).await {
                 Ok(_) => {
                     if let Some(next) = Stage::ALL.iter().copied().find(|s| *s > stage) {
-                        sim.spawn_run(store, repo, env, version, next, promote);
+                        sim.spawn_run(store, run, next);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "the simulated pipeline stopped"),
@@ -154,18 +185,13 @@ impl Simulator {
     async fn run(
         &self,
         store: &Store,
-        repo: &RepoName,
-        env: Environment,
-        version: &GitRef,
-        from: Stage,
-        promote: bool,
+        mut run: SimulatedRun,
+        mut from: Stage,
     ) -> Result<(), crate::store::StoreError> {
-        let mut env = env;
-        let mut from = from;
         loop {
-            let app = repo.name().to_owned();
-            let deploy_wf = self.workflow("deploy-image", &app, &env);
-            let post_sync_wf = self.workflow("post-sync", &app, &env);
+            let app = run.repo.name().to_owned();
+            let deploy_wf = self.workflow("deploy-image", &app, &run.env);
+            let post_sync_wf = self.workflow("post-sync", &app, &run.env);
             for stage in Stage::ALL
                 .into_iter()
                 .filter(|s| *s >= from && *s != Stage::Promotion)
@@ -176,15 +202,7 @@ impl Simulator {
                     deploy_wf.clone()
                 };
                 store
-                    .record_event(&event(
-                        repo,
-                        &env,
-                        version,
-                        stage,
-                        EventStatus::Started,
-                        None,
-                        wf.clone(),
-                    ))
+                    .record_event(&run.event(stage, EventStatus::Started, None, wf.clone()))
                     .await?;
                 tokio::time::sleep(Duration::from_millis(self.stage_ms)).await;
                 let fail = stage == Stage::SmokeTests
@@ -193,76 +211,49 @@ impl Simulator {
                     let msg =
                         "2 of 48 smoke tests failed (simulated flake): try Resubmit".to_string();
                     store
-                        .record_event(&event(
-                            repo,
-                            &env,
-                            version,
-                            stage,
-                            EventStatus::Failed,
-                            Some(msg),
-                            wf,
-                        ))
+                        .record_event(&run.event(stage, EventStatus::Failed, Some(msg), wf))
                         .await?;
                     return Ok(());
                 }
                 store
-                    .record_event(&event(
-                        repo,
-                        &env,
-                        version,
-                        stage,
-                        EventStatus::Succeeded,
-                        None,
-                        wf,
-                    ))
+                    .record_event(&run.event(stage, EventStatus::Succeeded, None, wf))
                     .await?;
                 // The rollout done, the (simulated) Argo CD runs the new version.
                 if stage == Stage::Rollout {
-                    observe(store, repo, &env, version.as_str(), None).await?;
+                    observe(store, &run.repo, &run.env, run.version.as_str(), None).await?;
                 }
             }
             // Promote when the deployment came through the pipeline and the next
             // environment takes deployments by itself.
-            let Some(next) = store.environments().next(&env).cloned() else {
+            let Some(next) = store.environments().next(&run.env).cloned() else {
                 return Ok(());
             };
-            if !promote {
+            if !run.promote {
                 return Ok(());
             }
             let manual = store
                 .applications()
                 .await?
                 .into_iter()
-                .find(|a| a.repo == repo.as_str())
+                .find(|a| a.repo == run.repo.as_str())
                 .is_some_and(|a| a.manual_environments.iter().any(|m| m == next.as_str()));
             if manual {
                 return Ok(());
             }
+            let promoting = Some(format!("promoting to {next}"));
             store
-                .record_event(&event(
-                    repo,
-                    &env,
-                    version,
+                .record_event(&run.event(
                     Stage::Promotion,
                     EventStatus::Started,
-                    Some(format!("promoting to {next}")),
+                    promoting,
                     post_sync_wf,
                 ))
                 .await?;
             store
-                .record_deployment(&NewDeployment {
-                    repo: repo.clone(),
-                    environment: next.clone(),
-                    version: version.clone(),
-                    sha: None,
-                    deployed_by: Some("pipeline".into()),
-                    trigger: Trigger::Promotion,
-                    created_at_ms: None,
-                    base_status: DeploymentStatus::InProgress,
-                })
+                .record_deployment(&run.deployment_to(next.clone(), Trigger::Promotion))
                 .await?;
             tokio::time::sleep(Duration::from_millis(self.stage_ms)).await;
-            env = next;
+            run.env = next;
             from = Stage::Build;
         }
     }
@@ -308,34 +299,12 @@ pub async fn observe(
                 health: "Healthy".into(),
                 sync_status: "Synced".into(),
                 operation_phase: Some("Succeeded".into()),
-                since_ms,
                 note: None,
             },
+            since_ms,
         )
         .await?;
     Ok(())
-}
-
-fn event(
-    repo: &RepoName,
-    env: &Environment,
-    version: &GitRef,
-    stage: Stage,
-    status: EventStatus,
-    message: Option<String>,
-    workflow: Workflow,
-) -> NewEvent {
-    NewEvent {
-        repo: repo.clone(),
-        environment: env.clone(),
-        version: version.clone(),
-        stage,
-        status,
-        message,
-        workflow: Some(workflow),
-        delivery_id: None,
-        at_ms: None,
-    }
 }
 
 #[cfg(test)]

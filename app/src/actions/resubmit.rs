@@ -219,7 +219,13 @@ pub async fn resubmit(
             Ok(_) => {
                 if let (Some(sim), Some((e, _))) = (&state.simulator, &event) {
                     if let Some(w) = e.workflow.clone() {
-                        sim.resume(state.store.clone(), repo, env, version, stage, w, !manual);
+                        let run = crate::simulator::SimulatedRun {
+                            repo,
+                            env,
+                            version,
+                            promote: !manual,
+                        };
+                        sim.resume(state.store.clone(), run, stage, w);
                     }
                 }
             }
