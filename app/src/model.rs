@@ -34,6 +34,18 @@ pub struct Cell {
     pub approval: Option<String>,
 }
 
+impl Cell {
+    /// What the flags and the promotion rules read of it.
+    pub fn state(&self) -> crate::domain::CellState {
+        crate::domain::CellState {
+            version: self.version.clone(),
+            sha: self.sha.clone(),
+            status: self.status,
+            failed_stage: self.failed_stage,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppSummary {
     pub name: String,
@@ -50,6 +62,16 @@ pub struct AppSummary {
     /// One per environment: what Argo CD says runs there (none without `[argocd]`).
     #[serde(default)]
     pub live: Vec<Option<LiveCell>>,
+}
+
+impl AppSummary {
+    /// Each environment's cell state (`Cell::state`), in pipeline order.
+    pub fn cell_states(&self) -> Vec<Option<crate::domain::CellState>> {
+        self.cells
+            .iter()
+            .map(|c| c.as_ref().map(Cell::state))
+            .collect()
+    }
 }
 
 /// What runs in one cell, as Argo CD last said.
