@@ -638,8 +638,7 @@ pub fn router(state: ServerState) -> Router {
     let app_state = state.app.clone();
     let options = state.leptos_options.clone();
     Router::new()
-        .merge(http::api_routes())
-        .merge(http::login_routes())
+        .merge(http::routes())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -650,18 +649,17 @@ pub fn router(state: ServerState) -> Router {
             app::shell,
         ))
         // Inner to `authenticate`: it runs after it, for signed-in people only.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::grid::fresh_grid,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::guard::authenticate,
-        ))
+        .layer(stateful(&state, http::grid::fresh_grid))
+        .layer(stateful(&state, http::guard::authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(http::metrics::record))
         .with_state(state)
+}
+
+/// A middleware function as a layer, with the server's state (`from_fn_with_state`).
+fn stateful<F, T>(state: &ServerState, f: F) -> axum::middleware::FromFnLayer<F, ServerState, T> {
+    axum::middleware::from_fn_with_state(state.clone(), f)
 }
 
 /// Layers outside the session layer: they see every response, sessions or not. The
@@ -669,20 +667,11 @@ pub fn router(state: ServerState) -> Router {
 /// then the cross-site check.
 pub fn outer_layers(router: Router, state: &ServerState) -> Router {
     router
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::guard::refuse_cross_site,
-        ))
+        .layer(stateful(state, http::guard::refuse_cross_site))
         .layer(axum::middleware::from_fn(http::limits::server_fn_status))
         .layer(axum::middleware::from_fn(http::limits::limit_body))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::limits::request_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::login::limit_sign_in,
-        ))
+        .layer(stateful(state, http::limits::request_timeout))
+        .layer(stateful(state, http::login::limit_sign_in))
         .layer(axum::middleware::from_fn(http::guard::security_headers))
         .layer(axum::middleware::from_fn(crate::telemetry::request_id))
 }

@@ -12,6 +12,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
+/// The applications' routes (`/api/v1/applications/...`).
+pub fn routes() -> axum::Router<ServerState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/api/v1/applications", get(list))
+        .route("/api/v1/applications/{shortname}", get(show))
+        .route(
+            "/api/v1/applications/{shortname}/release-app",
+            get(release_app_shape),
+        )
+        .route("/api/v1/applications/{shortname}/promotion", get(promotion))
+}
+
 /// The application a path names: its `{shortname}`, parsed (422 when it is not one). The
 /// parameter is documented here, once for every path that has it.
 #[derive(utoipa::IntoParams)]

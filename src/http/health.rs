@@ -5,6 +5,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// The probes: alive (the process answers) and ready (the database answers).
+pub fn routes() -> axum::Router<ServerState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/healthcheck/live", get(live))
+        .route("/healthcheck/ready", get(ready))
+}
+
 /// The process is up.
 #[utoipa::path(get, path = "/healthcheck/live", responses((status = 200, description = "Up", body = super::schema::HealthJson)), tag = "health")]
 pub async fn live() -> Json<serde_json::Value> {

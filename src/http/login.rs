@@ -13,6 +13,17 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
+/// Signing in and out (browser sessions).
+pub fn routes() -> axum::Router<ServerState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/auth/sign-in", get(sign_in_page))
+        .route("/auth/github", get(start_github))
+        .route("/auth/callback", get(callback))
+        .route("/auth/dev", post(dev_sign_in))
+        .route("/auth/sign-out", post(sign_out))
+}
+
 /// Where to send someone after sign-in: `return_to` resolved against the public URL, and
 /// only when it stays on this origin and is free of control characters, whitespace and
 /// backslashes (browsers strip or reinterpret those: `/\t/evil.example` becomes

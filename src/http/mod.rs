@@ -28,7 +28,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use state::ServerState;
 
-pub fn api_routes() -> Router<ServerState> {
+/// Every route outside Leptos's pages and server functions; each resource's module lists
+/// its own (`applications::routes`, ...), so a handler and its path are read together.
+pub fn routes() -> Router<ServerState> {
     Router::new()
         .route("/deployments", post(deployments::create))
         .route("/api/v1/events", post(events::create))
@@ -38,33 +40,13 @@ pub fn api_routes() -> Router<ServerState> {
                 github_webhook::BODY_LIMIT,
             )),
         )
-        .route("/api/v1/applications", get(applications::list))
-        .route("/api/v1/applications/{shortname}", get(applications::show))
-        .route(
-            "/api/v1/applications/{shortname}/release-app",
-            get(applications::release_app_shape),
-        )
-        .route(
-            "/api/v1/applications/{shortname}/promotion",
-            get(applications::promotion),
-        )
-        .route("/api/v1/stats", get(stats::json))
-        .route("/api/v1/stats.csv", get(stats::csv))
+        .merge(applications::routes())
+        .merge(stats::routes())
+        .merge(health::routes())
+        .merge(login::routes())
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::scrape_with_token))
-        .route("/healthcheck/live", get(health::live))
-        .route("/healthcheck/ready", get(health::ready))
-}
-
-/// Signing in and out (browser sessions).
-pub fn login_routes() -> Router<ServerState> {
-    Router::new()
-        .route("/auth/sign-in", get(login::sign_in_page))
-        .route("/auth/github", get(login::start_github))
-        .route("/auth/callback", get(login::callback))
-        .route("/auth/dev", post(login::dev_sign_in))
-        .route("/auth/sign-out", post(login::sign_out))
+        // The browser's: the grid's live stream and its fragment.
         .route("/api/live", get(sse::stream))
         .route("/api/grid.html", get(grid::fragment))
-        .route("/stats.csv", get(stats::csv_for_person))
 }

@@ -14,6 +14,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
+/// The metrics' routes: JSON and CSV for the pipeline's token, CSV for a signed-in person.
+pub fn routes() -> axum::Router<ServerState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/api/v1/stats", get(json))
+        .route("/api/v1/stats.csv", get(csv))
+        .route("/stats.csv", get(csv_for_person))
+}
+
 /// The query string: every field optional; unknown fields are ignored.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
