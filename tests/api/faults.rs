@@ -3,9 +3,11 @@
 use crate::common;
 
 use serde_json::json;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// Pipeline notifiers, event senders, people signing in and browsing, people deploying and
 /// freezing in `--demo` (whose simulated pipeline writes too), all at once on one SQLite
@@ -48,118 +50,140 @@ fn mixed_settings(s: &mut release::startup::Settings) {
     s.limits.auth_per_minute = 1_000_000;
 }
 
+/// What the tasks of [`mixed_writers`] share: the server, until when they send, the
+/// failures seen, how many requests they sent, and the notifications acknowledged.
+struct Load {
+    app: Arc<common::TestApp>,
+    until: Instant,
+    errors: Mutex<Vec<String>>,
+    requests: AtomicUsize,
+    acknowledged: Mutex<Vec<(String, String, String)>>,
+}
+
+impl Load {
+    /// Starts `workers` tasks, `task(load, w)` for each worker `w`.
+    fn spawn<F, Fut>(self: &Arc<Self>, tasks: &mut Vec<JoinHandle<()>>, workers: usize, task: F)
+    where
+        F: Fn(Arc<Load>, usize) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        for w in 0..workers {
+            tasks.push(tokio::spawn(task(self.clone(), w)));
+        }
+    }
+
+    fn running(&self) -> bool {
+        Instant::now() < self.until
+    }
+
+    /// Keeps `what`'s answer as a failure when it is a 5xx or says the database is locked.
+    fn check(&self, what: &str, status: u16, body: &str) {
+        if status >= 500 || body.contains("locked") {
+            self.errors
+                .lock()
+                .unwrap()
+                .push(format!("{what}: {status} {body}"));
+        }
+    }
+}
+
 async fn mixed_writers(app: Arc<common::TestApp>) {
     let secs: u64 = std::env::var("FAULT_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let until = Instant::now() + Duration::from_secs(secs);
-    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let acknowledged: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let load = Arc::new(Load {
+        app,
+        until: Instant::now() + Duration::from_secs(secs),
+        errors: Mutex::default(),
+        requests: AtomicUsize::new(0),
+        acknowledged: Mutex::default(),
+    });
     let mut tasks = Vec::new();
-    let check = |errors: &Arc<Mutex<Vec<String>>>, what: &str, status: u16, body: &str| {
-        if status >= 500 || body.contains("locked") {
-            errors
-                .lock()
-                .unwrap()
-                .push(format!("{what}: {status} {body}"));
+    load.spawn(&mut tasks, 4, |load, w| async move {
+        let mut i = 0;
+        while load.running() {
+            i += 1;
+            let (repo, env, version) = (
+                format!("load-org/service-{}", (w * 7 + i) % 20),
+                ["integration", "staging", "production"][i % 3].to_string(),
+                format!("v{w}-{i}"),
+            );
+            let r = load.app.notify(&repo, &env, &version).await;
+            load.requests.fetch_add(1, Ordering::Relaxed);
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            load.check("notify", status, &body);
+            if status == 200 {
+                load.acknowledged.lock().unwrap().push((repo, env, version));
+            }
         }
-    };
-    for w in 0..4 {
-        let (app, errors, requests, acknowledged) = (
-            app.clone(),
-            errors.clone(),
-            requests.clone(),
-            acknowledged.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < until {
-                i += 1;
-                let (repo, env, version) = (
-                    format!("load-org/service-{}", (w * 7 + i) % 20),
-                    ["integration", "staging", "production"][i % 3].to_string(),
-                    format!("v{w}-{i}"),
-                );
-                let r = app.notify(&repo, &env, &version).await;
-                requests.fetch_add(1, Ordering::Relaxed);
+    });
+    load.spawn(&mut tasks, 3, |load, w| async move {
+        let mut i = 0;
+        while load.running() {
+            i += 1;
+            let stage = ["build", "sync", "smoke_tests"][i % 3];
+            let r = load
+                .app
+                .event(
+                    json!({"repo": format!("load-org/events-{}", i % 10), "environment": "staging",
+                    "version": format!("e{w}-{}", i / 3), "stage": stage,
+                    "status": "succeeded", "delivery_id": format!("d-{w}-{i}")}),
+                )
+                .await;
+            load.requests.fetch_add(1, Ordering::Relaxed);
+            let status = r.status().as_u16();
+            load.check("event", status, &r.text().await.unwrap_or_default());
+        }
+    });
+    load.spawn(&mut tasks, 2, |load, w| async move {
+        while load.running() {
+            let c = load
+                .app
+                .signed_in(if w == 0 { "viewer" } else { "admin" })
+                .await;
+            for path in ["/", "/activity", "/applications/publisher"] {
+                let r = common::send(c.get(load.app.url(path))).await;
+                load.requests.fetch_add(2, Ordering::Relaxed);
                 let status = r.status().as_u16();
-                let body = r.text().await.unwrap_or_default();
-                check(&errors, "notify", status, &body);
-                if status == 200 {
-                    acknowledged.lock().unwrap().push((repo, env, version));
-                }
+                load.check(path, status, &r.text().await.unwrap_or_default());
             }
-        }));
-    }
-    for w in 0..3 {
-        let (app, errors, requests) = (app.clone(), errors.clone(), requests.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < until {
-                i += 1;
-                let stage = ["build", "sync", "smoke_tests"][i % 3];
-                let r = app
-                    .event(json!({"repo": format!("load-org/events-{}", i % 10), "environment": "staging",
-                        "version": format!("e{w}-{}", i / 3), "stage": stage,
-                        "status": "succeeded", "delivery_id": format!("d-{w}-{i}")}))
-                    .await;
-                requests.fetch_add(1, Ordering::Relaxed);
-                let status = r.status().as_u16();
-                check(&errors, "event", status, &r.text().await.unwrap_or_default());
+        }
+    });
+    load.spawn(&mut tasks, 2, |load, w| async move {
+        let shortname = ["frontend", "signon"][w];
+        let c = load.app.signed_in("admin").await;
+        let mut i = 0;
+        while load.running() {
+            i += 1;
+            let git_ref = format!("v{w}{i}");
+            for (f, form) in [
+                (
+                    "deploy",
+                    vec![
+                        ("shortname", shortname),
+                        ("environment", "integration"),
+                        ("git_ref", git_ref.as_str()),
+                    ],
+                ),
+                (
+                    "freeze",
+                    vec![("shortname", shortname), ("reason", "load test")],
+                ),
+                ("unfreeze", vec![("shortname", shortname)]),
+            ] {
+                let (status, body) = common::call(&load.app.base, &c, f, &form).await;
+                load.requests.fetch_add(1, Ordering::Relaxed);
+                load.check(f, status, &body);
             }
-        }));
-    }
-    for w in 0..2 {
-        let (app, errors, requests) = (app.clone(), errors.clone(), requests.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < until {
-                let c = app.signed_in(if w == 0 { "viewer" } else { "admin" }).await;
-                for path in ["/", "/activity", "/applications/publisher"] {
-                    let r = common::send(c.get(app.url(path))).await;
-                    requests.fetch_add(2, Ordering::Relaxed);
-                    let status = r.status().as_u16();
-                    check(&errors, path, status, &r.text().await.unwrap_or_default());
-                }
-            }
-        }));
-    }
-    for (w, shortname) in ["frontend", "signon"].into_iter().enumerate() {
-        let (app, errors, requests) = (app.clone(), errors.clone(), requests.clone());
-        tasks.push(tokio::spawn(async move {
-            let c = app.signed_in("admin").await;
-            let mut i = 0;
-            while Instant::now() < until {
-                i += 1;
-                let git_ref = format!("v{w}{i}");
-                for (f, form) in [
-                    (
-                        "deploy",
-                        vec![
-                            ("shortname", shortname),
-                            ("environment", "integration"),
-                            ("git_ref", git_ref.as_str()),
-                        ],
-                    ),
-                    (
-                        "freeze",
-                        vec![("shortname", shortname), ("reason", "load test")],
-                    ),
-                    ("unfreeze", vec![("shortname", shortname)]),
-                ] {
-                    let (status, body) = common::call(&app.base, &c, f, &form).await;
-                    requests.fetch_add(1, Ordering::Relaxed);
-                    check(&errors, f, status, &body);
-                }
-            }
-        }));
-    }
+        }
+    });
     for t in tasks {
         t.await.unwrap();
     }
-    let errors = errors.lock().unwrap().clone();
-    let n = requests.load(Ordering::Relaxed);
+    let errors = load.errors.lock().unwrap().clone();
+    let n = load.requests.load(Ordering::Relaxed);
     eprintln!(
         "mixed writers: {n} requests in {secs} s, {} errors",
         errors.len()
@@ -172,11 +196,11 @@ async fn mixed_writers(app: Arc<common::TestApp>) {
     );
     assert!(n > 100, "the load ran ({n} requests)");
     // Every acknowledged notification is recorded.
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = load.acknowledged.lock().unwrap().clone();
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT a.repo, d.environment, d.version FROM deployments d JOIN applications a ON a.id = d.application_id",
     )
-    .fetch_all(app.store.pool())
+    .fetch_all(load.app.store.pool())
     .await
     .unwrap();
     let rows: std::collections::HashSet<_> = rows.into_iter().collect();
