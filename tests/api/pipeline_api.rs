@@ -461,9 +461,7 @@ async fn a_form_encoded_notification_is_recorded() {
         ("application_by_name", "true"),
         ("application_name", "Frontend"),
     ];
-    let r = app.post_form("/deployments", &form).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "");
+    app.notify_form_ok(&form).await;
     let body = app.get_json_ok("/api/v1/applications/frontend").await;
     let text = body.to_string();
     assert!(text.contains("release_42"), "{text}");
@@ -487,8 +485,7 @@ async fn a_form_encoded_notification_is_recorded() {
         ("deployment[deployed_sha]", ""),
         ("deployment[jenkins_user_name]", ""),
     ];
-    let r = app.post_form("/deployments", &empty_fields).await;
-    assert_eq!(r.status(), 200);
+    app.notify_form_ok(&empty_fields).await;
 }
 
 /// A repo without its owner, or as a GitHub URL, as the Release app's clients send it:

@@ -482,6 +482,14 @@ impl TestApp {
         .await
     }
 
+    /// A notification in the Release app's form body that the server must accept: 200,
+    /// with the empty body its older clients expect.
+    pub async fn notify_form_ok(&self, form: &[(&str, &str)]) {
+        let r = self.post_form("/deployments", form).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "");
+    }
+
     /// The body of `c`'s GET of `path`.
     pub async fn get_text(&self, c: &reqwest::Client, path: &str) -> String {
         text(c.get(self.url(path))).await
