@@ -71,39 +71,39 @@ async fn alerts(env: &TestApp, kind: &str) -> Vec<Value> {
 /// (the one that matters on the second page): `test` fails, `build` runs, `ci/jenkins` is
 /// pending, `lint` (configured) is missing.
 fn failing_checks(env: &TestApp) {
-    let mut f = env.fake.lock().unwrap();
-    f.protection = Some(
-        json!({"enforcement_level": "non_admins", "contexts": ["ci/jenkins", "test"],
-        "checks": [{"context": "ci/jenkins", "app_id": null}, {"context": "test", "app_id": 15368}]}),
-    );
-    f.rules = vec![
-        json!({"type": "pull_request", "parameters": {"required_approving_review_count": 1}}),
-        json!({"type": "required_status_checks", "ruleset_source_type": "Repository", "ruleset_id": 42,
-               "parameters": {"strict_required_status_checks_policy": false,
-                              "required_status_checks": [{"context": "build"}]}}),
-    ];
-    f.statuses = vec![
-        json!({"context": "ci/jenkins", "state": "pending", "target_url": "https://ci.example/1", "description": "Build queued"}),
-    ];
-    f.check_runs = (0..120)
+    let mut check_runs: Vec<Value> = (0..120)
         .map(|i| check_run(&format!("other-{i}"), "completed", Some("success"), 1))
         .collect();
     // The right name from another app does not count for `test` (required from 15368).
-    f.check_runs
-        .push(check_run("test", "completed", Some("success"), 99));
-    f.check_runs
-        .push(check_run("test", "completed", Some("failure"), 15368));
-    f.check_runs
-        .push(check_run("build", "in_progress", None, 15368));
+    check_runs.push(check_run("test", "completed", Some("success"), 99));
+    check_runs.push(check_run("test", "completed", Some("failure"), 15368));
+    check_runs.push(check_run("build", "in_progress", None, 15368));
+    env.fake.lock().unwrap().checks = Checks {
+        protection: Some(
+            json!({"enforcement_level": "non_admins", "contexts": ["ci/jenkins", "test"],
+            "checks": [{"context": "ci/jenkins", "app_id": null}, {"context": "test", "app_id": 15368}]}),
+        ),
+        rules: vec![
+            json!({"type": "pull_request", "parameters": {"required_approving_review_count": 1}}),
+            json!({"type": "required_status_checks", "ruleset_source_type": "Repository", "ruleset_id": 42,
+                   "parameters": {"strict_required_status_checks_policy": false,
+                                  "required_status_checks": [{"context": "build"}]}}),
+        ],
+        statuses: vec![
+            json!({"context": "ci/jenkins", "state": "pending", "target_url": "https://ci.example/1", "description": "Build queued"}),
+        ],
+        check_runs,
+    };
 }
 
 fn passing_checks(env: &TestApp) {
     let mut f = env.fake.lock().unwrap();
-    f.statuses = vec![
+    let checks = &mut f.checks;
+    checks.statuses = vec![
         json!({"context": "ci/jenkins", "state": "success", "target_url": "https://ci.example/1"}),
         json!({"context": "lint", "state": "success", "target_url": "https://ci.example/2"}),
     ];
-    for r in f.check_runs.iter_mut() {
+    for r in checks.check_runs.iter_mut() {
         if r["name"] == "test" || r["name"] == "build" {
             r["status"] = json!("completed");
             r["conclusion"] = json!("neutral");
@@ -176,7 +176,7 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
     .unwrap();
     assert_eq!(sha.as_deref(), Some(CHECKED_SHA));
     // The preview lists the checks, and renders only http(s) links from GitHub.
-    env.fake.lock().unwrap().statuses[1]["target_url"] = json!("javascript:alert(1)");
+    env.fake.lock().unwrap().checks.statuses[1]["target_url"] = json!("javascript:alert(1)");
     let (s, body) = env.preview(&dev, "frontend", "integration", "v2").await;
     assert_eq!(s, 200, "preview: {body}");
     let preview: Value = serde_json::from_str(&body).unwrap();

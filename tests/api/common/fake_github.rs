@@ -3,7 +3,7 @@
 //! workflow-dispatch API, recording every request for the tests to assert on.
 #![allow(dead_code)]
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -80,15 +80,8 @@ pub struct FakeState {
     pub run_lookups: Vec<Recorded>,
     /// The run list answers with no runs (a dispatch that never started one).
     pub hide_runs: bool,
-    /// The default branch's protection as `GET .../branches/{branch}` shows it to a
-    /// member (`required_status_checks`: `contexts` and `checks`); `None`: unprotected.
-    pub protection: Option<Value>,
-    /// The ruleset rules `GET .../rules/branches/{branch}` answers with.
-    pub rules: Vec<Value>,
-    /// Commit statuses of every commit (`context`, `state`, `target_url`).
-    pub statuses: Vec<Value>,
-    /// Check runs of every commit, as GitHub lists them.
-    pub check_runs: Vec<Value>,
+    /// What the checks gate reads: the branch's required checks and the commit's results.
+    pub checks: Checks,
     /// Branches, rules, statuses and check-run reads (method, path with query, headers).
     pub check_reads: Vec<Recorded>,
     /// Repositories whose checks GitHub will not show (404).
@@ -105,6 +98,21 @@ pub struct FakeState {
     pub review_calls: Vec<(Recorded, u16)>,
     /// The App's side: installation tokens, deployments and their statuses.
     pub app: super::fake_deployments::AppFake,
+}
+
+/// The checks GitHub shows for every repository (but the hidden ones): what a branch
+/// requires and what every commit reports.
+#[derive(Default)]
+pub struct Checks {
+    /// The default branch's protection as `GET .../branches/{branch}` shows it to a
+    /// member (`required_status_checks`: `contexts` and `checks`); `None`: unprotected.
+    pub protection: Option<Value>,
+    /// The ruleset rules `GET .../rules/branches/{branch}` answers with.
+    pub rules: Vec<Value>,
+    /// Commit statuses of every commit (`context`, `state`, `target_url`).
+    pub statuses: Vec<Value>,
+    /// Check runs of every commit, as GitHub lists them.
+    pub check_runs: Vec<Value>,
 }
 
 /// The SHA every ref resolves to in the fake's check reads.
@@ -370,12 +378,12 @@ async fn list_runs(
     State(f): State<Fake>,
     req: Incoming,
     Path((owner, repo, workflow)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> axum::response::Response {
     let rec = Recorded::of(&req, Value::Null);
     if record(&f, |s| &mut s.run_lookups, &req, rec).is_none() {
         return bad_credentials();
     }
-    let q = query(&format!("http://x{}", req.uri));
     // `created=A..B` (or `>=A`), as GitHub's search qualifiers.
     let created = q.get("created").cloned().unwrap_or_default();
     let (since, until) = match created.split_once("..") {
@@ -550,6 +558,7 @@ async fn checks_read(
     State(f): State<Fake>,
     req: Incoming,
     Path(p): Path<Vec<(String, String)>>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> axum::response::Response {
     let rec = Recorded::of(&req, Value::Null);
     if record(&f, |s| &mut s.check_reads, &req, rec).is_none() {
@@ -567,14 +576,14 @@ async fn checks_read(
     {
         return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}))).into_response();
     }
+    let checks = &s.checks;
     let path = req.uri.path();
-    let q = query(&format!("http://x{}", req.uri));
     if path.contains("/rules/branches/") {
-        return Json(json!(s.rules)).into_response();
+        return Json(json!(checks.rules)).into_response();
     }
     if path.contains("/branches/") {
         let branch = arg("branch");
-        return Json(match &s.protection {
+        return Json(match &checks.protection {
             Some(rsc) => json!({"name": branch, "commit": {"sha": CHECKED_SHA}, "protected": true,
                 "protection": {"enabled": true, "required_status_checks": rsc},
                 "protection_url": format!("https://api.github.example/repos/x/y/branches/{branch}/protection")}),
@@ -584,7 +593,7 @@ async fn checks_read(
         .into_response();
     }
     if path.ends_with("/status") {
-        let states: Vec<&str> = s
+        let states: Vec<&str> = checks
             .statuses
             .iter()
             .filter_map(|x| x["state"].as_str())
@@ -596,7 +605,7 @@ async fn checks_read(
         } else {
             "success"
         };
-        return Json(json!({"state": state, "sha": CHECKED_SHA, "total_count": s.statuses.len(), "statuses": s.statuses,
+        return Json(json!({"state": state, "sha": CHECKED_SHA, "total_count": checks.statuses.len(), "statuses": checks.statuses,
             "repository": {"full_name": format!("{}/{}", arg("owner"), arg("repo"))}}))
         .into_response();
     }
@@ -610,14 +619,14 @@ async fn checks_read(
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1);
-    let items: Vec<Value> = s
+    let items: Vec<Value> = checks
         .check_runs
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
         .cloned()
         .collect();
-    Json(json!({"total_count": s.check_runs.len(), "check_runs": items})).into_response()
+    Json(json!({"total_count": checks.check_runs.len(), "check_runs": items})).into_response()
 }
 
 /// `GET .../actions/runs/{run_id}/pending_deployments`: the run's waits as the token's
