@@ -84,8 +84,8 @@ async fn wrong_or_missing_state_and_reused_codes_are_refused() {
     env.member("octocat", &[]);
     let c = client();
     let (code, _state) = authorize(&env, &c, "octocat", "%2F").await;
-    let r = env.callback(&c, &format!("code={code}&state=forged")).await;
-    common::expect_text(r, 400, "state mismatch").await;
+    let query = format!("code={code}&state=forged");
+    env.expect_callback(&c, &query, 400, "state mismatch").await;
     // The pending sign-in was spent by the failed attempt: the right state no longer works.
     let r = env.callback(&c, &format!("code={code}")).await;
     assert_eq!(r.status(), 400);
@@ -106,10 +106,9 @@ async fn wrong_or_missing_state_and_reused_codes_are_refused() {
     );
     let other = client();
     let (_, state2) = authorize(&env, &other, "octocat", "%2F").await;
-    let r = env
-        .callback(&other, &format!("code={code}&state={state2}"))
+    let query = format!("code={code}&state={state2}");
+    env.expect_callback(&other, &query, 400, "did not accept the sign-in code")
         .await;
-    common::expect_text(r, 400, "did not accept the sign-in code").await;
     assert_eq!(env.me(&other).await, Value::Null);
 }
 
@@ -118,10 +117,9 @@ async fn a_denied_authorization_and_a_non_member_are_told_why() {
     let env = common::TestApp::builder().github().spawn().await;
     let c = client();
     let (_code, state) = authorize(&env, &c, "stranger", "%2F").await;
-    let r = env
-        .callback(&c, &format!("error=access_denied&state={state}"))
+    let query = format!("error=access_denied&state={state}");
+    env.expect_callback(&c, &query, 401, "did not authorise Release")
         .await;
-    common::expect_text(r, 401, "did not authorise Release").await;
 
     let r = env.github_sign_in(&c, "stranger", "%2F").await;
     let body = common::expect_text(r, 403, "not an active member").await;
@@ -239,60 +237,88 @@ async fn cookies_are_secure_behind_https() {
     );
 }
 
-/// Every page and every server function, for each kind of caller: anonymous, viewer,
-/// integration-only deployer, deployer to every environment, admin. A page or server
-/// function without a row here fails `the_matrix_covers_every_page_and_server_function`.
-const PAGES: &[(&str, [u16; 5])] = &[
-    ("/", [303, 200, 200, 200, 200]),
-    ("/activity", [303, 200, 200, 200, 200]),
-    ("/applications/{shortname}", [303, 200, 200, 200, 200]),
+/// Every page (GET) and every server function (POST), for each kind of caller: anonymous,
+/// viewer, integration-only deployer, deployer to every environment, admin. A page or
+/// server function without a row here fails
+/// `the_matrix_covers_every_page_and_server_function`.
+const ROUTES: &[(&str, &str, [u16; 5])] = &[
+    ("GET", "/", [303, 200, 200, 200, 200]),
+    ("GET", "/activity", [303, 200, 200, 200, 200]),
+    (
+        "GET",
+        "/applications/{shortname}",
+        [303, 200, 200, 200, 200],
+    ),
     // The page answers 403 to a signed-in non-admin, with the reason on it.
-    ("/admin/users", [303, 403, 403, 403, 200]),
-    ("/audit", [303, 200, 200, 200, 200]),
-    ("/train", [303, 200, 200, 200, 200]),
-    ("/stats", [303, 200, 200, 200, 200]),
-];
-/// Server functions, same callers.
-const SERVER_FNS: &[(&str, [u16; 5])] = &[
-    ("/api/grid", [401, 200, 200, 200, 200]),
-    ("/api/activity", [401, 200, 200, 200, 200]),
-    ("/api/application", [401, 200, 200, 200, 200]),
-    ("/api/me", [200, 200, 200, 200, 200]),
-    ("/api/users", [401, 403, 403, 403, 200]),
-    ("/api/audit", [401, 200, 200, 200, 200]),
+    ("GET", "/admin/users", [303, 403, 403, 403, 200]),
+    ("GET", "/audit", [303, 200, 200, 200, 200]),
+    ("GET", "/train", [303, 200, 200, 200, 200]),
+    ("GET", "/stats", [303, 200, 200, 200, 200]),
+    // Server functions, same callers.
+    ("POST", "/api/grid", [401, 200, 200, 200, 200]),
+    ("POST", "/api/activity", [401, 200, 200, 200, 200]),
+    ("POST", "/api/application", [401, 200, 200, 200, 200]),
+    ("POST", "/api/me", [200, 200, 200, 200, 200]),
+    ("POST", "/api/users", [401, 403, 403, 403, 200]),
+    ("POST", "/api/audit", [401, 200, 200, 200, 200]),
     // A deploy to integration: the demo's simulated pipeline takes the integration
     // deployer's; the others', right after, find it in flight (tests/deploys.rs covers
     // GitHub's dispatch itself).
-    ("/api/deploy", [401, 403, 200, 409, 409]),
+    ("POST", "/api/deploy", [401, 403, 200, 409, 409]),
     // Publisher's failed staging deployment: the integration-only deployer may not touch
     // it; the deployer resubmits it; then it is no longer failed, so the admin's is refused.
-    ("/api/resubmit", [401, 403, 403, 200, 409]),
-    ("/api/preview", [401, 200, 200, 200, 200]),
-    ("/api/refs", [401, 200, 200, 200, 200]),
+    ("POST", "/api/resubmit", [401, 403, 403, 200, 409]),
+    ("POST", "/api/preview", [401, 200, 200, 200, 200]),
+    ("POST", "/api/refs", [401, 200, 200, 200, 200]),
     // Each caller freezes the app, then lifts their own freeze.
-    ("/api/freeze", [401, 403, 200, 200, 200]),
-    ("/api/unfreeze", [401, 403, 200, 200, 200]),
-    ("/api/alerts", [401, 403, 403, 403, 200]),
-    ("/api/unconfirmed", [401, 403, 403, 403, 200]),
-    ("/api/github_reports", [401, 403, 403, 403, 200]),
-    ("/api/train_candidates", [401, 200, 200, 200, 200]),
-    ("/api/train_status", [401, 200, 200, 200, 200]),
-    ("/api/stats", [401, 200, 200, 200, 200]),
+    ("POST", "/api/freeze", [401, 403, 200, 200, 200]),
+    ("POST", "/api/unfreeze", [401, 403, 200, 200, 200]),
+    ("POST", "/api/alerts", [401, 403, 403, 403, 200]),
+    ("POST", "/api/unconfirmed", [401, 403, 403, 403, 200]),
+    ("POST", "/api/github_reports", [401, 403, 403, 403, 200]),
+    ("POST", "/api/train_candidates", [401, 200, 200, 200, 200]),
+    ("POST", "/api/train_status", [401, 200, 200, 200, 200]),
+    ("POST", "/api/stats", [401, 200, 200, 200, 200]),
     // Viewers may not; the integration deployer may not promote to staging; the demo's
     // publisher has nothing to promote there (409; in a train, an item skipped).
-    ("/api/promote", [401, 403, 403, 409, 409]),
-    ("/api/train", [401, 403, 403, 200, 200]),
+    ("POST", "/api/promote", [401, 403, 403, 409, 409]),
+    ("POST", "/api/train", [401, 403, 403, 200, 200]),
     // Any signed-in person may read a train, as the audit log (train 1: the deployer's).
-    ("/api/train_progress", [401, 404, 404, 200, 200]),
+    ("POST", "/api/train_progress", [401, 404, 404, 200, 200]),
     // A page read before: the version to roll back to is not "nope" (409, nothing done).
-    ("/api/rollback", [401, 403, 403, 409, 409]),
+    ("POST", "/api/rollback", [401, 403, 403, 409, 409]),
     // The demo has no alert receivers: an admin's test for one is a 404.
-    ("/api/alert_test", [401, 403, 403, 403, 404]),
+    ("POST", "/api/alert_test", [401, 403, 403, 403, 404]),
     // The demo's "merge to main": whoever may deploy to the first environment.
-    ("/api/simulate_merge", [401, 403, 200, 200, 200]),
+    ("POST", "/api/simulate_merge", [401, 403, 200, 200, 200]),
     // No run Release dispatched for deployment 1 (the demo's pipeline has none).
-    ("/api/review_deployment", [401, 404, 404, 404, 404]),
+    ("POST", "/api/review_deployment", [401, 404, 404, 404, 404]),
 ];
+
+/// The form each server function is posted in the matrix (`failed`: a failed deployment).
+fn server_fn_form(path: &str, failed: i64) -> String {
+    match path {
+        "/api/application" => "shortname=publisher".to_string(),
+        "/api/deploy" => "shortname=publisher&environment=integration&git_ref=v1".to_string(),
+        "/api/resubmit" => format!("deployment_id={failed}"),
+        "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
+        "/api/unfreeze" => "shortname=publisher".to_string(),
+        "/api/alert_test" => "receiver=nobody".to_string(),
+        "/api/simulate_merge" => "shortname=publisher".to_string(),
+        "/api/review_deployment" => "deployment_id=1&decision=approve".to_string(),
+        "/api/train_status" => "environment=staging&applications[0]=publisher".to_string(),
+        "/api/train_progress" => "id=1".to_string(),
+        "/api/promote" => "shortname=publisher&environment=staging".to_string(),
+        "/api/rollback" => {
+            "shortname=publisher&environment=staging&reason=matrix&expected_version=nope"
+                .to_string()
+        }
+        "/api/train" => "environment=staging&applications[0]=publisher".to_string(),
+        "/api/refs" => "shortname=publisher".to_string(),
+        "/api/preview" => "shortname=publisher&environment=integration&git_ref=v1".to_string(),
+        _ => String::new(),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_matrix() {
@@ -315,48 +341,20 @@ async fn the_authorization_matrix() {
             Some(r) => app.signed_in(r).await,
             None => common::browser(),
         };
-        for (path, expect) in PAGES {
-            let url = app.url(&path.replace("{shortname}", "publisher"));
-            let r = common::send(c.get(&url)).await;
-            assert_eq!(r.status().as_u16(), expect[i], "GET {path} as {role:?}");
-        }
-        for (path, expect) in SERVER_FNS {
-            let body = match *path {
-                "/api/application" => "shortname=publisher".to_string(),
-                "/api/deploy" => {
-                    "shortname=publisher&environment=integration&git_ref=v1".to_string()
-                }
-                "/api/resubmit" => format!("deployment_id={failed}"),
-                "/api/freeze" => "shortname=publisher&reason=matrix".to_string(),
-                "/api/unfreeze" => "shortname=publisher".to_string(),
-                "/api/alert_test" => "receiver=nobody".to_string(),
-                "/api/simulate_merge" => "shortname=publisher".to_string(),
-                "/api/review_deployment" => "deployment_id=1&decision=approve".to_string(),
-                "/api/train_status" => "environment=staging&applications[0]=publisher".to_string(),
-                "/api/train_progress" => "id=1".to_string(),
-                "/api/promote" => "shortname=publisher&environment=staging".to_string(),
-                "/api/rollback" => {
-                    "shortname=publisher&environment=staging&reason=matrix&expected_version=nope"
-                        .to_string()
-                }
-                "/api/train" => "environment=staging&applications[0]=publisher".to_string(),
-                "/api/refs" => "shortname=publisher".to_string(),
-                "/api/preview" => {
-                    "shortname=publisher&environment=integration&git_ref=v1".to_string()
-                }
-                _ => String::new(),
-            };
-            let r = common::send(
-                c.post(app.url(path))
+        for (method, path, expect) in ROUTES {
+            let request = match *method {
+                "GET" => c.get(app.url(&path.replace("{shortname}", "publisher"))),
+                _ => c
+                    .post(app.url(path))
                     .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body),
-            )
-            .await;
+                    .body(server_fn_form(path, failed)),
+            };
+            let r = common::send(request).await;
             let status = r.status().as_u16();
             assert_eq!(
                 status,
                 expect[i],
-                "POST {path} as {role:?}: {}",
+                "{method} {path} as {role:?}: {}",
                 r.text().await.unwrap_or_default()
             );
         }
@@ -376,13 +374,22 @@ async fn the_matrix_covers_every_page_and_server_function() {
         .iter()
         .map(|r| r.path().to_string())
         .collect();
-    let listed: HashSet<String> = PAGES.iter().map(|(p, _)| p.to_string()).collect();
-    assert_eq!(pages, listed, "every page has a row in PAGES");
+    let listed = |method: &str| -> HashSet<String> {
+        ROUTES
+            .iter()
+            .filter(|(m, _, _)| *m == method)
+            .map(|(_, p, _)| p.to_string())
+            .collect()
+    };
+    assert_eq!(pages, listed("GET"), "every page has a row in ROUTES");
     let fns: HashSet<String> = leptos::server_fn::axum::server_fn_paths()
         .map(|(p, _)| p.to_string())
         .collect();
-    let listed: HashSet<String> = SERVER_FNS.iter().map(|(p, _)| p.to_string()).collect();
-    assert_eq!(fns, listed, "every server function has a row in SERVER_FNS");
+    assert_eq!(
+        fns,
+        listed("POST"),
+        "every server function has a row in ROUTES"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -529,6 +529,18 @@ impl super::TestApp {
             .unwrap()
     }
 
+    /// [`callback`](Self::callback), whose answer must have `status` and say `needle`: its
+    /// body.
+    pub async fn expect_callback(
+        &self,
+        c: &reqwest::Client,
+        query: &str,
+        status: u16,
+        needle: &str,
+    ) -> String {
+        super::expect_text(self.callback(c, query).await, status, needle).await
+    }
+
     /// The browser `c` signs in as `login` (see [`authorize`]) and GitHub sends it back
     /// with the code and state: Release's answer to that callback.
     pub async fn github_sign_in(
