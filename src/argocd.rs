@@ -769,10 +769,9 @@ async fn apply(store: &Store, server: &ArgoCd, reading: &Reading, a: Application
             .operation_state
             .and_then(|o| o.phase)
             .map(|p| word(Some(p), "Unknown")),
-        since_ms: None,
     };
     if let Err(e) = store
-        .record_observation(&shortname, &server.environment, &o)
+        .record_observation(&shortname, &server.environment, &o, None)
         .await
     {
         tracing::warn!(error = %e, app = %shortname, environment = %server.environment, "argocd: could not record an observation");

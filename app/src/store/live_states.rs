@@ -7,7 +7,7 @@ use crate::domain::{DeploymentStatus, Trigger};
 use serde::{Deserialize, Serialize};
 
 /// One application's state in one environment, from Argo CD.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Observation {
     /// The Argo CD application's name.
     pub argocd_app: String,
@@ -19,10 +19,30 @@ pub struct Observation {
     pub sync_status: String,
     /// Running | Succeeded | Failed | Error | Terminating
     pub operation_phase: Option<String>,
-    /// When this version started running, if known (the demo's history); else now.
-    pub since_ms: Option<i64>,
     /// Why there is no version, when the images say (a rollout, a moving tag, a digest).
     pub note: Option<String>,
+}
+
+impl Observation {
+    /// Settled: healthy, in sync, no operation running or failed.
+    fn settled(&self) -> bool {
+        self.health == "Healthy"
+            && self.sync_status == "Synced"
+            && !matches!(
+                self.operation_phase.as_deref(),
+                Some("Running" | "Failed" | "Error" | "Terminating")
+            )
+    }
+
+    /// Something a person would see differs: the version, health, sync, phase or note
+    /// (not the Argo CD name).
+    fn shows_other_than(&self, other: &Observation) -> bool {
+        self.version != other.version
+            || self.health != other.health
+            || self.sync_status != other.sync_status
+            || self.operation_phase != other.operation_phase
+            || self.note != other.note
+    }
 }
 
 /// The stored live state of one cell.
@@ -43,6 +63,15 @@ pub struct LiveState {
     pub note: Option<String>,
 }
 
+/// A cell's stored state as recording an observation compares it.
+#[derive(sqlx::FromRow)]
+struct Before {
+    #[sqlx(flatten)]
+    state: Observation,
+    unknown_since: Option<i64>,
+    observed_at: i64,
+}
+
 /// What recording an observation changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Observed {
@@ -56,7 +85,8 @@ pub struct Observed {
 pub const NOT_IN_ARGOCD: &str = "not in Argo CD";
 
 impl Store {
-    /// Records what Argo CD reports for `shortname` in `environment`. Two servers
+    /// Records what Argo CD reports for `shortname` in `environment`; `since_ms`: when
+    /// this version started running, if known (the demo's history), else now. Two servers
     /// observing at once cannot record an `observed` deployment twice: the live row is
     /// written (and so locked, on PostgreSQL) before the history is looked at.
     pub async fn record_observation(
@@ -64,63 +94,43 @@ impl Store {
         shortname: &str,
         environment: &str,
         o: &Observation,
+        since_ms: Option<i64>,
     ) -> Result<Observed> {
         let Some(app) = self.application(shortname).await? else {
             return Ok(Observed::default());
         };
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        type Before = (
-            Option<String>,
-            String,
-            String,
-            Option<String>,
-            Option<i64>,
-            i64,
-            Option<String>,
-        );
-        let before: Option<Before> =
-            sqlx::query_as(
-                "SELECT version, health, sync_status, operation_phase, unknown_since, observed_at, note FROM live_states WHERE application_id = $1 AND environment = $2",
-            )
-            .bind(app.id)
-            .bind(environment)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let same_version = before.as_ref().is_some_and(|b| b.0 == o.version);
+        let before: Option<Before> = sqlx::query_as(
+            "SELECT argocd_app, version, health, sync_status, operation_phase, note, unknown_since, observed_at
+             FROM live_states WHERE application_id = $1 AND environment = $2",
+        )
+        .bind(app.id)
+        .bind(environment)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let same_version = before
+            .as_ref()
+            .is_some_and(|b| b.state.version == o.version);
         let changed = match &before {
             None => true,
-            Some((v, h, s, p, unknown, _, note)) => {
-                *v != o.version
-                    || *h != o.health
-                    || *s != o.sync_status
-                    || *p != o.operation_phase
-                    || unknown.is_some()
-                    || *note != o.note
-            }
+            Some(b) => b.state.shows_other_than(o) || b.unknown_since.is_some(),
         };
         // The same state told again (a relist, a chatty watch): nothing to write, but for
         // "observed at" once a minute.
-        if !changed && before.as_ref().is_some_and(|b| now - b.5 < 60_000) {
+        if !changed
+            && before
+                .as_ref()
+                .is_some_and(|b| now - b.observed_at < 60_000)
+        {
             return Ok(Observed::default());
         }
         // Settled: healthy, in sync, no operation running or failed. Only then is a version
         // Release never heard of recorded in the history (a rollout in flight, a degraded
         // or failing sync is not "what runs").
-        let settled = o.health == "Healthy"
-            && o.sync_status == "Synced"
-            && !matches!(
-                o.operation_phase.as_deref(),
-                Some("Running" | "Failed" | "Error" | "Terminating")
-            );
-        let was_settled = before.as_ref().is_some_and(|b| {
-            b.1 == "Healthy"
-                && b.2 == "Synced"
-                && !matches!(
-                    b.3.as_deref(),
-                    Some("Running" | "Failed" | "Error" | "Terminating")
-                )
-        });
+        let settled = o.settled();
+        let was_settled = before.as_ref().is_some_and(|b| b.state.settled());
+        let since = since_ms.unwrap_or(now).min(now);
         sqlx::query(
             "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason, note, settled_since)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL, $11, $12)
@@ -140,11 +150,11 @@ impl Store {
         .bind(o.argocd_app.as_str())
         .bind(now)
         .bind(i64::from(same_version))
-        .bind(o.since_ms.unwrap_or(now).min(now))
+        .bind(since)
         .bind(o.note.clone())
         // Soak time: settled since this observation (or what it says), kept while the same
         // version stays settled, cleared by anything else.
-        .bind(settled.then(|| o.since_ms.unwrap_or(now).min(now)))
+        .bind(settled.then_some(since))
         .bind(i64::from(settled && same_version && was_settled))
         .execute(&mut *tx)
         .await?;
