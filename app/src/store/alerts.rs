@@ -235,17 +235,20 @@ impl Store {
             (Some(_), Some(_)) => "pending",
             (Some(_), None) => "gave_up",
         };
-        self.write_one(sqlx::query(
+        self.write_one(
             "UPDATE alert_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, last_error = $3,
                next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, lease_until = NULL WHERE id = $6 AND lease_until = $7",
+            (
+                state,
+                status.map(i64::from),
+                error.map(str::to_owned),
+                next_attempt_at,
+                (state == "delivered").then_some(now),
+                id,
+                lease_until,
+            ),
         )
-        .bind(state)
-        .bind(status.map(i64::from))
-        .bind(error.map(str::to_owned))
-        .bind(next_attempt_at)
-        .bind((state == "delivered").then_some(now))
-        .bind(id)
-        .bind(lease_until)).await?;
+        .await?;
         Ok(())
     }
 

@@ -13,7 +13,8 @@ use super::alerts::insert_alert;
 use super::audit::{insert_audit, NewAudit};
 use super::deployments::Also;
 use super::ops::{insert_freeze_in, LockHolder, NewFreeze};
-use super::{now_ms, NewDeployment, Result, Store};
+use super::sql::Params;
+use super::{now_ms, sql, NewDeployment, Result, Store};
 use crate::domain::{AlertEvent, AlertKind};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,17 @@ pub enum Outcome {
     /// It may or may not have started (a timeout, a 5xx, the process gone) and no run
     /// could be found: the slot is released and the deployment says so.
     NotConfirmed { error: String },
+}
+
+impl Outcome {
+    /// The dispatch's columns for this outcome: its state, run link and error.
+    fn columns(&self) -> (&'static str, Option<String>, Option<String>) {
+        match self {
+            Outcome::Dispatched { run_url } => ("dispatched", run_url.clone(), None),
+            Outcome::Refused { error } => ("failed", None, Some(error.clone())),
+            Outcome::NotConfirmed { error } => ("unconfirmed", None, Some(error.clone())),
+        }
+    }
 }
 
 /// A dispatch whose outcome was never written, as the reconciler needs it (read by
@@ -133,32 +145,27 @@ impl Store {
         let now = now_ms();
         let env = i.deployment.environment.as_str();
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        let cell = (i.application_id, env);
+        sql::exec(
+            &mut *tx,
             "DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2 AND (requested_at < $3
                OR deployment_id IN (SELECT id FROM deployments WHERE status IN ('succeeded', 'failed')))",
+            (i.application_id, env, now - i.stall_ms),
         )
-        .bind(i.application_id)
-        .bind(env)
-        .bind(now - i.stall_ms)
-        .execute(&mut *tx)
         .await?;
-        let taken: Option<i64> = sqlx::query_scalar(
+        let taken: Option<i64> = sql::scalar_optional(
+            &mut *tx,
             "INSERT INTO deploy_locks (application_id, environment, requested_by, requested_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (application_id, environment) DO NOTHING RETURNING application_id",
+            (i.application_id, env, i.actor, now),
         )
-        .bind(i.application_id)
-        .bind(env)
-        .bind(i.actor)
-        .bind(now)
-        .fetch_optional(&mut *tx)
         .await?;
         if taken.is_none() {
-            let holder: Option<(String, i64)> = sqlx::query_as(
+            let holder: Option<(String, i64)> = sql::fetch_optional(
+                &mut *tx,
                 "SELECT requested_by, requested_at FROM deploy_locks WHERE application_id = $1 AND environment = $2",
+                cell,
             )
-            .bind(i.application_id)
-            .bind(env)
-            .fetch_optional(&mut *tx)
             .await?;
             tx.rollback().await?;
             let (requested_by, requested_at_ms) = holder.unwrap_or_else(|| ("someone".into(), now));
@@ -167,12 +174,11 @@ impl Store {
                 requested_at_ms,
             }));
         }
-        let previous: Option<i64> = sqlx::query_scalar(
+        let previous: Option<i64> = sql::scalar_optional(
+            &mut *tx,
             "SELECT deployment_id FROM current_deployments WHERE application_id = $1 AND environment = $2",
+            cell,
         )
-        .bind(i.application_id)
-        .bind(env)
-        .fetch_optional(&mut *tx)
         .await?;
         let written = Self::write_deployment(
             &mut tx,
@@ -192,11 +198,15 @@ impl Store {
         }
         // The note says how this deploy went through the gates (a row that is deployed
         // again keeps no note of an earlier override).
-        sqlx::query("UPDATE deployments SET gate_note = $1 WHERE id = $2")
-            .bind(i.gate_override.as_ref().map(|g| g.note.clone()))
-            .bind(written.deployment_id)
-            .execute(&mut *tx)
-            .await?;
+        sql::exec(
+            &mut *tx,
+            "UPDATE deployments SET gate_note = $1 WHERE id = $2",
+            (
+                i.gate_override.as_ref().map(|g| g.note.clone()),
+                written.deployment_id,
+            ),
+        )
+        .await?;
         if let Some(g) = &i.gate_override {
             insert_audit(&mut tx, &g.audit).await?;
             for alert in &g.alerts {
@@ -205,27 +215,31 @@ impl Store {
                 insert_alert(&mut tx, &alert).await?;
             }
         }
-        sqlx::query("UPDATE deployments SET dispatch_state = 'dispatching' WHERE id = $1")
-            .bind(written.deployment_id)
-            .execute(&mut *tx)
-            .await?;
-        let dispatch_id: i64 = sqlx::query_scalar(
+        sql::exec(
+            &mut *tx,
+            "UPDATE deployments SET dispatch_state = 'dispatching' WHERE id = $1",
+            (written.deployment_id,),
+        )
+        .await?;
+        let dispatch_id: i64 = sql::scalar(
+            &mut *tx,
             "INSERT INTO dispatches (kind, deployment_id, application_id, environment, git_ref, actor, user_id, github_id,
                created_deployment, previous_deployment_id, state, train_id, claimed_at, created_at, updated_at)
              VALUES ('deploy', $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11, $11) RETURNING id",
+            (
+                written.deployment_id,
+                i.application_id,
+                env,
+                i.deployment.version.as_str(),
+                i.actor,
+                i.user_id,
+                i.github_id,
+                i64::from(written.created),
+                previous.filter(|p| *p != written.deployment_id),
+                i.train_id,
+                now,
+            ),
         )
-        .bind(written.deployment_id)
-        .bind(i.application_id)
-        .bind(env)
-        .bind(i.deployment.version.as_str())
-        .bind(i.actor)
-        .bind(i.user_id)
-        .bind(i.github_id)
-        .bind(i64::from(written.created))
-        .bind(previous.filter(|p| *p != written.deployment_id))
-        .bind(i.train_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
         self.publish(&written.application).await;
@@ -251,13 +265,13 @@ impl Store {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
         let row: Option<(i64, i64, String, i64, Option<i64>, String, String, String, String)> =
-            sqlx::query_as(
+            sql::fetch_optional(
+                &mut *tx,
                 "SELECT d.deployment_id, d.application_id, d.environment, d.created_deployment, d.previous_deployment_id,
                         d.state, a.shortname, d.git_ref, d.actor
                  FROM dispatches d JOIN applications a ON a.id = d.application_id WHERE d.id = $1",
+                (id,),
             )
-            .bind(id)
-            .fetch_optional(&mut *tx)
             .await?;
         let Some((dep, app_id, env, created, previous, state, shortname, git_ref, actor)) = row
         else {
@@ -270,27 +284,19 @@ impl Store {
         }
         // The transition itself, guarded: of two writers (the live task and a reconciler,
         // on two servers), only the one that moves it out of 'pending' writes the rest.
-        let (new_state, run_url, error) = match outcome {
-            Outcome::Dispatched { run_url } => ("dispatched", run_url.clone(), None),
-            Outcome::Refused { error } => ("failed", None, Some(error.clone())),
-            Outcome::NotConfirmed { error } => ("unconfirmed", None, Some(error.clone())),
-        };
-        let moved = sqlx::query(
+        let (new_state, run_url, error) = outcome.columns();
+        let moved = sql::exec(
+            &mut *tx,
             "UPDATE dispatches SET state = $1, run_url = $2, error = $3, updated_at = $4 WHERE id = $5 AND state = 'pending'",
+            (new_state, run_url, error, now, id),
         )
-        .bind(new_state)
-        .bind(run_url.clone())
-        .bind(error.clone())
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
         if moved != 1 {
             tx.rollback().await?;
             return Ok(false);
         }
         let release_slot = "DELETE FROM deploy_locks WHERE application_id = $1 AND environment = $2 AND deployment_id = $3";
+        let slot = (app_id, env.as_str(), dep);
         let mut alert = AlertEvent::new(AlertKind::DeployRequested, now);
         alert.application = Some(shortname.clone());
         alert.environment = Some(env.clone());
@@ -299,59 +305,49 @@ impl Store {
         alert.actor = Some(actor);
         match outcome {
             Outcome::Dispatched { run_url } => {
-                sqlx::query(
+                sql::exec(
+                    &mut *tx,
                     "UPDATE deployments SET run_url = COALESCE($1, run_url), dispatch_state = NULL, updated_at = $2 WHERE id = $3",
+                    (run_url.clone(), now, dep),
                 )
-                .bind(run_url.clone())
-                .bind(now)
-                .bind(dep)
-                .execute(&mut *tx)
                 .await?;
                 // The deploy is requested once GitHub took it: the alert carries its run.
                 alert.workflow_url = run_url.clone();
                 insert_alert(&mut tx, &alert).await?;
             }
             Outcome::Refused { error } => {
-                sqlx::query(release_slot)
-                    .bind(app_id)
-                    .bind(&env)
-                    .bind(dep)
-                    .execute(&mut *tx)
-                    .await?;
+                sql::exec(&mut *tx, release_slot, slot).await?;
                 if created == 1 {
                     // Nothing runs: the deployment is a refused request, and what runs is
                     // what ran before.
-                    sqlx::query(
+                    sql::exec(
+                        &mut *tx,
                         "UPDATE deployments SET status = 'failed', base_status = 'failed', dispatch_state = 'refused', updated_at = $1 WHERE id = $2",
+                        (now, dep),
                     )
-                    .bind(now)
-                    .bind(dep)
-                    .execute(&mut *tx)
                     .await?;
                     restore_current(&mut tx, app_id, &env, dep, previous).await?;
                     super::github_reports::mark_reports(&mut tx, &[dep], now).await?;
                 } else {
-                    sqlx::query("UPDATE deployments SET dispatch_state = NULL WHERE id = $1")
-                        .bind(dep)
-                        .execute(&mut *tx)
-                        .await?;
+                    sql::exec(
+                        &mut *tx,
+                        "UPDATE deployments SET dispatch_state = NULL WHERE id = $1",
+                        (dep,),
+                    )
+                    .await?;
                 }
                 alert.kind = Some(AlertKind::DeploymentFailed);
                 alert.message = Some(format!("not dispatched: {error}"));
                 insert_alert(&mut tx, &alert).await?;
             }
             Outcome::NotConfirmed { .. } => {
-                sqlx::query(release_slot)
-                    .bind(app_id)
-                    .bind(&env)
-                    .bind(dep)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE deployments SET dispatch_state = 'not confirmed', updated_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(dep)
-                    .execute(&mut *tx)
-                    .await?;
+                sql::exec(&mut *tx, release_slot, slot).await?;
+                sql::exec(
+                    &mut *tx,
+                    "UPDATE deployments SET dispatch_state = 'not confirmed', updated_at = $1 WHERE id = $2",
+                    (now, dep),
+                )
+                .await?;
                 // Whether it runs is not known: the grid shows what is known to have run
                 // (the pipeline's notification or event makes it current if it does).
                 if created == 1 {
@@ -368,11 +364,12 @@ impl Store {
     /// The outcome written for a dispatch (`None` while it is pending): what the live task
     /// reports when another writer finished it first.
     pub async fn dispatch_outcome(&self, id: i64) -> Result<Option<Outcome>> {
-        let row: Option<(String, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT state, run_url, error FROM dispatches WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(String, Option<String>, Option<String>)> = sql::fetch_optional(
+            &self.pool,
+            "SELECT state, run_url, error FROM dispatches WHERE id = $1",
+            (id,),
+        )
+        .await?;
         Ok(
             row.and_then(|(state, run_url, error)| match state.as_str() {
                 "dispatched" => Some(Outcome::Dispatched { run_url }),
@@ -399,18 +396,20 @@ impl Store {
     ) -> Result<i64> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = sql::scalar(
+            &mut *tx,
             "INSERT INTO dispatches (kind, deployment_id, application_id, environment, git_ref, actor,
                created_deployment, state, claimed_at, created_at, updated_at)
              VALUES ('resubmit', $1, $2, $3, $4, $5, 0, 'pending', $6, $6, $6) RETURNING id",
+            (
+                deployment_id,
+                application_id,
+                environment,
+                version,
+                audit.actor,
+                now,
+            ),
         )
-        .bind(deployment_id)
-        .bind(application_id)
-        .bind(environment)
-        .bind(version)
-        .bind(audit.actor)
-        .bind(now)
-        .fetch_one(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
@@ -427,23 +426,14 @@ impl Store {
         event: Option<&super::NewEvent>,
         audit: &NewAudit<'_>,
     ) -> Result<bool> {
-        let (new_state, run_url, error) = match outcome {
-            Outcome::Dispatched { run_url } => ("dispatched", run_url.clone(), None),
-            Outcome::Refused { error } => ("failed", None, Some(error.clone())),
-            Outcome::NotConfirmed { error } => ("unconfirmed", None, Some(error.clone())),
-        };
+        let (new_state, run_url, error) = outcome.columns();
         let (_guard, mut tx) = self.write().await?;
-        let moved = sqlx::query(
+        let moved = sql::exec(
+            &mut *tx,
             "UPDATE dispatches SET state = $1, run_url = $2, error = $3, updated_at = $4 WHERE id = $5 AND state = 'pending' AND kind = 'resubmit'",
+            (new_state, run_url, error, now_ms(), id),
         )
-        .bind(new_state)
-        .bind(run_url)
-        .bind(error)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
         if moved != 1 {
             tx.rollback().await?;
             return Ok(false);
@@ -473,46 +463,37 @@ impl Store {
         before_ms: i64,
         claim_ms: i64,
     ) -> Result<Vec<PendingDispatch>> {
-        Ok(sqlx::query_as::<_, PendingDispatch>(
+        sql::fetch_all(
+            &self.pool,
             "SELECT d.id, d.kind, d.deployment_id, a.shortname, a.repo, a.workflow, a.default_branch, d.environment,
                     d.git_ref, d.actor, d.user_id, d.github_id, d.created_at AS created_at_ms
              FROM dispatches d JOIN applications a ON a.id = d.application_id
              WHERE d.state = 'pending' AND (d.created_at < $1 OR d.claimed_at IS NULL OR d.claimed_at < $2)
              ORDER BY d.id LIMIT 100",
+            (before_ms, now_ms() - claim_ms),
         )
-        .bind(before_ms)
-        .bind(now_ms() - claim_ms)
-        .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 
     /// Claims a pending dispatch for reconciling (one server at a time): `false` when it
     /// was finished or claimed meanwhile. `before_ms` as in `due_dispatches`.
     pub async fn claim_dispatch(&self, id: i64, before_ms: i64, claim_ms: i64) -> Result<bool> {
         let now = now_ms();
-        let (_guard, mut tx) = self.write().await?;
-        let n = sqlx::query(
-            "UPDATE dispatches SET claimed_at = $1 WHERE id = $2 AND state = 'pending'
+        let n = self
+            .write_one(
+                "UPDATE dispatches SET claimed_at = $1 WHERE id = $2 AND state = 'pending'
                AND (created_at < $4 OR claimed_at IS NULL OR claimed_at < $3)",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(now - claim_ms)
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+                (now, id, now - claim_ms, before_ms),
+            )
+            .await?;
         Ok(n == 1)
     }
 
     /// Gives a claimed dispatch back, to be looked at again at the next pass.
     pub async fn release_dispatch_claim(&self, id: i64) -> Result<()> {
         self.write_one(
-            sqlx::query(
-                "UPDATE dispatches SET claimed_at = NULL WHERE id = $1 AND state = 'pending'",
-            )
-            .bind(id),
+            "UPDATE dispatches SET claimed_at = NULL WHERE id = $1 AND state = 'pending'",
+            (id,),
         )
         .await?;
         Ok(())
@@ -522,27 +503,26 @@ impl Store {
     /// `since_ms` and after (so one run is never linked to two dispatches; a unique index
     /// on `run_url` makes a second link fail its transaction).
     pub async fn linked_runs(&self, shortname: &str, since_ms: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
+        sql::scalars(
+            &self.pool,
             "SELECT d.run_url FROM dispatches d JOIN applications a ON a.id = d.application_id
              WHERE a.shortname = $1 AND d.created_at >= $2 AND d.run_url IS NOT NULL",
+            (shortname, since_ms - 86_400_000),
         )
-        .bind(shortname)
-        .bind(since_ms - 86_400_000)
-        .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 
     /// Dispatches whose outcome could not be confirmed, newest first (for admins).
     pub async fn unconfirmed_dispatches(&self, limit: i64) -> Result<Vec<DispatchRow>> {
-        Ok(sqlx::query_as::<_, DispatchRow>(
+        sql::fetch_all(
+            &self.pool,
             "SELECT d.id, d.deployment_id, a.shortname AS application, d.environment, d.git_ref, d.actor, d.state,
                     d.error, d.created_at AS created_at_ms
              FROM dispatches d JOIN applications a ON a.id = d.application_id
              WHERE d.state = 'unconfirmed' ORDER BY d.id DESC LIMIT $1",
+            (limit,),
         )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 
     /// A new train and its items (all pending), before anything is dispatched; or the
@@ -556,32 +536,28 @@ impl Store {
     ) -> Result<std::result::Result<i64, (i64, String)>> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let running: Option<(i64, String)> = sqlx::query_as(
+        let running: Option<(i64, String)> = sql::fetch_optional(
+            &mut *tx,
             "SELECT id, actor FROM trains WHERE environment = $1 AND state = 'running' ORDER BY id LIMIT 1",
+            (environment,),
         )
-        .bind(environment)
-        .fetch_optional(&mut *tx)
         .await?;
         if let Some(r) = running {
             tx.rollback().await?;
             return Ok(Err(r));
         }
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = sql::scalar(
+            &mut *tx,
             "INSERT INTO trains (environment, actor, state, created_at, heartbeat_at) VALUES ($1, $2, 'running', $3, $3) RETURNING id",
+            (environment, actor, now),
         )
-        .bind(environment)
-        .bind(actor)
-        .bind(now)
-        .fetch_one(&mut *tx)
         .await?;
         for (position, app) in applications.iter().enumerate() {
-            sqlx::query(
+            sql::exec(
+                &mut *tx,
                 "INSERT INTO train_items (train_id, position, application, outcome, message) VALUES ($1, $2, $3, 'pending', 'waiting for its turn')",
+                (id, position as i64, app),
             )
-            .bind(id)
-            .bind(position as i64)
-            .bind(app)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -592,22 +568,25 @@ impl Store {
     /// left by a server that stopped).
     pub async fn set_train_item(&self, train_id: i64, item: &TrainItemRow) -> Result<()> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        sql::exec(
+            &mut *tx,
             "UPDATE train_items SET outcome = $1, message = $2, link = $3 WHERE train_id = $4 AND position = $5
                AND EXISTS (SELECT 1 FROM trains WHERE id = $4 AND state = 'running')",
+            (
+                &item.outcome,
+                &item.message,
+                item.link.clone(),
+                train_id,
+                item.position,
+            ),
         )
-        .bind(&item.outcome)
-        .bind(&item.message)
-        .bind(item.link.clone())
-        .bind(train_id)
-        .bind(item.position)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(train_id)
-            .execute(&mut *tx)
-            .await?;
+        sql::exec(
+            &mut *tx,
+            "UPDATE trains SET heartbeat_at = $1 WHERE id = $2",
+            (now_ms(), train_id),
+        )
+        .await?;
         tx.commit().await?;
         self.publish("*").await;
         Ok(())
@@ -622,12 +601,7 @@ impl Store {
         audit: impl FnOnce(&TrainRow) -> (String, String),
     ) -> Result<Option<TrainRow>> {
         let (_guard, mut tx) = self.write().await?;
-        let head: Option<(String, String, String)> =
-            sqlx::query_as("SELECT environment, actor, state FROM trains WHERE id = $1")
-                .bind(train_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((environment, actor, state)) = head else {
+        let Some((environment, actor, state)) = train_head(&mut *tx, train_id).await? else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -636,13 +610,12 @@ impl Store {
             return Ok(None);
         }
         if let Some(why) = left_as {
-            sqlx::query(
+            sql::exec(
+                &mut *tx,
                 "UPDATE train_items SET outcome = CASE WHEN outcome = 'pending' THEN 'skipped' ELSE 'failed' END, message = $1
                  WHERE train_id = $2 AND outcome IN ('pending', 'dispatching')",
+                (why, train_id),
             )
-            .bind(why)
-            .bind(train_id)
-            .execute(&mut *tx)
             .await?;
         }
         let items = train_items(&mut *tx, train_id).await?;
@@ -654,14 +627,12 @@ impl Store {
             items,
         };
         let (outcome, detail) = audit(&train);
-        let moved = sqlx::query(
+        let moved = sql::exec(
+            &mut *tx,
             "UPDATE trains SET state = 'done', finished_at = $1 WHERE id = $2 AND state = 'running'",
+            (now_ms(), train_id),
         )
-        .bind(now_ms())
-        .bind(train_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
         if moved != 1 {
             // Ended by another writer meanwhile: one audit entry per train.
             tx.rollback().await?;
@@ -687,9 +658,8 @@ impl Store {
     /// Says a train's job is alive (between its items' changes).
     pub async fn train_heartbeat(&self, train_id: i64) -> Result<()> {
         self.write_one(
-            sqlx::query("UPDATE trains SET heartbeat_at = $1 WHERE id = $2 AND state = 'running'")
-                .bind(now_ms())
-                .bind(train_id),
+            "UPDATE trains SET heartbeat_at = $1 WHERE id = $2 AND state = 'running'",
+            (now_ms(), train_id),
         )
         .await?;
         Ok(())
@@ -697,15 +667,10 @@ impl Store {
 
     /// A train and its items.
     pub async fn train(&self, id: i64) -> Result<Option<TrainRow>> {
-        let head: Option<(String, String, String)> =
-            sqlx::query_as("SELECT environment, actor, state FROM trains WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((environment, actor, state)) = head else {
+        let mut conn = self.pool.acquire().await?;
+        let Some((environment, actor, state)) = train_head(&mut *conn, id).await? else {
             return Ok(None);
         };
-        let mut conn = self.pool.acquire().await?;
         let items = train_items(&mut *conn, id).await?;
         Ok(Some(TrainRow {
             id,
@@ -719,12 +684,12 @@ impl Store {
     /// Trains still running with no heartbeat since `before_ms`: left by a server that
     /// stopped.
     pub async fn abandoned_trains(&self, before_ms: i64) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(
+        sql::scalars(
+            &self.pool,
             "SELECT id FROM trains WHERE state = 'running' AND heartbeat_at < $1 ORDER BY id",
+            (before_ms,),
         )
-        .bind(before_ms)
-        .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 }
 
@@ -737,40 +702,49 @@ async fn restore_current(
     dep: i64,
     previous: Option<i64>,
 ) -> Result<()> {
+    let cell = (app_id, env, dep);
     match previous {
         Some(prev) => {
-            sqlx::query(
+            sql::exec(
+                &mut **tx,
                 "UPDATE current_deployments SET deployment_id = $1,
                    created_at = (SELECT created_at FROM deployments WHERE id = $1)
                  WHERE application_id = $2 AND environment = $3 AND deployment_id = $4",
+                (prev,).and(cell),
             )
-            .bind(prev)
-            .bind(app_id)
-            .bind(env)
-            .bind(dep)
-            .execute(&mut **tx)
             .await?;
         }
         None => {
-            sqlx::query(
+            sql::exec(
+                &mut **tx,
                 "DELETE FROM current_deployments WHERE application_id = $1 AND environment = $2 AND deployment_id = $3",
+                cell,
             )
-            .bind(app_id)
-            .bind(env)
-            .bind(dep)
-            .execute(&mut **tx)
             .await?;
         }
     }
     Ok(())
 }
 
-async fn train_items(conn: &mut sqlx::AnyConnection, train_id: i64) -> Result<Vec<TrainItemRow>> {
-    let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT position, application, outcome, message, link FROM train_items WHERE train_id = $1 ORDER BY position",
+/// A train's environment, who started it, and its state.
+async fn train_head(
+    conn: &mut sqlx::AnyConnection,
+    train_id: i64,
+) -> Result<Option<(String, String, String)>> {
+    sql::fetch_optional(
+        conn,
+        "SELECT environment, actor, state FROM trains WHERE id = $1",
+        (train_id,),
     )
-    .bind(train_id)
-    .fetch_all(&mut *conn)
+    .await
+}
+
+async fn train_items(conn: &mut sqlx::AnyConnection, train_id: i64) -> Result<Vec<TrainItemRow>> {
+    let rows: Vec<(i64, String, String, String, Option<String>)> = sql::fetch_all(
+        conn,
+        "SELECT position, application, outcome, message, link FROM train_items WHERE train_id = $1 ORDER BY position",
+        (train_id,),
+    )
     .await?;
     Ok(rows
         .into_iter()

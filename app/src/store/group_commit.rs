@@ -5,7 +5,7 @@
 
 use super::alerts::insert_alert;
 use super::deployments::{needs_manual, Also, NewDeployment, NotifyOutcome};
-use super::{now_ms, Result, Store, StoreError};
+use super::{now_ms, sql, ApplicationRow, Result, Store, StoreError};
 use crate::domain::{DeploymentStatus, Environments};
 
 /// A notification waiting for the next group commit, and where its answer goes.
@@ -201,24 +201,17 @@ impl Store {
             super::APP_COLUMNS,
             placeholders(repos.len(), 1)
         );
-        let mut q = sqlx::query_as::<_, super::AppTuple>(&sql);
-        for r in &repos {
-            q = q.bind(r.to_string());
-        }
-        let apps = match q.fetch_all(&mut **tx).await {
+        let listed: Vec<(&str,)> = repos.iter().map(|r| (*r,)).collect();
+        let apps: Vec<ApplicationRow> = match sql::fetch_all(&mut **tx, &sql, listed).await {
             Ok(a) => a,
-            Err(e) => return Err((e.into(), jobs)),
+            Err(e) => return Err((e, jobs)),
         };
         let mut by_repo: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         let mut manual: HashMap<i64, Vec<String>> = HashMap::new();
         for a in apps {
-            by_repo
-                .entry(a.3.clone())
-                .or_default()
-                .push((a.0, a.1.clone()));
-            let row = super::ApplicationRow::from(a);
-            if !row.manual_environments.is_empty() {
-                manual.insert(row.id, row.manual_environments);
+            by_repo.entry(a.repo).or_default().push((a.id, a.shortname));
+            if !a.manual_environments.is_empty() {
+                manual.insert(a.id, a.manual_environments);
             }
         }
         let ids: Vec<i64> = by_repo
@@ -234,17 +227,16 @@ impl Store {
                  JOIN deployments d ON d.id = c.deployment_id WHERE c.application_id IN ({})",
                 placeholders(ids.len(), 1)
             );
-            let mut q = sqlx::query_as::<_, (i64, String, String, Option<String>)>(&sql);
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            match q.fetch_all(&mut **tx).await {
+            let listed: Vec<(i64,)> = ids.iter().map(|id| (*id,)).collect();
+            let rows: Result<Vec<(i64, String, String, Option<String>)>> =
+                sql::fetch_all(&mut **tx, &sql, listed).await;
+            match rows {
                 Ok(rows) => {
                     for (app, env, version, sha) in rows {
                         current.insert((app, env), (version, sha));
                     }
                 }
-                Err(e) => return Err((e.into(), jobs)),
+                Err(e) => return Err((e, jobs)),
             }
         }
         let now = now_ms();
@@ -301,29 +293,32 @@ impl Store {
              VALUES {} RETURNING id, application_id, environment",
             values.join(", ")
         );
-        let mut q = sqlx::query_as::<_, (i64, i64, String)>(&sql);
-        for (job, id, _) in &plain {
-            let d = &job.deployment;
-            let sha = d
-                .sha
-                .as_ref()
-                .map(|s| s.as_str().to_owned())
-                .or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
-            q = q
-                .bind(*id)
-                .bind(d.environment.as_str().to_owned())
-                .bind(d.version.as_str().to_owned())
-                .bind(sha)
-                .bind(d.trigger.as_str())
-                .bind(d.deployed_by.clone())
-                .bind(d.base_status.as_str())
-                .bind(d.created_at_ms.unwrap_or(now));
-        }
-        let inserted = match q.fetch_all(&mut **tx).await {
+        let rows: Vec<_> = plain
+            .iter()
+            .map(|(job, id, _)| {
+                let d = &job.deployment;
+                let sha = d
+                    .sha
+                    .as_ref()
+                    .map(|s| s.as_str().to_owned())
+                    .or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
+                (
+                    *id,
+                    d.environment.as_str().to_owned(),
+                    d.version.as_str().to_owned(),
+                    sha,
+                    d.trigger.as_str(),
+                    d.deployed_by.clone(),
+                    d.base_status.as_str(),
+                    d.created_at_ms.unwrap_or(now),
+                )
+            })
+            .collect();
+        let inserted: Vec<(i64, i64, String)> = match sql::fetch_all(&mut **tx, &sql, rows).await {
             Ok(rows) => rows,
             Err(e) => {
                 let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
-                return Err((e.into(), jobs));
+                return Err((e, jobs));
             }
         };
         let ids: Vec<i64> = inserted.iter().map(|(id, _, _)| *id).collect();
@@ -346,7 +341,7 @@ impl Store {
              WHERE excluded.created_at >= current_deployments.created_at",
             values.join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut cells = Vec::with_capacity(plain.len());
         let mut outcomes = Vec::with_capacity(plain.len());
         for (job, app_id, shortname) in &plain {
             let d = &job.deployment;
@@ -360,20 +355,21 @@ impl Store {
                     jobs,
                 ));
             };
-            q = q
-                .bind(*app_id)
-                .bind(d.environment.as_str().to_owned())
-                .bind(deployment_id)
-                .bind(d.created_at_ms.unwrap_or(now));
+            cells.push((
+                *app_id,
+                d.environment.as_str().to_owned(),
+                deployment_id,
+                d.created_at_ms.unwrap_or(now),
+            ));
             outcomes.push(NotifyOutcome {
                 application: shortname.clone(),
                 deployment_id,
                 created: true,
             });
         }
-        if let Err(e) = q.execute(&mut **tx).await {
+        if let Err(e) = sql::exec(&mut **tx, &sql, cells).await {
             let jobs = plain.into_iter().map(|(j, _, _)| j).chain(rest).collect();
-            return Err((e.into(), jobs));
+            return Err((e, jobs));
         }
         // A new version whose next environment is deployed by hand and runs something
         // else: that environment newly needs a manual deployment.

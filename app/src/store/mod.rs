@@ -17,6 +17,7 @@ mod live_states;
 mod ops;
 mod seed;
 mod sessions;
+pub(crate) mod sql;
 mod stats;
 mod tokens;
 mod users;
@@ -272,10 +273,11 @@ impl Store {
     /// `BEGIN IMMEDIATE`): how many rows it changed.
     pub(crate) async fn write_one<'q>(
         &self,
-        statement: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        statement: &'q str,
+        params: impl sql::Params<'q>,
     ) -> Result<u64> {
         let (_guard, mut tx) = self.write().await?;
-        let changed = statement.execute(&mut *tx).await?.rows_affected();
+        let changed = sql::exec(&mut *tx, statement, params).await?;
         tx.commit().await?;
         Ok(changed)
     }
@@ -291,11 +293,12 @@ impl Store {
     pub async fn publish(&self, what: &str) {
         match self.backend {
             Backend::Postgres => {
-                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANGES_CHANNEL)
-                    .bind(what)
-                    .execute(&self.pool)
-                    .await
+                if let Err(e) = sql::exec(
+                    &self.pool,
+                    "SELECT pg_notify($1, $2)",
+                    (CHANGES_CHANNEL, what),
+                )
+                .await
                 {
                     tracing::warn!(error = %e, "could not NOTIFY a change");
                 }
@@ -346,7 +349,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sql::exec(&self.pool, "SELECT 1", ()).await?;
         Ok(())
     }
 
@@ -360,23 +363,25 @@ impl Store {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
         for a in specs {
-            sqlx::query(
+            sql::exec(
+                &mut *tx,
                 "INSERT INTO applications (shortname, name, repo, default_branch, workflow, team, notes, manual_environments, declared, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)
                  ON CONFLICT (shortname) DO UPDATE SET name = excluded.name, repo = excluded.repo,
                    default_branch = excluded.default_branch, workflow = excluded.workflow, team = excluded.team,
                    notes = excluded.notes, manual_environments = excluded.manual_environments, declared = 1",
+                (
+                    a.shortname.as_str(),
+                    &a.name,
+                    a.repo.as_str(),
+                    &a.default_branch,
+                    &a.workflow,
+                    &a.team,
+                    &a.notes,
+                    a.manual_environments.join(","),
+                    now,
+                ),
             )
-            .bind(a.shortname.as_str())
-            .bind(&a.name)
-            .bind(a.repo.as_str())
-            .bind(&a.default_branch)
-            .bind(&a.workflow)
-            .bind(&a.team)
-            .bind(&a.notes)
-            .bind(a.manual_environments.join(","))
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -384,17 +389,11 @@ impl Store {
     }
 
     pub async fn application_count(&self) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applications")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n)
+        sql::scalar(&self.pool, "SELECT COUNT(*) FROM applications", ()).await
     }
 
     pub async fn deployment_count(&self) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n)
+        sql::scalar(&self.pool, "SELECT COUNT(*) FROM deployments", ()).await
     }
 
     /// The application named `shortname`, or `NotFound`.
@@ -405,19 +404,13 @@ impl Store {
     }
 
     pub async fn application(&self, shortname: &str) -> Result<Option<ApplicationRow>> {
-        let row = sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} WHERE shortname = $1"))
-            .bind(shortname)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(ApplicationRow::from))
+        let sql = format!("{APP_COLUMNS} WHERE shortname = $1");
+        sql::fetch_optional(&self.pool, &sql, (shortname,)).await
     }
 
     pub async fn applications(&self) -> Result<Vec<ApplicationRow>> {
-        let rows =
-            sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} ORDER BY name, shortname"))
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().map(ApplicationRow::from).collect())
+        let sql = format!("{APP_COLUMNS} ORDER BY name, shortname");
+        sql::fetch_all(&self.pool, &sql, ()).await
     }
 
     /// The application a pipeline notification for `repo` belongs to: the one declared
@@ -427,16 +420,14 @@ impl Store {
         tx: &mut sqlx::Transaction<'c, sqlx::Any>,
         repo: &RepoName,
     ) -> Result<ApplicationRow> {
-        let rows =
-            sqlx::query_as::<_, AppTuple>(&format!("{APP_COLUMNS} WHERE repo = $1 ORDER BY id"))
-                .bind(repo.as_str())
-                .fetch_all(&mut **tx)
-                .await?;
+        let by_repo = format!("{APP_COLUMNS} WHERE repo = $1 ORDER BY id");
+        let mut rows: Vec<ApplicationRow> =
+            sql::fetch_all(&mut **tx, &by_repo, (repo.as_str(),)).await?;
         match rows.len() {
-            1 => return Ok(rows.into_iter().next().unwrap().into()),
+            1 => return Ok(rows.swap_remove(0)),
             0 => {}
             n => {
-                let names: Vec<String> = rows.into_iter().map(|r| r.1).collect();
+                let names: Vec<String> = rows.into_iter().map(|r| r.shortname).collect();
                 return Err(StoreError::Conflict(format!(
                     "repo {repo} matches {n} applications ({}); it is ambiguous",
                     names.join(", ")
@@ -452,16 +443,13 @@ impl Store {
         let name = repo.humanized_name();
         let mut created = None;
         for candidate in [base.as_str().to_owned(), owner_name] {
-            let id: Option<i64> = sqlx::query_scalar(
+            let id: Option<i64> = sql::scalar_optional(
+                &mut **tx,
                 "INSERT INTO applications (shortname, name, repo, default_branch, workflow, team, notes, manual_environments, declared, created_at)
                  VALUES ($1, $2, $3, 'main', 'deploy.yml', '', '', '', 0, $4)
                  ON CONFLICT (shortname) DO NOTHING RETURNING id",
+                (&candidate, &name, repo.as_str(), now_ms()),
             )
-            .bind(&candidate)
-            .bind(&name)
-            .bind(repo.as_str())
-            .bind(now_ms())
-            .fetch_optional(&mut **tx)
             .await?;
             if let Some(id) = id {
                 created = Some((id, candidate));
@@ -469,14 +457,11 @@ impl Store {
             }
             // Taken: by a concurrent notification for this same repo (use its row), or by
             // another application (try the next name).
-            let same: Option<AppTuple> = sqlx::query_as(&format!(
-                "{APP_COLUMNS} WHERE repo = $1 ORDER BY id LIMIT 1"
-            ))
-            .bind(repo.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
+            let first = format!("{APP_COLUMNS} WHERE repo = $1 ORDER BY id LIMIT 1");
+            let same: Option<ApplicationRow> =
+                sql::fetch_optional(&mut **tx, &first, (repo.as_str(),)).await?;
             if let Some(row) = same {
-                return Ok(row.into());
+                return Ok(row);
             }
         }
         let Some((id, shortname)) = created else {
@@ -568,37 +553,31 @@ fn spawn_listener(url: String, changes: tokio::sync::broadcast::Sender<String>) 
 pub(super) const APP_COLUMNS: &str =
     "SELECT id, shortname, name, repo, default_branch, workflow, team, notes, manual_environments FROM applications";
 
-pub(super) type AppTuple = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
-
-impl From<AppTuple> for ApplicationRow {
-    fn from(t: AppTuple) -> Self {
-        Self {
-            id: t.0,
-            shortname: t.1,
-            name: t.2,
-            repo: t.3,
-            default_branch: t.4,
-            workflow: t.5,
-            team: t.6,
-            notes: t.7,
-            manual_environments: t
-                .8
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        }
+/// A row of `APP_COLUMNS`, read by column name.
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for ApplicationRow {
+    fn from_row(r: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: r.try_get("id")?,
+            shortname: r.try_get("shortname")?,
+            name: r.try_get("name")?,
+            repo: r.try_get("repo")?,
+            default_branch: r.try_get("default_branch")?,
+            workflow: r.try_get("workflow")?,
+            team: r.try_get("team")?,
+            notes: r.try_get("notes")?,
+            manual_environments: comma_list(&r.try_get::<String, _>("manual_environments")?),
+        })
     }
+}
+
+/// A list stored as one comma-separated column (`manual_environments`,
+/// `deploy_environments`): its items, none for an empty string.
+pub(super) fn comma_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A database URL with any password replaced, for logs and messages.

@@ -410,16 +410,15 @@ impl Store {
     /// commit time.
     pub async fn queue_commits(&self, work: &StatsWork) -> Result<()> {
         let (production, _) = self.production_and_first();
-        self.write_one(sqlx::query(
+        self.write_one(
             "INSERT INTO commit_times (application_id, sha, day, committed_at, looked_up_at)
              SELECT application_id, sha, MIN(CAST(created_at / 86400000 AS BIGINT)), NULL, NULL FROM deployments
              WHERE id > $1 AND id <= $2 AND environment = $3 AND sha IS NOT NULL
              GROUP BY application_id, sha
              ON CONFLICT (application_id, sha) DO NOTHING",
+            (work.from_deployment_id, work.deployment_id, production),
         )
-        .bind(work.from_deployment_id)
-        .bind(work.deployment_id)
-        .bind(production)).await?;
+        .await?;
         Ok(())
     }
 

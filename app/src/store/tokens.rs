@@ -23,12 +23,8 @@ impl Store {
             )));
         }
         self.write_one(
-            sqlx::query(
-                "INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)",
-            )
-            .bind(name)
-            .bind(token_hash)
-            .bind(now_ms()),
+            "INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)",
+            (name, token_hash, now_ms()),
         )
         .await?;
         Ok(())

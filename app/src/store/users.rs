@@ -172,11 +172,16 @@ impl Store {
 
     /// Stores roles read again from GitHub while a session lives.
     pub async fn update_roles(&self, user_id: i64, roles: &Roles) -> Result<()> {
-        self.write_one(sqlx::query("UPDATE users SET is_admin = $1, deploy_environments = $2, roles_checked_at = $3 WHERE id = $4")
-            .bind(i64::from(roles.admin))
-            .bind(roles.deploy_environments.join(","))
-            .bind(now_ms())
-            .bind(user_id)).await?;
+        self.write_one(
+            "UPDATE users SET is_admin = $1, deploy_environments = $2, roles_checked_at = $3 WHERE id = $4",
+            (
+                i64::from(roles.admin),
+                roles.deploy_environments.join(","),
+                now_ms(),
+                user_id,
+            ),
+        )
+        .await?;
         Ok(())
     }
 
