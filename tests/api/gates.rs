@@ -19,12 +19,15 @@ soak_minutes = 30
 repo = "example-org/brand-new"
 "#;
 
+/// A version of an application in an environment: what a deploy asks for, and the
+/// deployment whose gate note is read.
+type Target<'a> = (&'a str, &'a str, &'a str);
+
+/// `c` deploys `(app, to, git_ref)`, overriding the gates with a reason when one is given.
 async fn deploy(
     env: &TestApp,
     c: &reqwest::Client,
-    app: &str,
-    to: &str,
-    git_ref: &str,
+    (app, to, git_ref): Target<'_>,
     override_reason: Option<&str>,
 ) -> (u16, String) {
     let mut form = vec![
@@ -43,7 +46,7 @@ fn dispatches(env: &TestApp) -> usize {
     env.fake.lock().unwrap().dispatches.len()
 }
 
-async fn gate_note(env: &TestApp, app: &str, environment: &str, version: &str) -> Option<String> {
+async fn gate_note(env: &TestApp, (app, environment, version): Target<'_>) -> Option<String> {
     sqlx::query_scalar(
         "SELECT d.gate_note FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = $1 AND d.environment = $2 AND d.version = $3",
     )
@@ -121,7 +124,8 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
     let dev = env.sign_in("octocat").await;
 
     // Failing, pending and missing required checks: refused, naming each; nothing sent.
-    let (s, body) = deploy(&env, &dev, "frontend", "integration", "v1", None).await;
+    let frontend = ("frontend", "integration", "v1");
+    let (s, body) = deploy(&env, &dev, frontend, None).await;
     assert_eq!(s, 409, "{body}");
     for named in [
         "build pending",
@@ -163,10 +167,10 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
 
     // All passing (neutral counts as passing): dispatched, no note.
     passing_checks(&env);
-    let (s, body) = deploy(&env, &dev, "frontend", "integration", "v1", None).await;
+    let (s, body) = deploy(&env, &dev, frontend, None).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(dispatches(&env), 1);
-    assert_eq!(gate_note(&env, "frontend", "integration", "v1").await, None);
+    assert_eq!(gate_note(&env, frontend).await, None);
     // The commit the checks were read for is on record with the deployment.
     let sha: Option<String> = sqlx::query_scalar(
         "SELECT d.sha FROM deployments d JOIN applications a ON a.id = d.application_id WHERE a.shortname = 'frontend' AND d.version = 'v1'",
@@ -193,16 +197,15 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
     // Failing again: a deployer overrides with a written reason; the deployment says so,
     // the audit names the checks and the reason, and an alert goes out.
     failing_checks(&env);
-    let (s, body) = deploy(&env, &dev, "publisher", "integration", "v89", Some("  ")).await;
+    let publisher = ("publisher", "integration", "v89");
+    let (s, body) = deploy(&env, &dev, publisher, Some("  ")).await;
     assert_eq!(s, 409, "a blank reason is no reason: {body}");
     let reason = "hotfix for incident 42";
-    let (s, body) = deploy(&env, &dev, "publisher", "integration", "v89", Some(reason)).await;
+    let (s, body) = deploy(&env, &dev, publisher, Some(reason)).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(dispatches(&env), 2);
     assert_eq!(
-        gate_note(&env, "publisher", "integration", "v89")
-            .await
-            .as_deref(),
+        gate_note(&env, publisher).await.as_deref(),
         Some("checks overridden")
     );
     let audit = env.audit(Some("publisher"), 10).await;
@@ -231,15 +234,14 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
         .unwrap()
         .hidden_repos
         .insert("example-org/signon".into());
-    let (s, body) = deploy(&env, &dev, "signon", "integration", "v941", None).await;
+    let signon = ("signon", "integration", "v941");
+    let (s, body) = deploy(&env, &dev, signon, None).await;
     assert_eq!(s, 409, "{body}");
     assert!(body.contains("could not be read"), "{body}");
     let (s, body) = deploy(
         &env,
         &dev,
-        "signon",
-        "integration",
-        "v941",
+        signon,
         Some("GitHub is down and this fixes sign-in"),
     )
     .await;
@@ -247,20 +249,13 @@ async fn required_checks_hold_a_deploy_until_they_pass_or_someone_overrides_them
 
     // Production's gate: only admins may override. A production deployer may not...
     let prod = env.sign_in("prod-person").await;
-    let (s, body) = deploy(&env, &prod, "router", "production", "v1201", Some("please")).await;
+    let router = ("router", "production", "v1201");
+    let (s, body) = deploy(&env, &prod, router, Some("please")).await;
     assert_eq!(s, 409, "{body}");
     assert!(body.contains("Only admins"), "{body}");
     // ...an admin may.
     let boss = env.sign_in("boss").await;
-    let (s, body) = deploy(
-        &env,
-        &boss,
-        "router",
-        "production",
-        "v1201",
-        Some("approved in CAB"),
-    )
-    .await;
+    let (s, body) = deploy(&env, &boss, router, Some("approved in CAB")).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(alerts(&env, "checks_overridden").await.len(), 3);
     // Every dispatch GitHub received was one the gates let through.
@@ -319,7 +314,7 @@ async fn a_version_soaks_before_promotion_by_the_pipeline_a_person_or_a_train() 
         .await;
     assert_eq!(dispatches(&env), 1);
     assert_eq!(
-        gate_note(&env, "search-api", "staging", "v551")
+        gate_note(&env, ("search-api", "staging", "v551"))
             .await
             .as_deref(),
         Some("soak overridden")
