@@ -22,7 +22,7 @@ impl Reviewer {
 
 /// A run waiting for a review in one GitHub environment, as GitHub's pending_deployments
 /// describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
     pub environment: String,
     pub environment_id: i64,
