@@ -144,24 +144,17 @@ impl Store {
                 created: false,
             });
         }
-        let created_at = d.created_at_ms.unwrap_or(now);
-        let sha = d
-            .sha
-            .as_ref()
-            .map(|s| s.as_str().to_owned())
-            .or_else(|| d.version.as_sha().map(|s| s.as_str().to_owned()));
-        let id = insert_deployment(
-            tx,
-            app.id,
-            d.environment.as_str(),
-            d.version.as_str(),
-            sha,
-            d.trigger,
-            d.deployed_by.clone(),
-            d.base_status,
-            created_at,
-        )
-        .await?;
+        let row = DeploymentRow {
+            application_id: app.id,
+            environment: d.environment.as_str(),
+            version: d.version.as_str(),
+            sha: d.sha.as_ref(),
+            trigger: d.trigger,
+            deployed_by: d.deployed_by.as_deref(),
+            base_status: d.base_status,
+            created_at: d.created_at_ms.unwrap_or(now),
+        };
+        let id = insert_deployment(tx, &row).await?;
         also.write(tx, id).await?;
         // A manual deploy's "requested" alert is written with the dispatch's outcome
         // (`Store::finish_dispatch`), once GitHub took it and with its run.
@@ -290,19 +283,15 @@ impl Store {
                 )
             }
             None => {
-                let sha = e.version.as_sha().map(|s| s.as_str().to_owned());
-                let id = insert_deployment(
-                    tx,
+                let row = DeploymentRow::learned(
                     app.id,
                     e.environment.as_str(),
                     e.version.as_str(),
-                    sha,
                     Trigger::Continuous,
-                    None,
                     DeploymentStatus::InProgress,
                     at,
-                )
-                .await?;
+                );
+                let id = insert_deployment(tx, &row).await?;
                 (id, DeploymentStatus::InProgress, true)
             }
         };
@@ -423,30 +412,62 @@ impl Store {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A deployment row to insert.
+pub(super) struct DeploymentRow<'a> {
+    pub application_id: i64,
+    pub environment: &'a str,
+    pub version: &'a str,
+    /// None: the version's own, when it is a SHA.
+    pub sha: Option<&'a Sha>,
+    pub trigger: Trigger,
+    pub deployed_by: Option<&'a str>,
+    pub base_status: DeploymentStatus,
+    pub created_at: i64,
+}
+
+impl<'a> DeploymentRow<'a> {
+    /// A deployment Release learns of by itself (an event that came before any
+    /// notification, a version Argo CD runs): nobody named, its SHA the version's own.
+    pub(super) fn learned(
+        application_id: i64,
+        environment: &'a str,
+        version: &'a str,
+        trigger: Trigger,
+        base_status: DeploymentStatus,
+        created_at: i64,
+    ) -> Self {
+        DeploymentRow {
+            application_id,
+            environment,
+            version,
+            sha: None,
+            trigger,
+            deployed_by: None,
+            base_status,
+            created_at,
+        }
+    }
+}
+
+/// Inserts `row`; it becomes its cell's current deployment unless a newer one is, and is
+/// due for GitHub.
 pub(super) async fn insert_deployment(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    application_id: i64,
-    environment: &str,
-    version: &str,
-    sha: Option<String>,
-    trigger: Trigger,
-    deployed_by: Option<String>,
-    base_status: DeploymentStatus,
-    created_at: i64,
+    row: &DeploymentRow<'_>,
 ) -> Result<i64> {
+    let sha = row.sha.cloned().or_else(|| Sha::parse(row.version).ok());
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $8) RETURNING id",
     )
-    .bind(application_id)
-    .bind(environment)
-    .bind(version)
-    .bind(sha)
-    .bind(trigger.as_str())
-    .bind(deployed_by)
-    .bind(base_status.as_str())
-    .bind(created_at)
+    .bind(row.application_id)
+    .bind(row.environment)
+    .bind(row.version)
+    .bind(sha.map(String::from))
+    .bind(row.trigger.as_str())
+    .bind(row.deployed_by.map(str::to_owned))
+    .bind(row.base_status.as_str())
+    .bind(row.created_at)
     .fetch_one(&mut **tx)
     .await?;
     // The newest deployment (by its time) is the current one; an old notification sent
@@ -456,10 +477,10 @@ pub(super) async fn insert_deployment(
          ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at
          WHERE excluded.created_at >= current_deployments.created_at",
     )
-    .bind(application_id)
-    .bind(environment)
+    .bind(row.application_id)
+    .bind(row.environment)
     .bind(id)
-    .bind(created_at)
+    .bind(row.created_at)
     .execute(&mut **tx)
     .await?;
     super::github_reports::mark_reports(tx, &[id], now_ms()).await?;

@@ -2,6 +2,7 @@
 //! One row per application and environment in `live_states`; a version seen running that
 //! Release never heard of becomes a deployment with trigger `observed`.
 
+use super::deployments::{insert_deployment, DeploymentRow};
 use super::{now_ms, Result, Store};
 use crate::domain::{DeploymentStatus, Trigger};
 use serde::{Deserialize, Serialize};
@@ -173,20 +174,15 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if known.is_none() {
-                super::deployments::insert_deployment(
-                    &mut tx,
+                let row = DeploymentRow::learned(
                     app.id,
                     environment,
                     version,
-                    crate::domain::GitRef::parse(version)
-                        .ok()
-                        .and_then(|r| r.as_sha().map(|s| s.as_str().to_owned())),
                     Trigger::Observed,
-                    None,
                     DeploymentStatus::Succeeded,
                     now,
-                )
-                .await?;
+                );
+                insert_deployment(&mut tx, &row).await?;
                 recorded_deployment = true;
             }
         }
