@@ -14,34 +14,20 @@ use serde::Deserialize;
 /// The Release app's notification.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NotifyBody {
-    /// `owner/name` (also accepted: a GitHub URL, or a bare name with `default_owner`).
-    #[schema(
-        pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$",
-        example = "alphagov/content-store"
-    )]
+    #[schema(schema_with = super::fields::repo)]
     repo: String,
     deployment: NotifyDeployment,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NotifyDeployment {
-    /// A configured environment (the document lists them).
-    #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
+    #[schema(schema_with = super::fields::environment)]
     environment: String,
-    /// A git ref (tag, branch) or a commit SHA.
-    #[schema(
-        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$",
-        max_length = 255,
-        example = "v301"
-    )]
+    #[schema(schema_with = super::fields::version)]
     version: String,
-    #[schema(pattern = r"^([0-9a-fA-F]{7,40}|[0-9a-fA-F]{64})$")]
+    #[schema(schema_with = super::fields::sha)]
     sha: Option<String>,
-    /// 1 to 100 printable characters.
-    #[schema(
-        pattern = r"^[A-Za-z0-9][^\u0000-\u001F\u007F-\u009F]{0,99}$",
-        max_length = 100
-    )]
+    #[schema(schema_with = super::fields::deployed_by)]
     deployed_by: Option<String>,
     #[schema(pattern = r"^(continuous|manual|promotion)$")]
     trigger: Option<String>,
@@ -56,31 +42,15 @@ pub struct NotifyDeployment {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct NotifyForm {
-    #[schema(
-        pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$",
-        example = "alphagov/content-store"
-    )]
+    #[schema(schema_with = super::fields::repo)]
     repo: String,
-    #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
-    #[schema(rename = "deployment[environment]")]
+    #[schema(schema_with = super::fields::environment, rename = "deployment[environment]")]
     deployment_environment: String,
-    #[schema(
-        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$",
-        max_length = 255,
-        example = "v301"
-    )]
-    #[schema(rename = "deployment[version]")]
+    #[schema(schema_with = super::fields::version, rename = "deployment[version]")]
     deployment_version: String,
-    #[schema(
-        rename = "deployment[sha]",
-        pattern = r"^([0-9a-fA-F]{7,40}|[0-9a-fA-F]{64})$"
-    )]
+    #[schema(schema_with = super::fields::sha, rename = "deployment[sha]")]
     deployment_sha: Option<String>,
-    #[schema(
-        rename = "deployment[deployed_by]",
-        pattern = r"^[A-Za-z0-9][^\u0000-\u001F\u007F-\u009F]{0,99}$",
-        max_length = 100
-    )]
+    #[schema(schema_with = super::fields::deployed_by, rename = "deployment[deployed_by]")]
     deployment_deployed_by: Option<String>,
 }
 

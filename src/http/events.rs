@@ -15,21 +15,11 @@ use serde::Deserialize;
 /// A pipeline stage started, succeeded or failed.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EventBody {
-    /// `owner/name` (also accepted: a GitHub URL, or a bare name with `default_owner`).
-    #[schema(
-        pattern = r"^[A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,8}){0,2}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$",
-        example = "alphagov/content-store"
-    )]
+    #[schema(schema_with = super::fields::repo)]
     repo: String,
-    /// A configured environment (the document lists them).
-    #[schema(pattern = r"^[a-z0-9_-]{1,100}$", example = "staging")]
+    #[schema(schema_with = super::fields::environment)]
     environment: String,
-    /// A git ref (tag, branch) or a commit SHA.
-    #[schema(
-        pattern = r"^[A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}([./][A-Za-z0-9_][A-Za-z0-9_+=,-]{0,60}){0,3}$",
-        max_length = 255,
-        example = "v301"
-    )]
+    #[schema(schema_with = super::fields::version)]
     version: String,
     #[schema(
         pattern = r"^(build|deploy_image|image_tag_update|sync|rollout|smoke_tests|promotion)$"

@@ -7,6 +7,7 @@ pub mod applications;
 pub mod deployments;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod github_webhook;
 pub mod grid;
 pub mod guard;
