@@ -3,7 +3,7 @@
 
 use super::alerts::insert_alert;
 use super::audit::insert_audit;
-use super::{now_ms, NewAudit, Result, Store};
+use super::{now_ms, sql, NewAudit, Result, Store};
 use crate::domain::approval::ApprovalView;
 use crate::domain::{AlertEvent, AlertKind};
 
@@ -40,16 +40,18 @@ impl Store {
     /// The deployment Release dispatched whose GitHub run is `run_id` in `repo`
     /// (`owner/name`), if any.
     pub async fn dispatched_run(&self, repo: &str, run_id: i64) -> Result<Option<DispatchedRun>> {
-        let row: Option<DispatchedRun> = sqlx::query_as(&format!(
+        let statement = format!(
             "SELECT {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
                LEFT JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url AND x.kind = 'deploy'
               WHERE a.repo = $1 AND d.run_url LIKE $2
               ORDER BY d.id DESC LIMIT 1"
-        ))
-        .bind(repo)
-        .bind(format!("%/actions/runs/{run_id}"))
-        .fetch_optional(self.pool())
+        );
+        let row: Option<DispatchedRun> = sql::fetch_optional(
+            self.pool(),
+            &statement,
+            (repo, format!("%/actions/runs/{run_id}")),
+        )
         .await?;
         Ok(row.map(|r| DispatchedRun { run_id, ..r }))
     }
@@ -58,7 +60,7 @@ impl Store {
     /// requested or in progress, or waiting for a review (at most 100, newest first).
     pub async fn runs_to_poll(&self, within_ms: i64) -> Result<Vec<DispatchedRun>> {
         let since = now_ms() - within_ms;
-        let rows: Vec<RunUrlRow> = sqlx::query_as(&format!(
+        let statement = format!(
             "SELECT d.run_url, {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
                JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url
@@ -66,10 +68,8 @@ impl Store {
                 AND (d.status IN ('requested', 'in_progress') AND d.created_at >= $1
                      OR EXISTS (SELECT 1 FROM approvals p WHERE p.deployment_id = d.id AND p.state = 'waiting'))
               ORDER BY d.id DESC LIMIT 100"
-        ))
-        .bind(since)
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let rows: Vec<RunUrlRow> = sql::fetch_all(self.pool(), &statement, (since,)).await?;
         Ok(rows.into_iter().filter_map(RunUrlRow::run).collect())
     }
 
@@ -78,12 +78,11 @@ impl Store {
     pub async fn record_waiting(&self, run: &DispatchedRun, w: &NewWaiting<'_>) -> Result<bool> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let before: Option<String> = sqlx::query_scalar(
+        let before: Option<String> = sql::scalar_optional(
+            &mut *tx,
             "SELECT state FROM approvals WHERE deployment_id = $1 AND github_environment = $2",
+            (run.deployment_id, w.github_environment),
         )
-        .bind(run.deployment_id)
-        .bind(w.github_environment)
-        .fetch_optional(&mut *tx)
         .await?;
         // A decision stands: a late or replayed event does not reopen it.
         if matches!(before.as_deref(), Some("approved" | "rejected")) {
@@ -91,7 +90,8 @@ impl Store {
             return Ok(false);
         }
         let new = before.as_deref() != Some("waiting");
-        sqlx::query(
+        sql::exec(
+            &mut *tx,
             "INSERT INTO approvals (deployment_id, github_environment, environment_id, run_id, state, since_ms, reviewers, wait_timer_minutes, decided_by, updated_at)
              VALUES ($1, $2, $3, $4, 'waiting', $5, $6, $7, NULL, $5)
              ON CONFLICT (deployment_id, github_environment) DO UPDATE SET
@@ -101,21 +101,24 @@ impl Store {
                since_ms = CASE WHEN approvals.state = 'waiting' THEN approvals.since_ms ELSE excluded.since_ms END,
                state = 'waiting', decided_by = NULL, updated_at = excluded.updated_at
              WHERE approvals.state IN ('waiting', 'gone')",
+            (
+                run.deployment_id,
+                w.github_environment,
+                w.environment_id,
+                run.run_id,
+                now,
+                w.reviewers,
+                w.wait_timer_minutes,
+            ),
         )
-        .bind(run.deployment_id)
-        .bind(w.github_environment)
-        .bind(w.environment_id)
-        .bind(run.run_id)
-        .bind(now)
-        .bind(w.reviewers)
-        .bind(w.wait_timer_minutes)
-        .execute(&mut *tx)
         .await?;
         // What GitHub answers for the run changed: read it afresh next time.
-        sqlx::query("DELETE FROM github_polls WHERE run_id = $1")
-            .bind(run.run_id)
-            .execute(&mut *tx)
-            .await?;
+        sql::exec(
+            &mut *tx,
+            "DELETE FROM github_polls WHERE run_id = $1",
+            (run.run_id,),
+        )
+        .await?;
         if new {
             let detail = format!(
                 "{} to {}: run {} waits for a reviewer of the GitHub environment {}{}",
@@ -175,19 +178,14 @@ impl Store {
     ) -> Result<bool> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let changed = sqlx::query(
+        let changed = sql::exec(
+            &mut *tx,
             "UPDATE approvals SET state = $1, decided_by = $2, updated_at = $3
               WHERE deployment_id = $4 AND github_environment = $5
                 AND (state = 'waiting' OR (state = 'gone' AND $1 <> 'gone'))",
+            (state, by, now, run.deployment_id, github_environment),
         )
-        .bind(state)
-        .bind(by)
-        .bind(now)
-        .bind(run.deployment_id)
-        .bind(github_environment)
-        .execute(&mut *tx)
         .await?
-        .rows_affected()
             > 0;
         if changed {
             let detail = format!(
@@ -237,48 +235,48 @@ impl Store {
 
     /// The approvals of an application's deployments, newest first (at most 50).
     pub async fn approvals_of(&self, shortname: &str) -> Result<Vec<ApprovalView>> {
-        Ok(sqlx::query_as(
+        sql::fetch_all(
+            self.pool(),
             "SELECT p.deployment_id, d.environment, p.github_environment, p.state, p.since_ms, p.reviewers, p.wait_timer_minutes, p.decided_by
                FROM approvals p JOIN deployments d ON d.id = p.deployment_id JOIN applications a ON a.id = d.application_id
               WHERE a.shortname = $1 ORDER BY p.updated_at DESC LIMIT 50",
+            (shortname,),
         )
-        .bind(shortname)
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 
     /// Every waiting approval (the grid's cells show them), at most 500.
     pub async fn waiting_approvals(&self) -> Result<Vec<ApprovalView>> {
-        Ok(sqlx::query_as(
+        sql::fetch_all(
+            self.pool(),
             "SELECT p.deployment_id, d.environment, p.github_environment, p.state, p.since_ms, p.reviewers, p.wait_timer_minutes, p.decided_by
                FROM approvals p JOIN deployments d ON d.id = p.deployment_id
               WHERE p.state = 'waiting' ORDER BY p.since_ms LIMIT 500",
+            (),
         )
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 
     /// The waiting approvals of deployment `id`: (GitHub environment, its id).
     pub async fn waiting_of(&self, deployment_id: i64) -> Result<Vec<(String, Option<i64>)>> {
-        Ok(sqlx::query_as(
+        sql::fetch_all(
+            self.pool(),
             "SELECT github_environment, environment_id FROM approvals WHERE deployment_id = $1 AND state = 'waiting'",
+            (deployment_id,),
         )
-        .bind(deployment_id)
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 
     /// The run of deployment `id`, if Release dispatched it and GitHub named the run.
     pub async fn run_of_deployment(&self, deployment_id: i64) -> Result<Option<DispatchedRun>> {
-        let row: Option<RunUrlRow> = sqlx::query_as(&format!(
+        let statement = format!(
             "SELECT d.run_url, {RUN_COLUMNS} FROM deployments d
                JOIN applications a ON a.id = d.application_id
                LEFT JOIN dispatches x ON x.deployment_id = d.id AND x.run_url = d.run_url AND x.kind = 'deploy'
               WHERE d.id = $1 AND d.run_url IS NOT NULL"
-        ))
-        .bind(deployment_id)
-        .fetch_optional(self.pool())
-        .await?;
+        );
+        let row: Option<RunUrlRow> =
+            sql::fetch_optional(self.pool(), &statement, (deployment_id,)).await?;
         Ok(row.and_then(RunUrlRow::run))
     }
 
@@ -294,14 +292,12 @@ impl Store {
     }
 
     pub async fn set_poll_etag(&self, run_id: i64, etag: Option<&str>) -> Result<()> {
-        sqlx::query(
+        sql::exec(
+            self.pool(),
             "INSERT INTO github_polls (run_id, etag, polled_at) VALUES ($1, $2, $3)
              ON CONFLICT (run_id) DO UPDATE SET etag = excluded.etag, polled_at = excluded.polled_at",
+            (run_id, etag, now_ms()),
         )
-        .bind(run_id)
-        .bind(etag)
-        .bind(now_ms())
-        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -309,21 +305,22 @@ impl Store {
     /// Claims a GitHub webhook delivery id: `false` when it was seen before (a replay).
     /// Forgets a claimed delivery whose handling failed, so GitHub's redelivery is acted on.
     pub async fn release_github_delivery(&self, delivery: &str) -> Result<()> {
-        sqlx::query("DELETE FROM deliveries WHERE delivery_id = $1")
-            .bind(format!("github:{delivery}"))
-            .execute(self.pool())
-            .await?;
+        sql::exec(
+            self.pool(),
+            "DELETE FROM deliveries WHERE delivery_id = $1",
+            (format!("github:{delivery}"),),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn claim_github_delivery(&self, delivery: &str) -> Result<bool> {
-        let claimed: Option<String> = sqlx::query_scalar(
+        let claimed: Option<String> = sql::scalar_optional(
+            self.pool(),
             "INSERT INTO deliveries (delivery_id, response, created_at) VALUES ($1, '', $2)
              ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+            (format!("github:{delivery}"), now_ms()),
         )
-        .bind(format!("github:{delivery}"))
-        .bind(now_ms())
-        .fetch_optional(self.pool())
         .await?;
         Ok(claimed.is_some())
     }

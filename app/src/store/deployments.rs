@@ -2,7 +2,7 @@
 
 use super::alerts::insert_alert;
 use super::audit::{insert_audit, NewAudit};
-use super::{now_ms, Result, Store, StoreError};
+use super::{now_ms, sql, Result, Store, StoreError};
 use crate::domain::{
     status_from_events, AlertEvent, AlertKind, DeploymentStatus, Environment, Environments,
     EventStatus, EventSummary, GitRef, RepoName, Sha, Stage, Trigger,
@@ -73,18 +73,19 @@ impl Also<'_> {
         deployment_id: i64,
     ) -> Result<()> {
         if let Some((app_id, env, run_url)) = self.deploy_lock {
-            sqlx::query("UPDATE deploy_locks SET deployment_id = $1 WHERE application_id = $2 AND environment = $3")
-                .bind(deployment_id)
-                .bind(app_id)
-                .bind(env)
-                .execute(&mut **tx)
-                .await?;
+            sql::exec(
+                &mut **tx,
+                "UPDATE deploy_locks SET deployment_id = $1 WHERE application_id = $2 AND environment = $3",
+                (deployment_id, app_id, env),
+            )
+            .await?;
             // An earlier run's link is kept until this deploy's run is known.
-            sqlx::query("UPDATE deployments SET run_url = COALESCE($1, run_url) WHERE id = $2")
-                .bind(run_url.map(str::to_owned))
-                .bind(deployment_id)
-                .execute(&mut **tx)
-                .await?;
+            sql::exec(
+                &mut **tx,
+                "UPDATE deployments SET run_url = COALESCE($1, run_url) WHERE id = $2",
+                (run_url.map(str::to_owned), deployment_id),
+            )
+            .await?;
         }
         if let Some(a) = &self.audit {
             insert_audit(tx, a).await?;
@@ -117,25 +118,21 @@ impl Store {
         also: &Also<'_>,
     ) -> Result<NotifyOutcome> {
         let app = Self::application_for_repo(tx, &d.repo).await?;
-        let current: Option<DeploymentKey> = sqlx::query_as(
+        let current: Option<DeploymentKey> = sql::fetch_optional(
+            &mut **tx,
             "SELECT d.id, d.version, d.sha, d.deployed_by FROM current_deployments c
              JOIN deployments d ON d.id = c.deployment_id
              WHERE c.application_id = $1 AND c.environment = $2",
+            (app.id, d.environment.as_str()),
         )
-        .bind(app.id)
-        .bind(d.environment.as_str())
-        .fetch_optional(&mut **tx)
         .await?;
         let now = now_ms();
         if let Some((id, _, _, _)) = current.filter(|c| c.1 == d.version.as_str()) {
-            sqlx::query(
+            sql::exec(
+                &mut **tx,
                 "UPDATE deployments SET sha = COALESCE(sha, $1), deployed_by = COALESCE(deployed_by, $2), updated_at = $3 WHERE id = $4",
+                (d.sha.as_ref().map(|s| s.as_str().to_owned()), d.deployed_by.clone(), now, id),
             )
-            .bind(d.sha.as_ref().map(|s| s.as_str().to_owned()))
-            .bind(d.deployed_by.clone())
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
             .await?;
             also.write(tx, id).await?;
             return Ok(NotifyOutcome {
@@ -162,13 +159,12 @@ impl Store {
             let next_is_manual = app.manual_environments.iter().any(|e| e == next.as_str());
             let succeeded = d.base_status == DeploymentStatus::Succeeded;
             if succeeded && next_is_manual {
-                let there: Option<(String, Option<String>)> = sqlx::query_as(
+                let there: Option<(String, Option<String>)> = sql::fetch_optional(
+                    &mut **tx,
                     "SELECT d.version, d.sha FROM current_deployments c JOIN deployments d ON d.id = c.deployment_id
                      WHERE c.application_id = $1 AND c.environment = $2",
+                    (app.id, next.as_str()),
                 )
-                .bind(app.id)
-                .bind(next.as_str())
-                .fetch_optional(&mut **tx)
                 .await?;
                 if crate::domain::newly_needs_manual(
                     succeeded,
@@ -204,21 +200,21 @@ impl Store {
         if let Some(delivery) = &e.delivery_id {
             // Claim the delivery id first: a concurrent duplicate on PostgreSQL waits here
             // for this transaction and then finds the row.
-            let claimed: Option<String> = sqlx::query_scalar(
+            let claimed: Option<String> = sql::scalar_optional(
+                &mut *tx,
                 "INSERT INTO deliveries (delivery_id, response, created_at) VALUES ($1, '', $2)
                  ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+                (delivery, now_ms()),
             )
-            .bind(delivery)
-            .bind(now_ms())
-            .fetch_optional(&mut *tx)
             .await?;
             if claimed.is_none() {
                 tx.rollback().await?;
-                let response: String =
-                    sqlx::query_scalar("SELECT response FROM deliveries WHERE delivery_id = $1")
-                        .bind(delivery)
-                        .fetch_one(&self.pool)
-                        .await?;
+                let response: String = sql::scalar(
+                    &self.pool,
+                    "SELECT response FROM deliveries WHERE delivery_id = $1",
+                    (delivery,),
+                )
+                .await?;
                 return serde_json::from_str(&response).map_err(|err| {
                     StoreError::Conflict(format!(
                         "delivery {delivery:?} is being processed ({err})"
@@ -242,14 +238,12 @@ impl Store {
         let app = Self::application_for_repo(tx, &e.repo).await?;
         let now = now_ms();
         let at = e.at_ms.unwrap_or(now);
-        let existing: Option<(i64, String, String)> = sqlx::query_as(
+        let existing: Option<(i64, String, String)> = sql::fetch_optional(
+            &mut **tx,
             "SELECT id, base_status, status FROM deployments WHERE application_id = $1 AND environment = $2 AND version = $3
              ORDER BY id DESC LIMIT 1",
+            (app.id, e.environment.as_str(), e.version.as_str()),
         )
-        .bind(app.id)
-        .bind(e.environment.as_str())
-        .bind(e.version.as_str())
-        .fetch_optional(&mut **tx)
         .await?;
         let mut was_failed = false;
         let (deployment_id, base, created_deployment) = match existing {
@@ -257,23 +251,22 @@ impl Store {
                 was_failed = status == DeploymentStatus::Failed.as_str();
                 // A deploy whose dispatch was "not confirmed" is heard of: it did start.
                 // It is current again (unless something newer is).
-                let confirmed = sqlx::query(
+                let confirmed = sql::exec(
+                    &mut **tx,
                     "UPDATE deployments SET dispatch_state = NULL WHERE id = $1 AND dispatch_state = 'not confirmed'",
+                    (id,),
                 )
-                .bind(id)
-                .execute(&mut **tx)
                 .await?
-                .rows_affected()
                     == 1;
                 if confirmed {
-                    sqlx::query(
+                    sql::exec(
+                        &mut **tx,
                         "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at)
                          SELECT application_id, environment, id, created_at FROM deployments WHERE id = $1
                          ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id,
                            created_at = excluded.created_at WHERE excluded.created_at >= current_deployments.created_at",
+                        (id,),
                     )
-                    .bind(id)
-                    .execute(&mut **tx)
                     .await?;
                 }
                 (
@@ -301,27 +294,29 @@ impl Store {
             name: None,
             url: None,
         });
-        let event_id: i64 = sqlx::query_scalar(
+        let event_id: i64 = sql::scalar(
+            &mut **tx,
             "INSERT INTO events (deployment_id, stage, status, message, workflow_environment, workflow_namespace, workflow_name, workflow_url, at, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            (
+                deployment_id,
+                e.stage.as_str(),
+                e.status.as_str(),
+                e.message.clone(),
+                wf.environment.clone(),
+                wf.namespace.clone(),
+                wf.name.clone(),
+                wf.url.clone(),
+                at,
+                now,
+            ),
         )
-        .bind(deployment_id)
-        .bind(e.stage.as_str())
-        .bind(e.status.as_str())
-        .bind(e.message.clone())
-        .bind(wf.environment.clone())
-        .bind(wf.namespace.clone())
-        .bind(wf.name.clone())
-        .bind(wf.url.clone())
-        .bind(at)
-        .bind(now)
-        .fetch_one(&mut **tx)
         .await?;
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, String, i64)> = sql::fetch_all(
+            &mut **tx,
             "SELECT stage, status, at FROM events WHERE deployment_id = $1 ORDER BY id",
+            (deployment_id,),
         )
-        .bind(deployment_id)
-        .fetch_all(&mut **tx)
         .await?;
         let summaries: Vec<EventSummary> = rows
             .iter()
@@ -338,28 +333,30 @@ impl Store {
         // deployment at once (PostgreSQL), only the one whose update changes it alerts.
         let newly_failed = status == DeploymentStatus::Failed
             && !was_failed
-            && sqlx::query("UPDATE deployments SET status = $1 WHERE id = $2 AND status <> $1")
-                .bind(DeploymentStatus::Failed.as_str())
-                .bind(deployment_id)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
+            && sql::exec(
+                &mut **tx,
+                "UPDATE deployments SET status = $1 WHERE id = $2 AND status <> $1",
+                (DeploymentStatus::Failed.as_str(), deployment_id),
+            )
+            .await?
                 == 1;
-        sqlx::query(
+        sql::exec(
+            &mut **tx,
             "UPDATE deployments SET status = $1, failed_stage = $2,
                workflow_environment = COALESCE($3, workflow_environment), workflow_namespace = COALESCE($4, workflow_namespace),
                workflow_name = COALESCE($5, workflow_name), workflow_url = COALESCE($6, workflow_url), updated_at = $7
              WHERE id = $8",
+            (
+                status.as_str(),
+                failed_stage.map(|s| s.as_str().to_owned()),
+                wf.environment,
+                wf.namespace,
+                wf.name,
+                wf.url,
+                now,
+                deployment_id,
+            ),
         )
-        .bind(status.as_str())
-        .bind(failed_stage.map(|s| s.as_str().to_owned()))
-        .bind(wf.environment)
-        .bind(wf.namespace)
-        .bind(wf.name)
-        .bind(wf.url)
-        .bind(now)
-        .bind(deployment_id)
-        .execute(&mut **tx)
         .await?;
         super::github_reports::mark_reports(tx, &[deployment_id], now).await?;
         let outcome = EventOutcome {
@@ -370,11 +367,15 @@ impl Store {
             created_deployment,
         };
         if let Some(delivery) = &e.delivery_id {
-            sqlx::query("UPDATE deliveries SET response = $1 WHERE delivery_id = $2")
-                .bind(serde_json::to_string(&outcome).unwrap_or_default())
-                .bind(delivery)
-                .execute(&mut **tx)
-                .await?;
+            sql::exec(
+                &mut **tx,
+                "UPDATE deliveries SET response = $1 WHERE delivery_id = $2",
+                (
+                    serde_json::to_string(&outcome).unwrap_or_default(),
+                    delivery,
+                ),
+            )
+            .await?;
         }
         if newly_failed {
             let mut alert = AlertEvent::new(AlertKind::DeploymentFailed, at);
@@ -387,10 +388,12 @@ impl Store {
             alert.workflow_url = match e.workflow.as_ref().and_then(|w| w.url.clone()) {
                 Some(url) => Some(url),
                 None => {
-                    sqlx::query_scalar("SELECT workflow_url FROM deployments WHERE id = $1")
-                        .bind(deployment_id)
-                        .fetch_one(&mut **tx)
-                        .await?
+                    sql::scalar(
+                        &mut **tx,
+                        "SELECT workflow_url FROM deployments WHERE id = $1",
+                        (deployment_id,),
+                    )
+                    .await?
                 }
             };
             insert_alert(tx, &alert).await?;
@@ -456,32 +459,31 @@ pub(super) async fn insert_deployment(
     row: &DeploymentRow<'_>,
 ) -> Result<i64> {
     let sha = row.sha.cloned().or_else(|| Sha::parse(row.version).ok());
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sql::scalar(
+        &mut **tx,
         "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $8) RETURNING id",
+        (
+            row.application_id,
+            row.environment,
+            row.version,
+            sha.map(String::from),
+            row.trigger.as_str(),
+            row.deployed_by.map(str::to_owned),
+            row.base_status.as_str(),
+            row.created_at,
+        ),
     )
-    .bind(row.application_id)
-    .bind(row.environment)
-    .bind(row.version)
-    .bind(sha.map(String::from))
-    .bind(row.trigger.as_str())
-    .bind(row.deployed_by.map(str::to_owned))
-    .bind(row.base_status.as_str())
-    .bind(row.created_at)
-    .fetch_one(&mut **tx)
     .await?;
     // The newest deployment (by its time) is the current one; an old notification sent
     // late does not take the place of a newer one.
-    sqlx::query(
+    sql::exec(
+        &mut **tx,
         "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at
          WHERE excluded.created_at >= current_deployments.created_at",
+        (row.application_id, row.environment, id, row.created_at),
     )
-    .bind(row.application_id)
-    .bind(row.environment)
-    .bind(id)
-    .bind(row.created_at)
-    .execute(&mut **tx)
     .await?;
     super::github_reports::mark_reports(tx, &[id], now_ms()).await?;
     Ok(id)

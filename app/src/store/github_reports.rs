@@ -6,7 +6,7 @@
 //! The worker (`src/github_deployments.rs`) claims due rows with a lease, as the alert
 //! sender does, so two servers never report one deployment at the same time.
 
-use super::{now_ms, Result, Store};
+use super::{now_ms, sql, Result, Store};
 
 /// A deployment due for GitHub, as the worker claimed it: the row's progress and what
 /// the deployment is now.
@@ -104,14 +104,14 @@ impl Store {
     /// none). Deployments in other environments are never marked.
     pub async fn set_report_environments(&self, environments: &[String]) -> Result<()> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query("DELETE FROM github_report_environments")
-            .execute(&mut *tx)
-            .await?;
+        sql::exec(&mut *tx, "DELETE FROM github_report_environments", ()).await?;
         for e in environments {
-            sqlx::query("INSERT INTO github_report_environments (environment) VALUES ($1)")
-                .bind(e)
-                .execute(&mut *tx)
-                .await?;
+            sql::exec(
+                &mut *tx,
+                "INSERT INTO github_report_environments (environment) VALUES ($1)",
+                (e,),
+            )
+            .await?;
         }
         tx.commit().await?;
         if !environments.is_empty() {
@@ -123,33 +123,30 @@ impl Store {
     /// Claims up to `limit` due reports for `lease_ms`.
     pub async fn claim_due_reports(&self, limit: i64, lease_ms: i64) -> Result<Vec<ReportJob>> {
         let now = now_ms();
-        let due: Vec<i64> = sqlx::query_scalar(
+        let due: Vec<i64> = sql::scalars(
+            self.pool(),
             "SELECT deployment_id FROM github_reports WHERE due_at <= $1 AND lease_until < $1
               ORDER BY due_at, deployment_id LIMIT $2",
+            (now, limit),
         )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(self.pool())
         .await?;
         let mut jobs = Vec::with_capacity(due.len());
         for id in due {
             let lease = now + lease_ms;
             let (_guard, mut tx) = self.write().await?;
-            let taken = sqlx::query(
+            let taken = sql::exec(
+                &mut *tx,
                 "UPDATE github_reports SET lease_until = $1
                   WHERE deployment_id = $2 AND due_at <= $3 AND lease_until < $3",
+                (lease, id, now),
             )
-            .bind(lease)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
             if taken != 1 {
                 tx.rollback().await?;
                 continue;
             }
-            let job: Option<ReportJob> = sqlx::query_as(
+            let job: Option<ReportJob> = sql::fetch_optional(
+                &mut *tx,
                 "SELECT r.deployment_id, r.lease_until, r.generation, r.github_id, r.reported_state,
                         r.attempts, a.shortname AS application, a.repo, d.environment, d.version,
                         d.sha, d.status, d.dispatch_state, d.deployed_by, d.created_at,
@@ -158,9 +155,8 @@ impl Store {
                    JOIN deployments d ON d.id = r.deployment_id
                    JOIN applications a ON a.id = d.application_id
                   WHERE r.deployment_id = $1",
+                (id,),
             )
-            .bind(id)
-            .fetch_optional(&mut *tx)
             .await?;
             tx.commit().await?;
             jobs.extend(job);
@@ -216,28 +212,33 @@ impl Store {
     /// for three days) and the ETags of runs polled for reviews.
     pub async fn prune_github(&self, before_ms: i64) -> Result<()> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        sql::exec(
+            &mut *tx,
             "DELETE FROM github_reports WHERE due_at IS NULL AND outcome IS NULL AND updated_at < $1
                AND reported_state IN ('success', 'failure', 'error')",
+            (before_ms,),
         )
-        .bind(before_ms)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM deliveries WHERE delivery_id LIKE 'github:%' AND created_at < $1")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM github_polls WHERE polled_at < $1")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
+        sql::exec(
+            &mut *tx,
+            "DELETE FROM deliveries WHERE delivery_id LIKE 'github:%' AND created_at < $1",
+            (before_ms,),
+        )
+        .await?;
+        sql::exec(
+            &mut *tx,
+            "DELETE FROM github_polls WHERE polled_at < $1",
+            (before_ms,),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The reports admins look at: stopped for good or failing, newest first.
     pub async fn troubled_reports(&self, limit: i64) -> Result<Vec<ReportRow>> {
-        Ok(sqlx::query_as(
+        sql::fetch_all(
+            self.pool(),
             "SELECT r.deployment_id, a.shortname AS application, d.environment, d.version, r.github_id,
                     r.reported_state, r.attempts, r.outcome, r.last_error, r.updated_at
                FROM github_reports r
@@ -245,9 +246,8 @@ impl Store {
                JOIN applications a ON a.id = d.application_id
               WHERE r.outcome IS NOT NULL OR r.last_error IS NOT NULL
               ORDER BY r.updated_at DESC, r.deployment_id DESC LIMIT $1",
+            (limit,),
         )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 }

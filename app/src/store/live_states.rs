@@ -3,7 +3,7 @@
 //! Release never heard of becomes a deployment with trigger `observed`.
 
 use super::deployments::{insert_deployment, DeploymentRow};
-use super::{now_ms, Result, Store};
+use super::{now_ms, sql, Result, Store};
 use crate::domain::{DeploymentStatus, Trigger};
 use serde::{Deserialize, Serialize};
 
@@ -102,13 +102,12 @@ impl Store {
         };
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let before: Option<Before> = sqlx::query_as(
+        let before: Option<Before> = sql::fetch_optional(
+            &mut *tx,
             "SELECT argocd_app, version, health, sync_status, operation_phase, note, unknown_since, observed_at
              FROM live_states WHERE application_id = $1 AND environment = $2",
+            (app.id, environment),
         )
-        .bind(app.id)
-        .bind(environment)
-        .fetch_optional(&mut *tx)
         .await?;
         let same_version = before
             .as_ref()
@@ -132,7 +131,12 @@ impl Store {
         let settled = o.settled();
         let was_settled = before.as_ref().is_some_and(|b| b.state.settled());
         let since = since_ms.unwrap_or(now).min(now);
-        sqlx::query(
+        // Soak time: settled since this observation (or what it says), kept while the same
+        // version stays settled, cleared by anything else.
+        let settled_since = settled.then_some(since);
+        let keep_settled = i64::from(settled && same_version && was_settled);
+        sql::exec(
+            &mut *tx,
             "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason, note, settled_since)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL, $11, $12)
              ON CONFLICT (application_id, environment) DO UPDATE SET version = excluded.version, health = excluded.health, note = excluded.note,
@@ -141,23 +145,22 @@ impl Store {
                version_since = CASE WHEN $9 = 1 THEN live_states.version_since ELSE excluded.version_since END,
                settled_since = CASE WHEN $13 = 1 THEN COALESCE(live_states.settled_since, excluded.settled_since) ELSE excluded.settled_since END,
                unknown_since = NULL, unknown_reason = NULL",
+            (
+                app.id,
+                environment,
+                o.version.clone(),
+                o.health.as_str(),
+                o.sync_status.as_str(),
+                o.operation_phase.clone(),
+                o.argocd_app.as_str(),
+                now,
+                i64::from(same_version),
+                since,
+                o.note.clone(),
+                settled_since,
+                keep_settled,
+            ),
         )
-        .bind(app.id)
-        .bind(environment)
-        .bind(o.version.clone())
-        .bind(o.health.as_str())
-        .bind(o.sync_status.as_str())
-        .bind(o.operation_phase.clone())
-        .bind(o.argocd_app.as_str())
-        .bind(now)
-        .bind(i64::from(same_version))
-        .bind(since)
-        .bind(o.note.clone())
-        // Soak time: settled since this observation (or what it says), kept while the same
-        // version stays settled, cleared by anything else.
-        .bind(settled.then_some(since))
-        .bind(i64::from(settled && same_version && was_settled))
-        .execute(&mut *tx)
         .await?;
         let mut recorded_deployment = false;
         if let Some(version) = o
@@ -165,13 +168,11 @@ impl Store {
             .as_deref()
             .filter(|_| settled && !(same_version && was_settled))
         {
-            let known: Option<i64> = sqlx::query_scalar(
+            let known: Option<i64> = sql::scalar_optional(
+                &mut *tx,
                 "SELECT id FROM deployments WHERE application_id = $1 AND environment = $2 AND (version = $3 OR sha = $3) LIMIT 1",
+                (app.id, environment, version),
             )
-            .bind(app.id)
-            .bind(environment)
-            .bind(version)
-            .fetch_optional(&mut *tx)
             .await?;
             if known.is_none() {
                 let row = DeploymentRow::learned(
@@ -199,33 +200,23 @@ impl Store {
     /// Argo CD for `environment` could not be read: every cell there is "live state
     /// unknown since" the first failure (never a stale version shown as the truth).
     pub async fn mark_live_unknown(&self, environment: &str, reason: &str) -> Result<u64> {
-        let (_guard, mut tx) = self.write().await?;
         // Since the first failure; the reason is the latest (never a stale one).
-        let n = sqlx::query(
+        self.mark_cells(
             "UPDATE live_states SET unknown_since = COALESCE(unknown_since, $1), unknown_reason = $2
              WHERE environment = $3 AND (unknown_since IS NULL OR unknown_reason IS NULL OR unknown_reason <> $2)",
+            (now_ms(), reason, environment),
         )
-        .bind(now_ms())
-        .bind(reason)
-        .bind(environment)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        if n > 0 {
-            self.publish("*").await;
-        }
-        Ok(n)
+        .await
     }
 
     /// After a list of `environment`'s Argo CD: every application it no longer has
     /// (`present` are the names it listed) is "not in Argo CD": no version, and why.
     pub async fn mark_live_absent(&self, environment: &str, present: &[String]) -> Result<u64> {
-        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(i64, String, Option<String>)> = sql::fetch_all(
+            &self.pool,
             "SELECT application_id, argocd_app, unknown_reason FROM live_states WHERE environment = $1",
+            (environment,),
         )
-        .bind(environment)
-        .fetch_all(&self.pool)
         .await?;
         let present: std::collections::HashSet<&str> = present.iter().map(String::as_str).collect();
         let gone: Vec<&String> = rows
@@ -245,20 +236,23 @@ impl Store {
     /// Argo CD no longer has `argocd_app` in `environment` (deleted, or a relist without
     /// it): no version, "not in Argo CD" since now.
     pub async fn mark_app_absent(&self, environment: &str, argocd_app: &str) -> Result<u64> {
-        let (_guard, mut tx) = self.write().await?;
-        let n = sqlx::query(
+        self.mark_cells(
             "UPDATE live_states SET version = NULL, note = NULL, health = 'Missing', sync_status = 'Unknown', operation_phase = NULL,
                unknown_since = $1, unknown_reason = $2
              WHERE environment = $3 AND argocd_app = $4 AND (unknown_reason IS NULL OR unknown_reason <> $2)",
+            (now_ms(), NOT_IN_ARGOCD, environment, argocd_app),
         )
-        .bind(now_ms())
-        .bind(NOT_IN_ARGOCD)
-        .bind(environment)
-        .bind(argocd_app)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+        .await
+    }
+
+    /// Marks cells as the `statement` says, in a transaction of its own; live pages hear
+    /// of it when any changed. How many did.
+    async fn mark_cells<'q>(
+        &self,
+        statement: &'q str,
+        params: impl sql::Params<'q>,
+    ) -> Result<u64> {
+        let n = self.write_one(statement, params).await?;
         if n > 0 {
             self.publish("*").await;
         }
@@ -267,14 +261,14 @@ impl Store {
 
     /// An application's live state in every environment that has one.
     pub async fn live_states(&self, shortname: &str) -> Result<Vec<LiveState>> {
-        Ok(sqlx::query_as(
+        sql::fetch_all(
+            &self.pool,
             "SELECT l.environment, l.version, l.health, l.sync_status, l.operation_phase, l.argocd_app,
                     l.observed_at AS observed_at_ms, l.version_since AS version_since_ms,
                     l.unknown_since AS unknown_since_ms, l.unknown_reason, l.note
              FROM live_states l JOIN applications a ON a.id = l.application_id WHERE a.shortname = $1",
+            (shortname,),
         )
-        .bind(shortname)
-        .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 }

@@ -1,7 +1,7 @@
 //! Manual deploys, freezes and the audit log.
 
 use super::alerts::insert_alert;
-use super::{now_ms, Result, Store};
+use super::{now_ms, sql, Result, Store};
 use crate::domain::deploy_rules::Authority;
 use crate::domain::{AlertEvent, AlertKind};
 
@@ -39,17 +39,19 @@ pub(super) async fn insert_freeze_in(
     freeze: &NewFreeze<'_>,
     audit: &NewAudit<'_>,
 ) -> Result<i64> {
-    let id = sqlx::query_scalar(
+    let id = sql::scalar(
+        &mut **tx,
         "INSERT INTO freezes (application_id, reason, frozen_by, created_at, authority, from_environment, environments) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        (
+            freeze.application_id,
+            freeze.reason,
+            freeze.by,
+            now_ms(),
+            freeze.authority.as_str(),
+            freeze.from_environment.map(str::to_owned),
+            freeze.environments.as_ref().map(|e| e.join(",")),
+        ),
     )
-    .bind(freeze.application_id)
-    .bind(freeze.reason)
-    .bind(freeze.by)
-    .bind(now_ms())
-    .bind(freeze.authority.as_str())
-    .bind(freeze.from_environment.map(str::to_owned))
-    .bind(freeze.environments.as_ref().map(|e| e.join(",")))
-    .fetch_one(&mut **tx)
     .await?;
     insert_audit(tx, audit).await?;
     insert_alert(
@@ -93,14 +95,12 @@ impl Store {
             Option<String>,
             Option<String>,
         );
-        let rows: Vec<Row> = sqlx::query_as(&format!(
+        let statement = format!(
             "SELECT f.id, a.shortname, f.reason, f.frozen_by, f.created_at, f.authority, f.from_environment, f.environments FROM freezes f
              LEFT JOIN applications a ON a.id = f.application_id
              WHERE f.lifted_at IS NULL AND {condition} ORDER BY f.id"
-        ))
-        .bind(arg)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let rows: Vec<Row> = sql::fetch_all(&self.pool, &statement, (arg,)).await?;
         Ok(rows
             .into_iter()
             .map(
@@ -172,15 +172,12 @@ impl Store {
         let (_guard, mut tx) = self.write().await?;
         let mut n = 0;
         for id in ids {
-            n += sqlx::query(
+            n += sql::exec(
+                &mut *tx,
                 "UPDATE freezes SET lifted_by = $1, lifted_at = $2 WHERE lifted_at IS NULL AND id = $3",
+                (by, now_ms(), *id),
             )
-            .bind(by)
-            .bind(now_ms())
-            .bind(*id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
         }
         insert_audit(&mut tx, audit).await?;
         if n > 0 {
@@ -213,37 +210,35 @@ impl Store {
         actor: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
-        Ok(sqlx::query_as(
+        sql::fetch_all(
+            &self.pool,
             "SELECT id, at AS at_ms, actor, action, application, environment, outcome, detail FROM audit_log
              WHERE ($1 = '' OR application = $1) AND ($2 = '' OR actor = $2) ORDER BY at DESC, id DESC LIMIT $3",
+            (application.unwrap_or(""), actor.unwrap_or(""), limit),
         )
-        .bind(application.unwrap_or(""))
-        .bind(actor.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 
     /// A deployment's identity, for Resubmit.
     pub async fn deployment_for_resubmit(&self, id: i64) -> Result<Option<ResubmitTarget>> {
-        Ok(sqlx::query_as(
+        sql::fetch_optional(
+            &self.pool,
             "SELECT d.application_id, a.shortname, a.repo, d.environment, d.status, d.failed_stage,
                     d.workflow_namespace, d.workflow_name, d.trigger_kind
              FROM deployments d JOIN applications a ON a.id = d.application_id WHERE d.id = $1",
+            (id,),
         )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .await
     }
 
     /// Just the version of a deployment (for recording a resubmitted workflow's event).
     pub async fn deployment_version(&self, id: i64) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM deployments WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
+        sql::scalar_optional(
+            &self.pool,
+            "SELECT version FROM deployments WHERE id = $1",
+            (id,),
         )
+        .await
     }
 }
 
