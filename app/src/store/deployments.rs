@@ -2,7 +2,8 @@
 
 use super::alerts::insert_alert;
 use super::audit::{insert_audit, NewAudit};
-use super::{now_ms, sql, Result, Store, StoreError};
+use super::sql::{self, Params};
+use super::{now_ms, Result, Store, StoreError};
 use crate::domain::{
     status_from_events, AlertEvent, AlertKind, DeploymentStatus, Environment, Environments,
     EventStatus, EventSummary, GitRef, RepoName, Sha, Stage, Trigger,
@@ -59,6 +60,14 @@ pub struct EventOutcome {
 type DeploymentKey = (i64, String, Option<String>, Option<String>);
 
 /// What a recorded deployment brings along in its transaction.
+/// A workflow's four columns (`workflow_environment`, `_namespace`, `_name`, `_url`), in
+/// that order, as a statement's parameters.
+impl<'q> sql::Params<'q> for Workflow {
+    fn add_to(self, args: &mut sqlx::any::AnyArguments<'q>) -> sqlx::Result<()> {
+        (self.environment, self.namespace, self.name, self.url).add_to(args)
+    }
+}
+
 #[derive(Default)]
 pub struct Also<'a> {
     /// The manual deploy's in-flight slot (application id, environment) and run link.
@@ -303,13 +312,9 @@ impl Store {
                 e.stage.as_str(),
                 e.status.as_str(),
                 e.message.clone(),
-                wf.environment.clone(),
-                wf.namespace.clone(),
-                wf.name.clone(),
-                wf.url.clone(),
-                at,
-                now,
-            ),
+            )
+                .and(wf.clone())
+                .and((at, now)),
         )
         .await?;
         let rows: Vec<(String, String, i64)> = sql::fetch_all(
@@ -346,16 +351,9 @@ impl Store {
                workflow_environment = COALESCE($3, workflow_environment), workflow_namespace = COALESCE($4, workflow_namespace),
                workflow_name = COALESCE($5, workflow_name), workflow_url = COALESCE($6, workflow_url), updated_at = $7
              WHERE id = $8",
-            (
-                status.as_str(),
-                failed_stage.map(|s| s.as_str().to_owned()),
-                wf.environment,
-                wf.namespace,
-                wf.name,
-                wf.url,
-                now,
-                deployment_id,
-            ),
+            (status.as_str(), failed_stage.map(|s| s.as_str().to_owned()))
+                .and(wf)
+                .and((now, deployment_id)),
         )
         .await?;
         super::github_reports::mark_reports(tx, &[deployment_id], now).await?;

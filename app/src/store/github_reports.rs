@@ -211,26 +211,16 @@ impl Store {
     /// stopped for good stay, for admins), GitHub webhook delivery ids (GitHub redelivers
     /// for three days) and the ETags of runs polled for reviews.
     pub async fn prune_github(&self, before_ms: i64) -> Result<()> {
-        let (_guard, mut tx) = self.write().await?;
-        sql::exec(
-            &mut *tx,
+        const PRUNE: [&str; 3] = [
             "DELETE FROM github_reports WHERE due_at IS NULL AND outcome IS NULL AND updated_at < $1
                AND reported_state IN ('success', 'failure', 'error')",
-            (before_ms,),
-        )
-        .await?;
-        sql::exec(
-            &mut *tx,
             "DELETE FROM deliveries WHERE delivery_id LIKE 'github:%' AND created_at < $1",
-            (before_ms,),
-        )
-        .await?;
-        sql::exec(
-            &mut *tx,
             "DELETE FROM github_polls WHERE polled_at < $1",
-            (before_ms,),
-        )
-        .await?;
+        ];
+        let (_guard, mut tx) = self.write().await?;
+        for statement in PRUNE {
+            sql::exec(&mut *tx, statement, (before_ms,)).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
