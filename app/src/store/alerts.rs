@@ -5,7 +5,8 @@
 //! servers never send one delivery at the same time and a server killed mid-send leaves
 //! it to be sent again once the lease runs out (at least once).
 
-use super::{now_ms, Result, Store};
+use super::sql::Params;
+use super::{now_ms, sql, Result, Store};
 use crate::domain::{AlertEvent, AlertKind, DeliveryRow};
 
 /// Appends `event` to the outbox inside `tx`.
@@ -16,16 +17,28 @@ pub(super) async fn insert_alert(
     let kind = event.kind.map_or("unknown", |k| k.as_str());
     let payload = serde_json::to_string(event)
         .map_err(|e| super::StoreError::Conflict(format!("an alert could not be encoded: {e}")))?;
-    let id: i64 = sqlx::query_scalar(
+    sql::scalar(
+        &mut **tx,
         "INSERT INTO alert_events (kind, application, payload, created_at, fanned_out) VALUES ($1, $2, $3, $4, 0) RETURNING id",
+        (kind, event.application.clone(), payload, now_ms()),
     )
-    .bind(kind)
-    .bind(event.application.clone())
-    .bind(payload)
-    .bind(now_ms())
-    .fetch_one(&mut **tx)
+    .await
+}
+
+/// A delivery of event `event_id` to `receiver`, due at once.
+async fn insert_delivery(
+    conn: &mut sqlx::AnyConnection,
+    event_id: i64,
+    receiver: &str,
+    now: i64,
+) -> Result<()> {
+    sql::exec(
+        conn,
+        "INSERT INTO alert_deliveries (event_id, receiver, state, attempts, next_attempt_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3)",
+        (event_id, receiver, now),
+    )
     .await?;
-    Ok(id)
+    Ok(())
 }
 
 /// Appends `event` for one receiver only (a test message, a digest): fanned out already,
@@ -37,19 +50,13 @@ async fn queue_for(
     now: i64,
 ) -> Result<()> {
     let id = insert_alert(tx, event).await?;
-    sqlx::query("UPDATE alert_events SET fanned_out = 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO alert_deliveries (event_id, receiver, state, attempts, next_attempt_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3)",
+    sql::exec(
+        &mut **tx,
+        "UPDATE alert_events SET fanned_out = 1 WHERE id = $1",
+        (id,),
     )
-    .bind(id)
-    .bind(receiver)
-    .bind(now)
-    .execute(&mut **tx)
     .await?;
-    Ok(())
+    insert_delivery(tx, id, receiver, now).await
 }
 
 /// A receiver, as the fan-out needs it: which apps' teams and which events it takes.
@@ -89,41 +96,37 @@ impl Store {
     /// Gives each new event a delivery row per matching receiver; how many events it took.
     /// An event is taken once even by two servers at a time (its `fanned_out` flips once).
     pub async fn fan_out_alerts(&self, routes: &[AlertRoute]) -> Result<usize> {
-        let waiting: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM alert_events WHERE fanned_out = 0 LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
+        let waiting: Option<i64> = sql::scalar_optional(
+            &self.pool,
+            "SELECT id FROM alert_events WHERE fanned_out = 0 LIMIT 1",
+            (),
+        )
+        .await?;
         if waiting.is_none() {
             return Ok(0);
         }
         let (_guard, mut tx) = self.write().await?;
-        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(i64, String, Option<String>)> = sql::fetch_all(
+            &mut *tx,
             "SELECT e.id, e.kind, a.team FROM alert_events e LEFT JOIN applications a ON a.shortname = e.application
              WHERE e.fanned_out = 0 ORDER BY e.id LIMIT 500",
+            (),
         )
-        .fetch_all(&mut *tx)
         .await?;
         let now = now_ms();
         for (id, kind, team) in &rows {
-            let taken = sqlx::query(
+            let taken = sql::exec(
+                &mut *tx,
                 "UPDATE alert_events SET fanned_out = 1 WHERE id = $1 AND fanned_out = 0",
+                (*id,),
             )
-            .bind(*id)
-            .execute(&mut *tx)
             .await?;
-            if taken.rows_affected() != 1 {
+            if taken != 1 {
                 continue;
             }
             let kind = AlertKind::parse(kind).ok();
             for r in routes.iter().filter(|r| r.takes(kind, team.as_deref())) {
-                sqlx::query(
-                    "INSERT INTO alert_deliveries (event_id, receiver, state, attempts, next_attempt_at, created_at) VALUES ($1, $2, 'pending', 0, $3, $3)",
-                )
-                .bind(*id)
-                .bind(r.name.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                insert_delivery(&mut tx, *id, &r.name, now).await?;
             }
         }
         tx.commit().await?;
@@ -142,11 +145,11 @@ impl Store {
         give_up_ms: i64,
     ) -> Result<Vec<Delivery>> {
         let now = now_ms();
-        let due: Option<i64> = sqlx::query_scalar(
+        let due: Option<i64> = sql::scalar_optional(
+            &self.pool,
             "SELECT id FROM alert_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
+            (now,),
         )
-        .bind(now)
-        .fetch_optional(&self.pool)
         .await?;
         if due.is_none() {
             return Ok(vec![]);
@@ -154,44 +157,31 @@ impl Store {
         let names = if receivers.is_empty() {
             "''".to_string()
         } else {
-            (0..receivers.len())
-                .map(|i| format!("${}", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ")
+            sql::placeholders(3, receivers.len())
         };
         let (_guard, mut tx) = self.write().await?;
         let sql = format!(
             "UPDATE alert_deliveries SET state = 'gave_up', last_error = 'no receiver of this name is configured', lease_until = NULL
              WHERE state = 'pending' AND created_at < $1 AND (lease_until IS NULL OR lease_until < $2) AND receiver NOT IN ({names})"
         );
-        let mut q = sqlx::query(&sql).bind(now - give_up_ms).bind(now);
-        for r in receivers {
-            q = q.bind(r.as_str());
-        }
-        q.execute(&mut *tx).await?;
+        let known = || receivers.iter().map(|r| (r.as_str(),)).collect::<Vec<_>>();
+        sql::exec(&mut *tx, &sql, (now - give_up_ms, now).and(known())).await?;
         let sql = format!(
             "SELECT d.id, d.receiver, d.attempts, d.created_at, e.payload FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)
              AND d.receiver IN ({names}) ORDER BY d.next_attempt_at, d.id LIMIT $2"
         );
-        let mut q = sqlx::query_as::<_, (i64, String, i64, i64, String)>(&sql)
-            .bind(now)
-            .bind(limit);
-        for r in receivers {
-            q = q.bind(r.as_str());
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
+        let rows: Vec<(i64, String, i64, i64, String)> =
+            sql::fetch_all(&mut *tx, &sql, (now, limit).and(known())).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for (id, receiver, attempts, created_at_ms, payload) in rows {
-            let taken = sqlx::query(
+            let taken = sql::exec(
+                &mut *tx,
                 "UPDATE alert_deliveries SET lease_until = $1 WHERE id = $2 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
+                (now + lease_ms, id, now),
             )
-            .bind(now + lease_ms)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
-            if taken.rows_affected() != 1 {
+            if taken != 1 {
                 continue;
             }
             match serde_json::from_str::<AlertEvent>(&payload) {
@@ -206,11 +196,12 @@ impl Store {
                 // Written by this program, so this cannot happen short of tampering: the
                 // delivery is given up with the reason rather than retried forever.
                 Err(e) => {
-                    sqlx::query("UPDATE alert_deliveries SET state = 'gave_up', last_error = $1, lease_until = NULL WHERE id = $2")
-                        .bind(format!("the stored alert is unreadable: {e}"))
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    sql::exec(
+                        &mut *tx,
+                        "UPDATE alert_deliveries SET state = 'gave_up', last_error = $1, lease_until = NULL WHERE id = $2",
+                        (format!("the stored alert is unreadable: {e}"), id),
+                    )
+                    .await?;
                 }
             }
         }
@@ -255,13 +246,13 @@ impl Store {
     /// The latest deliveries, newest first, `limit` per receiver at most.
     pub async fn recent_deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>> {
         // `summary` is read as the alert's payload, then worded.
-        let rows: Vec<DeliveryRow> = sqlx::query_as(
+        let rows: Vec<DeliveryRow> = sql::fetch_all(
+            &self.pool,
             "SELECT d.id, d.receiver, e.kind, e.payload AS summary, d.state, d.attempts, d.last_status, d.last_error,
                     d.created_at AS created_at_ms, d.next_attempt_at AS next_attempt_at_ms, d.delivered_at AS delivered_at_ms
              FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id ORDER BY d.id DESC LIMIT $1",
+            (limit * 10,),
         )
-        .bind(limit * 10)
-        .fetch_all(&self.pool)
         .await?;
         let mut per: std::collections::HashMap<String, i64> = Default::default();
         Ok(rows
@@ -299,10 +290,12 @@ impl Store {
 
     /// Whether the digest of the local day `day` (`2026-12-07`) went out.
     pub async fn digest_sent(&self, day: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM digests WHERE day = $1")
-            .bind(day)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = sql::scalar(
+            &self.pool,
+            "SELECT COUNT(*) FROM digests WHERE day = $1",
+            (day,),
+        )
+        .await?;
         Ok(n > 0)
     }
 
@@ -312,15 +305,12 @@ impl Store {
     pub async fn send_digest(&self, day: &str, messages: &[(String, AlertEvent)]) -> Result<bool> {
         let now = now_ms();
         let (_guard, mut tx) = self.write().await?;
-        let claimed = sqlx::query(
+        let claimed = sql::exec(
+            &mut *tx,
             "INSERT INTO digests (day, sent_at, messages) VALUES ($1, $2, $3) ON CONFLICT (day) DO NOTHING",
+            (day, now, messages.len() as i64),
         )
-        .bind(day)
-        .bind(now)
-        .bind(messages.len() as i64)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
         if claimed != 1 {
             tx.rollback().await?;
             return Ok(false);
@@ -336,19 +326,18 @@ impl Store {
     /// left with no delivery; how many deliveries. The outbox does not grow for ever.
     pub async fn prune_alerts(&self, before_ms: i64) -> Result<u64> {
         let (_guard, mut tx) = self.write().await?;
-        let n = sqlx::query(
+        let n = sql::exec(
+            &mut *tx,
             "DELETE FROM alert_deliveries WHERE state <> 'pending' AND created_at < $1",
+            (before_ms,),
         )
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
+        .await?;
+        sql::exec(
+            &mut *tx,
             "DELETE FROM alert_events WHERE fanned_out = 1 AND created_at < $1
              AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.event_id = alert_events.id)",
+            (before_ms,),
         )
-        .bind(before_ms)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(n)
@@ -361,22 +350,20 @@ impl Store {
              JOIN deployments d ON d.id = l.deployment_id JOIN applications a ON a.id = d.application_id
              WHERE d.status = 'requested' AND d.created_at < $1 AND d.stall_alerted_at IS NULL";
         let any: Vec<(i64, String, String, String, Option<String>, Option<String>)> =
-            sqlx::query_as(query)
-                .bind(now - stall_ms)
-                .fetch_all(&self.pool)
-                .await?;
+            sql::fetch_all(&self.pool, query, (now - stall_ms,)).await?;
         if any.is_empty() {
             return Ok(0);
         }
         let (_guard, mut tx) = self.write().await?;
         let mut n = 0;
         for (id, app, env, version, by, run_url) in any {
-            let taken = sqlx::query("UPDATE deployments SET stall_alerted_at = $1 WHERE id = $2 AND stall_alerted_at IS NULL AND status = 'requested'")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            if taken.rows_affected() != 1 {
+            let taken = sql::exec(
+                &mut *tx,
+                "UPDATE deployments SET stall_alerted_at = $1 WHERE id = $2 AND stall_alerted_at IS NULL AND status = 'requested'",
+                (now, id),
+            )
+            .await?;
+            if taken != 1 {
                 continue;
             }
             let mut e = AlertEvent::new(AlertKind::DeploymentStalled, now);

@@ -1,7 +1,7 @@
 //! The audit log's one writer: an entry appended inside the transaction of the action it
 //! records (append-only: nothing in the app updates or deletes a row of it).
 
-use super::{now_ms, Result};
+use super::{now_ms, sql, Result};
 
 /// An audit entry to append: who did what, where, with what outcome.
 #[derive(Debug, Clone)]
@@ -19,17 +19,19 @@ pub(super) async fn insert_audit(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     entry: &NewAudit<'_>,
 ) -> Result<()> {
-    sqlx::query(
+    sql::exec(
+        &mut **tx,
         "INSERT INTO audit_log (at, actor, action, application, environment, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        (
+            now_ms(),
+            entry.actor,
+            entry.action,
+            entry.application.map(str::to_owned),
+            entry.environment.map(str::to_owned),
+            entry.outcome,
+            entry.detail,
+        ),
     )
-    .bind(now_ms())
-    .bind(entry.actor)
-    .bind(entry.action)
-    .bind(entry.application.map(str::to_owned))
-    .bind(entry.environment.map(str::to_owned))
-    .bind(entry.outcome)
-    .bind(entry.detail)
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }

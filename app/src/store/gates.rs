@@ -1,6 +1,6 @@
 //! The facts the soak gate reads: the stints a version ran in an environment.
 
-use super::{now_ms, Result, Store};
+use super::{now_ms, sql, Result, Store};
 use crate::domain::gates::Stint;
 
 impl Store {
@@ -21,7 +21,8 @@ impl Store {
     ) -> Result<Vec<Stint>> {
         let now = now_ms();
         if !argocd {
-            let rows: Vec<(i64, Option<i64>, i64)> = sqlx::query_as(
+            let rows: Vec<(i64, Option<i64>, i64)> = sql::fetch_all(
+                self.pool(),
                 "SELECT COALESCE((SELECT MAX(e.at) FROM events e
                                    WHERE e.deployment_id = d.id AND e.status = 'succeeded' AND e.stage <> 'promotion'),
                                  d.created_at),
@@ -33,11 +34,8 @@ impl Store {
                    FROM deployments d
                   WHERE d.application_id = $1 AND d.environment = $2 AND d.version = $3 AND d.status = 'succeeded'
                   ORDER BY d.id DESC LIMIT 50",
+                (application_id, environment, version),
             )
-            .bind(application_id)
-            .bind(environment)
-            .bind(version)
-            .fetch_all(self.pool())
             .await?;
             return Ok(rows
                 .into_iter()
@@ -55,12 +53,11 @@ impl Store {
         }
         let mut stints = Vec::new();
         {
-            let live: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+            let live: Option<(Option<String>, Option<i64>)> = sql::fetch_optional(
+                self.pool(),
                 "SELECT version, settled_since FROM live_states WHERE application_id = $1 AND environment = $2",
+                (application_id, environment),
             )
-            .bind(application_id)
-            .bind(environment)
-            .fetch_optional(self.pool())
             .await?;
             let settled_since = match live {
                 Some((Some(v), since)) if v == version => since,

@@ -190,16 +190,10 @@ impl Store {
         let mut repos: Vec<&str> = jobs.iter().map(|j| j.deployment.repo.as_str()).collect();
         repos.sort_unstable();
         repos.dedup();
-        let placeholders = |n: usize, from: usize| {
-            (from..from + n)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let sql = format!(
             "{} WHERE repo IN ({}) ORDER BY id",
             super::APP_COLUMNS,
-            placeholders(repos.len(), 1)
+            sql::placeholders(1, repos.len())
         );
         let listed: Vec<(&str,)> = repos.iter().map(|r| (*r,)).collect();
         let apps: Vec<ApplicationRow> = match sql::fetch_all(&mut **tx, &sql, listed).await {
@@ -225,7 +219,7 @@ impl Store {
             let sql = format!(
                 "SELECT c.application_id, c.environment, d.version, d.sha FROM current_deployments c
                  JOIN deployments d ON d.id = c.deployment_id WHERE c.application_id IN ({})",
-                placeholders(ids.len(), 1)
+                sql::placeholders(1, ids.len())
             );
             let listed: Vec<(i64,)> = ids.iter().map(|id| (*id,)).collect();
             let rows: Result<Vec<(i64, String, String, Option<String>)>> =

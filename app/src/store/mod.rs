@@ -145,7 +145,8 @@ pub struct ApplicationSpec {
     pub manual_environments: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A row of `APP_COLUMNS`, read by column name.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ApplicationRow {
     pub id: i64,
     pub shortname: String,
@@ -155,6 +156,7 @@ pub struct ApplicationRow {
     pub workflow: String,
     pub team: String,
     pub notes: String,
+    #[sqlx(try_from = "CommaList")]
     pub manual_environments: Vec<String>,
 }
 
@@ -499,10 +501,7 @@ fn spawn_checkpointer(pool: AnyPool) {
             if pool.is_closed() {
                 return;
             }
-            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
+            match sql::exec(&pool, "PRAGMA wal_checkpoint(PASSIVE)", ()).await {
                 Ok(_) => failing = false,
                 Err(e) if !failing => {
                     failing = true;
@@ -553,31 +552,21 @@ fn spawn_listener(url: String, changes: tokio::sync::broadcast::Sender<String>) 
 pub(super) const APP_COLUMNS: &str =
     "SELECT id, shortname, name, repo, default_branch, workflow, team, notes, manual_environments FROM applications";
 
-/// A row of `APP_COLUMNS`, read by column name.
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for ApplicationRow {
-    fn from_row(r: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
-        use sqlx::Row;
-        Ok(Self {
-            id: r.try_get("id")?,
-            shortname: r.try_get("shortname")?,
-            name: r.try_get("name")?,
-            repo: r.try_get("repo")?,
-            default_branch: r.try_get("default_branch")?,
-            workflow: r.try_get("workflow")?,
-            team: r.try_get("team")?,
-            notes: r.try_get("notes")?,
-            manual_environments: comma_list(&r.try_get::<String, _>("manual_environments")?),
-        })
-    }
-}
+/// A list stored as one comma-separated text column (`manual_environments`,
+/// `deploy_environments`), read with `#[sqlx(try_from = "CommaList")]` into its items
+/// (none for an empty string).
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(super) struct CommaList(String);
 
-/// A list stored as one comma-separated column (`manual_environments`,
-/// `deploy_environments`): its items, none for an empty string.
-pub(super) fn comma_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+impl From<CommaList> for Vec<String> {
+    fn from(list: CommaList) -> Self {
+        list.0
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// A database URL with any password replaced, for logs and messages.

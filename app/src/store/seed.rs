@@ -1,7 +1,7 @@
 //! Bulk loads for the benchmark and the demo: many deployments at once, and
 //! `current_deployments` rebuilt from them.
 
-use super::{now_ms, Result, Store};
+use super::{now_ms, sql, Result, Store};
 use crate::domain::{DeploymentStatus, Trigger};
 
 /// A past deployment for the demo's history, with its commit's time.
@@ -37,34 +37,39 @@ impl Store {
                 // status takes base_status's parameter.
                 sql.push_str(&super::row_params(b, &[1, 2, 3, 4, 5, 6, 7, 7, 8, 9]));
             }
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(r.application_id)
-                    .bind(r.environment.as_str())
-                    .bind(r.version.as_str())
-                    .bind(r.sha.as_str())
-                    .bind(r.trigger.as_str())
-                    .bind(r.deployed_by.as_str())
-                    .bind(r.status.as_str())
-                    .bind(r.at_ms)
-                    // A pipeline run takes a few minutes.
-                    .bind(r.at_ms + 6 * 60_000);
-            }
-            q.execute(&mut *tx).await?;
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|r| {
+                    (
+                        r.application_id,
+                        r.environment.as_str(),
+                        r.version.as_str(),
+                        r.sha.as_str(),
+                        r.trigger.as_str(),
+                        r.deployed_by.as_str(),
+                        r.status.as_str(),
+                        r.at_ms,
+                        // A pipeline run takes a few minutes.
+                        r.at_ms + 6 * 60_000,
+                    )
+                })
+                .collect();
+            sql::exec(&mut *tx, &sql, values).await?;
         }
         let now = now_ms();
         for r in rows {
-            sqlx::query(
+            sql::exec(
+                &mut *tx,
                 "INSERT INTO commit_times (application_id, sha, day, committed_at, looked_up_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (application_id, sha) DO NOTHING",
+                (
+                    r.application_id,
+                    r.sha.as_str(),
+                    r.at_ms.div_euclid(86_400_000),
+                    r.committed_at_ms,
+                    now,
+                ),
             )
-            .bind(r.application_id)
-            .bind(r.sha.as_str())
-            .bind(r.at_ms.div_euclid(86_400_000))
-            .bind(r.committed_at_ms)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
         refresh_current(&mut tx).await?;
@@ -90,15 +95,11 @@ impl Store {
                     b + 1, b + 2, b + 3, b + 4, b + 4
                 ));
             }
-            let mut q = sqlx::query(&sql);
-            for (app, env, version, at) in chunk {
-                q = q
-                    .bind(*app)
-                    .bind(env.as_str())
-                    .bind(version.as_str())
-                    .bind(*at);
-            }
-            q.execute(&mut *tx).await?;
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|(app, env, version, at)| (*app, env.as_str(), version.as_str(), *at))
+                .collect();
+            sql::exec(&mut *tx, &sql, values).await?;
         }
         refresh_current(&mut tx).await?;
         tx.commit().await?;
@@ -112,9 +113,8 @@ impl Store {
     /// environments (benchmarks): the n-th of a cell at `start_ms + n * step_ms`, an hour
     /// later in each next environment.
     pub async fn seed_history(&self, count: i64, start_ms: i64, step_ms: i64) -> Result<()> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM applications ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let ids: Vec<i64> =
+            sql::scalars(&self.pool, "SELECT id FROM applications ORDER BY id", ()).await?;
         let envs: Vec<String> = self.environments.owned_names();
         let cells = (ids.len() * envs.len()) as i64;
         if cells == 0 {
@@ -130,18 +130,20 @@ impl Store {
                 if rows == 0 {
                     continue;
                 }
-                sqlx::query(
+                sql::exec(
+                    &mut *tx,
                     "INSERT INTO deployments (application_id, environment, version, sha, trigger_kind, deployed_by, base_status, status, created_at, updated_at)
                      WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1)
                      SELECT $2, $3, 'v' || CAST(n AS TEXT), NULL, 'continuous', 'bench', 'succeeded', 'succeeded', $4 + n * $5, $4 + n * $5
                      FROM seq",
+                    (
+                        rows,
+                        *id,
+                        env.as_str(),
+                        start_ms + env_index as i64 * 3_600_000,
+                        step_ms,
+                    ),
                 )
-                .bind(rows)
-                .bind(*id)
-                .bind(env.as_str())
-                .bind(start_ms + env_index as i64 * 3_600_000)
-                .bind(step_ms)
-                .execute(&mut *tx)
                 .await?;
             }
         }
@@ -153,12 +155,13 @@ impl Store {
 
 /// Rebuilds `current_deployments` from the whole history (bulk loads only).
 async fn refresh_current(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
-    sqlx::query(
+    sql::exec(
+        &mut **tx,
         "INSERT INTO current_deployments (application_id, environment, deployment_id, created_at)
          SELECT application_id, environment, MAX(id), MAX(created_at) FROM deployments GROUP BY application_id, environment
          ON CONFLICT (application_id, environment) DO UPDATE SET deployment_id = excluded.deployment_id, created_at = excluded.created_at",
+        (),
     )
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }

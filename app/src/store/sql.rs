@@ -92,6 +92,12 @@ tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12
 tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12, N 13, O 14);
 tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12, N 13, O 14, P 15);
 
+/// `n` parameters numbered from `first`, for an `IN (...)` list: `$3, $4, $5`.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    let marks: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    marks.join(", ")
+}
+
 /// Runs a statement: how many rows it changed.
 pub(crate) async fn exec<'q, 'c, E>(conn: E, sql: &'q str, params: impl Params<'q>) -> Result<u64>
 where
@@ -103,96 +109,40 @@ where
     Ok(done.rows_affected())
 }
 
-/// The one row a query answers (`RowNotFound` when none), read into `O` (a tuple, or a
-/// `sqlx::FromRow` type read by column name).
-pub(crate) async fn fetch_one<'q, 'c, O, E>(
-    conn: E,
-    sql: &'q str,
-    params: impl Params<'q>,
-) -> Result<O>
-where
-    E: Executor<'c, Database = Any>,
-    O: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-{
-    Ok(sqlx::query_as_with(sql, params.into_arguments()?)
-        .fetch_one(conn)
-        .await?)
+/// The reading functions, which differ only in what they answer: `query_as_with` reads
+/// rows into `O` (a tuple, or a `sqlx::FromRow` type read by column name),
+/// `query_scalar_with` the first column of each row into `O`.
+macro_rules! readers {
+    ($($(#[$doc:meta])* $name:ident -> $out:ty = $query:ident.$fetch:ident where $row:ty;)+) => {$(
+        $(#[$doc])*
+        pub(crate) async fn $name<'q, 'c, O, E>(
+            conn: E,
+            sql: &'q str,
+            params: impl Params<'q>,
+        ) -> Result<$out>
+        where
+            E: Executor<'c, Database = Any>,
+            O: Send + Unpin,
+            $row: for<'r> FromRow<'r, AnyRow>,
+        {
+            Ok(sqlx::$query(sql, params.into_arguments()?)
+                .$fetch(conn)
+                .await?)
+        }
+    )+};
 }
 
-/// The first row a query answers, if any.
-pub(crate) async fn fetch_optional<'q, 'c, O, E>(
-    conn: E,
-    sql: &'q str,
-    params: impl Params<'q>,
-) -> Result<Option<O>>
-where
-    E: Executor<'c, Database = Any>,
-    O: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-{
-    Ok(sqlx::query_as_with(sql, params.into_arguments()?)
-        .fetch_optional(conn)
-        .await?)
-}
-
-/// Every row a query answers.
-pub(crate) async fn fetch_all<'q, 'c, O, E>(
-    conn: E,
-    sql: &'q str,
-    params: impl Params<'q>,
-) -> Result<Vec<O>>
-where
-    E: Executor<'c, Database = Any>,
-    O: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-{
-    Ok(sqlx::query_as_with(sql, params.into_arguments()?)
-        .fetch_all(conn)
-        .await?)
-}
-
-/// The first column of the one row a query answers (`RowNotFound` when none).
-pub(crate) async fn scalar<'q, 'c, O, E>(
-    conn: E,
-    sql: &'q str,
-    params: impl Params<'q>,
-) -> Result<O>
-where
-    E: Executor<'c, Database = Any>,
-    O: Send + Unpin,
-    (O,): for<'r> FromRow<'r, AnyRow>,
-{
-    Ok(sqlx::query_scalar_with(sql, params.into_arguments()?)
-        .fetch_one(conn)
-        .await?)
-}
-
-/// The first column of the first row a query answers, if any.
-pub(crate) async fn scalar_optional<'q, 'c, O, E>(
-    conn: E,
-    sql: &'q str,
-    params: impl Params<'q>,
-) -> Result<Option<O>>
-where
-    E: Executor<'c, Database = Any>,
-    O: Send + Unpin,
-    (O,): for<'r> FromRow<'r, AnyRow>,
-{
-    Ok(sqlx::query_scalar_with(sql, params.into_arguments()?)
-        .fetch_optional(conn)
-        .await?)
-}
-
-/// The first column of every row a query answers.
-pub(crate) async fn scalars<'q, 'c, O, E>(
-    conn: E,
-    sql: &'q str,
-    params: impl Params<'q>,
-) -> Result<Vec<O>>
-where
-    E: Executor<'c, Database = Any>,
-    O: Send + Unpin,
-    (O,): for<'r> FromRow<'r, AnyRow>,
-{
-    Ok(sqlx::query_scalar_with(sql, params.into_arguments()?)
-        .fetch_all(conn)
-        .await?)
+readers! {
+    /// The one row a query answers (`RowNotFound` when none).
+    fetch_one -> O = query_as_with.fetch_one where O;
+    /// The first row a query answers, if any.
+    fetch_optional -> Option<O> = query_as_with.fetch_optional where O;
+    /// Every row a query answers.
+    fetch_all -> Vec<O> = query_as_with.fetch_all where O;
+    /// The first column of the one row a query answers (`RowNotFound` when none).
+    scalar -> O = query_scalar_with.fetch_one where (O,);
+    /// The first column of the first row a query answers, if any.
+    scalar_optional -> Option<O> = query_scalar_with.fetch_optional where (O,);
+    /// The first column of every row a query answers.
+    scalars -> Vec<O> = query_scalar_with.fetch_all where (O,);
 }

@@ -8,7 +8,7 @@
 //! follows what arrived, not the size of the day. A day where an event changed a
 //! deployment already counted is counted again from its deployments.
 
-use super::{Backend, Result, Store};
+use super::{sql, Backend, Result, Store};
 use crate::domain::stats::{
     count_days, count_days_from, DayStats, DeploymentFact, Durations, ProductionBefore, DAY_MS,
 };
@@ -83,25 +83,29 @@ impl Store {
     /// Whether the stats have counted every deployment and event there is (two reads of
     /// a primary key each: cheap enough to poll).
     pub async fn stats_caught_up(&self) -> Result<bool> {
-        let (done_d, done_e, max_d, max_e): (i64, i64, i64, i64) = sqlx::query_as(
+        let (done_d, done_e, max_d, max_e): (i64, i64, i64, i64) = sql::fetch_one(
+            &self.pool,
             "SELECT deployment_id, event_id, CAST(COALESCE((SELECT MAX(id) FROM deployments), 0) AS BIGINT),
                CAST(COALESCE((SELECT MAX(id) FROM events), 0) AS BIGINT) FROM stats_progress WHERE id = 1",
+            (),
         )
-        .fetch_one(&self.pool)
         .await?;
         Ok(done_d == max_d && done_e == max_e)
     }
 
     /// What changed since the stats were last counted; `None` when nothing did.
     pub async fn stats_work(&self) -> Result<Option<StatsWork>> {
-        let (done_d, done_e): (i64, i64) =
-            sqlx::query_as("SELECT deployment_id, event_id FROM stats_progress WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?;
-        let (max_d, max_e): (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COALESCE((SELECT MAX(id) FROM deployments), 0) AS BIGINT), CAST(COALESCE((SELECT MAX(id) FROM events), 0) AS BIGINT)",
+        let (done_d, done_e): (i64, i64) = sql::fetch_one(
+            &self.pool,
+            "SELECT deployment_id, event_id FROM stats_progress WHERE id = 1",
+            (),
         )
-        .fetch_one(&self.pool)
+        .await?;
+        let (max_d, max_e): (i64, i64) = sql::fetch_one(
+            &self.pool,
+            "SELECT CAST(COALESCE((SELECT MAX(id) FROM deployments), 0) AS BIGINT), CAST(COALESCE((SELECT MAX(id) FROM events), 0) AS BIGINT)",
+            (),
+        )
         .await?;
         if max_d == done_d && max_e == done_e {
             return Ok(None);
@@ -113,17 +117,14 @@ impl Store {
         };
         // Days where an event changed a deployment counted before (an event for a new
         // deployment is counted with it), and, on PostgreSQL, the last ids' days.
-        let mut days: Vec<i64> = sqlx::query_scalar(
+        let mut days: Vec<i64> = sql::scalars(
+            &self.pool,
             "SELECT DISTINCT CAST(d.created_at / 86400000 AS BIGINT) FROM events e JOIN deployments d ON d.id = e.deployment_id
              WHERE e.id > $1 AND e.id <= $2 AND d.id <= $3
              UNION
              SELECT DISTINCT CAST(created_at / 86400000 AS BIGINT) FROM deployments WHERE id > $4 AND id <= $3",
+            ((done_e - late).max(0), max_e, done_d, (done_d - late).max(0)),
         )
-        .bind((done_e - late).max(0))
-        .bind(max_e)
-        .bind(done_d)
-        .bind((done_d - late).max(0))
-        .fetch_all(&self.pool)
         .await?;
         days.sort_unstable();
         days.dedup();
@@ -144,30 +145,31 @@ impl Store {
         let (_guard, mut tx) = self.write().await?;
         replace_days(&mut tx, recounted).await?;
         for delta in added.into_values() {
-            let existing: Option<StatsRow> = sqlx::query_as(
-                "SELECT day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times
-                 FROM stats_daily WHERE day = $1 AND environment = $2",
+            let cell = (delta.day, delta.environment.as_str());
+            let existing: Option<StatsRow> = sql::fetch_optional(
+                &mut *tx,
+                &format!("{STATS_COLUMNS} WHERE day = $1 AND environment = $2"),
+                cell,
             )
-            .bind(delta.day)
-            .bind(&delta.environment)
-            .fetch_optional(&mut *tx)
             .await?;
-            let mut row = existing.map(day_stats).unwrap_or_default();
+            let mut row = existing.map(DayStats::from).unwrap_or_default();
             row.day = delta.day;
             row.environment = delta.environment.clone();
             row.merge(&delta);
-            sqlx::query("DELETE FROM stats_daily WHERE day = $1 AND environment = $2")
-                .bind(row.day)
-                .bind(&row.environment)
-                .execute(&mut *tx)
-                .await?;
+            sql::exec(
+                &mut *tx,
+                "DELETE FROM stats_daily WHERE day = $1 AND environment = $2",
+                cell,
+            )
+            .await?;
             insert_day(&mut tx, &row).await?;
         }
-        sqlx::query("UPDATE stats_progress SET deployment_id = $1, event_id = $2 WHERE id = 1")
-            .bind(work.deployment_id)
-            .bind(work.event_id)
-            .execute(&mut *tx)
-            .await?;
+        sql::exec(
+            &mut *tx,
+            "UPDATE stats_progress SET deployment_id = $1, event_id = $2 WHERE id = 1",
+            (work.deployment_id, work.event_id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -213,13 +215,8 @@ impl Store {
         let mut lo = from;
         while lo < to {
             let hi = (lo + BATCH_IDS).min(to);
-            let rows: Vec<FactRow> = sqlx::query_as(&sql)
-                .bind(lo)
-                .bind(hi)
-                .bind(&production)
-                .bind(&integration)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows: Vec<FactRow> =
+                sql::fetch_all(&self.pool, &sql, (lo, hi, &production, &integration)).await?;
             let (facts, apps) = facts_of(rows, &production);
             let unseen: Vec<i64> = apps
                 .into_iter()
@@ -261,14 +258,18 @@ impl Store {
         } else {
             "d.created_at >= $1 AND d.created_at < $2 AND $5 = 0"
         });
-        let rows: Vec<FactRow> = sqlx::query_as(&sql)
-            .bind(first * DAY_MS)
-            .bind((last + 1) * DAY_MS)
-            .bind(&production)
-            .bind(&integration)
-            .bind(application_id.unwrap_or(0))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<FactRow> = sql::fetch_all(
+            &self.pool,
+            &sql,
+            (
+                first * DAY_MS,
+                (last + 1) * DAY_MS,
+                &production,
+                &integration,
+                application_id.unwrap_or(0),
+            ),
+        )
+        .await?;
         let (facts, apps) = facts_of(rows, &production);
         let before = self
             .production_before(&apps, &production, Before::Time(first * DAY_MS))
@@ -300,11 +301,8 @@ impl Store {
                    FROM applications a WHERE a.id IN ({ids}))",
                 ids = ids.join(",")
             );
-            let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(&sql)
-                .bind(production)
-                .bind(at)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows: Vec<(i64, String, String, i64)> =
+                sql::fetch_all(&self.pool, &sql, (production, at)).await?;
             for (app, version, status, created) in rows {
                 let Some(status) = DeploymentStatus::parse(&status) else {
                     continue;
@@ -328,12 +326,8 @@ impl Store {
                 "SELECT p.status, p.created_at FROM deployments p
                  WHERE p.application_id = $3 AND p.environment = $1 AND {bound} ORDER BY p.id DESC LIMIT 50"
             );
-            let rows: Vec<(String, i64)> = sqlx::query_as(&sql)
-                .bind(production)
-                .bind(at)
-                .bind(app)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows: Vec<(String, i64)> =
+                sql::fetch_all(&self.pool, &sql, (production, at, app)).await?;
             let since = rows
                 .iter()
                 .take_while(|(s, _)| s.as_str() == DeploymentStatus::Failed.as_str())
@@ -348,15 +342,13 @@ impl Store {
 
     /// The counted days from `first` to `last`, all applications.
     pub async fn stats_days(&self, first: i64, last: i64) -> Result<Vec<DayStats>> {
-        let rows: Vec<StatsRow> = sqlx::query_as(
-            "SELECT day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times
-             FROM stats_daily WHERE day >= $1 AND day <= $2",
+        let rows: Vec<StatsRow> = sql::fetch_all(
+            &self.pool,
+            &format!("{STATS_COLUMNS} WHERE day >= $1 AND day <= $2"),
+            (first, last),
         )
-        .bind(first)
-        .bind(last)
-        .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(day_stats).collect())
+        Ok(rows.into_iter().map(DayStats::from).collect())
     }
 
     /// One application's days from `first` to `last`: its whole history counted once and
@@ -370,17 +362,17 @@ impl Store {
         first: i64,
         last: i64,
     ) -> Result<Vec<DayStats>> {
-        let fingerprint: (Option<i64>, Option<i64>) = sqlx::query_as(
+        let fingerprint: (Option<i64>, Option<i64>) = sql::fetch_one(
+            &self.pool,
             "SELECT MAX(id), MAX(updated_at) FROM deployments WHERE application_id = $1",
+            (application_id,),
         )
-        .bind(application_id)
-        .fetch_one(&self.pool)
         .await?;
-        let looked_up: Option<i64> = sqlx::query_scalar(
+        let looked_up: Option<i64> = sql::scalar(
+            &self.pool,
             "SELECT MAX(looked_up_at) FROM commit_times WHERE application_id = $1",
+            (application_id,),
         )
-        .bind(application_id)
-        .fetch_one(&self.pool)
         .await?;
         let key = (fingerprint.0, fingerprint.1, looked_up);
         let today = super::now_ms().div_euclid(DAY_MS);
@@ -424,13 +416,13 @@ impl Store {
 
     /// Commits not looked up yet: `(application id, repo, sha)`.
     pub async fn pending_commits(&self, limit: i64) -> Result<Vec<(i64, String, String)>> {
-        Ok(sqlx::query_as(
+        sql::fetch_all(
+            &self.pool,
             "SELECT c.application_id, a.repo, c.sha FROM commit_times c JOIN applications a ON a.id = c.application_id
              WHERE c.looked_up_at IS NULL ORDER BY c.day DESC LIMIT $1",
+            (limit,),
         )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 
     /// Stores what GitHub said of a commit (`None`: it does not know it) and marks the day
@@ -442,14 +434,11 @@ impl Store {
         committed_at_ms: Option<i64>,
     ) -> Result<Option<i64>> {
         let (_guard, mut tx) = self.write().await?;
-        let day: Option<i64> = sqlx::query_scalar(
+        let day: Option<i64> = sql::scalar_optional(
+            &mut *tx,
             "UPDATE commit_times SET committed_at = $1, looked_up_at = $2 WHERE application_id = $3 AND sha = $4 RETURNING day",
+            (committed_at_ms, super::now_ms(), application_id, sha),
         )
-        .bind(committed_at_ms)
-        .bind(super::now_ms())
-        .bind(application_id)
-        .bind(sha)
-        .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(day)
@@ -478,40 +467,58 @@ impl Store {
     }
 }
 
-/// A `stats_daily` row as stored.
-type StatsRow = (i64, String, i64, i64, i64, i64, i64, String, i64, String);
+const STATS_COLUMNS: &str = "SELECT day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times FROM stats_daily";
 
-fn day_stats((day, environment, d, s, f, fc, rb, lead, lfc, restore): StatsRow) -> DayStats {
-    DayStats {
-        day,
-        environment,
-        deployments: d.max(0) as u64,
-        succeeded: s.max(0) as u64,
-        failed: f.max(0) as u64,
-        failed_changes: fc.max(0) as u64,
-        rollbacks: rb.max(0) as u64,
-        lead: Durations::decode(&lead),
-        lead_from_commit: lfc.max(0) as u64,
-        restore: Durations::decode(&restore),
+/// A `stats_daily` row as stored, read by column name.
+#[derive(sqlx::FromRow)]
+struct StatsRow {
+    day: i64,
+    environment: String,
+    deployments: i64,
+    succeeded: i64,
+    failed: i64,
+    failed_changes: i64,
+    rollbacks: i64,
+    lead_times: String,
+    lead_from_commit: i64,
+    restore_times: String,
+}
+
+impl From<StatsRow> for DayStats {
+    fn from(r: StatsRow) -> Self {
+        DayStats {
+            day: r.day,
+            environment: r.environment,
+            deployments: r.deployments.max(0) as u64,
+            succeeded: r.succeeded.max(0) as u64,
+            failed: r.failed.max(0) as u64,
+            failed_changes: r.failed_changes.max(0) as u64,
+            rollbacks: r.rollbacks.max(0) as u64,
+            lead: Durations::decode(&r.lead_times),
+            lead_from_commit: r.lead_from_commit.max(0) as u64,
+            restore: Durations::decode(&r.restore_times),
+        }
     }
 }
 
 async fn insert_day(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &DayStats) -> Result<()> {
-    sqlx::query(
+    sql::exec(
+        &mut **tx,
         "INSERT INTO stats_daily (day, environment, deployments, succeeded, failed, failed_changes, rollbacks, lead_times, lead_from_commit, restore_times)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        (
+            r.day,
+            &r.environment,
+            r.deployments as i64,
+            r.succeeded as i64,
+            r.failed as i64,
+            r.failed_changes as i64,
+            r.rollbacks as i64,
+            r.lead.encode(),
+            r.lead_from_commit as i64,
+            r.restore.encode(),
+        ),
     )
-    .bind(r.day)
-    .bind(&r.environment)
-    .bind(r.deployments as i64)
-    .bind(r.succeeded as i64)
-    .bind(r.failed as i64)
-    .bind(r.failed_changes as i64)
-    .bind(r.rollbacks as i64)
-    .bind(r.lead.encode())
-    .bind(r.lead_from_commit as i64)
-    .bind(r.restore.encode())
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -522,11 +529,12 @@ async fn replace_days(
     runs: Vec<(i64, i64, Vec<DayStats>)>,
 ) -> Result<()> {
     for (first, last, rows) in runs {
-        sqlx::query("DELETE FROM stats_daily WHERE day >= $1 AND day <= $2")
-            .bind(first)
-            .bind(last)
-            .execute(&mut **tx)
-            .await?;
+        sql::exec(
+            &mut **tx,
+            "DELETE FROM stats_daily WHERE day >= $1 AND day <= $2",
+            (first, last),
+        )
+        .await?;
         for r in &rows {
             insert_day(tx, r).await?;
         }
@@ -578,21 +586,24 @@ impl Store {
     }
 
     pub async fn operational_counts(&self) -> Result<OperationalCounts> {
-        let current = sqlx::query_as(
+        let current = sql::fetch_all(
+            &self.pool,
             "SELECT c.environment, d.status, CAST(COUNT(*) AS BIGINT) FROM current_deployments c
              JOIN deployments d ON d.id = c.deployment_id GROUP BY c.environment, d.status",
+            (),
         )
-        .fetch_all(&self.pool)
         .await?;
-        let recorded = sqlx::query_as(
+        let recorded = sql::fetch_all(
+            &self.pool,
             "SELECT environment, CAST(SUM(deployments) AS BIGINT) FROM stats_daily GROUP BY environment",
+            (),
         )
-        .fetch_all(&self.pool)
         .await?;
-        let alerts_pending: i64 = sqlx::query_scalar(
+        let alerts_pending: i64 = sql::scalar(
+            &self.pool,
             "SELECT CAST(COUNT(*) AS BIGINT) FROM alert_deliveries WHERE state = 'pending'",
+            (),
         )
-        .fetch_one(&self.pool)
         .await?;
         Ok(OperationalCounts {
             current,

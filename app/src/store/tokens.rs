@@ -1,7 +1,7 @@
 //! API tokens for the pipeline. Only a SHA-256 of each token is stored: tokens are 256
 //! random bits, so a fast hash is enough, and a stolen database yields no usable token.
 
-use super::{now_ms, Result, Store, StoreError};
+use super::{now_ms, sql, Result, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TokenInfo {
@@ -13,10 +13,12 @@ pub struct TokenInfo {
 impl Store {
     /// Stores a token's hash under a name; the name must be new.
     pub async fn create_token(&self, name: &str, token_hash: &str) -> Result<()> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let exists: Option<i64> = sql::scalar_optional(
+            &self.pool,
+            "SELECT id FROM api_tokens WHERE name = $1",
+            (name,),
+        )
+        .await?;
         if exists.is_some() {
             return Err(StoreError::Conflict(format!(
                 "a token named {name:?} already exists; revoke it or pick another name"
@@ -31,10 +33,12 @@ impl Store {
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        let rows: Vec<(String, i64, Option<i64>)> =
-            sqlx::query_as("SELECT name, created_at, revoked_at FROM api_tokens ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64, Option<i64>)> = sql::fetch_all(
+            &self.pool,
+            "SELECT name, created_at, revoked_at FROM api_tokens ORDER BY name",
+            (),
+        )
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(name, created_at_ms, revoked_at_ms)| TokenInfo {
@@ -46,16 +50,13 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, name: &str) -> Result<()> {
-        let (_guard, mut tx) = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if done.rows_affected() == 0 {
+        let revoked = self
+            .write_one(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+                (now_ms(), name),
+            )
+            .await?;
+        if revoked == 0 {
             return Err(StoreError::NotFound(format!(
                 "no active token named {name:?}"
             )));
@@ -65,11 +66,11 @@ impl Store {
 
     /// The name of the active token with this hash, if any.
     pub async fn token_name(&self, token_hash: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
+        sql::scalar_optional(
+            &self.pool,
             "SELECT name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            (token_hash,),
         )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?)
+        .await
     }
 }

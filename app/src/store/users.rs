@@ -1,6 +1,6 @@
 //! People who signed in, their roles as last read from GitHub, and their encrypted token.
 
-use super::{now_ms, Result, Store, StoreError};
+use super::{now_ms, sql, CommaList, Result, Store, StoreError};
 use crate::auth::CurrentUser;
 use crate::domain::Roles;
 
@@ -24,43 +24,29 @@ pub struct UserRow {
     pub roles_checked_ms: i64,
 }
 
-type UserTuple = (
-    i64,
-    Option<i64>,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    String,
-    i64,
-    i64,
-    i64,
-);
-
 const USER_COLUMNS: &str =
     "SELECT id, github_id, login, name, avatar_url, is_admin, deploy_environments, dev, last_sign_in_at, roles_checked_at FROM users";
 
-fn row(t: UserTuple) -> UserRow {
-    UserRow {
-        user: CurrentUser {
-            user_id: t.0,
-            github_id: t.1,
-            login: t.2,
-            name: t.3,
-            avatar_url: t.4,
-            roles: Roles {
-                admin: t.5 != 0,
-                deploy_environments: t
-                    .6
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+/// A row of `USER_COLUMNS`, read by column name.
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for UserRow {
+    fn from_row(r: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            user: CurrentUser {
+                user_id: r.try_get("id")?,
+                github_id: r.try_get("github_id")?,
+                login: r.try_get("login")?,
+                name: r.try_get("name")?,
+                avatar_url: r.try_get("avatar_url")?,
+                roles: Roles {
+                    admin: r.try_get::<i64, _>("is_admin")? != 0,
+                    deploy_environments: r.try_get::<CommaList, _>("deploy_environments")?.into(),
+                },
+                dev: r.try_get::<i64, _>("dev")? != 0,
             },
-            dev: t.7 != 0,
-        },
-        last_sign_in_ms: t.8,
-        roles_checked_ms: t.9,
+            last_sign_in_ms: r.try_get("last_sign_in_at")?,
+            roles_checked_ms: r.try_get("roles_checked_at")?,
+        })
     }
 }
 
@@ -77,13 +63,12 @@ impl Store {
         let (_guard, mut tx) = self.write().await?;
         if let Some(gid) = s.github_id {
             // Someone else holds this login now (a recycled login): move them aside.
-            sqlx::query(
+            sql::exec(
+                &mut *tx,
                 "UPDATE users SET login = login || '~' || CAST(id AS TEXT), token_ciphertext = NULL
                  WHERE login = $1 AND (github_id IS NULL OR github_id <> $2)",
+                (&s.login, gid),
             )
-            .bind(&s.login)
-            .bind(gid)
-            .execute(&mut *tx)
             .await?;
         }
         // One upsert, so two sign-ins of the same person at once cannot both insert (on
@@ -99,7 +84,7 @@ impl Store {
         } else {
             " WHERE users.github_id IS NULL"
         };
-        let id: Option<i64> = sqlx::query_scalar(&format!(
+        let upsert = format!(
             "INSERT INTO users (github_id, login, name, avatar_url, is_admin, deploy_environments, token_ciphertext, dev, last_sign_in_at, roles_checked_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9)
              {conflict} login = excluded.login, name = excluded.name, avatar_url = excluded.avatar_url,
@@ -107,17 +92,22 @@ impl Store {
                token_ciphertext = excluded.token_ciphertext, dev = excluded.dev,
                last_sign_in_at = excluded.last_sign_in_at, roles_checked_at = excluded.roles_checked_at{only_dev}
              RETURNING id"
-        ))
-        .bind(s.github_id)
-        .bind(&s.login)
-        .bind(s.name.clone())
-        .bind(s.avatar_url.clone())
-        .bind(i64::from(s.roles.admin))
-        .bind(s.roles.deploy_environments.join(","))
-        .bind(s.token_ciphertext.clone())
-        .bind(i64::from(s.dev))
-        .bind(now)
-        .fetch_optional(&mut *tx)
+        );
+        let id: Option<i64> = sql::scalar_optional(
+            &mut *tx,
+            &upsert,
+            (
+                s.github_id,
+                &s.login,
+                s.name.clone(),
+                s.avatar_url.clone(),
+                i64::from(s.roles.admin),
+                s.roles.deploy_environments.join(","),
+                s.token_ciphertext.clone(),
+                i64::from(s.dev),
+                now,
+            ),
+        )
         .await?;
         let Some(id) = id else {
             return Err(StoreError::Conflict(format!(
@@ -140,32 +130,31 @@ impl Store {
     /// The stored token of a person, only if the row still belongs to that GitHub id (a
     /// session never reads a token that was stored for someone else).
     pub async fn user_token_for(&self, user_id: i64, github_id: i64) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar::<_, Option<String>>(
+        let token: Option<Option<String>> = sql::scalar_optional(
+            &self.pool,
             "SELECT token_ciphertext FROM users WHERE id = $1 AND github_id = $2",
+            (user_id, github_id),
         )
-        .bind(user_id)
-        .bind(github_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .flatten())
+        .await?;
+        Ok(token.flatten())
     }
 
     /// Updates a person's login after GitHub reported a rename. An older row still holding
     /// that login (someone who gave it up) is moved aside first, as at sign-in.
     pub async fn update_login(&self, user_id: i64, login: &str) -> Result<()> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        sql::exec(
+            &mut *tx,
             "UPDATE users SET login = login || '~' || CAST(id AS TEXT), token_ciphertext = NULL WHERE login = $1 AND id <> $2",
+            (login, user_id),
         )
-        .bind(login)
-        .bind(user_id)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE users SET login = $1 WHERE id = $2")
-            .bind(login)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sql::exec(
+            &mut *tx,
+            "UPDATE users SET login = $1 WHERE id = $2",
+            (login, user_id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,23 +175,12 @@ impl Store {
     }
 
     pub async fn user(&self, user_id: i64) -> Result<Option<UserRow>> {
-        Ok(
-            sqlx::query_as::<_, UserTuple>(&format!("{USER_COLUMNS} WHERE id = $1"))
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(row),
-        )
+        let by_id = format!("{USER_COLUMNS} WHERE id = $1");
+        sql::fetch_optional(&self.pool, &by_id, (user_id,)).await
     }
 
     pub async fn users(&self) -> Result<Vec<UserRow>> {
-        Ok(
-            sqlx::query_as::<_, UserTuple>(&format!("{USER_COLUMNS} ORDER BY login"))
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .map(row)
-                .collect(),
-        )
+        let all = format!("{USER_COLUMNS} ORDER BY login");
+        sql::fetch_all(&self.pool, &all, ()).await
     }
 }

@@ -1,6 +1,6 @@
 //! Reading what the pages and the API show.
 
-use super::{now_ms, ApplicationRow, Result, Store};
+use super::{now_ms, sql, ApplicationRow, Result, Store};
 use crate::domain::{app_flags, release_app_status, CellState, DeploymentStatus, Stage};
 use crate::model::{
     Activity, AppDetail, AppSummary, Cell, DeploymentView, EnvironmentHistory, EventView, Grid,
@@ -13,24 +13,41 @@ pub const HISTORY_PER_ENVIRONMENT: i64 = 20;
 /// How many deployments the activity page shows.
 pub const ACTIVITY_LIMIT: i64 = 100;
 
-type GridRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-);
+/// An application and one of its current cells (none: every cell column is NULL), read by
+/// column name.
+#[derive(sqlx::FromRow)]
+struct GridRow {
+    id: i64,
+    shortname: String,
+    name: String,
+    repo: String,
+    team: String,
+    manual_environments: String,
+    environment: Option<String>,
+    deployment_id: Option<i64>,
+    version: Option<String>,
+    sha: Option<String>,
+    deployed_by: Option<String>,
+    trigger_kind: Option<String>,
+    status: Option<String>,
+    failed_stage: Option<String>,
+    created_at: Option<i64>,
+    gate_note: Option<String>,
+}
+
+/// A pipeline event of a deployment, read by column name.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    deployment_id: i64,
+    stage: String,
+    status: String,
+    message: Option<String>,
+    workflow_environment: Option<String>,
+    workflow_namespace: Option<String>,
+    workflow_name: Option<String>,
+    workflow_url: Option<String>,
+    at: i64,
+}
 
 /// A row of `DEPLOYMENT_COLUMNS`, read by name (it has more columns than sqlx's tuples).
 struct DeploymentRow(DeploymentView);
@@ -88,15 +105,12 @@ impl Store {
             None => String::new(),
             Some(names) => format!(
                 "WHERE a.shortname IN ({})",
-                (1..=names.len().max(1))
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                sql::placeholders(1, names.len().max(1))
             ),
         };
         let sql = format!(
             "SELECT a.id, a.shortname, a.name, a.repo, a.team, a.manual_environments, c.environment,
-                    d.id, d.version, d.sha, d.deployed_by, d.trigger_kind, d.status, d.failed_stage, d.created_at,
+                    d.id AS deployment_id, d.version, d.sha, d.deployed_by, d.trigger_kind, d.status, d.failed_stage, d.created_at,
                     d.gate_note
              FROM applications a
              LEFT JOIN current_deployments c ON c.application_id = a.id
@@ -104,31 +118,26 @@ impl Store {
              {filter}
              ORDER BY a.name, a.id"
         );
-        let mut q = sqlx::query_as::<_, GridRow>(&sql);
-        match only {
-            Some([]) => q = q.bind(String::new()),
-            Some(names) => {
-                for n in names {
-                    q = q.bind(n.clone());
-                }
-            }
-            None => {}
-        }
-        let rows: Vec<GridRow> = q.fetch_all(&self.pool).await?;
+        let listed: Vec<(&str,)> = match only {
+            Some([]) => vec![("",)],
+            Some(names) => names.iter().map(|n| (n.as_str(),)).collect(),
+            None => vec![],
+        };
+        let rows: Vec<GridRow> = sql::fetch_all(&self.pool, &sql, listed).await?;
         let mut ids = Vec::new();
         let names: Vec<&str> = self.environments.names();
         let mut apps: Vec<AppSummary> = Vec::new();
         let mut last_id = None;
         for r in rows {
-            if last_id != Some(r.0) {
-                last_id = Some(r.0);
-                ids.push(r.0);
-                let manual: Vec<&str> = r.5.split(',').collect();
+            if last_id != Some(r.id) {
+                last_id = Some(r.id);
+                ids.push(r.id);
+                let manual: Vec<&str> = r.manual_environments.split(',').collect();
                 apps.push(AppSummary {
-                    name: r.2.clone(),
-                    shortname: r.1.clone(),
-                    repo: r.3.clone(),
-                    team: r.4.clone(),
+                    name: r.name.clone(),
+                    shortname: r.shortname.clone(),
+                    repo: r.repo.clone(),
+                    team: r.team.clone(),
                     cells: vec![None; names.len()],
                     continuous: names.iter().map(|n| !manual.contains(n)).collect(),
                     flags: vec![],
@@ -137,22 +146,27 @@ impl Store {
                 });
             }
             let app = apps.last_mut().expect("pushed above");
-            if let (Some(env), Some(id), Some(version), Some(trigger), Some(status), Some(at)) =
-                (r.6, r.7, r.8, r.11, r.12, r.14)
-            {
+            if let (Some(env), Some(id), Some(version), Some(trigger), Some(status), Some(at)) = (
+                r.environment,
+                r.deployment_id,
+                r.version,
+                r.trigger_kind,
+                r.status,
+                r.created_at,
+            ) {
                 if let Some(i) = names.iter().position(|n| *n == env) {
                     app.cells[i] = Some(Cell {
                         deployment_id: id,
                         version,
-                        sha: r.9,
-                        deployed_by: r.10,
+                        sha: r.sha,
+                        deployed_by: r.deployed_by,
                         trigger,
                         status: DeploymentStatus::parse(&status)
                             .unwrap_or(DeploymentStatus::InProgress),
-                        failed_stage: r.13.as_deref().and_then(|s| Stage::parse(s).ok()),
+                        failed_stage: r.failed_stage.as_deref().and_then(|s| Stage::parse(s).ok()),
                         created_at_ms: at,
                         stalled: false,
-                        gate_note: r.15,
+                        gate_note: r.gate_note,
                         soaking: None,
                         approval: None,
                     });
@@ -195,13 +209,14 @@ impl Store {
         let mut history = Vec::with_capacity(names.len());
         let mut all_ids = Vec::new();
         for env in &names {
-            let rows: Vec<DeploymentRow> = sqlx::query_as(&format!(
-                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
+            let rows: Vec<DeploymentRow> = sql::fetch_all(
+                &self.pool,
+                &format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
                  WHERE d.application_id = $1 AND d.environment = $2 ORDER BY d.id DESC LIMIT {HISTORY_PER_ENVIRONMENT}"
-            ))
-            .bind(app.id)
-            .bind(*env)
-            .fetch_all(&self.pool)
+                ),
+                (app.id, *env),
+            )
             .await?;
             let deployments: Vec<DeploymentView> = rows.into_iter().map(deployment_view).collect();
             all_ids.extend(deployments.iter().map(|d| d.id));
@@ -244,11 +259,11 @@ impl Store {
     }
 
     async fn current_ids(&self, app_id: i64) -> Result<HashMap<String, i64>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = sql::fetch_all(
+            &self.pool,
             "SELECT environment, deployment_id FROM current_deployments WHERE application_id = $1",
+            (app_id,),
         )
-        .bind(app_id)
-        .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().collect())
     }
@@ -256,39 +271,28 @@ impl Store {
     async fn events_for(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<EventView>>> {
         let mut out: HashMap<i64, Vec<EventView>> = HashMap::new();
         for chunk in ids.chunks(200) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT deployment_id, stage, status, message, workflow_environment, workflow_namespace, workflow_name, workflow_url, at
                  FROM events WHERE deployment_id IN ({}) ORDER BY at, id",
-                placeholders.join(",")
+                sql::placeholders(1, chunk.len())
             );
-            let mut q = sqlx::query_as::<
-                _,
-                (
-                    i64,
-                    String,
-                    String,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    i64,
-                ),
-            >(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&self.pool).await? {
-                let Ok(stage) = Stage::parse(&r.1) else {
+            let listed: Vec<(i64,)> = chunk.iter().map(|id| (*id,)).collect();
+            let rows: Vec<EventRow> = sql::fetch_all(&self.pool, &sql, listed).await?;
+            for r in rows {
+                let Ok(stage) = Stage::parse(&r.stage) else {
                     continue;
                 };
-                out.entry(r.0).or_default().push(EventView {
+                out.entry(r.deployment_id).or_default().push(EventView {
                     stage,
-                    status: r.2,
-                    message: r.3,
-                    workflow: workflow(r.4, r.5, r.6, r.7),
-                    at_ms: r.8,
+                    status: r.status,
+                    message: r.message,
+                    workflow: workflow(
+                        r.workflow_environment,
+                        r.workflow_namespace,
+                        r.workflow_name,
+                        r.workflow_url,
+                    ),
+                    at_ms: r.at,
                 });
             }
         }
@@ -298,19 +302,20 @@ impl Store {
     /// The latest deployments across all apps, newest first, optionally in one environment.
     pub async fn activity(&self, environment: Option<&str>) -> Result<Activity> {
         let rows: Vec<DeploymentRow> = match environment {
-            Some(env) => sqlx::query_as(&format!(
-                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
+            Some(env) => {
+                let sql = format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
                  WHERE d.environment = $1 ORDER BY d.created_at DESC, d.id DESC LIMIT {ACTIVITY_LIMIT}"
-            ))
-            .bind(env)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query_as(&format!(
-                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
+                );
+                sql::fetch_all(&self.pool, &sql, (env,)).await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments d JOIN applications a ON a.id = d.application_id
                  ORDER BY d.created_at DESC, d.id DESC LIMIT {ACTIVITY_LIMIT}"
-            ))
-            .fetch_all(&self.pool)
-            .await?,
+                );
+                sql::fetch_all(&self.pool, &sql, ()).await?
+            }
         };
         Ok(Activity {
             environments: self.environments.owned_names(),
@@ -419,20 +424,19 @@ impl Store {
         // A few apps (a page, a change): their rows; the whole grid: the whole table (5 rows
         // an app at most).
         let few = ids.len() <= 100;
-        let sql = if few {
-            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-            format!("SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states WHERE application_id IN ({})", marks.join(", "))
+        let (sql, listed): (String, Vec<(i64,)>) = if few {
+            (
+                format!("SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states WHERE application_id IN ({})", sql::placeholders(1, ids.len())),
+                ids.iter().map(|id| (*id,)).collect(),
+            )
         } else {
-            "SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states".to_string()
+            (
+                "SELECT application_id, environment, version, health, version_since, unknown_since FROM live_states".to_string(),
+                vec![],
+            )
         };
-        let mut q =
-            sqlx::query_as::<_, (i64, String, Option<String>, String, i64, Option<i64>)>(&sql);
-        if few {
-            for id in ids {
-                q = q.bind(*id);
-            }
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows: Vec<(i64, String, Option<String>, String, i64, Option<i64>)> =
+            sql::fetch_all(&self.pool, &sql, listed).await?;
         if rows.is_empty() {
             return Ok(());
         }
