@@ -3,8 +3,7 @@
 //! Release never heard of becomes a deployment with trigger `observed`.
 
 use super::deployments::{insert_deployment, DeploymentRow};
-use super::sql::{self, Params};
-use super::{now_ms, Result, Store};
+use super::{now_ms, sql, Result, Store};
 use crate::domain::{DeploymentStatus, Trigger};
 use serde::{Deserialize, Serialize};
 
@@ -63,22 +62,6 @@ pub struct LiveState {
     pub unknown_reason: Option<String>,
     /// Why there is no version, when the images say.
     pub note: Option<String>,
-}
-
-/// An observation's columns (`argocd_app`, `version`, `health`, `sync_status`,
-/// `operation_phase`, `note`), in that order, as a statement's parameters.
-impl<'q> sql::Params<'q> for &'q Observation {
-    fn add_to(self, args: &mut sqlx::any::AnyArguments<'q>) -> sqlx::Result<()> {
-        (
-            self.argocd_app.as_str(),
-            self.version.as_deref(),
-            self.health.as_str(),
-            self.sync_status.as_str(),
-            self.operation_phase.as_deref(),
-            self.note.as_deref(),
-        )
-            .add_to(args)
-    }
 }
 
 /// A cell's stored state as recording an observation compares it.
@@ -154,17 +137,29 @@ impl Store {
         let keep_settled = i64::from(settled && same_version && was_settled);
         sql::exec(
             &mut *tx,
-            "INSERT INTO live_states (application_id, environment, argocd_app, version, health, sync_status, operation_phase, note, observed_at, version_since, settled_since, unknown_since, unknown_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)
+            "INSERT INTO live_states (application_id, environment, version, health, sync_status, operation_phase, argocd_app, observed_at, version_since, unknown_since, unknown_reason, note, settled_since)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, NULL, NULL, $11, $12)
              ON CONFLICT (application_id, environment) DO UPDATE SET version = excluded.version, health = excluded.health, note = excluded.note,
                sync_status = excluded.sync_status, operation_phase = excluded.operation_phase, argocd_app = excluded.argocd_app,
                observed_at = excluded.observed_at,
-               version_since = CASE WHEN $12 = 1 THEN live_states.version_since ELSE excluded.version_since END,
+               version_since = CASE WHEN $9 = 1 THEN live_states.version_since ELSE excluded.version_since END,
                settled_since = CASE WHEN $13 = 1 THEN COALESCE(live_states.settled_since, excluded.settled_since) ELSE excluded.settled_since END,
                unknown_since = NULL, unknown_reason = NULL",
-            (app.id, environment)
-                .and(o)
-                .and((now, since, settled_since, i64::from(same_version), keep_settled)),
+            (
+                app.id,
+                environment,
+                o.version.clone(),
+                o.health.as_str(),
+                o.sync_status.as_str(),
+                o.operation_phase.clone(),
+                o.argocd_app.as_str(),
+                now,
+                i64::from(same_version),
+                since,
+                o.note.clone(),
+                settled_since,
+                keep_settled,
+            ),
         )
         .await?;
         let mut recorded_deployment = false;
