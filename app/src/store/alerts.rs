@@ -96,13 +96,13 @@ impl Store {
     /// Gives each new event a delivery row per matching receiver; how many events it took.
     /// An event is taken once even by two servers at a time (its `fanned_out` flips once).
     pub async fn fan_out_alerts(&self, routes: &[AlertRoute]) -> Result<usize> {
-        let waiting: Option<i64> = sql::scalar_optional(
+        let waiting = sql::exists(
             &self.pool,
             "SELECT id FROM alert_events WHERE fanned_out = 0 LIMIT 1",
             (),
         )
         .await?;
-        if waiting.is_none() {
+        if !waiting {
             return Ok(0);
         }
         let (_guard, mut tx) = self.write().await?;
@@ -145,13 +145,13 @@ impl Store {
         give_up_ms: i64,
     ) -> Result<Vec<Delivery>> {
         let now = now_ms();
-        let due: Option<i64> = sql::scalar_optional(
+        let due = sql::exists(
             &self.pool,
             "SELECT id FROM alert_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
             (now,),
         )
         .await?;
-        if due.is_none() {
+        if !due {
             return Ok(vec![]);
         }
         let names = if receivers.is_empty() {

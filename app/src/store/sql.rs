@@ -109,6 +109,18 @@ where
     Ok(done.rows_affected())
 }
 
+/// Whether a query answers any row (what the row holds is not read).
+pub(crate) async fn exists<'q, 'c, E>(
+    conn: E,
+    sql: &'q str,
+    params: impl Params<'q>,
+) -> Result<bool>
+where
+    E: Executor<'c, Database = Any>,
+{
+    Ok(fetch_optional::<(), E>(conn, sql, params).await?.is_some())
+}
+
 /// The reading functions, which differ only in what they answer: `query_as_with` reads
 /// rows into `O` (a tuple, or a `sqlx::FromRow` type read by column name),
 /// `query_scalar_with` the first column of each row into `O`.

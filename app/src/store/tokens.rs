@@ -13,13 +13,13 @@ pub struct TokenInfo {
 impl Store {
     /// Stores a token's hash under a name; the name must be new.
     pub async fn create_token(&self, name: &str, token_hash: &str) -> Result<()> {
-        let exists: Option<i64> = sql::scalar_optional(
+        if sql::exists(
             &self.pool,
             "SELECT id FROM api_tokens WHERE name = $1",
             (name,),
         )
-        .await?;
-        if exists.is_some() {
+        .await?
+        {
             return Err(StoreError::Conflict(format!(
                 "a token named {name:?} already exists; revoke it or pick another name"
             )));
