@@ -34,6 +34,27 @@ pub struct Cell {
     pub approval: Option<String>,
 }
 
+impl From<&DeploymentView> for Cell {
+    /// The cell of an environment whose current deployment is `d`; the soak and the
+    /// approval are said later, where they are known.
+    fn from(d: &DeploymentView) -> Self {
+        Cell {
+            deployment_id: d.id,
+            version: d.version.clone(),
+            sha: d.sha.clone(),
+            deployed_by: d.deployed_by.clone(),
+            trigger: d.trigger.clone(),
+            status: d.status,
+            failed_stage: d.failed_stage,
+            created_at_ms: d.created_at_ms,
+            stalled: d.stalled,
+            gate_note: d.gate_note.clone(),
+            soaking: None,
+            approval: None,
+        }
+    }
+}
+
 impl Cell {
     /// What the flags and the promotion rules read of it.
     pub fn state(&self) -> crate::domain::CellState {

@@ -1,7 +1,7 @@
 //! Reading what the pages and the API show.
 
 use super::{now_ms, sql, ApplicationRow, Result, Store};
-use crate::domain::{app_flags, release_app_status, CellState, DeploymentStatus, Stage};
+use crate::domain::{app_flags, release_app_status, DeploymentStatus, Stage};
 use crate::model::{
     Activity, AppDetail, AppSummary, Cell, DeploymentView, EnvironmentHistory, EventView, Grid,
     Workflow,
@@ -371,18 +371,7 @@ fn finish_summary(names: &[&str], app: &mut AppSummary, rules: CellRules, now: i
     for c in app.cells.iter_mut().flatten() {
         c.stalled = crate::domain::is_stalled(c.status, c.created_at_ms, now, rules.stall_ms);
     }
-    let states: Vec<Option<CellState>> = app
-        .cells
-        .iter()
-        .map(|c| {
-            c.as_ref().map(|c| CellState {
-                version: c.version.clone(),
-                sha: c.sha.clone(),
-                status: c.status,
-                failed_stage: c.failed_stage,
-            })
-        })
-        .collect();
+    let states = app.cell_states();
     app.flags = app_flags(names, &states, &app.continuous);
     app.release_status = release_app_status(names, &states).to_owned();
     // Drift: only where Argo CD's word is current (an unknown live state says nothing).
@@ -469,20 +458,7 @@ fn summary_from_history(
         .iter()
         .map(|h| {
             let id = current.get(&h.environment)?;
-            h.deployments.iter().find(|d| d.id == *id).map(|d| Cell {
-                deployment_id: d.id,
-                version: d.version.clone(),
-                sha: d.sha.clone(),
-                deployed_by: d.deployed_by.clone(),
-                trigger: d.trigger.clone(),
-                status: d.status,
-                failed_stage: d.failed_stage,
-                created_at_ms: d.created_at_ms,
-                stalled: d.stalled,
-                gate_note: d.gate_note.clone(),
-                soaking: None,
-                approval: None,
-            })
+            h.deployments.iter().find(|d| d.id == *id).map(Cell::from)
         })
         .collect();
     let mut s = AppSummary {
