@@ -136,16 +136,16 @@ pub async fn show(
                 e.insert(
                     "live".into(),
                     json!({
-                        "version": l.version,
-                        "health": l.health,
-                        "sync_status": l.sync_status,
-                        "operation_phase": l.operation_phase,
-                        "argocd_app": l.argocd_app,
+                        "version": l.observed.version,
+                        "health": l.observed.health,
+                        "sync_status": l.observed.sync_status,
+                        "operation_phase": l.observed.operation_phase,
+                        "argocd_app": l.observed.argocd_app,
                         "observed_at": time(l.observed_at_ms),
                         "version_since": time(l.version_since_ms),
                         "unknown_since": l.unknown_since_ms.map(time),
                         "unknown_reason": l.unknown_reason,
-                        "note": l.note,
+                        "note": l.observed.note,
                     }),
                 );
             }

@@ -46,22 +46,19 @@ impl Observation {
     }
 }
 
-/// The stored live state of one cell.
+/// The stored live state of one cell: what Argo CD last said, when, and whether it could
+/// be read since.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct LiveState {
     pub environment: String,
-    pub version: Option<String>,
-    pub health: String,
-    pub sync_status: String,
-    pub operation_phase: Option<String>,
-    pub argocd_app: String,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub observed: Observation,
     pub observed_at_ms: i64,
     pub version_since_ms: i64,
     /// Argo CD could not be read since then: the state above is old.
     pub unknown_since_ms: Option<i64>,
     pub unknown_reason: Option<String>,
-    /// Why there is no version, when the images say.
-    pub note: Option<String>,
 }
 
 /// A cell's stored state as recording an observation compares it.
