@@ -299,10 +299,17 @@ pub struct GitHubSettings {
     /// `https://api.github.com`, or `https://HOST/api/v3`.
     pub api_url: String,
     pub scopes: Vec<String>,
-    /// The GitHub App that reports deployments (`[github.app]`).
+    /// How deployments are told to GitHub's Deployments API.
+    pub reports: DeploymentReports,
+}
+
+/// Deploys told back to GitHub (`[github.app]`, `[github.deployments.<environment>]`).
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentReports {
+    /// The GitHub App whose installation token reports them.
     pub app: Option<GitHubApp>,
-    /// Per environment: reported to GitHub's Deployments API or not, and its URL.
-    pub deployments: std::collections::HashMap<String, ReportSettings>,
+    /// Per environment: reported or not, and its URL.
+    pub environments: std::collections::HashMap<String, ReportSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -593,11 +600,13 @@ impl Config {
                     scopes: g
                         .scopes
                         .unwrap_or_else(|| vec!["read:org".into(), "repo".into()]),
-                    app: g.app.map(|a| GitHubApp {
-                        id: a.id,
-                        installation_id: a.installation_id,
-                    }),
-                    deployments,
+                    reports: DeploymentReports {
+                        app: g.app.map(|a| GitHubApp {
+                            id: a.id,
+                            installation_id: a.installation_id,
+                        }),
+                        environments: deployments,
+                    },
                 })
             }
             None => None,

@@ -70,7 +70,7 @@ fn github_reporter(
             .get(name)
             .filter(|v| !v.trim().is_empty())
     };
-    let credentials = match (github.app, secret("RELEASE_GITHUB_APP_KEY")) {
+    let credentials = match (github.reports.app, secret("RELEASE_GITHUB_APP_KEY")) {
         (Some(app), Some(key)) => {
             Credentials::App(AppCredentials::parse(app.id, app.installation_id, key)?)
         }
@@ -87,7 +87,7 @@ fn github_reporter(
         pipeline: pipeline.clone(),
         public_url: public_url.to_owned(),
         credentials,
-        environments: github.deployments.clone(),
+        environments: github.reports.environments.clone(),
         production: settings
             .config
             .environments
