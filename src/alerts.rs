@@ -8,6 +8,7 @@
 //! A slow or dead receiver costs this task time, never a request's. Delivery is at least
 //! once: a server killed after sending and before recording it sends it again.
 
+use app::crypto::Secret;
 use app::domain::{AlertEvent, AlertKind, AlertReceiverInfo};
 use app::store::{AlertRoute, Delivery, Store};
 use hmac::{Hmac, Mac};
@@ -34,23 +35,15 @@ impl ReceiverKind {
 }
 
 /// A receiver ready to send to: URL and secret resolved.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Receiver {
     /// Its name, and the teams and events it takes.
     pub route: AlertRoute,
     pub kind: ReceiverKind,
-    pub url: String,
+    /// A Slack incoming webhook's URL is its credential.
+    pub url: Secret,
     /// The webhook's HMAC key (`X-Release-Signature-256`); none for Slack.
-    pub secret: Option<String>,
-}
-
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver")
-            .field("route", &self.route)
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
+    pub secret: Option<Secret>,
 }
 
 impl Receiver {
@@ -240,7 +233,7 @@ async fn send(
     };
     let body = serde_json::to_vec(&body).map_err(|e| (None, e.to_string()))?;
     let mut req = http
-        .post(&r.url)
+        .post(r.url.expose())
         .header(reqwest::header::CONTENT_TYPE, "application/json");
     if r.kind == ReceiverKind::Webhook {
         req = req
@@ -250,7 +243,7 @@ async fn send(
             )
             .header("X-Release-Delivery", delivery_id.to_string());
         if let Some(secret) = &r.secret {
-            req = req.header("X-Release-Signature-256", signature(secret, &body));
+            req = req.header("X-Release-Signature-256", signature(secret.expose(), &body));
         }
     }
     let resp = req.body(body).send().await.map_err(|e| {

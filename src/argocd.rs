@@ -48,21 +48,12 @@ pub enum ArgoCdError {
 }
 
 /// One environment's Argo CD.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ArgoCd {
     pub environment: String,
     /// Without a trailing slash.
     pub url: String,
-    pub token: String,
-}
-
-impl std::fmt::Debug for ArgoCd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArgoCd")
-            .field("environment", &self.environment)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
+    pub token: app::crypto::Secret,
 }
 
 /// How Argo CD applications map to Release's: by Argo CD name, the shortname and the
@@ -554,7 +545,7 @@ async fn list(
     url.query_pairs_mut().append_pair("fields", LIST_FIELDS);
     let resp = http
         .get(url)
-        .bearer_auth(&server.token)
+        .bearer_auth(server.token.expose())
         .timeout(Duration::from_secs(10))
         .send()
         .await
@@ -655,7 +646,7 @@ async fn watch(
     let url = endpoint(server, &["api", "v1", "stream", "applications"])?;
     let mut resp = tokio::time::timeout(
         Duration::from_secs(10),
-        http.get(url).bearer_auth(&server.token).send(),
+        http.get(url).bearer_auth(server.token.expose()).send(),
     )
     .await
     .map_err(|_| ArgoCdError::Timeout)?

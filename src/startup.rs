@@ -191,14 +191,16 @@ impl Server {
             .map(|(env, url)| crate::argocd::ArgoCd {
                 environment: env.clone(),
                 url: url.clone(),
-                token: settings
-                    .alert_env
-                    .get(&format!(
-                        "RELEASE_ARGOCD_TOKEN_{}",
-                        env.to_ascii_uppercase().replace('-', "_")
-                    ))
-                    .cloned()
-                    .unwrap_or_default(),
+                token: app::crypto::Secret::new(
+                    settings
+                        .alert_env
+                        .get(&format!(
+                            "RELEASE_ARGOCD_TOKEN_{}",
+                            env.to_ascii_uppercase().replace('-', "_")
+                        ))
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
             })
             .collect();
         crate::argocd::spawn_observers(
@@ -484,8 +486,8 @@ fn alert_settings(settings: &Settings) -> anyhow::Result<crate::alerts::AlertSet
                 kinds: r.events.clone(),
             },
             kind: r.kind,
-            url,
-            secret,
+            url: app::crypto::Secret::new(url),
+            secret: secret.map(app::crypto::Secret::new),
         });
     }
     Ok(crate::alerts::AlertSettings {
@@ -507,7 +509,7 @@ fn pipeline(settings: &Settings) -> app::pipeline::Pipeline {
                 env.clone(),
                 app::pipeline::ArgoServer {
                     url: url.clone(),
-                    token,
+                    token: app::crypto::Secret::new(token),
                 },
             )
         })

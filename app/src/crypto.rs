@@ -5,6 +5,28 @@
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
+/// A credential held in memory (an Argo token, a webhook's URL or signing key): `Debug`
+/// prints `<redacted>`, so a struct holding one can derive `Debug` and no log shows it.
+/// Read it only where it is sent: `expose`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Clone)]
 pub struct TokenCipher(XChaCha20Poly1305);
 
@@ -78,5 +100,8 @@ mod tests {
         assert!(TokenCipher::from_hex("abcd").is_err());
         assert!(TokenCipher::from_hex(&"ab".repeat(32)).is_ok());
         assert_eq!(format!("{c:?}"), "TokenCipher(key redacted)");
+        let s = super::Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "<redacted>");
+        assert_eq!(s.expose(), "hunter2");
     }
 }

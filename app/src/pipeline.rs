@@ -79,21 +79,12 @@ fn workflow_endpoint(
     )
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ArgoServer {
     /// e.g. `https://argo.integration.example.org`
     pub url: String,
     /// Bearer token for the Argo server API (from `RELEASE_ARGO_TOKEN_<ENV>`).
-    pub token: String,
-}
-
-impl std::fmt::Debug for ArgoServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArgoServer")
-            .field("url", &self.url)
-            .field("token", &"<redacted>")
-            .finish()
-    }
+    pub token: crate::crypto::Secret,
 }
 
 #[derive(Clone, Debug)]
@@ -1020,7 +1011,7 @@ impl Pipeline {
         let resp = self
             .http
             .put(url)
-            .bearer_auth(&server.token)
+            .bearer_auth(server.token.expose())
             .json(&serde_json::json!({"memoized": false}))
             .send()
             .await
