@@ -407,3 +407,85 @@ async fn a_flood_of_new_methods_and_paths_adds_no_series_and_no_memory() {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
+
+/// Every route the server's own HTTP modules list (`http::routes`: the pipeline API, sign-in,
+/// the stream, the fragment; Leptos's pages have their matrix in `auth.rs`) is still
+/// served, with its method. A route lost from a module's `routes()` would answer the
+/// fallback (an HTML 404 under `/api`, a sign-in redirect elsewhere), a changed method 405;
+/// so each row names its handler's own answer: the status, and where the fallback could
+/// answer the same status, words only the handler says.
+#[tokio::test]
+async fn every_route_of_the_http_modules_is_served() {
+    let app = common::TestApp::builder().spawn().await;
+    // A viewer's session: no redirect followed, same-origin (the sign-in's POSTs pass the
+    // cross-site check); the pipeline token is sent as well.
+    let client = app.signed_in("viewer").await;
+    let routes: &[(&str, &str, u16, &str)] = &[
+        // An empty JSON object: the handler names the first missing field.
+        ("POST", "/deployments", 422, "repo"),
+        ("POST", "/api/v1/events", 422, "repo"),
+        // No GitHub webhook secret configured.
+        ("POST", "/api/v1/github/webhook", 404, "webhook"),
+        ("GET", "/api/v1/applications", 200, "mono-a"),
+        ("GET", "/api/v1/applications/mono-a", 200, "mono-a"),
+        (
+            "GET",
+            "/api/v1/applications/mono-a/release-app",
+            200,
+            "mono-a",
+        ),
+        (
+            "GET",
+            "/api/v1/applications/mono-a/promotion?to=staging",
+            200,
+            "",
+        ),
+        ("GET", "/api/v1/stats", 200, "production"),
+        (
+            "GET",
+            "/api/v1/stats.csv",
+            200,
+            "date,environment,deployments",
+        ),
+        ("GET", "/api/openapi.json", 200, "openapi"),
+        // No metrics token configured: an empty 404, not the fallback's page.
+        ("GET", "/metrics", 404, ""),
+        ("GET", "/healthcheck/live", 200, "ok"),
+        ("GET", "/healthcheck/ready", 200, "ok"),
+        ("GET", "/auth/sign-in", 303, ""),
+        ("GET", "/auth/github", 404, "Sign-in with GitHub is off"),
+        ("GET", "/auth/callback", 404, "Sign-in with GitHub is off"),
+        // A JSON body: the development sign-in takes a form.
+        ("POST", "/auth/dev", 415, "Form requests"),
+        ("GET", "/api/live", 200, ""),
+        ("GET", "/api/grid.html", 200, "mono-a"),
+        ("GET", "/stats.csv", 200, "date,environment,deployments"),
+        // Last: it ends the session.
+        ("POST", "/auth/sign-out", 303, ""),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, expected, says) in routes {
+        let rb = match *method {
+            "POST" => client.post(app.url(path)).json(&json!({})),
+            _ => client.get(app.url(path)),
+        };
+        let r = common::send(rb.bearer_auth(&app.token)).await;
+        let status = r.status().as_u16();
+        let html = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+        // The stream never ends: its status and type are its answer.
+        let body = if *path == "/api/live" {
+            String::new()
+        } else {
+            r.text().await.unwrap_or_default()
+        };
+        if status != *expected || !body.contains(says) || (*path == "/metrics" && html) {
+            wrong.push(format!(
+                "{method} {path}: {status} (expected {expected}, saying {says:?}) {body:.200}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

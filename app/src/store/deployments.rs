@@ -59,7 +59,6 @@ pub struct EventOutcome {
 
 type DeploymentKey = (i64, String, Option<String>, Option<String>);
 
-/// What a recorded deployment brings along in its transaction.
 /// A workflow's four columns (`workflow_environment`, `_namespace`, `_name`, `_url`), in
 /// that order, as a statement's parameters.
 impl<'q> sql::Params<'q> for Workflow {
@@ -68,6 +67,7 @@ impl<'q> sql::Params<'q> for Workflow {
     }
 }
 
+/// What a recorded deployment brings along in its transaction.
 #[derive(Default)]
 pub struct Also<'a> {
     /// The manual deploy's in-flight slot (application id, environment) and run link.
