@@ -160,8 +160,7 @@ impl Store {
             ));
             insert_alert(&mut tx, &alert).await?;
         }
-        tx.commit().await?;
-        self.publish(&run.application).await;
+        self.commit_and_publish(tx, &run.application).await?;
         Ok(new)
     }
 

@@ -114,8 +114,7 @@ impl Store {
     ) -> Result<NotifyOutcome> {
         let (_guard, mut tx) = self.write().await?;
         let outcome = Self::write_deployment(&mut tx, &self.environments, d, also).await?;
-        tx.commit().await?;
-        self.publish(&outcome.application).await;
+        self.commit_and_publish(tx, &outcome.application).await?;
         Ok(outcome)
     }
 
@@ -232,8 +231,7 @@ impl Store {
             }
         }
         let outcome = Self::write_event(&mut tx, e, audit).await?;
-        tx.commit().await?;
-        self.publish(&outcome.application).await;
+        self.commit_and_publish(tx, &outcome.application).await?;
         Ok(outcome)
     }
 

@@ -241,8 +241,7 @@ impl Store {
             ),
         )
         .await?;
-        tx.commit().await?;
-        self.publish(&written.application).await;
+        self.commit_and_publish(tx, &written.application).await?;
         if i.freeze.is_some() {
             self.publish("*").await;
         }
@@ -356,8 +355,7 @@ impl Store {
             }
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.publish(&shortname).await;
+        self.commit_and_publish(tx, &shortname).await?;
         Ok(true)
     }
 
@@ -449,8 +447,8 @@ impl Store {
                 audit.application.map(str::to_owned)
             }
         };
-        tx.commit().await?;
-        self.publish(application.as_deref().unwrap_or("*")).await;
+        self.commit_and_publish(tx, application.as_deref().unwrap_or("*"))
+            .await?;
         Ok(true)
     }
 
@@ -587,8 +585,7 @@ impl Store {
             (now_ms(), train_id),
         )
         .await?;
-        tx.commit().await?;
-        self.publish("*").await;
+        self.commit_and_publish(tx, "*").await?;
         Ok(())
     }
 
@@ -650,8 +647,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish("*").await;
+        self.commit_and_publish(tx, "*").await?;
         Ok(Some(train))
     }
 

@@ -289,6 +289,18 @@ impl Store {
         self.changes.subscribe()
     }
 
+    /// Commits `tx`, then tells live pages that `what` changed (`publish`): never before
+    /// the commit, so a page that reads again on the news sees the change.
+    pub(super) async fn commit_and_publish(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        what: &str,
+    ) -> Result<()> {
+        tx.commit().await?;
+        self.publish(what).await;
+        Ok(())
+    }
+
     /// Tells every live page (on every server) that `what` changed. On PostgreSQL this is a
     /// NOTIFY, which this server's own listener also hears; on SQLite, one process, it is
     /// the local channel.

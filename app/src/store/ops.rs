@@ -160,8 +160,7 @@ impl Store {
     pub async fn set_freeze(&self, freeze: &NewFreeze<'_>, audit: &NewAudit<'_>) -> Result<i64> {
         let (_guard, mut tx) = self.write().await?;
         let id = insert_freeze_in(&mut tx, freeze, audit).await?;
-        tx.commit().await?;
-        self.publish("*").await;
+        self.commit_and_publish(tx, "*").await?;
         Ok(id)
     }
 
