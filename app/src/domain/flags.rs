@@ -2,7 +2,7 @@ use super::{DeploymentStatus, Stage};
 use serde::{Deserialize, Serialize};
 
 /// What the grid knows about one environment of one app: its current deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct CellState {
     pub version: String,
     pub sha: Option<String>,

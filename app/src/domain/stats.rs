@@ -242,7 +242,7 @@ pub fn count_days_from(
 }
 
 /// A stats request, parsed: `from` and `to` are days (UTC, both included).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct StatsQuery {
     pub from_day: i64,
     pub to_day: i64,
