@@ -21,21 +21,20 @@ start_server() {
   # and its writes never find the FIFO without a reader.
   local fd
   exec {fd}<>"$fifo"
-  SERVER_PORT=""
-  local line left
-  local deadline=$((SECONDS + 20))
-  while left=$((deadline - SECONDS)) && [ "$left" -gt 0 ] && IFS= read -r -t "$left" line <&"$fd"; do
-    printf '%s\n' "$line" >> "$log"
-    if [[ $line =~ Release\ listening\ on\ http://[^[:space:]]*:([0-9]+) ]]; then
-      SERVER_PORT=${BASH_REMATCH[1]}
-      break
-    fi
-  done
+  # sed copies the server's lines to the log and quits after the one that says where it
+  # listens (-u: it reads no further than that line); timeout bounds the wait, and a
+  # server that never says it is told below from the missing port.
+  timeout 20 sed -u -n -e p -e '/Release listening on http:/q' <&"$fd" >> "$log" || true
+  SERVER_PORT=$(sed -n -E 's|.*Release listening on http://[^[:space:]]*:([0-9]+).*|\1|p' "$log" | tail -n1)
   # The rest of the output goes on to the log. The copy reads the FIFO read-only and does
   # not inherit the shell's read-write end, so it ends when the server does.
-  cat "$fifo" >> "$log" {fd}<&- &
+  # It is opened here, before the FIFO's name is removed (the server holds the writing end,
+  # so the open does not wait).
+  local rd
+  exec {rd}<"$fifo"
+  cat <&"$rd" >> "$log" {fd}<&- {rd}<&- &
   SERVER_LOG_PID=$!
-  exec {fd}<&-
+  exec {fd}<&- {rd}<&-
   rm -f "$fifo"
   if [ -z "$SERVER_PORT" ]; then
     echo "the server did not say it was listening within 20 s:" >&2
